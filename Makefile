@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: GPL-2.0
+# Top-level build of rsys: BPF objects and skeletons, rsys-load, rsys-delegate, rsys-bench, tests.
+
+O ?= .output
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR := $(PREFIX)/bin
+MANDIR := $(PREFIX)/share/man
+DATADIR := $(PREFIX)/share/rsys
+
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+VMLINUX_H ?= $(O)/vmlinux.h
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+CFLAGS ?= -O2 -g
+CFLAGS += -Wall -Wextra -Werror -Iinclude -I$(O) -Ilib -Iloader -D_GNU_SOURCE -MMD -MP
+BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -Iinclude -I$(O) \
+	-I$(dir $(VMLINUX_H))
+
+# KVM-tier programs (bpf/kvm_*.bpf.c) attach to the patched kernel's hook and
+# are built against its BTF by kvm-patch/vmtest.sh, not here.
+BPF_SRCS := $(filter-out bpf/kvm_%,$(wildcard bpf/*.bpf.c))
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(O)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(O)/%.skel.h,$(BPF_SRCS))
+
+LIB_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard lib/*.c))
+LOAD_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard loader/*.c guest/*.c))
+DELEGATE_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard delegate/*.c))
+BENCH_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard loader/bench/*.c))
+
+BINS := $(O)/rsys-load $(O)/rsys-delegate $(O)/rsys-bench
+
+DEB_PACKAGES := make gcc clang llvm libbpf-dev bpftool libseccomp-dev libelf-dev zlib1g-dev \
+	iproute2 curl netcat-openbsd python3 procps gnuplot-nox \
+	linux-source-6.12 qemu-system-x86 dwarves ccache busybox-static flex bison bc \
+	libssl-dev cpio xz-utils rsync kmod
+
+.DELETE_ON_ERROR:
+.PHONY: all deps test selftests vmtest demo install uninstall clean
+
+all: $(BINS)
+
+deps:
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PACKAGES)
+
+$(VMLINUX_H):
+	@mkdir -p $(dir $@)
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@
+
+$(O)/bpf/%.bpf.o: bpf/%.bpf.c $(VMLINUX_H) $(wildcard bpf/*.h include/rsys/*.h)
+	@mkdir -p $(dir $@)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(O)/%.skel.h: $(O)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(O)/%.o: %.c | $(SKELS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(O)/librsys.a: $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/rsys-load: $(LOAD_OBJS) $(O)/librsys.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lbpf -lelf -lz -lseccomp -lpthread
+
+$(O)/rsys-delegate: $(DELEGATE_OBJS) $(O)/librsys.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lpthread
+
+$(O)/rsys-bench: $(BENCH_OBJS) $(O)/librsys.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lpthread -lm
+
+selftests: all
+	$(Q)$(MAKE) -C selftests O=$(abspath $(O))
+
+# Host-tier selftests, real programs and the KVM tier under QEMU; last line "N passed, N failed".
+test: all
+	$(Q)$(MAKE) -C selftests O=$(abspath $(O))
+	$(Q)selftests/run_all.sh $(abspath $(O))
+
+vmtest:
+	$(Q)kvm-patch/vmtest.sh
+
+demo: all
+	$(Q)./demo.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR)/policy \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 doc/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 policy/*.policy $(DESTDIR)$(DATADIR)/policy/
+	install -m 0644 doc/rsys-load.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rsys-load
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,rsys-load rsys-delegate rsys-bench)
+	rm -f $(DESTDIR)$(MANDIR)/man8/rsys-*.8 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rsys-load
+	rm -rf $(DESTDIR)$(DATADIR)
+
+clean:
+	rm -rf $(O)
+	$(Q)$(MAKE) -C selftests clean O=$(abspath $(O)) 2>/dev/null || true
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

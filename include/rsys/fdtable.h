@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* fd-table and counter types shared by BPF programs (both tiers) and userspace. */
+#ifndef RSYS_FDTABLE_H
+#define RSYS_FDTABLE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/*
+ * Key of the pinned map /sys/fs/bpf/rsys/fdtable. @table identifies one fd
+ * table: in the host tier the tgid owning it, in the KVM tier the guest CR3
+ * (low 32 bits of the page-table base >> 12) of the trusted process.
+ */
+struct rsys_fd_key {
+	__u32 table;
+	__u32 vfd;
+};
+
+enum rsys_domain {
+	RSYS_DOM_LOCAL = 0,
+	RSYS_DOM_REMOTE = 1,
+};
+
+#define RSYS_FD_CLOEXEC		0x1	/* FD_CLOEXEC on this vfd */
+#define RSYS_FD_NONBLOCK	0x2	/* O_NONBLOCK on the remote resource */
+
+struct rsys_fd_val {
+	__u32 domain;		/* enum rsys_domain */
+	__u32 flags;		/* RSYS_FD_* */
+	__u64 handle;		/* delegate handle of the remote resource */
+};
+
+/* Call classes counted in the pinned array /sys/fs/bpf/rsys/class_count. */
+enum rsys_class {
+	RSYS_CLASS_LOCAL = 0,	/* all fds local, or no fd: ran in the compute domain */
+	RSYS_CLASS_REMOTE = 1,	/* all fds remote: ran by the delegate */
+	RSYS_CLASS_SPLIT = 2,	/* fds in both domains (select/poll/epoll) */
+	RSYS_CLASS_CANCEL = 3,	/* losing halves cancelled */
+	RSYS_CLASS_MAX = 4,
+};
+
+#define RSYS_MAX_SYSCALL	512	/* entries of /sys/fs/bpf/rsys/sys_count */
+#define RSYS_MAX_FDS		4096	/* max entries of the fdtable map */
+#define RSYS_MAX_TRUSTED	1024	/* max trusted tasks */
+
+/* Value of /sys/fs/bpf/rsys/trusted, keyed by tgid of a trusted process. */
+struct rsys_trusted {
+	__u32 monitor;		/* tgid of the rsys-load process supervising it */
+	__u32 session;		/* delegate session (one per rsys-load run) */
+};
+
+#endif

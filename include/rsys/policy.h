@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* In-memory form of an rsys policy file (format: policy/README.md), shared by loader and delegate. */
+#ifndef RSYS_POLICY_H
+#define RSYS_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define POLICY_MAX_TRUSTED	32
+#define POLICY_MAX_RULES	64
+#define POLICY_PATH_MAX		4096
+
+struct policy_trusted {
+	char path[POLICY_PATH_MAX];	/* absolute path, or "*" for any program */
+	bool has_sha256;
+	uint8_t sha256[32];		/* the passport: digest of the binary */
+};
+
+enum policy_rule_kind {
+	POLICY_ALLOW_CONNECT,		/* "allow PROTO CIDR PORTS": egress (connect, sendto) */
+	POLICY_ALLOW_BIND,		/* "allow bind PROTO CIDR PORTS": bind/listen */
+};
+
+struct policy_rule {
+	enum policy_rule_kind kind;
+	int proto;			/* IPPROTO_TCP, IPPROTO_UDP, or 0 for any */
+	int family;			/* AF_INET or AF_INET6 */
+	uint8_t addr[16];		/* network address, network byte order */
+	int prefix;			/* CIDR prefix length */
+	uint16_t port_lo, port_hi;	/* host byte order, inclusive; 0-65535 for "*" */
+	int line;			/* line in the policy file, for messages */
+};
+
+struct policy {
+	char file[POLICY_PATH_MAX];
+	struct policy_trusted trusted[POLICY_MAX_TRUSTED];
+	int n_trusted;
+	uint64_t remote_families;	/* bit (1 << AF_x) per family executed remotely */
+	char delegate[256];		/* delegate address, e.g. "unix:/run/rsys/delegate.sock" */
+	struct policy_rule rules[POLICY_MAX_RULES];
+	int n_rules;
+	unsigned int limit_fds;		/* max remote handles per session */
+	unsigned int limit_inflight;	/* max requests executing per session */
+};
+
+/*
+ * Parse @path into @p. On error prints "FILE:LINE: message" to @err and
+ * returns -EINVAL (or -errno if the file cannot be read).
+ */
+int policy_load(struct policy *p, const char *path, FILE *err);
+
+/* True if the policy executes sockets of @family remotely. */
+bool policy_is_remote_family(const struct policy *p, int family);
+
+/*
+ * Egress check done by the delegate: may a socket of @proto connect/send to
+ * @sa (kind POLICY_ALLOW_CONNECT) or bind to it (POLICY_ALLOW_BIND)?
+ * AF_UNIX and other non-IP families are refused.
+ */
+bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
+		   const struct sockaddr *sa, socklen_t len);
+
+/*
+ * Passport check: 0 if the program at @path is trusted by @p, else -EPERM
+ * (with a message naming the reason on @err), or -errno if it cannot be read.
+ */
+int policy_check_trusted(const struct policy *p, const char *path, FILE *err);
+
+#endif

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Wire protocol between the rsys monitor (compute side) and rsys-delegate. */
+#ifndef RSYS_PROTO_H
+#define RSYS_PROTO_H
+
+#include <stdint.h>
+
+/*
+ * Every message is one frame: a fixed header followed by @len payload bytes.
+ * Fields are in the byte order of the machine (little-endian x86-64; both
+ * ends must agree, checked by the magic). Requests carry a fresh @id chosen
+ * by the client; the reply to a request carries the same @id and @op with
+ * RSYS_F_REPLY set and the result in a[0]: >= 0 on success, -errno on
+ * failure, exactly what the syscall would have returned natively.
+ *
+ * Requests are executed concurrently in delegate threads; replies may come
+ * back in any order. A request may be cancelled by RSYS_OP_CANCEL naming its
+ * id: if it has not started it is skipped, if it is blocked it is interrupted
+ * (EINTR); either way exactly one reply still comes back for it.
+ */
+#define RSYS_MAGIC		0x52535953u	/* "RSYS" */
+#define RSYS_VERSION		1
+#define RSYS_NARGS		6
+#define RSYS_MAX_PAYLOAD	(256u * 1024)	/* larger I/O is split by the client */
+
+#define RSYS_F_REPLY		0x1
+
+struct rsys_frame {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t op;		/* enum rsys_op */
+	uint64_t id;
+	uint32_t len;		/* payload bytes following this header */
+	uint32_t flags;		/* RSYS_F_* */
+	int64_t a[RSYS_NARGS];
+};
+
+/*
+ * Handles name remote sockets; they are only meaningful inside the session
+ * (one client connection) that created them.
+ *
+ * Argument use per op (request a[], payload -> reply a[], payload):
+ */
+enum rsys_op {
+	RSYS_OP_HELLO = 1,	/* a0 version -> a1 max handles, a2 max in flight */
+	RSYS_OP_SOCKET,		/* a0 domain, a1 type (SOCK_NONBLOCK honoured), a2 protocol -> a0 handle */
+	RSYS_OP_CONNECT,	/* a0 h; payload sockaddr */
+	RSYS_OP_BIND,		/* a0 h; payload sockaddr */
+	RSYS_OP_LISTEN,		/* a0 h, a1 backlog */
+	RSYS_OP_ACCEPT,		/* a0 h, a1 flags (SOCK_NONBLOCK) -> a0 new handle; payload peer sockaddr */
+	RSYS_OP_SEND,		/* a0 h, a1 flags, a2 addrlen; payload addr (a2 bytes) then data -> a0 bytes sent */
+	RSYS_OP_RECV,		/* a0 h, a1 len, a2 flags, a3 want addr -> a0 bytes, a1 addrlen, a2 msg_flags; payload data then addr */
+	RSYS_OP_SHUTDOWN,	/* a0 h, a1 how */
+	RSYS_OP_GETSOCKOPT,	/* a0 h, a1 level, a2 optname, a3 optlen -> a1 optlen; payload value */
+	RSYS_OP_SETSOCKOPT,	/* a0 h, a1 level, a2 optname; payload value */
+	RSYS_OP_GETSOCKNAME,	/* a0 h -> payload sockaddr */
+	RSYS_OP_GETPEERNAME,	/* a0 h -> payload sockaddr */
+	RSYS_OP_CLOSE,		/* a0 h */
+	RSYS_OP_FCNTL,		/* a0 h, a1 cmd (F_GETFL, F_SETFL only), a2 arg -> a0 result */
+	RSYS_OP_IOCTL,		/* a0 h, a1 request (FIONREAD, FIONBIO), a2 int arg -> a1 int out */
+	RSYS_OP_POLL,		/* a0 n, a1 timeout ms (-1 = forever); payload n x struct rsys_pollfd -> a0 count; payload n x struct rsys_pollfd with revents */
+	RSYS_OP_CANCEL,		/* a0 id of the request to cancel; no reply of its own */
+	RSYS_OP_STATS,		/* -> payload struct rsys_delegate_stats */
+	RSYS_OP_MAX
+};
+
+struct rsys_pollfd {
+	uint64_t handle;
+	int16_t events;
+	int16_t revents;
+	uint32_t pad;
+};
+
+struct rsys_delegate_stats {
+	uint64_t sessions;	/* open client sessions */
+	uint64_t handles;	/* open handles, all sessions */
+	uint64_t threads;	/* delegate threads alive (excluding listener) */
+	uint64_t inflight;	/* requests being executed */
+	uint64_t requests;	/* requests served since start */
+	uint64_t cancelled;	/* requests cancelled (skipped or interrupted) */
+	uint64_t denied;	/* calls refused by the egress policy */
+	uint64_t bad_frames;	/* malformed frames received */
+};
+
+#endif

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The monitor's view of the pinned rsys BPF maps (fd table, trusted tasks, counters). */
+#ifndef RSYS_BPFMAPS_H
+#define RSYS_BPFMAPS_H
+
+#include <stdbool.h>
+#include <rsys/fdtable.h>
+
+#define RSYS_PIN_DIR "/sys/fs/bpf/rsys"
+
+struct rsys_maps {
+	int fdtable;		/* -1 when not attached */
+	int trusted;
+	int class_count;
+	int sys_count;
+};
+
+/*
+ * Open the maps pinned by "rsys-load attach". Returns 0, or -ENOENT when rsys
+ * is not attached (all fds are then -1 and every other call is a no-op, so
+ * the monitor runs without publishing its fd table).
+ */
+int maps_open(struct rsys_maps *m);
+void maps_close(struct rsys_maps *m);
+bool maps_attached(const struct rsys_maps *m);
+
+int maps_fd_set(struct rsys_maps *m, __u32 table, __u32 vfd, const struct rsys_fd_val *v);
+int maps_fd_del(struct rsys_maps *m, __u32 table, __u32 vfd);
+/* Drop every entry of fd table @table (process exit). */
+int maps_fd_clear(struct rsys_maps *m, __u32 table);
+
+/* Mark @tgid trusted (supervised by @monitor); its forks inherit it in BPF. */
+int maps_trust(struct rsys_maps *m, __u32 tgid, const struct rsys_trusted *t);
+
+/* Add @n to class counter @c (userspace-classified calls: remote, split, cancel). */
+void maps_count_class(struct rsys_maps *m, enum rsys_class c, __u64 n);
+
+#endif
