@@ -1,0 +1,491 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Parser, egress check and passport check for rsys policy files (format: policy/README.md). */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <rsys/policy.h>
+
+#include "frame.h"
+#include "sha256.h"
+
+#define POLICY_LINE_MAX		8192
+#define POLICY_MAX_WORDS	16
+#define POLICY_DEF_FDS		256
+#define POLICY_DEF_INFLIGHT	64
+#define POLICY_CAP_FDS		65536
+#define POLICY_CAP_INFLIGHT	1024
+
+struct parser {
+	struct policy *p;
+	const char *file;
+	int line;
+	FILE *err;
+	bool has_remote;
+	bool has_fds, has_inflight;
+};
+
+static int __attribute__((format(printf, 2, 3))) perr(struct parser *ps, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!ps->err)
+		return -EINVAL;
+	fprintf(ps->err, "%s:%d: ", ps->file, ps->line);
+	va_start(ap, fmt);
+	vfprintf(ps->err, fmt, ap);
+	va_end(ap);
+	fputc('\n', ps->err);
+	return -EINVAL;
+}
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int parse_hex(const char *s, uint8_t out[32])
+{
+	int i;
+
+	if (strlen(s) != 64)
+		return -EINVAL;
+	for (i = 0; i < 32; i++) {
+		int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = hi << 4 | lo;
+	}
+	return 0;
+}
+
+static int do_trusted(struct parser *ps, char **w, int n)
+{
+	struct policy_trusted *t;
+
+	if (n != 2 && n != 4)
+		return perr(ps, "usage: trusted PATH [sha256 HEX]");
+	if (strcmp(w[1], "*") && w[1][0] != '/')
+		return perr(ps, "trusted path '%s' must be absolute or '*'", w[1]);
+	if (strlen(w[1]) >= POLICY_PATH_MAX)
+		return perr(ps, "trusted path too long");
+	if (ps->p->n_trusted >= POLICY_MAX_TRUSTED)
+		return perr(ps, "too many trusted programs (at most %d)", POLICY_MAX_TRUSTED);
+	t = &ps->p->trusted[ps->p->n_trusted];
+	memset(t, 0, sizeof(*t));
+	strcpy(t->path, w[1]);
+	if (n == 4) {
+		if (strcmp(w[2], "sha256"))
+			return perr(ps, "unknown trusted option '%s' (expected sha256 HEX)", w[2]);
+		if (parse_hex(w[3], t->sha256))
+			return perr(ps, "bad sha256 '%s': expected 64 hex digits (sha256sum PATH)", w[3]);
+		t->has_sha256 = true;
+	}
+	ps->p->n_trusted++;
+	return 0;
+}
+
+static int do_remote(struct parser *ps, char **w, int n)
+{
+	int i;
+
+	if (n < 2)
+		return perr(ps, "usage: remote FAMILY... (inet, inet6)");
+	if (ps->has_remote)
+		return perr(ps, "duplicate 'remote' line: list every family on one line");
+	for (i = 1; i < n; i++) {
+		int fam;
+
+		if (!strcmp(w[i], "inet"))
+			fam = AF_INET;
+		else if (!strcmp(w[i], "inet6"))
+			fam = AF_INET6;
+		else
+			return perr(ps, "unknown family '%s' (expected inet or inet6)", w[i]);
+		ps->p->remote_families |= 1ull << fam;
+	}
+	ps->has_remote = true;
+	return 0;
+}
+
+static int do_delegate(struct parser *ps, char **w, int n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (n != 2)
+		return perr(ps, "usage: delegate ADDR (unix:PATH, tcp:HOST:PORT or vsock:CID:PORT)");
+	if (ps->p->delegate[0])
+		return perr(ps, "duplicate 'delegate' line: a policy names one delegate");
+	if (strlen(w[1]) >= sizeof(ps->p->delegate))
+		return perr(ps, "delegate address too long");
+	if (addr_parse(w[1], &ss, &len, NULL))
+		return perr(ps, "bad delegate address '%s' (expected unix:PATH, tcp:HOST:PORT or vsock:CID:PORT)",
+			    w[1]);
+	strcpy(ps->p->delegate, w[1]);
+	return 0;
+}
+
+static int parse_cidr(struct parser *ps, const char *s, struct policy_rule *r)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	char *slash, *end;
+	int max, i;
+	long pfx;
+
+	if (strlen(s) >= sizeof(buf))
+		return perr(ps, "bad CIDR '%s'", s);
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(AF_INET, buf, r->addr) == 1) {
+		r->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, r->addr) == 1) {
+		r->family = AF_INET6;
+		max = 128;
+	} else {
+		return perr(ps, "bad CIDR '%s': expected an IPv4 or IPv6 address, optionally /PREFIX", s);
+	}
+	pfx = max;
+	if (slash) {
+		errno = 0;
+		pfx = strtol(slash + 1, &end, 10);
+		if (errno || *end || !slash[1] || pfx < 0 || pfx > max)
+			return perr(ps, "bad CIDR '%s': prefix must be 0..%d", s, max);
+	}
+	r->prefix = pfx;
+	for (i = pfx; i < max; i++)
+		if (r->addr[i / 8] & (0x80 >> (i % 8)))
+			return perr(ps, "bad CIDR '%s': address has bits set beyond /%ld", s, pfx);
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *v)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	*v = strtoul(s, &end, 10);
+	if (errno || *end || *v > max)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_ports(struct parser *ps, const char *s, struct policy_rule *r)
+{
+	char buf[16];
+	char *dash;
+	unsigned long lo, hi;
+
+	if (!strcmp(s, "*")) {
+		r->port_lo = 0;
+		r->port_hi = 65535;
+		return 0;
+	}
+	if (strlen(s) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, s);
+	dash = strchr(buf, '-');
+	if (dash)
+		*dash = '\0';
+	if (parse_uint(buf, 65535, &lo))
+		goto bad;
+	hi = lo;
+	if (dash && parse_uint(dash + 1, 65535, &hi))
+		goto bad;
+	if (hi < lo)
+		return perr(ps, "bad port range '%s': %lu > %lu", s, lo, hi);
+	r->port_lo = lo;
+	r->port_hi = hi;
+	return 0;
+bad:
+	return perr(ps, "bad ports '%s': expected N, N-M or * (0..65535)", s);
+}
+
+static int do_allow(struct parser *ps, char **w, int n)
+{
+	struct policy_rule *r;
+	int i = 1, ret;
+
+	if (ps->p->n_rules >= POLICY_MAX_RULES)
+		return perr(ps, "too many allow rules (at most %d)", POLICY_MAX_RULES);
+	r = &ps->p->rules[ps->p->n_rules];
+	memset(r, 0, sizeof(*r));
+	r->line = ps->line;
+	r->kind = POLICY_ALLOW_CONNECT;
+	if (i < n && !strcmp(w[i], "bind")) {
+		r->kind = POLICY_ALLOW_BIND;
+		i++;
+	}
+	r->proto = 0;
+	if (i < n && !strcmp(w[i], "tcp")) {
+		r->proto = IPPROTO_TCP;
+		i++;
+	} else if (i < n && !strcmp(w[i], "udp")) {
+		r->proto = IPPROTO_UDP;
+		i++;
+	} else if (i < n && !strcmp(w[i], "any")) {
+		i++;
+	}
+	if (n - i != 2)
+		return perr(ps, "usage: allow [bind] [tcp|udp|any] CIDR PORTS");
+	ret = parse_cidr(ps, w[i], r);
+	if (ret)
+		return ret;
+	ret = parse_ports(ps, w[i + 1], r);
+	if (ret)
+		return ret;
+	ps->p->n_rules++;
+	return 0;
+}
+
+static int do_limit(struct parser *ps, char **w, int n)
+{
+	unsigned long v;
+
+	if (n != 3)
+		return perr(ps, "usage: limit fds N | limit inflight N");
+	if (!strcmp(w[1], "fds")) {
+		if (ps->has_fds)
+			return perr(ps, "duplicate 'limit fds' line");
+		if (parse_uint(w[2], POLICY_CAP_FDS, &v) || !v)
+			return perr(ps, "bad limit fds '%s': expected 1..%d", w[2], POLICY_CAP_FDS);
+		ps->p->limit_fds = v;
+		ps->has_fds = true;
+	} else if (!strcmp(w[1], "inflight")) {
+		if (ps->has_inflight)
+			return perr(ps, "duplicate 'limit inflight' line");
+		if (parse_uint(w[2], POLICY_CAP_INFLIGHT, &v) || !v)
+			return perr(ps, "bad limit inflight '%s': expected 1..%d", w[2],
+				    POLICY_CAP_INFLIGHT);
+		ps->p->limit_inflight = v;
+		ps->has_inflight = true;
+	} else {
+		return perr(ps, "unknown limit '%s' (expected fds or inflight)", w[1]);
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct parser *ps, char **w, int n);
+} directives[] = {
+	{ "trusted", do_trusted },
+	{ "remote", do_remote },
+	{ "delegate", do_delegate },
+	{ "allow", do_allow },
+	{ "limit", do_limit },
+};
+
+/* Split @line into words in place; a '#' starting a word starts a comment. */
+static int split_words(struct parser *ps, char *line, char **w)
+{
+	int n = 0;
+	char *s = line;
+
+	for (;;) {
+		while (*s == ' ' || *s == '\t' || *s == '\r')
+			s++;
+		if (!*s || *s == '#')
+			break;
+		if (n == POLICY_MAX_WORDS)
+			return perr(ps, "too many words on one line");
+		w[n++] = s;
+		while (*s && *s != ' ' && *s != '\t' && *s != '\r')
+			s++;
+		if (*s)
+			*s++ = '\0';
+	}
+	return n;
+}
+
+static int parse_line(struct parser *ps, char *line)
+{
+	char *w[POLICY_MAX_WORDS];
+	size_t i;
+	int n;
+
+	n = split_words(ps, line, w);
+	if (n <= 0)
+		return n;
+	for (i = 0; i < sizeof(directives) / sizeof(directives[0]); i++)
+		if (!strcmp(w[0], directives[i].name))
+			return directives[i].fn(ps, w, n);
+	return perr(ps, "unknown directive '%s' (expected trusted, remote, delegate, allow or limit)",
+		    w[0]);
+}
+
+int policy_load(struct policy *p, const char *path, FILE *err)
+{
+	struct parser ps = { .p = p, .file = path, .err = err };
+	char *line;
+	FILE *f;
+	int ret = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (strlen(path) >= sizeof(p->file)) {
+		if (err)
+			fprintf(err, "Error: policy path too long\n");
+		return -ENAMETOOLONG;
+	}
+	strcpy(p->file, path);
+	f = fopen(path, "re");
+	if (!f) {
+		ret = -errno;
+		if (err)
+			fprintf(err, "Error: cannot open policy %s: %s\n", path, strerror(-ret));
+		return ret;
+	}
+	line = malloc(POLICY_LINE_MAX);
+	if (!line) {
+		ret = -ENOMEM;
+		goto out_close;
+	}
+	while (fgets(line, POLICY_LINE_MAX, f)) {
+		size_t len = strlen(line);
+
+		ps.line++;
+		if (len == POLICY_LINE_MAX - 1 && line[len - 1] != '\n') {
+			ret = perr(&ps, "line too long (at most %d bytes)", POLICY_LINE_MAX - 2);
+			goto out_free;
+		}
+		if (len && line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		ret = parse_line(&ps, line);
+		if (ret < 0)
+			goto out_free;
+		ret = 0;
+	}
+	if (ferror(f)) {
+		ret = -EIO;
+		if (err)
+			fprintf(err, "Error: cannot read policy %s\n", path);
+		goto out_free;
+	}
+	if (!ps.has_remote)
+		p->remote_families = 1ull << AF_INET | 1ull << AF_INET6;
+	if (!ps.has_fds)
+		p->limit_fds = POLICY_DEF_FDS;
+	if (!ps.has_inflight)
+		p->limit_inflight = POLICY_DEF_INFLIGHT;
+out_free:
+	free(line);
+out_close:
+	fclose(f);
+	return ret;
+}
+
+bool policy_is_remote_family(const struct policy *p, int family)
+{
+	return family >= 0 && family < 64 && (p->remote_families & (1ull << family));
+}
+
+static bool prefix_match(const uint8_t *a, const uint8_t *net, int prefix)
+{
+	int full = prefix / 8, rest = prefix % 8;
+
+	if (memcmp(a, net, full))
+		return false;
+	return !rest || !((a[full] ^ net[full]) & (0xff00 >> rest));
+}
+
+bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
+		   const struct sockaddr *sa, socklen_t len)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+	const uint8_t *addr;
+	uint16_t port;
+	int family, i;
+
+	if (!sa || len < sizeof(sa->sa_family))
+		return false;
+	if (sa->sa_family == AF_INET && len >= sizeof(*sin)) {
+		family = AF_INET;
+		addr = (const uint8_t *)&sin->sin_addr;
+		port = ntohs(sin->sin_port);
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(*sin6)) {
+		port = ntohs(sin6->sin6_port);
+		/* A v4-mapped destination reaches the IPv4 host: judge it by the v4 rules. */
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			family = AF_INET;
+			addr = sin6->sin6_addr.s6_addr + 12;
+		} else {
+			family = AF_INET6;
+			addr = sin6->sin6_addr.s6_addr;
+		}
+	} else {
+		return false;
+	}
+	for (i = 0; i < p->n_rules; i++) {
+		const struct policy_rule *r = &p->rules[i];
+
+		if (r->kind != kind || r->family != family)
+			continue;
+		if (r->proto && r->proto != proto)
+			continue;
+		if (port < r->port_lo || port > r->port_hi)
+			continue;
+		if (prefix_match(addr, r->addr, r->prefix))
+			return true;
+	}
+	return false;
+}
+
+int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
+{
+	char real[PATH_MAX];
+	uint8_t digest[32];
+	bool have_digest = false, named = false;
+	int i, ret;
+
+	if (!realpath(path, real)) {
+		ret = -errno;
+		if (err)
+			fprintf(err, "Error: cannot resolve %s: %s\n", path, strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < p->n_trusted; i++) {
+		const struct policy_trusted *t = &p->trusted[i];
+
+		if (strcmp(t->path, "*") && strcmp(t->path, real) && strcmp(t->path, path))
+			continue;
+		named = true;
+		if (!t->has_sha256)
+			return 0;
+		if (!have_digest) {
+			ret = sha256_file(real, digest);
+			if (ret) {
+				if (err)
+					fprintf(err, "Error: cannot read %s to check its sha256: %s\n",
+						real, strerror(-ret));
+				return ret;
+			}
+			have_digest = true;
+		}
+		if (!memcmp(digest, t->sha256, sizeof(digest)))
+			return 0;
+	}
+	if (err) {
+		if (named)
+			fprintf(err, "Error: %s is not trusted: its sha256 does not match the policy %s (update the digest with sha256sum %s)\n",
+				real, p->file, real);
+		else
+			fprintf(err, "Error: %s is not trusted: the policy %s has no 'trusted' line for it\n",
+				real, p->file);
+	}
+	return -EPERM;
+}
