@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* rsys-bench internals: the synthetic select workloads of the original Table 1 and their driver. */
+#ifndef RSYS_BENCH_H
+#define RSYS_BENCH_H
+
+#include <stdbool.h>
+
+/* One row of the table, in the order they are run and printed. */
+enum bench_test {
+	BENCH_NATIVE,		/* select on a ready local pipe, no rsys */
+	BENCH_TRAPPED,		/* the same under rsys-load run: trapped, answered with CONTINUE */
+	BENCH_LOCAL,		/* select(LocalFD) with a remote socket open in the process */
+	BENCH_LOCAL_NRREMOTE,	/* select(LocalFD, [RemoteFD]): split, local wins, remote cancelled */
+	BENCH_REMOTE,		/* select(RemoteFD): executed by the delegate */
+	BENCH_NRLOCAL_REMOTE,	/* select([LocalFD], RemoteFD): split, remote wins, local cancelled */
+	BENCH_NTESTS
+};
+
+struct bench_info {
+	const char *name;	/* exactly as printed and in -j output */
+	const char *original;	/* the original's ratio, as its Table 1 printed it */
+	double original_ratio;
+	bool remote;		/* needs the monitor and the delegate */
+};
+
+extern const struct bench_info bench_tests[BENCH_NTESTS];
+
+/*
+ * Run workload @t for @iters iterations in this process and print its
+ * seconds on stdout (the split test also prints the seconds of the
+ * essential remote call and close that follow the loop). 0 or exit status.
+ */
+int bench_worker(enum bench_test t, long iters);
+
+#endif

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The workload half of rsys-bench: timed select loops on local pipes and remote sockets. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+const struct bench_info bench_tests[BENCH_NTESTS] = {
+	[BENCH_NATIVE]		= { "native", "1", 1, false },
+	[BENCH_TRAPPED]		= { "trapped", "9", 9, true },
+	[BENCH_LOCAL]		= { "select(LocalFD)", "11", 11, true },
+	[BENCH_LOCAL_NRREMOTE]	= { "select(LocalFD, [RemoteFD])", "15 (31)", 15, true },
+	[BENCH_REMOTE]		= { "select(RemoteFD)", "189", 189, true },
+	[BENCH_NRLOCAL_REMOTE]	= { "select([LocalFD], RemoteFD)", "253", 253, true },
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Sets of one loop iteration. [X] is an fd that is never ready: the read
+ * end of an empty pipe, or the read side of a remote UDP socket nobody
+ * sends to. A ready local fd is a pipe holding one byte that is never read;
+ * a ready remote fd is the write side of a remote UDP socket.
+ */
+struct bench_sets {
+	int nfds;
+	fd_set rd, wr;
+	int want_fd;		/* the fd that must be reported */
+	bool want_wr;		/* ... in the write set */
+};
+
+static int sets_prepare(enum bench_test t, struct bench_sets *s, int *remote)
+{
+	int ready[2], idle[2];
+
+	if (pipe(ready) || pipe(idle) || write(ready[1], "x", 1) != 1) {
+		fprintf(stderr, "rsys-bench: pipe: %s\n", strerror(errno));
+		return -1;
+	}
+	*remote = -1;
+	if (t != BENCH_NATIVE && t != BENCH_TRAPPED) {
+		/* under rsys-load run an AF_INET socket lives at the delegate */
+		*remote = socket(AF_INET, SOCK_DGRAM, 0);
+		if (*remote < 0) {
+			fprintf(stderr, "rsys-bench: socket(AF_INET): %s\n", strerror(errno));
+			return -1;
+		}
+	}
+	FD_ZERO(&s->rd);
+	FD_ZERO(&s->wr);
+	s->want_wr = false;
+	switch (t) {
+	case BENCH_NATIVE:
+	case BENCH_TRAPPED:
+	case BENCH_LOCAL:
+		FD_SET(ready[0], &s->rd);
+		s->want_fd = ready[0];
+		break;
+	case BENCH_LOCAL_NRREMOTE:
+		FD_SET(ready[0], &s->rd);
+		FD_SET(*remote, &s->rd);
+		s->want_fd = ready[0];
+		break;
+	case BENCH_REMOTE:
+		FD_SET(*remote, &s->wr);
+		s->want_fd = *remote;
+		s->want_wr = true;
+		break;
+	case BENCH_NRLOCAL_REMOTE:
+		FD_SET(idle[0], &s->rd);
+		FD_SET(*remote, &s->wr);
+		s->want_fd = *remote;
+		s->want_wr = true;
+		break;
+	default:
+		return -1;
+	}
+	s->nfds = (*remote > idle[1] ? *remote : idle[1]) + 1;
+	return 0;
+}
+
+int bench_worker(enum bench_test t, long iters)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	struct bench_sets s;
+	double t0, t1;
+	fd_set rd, wr;
+	int remote, n;
+	long i;
+
+	if (sets_prepare(t, &s, &remote))
+		return 1;
+	t0 = now();
+	for (i = 0; i < iters; i++) {
+		rd = s.rd;
+		wr = s.wr;
+		n = select(s.nfds, &rd, &wr, NULL, NULL);
+		if (n != 1 || !FD_ISSET(s.want_fd, s.want_wr ? &wr : &rd)) {
+			fprintf(stderr, "rsys-bench: %s: iteration %ld: select returned %d (%s), want fd %d ready\n",
+				bench_tests[t].name, i, n, n < 0 ? strerror(errno) : "wrong fd", s.want_fd);
+			return 1;
+		}
+	}
+	t1 = now();
+	printf("%.9f\n", t1 - t0);
+	if (t == BENCH_LOCAL_NRREMOTE) {
+		/*
+		 * The cancels of the loop travel behind it; the first essential
+		 * remote call after them, and the close, must not pay for them.
+		 */
+		t0 = now();
+		if (getsockname(remote, (struct sockaddr *)&sin, &len) || close(remote)) {
+			fprintf(stderr, "rsys-bench: getsockname/close after the loop: %s\n", strerror(errno));
+			return 1;
+		}
+		t1 = now();
+		printf("%.9f\n", t1 - t0);
+	}
+	return 0;
+}
