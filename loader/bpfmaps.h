@@ -13,6 +13,7 @@ struct rsys_maps {
 	int trusted;
 	int class_count;
 	int sys_count;
+	__u64 *class_mem;	/* class_count mapped (BPF_F_MMAPABLE) for atomic adds; NULL when not attached */
 };
 
 /*

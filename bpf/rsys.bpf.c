@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Host-tier BPF: fd-table lifecycle (fork/exec/exit), per-call counters and monitor-death kill. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <rsys/fdtable.h>
+#include "rsys.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define SIGKILL 9
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RSYS_MAX_FDS);
+	__type(key, struct rsys_fd_key);
+	__type(value, struct rsys_fd_val);
+} fdtable SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RSYS_MAX_TRUSTED);
+	__type(key, __u32);
+	__type(value, struct rsys_trusted);
+} trusted SEC(".maps");
+
+/*
+ * LRU: an entry outlives its monitor until the last supervised task is gone,
+ * and nothing else would ever remove it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RSYS_MAX_TRUSTED);
+	__type(key, __u32);
+	__type(value, struct rsys_monitor);
+} monitors SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RSYS_CLASS_MAX);
+	__uint(map_flags, BPF_F_MMAPABLE);	/* the monitor adds its counts atomically */
+	__type(key, __u32);
+	__type(value, __u64);
+} class_count SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RSYS_MAX_SYSCALL);
+	__type(key, __u32);
+	__type(value, __u64);
+} sys_count SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rsys_config);
+} cfg SEC(".maps");	/* pinned as "config" ("config" is a vmlinux.h type) */
+
+/* x86-64 syscalls whose first argument is a file descriptor (dirfd-relative *at() calls excluded). */
+#define FD_SYSCALLS(X, w)							\
+	X(0, w) X(1, w) X(3, w) X(5, w) X(8, w) X(16, w) X(17, w) X(18, w)	\
+	X(19, w) X(20, w) X(32, w) X(33, w) X(40, w) X(42, w) X(43, w)		\
+	X(44, w) X(45, w) X(46, w) X(47, w) X(48, w) X(49, w) X(50, w)		\
+	X(51, w) X(52, w) X(54, w) X(55, w) X(72, w) X(73, w) X(74, w)		\
+	X(75, w) X(77, w) X(78, w) X(81, w) X(91, w) X(93, w) X(138, w)	\
+	X(187, w) X(190, w) X(193, w) X(196, w) X(199, w) X(217, w)		\
+	X(221, w) X(232, w) X(233, w) X(254, w) X(255, w) X(275, w)		\
+	X(276, w) X(277, w) X(278, w) X(281, w) X(285, w) X(286, w)		\
+	X(287, w) X(288, w) X(292, w) X(295, w) X(296, w) X(299, w)		\
+	X(301, w) X(306, w) X(307, w) X(308, w) X(326, w) X(327, w)		\
+	X(328, w) X(426, w) X(427, w) X(441, w)
+#define FD_BIT(nr, w)	| ((nr) / 64 == (w) ? 1ULL << ((nr) % 64) : 0ULL)
+#define FD_WORD(w)	(0ULL FD_SYSCALLS(FD_BIT, w))
+
+static const __u64 fd_first_arg[RSYS_MAX_SYSCALL / 64] = {
+	FD_WORD(0), FD_WORD(1), FD_WORD(2), FD_WORD(3),
+	FD_WORD(4), FD_WORD(5), FD_WORD(6), FD_WORD(7),
+};
+
+static __always_inline void count(void *map, __u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(map, &idx);
+
+	if (c)
+		__sync_fetch_and_add(c, 1);
+}
+
+/* True if the monitor supervising @t has exited; registers a monitor seen for the first time. */
+static __always_inline bool monitor_dead(const struct rsys_trusted *t)
+{
+	struct rsys_monitor *m, fresh = {};
+	__u32 mon = t->monitor;
+
+	m = bpf_map_lookup_elem(&monitors, &mon);
+	if (!m) {
+		bpf_map_update_elem(&monitors, &mon, &fresh, BPF_NOEXIST);
+		return false;
+	}
+	return m->dead;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(rsys_sys_enter, struct pt_regs *regs, long id)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct rsys_trusted *t;
+	struct rsys_fd_key key;
+	__u32 cls = RSYS_CLASS_LOCAL;
+	__u32 nr;
+
+	t = bpf_map_lookup_elem(&trusted, &tgid);
+	if (!t)
+		return 0;
+	/* Without its monitor half of a trusted program's calls would fail: stop it now. */
+	if (monitor_dead(t)) {
+		bpf_send_signal(SIGKILL);
+		return 0;
+	}
+	if (id < 0 || id >= RSYS_MAX_SYSCALL)
+		return 0;
+	nr = id;
+	count(&sys_count, nr);
+	if (fd_first_arg[nr / 64] & (1ULL << (nr % 64))) {
+		long fd = regs->di;
+
+		key.table = tgid;
+		key.vfd = fd;
+		if (fd >= 0 && bpf_map_lookup_elem(&fdtable, &key))
+			cls = RSYS_CLASS_REMOTE;
+	}
+	count(&class_count, cls);
+	return 0;
+}
+
+struct fd_copy_ctx {
+	__u32 from;
+	__u32 to;
+};
+
+static long fd_copy_one(void *map, struct rsys_fd_key *key, struct rsys_fd_val *val,
+			struct fd_copy_ctx *ctx)
+{
+	struct rsys_fd_key nkey;
+
+	if (key->table != ctx->from)
+		return 0;
+	nkey.table = ctx->to;
+	nkey.vfd = key->vfd;
+	bpf_map_update_elem(map, &nkey, val, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(rsys_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct fd_copy_ctx cc = { .from = parent->tgid, .to = child->tgid };
+	struct rsys_trusted *t;
+
+	/* A new thread shares its process's fd table and trust. */
+	if (cc.from == cc.to)
+		return 0;
+	t = bpf_map_lookup_elem(&trusted, &cc.from);
+	if (!t)
+		return 0;
+	bpf_map_update_elem(&trusted, &cc.to, t, BPF_ANY);
+	bpf_for_each_map_elem(&fdtable, fd_copy_one, &cc, 0);
+	return 0;
+}
+
+struct fd_drop_ctx {
+	__u32 table;
+	__u32 flags;		/* drop entries with any of these flags; 0 = all */
+};
+
+static long fd_drop_one(void *map, struct rsys_fd_key *key, struct rsys_fd_val *val,
+			struct fd_drop_ctx *ctx)
+{
+	if (key->table != ctx->table)
+		return 0;
+	if (ctx->flags && !(val->flags & ctx->flags))
+		return 0;
+	bpf_map_delete_elem(map, key);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(rsys_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct fd_drop_ctx dc = { .table = p->tgid, .flags = RSYS_FD_CLOEXEC };
+
+	if (!bpf_map_lookup_elem(&trusted, &dc.table))
+		return 0;
+	bpf_for_each_map_elem(&fdtable, fd_drop_one, &dc, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(rsys_exit, struct task_struct *p, bool group_dead)
+{
+	struct fd_drop_ctx dc = { .table = p->tgid };
+	struct rsys_monitor *m;
+
+	if (!group_dead)
+		return 0;
+	m = bpf_map_lookup_elem(&monitors, &dc.table);
+	if (m)
+		m->dead = 1;
+	if (!bpf_map_lookup_elem(&trusted, &dc.table))
+		return 0;
+	bpf_for_each_map_elem(&fdtable, fd_drop_one, &dc, 0);
+	bpf_map_delete_elem(&trusted, &dc.table);
+	return 0;
+}

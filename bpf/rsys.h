@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Types shared by bpf/rsys.bpf.c and rsys-load: the policy knobs in the pinned config map. */
+#ifndef RSYS_BPF_H
+#define RSYS_BPF_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+/*
+ * Programs of rsys.bpf.c, each pinned as /sys/fs/bpf/rsys/link_NAME, with
+ * what rsys loses when the kernel refuses it. Each is optional.
+ */
+#define RSYS_PROGS(X)								\
+	X(rsys_sys_enter, "per-call counters, killing trusted tasks whose monitor exited") \
+	X(rsys_fork, "trust and fd-table inheritance by child processes")	\
+	X(rsys_exec, "dropping close-on-exec fd-table entries at execve")	\
+	X(rsys_exit, "dropping exited processes' entries, noticing monitor exit")
+
+#endif
+
+/* Single value (key 0) of /sys/fs/bpf/rsys/config, written by "rsys-load attach". */
+struct rsys_config {
+	__u64 remote_families;	/* bit (1 << AF_x) per socket family executed remotely */
+	__u32 policy_rules;	/* egress rules in the attached policy, for status */
+	__u32 policy_trusted;	/* trusted programs in the attached policy, for status */
+};
+
+/* Value of /sys/fs/bpf/rsys/monitors, keyed by the tgid of an rsys-load monitor. */
+struct rsys_monitor {
+	__u32 dead;		/* the monitor exited: kill its trusted tasks */
+	__u32 pad;
+};
+
+/*
+ * Programs of rsys.bpf.c, each pinned as /sys/fs/bpf/rsys/link_NAME, with
+ * what rsys loses when the kernel refuses it. Each is optional.
+ */
+#define RSYS_PROGS(X)								\
+	X(rsys_sys_enter, "per-call counters, killing trusted tasks whose monitor exited") \
+	X(rsys_fork, "trust and fd-table inheritance by child processes")	\
+	X(rsys_exec, "dropping close-on-exec fd-table entries at execve")	\
+	X(rsys_exit, "dropping exited processes' entries, noticing monitor exit")
+
+#endif

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The monitor's access to the maps pinned by "rsys-load attach" (fd table, trust, counters). */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/bpf.h>
+
+#include "bpfmaps.h"
+#include "../bpf/rsys.h"
+
+/*
+ * Plain bpf(2), not libbpf: this file is also compiled into the selftests,
+ * which link only librsys.a, and it needs just these five commands.
+ */
+static int sys_bpf(int cmd, union bpf_attr *attr)
+{
+	long ret = syscall(__NR_bpf, cmd, attr, sizeof(*attr));
+
+	return ret < 0 ? -errno : (int)ret;
+}
+
+static int obj_get(const char *name)
+{
+	char path[64] = RSYS_PIN_DIR "/";
+	union bpf_attr attr;
+
+	strncat(path, name, sizeof(path) - strlen(path) - 1);
+	memset(&attr, 0, sizeof(attr));
+	attr.pathname = (__u64)(unsigned long)path;
+	return sys_bpf(BPF_OBJ_GET, &attr);
+}
+
+static int elem_cmd(int cmd, int fd, const void *key, void *value, __u64 flags)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_fd = fd;
+	attr.key = (__u64)(unsigned long)key;
+	attr.value = (__u64)(unsigned long)value;
+	attr.flags = flags;
+	return sys_bpf(cmd, &attr);
+}
+
+static int next_key(int fd, const void *key, void *next)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_fd = fd;
+	attr.key = (__u64)(unsigned long)key;
+	attr.next_key = (__u64)(unsigned long)next;
+	return sys_bpf(BPF_MAP_GET_NEXT_KEY, &attr);
+}
+
+int maps_open(struct rsys_maps *m)
+{
+	static const char *const names[] = { "fdtable", "trusted", "class_count", "sys_count" };
+	int *fds[] = { &m->fdtable, &m->trusted, &m->class_count, &m->sys_count };
+	void *mem;
+	size_t i;
+	int fd;
+
+	m->fdtable = m->trusted = m->class_count = m->sys_count = -1;
+	m->class_mem = NULL;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		fd = obj_get(names[i]);
+		if (fd < 0)
+			goto err_close;
+		*fds[i] = fd;
+	}
+	/* The monitor's threads and BPF add to the same counters: atomics need the memory. */
+	mem = mmap(NULL, RSYS_CLASS_MAX * sizeof(__u64), PROT_READ | PROT_WRITE, MAP_SHARED,
+		   m->class_count, 0);
+	if (mem == MAP_FAILED) {
+		fd = -errno;
+		goto err_close;
+	}
+	m->class_mem = mem;
+	return 0;
+
+err_close:
+	maps_close(m);
+	return fd;
+}
+
+void maps_close(struct rsys_maps *m)
+{
+	if (m->class_mem)
+		munmap(m->class_mem, RSYS_CLASS_MAX * sizeof(__u64));
+	m->class_mem = NULL;
+	if (m->fdtable >= 0)
+		close(m->fdtable);
+	if (m->trusted >= 0)
+		close(m->trusted);
+	if (m->class_count >= 0)
+		close(m->class_count);
+	if (m->sys_count >= 0)
+		close(m->sys_count);
+	m->fdtable = m->trusted = m->class_count = m->sys_count = -1;
+}
+
+bool maps_attached(const struct rsys_maps *m)
+{
+	return m->fdtable >= 0;
+}
+
+int maps_fd_set(struct rsys_maps *m, __u32 table, __u32 vfd, const struct rsys_fd_val *v)
+{
+	struct rsys_fd_key key = { .table = table, .vfd = vfd };
+
+	if (!maps_attached(m))
+		return 0;
+	return elem_cmd(BPF_MAP_UPDATE_ELEM, m->fdtable, &key, (void *)v, BPF_ANY);
+}
+
+int maps_fd_del(struct rsys_maps *m, __u32 table, __u32 vfd)
+{
+	struct rsys_fd_key key = { .table = table, .vfd = vfd };
+	int err;
+
+	if (!maps_attached(m))
+		return 0;
+	err = elem_cmd(BPF_MAP_DELETE_ELEM, m->fdtable, &key, NULL, 0);
+	/* BPF drops close-on-exec and exited tables on its own: already gone is fine. */
+	return err == -ENOENT ? 0 : err;
+}
+
+int maps_fd_clear(struct rsys_maps *m, __u32 table)
+{
+	/* Collect first: deleting while walking with GET_NEXT_KEY restarts the walk. */
+	static __thread struct rsys_fd_key keys[RSYS_MAX_FDS];
+	struct rsys_fd_key key, next;
+	const void *prev = NULL;
+	int n = 0, i, err;
+
+	if (!maps_attached(m))
+		return 0;
+	while (n < RSYS_MAX_FDS && !(err = next_key(m->fdtable, prev, &next))) {
+		key = next;
+		prev = &key;
+		if (key.table == table)
+			keys[n++] = key;
+	}
+	if (err && err != -ENOENT)
+		return err;
+	for (i = 0; i < n; i++) {
+		err = elem_cmd(BPF_MAP_DELETE_ELEM, m->fdtable, &keys[i], NULL, 0);
+		if (err && err != -ENOENT)
+			return err;
+	}
+	return 0;
+}
+
+int maps_trust(struct rsys_maps *m, __u32 tgid, const struct rsys_trusted *t)
+{
+	struct rsys_monitor alive = { .dead = 0 };
+	int mfd, err;
+
+	if (!maps_attached(m))
+		return 0;
+	/* A monitor whose pid was used by an exited one must not be taken for dead. */
+	mfd = obj_get("monitors");
+	if (mfd < 0)
+		return mfd;
+	err = elem_cmd(BPF_MAP_UPDATE_ELEM, mfd, &t->monitor, &alive, BPF_ANY);
+	close(mfd);
+	if (err)
+		return err;
+	return elem_cmd(BPF_MAP_UPDATE_ELEM, m->trusted, &tgid, (void *)t, BPF_ANY);
+}
+
+void maps_count_class(struct rsys_maps *m, enum rsys_class c, __u64 n)
+{
+	if (!m->class_mem || c >= RSYS_CLASS_MAX)
+		return;
+	__atomic_fetch_add(&m->class_mem[c], n, __ATOMIC_RELAXED);
+}

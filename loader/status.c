@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+/* "rsys-load status [-j]": what is attached, and the counters and table sizes in the pinned maps. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <bpf/bpf.h>
+
+#include "bpfmaps.h"
+#include "cmds.h"
+#include "log.h"
+#include "../bpf/rsys.h"
+
+#define PROG_NAME(name, loses) #name,
+static const char *const prog_names[] = { RSYS_PROGS(PROG_NAME) };
+
+static const char *const class_names[RSYS_CLASS_MAX] = {
+	[RSYS_CLASS_LOCAL] = "local",
+	[RSYS_CLASS_REMOTE] = "remote",
+	[RSYS_CLASS_SPLIT] = "split",
+	[RSYS_CLASS_CANCEL] = "cancel",
+};
+
+/* x86-64 numbers of the calls a networked program commonly makes; others print as "sys_N". */
+static const char *const sys_names[RSYS_MAX_SYSCALL] = {
+	[0] = "read", [1] = "write", [2] = "open", [3] = "close", [4] = "stat", [5] = "fstat",
+	[6] = "lstat", [7] = "poll", [8] = "lseek", [9] = "mmap", [10] = "mprotect",
+	[11] = "munmap", [12] = "brk", [13] = "rt_sigaction", [14] = "rt_sigprocmask",
+	[15] = "rt_sigreturn", [16] = "ioctl", [17] = "pread64", [18] = "pwrite64",
+	[19] = "readv", [20] = "writev", [21] = "access", [22] = "pipe", [23] = "select",
+	[24] = "sched_yield", [28] = "madvise", [32] = "dup", [33] = "dup2", [35] = "nanosleep",
+	[39] = "getpid", [40] = "sendfile", [41] = "socket", [42] = "connect", [43] = "accept",
+	[44] = "sendto", [45] = "recvfrom", [46] = "sendmsg", [47] = "recvmsg",
+	[48] = "shutdown", [49] = "bind", [50] = "listen", [51] = "getsockname",
+	[52] = "getpeername", [53] = "socketpair", [54] = "setsockopt", [55] = "getsockopt",
+	[56] = "clone", [57] = "fork", [58] = "vfork", [59] = "execve", [60] = "exit",
+	[61] = "wait4", [62] = "kill", [63] = "uname", [72] = "fcntl", [79] = "getcwd",
+	[89] = "readlink", [96] = "gettimeofday", [102] = "getuid", [104] = "getgid",
+	[107] = "geteuid", [108] = "getegid", [110] = "getppid", [158] = "arch_prctl",
+	[186] = "gettid", [202] = "futex", [217] = "getdents64", [218] = "set_tid_address",
+	[228] = "clock_gettime", [230] = "clock_nanosleep", [231] = "exit_group",
+	[232] = "epoll_wait", [233] = "epoll_ctl", [257] = "openat", [262] = "newfstatat",
+	[270] = "pselect6", [271] = "ppoll", [273] = "set_robust_list", [281] = "epoll_pwait",
+	[288] = "accept4", [290] = "eventfd2", [291] = "epoll_create1", [292] = "dup3",
+	[293] = "pipe2", [299] = "recvmmsg", [302] = "prlimit64", [307] = "sendmmsg",
+	[318] = "getrandom", [322] = "execveat", [332] = "statx", [334] = "rseq",
+	[435] = "clone3", [436] = "close_range", [439] = "faccessat2", [441] = "epoll_pwait2",
+};
+
+static const char *const family_names[] = {
+	[AF_UNIX] = "unix", [AF_INET] = "inet", [AF_INET6] = "inet6", [AF_NETLINK] = "netlink",
+	[AF_PACKET] = "packet", [AF_VSOCK] = "vsock",
+};
+
+struct status {
+	bool progs[sizeof(prog_names) / sizeof(prog_names[0])];
+	__u64 classes[RSYS_CLASS_MAX];
+	__u64 calls[RSYS_MAX_SYSCALL];
+	struct rsys_config cfg;
+	bool has_cfg;
+	unsigned int fd_entries, trusted_tasks;
+};
+
+static int map_count(int fd, void *key, void *next)
+{
+	unsigned int n = 0;
+	void *prev = NULL;
+	int err;
+
+	while (!(err = bpf_map_get_next_key(fd, prev, next))) {
+		n++;
+		memcpy(key, next, 8);
+		prev = key;
+	}
+	return err == -ENOENT ? (int)n : err;
+}
+
+static int array_read(int fd, __u64 *vals, __u32 n)
+{
+	__u32 i;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		err = bpf_map_lookup_elem(fd, &i, &vals[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int status_read(struct rsys_maps *m, struct status *s)
+{
+	char path[64];
+	__u64 key, next;
+	__u32 zero = 0;
+	size_t i;
+	int n, fd;
+
+	for (i = 0; i < sizeof(prog_names) / sizeof(prog_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/link_%s", RSYS_PIN_DIR, prog_names[i]);
+		s->progs[i] = !access(path, F_OK);
+	}
+	if (array_read(m->class_count, s->classes, RSYS_CLASS_MAX) ||
+	    array_read(m->sys_count, s->calls, RSYS_MAX_SYSCALL))
+		return -errno;
+	n = map_count(m->fdtable, &key, &next);
+	if (n < 0)
+		return n;
+	s->fd_entries = n;
+	n = map_count(m->trusted, &key, &next);
+	if (n < 0)
+		return n;
+	s->trusted_tasks = n;
+	fd = bpf_obj_get(RSYS_PIN_DIR "/config");
+	if (fd >= 0) {
+		s->has_cfg = !bpf_map_lookup_elem(fd, &zero, &s->cfg);
+		close(fd);
+	}
+	return 0;
+}
+
+static void sys_name(char *buf, size_t size, unsigned int nr)
+{
+	if (sys_names[nr])
+		snprintf(buf, size, "%s", sys_names[nr]);
+	else
+		snprintf(buf, size, "sys_%u", nr);
+}
+
+static void families_print(__u64 mask, bool json)
+{
+	const char *sep = "";
+	unsigned int f;
+
+	for (f = 0; f < 64; f++) {
+		if (!(mask & (1ULL << f)))
+			continue;
+		if (f < sizeof(family_names) / sizeof(family_names[0]) && family_names[f])
+			printf(json ? "%s\"%s\"" : "%s%s", sep, family_names[f]);
+		else
+			printf(json ? "%s\"%u\"" : "%s%u", sep, f);
+		sep = json ? "," : " ";
+	}
+}
+
+static void status_print_json(const struct status *s)
+{
+	const char *sep = "";
+	char name[32];
+	size_t i;
+
+	printf("{\"attached\":true,\"programs\":{");
+	for (i = 0; i < sizeof(prog_names) / sizeof(prog_names[0]); i++)
+		printf("%s\"%s\":\"%s\"", i ? "," : "", prog_names[i],
+		       s->progs[i] ? "attached" : "refused");
+	printf("},\"classes\":{");
+	for (i = 0; i < RSYS_CLASS_MAX; i++)
+		printf("%s\"%s\":%llu", i ? "," : "", class_names[i], (unsigned long long)s->classes[i]);
+	printf("},\"syscalls\":{");
+	for (i = 0; i < RSYS_MAX_SYSCALL; i++) {
+		if (!s->calls[i])
+			continue;
+		sys_name(name, sizeof(name), i);
+		printf("%s\"%s\":%llu", sep, name, (unsigned long long)s->calls[i]);
+		sep = ",";
+	}
+	printf("},\"fdtable_entries\":%u,\"trusted_tasks\":%u", s->fd_entries, s->trusted_tasks);
+	if (s->has_cfg) {
+		printf(",\"remote_families\":[");
+		families_print(s->cfg.remote_families, true);
+		printf("]");
+	}
+	printf("}\n");
+}
+
+static void status_print(const struct status *s)
+{
+	char name[32];
+	size_t i;
+
+	printf("attached: yes (%s)\n", RSYS_PIN_DIR);
+	if (s->has_cfg) {
+		printf("remote families: ");
+		families_print(s->cfg.remote_families, false);
+		printf("\npolicy: %u trusted program(s), %u egress rule(s) (/run/rsys/policy)\n",
+		       s->cfg.policy_trusted, s->cfg.policy_rules);
+	}
+	printf("programs:\n");
+	for (i = 0; i < sizeof(prog_names) / sizeof(prog_names[0]); i++)
+		printf("  %-16s %s\n", prog_names[i], s->progs[i] ? "attached" : "refused");
+	printf("calls by class:\n");
+	for (i = 0; i < RSYS_CLASS_MAX; i++)
+		printf("  %-16s %llu\n", class_names[i], (unsigned long long)s->classes[i]);
+	printf("calls by syscall (trusted tasks, non-zero):\n");
+	for (i = 0; i < RSYS_MAX_SYSCALL; i++) {
+		if (!s->calls[i])
+			continue;
+		sys_name(name, sizeof(name), i);
+		printf("  %-16s %llu\n", name, (unsigned long long)s->calls[i]);
+	}
+	printf("fd-table entries: %u\ntrusted tasks: %u\n", s->fd_entries, s->trusted_tasks);
+}
+
+int do_status(int argc, char **argv)
+{
+	struct rsys_maps m;
+	struct status s = {};
+	int err;
+
+	if (argc == 2 && (!strcmp(argv[1], "-j") || !strcmp(argv[1], "--json"))) {
+		json_output = 1;
+	} else if (argc != 1) {
+		fprintf(stderr, "Usage: rsys-load status [-j]\n");
+		return 1;
+	}
+	err = maps_open(&m);
+	if (err == -ENOENT) {
+		if (json_output)
+			printf("{\"attached\":false}\n");
+		else
+			printf("attached: no (run 'rsys-load attach POLICY')\n");
+		return 0;
+	}
+	if (err) {
+		pr_warn("cannot open the maps pinned under %s: %s\n", RSYS_PIN_DIR, strerror(-err));
+		return 1;
+	}
+	err = status_read(&m, &s);
+	maps_close(&m);
+	if (err) {
+		pr_warn("cannot read the maps pinned under %s: %s\n", RSYS_PIN_DIR, strerror(-err));
+		return 1;
+	}
+	if (json_output)
+		status_print_json(&s);
+	else
+		status_print(&s);
+	return 0;
+}
