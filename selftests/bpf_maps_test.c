@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: GPL-2.0
+/* rsys-load attach/detach and the host-tier BPF programs: pins, BTF dump, fork/exec/exit lifecycle, counters, monitor death. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "ktap.h"
+#include "../loader/bpfmaps.c"
+
+#define NR_GETPPID	110
+#define WAIT_MS		3000	/* bound on every wait for a BPF side effect */
+
+static char rsys_load[4096];
+static char policy_tmp[] = "/tmp/rsys-bpf-maps-policy.XXXXXX";
+static const char *policy;
+
+static int run_rsys_load(const char *cmd, const char *arg)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		/* Its messages go to the TAP stream as diagnostics. */
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+		execl(rsys_load, rsys_load, cmd, arg, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static bool bpf_usable(void)
+{
+	union bpf_attr attr;
+	int fd;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_type = BPF_MAP_TYPE_ARRAY;
+	attr.key_size = 4;
+	attr.value_size = 8;
+	attr.max_entries = 1;
+	fd = sys_bpf(BPF_MAP_CREATE, &attr);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static const char *policy_find(void)
+{
+	const char *src = getenv("RSYS_SRC");
+	static char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/policy/net.policy", src ? src : "..");
+	if (!access(path, R_OK))
+		return path;
+	fd = mkstemp(policy_tmp);
+	if (fd < 0)
+		return NULL;
+	dprintf(fd, "trusted *\nremote inet inet6\ndelegate unix:/run/rsys/delegate.sock\n"
+		"allow tcp 127.0.0.0/8 *\n");
+	close(fd);
+	return policy_tmp;
+}
+
+static bool fd_present(struct rsys_maps *m, __u32 table, __u32 vfd, struct rsys_fd_val *v)
+{
+	struct rsys_fd_key key = { .table = table, .vfd = vfd };
+	struct rsys_fd_val tmp;
+
+	return !elem_cmd(BPF_MAP_LOOKUP_ELEM, m->fdtable, &key, v ? v : &tmp, 0);
+}
+
+static bool trust_get(struct rsys_maps *m, __u32 tgid, struct rsys_trusted *t)
+{
+	struct rsys_trusted tmp;
+
+	return !elem_cmd(BPF_MAP_LOOKUP_ELEM, m->trusted, &tgid, t ? t : &tmp, 0);
+}
+
+static __u64 counter(int fd, __u32 idx)
+{
+	__u64 v = 0;
+
+	elem_cmd(BPF_MAP_LOOKUP_ELEM, fd, &idx, &v, 0);
+	return v;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Poll until entry (table, vfd) is present == @want, at most WAIT_MS. */
+static bool fd_wait(struct rsys_maps *m, __u32 table, __u32 vfd, bool want)
+{
+	int i;
+
+	for (i = 0; i < WAIT_MS / 10; i++) {
+		if (fd_present(m, table, vfd, NULL) == want)
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
+static void test_pins(void)
+{
+	static const char *const pins[] = {
+		"fdtable", "trusted", "monitors", "class_count", "sys_count", "config",
+		"link_rsys_sys_enter", "link_rsys_fork", "link_rsys_exec", "link_rsys_exit",
+	};
+	char path[128];
+	size_t i;
+	int missing = 0;
+
+	for (i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", RSYS_PIN_DIR, pins[i]);
+		if (access(path, F_OK)) {
+			printf("# missing %s\n", path);
+			missing++;
+		}
+	}
+	EXPECT_TRUE(!missing, "all maps and program links pinned under %s", RSYS_PIN_DIR);
+}
+
+static void test_bpftool_dump(struct rsys_maps *m)
+{
+	struct rsys_fd_val v = { .domain = RSYS_DOM_REMOTE, .flags = RSYS_FD_NONBLOCK,
+				 .handle = 0x5eed };
+	char buf[65536];
+	size_t len;
+	FILE *f;
+
+	if (system("command -v bpftool >/dev/null 2>&1")) {
+		ktap_skip("bpftool not installed");
+		return;
+	}
+	if (maps_fd_set(m, 424242, 77, &v)) {
+		ktap_result(0, "maps_fd_set inserts an entry for bpftool");
+		return;
+	}
+	f = popen("bpftool map dump pinned " RSYS_PIN_DIR "/fdtable 2>&1", "r");
+	len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	buf[len] = '\0';
+	EXPECT_TRUE(f && !pclose(f) && strstr(buf, "\"table\": 424242") && strstr(buf, "\"vfd\": 77") &&
+		    strstr(buf, "\"domain\": 1") && strstr(buf, "\"handle\": 24301"),
+		    "bpftool map dump pinned %s/fdtable prints BTF field names", RSYS_PIN_DIR);
+	maps_fd_del(m, 424242, 77);
+}
+
+/* Fork copies trust and entries, exec drops close-on-exec ones, exit drops the rest. */
+static void test_lifecycle(struct rsys_maps *m)
+{
+	struct rsys_fd_val cloexec = { .domain = RSYS_DOM_REMOTE, .flags = RSYS_FD_CLOEXEC, .handle = 1 };
+	struct rsys_fd_val keep = { .domain = RSYS_DOM_REMOTE, .flags = 0, .handle = 2 };
+	struct rsys_trusted ct;
+	struct rsys_fd_val got;
+	int go[2], execed[2];
+	pid_t child;
+	char c;
+
+	if (pipe(go) || pipe2(execed, O_CLOEXEC)) {
+		ktap_result(0, "pipes for the lifecycle test: %s", strerror(errno));
+		return;
+	}
+	EXPECT_TRUE(!maps_fd_set(m, getpid(), 100, &cloexec) && !maps_fd_set(m, getpid(), 101, &keep),
+		    "maps_fd_set adds the test process's entries");
+	child = fork();
+	if (!child) {
+		close(go[1]);
+		close(execed[0]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	close(execed[1]);
+	EXPECT_TRUE(trust_get(m, child, &ct) && ct.monitor == (__u32)getpid() && ct.session == 7,
+		    "fork: child %d trusted with the parent's monitor and session", child);
+	EXPECT_TRUE(fd_present(m, child, 100, &got) && got.flags == RSYS_FD_CLOEXEC && got.handle == 1 &&
+		    fd_present(m, child, 101, &got) && got.handle == 2,
+		    "fork: child has copies of the parent's fd-table entries");
+	EXPECT_TRUE(fd_present(m, getpid(), 100, NULL) && fd_present(m, getpid(), 101, NULL),
+		    "fork: parent keeps its own entries");
+	if (write(go[1], "x", 1) != 1 || read(execed[0], &c, 1) != 0)
+		printf("# cannot synchronise with the child's exec\n");
+	EXPECT_TRUE(fd_wait(m, child, 100, false) && fd_present(m, child, 101, NULL),
+		    "exec: close-on-exec entry dropped, the other kept");
+	EXPECT_TRUE(trust_get(m, child, NULL), "exec: child still trusted");
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	EXPECT_TRUE(fd_wait(m, child, 101, false) && !trust_get(m, child, NULL),
+		    "exit: child's entries and trust dropped");
+	close(go[1]);
+	close(execed[0]);
+}
+
+static void test_counters(struct rsys_maps *m)
+{
+	__u64 sys0, local0, remote0, split0;
+	int i;
+
+	sys0 = counter(m->sys_count, NR_GETPPID);
+	local0 = counter(m->class_count, RSYS_CLASS_LOCAL);
+	remote0 = counter(m->class_count, RSYS_CLASS_REMOTE);
+	split0 = counter(m->class_count, RSYS_CLASS_SPLIT);
+	for (i = 0; i < 10; i++)
+		syscall(SYS_getppid);
+	/* vfd 101 is remote in the test process's table: fd-first calls on it classify remote. */
+	for (i = 0; i < 5; i++)
+		fcntl(101, F_GETFD);
+	maps_count_class(m, RSYS_CLASS_SPLIT, 3);
+	EXPECT_TRUE(counter(m->sys_count, NR_GETPPID) >= sys0 + 10, "sys_count[getppid] counts a trusted task's calls");
+	EXPECT_TRUE(counter(m->class_count, RSYS_CLASS_LOCAL) >= local0 + 10, "class local counts fd-less calls");
+	EXPECT_TRUE(counter(m->class_count, RSYS_CLASS_REMOTE) >= remote0 + 5, "class remote counts calls on a remote vfd");
+	EXPECT_TRUE(counter(m->class_count, RSYS_CLASS_SPLIT) == split0 + 3, "maps_count_class adds to class split");
+}
+
+/* A trusted task whose monitor exited is killed at its next system call. */
+static void test_monitor_death(struct rsys_maps *m)
+{
+	struct rsys_trusted t = { .session = 8 };
+	int go[2], status = 0;
+	pid_t mon, child;
+	char c;
+
+	if (pipe(go)) {
+		ktap_result(0, "pipe for the monitor test: %s", strerror(errno));
+		return;
+	}
+	mon = fork();
+	if (!mon) {
+		pause();
+		_exit(0);
+	}
+	child = fork();
+	if (!child) {
+		long i;
+
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		for (i = 0; i < WAIT_MS; i++) {
+			syscall(SYS_getppid);
+			sleep_ms(1);
+		}
+		_exit(0);
+	}
+	close(go[0]);
+	t.monitor = mon;
+	maps_trust(m, child, &t);
+	kill(mon, SIGKILL);
+	waitpid(mon, NULL, 0);
+	if (write(go[1], "x", 1) != 1)
+		printf("# cannot wake the child\n");
+	close(go[1]);
+	waitpid(child, &status, 0);
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		    "monitor exit: supervised task killed by SIGKILL (status 0x%x)", status);
+}
+
+static void self_untrust(struct rsys_maps *m)
+{
+	__u32 me = getpid();
+
+	maps_fd_clear(m, me);
+	elem_cmd(BPF_MAP_DELETE_ELEM, m->trusted, &me, NULL, 0);
+}
+
+int main(void)
+{
+	const char *o = getenv("RSYS_O");
+	struct rsys_trusted self = { .monitor = getpid(), .session = 7 };
+	struct rsys_maps m;
+	struct stat st;
+	int err;
+
+	if (geteuid())
+		ktap_exit_skip("needs root to load BPF programs");
+	if (access("/sys/kernel/btf/vmlinux", R_OK))
+		ktap_exit_skip("kernel without BTF (/sys/kernel/btf/vmlinux)");
+	if (!bpf_usable())
+		ktap_exit_skip("bpf(2) unavailable: %s", strerror(errno));
+	snprintf(rsys_load, sizeof(rsys_load), "%s/rsys-load", o ? o : "../.output");
+	if (access(rsys_load, X_OK))
+		ktap_exit_skip("%s not built", rsys_load);
+	if (!stat(RSYS_PIN_DIR, &st))
+		ktap_exit_skip("rsys already attached (%s exists); not touching someone else's", RSYS_PIN_DIR);
+	policy = policy_find();
+	if (!policy)
+		ktap_exit_skip("no policy file and cannot write one: %s", strerror(errno));
+
+	ktap_plan(20);
+	ASSERT_TRUE(run_rsys_load("attach", policy) == 0, "rsys-load attach %s", policy);
+	test_pins();
+	EXPECT_TRUE(run_rsys_load("attach", policy) == 1, "second attach refused while attached");
+	err = maps_open(&m);
+	if (err) {
+		ktap_result(0, "maps_open: %s", strerror(-err));
+		run_rsys_load("detach", NULL);
+		return ktap_finish();
+	}
+	test_bpftool_dump(&m);
+	EXPECT_TRUE(!maps_trust(&m, getpid(), &self), "maps_trust marks the test process trusted");
+	test_lifecycle(&m);
+	test_counters(&m);
+	test_monitor_death(&m);
+	self_untrust(&m);
+	maps_close(&m);
+
+	EXPECT_TRUE(run_rsys_load("detach", NULL) == 0 && stat(RSYS_PIN_DIR, &st) && errno == ENOENT,
+		    "rsys-load detach removes %s", RSYS_PIN_DIR);
+	EXPECT_TRUE(maps_open(&m) == -ENOENT && !maps_attached(&m), "maps_open after detach: -ENOENT, no-op");
+	EXPECT_TRUE(run_rsys_load("detach", NULL) == 1, "detach when not attached exits 1");
+	if (policy == policy_tmp)
+		unlink(policy_tmp);
+	return ktap_finish();
+}
