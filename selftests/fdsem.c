@@ -1,0 +1,919 @@
+// SPDX-License-Identifier: GPL-2.0
+/* fd-semantics scenarios printing a deterministic transcript, diffed native vs rsys by fdsem_test.sh. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "ktap.h"
+
+/*
+ * Usage: fdsem SCENARIO | fdsem --list
+ * Every line of the transcript is "call = result" where result is the return
+ * value or "-1 ERRNAME": fd numbers, errno and data are printed, nothing that
+ * legitimately differs between runs (ephemeral ports, pids). A self-check that
+ * fails prints "FAIL: ..." and makes the exit status 1. Servers: world_server.py.
+ */
+
+#define ECHO_PORT	7
+#define HOLD_PORT	7002
+#define QUERY_PORT	7003
+#define CLOSED_PORT	1
+#define SERVICE_PORT	7100	/* bound in the service netns by the names/accept scenarios */
+
+static const char *world_ip = "198.18.0.1";
+static const char *service_ip = "198.18.0.2";
+static const char *self_exe;	/* re-executed by the cloexec scenario */
+static int failed;
+
+/* Print "CALL = RET" or "CALL = -1 ENAME" and return @ret, errno preserved. */
+static long __attribute__((format(printf, 3, 4))) trace(long ret, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	if (ret < 0)
+		printf(" = -1 %s\n", strerrorname_np(err) ?: "E?");
+	else
+		printf(" = %ld\n", ret);
+	errno = err;
+	return ret;
+}
+
+/* The call runs before the format's arguments are read: they may show its results. */
+#define T(call, fmt, ...)						\
+	({								\
+		long __r = (call);					\
+		int __e = errno;					\
+		trace(__r, __e, fmt, ##__VA_ARGS__);			\
+	})
+
+static void __attribute__((format(printf, 2, 3))) check(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ok)
+		return;
+	printf("FAIL: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	failed = 1;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static struct sockaddr_in sin_of(const char *ip, int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	return sin;
+}
+
+/* "ADDR:PORT"; an ephemeral port (not chosen by the test) prints as "*". */
+static const char *addr_str(const struct sockaddr *sa, socklen_t len, bool ephemeral)
+{
+	static char buf[INET6_ADDRSTRLEN + 16];
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *sin = (const void *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		port = ntohs(sin->sin_port);
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(sin6->sin6_port);
+	} else {
+		snprintf(ip, sizeof(ip), "family %d len %u", sa->sa_family, len);
+	}
+	if (ephemeral && port)
+		snprintf(buf, sizeof(buf), "%s:*", ip);
+	else
+		snprintf(buf, sizeof(buf), "%s:%d", ip, port);
+	return buf;
+}
+
+static void print_name(int fd, bool peer, bool ephemeral)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	long r;
+
+	memset(&ss, 0, sizeof(ss));
+	r = peer ? getpeername(fd, (struct sockaddr *)&ss, &len) :
+		   getsockname(fd, (struct sockaddr *)&ss, &len);
+	if (r < 0)
+		T(r, "%s(%d)", peer ? "getpeername" : "getsockname", fd);
+	else
+		printf("%s(%d) = 0 len %u %s\n", peer ? "getpeername" : "getsockname", fd, len,
+		       addr_str((struct sockaddr *)&ss, len, ephemeral));
+}
+
+static const char *flags_str(long fl)
+{
+	static char buf[64];
+
+	if (fl < 0)
+		return "-1";
+	snprintf(buf, sizeof(buf), "%s%s%s", (fl & O_ACCMODE) == O_RDWR ? "O_RDWR" :
+		 (fl & O_ACCMODE) == O_WRONLY ? "O_WRONLY" : "O_RDONLY",
+		 fl & O_NONBLOCK ? "|O_NONBLOCK" : "", fl & O_APPEND ? "|O_APPEND" : "");
+	return buf;
+}
+
+static long getfl(int fd)
+{
+	long fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return T(fl, "fcntl(%d, F_GETFL)", fd);
+	printf("fcntl(%d, F_GETFL) = %s\n", fd, flags_str(fl));
+	return fl;
+}
+
+/* socket() + connect() to world:@port, printed. */
+static int tcp_connect_flags(const char *ip, int port, int type_flags)
+{
+	struct sockaddr_in sin = sin_of(ip, port);
+	int fd;
+
+	fd = T(socket(AF_INET, SOCK_STREAM | type_flags, 0), "socket(AF_INET, SOCK_STREAM%s)",
+	       type_flags & SOCK_CLOEXEC ? "|SOCK_CLOEXEC" : "");
+	if (fd < 0)
+		return fd;
+	if (T(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), "connect(%d, %s:%d)", fd, ip,
+	      port) < 0)
+		check(false, "connect to %s:%d", ip, port);
+	return fd;
+}
+
+static int tcp_connect(int port)
+{
+	return tcp_connect_flags(world_ip, port, 0);
+}
+
+/* Read exactly @len bytes (blocking). Returns bytes read before EOF/error. */
+static ssize_t recv_exact(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < len) {
+		r = recv(fd, (char *)buf + got, len - got, 0);
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	return got;
+}
+
+/* Send @msg on @wfd and read it back from @rfd (the same echo connection). */
+static void echo(int wfd, int rfd, const char *msg)
+{
+	size_t len = strlen(msg);
+	char buf[256] = "";
+	ssize_t r;
+
+	r = send(wfd, msg, len, MSG_NOSIGNAL);
+	r = r == (ssize_t)len ? recv_exact(rfd, buf, len) : r;
+	printf("echo(%d -> %d, \"%s\") = %s\n", wfd, rfd, msg,
+	       r == (ssize_t)len && !memcmp(buf, msg, len) ? "ok" : "mismatch");
+	check(r == (ssize_t)len && !memcmp(buf, msg, len), "echo via %d/%d", wfd, rfd);
+}
+
+/* Connect to the hold service under @token, not printed (the token is run specific). */
+static int hold_connect(const char *token, int type_flags)
+{
+	struct sockaddr_in sin = sin_of(world_ip, HOLD_PORT);
+	char line[64];
+	int fd, n;
+
+	fd = socket(AF_INET, SOCK_STREAM | type_flags, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		check(false, "hold connect: %s", strerrorname_np(errno));
+		return fd;
+	}
+	n = snprintf(line, sizeof(line), "%s\n", token);
+	check(send(fd, line, n, 0) == n, "hold token send");
+	printf("hold connection = %d\n", fd);
+	return fd;
+}
+
+/* Ask the world whether @token's hold connection saw EOF (waits up to @wait_ms for it). */
+static const char *hold_state(const char *token, int wait_ms)
+{
+	static char answer[16];
+	struct sockaddr_in sin = sin_of(world_ip, QUERY_PORT);
+	char line[64];
+	int fd, n;
+	ssize_t r;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		return "query-failed";
+	n = snprintf(line, sizeof(line), "%s %d\n", token, wait_ms);
+	send(fd, line, n, 0);
+	r = recv_exact(fd, answer, sizeof(answer) - 1);
+	close(fd);
+	answer[r > 0 ? r : 0] = '\0';
+	answer[strcspn(answer, "\n")] = '\0';
+	return answer;
+}
+
+static void make_token(char *buf, size_t len, const char *what)
+{
+	snprintf(buf, len, "%s-%d-%ld", what, getpid(), (long)time(NULL));
+}
+
+static int lowest_free(void)
+{
+	int fd = T(dup(0), "dup(0)");
+
+	close(fd);
+	return fd;
+}
+
+static void sc_numbering(void)
+{
+	int a, b, c, d, u, p[2], sv[2];
+
+	a = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	b = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(pipe(p), "pipe() -> [%d, %d]", p[0], p[1]);
+	T(close(a), "close(%d)", a);
+	c = tcp_connect(ECHO_PORT);
+	check(c == a, "socket reuses the lowest free fd %d, got %d", a, c);
+	u = T(socket(AF_INET, SOCK_DGRAM, 0), "socket(AF_INET, SOCK_DGRAM)");
+	T(close(p[0]), "close(%d)", p[0]);
+	d = T(socket(AF_INET6, SOCK_STREAM, 0), "socket(AF_INET6, SOCK_STREAM)");
+	check(d == p[0], "remote socket fills a local hole");
+	T(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), "socketpair(AF_UNIX) -> [%d, %d]", sv[0], sv[1]);
+	echo(c, c, "numbering");
+	T(close(b), "close(%d)", b);
+	T(close(sv[0]), "close(%d)", sv[0]);
+	T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(close(u), "close(%d)", u);
+	lowest_free();
+}
+
+static void sc_dup(void)
+{
+	char token[64], buf[8] = "";
+	int s, d, t, p[2];
+
+	s = tcp_connect(ECHO_PORT);
+	d = T(dup(s), "dup(%d)", s);
+	echo(d, s, "via dup");
+	T(dup2(s, 10), "dup2(%d, 10)", s);
+	echo(10, s, "via dup2");
+
+	/* dup2 onto a remote fd closes that remote socket (the server sees EOF). */
+	make_token(token, sizeof(token), "dup2");
+	t = hold_connect(token, 0);
+	printf("hold before dup2: %s\n", hold_state(token, 200));
+	T(dup2(s, t), "dup2(%d, %d)", s, t);
+	printf("hold after dup2: %s\n", hold_state(token, 5000));
+	echo(t, s, "onto remote");
+
+	/* A local fd onto a remote one and a remote fd onto a local one. */
+	T(pipe(p), "pipe() -> [%d, %d]", p[0], p[1]);
+	T(dup2(p[0], d), "dup2(%d, %d)", p[0], d);
+	T(fcntl(d, F_GETFD), "fcntl(%d, F_GETFD)", d);
+	T(write(p[1], "z", 1), "write(%d)", p[1]);
+	T(read(d, buf, 1), "read(%d) \"%s\"", d, buf[0] ? buf : "z");
+	T(dup2(s, p[1]), "dup2(%d, %d)", s, p[1]);
+	echo(p[1], s, "onto local");
+
+	T(dup2(s, s), "dup2(%d, %d)", s, s);
+	T(dup2(99, 99), "dup2(99, 99)");
+	T(dup2(98, 20), "dup2(98, 20)");
+	T(dup2(s, -1), "dup2(%d, -1)", s);
+	T(dup2(s, 1 << 20), "dup2(%d, 1<<20)", s);
+	T(dup3(s, s, 0), "dup3(%d, %d, 0)", s, s);
+	T(dup3(s, 20, O_CLOEXEC), "dup3(%d, 20, O_CLOEXEC)", s);
+	T(fcntl(20, F_GETFD), "fcntl(20, F_GETFD)");
+	T(dup3(s, 21, 0), "dup3(%d, 21, 0)", s);
+	T(fcntl(21, F_GETFD), "fcntl(21, F_GETFD)");
+	T(dup3(s, 22, 0x40), "dup3(%d, 22, 0x40)", s);
+
+	/* The connection lives on while any copy is open. */
+	T(close(s), "close(%d)", s);
+	echo(20, 21, "after close");
+	lowest_free();
+}
+
+static void sc_fcntl(void)
+{
+	struct rlimit rl;
+	int s, c;
+
+	s = tcp_connect(ECHO_PORT);
+	T(fcntl(s, F_DUPFD, 50), "fcntl(%d, F_DUPFD, 50)", s);
+	T(fcntl(s, F_DUPFD, 50), "fcntl(%d, F_DUPFD, 50)", s);
+	T(fcntl(s, F_DUPFD_CLOEXEC, 50), "fcntl(%d, F_DUPFD_CLOEXEC, 50)", s);
+	T(fcntl(52, F_GETFD), "fcntl(52, F_GETFD)");
+	T(fcntl(50, F_GETFD), "fcntl(50, F_GETFD)");
+	T(fcntl(50, F_SETFD, FD_CLOEXEC), "fcntl(50, F_SETFD, FD_CLOEXEC)");
+	T(fcntl(50, F_GETFD), "fcntl(50, F_GETFD)");
+	T(fcntl(s, F_GETFD), "fcntl(%d, F_GETFD)", s);
+	T(fcntl(50, F_SETFD, 0), "fcntl(50, F_SETFD, 0)");
+	T(fcntl(50, F_GETFD), "fcntl(50, F_GETFD)");
+	T(fcntl(s, F_DUPFD, 0), "fcntl(%d, F_DUPFD, 0)", s);
+	T(fcntl(s, F_DUPFD, -1), "fcntl(%d, F_DUPFD, -1)", s);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	T(fcntl(s, F_DUPFD, (long)rl.rlim_cur), "fcntl(%d, F_DUPFD, RLIMIT_NOFILE)", s);
+	T(close(50), "close(50)");
+	T(fcntl(s, F_DUPFD, 50), "fcntl(%d, F_DUPFD, 50)", s);
+	c = T(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC)");
+	T(fcntl(c, F_GETFD), "fcntl(%d, F_GETFD)", c);
+	echo(52, 51, "fcntl dups");
+	lowest_free();
+}
+
+static void sc_nonblock(void)
+{
+	char buf[64];
+	int s, d, on = 1, off = 0, n = -1, i;
+	long fl;
+
+	s = tcp_connect(ECHO_PORT);
+	d = T(dup(s), "dup(%d)", s);
+	fl = getfl(s);
+	T(fcntl(s, F_SETFL, fl | O_NONBLOCK), "fcntl(%d, F_SETFL, O_NONBLOCK)", s);
+	getfl(s);
+	getfl(d);	/* file status flags belong to the open file, shared by dups */
+	T(recv(s, buf, sizeof(buf), 0), "recv(%d)", s);
+	T(read(d, buf, sizeof(buf)), "read(%d)", d);
+	T(fcntl(s, F_SETFL, fl & ~O_NONBLOCK), "fcntl(%d, F_SETFL, 0)", s);
+	getfl(d);
+	T(ioctl(d, FIONBIO, &on), "ioctl(%d, FIONBIO, 1)", d);
+	getfl(s);
+	T(recv(s, buf, sizeof(buf), 0), "recv(%d)", s);
+	T(ioctl(d, FIONBIO, &off), "ioctl(%d, FIONBIO, 0)", d);
+	getfl(s);
+	T(recv(s, buf, sizeof(buf), MSG_DONTWAIT), "recv(%d, MSG_DONTWAIT)", s);
+
+	T(ioctl(s, FIONREAD, &n), "ioctl(%d, FIONREAD) -> %d", s, n);
+	T(send(s, "hello world", 11, 0), "send(%d, 11)", s);
+	for (i = 0; i < 500; i++) {
+		if (ioctl(s, FIONREAD, &n) < 0 || n >= 11)
+			break;
+		sleep_ms(10);
+	}
+	printf("ioctl(%d, FIONREAD) = 0 -> %d\n", s, n);
+	T(recv(s, buf, sizeof(buf), 0), "recv(%d)", s);
+
+	s = T(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK)");
+	getfl(s);
+	lowest_free();
+}
+
+static void sc_ebadf(void)
+{
+	struct sockaddr_in sin = sin_of(world_ip, ECHO_PORT);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int s, p[2], n, one = 1;
+	char buf[8];
+
+	T(close(77), "close(77)");
+	T(close(-1), "close(-1)");
+	s = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(close(s), "close(%d)", s);
+	T(close(s), "close(%d)", s);
+	T(send(s, "x", 1, 0), "send(%d)", s);
+	T(recv(s, buf, 1, 0), "recv(%d)", s);
+	T(connect(s, (struct sockaddr *)&sin, sizeof(sin)), "connect(%d)", s);
+	T(getsockname(s, (struct sockaddr *)&ss, &len), "getsockname(%d)", s);
+	T(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), "setsockopt(%d)", s);
+	T(fcntl(s, F_GETFD), "fcntl(%d, F_GETFD)", s);
+	T(fcntl(s, F_GETFL), "fcntl(%d, F_GETFL)", s);
+	T(dup(s), "dup(%d)", s);
+	T(ioctl(s, FIONREAD, &n), "ioctl(%d, FIONREAD)", s);
+	T(shutdown(s, SHUT_RDWR), "shutdown(%d)", s);
+	T(listen(s, 1), "listen(%d)", s);
+	T(pipe(p), "pipe() -> [%d, %d]", p[0], p[1]);
+	T(connect(p[0], (struct sockaddr *)&sin, sizeof(sin)), "connect(%d)", p[0]);
+	T(getsockname(p[0], (struct sockaddr *)&ss, &len), "getsockname(%d)", p[0]);
+	T(send(p[1], "x", 1, 0), "send(%d)", p[1]);
+	lowest_free();
+}
+
+static void sc_emfile(void)
+{
+	struct rlimit old, rl;
+	int fds[32], n = 0, sv[2], p[2], fd, i;
+
+	getrlimit(RLIMIT_NOFILE, &old);
+	rl = old;
+	rl.rlim_cur = 10;
+	T(setrlimit(RLIMIT_NOFILE, &rl), "setrlimit(RLIMIT_NOFILE, 10)");
+	while (n < 32) {
+		fd = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+		if (fd < 0)
+			break;
+		fds[n++] = fd;
+	}
+	check(n == 7, "7 sockets fit under RLIMIT_NOFILE 10, got %d", n);
+	T(dup(3), "dup(3)");
+	T(fcntl(3, F_DUPFD, 0), "fcntl(3, F_DUPFD, 0)");
+	T(fcntl(3, F_DUPFD, 10), "fcntl(3, F_DUPFD, 10)");
+	T(dup2(3, 10), "dup2(3, 10)");
+	T(dup2(3, 9), "dup2(3, 9)");
+	T(pipe(p), "pipe()");
+	T(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), "socketpair(AF_UNIX)");
+	T(close(5), "close(5)");
+	fd = tcp_connect(ECHO_PORT);
+	if (fd >= 0)
+		echo(fd, fd, "at the limit");
+	T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	T(setrlimit(RLIMIT_NOFILE, &old), "setrlimit(RLIMIT_NOFILE, old)");
+	lowest_free();
+}
+
+/* After execve: which fds survived, do the remote ones still work? */
+static void cloexec_child(const char *token)
+{
+	int fd;
+
+	printf("-- after execve\n");
+	for (fd = 3; fd <= 12; fd++)
+		T(fcntl(fd, F_GETFD), "fcntl(%d, F_GETFD)", fd);
+	echo(3, 5, "survivor");
+	printf("cloexec hold after execve: %s\n", hold_state(token, 5000));
+	T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	lowest_free();
+}
+
+static void sc_cloexec(void)
+{
+	char token[64];
+	int a, e, f, p[2], q[2];
+
+	a = tcp_connect(ECHO_PORT);			/* 3: survives */
+	make_token(token, sizeof(token), "cloexec");
+	hold_connect(token, SOCK_CLOEXEC);		/* 4: closed by execve */
+	T(dup3(a, 10, O_CLOEXEC), "dup3(%d, 10, O_CLOEXEC)", a);
+	T(fcntl(a, F_DUPFD_CLOEXEC, 11), "fcntl(%d, F_DUPFD_CLOEXEC, 11)", a);
+	e = T(dup(a), "dup(%d)", a);			/* 5: cloexec set then cleared: survives */
+	T(fcntl(e, F_SETFD, FD_CLOEXEC), "fcntl(%d, F_SETFD, FD_CLOEXEC)", e);
+	T(fcntl(e, F_SETFD, 0), "fcntl(%d, F_SETFD, 0)", e);
+	f = T(dup(a), "dup(%d)", a);			/* 6: closed by execve */
+	T(fcntl(f, F_SETFD, FD_CLOEXEC), "fcntl(%d, F_SETFD, FD_CLOEXEC)", f);
+	T(pipe2(p, O_CLOEXEC), "pipe2(O_CLOEXEC) -> [%d, %d]", p[0], p[1]);
+	T(pipe(q), "pipe() -> [%d, %d]", q[0], q[1]);
+	printf("cloexec hold before execve: %s\n", hold_state(token, 200));
+	fflush(stdout);
+	execl(self_exe, self_exe, "cloexec-child", token, (char *)NULL);
+	T(-1, "execl(%s)", self_exe);
+	check(false, "execve failed");
+}
+
+static void sc_fork(void)
+{
+	char token[64], buf[32] = "", go = 'g';
+	int s, h, sync[2], status;
+	pid_t pid;
+	ssize_t r;
+
+	s = tcp_connect(ECHO_PORT);
+	make_token(token, sizeof(token), "fork");
+	h = hold_connect(token, 0);
+	T(pipe(sync), "pipe() -> [%d, %d]", sync[0], sync[1]);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		/* The child prints nothing: its exit status reports its checks. */
+		close(sync[1]);
+		if (send(s, "from-child", 10, 0) != 10)
+			_exit(2);
+		if (read(sync[0], &go, 1) != 1)
+			_exit(3);
+		_exit(0);	/* implicit close of s and h */
+	}
+	check(pid > 0, "fork");
+	close(sync[0]);
+	r = recv_exact(s, buf, 10);
+	printf("parent recv(%d) = %zd \"%s\"\n", s, r, buf);
+	T(close(h), "parent close(%d)", h);
+	printf("hold while the child holds it: %s\n", hold_state(token, 500));
+	T(write(sync[1], &go, 1), "write(%d)", sync[1]);
+	waitpid(pid, &status, 0);
+	printf("child exit = %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	printf("hold after the child exited: %s\n", hold_state(token, 5000));
+	echo(s, s, "parent after child");
+
+	/* A child that closes explicitly does not close the parent's copy. */
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(close(s) ? 1 : 0);
+	waitpid(pid, &status, 0);
+	printf("child exit = %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	echo(s, s, "parent after child close");
+	lowest_free();
+}
+
+#define NTHREADS	4
+#define CHUNK		4096
+#define CHUNKS		16
+
+struct thread_result {
+	int idx;
+	int errors;
+	uint32_t sent_sum, recv_sum;
+	long bytes;
+};
+
+static uint32_t fnv1a(uint32_t h, const unsigned char *p, size_t n)
+{
+	while (n--)
+		h = (h ^ *p++) * 16777619u;
+	return h;
+}
+
+static void *io_thread(void *arg)
+{
+	struct thread_result *res = arg;
+	struct sockaddr_in sin = sin_of(world_ip, ECHO_PORT);
+	unsigned char out[CHUNK], in[CHUNK];
+	int i, j, fd;
+
+	res->sent_sum = res->recv_sum = 2166136261u;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		res->errors++;
+		return NULL;
+	}
+	for (i = 0; i < CHUNKS; i++) {
+		for (j = 0; j < CHUNK; j++)
+			out[j] = (unsigned char)(res->idx * 31 + i * 7 + j);
+		if (send(fd, out, CHUNK, 0) != CHUNK || recv_exact(fd, in, CHUNK) != CHUNK) {
+			res->errors++;
+			break;
+		}
+		res->sent_sum = fnv1a(res->sent_sum, out, CHUNK);
+		res->recv_sum = fnv1a(res->recv_sum, in, CHUNK);
+		res->bytes += CHUNK;
+	}
+	/* Churn: sockets created and closed concurrently by every thread. */
+	for (i = 0; i < 20; i++) {
+		j = socket(AF_INET, SOCK_DGRAM, 0);
+		if (j < 0 || close(j) < 0)
+			res->errors++;
+	}
+	if (close(fd) < 0)
+		res->errors++;
+	return NULL;
+}
+
+static void sc_threads(void)
+{
+	struct thread_result res[NTHREADS] = {};
+	pthread_t th[NTHREADS];
+	int i;
+
+	for (i = 0; i < NTHREADS; i++) {
+		res[i].idx = i;
+		check(!pthread_create(&th[i], NULL, io_thread, &res[i]), "pthread_create");
+	}
+	for (i = 0; i < NTHREADS; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < NTHREADS; i++) {
+		printf("thread %d: bytes %ld errors %d sum %08x %s\n", i, res[i].bytes, res[i].errors,
+		       res[i].recv_sum, res[i].recv_sum == res[i].sent_sum ? "match" : "MISMATCH");
+		check(!res[i].errors && res[i].recv_sum == res[i].sent_sum, "thread %d I/O", i);
+	}
+	lowest_free();
+}
+
+static void sc_nbconnect(void)
+{
+	struct sockaddr_in sin = sin_of(world_ip, ECHO_PORT), bad = sin_of(world_ip, CLOSED_PORT);
+	struct sockaddr_storage ss;
+	socklen_t len, elen;
+	int s, err = -1, i;
+
+	s = T(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK)");
+	T(connect(s, (struct sockaddr *)&sin, sizeof(sin)), "connect(%d, %s:%d)", s, world_ip, ECHO_PORT);
+	for (i = 0; i < 500; i++) {
+		len = sizeof(ss);
+		if (!getpeername(s, (struct sockaddr *)&ss, &len))
+			break;
+		sleep_ms(10);
+	}
+	print_name(s, true, false);
+	elen = sizeof(err);
+	T(getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &elen), "getsockopt(%d, SO_ERROR) -> %d", s, err);
+	T(connect(s, (struct sockaddr *)&sin, sizeof(sin)), "connect(%d) again", s);
+	T(fcntl(s, F_SETFL, 0), "fcntl(%d, F_SETFL, 0)", s);
+	echo(s, s, "nonblocking connect");
+
+	s = T(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK)");
+	T(connect(s, (struct sockaddr *)&bad, sizeof(bad)), "connect(%d, %s:%d)", s, world_ip, CLOSED_PORT);
+	for (i = 0; i < 500; i++) {
+		elen = sizeof(err);
+		err = 0;
+		if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err)
+			break;
+		sleep_ms(10);
+	}
+	printf("getsockopt(%d, SO_ERROR) after wait -> %s\n", s, err ? strerrorname_np(err) : "0");
+	elen = sizeof(err);
+	T(getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &elen), "getsockopt(%d, SO_ERROR) -> %d", s, err);
+	lowest_free();
+}
+
+static void sc_names(void)
+{
+	struct sockaddr_in sin = sin_of(service_ip, SERVICE_PORT), far = sin_of(world_ip, SERVICE_PORT);
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int s, b, c, v, one = 1, val;
+
+	s = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	print_name(s, false, false);
+	print_name(s, true, false);
+	T(close(s), "close(%d)", s);
+	s = tcp_connect(ECHO_PORT);
+	print_name(s, false, true);
+	print_name(s, true, false);
+	len = 4;
+	T(getsockname(s, (struct sockaddr *)&ss, &len), "getsockname(%d, len 4) -> len %u", s, len);
+
+	b = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(setsockopt(b, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), "setsockopt(%d, SO_REUSEADDR, 1)", b);
+	len = sizeof(val);
+	T(getsockopt(b, SOL_SOCKET, SO_REUSEADDR, &val, &len), "getsockopt(%d, SO_REUSEADDR) -> %d len %u", b, val, len);
+	T(bind(b, (struct sockaddr *)&sin, sizeof(sin)), "bind(%d, %s:%d)", b, service_ip, SERVICE_PORT);
+	print_name(b, false, false);
+	T(bind(b, (struct sockaddr *)&sin, sizeof(sin)), "bind(%d) again", b);
+	T(listen(b, 4), "listen(%d, 4)", b);
+	len = sizeof(val);
+	T(getsockopt(b, SOL_SOCKET, SO_ACCEPTCONN, &val, &len), "getsockopt(%d, SO_ACCEPTCONN) -> %d", b, val);
+	len = sizeof(val);
+	T(getsockopt(b, SOL_SOCKET, SO_TYPE, &val, &len), "getsockopt(%d, SO_TYPE) -> %d", b, val);
+	len = sizeof(val);
+	T(getsockopt(b, SOL_SOCKET, SO_DOMAIN, &val, &len), "getsockopt(%d, SO_DOMAIN) -> %d", b, val);
+	len = sizeof(val);
+	T(getsockopt(b, SOL_SOCKET, SO_PROTOCOL, &val, &len), "getsockopt(%d, SO_PROTOCOL) -> %d", b, val);
+	len = sizeof(val);
+	T(getsockopt(b, IPPROTO_TCP, 9999, &val, &len), "getsockopt(%d, IPPROTO_TCP, 9999)", b);
+
+	c = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(bind(c, (struct sockaddr *)&far, sizeof(far)), "bind(%d, %s:%d)", c, world_ip, SERVICE_PORT);
+	T(bind(c, (struct sockaddr *)&sin, sizeof(sin)), "bind(%d, %s:%d)", c, service_ip, SERVICE_PORT);
+	v = T(socket(AF_INET6, SOCK_STREAM, 0), "socket(AF_INET6, SOCK_STREAM)");
+	print_name(v, false, false);
+	lowest_free();
+}
+
+static void sc_accept(void)
+{
+	struct sockaddr_in sin = sin_of(service_ip, SERVICE_PORT + 1);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int l, c, a, b, one = 1;
+	char buf[16] = "";
+
+	l = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), "setsockopt(%d, SO_REUSEADDR, 1)", l);
+	T(bind(l, (struct sockaddr *)&sin, sizeof(sin)), "bind(%d, %s:%d)", l, service_ip, SERVICE_PORT + 1);
+	T(listen(l, 4), "listen(%d, 4)", l);
+	c = tcp_connect_flags(service_ip, SERVICE_PORT + 1, 0);
+	a = T(accept(l, (struct sockaddr *)&ss, &len), "accept(%d) -> len %u", l, len);
+	print_name(a, true, true);
+	print_name(a, false, false);
+	T(send(c, "hi", 2, 0), "send(%d, \"hi\")", c);
+	T(recv_exact(a, buf, 2), "recv(%d) \"%s\"", a, buf);
+	T(fcntl(a, F_GETFD), "fcntl(%d, F_GETFD)", a);
+	tcp_connect_flags(service_ip, SERVICE_PORT + 1, 0);
+	b = T(accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), "accept4(%d, SOCK_CLOEXEC|SOCK_NONBLOCK)", l);
+	T(fcntl(b, F_GETFD), "fcntl(%d, F_GETFD)", b);
+	getfl(b);
+	T(recv(b, buf, sizeof(buf), 0), "recv(%d)", b);
+	T(fcntl(l, F_SETFL, O_NONBLOCK), "fcntl(%d, F_SETFL, O_NONBLOCK)", l);
+	T(accept(l, NULL, NULL), "accept(%d) (nonblocking, no client)", l);
+	T(accept(c, NULL, NULL), "accept(%d) (not listening)", c);
+	lowest_free();
+}
+
+static void sc_shutdown(void)
+{
+	char buf[16] = "";
+	int s, u, t;
+
+	s = tcp_connect(ECHO_PORT);
+	T(send(s, "bye", 3, 0), "send(%d, \"bye\")", s);
+	T(shutdown(s, SHUT_WR), "shutdown(%d, SHUT_WR)", s);
+	T(recv_exact(s, buf, 3), "recv(%d) \"%s\"", s, buf);
+	T(recv(s, buf, sizeof(buf), 0), "recv(%d) (EOF)", s);
+	T(send(s, "x", 1, MSG_NOSIGNAL), "send(%d) after SHUT_WR", s);
+	T(shutdown(s, 7), "shutdown(%d, 7)", s);
+	u = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(shutdown(u, SHUT_RDWR), "shutdown(%d, SHUT_RDWR) unconnected", u);
+	t = tcp_connect(ECHO_PORT);
+	T(shutdown(t, SHUT_RD), "shutdown(%d, SHUT_RD)", t);
+	T(recv(t, buf, sizeof(buf), 0), "recv(%d) after SHUT_RD", t);
+	lowest_free();
+}
+
+static void sc_udp(void)
+{
+	struct sockaddr_in sin = sin_of(world_ip, ECHO_PORT);
+	struct sockaddr_storage from;
+	socklen_t len = sizeof(from);
+	char buf[32] = "";
+	int u;
+
+	u = T(socket(AF_INET, SOCK_DGRAM, 0), "socket(AF_INET, SOCK_DGRAM)");
+	T(sendto(u, "ping", 4, 0, (struct sockaddr *)&sin, sizeof(sin)), "sendto(%d, \"ping\", %s:%d)", u,
+	  world_ip, ECHO_PORT);
+	T(recvfrom(u, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len), "recvfrom(%d) \"%s\" from %s",
+	  u, buf, addr_str((struct sockaddr *)&from, len, false));
+	T(recvfrom(u, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL), "recvfrom(%d, MSG_DONTWAIT)", u);
+	T(connect(u, (struct sockaddr *)&sin, sizeof(sin)), "connect(%d, %s:%d)", u, world_ip, ECHO_PORT);
+	print_name(u, true, false);
+	print_name(u, false, true);
+	T(send(u, "0123456789", 10, 0), "send(%d, 10)", u);
+	memset(buf, 0, sizeof(buf));
+	T(recv(u, buf, 4, MSG_TRUNC), "recv(%d, 4, MSG_TRUNC) \"%.4s\"", u, buf);
+	T(send(u, "peek", 4, 0), "send(%d, 4)", u);
+	memset(buf, 0, sizeof(buf));
+	T(recv(u, buf, sizeof(buf), MSG_PEEK), "recv(%d, MSG_PEEK) \"%s\"", u, buf);
+	memset(buf, 0, sizeof(buf));
+	T(recv(u, buf, sizeof(buf), 0), "recv(%d) \"%s\"", u, buf);
+	lowest_free();
+}
+
+static void sc_iov(void)
+{
+	char a[4] = "", b[4] = "", c[4] = "";
+	struct iovec out[3] = { { "abc", 3 }, { "defgh", 5 }, { "ij", 2 } };
+	struct iovec in[3] = { { a, 4 }, { b, 4 }, { c, 4 } };
+	int s, n = 0, i;
+
+	s = tcp_connect(ECHO_PORT);
+	T(writev(s, out, 3), "writev(%d, 3 iovecs)", s);
+	for (i = 0; i < 500; i++) {
+		if (ioctl(s, FIONREAD, &n) < 0 || n >= 10)
+			break;
+		sleep_ms(10);
+	}
+	T(readv(s, in, 3), "readv(%d, 4+4+4) \"%.4s|%.4s|%.4s\"", s, a, b, c);
+	T(readv(s, in, 0), "readv(%d, 0 iovecs)", s);
+	T(syscall(SYS_writev, s, out, -1), "writev(%d, -1 iovecs)", s);
+	T(preadv(s, in, 1, 0), "preadv(%d)", s);
+	T(pwritev(s, out, 1, 0), "pwritev(%d)", s);
+	lowest_free();
+}
+
+static void sc_msg(void)
+{
+	struct sockaddr_in sin = sin_of(world_ip, ECHO_PORT);
+	struct sockaddr_storage from;
+	char a[8] = "", b[8] = "";
+	struct iovec out[2] = { { "hello ", 6 }, { "msg", 3 } };
+	struct iovec in[2] = { { a, 5 }, { b, 4 } };
+	struct msghdr m = { .msg_iov = out, .msg_iovlen = 2 };
+	int s, u;
+
+	s = tcp_connect(ECHO_PORT);
+	T(sendmsg(s, &m, 0), "sendmsg(%d, 2 iovecs)", s);
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = in;
+	m.msg_iovlen = 2;
+	m.msg_name = &from;
+	m.msg_namelen = sizeof(from);
+	T(recvmsg(s, &m, MSG_WAITALL), "recvmsg(%d, 5+4, MSG_WAITALL) \"%.5s|%.4s\" namelen %u flags %#x",
+	  s, a, b, m.msg_namelen, m.msg_flags);
+	T(recvmsg(s, &m, MSG_DONTWAIT), "recvmsg(%d, MSG_DONTWAIT)", s);
+
+	u = T(socket(AF_INET, SOCK_DGRAM, 0), "socket(AF_INET, SOCK_DGRAM)");
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = out;
+	m.msg_iovlen = 2;
+	m.msg_name = &sin;
+	m.msg_namelen = sizeof(sin);
+	T(sendmsg(u, &m, 0), "sendmsg(%d, 2 iovecs, to %s:%d)", u, world_ip, ECHO_PORT);
+	memset(&m, 0, sizeof(m));
+	memset(a, 0, sizeof(a));
+	memset(b, 0, sizeof(b));
+	m.msg_iov = in;
+	m.msg_iovlen = 1;
+	m.msg_name = &from;
+	m.msg_namelen = sizeof(from);
+	T(recvmsg(u, &m, 0), "recvmsg(%d, 5) \"%.5s\" from %s flags %s", u, a,
+	  addr_str((struct sockaddr *)&from, m.msg_namelen, false),
+	  m.msg_flags & MSG_TRUNC ? "MSG_TRUNC" : "0");
+	lowest_free();
+}
+
+static void sc_refused(void)
+{
+	struct sockaddr_in bad = sin_of(world_ip, CLOSED_PORT), good = sin_of(world_ip, ECHO_PORT);
+	socklen_t len = sizeof(int);
+	int s, err = -1;
+
+	s = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(connect(s, (struct sockaddr *)&bad, sizeof(bad)), "connect(%d, %s:%d)", s, world_ip, CLOSED_PORT);
+	T(connect(s, (struct sockaddr *)&bad, sizeof(bad)), "connect(%d, %s:%d)", s, world_ip, CLOSED_PORT);
+	T(getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len), "getsockopt(%d, SO_ERROR) -> %d", s, err);
+	T(connect(s, (struct sockaddr *)&good, sizeof(good)), "connect(%d, %s:%d)", s, world_ip, ECHO_PORT);
+	echo(s, s, "after refused");
+	lowest_free();
+}
+
+static const struct scenario {
+	const char *name;
+	void (*fn)(void);
+} scenarios[] = {
+	{ "numbering", sc_numbering },
+	{ "dup", sc_dup },
+	{ "fcntl", sc_fcntl },
+	{ "nonblock", sc_nonblock },
+	{ "ebadf", sc_ebadf },
+	{ "emfile", sc_emfile },
+	{ "cloexec", sc_cloexec },
+	{ "fork", sc_fork },
+	{ "threads", sc_threads },
+	{ "nbconnect", sc_nbconnect },
+	{ "names", sc_names },
+	{ "accept", sc_accept },
+	{ "shutdown", sc_shutdown },
+	{ "udp", sc_udp },
+	{ "iov", sc_iov },
+	{ "msg", sc_msg },
+	{ "refused", sc_refused },
+};
+
+#define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
+
+int main(int argc, char **argv)
+{
+	const char *env;
+	size_t i;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	self_exe = "/proc/self/exe";
+	if ((env = getenv("RSYS_WORLD_IP")))
+		world_ip = env;
+	if ((env = getenv("RSYS_SERVICE_IP")))
+		service_ip = env;
+	if (argc == 2 && !strcmp(argv[1], "--list")) {
+		for (i = 0; i < N_SCENARIOS; i++)
+			printf("%s\n", scenarios[i].name);
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "cloexec-child")) {
+		cloexec_child(argv[2]);
+		return failed ? KSFT_FAIL : KSFT_PASS;
+	}
+	if (argc != 2) {
+		fprintf(stderr, "Usage: %s SCENARIO | --list (run by selftests/fdsem_test.sh)\n", argv[0]);
+		return KSFT_FAIL;
+	}
+	/* Same start everywhere: only 0-2 open, a bound on run time (survives execve). */
+	close_range(3, ~0U, 0);
+	alarm(60);
+	for (i = 0; i < N_SCENARIOS; i++) {
+		if (strcmp(argv[1], scenarios[i].name))
+			continue;
+		printf("-- %s\n", scenarios[i].name);
+		scenarios[i].fn();
+		return failed ? KSFT_FAIL : KSFT_PASS;
+	}
+	fprintf(stderr, "Error: unknown scenario '%s' (fdsem --list)\n", argv[1]);
+	return KSFT_FAIL;
+}

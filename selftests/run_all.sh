@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Runs every rsys selftest (C programs, shell tests, real programs, KVM tier), counts TAP results.
+#
+# Usage: selftests/run_all.sh [O]   (O: build output directory, default .output)
+# The last line is "N passed, N failed, N skipped"; exit status 1 if anything failed.
+
+set -u
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+O=$(cd "${1:-$SRC/.output}" 2>/dev/null && pwd) || {
+	echo "Error: build output directory ${1:-$SRC/.output} does not exist (run make first)" >&2
+	exit 1
+}
+export RSYS_O=$O RSYS_SRC=$SRC
+
+TEST_TIMEOUT=${RSYS_TEST_TIMEOUT:-300}
+VMTEST_TIMEOUT=${RSYS_VMTEST_TIMEOUT:-3600}
+
+passed=0
+failed=0
+skipped=0
+failed_names=()
+log=$(mktemp /tmp/rsys-run-all.XXXXXX)
+trap 'rm -f "$log"' EXIT
+
+# run_one NAME TIMEOUT CMD...: stream CMD's output under a header, then count its TAP lines.
+run_one()
+{
+	local name=$1 limit=$2 rc p f s
+	shift 2
+
+	printf '\n==== %s ====\n' "$name"
+	# timeout signals its whole process group: a hung test and what it started die.
+	timeout --kill-after=10 "$limit" "$@" </dev/null 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+
+	# Only top-level TAP lines count; indented lines are subtests of a top-level one.
+	s=$(grep -cE '^ok [0-9]+.*# *SKIP' "$log")
+	p=$(grep -cE '^ok [0-9]+' "$log")
+	p=$((p - s))
+	f=$(grep -cE '^not ok [0-9]+' "$log")
+
+	case $rc in
+	0)
+		if [ $((p + f + s)) -eq 0 ]; then
+			echo "# $name: exit 0 without any TAP result, counted as a failure"
+			f=1
+		fi
+		;;
+	4)
+		[ $((p + f + s)) -eq 0 ] && s=1
+		;;
+	124 | 137)
+		echo "# $name: killed after ${limit}s, counted as a failure"
+		f=$((f + 1))
+		;;
+	*)
+		if [ "$f" -eq 0 ]; then
+			echo "# $name: exit status $rc without a 'not ok' line, counted as a failure"
+			f=1
+		fi
+		;;
+	esac
+	printf '# %s: %d passed, %d failed, %d skipped (exit %d)\n' "$name" "$p" "$f" "$s" "$rc"
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+	[ "$f" -gt 0 ] && failed_names+=("$name")
+}
+
+# C programs; one with a driver selftests/NAME_test.sh is run by its driver instead.
+for prog in "$O"/selftests/*; do
+	[ -f "$prog" ] && [ -x "$prog" ] || continue
+	name=$(basename "$prog")
+	[ -e "$SRC/selftests/${name}_test.sh" ] && continue
+	run_one "$name" "$TEST_TIMEOUT" "$prog"
+done
+
+for script in "$SRC"/selftests/*_test.sh "$SRC"/selftests/realprogs.sh; do
+	[ -f "$script" ] || continue
+	run_one "$(basename "$script")" "$TEST_TIMEOUT" bash "$script"
+done
+
+# The KVM tier builds a kernel the first time (~20 min on 2 cores).
+if [ -f "$SRC/kvm-patch/vmtest.sh" ]; then
+	run_one vmtest.sh "$VMTEST_TIMEOUT" bash "$SRC/kvm-patch/vmtest.sh"
+fi
+
+echo
+[ ${#failed_names[@]} -gt 0 ] && echo "# failed: ${failed_names[*]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
