@@ -38,7 +38,7 @@ static int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* 1 when @len bytes were read, 0 on EOF before the first byte, -errno otherwise. */
+/* 1 when @len bytes were read, 0 on EOF before the first byte, -EPROTO on EOF after it, or -errno. */
 static int read_full(int fd, void *buf, size_t len)
 {
 	char *p = buf;
@@ -53,7 +53,7 @@ static int read_full(int fd, void *buf, size_t len)
 			return -errno;
 		}
 		if (n == 0)
-			return got ? -ECONNRESET : 0;
+			return got ? -EPROTO : 0;
 		got += n;
 	}
 	return 1;
@@ -99,7 +99,8 @@ int frame_recv(int fd, struct rsys_frame *f, void *buf, size_t cap)
 	ret = read_full(fd, buf, f->len);
 	if (ret < 0)
 		return ret;
-	return ret ? 0 : -ECONNRESET;
+	/* EOF inside a frame is a truncated frame, not an orderly end. */
+	return ret ? 0 : -EPROTO;
 }
 
 static int parse_port(const char *s, unsigned int *port)

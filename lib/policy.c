@@ -2,6 +2,7 @@
 /* Parser, egress check and passport check for rsys policy files (format: policy/README.md). */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,7 +418,9 @@ bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto
 		family = AF_INET;
 		addr = (const uint8_t *)&sin->sin_addr;
 		port = ntohs(sin->sin_port);
-	} else if (sa->sa_family == AF_INET6 && len >= sizeof(*sin6)) {
+	} else if (sa->sa_family == AF_INET6 &&
+		   len >= offsetof(struct sockaddr_in6, sin6_scope_id)) {
+		/* The kernel accepts the RFC 2133 form without sin6_scope_id. */
 		port = ntohs(sin6->sin6_port);
 		/* A v4-mapped destination reaches the IPv4 host: judge it by the v4 rules. */
 		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Internal interfaces of rsys-delegate: sessions, handles, delegate threads and the op table. */
+#ifndef RSYS_DELEGATE_H
+#define RSYS_DELEGATE_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <rsys/policy.h>
+#include <rsys/proto.h>
+
+/* Signal that interrupts a delegate thread's blocking syscall (empty handler, no SA_RESTART). */
+#define DELEGATE_CANCEL_SIG	SIGUSR1
+
+/* The daemon's configuration and counters, shared by every session. */
+struct delegate {
+	const struct policy *policy;	/* NULL: everything allowed */
+	unsigned int limit_fds;
+	unsigned int limit_inflight;
+	struct rsys_delegate_stats stats;	/* updated with __atomic builtins */
+};
+
+extern struct delegate dlg;
+
+#define stat_add(field, v)	__atomic_add_fetch(&dlg.stats.field, (v), __ATOMIC_RELAXED)
+#define stat_sub(field, v)	__atomic_sub_fetch(&dlg.stats.field, (v), __ATOMIC_RELAXED)
+
+/* One remote socket; slots are reused with a new generation so stale handles fail. */
+struct handle {
+	int fd;
+	uint32_t gen;
+	int refs;		/* lookups in progress, +1 while open */
+	bool used;		/* slot taken: reserved, open or waiting for its last user */
+	bool open;		/* reachable by handle_get() */
+	bool nonblock;		/* O_NONBLOCK on fd */
+	bool linger;		/* SO_LINGER on: close may block */
+	int proto;		/* IPPROTO_TCP, IPPROTO_UDP, ... for the egress check */
+	uint32_t next_free;
+};
+
+struct request {
+	struct rsys_frame f;
+	uint8_t *payload;
+	struct request *next;
+	pthread_t thread;	/* the delegate thread executing it */
+	bool cancelled;
+};
+
+/* One client connection. */
+struct session {
+	int fd;
+	unsigned int id;
+	pthread_mutex_t send_lock;	/* one reply on the wire at a time */
+	pthread_mutex_t lock;		/* everything below */
+	pthread_cond_t work;		/* queue gained a request, or closing */
+	pthread_cond_t idle;		/* a delegate thread ended */
+	struct handle *handles;		/* dlg.limit_fds slots */
+	uint32_t free_head;		/* first free slot, limit_fds if none */
+	struct request *queue, *queue_tail;
+	struct request *running;	/* executing in delegate threads */
+	unsigned int queued;
+	unsigned int outstanding;	/* queued + running */
+	unsigned int workers, idle_workers;
+	unsigned int kicks;		/* cancelled requests still running */
+	bool closing;
+};
+
+/* Reply buffer of one executing request. */
+struct reply {
+	struct rsys_frame f;
+	uint8_t *buf;		/* RSYS_MAX_PAYLOAD bytes */
+};
+
+/* main.c */
+void stats_read(struct rsys_delegate_stats *out);
+
+/* session.c */
+/* Serve the client connected on @fd in a new thread; it owns @fd from then on. */
+int session_start(int fd);
+struct handle *handle_reserve(struct session *s, uint64_t *h);
+void handle_publish(struct session *s, struct handle *hd, int fd, bool nonblock, int proto);
+void handle_unreserve(struct session *s, struct handle *hd);
+struct handle *handle_get(struct session *s, uint64_t h);
+void handle_put(struct session *s, struct handle *hd);
+int handle_close(struct session *s, uint64_t h);
+
+/* ops.c */
+/*
+ * Validate @f's arguments and payload size; 0, or -errno to answer at once.
+ * Sets *@blocking when the call may block and must run in a delegate thread.
+ */
+int op_check(struct session *s, const struct rsys_frame *f, bool *blocking);
+/* Execute a checked request; fills r->f.a[] (a[0] the result) and r->f.len bytes of r->buf. */
+void op_exec(struct session *s, const struct rsys_frame *f, const uint8_t *payload,
+	     struct reply *r);
+
+#endif

@@ -1,0 +1,531 @@
+// SPDX-License-Identifier: GPL-2.0
+/* rsys-delegate's operations: each wire op executed as the real socket syscall, -errno passed back. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <netinet/tcp.h>
+#include <linux/sockios.h>
+
+#include "delegate.h"
+#include "log.h"
+
+#define OPT_MAX		4096	/* socket option values, both directions */
+#define ADDR_MAX	((uint32_t)sizeof(struct sockaddr_storage))
+#define RECV_MAX	(RSYS_MAX_PAYLOAD - ADDR_MAX)
+
+#ifndef SO_BINDTOIFINDEX
+#define SO_BINDTOIFINDEX	62
+#endif
+
+static int64_t deny(const char *what, struct session *s)
+{
+	stat_add(denied, 1);
+	pr_info("session %u: %s refused by the egress policy\n", s->id, what);
+	return -EPERM;
+}
+
+/*
+ * Egress/bind check of @sa for a socket of @proto. Addresses the kernel
+ * would reject anyway (too short, foreign family) are left to it so that
+ * the errno stays native; AF_UNSPEC is judged as AF_INET, as the kernel
+ * treats it for sendto() and bind() on IPv4 sockets.
+ */
+static bool allowed(enum policy_rule_kind kind, int proto, const uint8_t *addr, uint32_t len)
+{
+	struct sockaddr_storage ss;
+
+	if (!dlg.policy || len < sizeof(sa_family_t))
+		return true;
+	memcpy(&ss, addr, len);
+	if (ss.ss_family == AF_UNSPEC)
+		ss.ss_family = AF_INET;
+	if (ss.ss_family == AF_INET && len < sizeof(struct sockaddr_in))
+		return true;
+	if (ss.ss_family == AF_INET6 && len < offsetof(struct sockaddr_in6, sin6_scope_id))
+		return true;
+	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+		return true;
+	return policy_allows(dlg.policy, kind, proto, (struct sockaddr *)&ss, len);
+}
+
+/* Socket options a program could use to escape the service domain's rules as root. */
+static bool opt_forbidden(int level, int name)
+{
+	if (!dlg.policy)
+		return false;
+	if (level == SOL_SOCKET)
+		return name == SO_MARK || name == SO_BINDTODEVICE || name == SO_BINDTOIFINDEX;
+	if (level == IPPROTO_IP)
+		return name == IP_TRANSPARENT;
+	if (level == IPPROTO_IPV6)
+		return name == IPV6_TRANSPARENT;
+	return false;
+}
+
+/*
+ * Options whose value holds a pointer or an fd number of the caller: they
+ * would name the delegate's memory or fds, so they are never forwarded.
+ */
+static bool opt_unforwardable(int level, int name)
+{
+	if (level == SOL_SOCKET)
+		return name == SO_ATTACH_FILTER || name == SO_ATTACH_REUSEPORT_CBPF ||
+		       name == SO_ATTACH_BPF || name == SO_ATTACH_REUSEPORT_EBPF;
+	return level == IPPROTO_TCP && name == TCP_ZEROCOPY_RECEIVE;
+}
+
+static int64_t op_hello(struct session *s, const struct rsys_frame *f, struct reply *r)
+{
+	(void)s;
+	if (f->a[0] != RSYS_VERSION)
+		return -EPROTONOSUPPORT;
+	r->f.a[1] = dlg.limit_fds;
+	r->f.a[2] = dlg.limit_inflight;
+	return RSYS_VERSION;
+}
+
+static int64_t op_socket(struct session *s, const struct rsys_frame *f)
+{
+	int domain = f->a[0], type = f->a[1], proto = f->a[2];
+	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct handle *hd;
+	uint64_t h;
+	int fd;
+
+	if (f->a[0] != domain || f->a[1] != type || f->a[2] != proto)
+		return -EINVAL;
+	if (dlg.policy ? !policy_is_remote_family(dlg.policy, domain) :
+	    domain != AF_INET && domain != AF_INET6)
+		return -EAFNOSUPPORT;
+	/* Raw sockets would bypass the egress rules (the delegate runs as root). */
+	if (dlg.policy && base != SOCK_STREAM && base != SOCK_DGRAM)
+		return deny("raw/packet socket", s);
+	hd = handle_reserve(s, &h);
+	if (!hd)
+		return -EMFILE;
+	fd = socket(domain, type | SOCK_CLOEXEC, proto);
+	if (fd < 0) {
+		int err = -errno;
+
+		handle_unreserve(s, hd);
+		return err;
+	}
+	if (!proto)
+		proto = base == SOCK_STREAM ? IPPROTO_TCP : base == SOCK_DGRAM ? IPPROTO_UDP : 0;
+	handle_publish(s, hd, fd, type & SOCK_NONBLOCK, proto);
+	return h;
+}
+
+static int64_t op_connect(struct session *s, struct handle *hd, const struct rsys_frame *f,
+			  const uint8_t *p)
+{
+	if (!allowed(POLICY_ALLOW_CONNECT, hd->proto, p, f->len))
+		return deny("connect", s);
+	if (connect(hd->fd, (const struct sockaddr *)p, f->len) < 0)
+		return -errno;
+	return 0;
+}
+
+static int64_t op_bind(struct session *s, struct handle *hd, const struct rsys_frame *f,
+		       const uint8_t *p)
+{
+	if (!allowed(POLICY_ALLOW_BIND, hd->proto, p, f->len))
+		return deny("bind", s);
+	if (bind(hd->fd, (const struct sockaddr *)p, f->len) < 0)
+		return -errno;
+	return 0;
+}
+
+static int64_t op_listen(struct session *s, struct handle *hd, const struct rsys_frame *f)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	/* listen() on an unbound socket binds it to a wildcard port: an implicit bind. */
+	if (dlg.policy && !getsockname(hd->fd, (struct sockaddr *)&ss, &len) &&
+	    ((ss.ss_family == AF_INET && !((struct sockaddr_in *)&ss)->sin_port) ||
+	     (ss.ss_family == AF_INET6 && !((struct sockaddr_in6 *)&ss)->sin6_port)) &&
+	    !allowed(POLICY_ALLOW_BIND, hd->proto, (uint8_t *)&ss, len))
+		return deny("listen on an unbound socket", s);
+	if (listen(hd->fd, f->a[1] > INT32_MAX ? INT32_MAX : (int)f->a[1]) < 0)
+		return -errno;
+	return 0;
+}
+
+static int64_t op_accept(struct session *s, struct handle *hd, const struct rsys_frame *f,
+			 struct reply *r)
+{
+	struct handle *nhd;
+	socklen_t len = ADDR_MAX;
+	uint64_t h;
+	int fd;
+
+	if (f->a[1] & ~(int64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
+		return -EINVAL;
+	/* Like the kernel, fail with EMFILE before taking a connection off the queue. */
+	nhd = handle_reserve(s, &h);
+	if (!nhd)
+		return -EMFILE;
+	fd = accept4(hd->fd, (struct sockaddr *)r->buf, &len, (f->a[1] & SOCK_NONBLOCK) | SOCK_CLOEXEC);
+	if (fd < 0) {
+		int err = -errno;
+
+		handle_unreserve(s, nhd);
+		return err;
+	}
+	handle_publish(s, nhd, fd, f->a[1] & SOCK_NONBLOCK, hd->proto);
+	r->f.len = len < ADDR_MAX ? len : ADDR_MAX;
+	return h;
+}
+
+static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_frame *f,
+		       const uint8_t *p)
+{
+	uint32_t alen = f->a[2];
+	struct iovec iov = { .iov_base = (void *)(p + alen), .iov_len = f->len - alen };
+	struct msghdr msg = {
+		.msg_name = alen ? (void *)p : NULL,
+		.msg_namelen = alen,
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+	};
+	ssize_t n;
+
+	if (alen && !allowed(POLICY_ALLOW_CONNECT, hd->proto, p, alen))
+		return deny("sendto", s);
+	n = sendmsg(hd->fd, &msg, (int)f->a[1] | MSG_NOSIGNAL);
+	return n < 0 ? -errno : n;
+}
+
+static int64_t op_recv(struct handle *hd, const struct rsys_frame *f, struct reply *r)
+{
+	uint32_t want = f->a[1] > RECV_MAX ? RECV_MAX : f->a[1];
+	struct sockaddr_storage ss;
+	struct iovec iov = { .iov_base = r->buf, .iov_len = want };
+	struct msghdr msg = {
+		.msg_name = f->a[3] ? &ss : NULL,
+		.msg_namelen = f->a[3] ? sizeof(ss) : 0,
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+	};
+	ssize_t n;
+	uint32_t got;
+
+	n = recvmsg(hd->fd, &msg, (int)f->a[2] & ~MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -errno;
+	/* With MSG_TRUNC the result is the datagram's length, not what was copied. */
+	got = (size_t)n < want ? n : want;
+	r->f.len = got;
+	if (f->a[3]) {
+		uint32_t alen = msg.msg_namelen < ADDR_MAX ? msg.msg_namelen : ADDR_MAX;
+
+		memcpy(r->buf + got, &ss, alen);
+		r->f.len += alen;
+		r->f.a[1] = msg.msg_namelen;
+	}
+	r->f.a[2] = msg.msg_flags;
+	return n;
+}
+
+static int64_t op_getsockopt(struct handle *hd, const struct rsys_frame *f, struct reply *r)
+{
+	socklen_t len = f->a[3] > OPT_MAX ? OPT_MAX : f->a[3];
+
+	if (f->a[3] < 0)
+		return -EINVAL;
+	if (opt_unforwardable(f->a[1], f->a[2]))
+		return -ENOPROTOOPT;
+	if (getsockopt(hd->fd, f->a[1], f->a[2], r->buf, &len) < 0)
+		return -errno;
+	r->f.a[1] = len;
+	r->f.len = len < OPT_MAX ? len : OPT_MAX;
+	return 0;
+}
+
+static int64_t op_setsockopt(struct session *s, struct handle *hd, const struct rsys_frame *f,
+			     const uint8_t *p)
+{
+	int level = f->a[1], name = f->a[2];
+
+	if (opt_unforwardable(level, name))
+		return -ENOPROTOOPT;
+	if (opt_forbidden(level, name))
+		return deny("socket option", s);
+	if (setsockopt(hd->fd, level, name, p, f->len) < 0)
+		return -errno;
+	if (level == SOL_SOCKET && name == SO_LINGER && f->len >= sizeof(struct linger)) {
+		const struct linger *l = (const struct linger *)p;
+
+		pthread_mutex_lock(&s->lock);
+		hd->linger = l->l_onoff;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return 0;
+}
+
+static int64_t op_name(struct handle *hd, const struct rsys_frame *f, struct reply *r)
+{
+	socklen_t len = ADDR_MAX;
+	int ret;
+
+	if (f->op == RSYS_OP_GETSOCKNAME)
+		ret = getsockname(hd->fd, (struct sockaddr *)r->buf, &len);
+	else
+		ret = getpeername(hd->fd, (struct sockaddr *)r->buf, &len);
+	if (ret < 0)
+		return -errno;
+	r->f.len = len < ADDR_MAX ? len : ADDR_MAX;
+	return 0;
+}
+
+static void set_nonblock(struct session *s, struct handle *hd, bool on)
+{
+	pthread_mutex_lock(&s->lock);
+	hd->nonblock = on;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int64_t op_fcntl(struct session *s, struct handle *hd, const struct rsys_frame *f)
+{
+	int fl;
+
+	fl = fcntl(hd->fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if (f->a[1] == F_GETFL)
+		return fl;
+	if (f->a[1] != F_SETFL)
+		return -EINVAL;
+	/* Only O_NONBLOCK is forwarded; O_ASYNC and friends stay local to the monitor. */
+	fl = (fl & ~O_NONBLOCK) | (f->a[2] & O_NONBLOCK);
+	if (fcntl(hd->fd, F_SETFL, fl) < 0)
+		return -errno;
+	set_nonblock(s, hd, fl & O_NONBLOCK);
+	return 0;
+}
+
+static int64_t op_ioctl(struct session *s, struct handle *hd, const struct rsys_frame *f,
+			struct reply *r)
+{
+	unsigned long req = f->a[1];
+	int v = f->a[2];
+
+	switch (req) {
+	case FIONBIO:
+		if (ioctl(hd->fd, FIONBIO, &v) < 0)
+			return -errno;
+		set_nonblock(s, hd, v);
+		return 0;
+	case FIONREAD:
+	case SIOCOUTQ:
+	case SIOCOUTQNSD:
+	case SIOCATMARK:
+		if (ioctl(hd->fd, req, &v) < 0)
+			return -errno;
+		r->f.a[1] = v;
+		return 0;
+	default:
+		return -ENOTTY;
+	}
+}
+
+static int64_t op_poll(struct session *s, const struct rsys_frame *f, const uint8_t *p,
+		       struct reply *r)
+{
+	uint32_t n = f->a[0], i;
+	struct rsys_pollfd *out = (struct rsys_pollfd *)r->buf;
+	struct handle **hds;
+	struct pollfd *pfd;
+	int64_t ret;
+
+	memcpy(out, p, f->len);
+	pfd = calloc(n ? n : 1, sizeof(*pfd));
+	hds = calloc(n ? n : 1, sizeof(*hds));
+	if (!pfd || !hds) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (i = 0; i < n; i++) {
+		pfd[i].events = out[i].events;
+		pfd[i].fd = -1;
+		/* Like a negative fd natively, handle ~0 is ignored. */
+		if (out[i].handle == UINT64_MAX)
+			continue;
+		hds[i] = handle_get(s, out[i].handle);
+		/* An fd that is not open gives POLLNVAL: poll a closed fd number. */
+		pfd[i].fd = hds[i] ? hds[i]->fd : INT32_MAX;
+	}
+	ret = poll(pfd, n, f->a[1] < 0 ? -1 : f->a[1] > INT32_MAX ? INT32_MAX : f->a[1]);
+	if (ret < 0) {
+		ret = -errno;
+	} else {
+		for (i = 0; i < n; i++)
+			out[i].revents = pfd[i].revents;
+		r->f.len = f->len;
+	}
+	for (i = 0; i < n; i++)
+		if (hds[i])
+			handle_put(s, hds[i]);
+out_free:
+	free(pfd);
+	free(hds);
+	return ret;
+}
+
+/* Ops that take a handle in a[0]. */
+static bool op_has_handle(int op)
+{
+	return op != RSYS_OP_HELLO && op != RSYS_OP_SOCKET && op != RSYS_OP_POLL &&
+	       op != RSYS_OP_CANCEL && op != RSYS_OP_STATS;
+}
+
+int op_check(struct session *s, const struct rsys_frame *f, bool *blocking)
+{
+	uint32_t min = 0, max = 0;
+	struct handle *hd;
+	bool nonblock, linger;
+
+	*blocking = false;
+	switch (f->op) {
+	case RSYS_OP_CONNECT:
+	case RSYS_OP_BIND:
+		min = sizeof(sa_family_t);
+		max = ADDR_MAX;
+		break;
+	case RSYS_OP_SEND:
+		if (f->a[2] < 0 || f->a[2] > ADDR_MAX || f->a[2] > f->len)
+			return -EINVAL;
+		max = RSYS_MAX_PAYLOAD;
+		break;
+	case RSYS_OP_RECV:
+		if (f->a[1] < 0)
+			return -EINVAL;
+		break;
+	case RSYS_OP_SETSOCKOPT:
+		max = OPT_MAX;
+		break;
+	case RSYS_OP_POLL:
+		if (f->a[0] < 0 || f->a[0] > dlg.limit_fds)
+			return -EINVAL;
+		if (f->len != f->a[0] * sizeof(struct rsys_pollfd))
+			return -EINVAL;
+		*blocking = f->a[1] != 0;
+		return 0;
+	default:
+		break;
+	}
+	if (f->len < min || f->len > max)
+		return -EINVAL;
+	if (!op_has_handle(f->op))
+		return 0;
+	hd = handle_get(s, f->a[0]);
+	if (!hd)
+		return -EBADF;
+	pthread_mutex_lock(&s->lock);
+	nonblock = hd->nonblock;
+	linger = hd->linger;
+	pthread_mutex_unlock(&s->lock);
+	handle_put(s, hd);
+	switch (f->op) {
+	case RSYS_OP_CONNECT:
+	case RSYS_OP_ACCEPT:
+		*blocking = !nonblock;
+		break;
+	case RSYS_OP_SEND:
+		*blocking = !nonblock && !(f->a[1] & MSG_DONTWAIT);
+		break;
+	case RSYS_OP_RECV:
+		*blocking = !nonblock && !(f->a[2] & MSG_DONTWAIT);
+		break;
+	case RSYS_OP_CLOSE:
+		*blocking = linger;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int64_t exec_handle_op(struct session *s, struct handle *hd, const struct rsys_frame *f,
+			      const uint8_t *p, struct reply *r)
+{
+	switch (f->op) {
+	case RSYS_OP_CONNECT:
+		return op_connect(s, hd, f, p);
+	case RSYS_OP_BIND:
+		return op_bind(s, hd, f, p);
+	case RSYS_OP_LISTEN:
+		return op_listen(s, hd, f);
+	case RSYS_OP_ACCEPT:
+		return op_accept(s, hd, f, r);
+	case RSYS_OP_SEND:
+		return op_send(s, hd, f, p);
+	case RSYS_OP_RECV:
+		return op_recv(hd, f, r);
+	case RSYS_OP_SHUTDOWN:
+		return shutdown(hd->fd, f->a[1]) < 0 ? -errno : 0;
+	case RSYS_OP_GETSOCKOPT:
+		return op_getsockopt(hd, f, r);
+	case RSYS_OP_SETSOCKOPT:
+		return op_setsockopt(s, hd, f, p);
+	case RSYS_OP_GETSOCKNAME:
+	case RSYS_OP_GETPEERNAME:
+		return op_name(hd, f, r);
+	case RSYS_OP_FCNTL:
+		return op_fcntl(s, hd, f);
+	case RSYS_OP_IOCTL:
+		return op_ioctl(s, hd, f, r);
+	default:
+		return -EINVAL;
+	}
+}
+
+void op_exec(struct session *s, const struct rsys_frame *f, const uint8_t *p, struct reply *r)
+{
+	struct handle *hd;
+	int64_t ret;
+
+	memset(&r->f, 0, sizeof(r->f));
+	r->f.op = f->op;
+	r->f.id = f->id;
+	r->f.flags = RSYS_F_REPLY;
+	if (f->op == RSYS_OP_STATS) {
+		stats_read((struct rsys_delegate_stats *)r->buf);
+		r->f.len = sizeof(struct rsys_delegate_stats);
+		return;
+	}
+	stat_add(inflight, 1);
+	switch (f->op) {
+	case RSYS_OP_HELLO:
+		ret = op_hello(s, f, r);
+		break;
+	case RSYS_OP_SOCKET:
+		ret = op_socket(s, f);
+		break;
+	case RSYS_OP_POLL:
+		ret = op_poll(s, f, p, r);
+		break;
+	case RSYS_OP_CLOSE:
+		ret = handle_close(s, f->a[0]);
+		break;
+	default:
+		hd = handle_get(s, f->a[0]);
+		if (!hd) {
+			ret = -EBADF;
+			break;
+		}
+		ret = exec_handle_op(s, hd, f, p, r);
+		handle_put(s, hd);
+		break;
+	}
+	stat_sub(inflight, 1);
+	r->f.a[0] = ret;
+}

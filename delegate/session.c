@@ -1,0 +1,508 @@
+// SPDX-License-Identifier: GPL-2.0
+/* rsys-delegate sessions: per-client reader, handle table, delegate thread pool and cancellation. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "delegate.h"
+#include "frame.h"
+#include "log.h"
+
+/* How often a cancelled request that is still running is signalled again. */
+#define KICK_INTERVAL_MS	2
+
+static unsigned int session_ids;
+
+static void slot_free(struct session *s, struct handle *hd)
+{
+	hd->used = false;
+	hd->open = false;
+	hd->fd = -1;
+	hd->next_free = s->free_head;
+	s->free_head = hd - s->handles;
+}
+
+struct handle *handle_reserve(struct session *s, uint64_t *h)
+{
+	struct handle *hd;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->free_head >= dlg.limit_fds) {
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
+	hd = &s->handles[s->free_head];
+	s->free_head = hd->next_free;
+	hd->used = true;
+	hd->open = false;
+	hd->refs = 0;
+	hd->fd = -1;
+	hd->linger = false;
+	if (!++hd->gen)
+		hd->gen = 1;
+	*h = (uint64_t)hd->gen << 32 | (uint64_t)(hd - s->handles);
+	pthread_mutex_unlock(&s->lock);
+	return hd;
+}
+
+void handle_publish(struct session *s, struct handle *hd, int fd, bool nonblock, int proto)
+{
+	pthread_mutex_lock(&s->lock);
+	hd->fd = fd;
+	hd->nonblock = nonblock;
+	hd->proto = proto;
+	hd->refs = 1;		/* dropped by handle_close() */
+	hd->open = true;
+	pthread_mutex_unlock(&s->lock);
+	stat_add(handles, 1);
+}
+
+void handle_unreserve(struct session *s, struct handle *hd)
+{
+	pthread_mutex_lock(&s->lock);
+	slot_free(s, hd);
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct handle *handle_get(struct session *s, uint64_t h)
+{
+	uint64_t idx = h & UINT32_MAX;
+	struct handle *hd = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	if (idx < dlg.limit_fds && s->handles[idx].open && s->handles[idx].gen == h >> 32) {
+		hd = &s->handles[idx];
+		hd->refs++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return hd;
+}
+
+/* Drop a reference; the last one closes the socket. Called with s->lock held. */
+static int handle_unref_locked(struct session *s, struct handle *hd)
+{
+	int fd = -1;
+
+	if (--hd->refs == 0) {
+		fd = hd->fd;
+		slot_free(s, hd);
+	}
+	return fd;
+}
+
+static void close_fd(int fd)
+{
+	if (fd < 0)
+		return;
+	close(fd);
+	stat_sub(handles, 1);
+}
+
+void handle_put(struct session *s, struct handle *hd)
+{
+	int fd;
+
+	pthread_mutex_lock(&s->lock);
+	fd = handle_unref_locked(s, hd);
+	pthread_mutex_unlock(&s->lock);
+	close_fd(fd);
+}
+
+/*
+ * The handle stops naming the socket at once; the socket itself is closed
+ * when the calls still using it return, as close() does natively.
+ */
+int handle_close(struct session *s, uint64_t h)
+{
+	uint64_t idx = h & UINT32_MAX;
+	struct handle *hd;
+	int fd;
+
+	pthread_mutex_lock(&s->lock);
+	if (idx >= dlg.limit_fds || !s->handles[idx].open || s->handles[idx].gen != h >> 32) {
+		pthread_mutex_unlock(&s->lock);
+		return -EBADF;
+	}
+	hd = &s->handles[idx];
+	hd->open = false;
+	fd = handle_unref_locked(s, hd);
+	pthread_mutex_unlock(&s->lock);
+	close_fd(fd);
+	return 0;
+}
+
+static void send_reply(struct session *s, struct rsys_frame *f, const void *payload)
+{
+	int err;
+
+	pthread_mutex_lock(&s->send_lock);
+	err = frame_send(s->fd, f, payload);
+	pthread_mutex_unlock(&s->send_lock);
+	stat_add(requests, 1);
+	if (err)
+		pr_debug("session %u: reply to request %llu lost: %s\n", s->id,
+			 (unsigned long long)f->id, strerror(-err));
+}
+
+static void send_error(struct session *s, const struct rsys_frame *req, int err)
+{
+	struct rsys_frame f = {
+		.op = req->op,
+		.id = req->id,
+		.flags = RSYS_F_REPLY,
+		.a = { err },
+	};
+
+	send_reply(s, &f, NULL);
+}
+
+/* Consume a cancel signal that arrived after the syscall it was meant for. */
+static void drain_cancel_signal(void)
+{
+	struct timespec zero = { 0 };
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, DELEGATE_CANCEL_SIG);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+	struct session *s = arg;
+	struct reply r = { .buf = malloc(RSYS_MAX_PAYLOAD) };
+	struct request *req, **pp;
+	bool cancelled;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (!s->queue && !s->closing) {
+			s->idle_workers++;
+			pthread_cond_wait(&s->work, &s->lock);
+			s->idle_workers--;
+		}
+		if (!s->queue)
+			break;
+		req = s->queue;
+		s->queue = req->next;
+		if (!s->queue)
+			s->queue_tail = NULL;
+		s->queued--;
+		req->thread = pthread_self();
+		req->next = s->running;
+		s->running = req;
+		pthread_mutex_unlock(&s->lock);
+
+		if (r.buf) {
+			op_exec(s, &req->f, req->payload, &r);
+		} else {
+			memset(&r.f, 0, sizeof(r.f));
+			r.f.op = req->f.op;
+			r.f.id = req->f.id;
+			r.f.flags = RSYS_F_REPLY;
+			r.f.a[0] = -ENOMEM;
+		}
+
+		pthread_mutex_lock(&s->lock);
+		for (pp = &s->running; *pp != req; pp = &(*pp)->next)
+			;
+		*pp = req->next;
+		s->outstanding--;
+		cancelled = req->cancelled;
+		if (cancelled)
+			s->kicks--;
+		pthread_mutex_unlock(&s->lock);
+
+		if (cancelled)
+			drain_cancel_signal();
+		send_reply(s, &r.f, r.buf);
+		free(req);
+		pthread_mutex_lock(&s->lock);
+	}
+	/* After this unlock the session may be freed: touch nothing of it. */
+	s->workers--;
+	pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+	stat_sub(threads, 1);
+	free(r.buf);
+	return NULL;
+}
+
+/* Start a delegate thread; s->lock held. */
+static int worker_spawn(struct session *s)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int err;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	err = pthread_create(&t, &attr, worker_main, s);
+	pthread_attr_destroy(&attr);
+	if (err)
+		return -err;
+	s->workers++;
+	stat_add(threads, 1);
+	return 0;
+}
+
+/*
+ * Queue a request that may block. A session has at most limit_inflight of
+ * them outstanding, each with its own delegate thread; one more is answered
+ * EAGAIN at once (HELLO tells the client the limit).
+ */
+static void submit(struct session *s, const struct rsys_frame *f, const uint8_t *payload)
+{
+	struct request *req;
+	int err = -EAGAIN;
+
+	req = malloc(sizeof(*req) + f->len);
+	if (!req) {
+		send_error(s, f, -ENOMEM);
+		return;
+	}
+	req->f = *f;
+	req->payload = (uint8_t *)(req + 1);
+	memcpy(req->payload, payload, f->len);
+	req->next = NULL;
+	req->cancelled = false;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->outstanding >= dlg.limit_inflight)
+		goto err_unlock;
+	if (s->queued + 1 > s->idle_workers && s->workers < dlg.limit_inflight) {
+		err = worker_spawn(s);
+		if (err && !s->workers)
+			goto err_unlock;
+		if (err)
+			pr_warn("session %u: cannot start a delegate thread: %s\n", s->id,
+				strerror(-err));
+	}
+	if (s->queue_tail)
+		s->queue_tail->next = req;
+	else
+		s->queue = req;
+	s->queue_tail = req;
+	s->queued++;
+	s->outstanding++;
+	pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->lock);
+	return;
+
+err_unlock:
+	pthread_mutex_unlock(&s->lock);
+	free(req);
+	send_error(s, f, err);
+}
+
+/* Signal every cancelled request that is still running; s->lock held. */
+static void kick_locked(struct session *s)
+{
+	struct request *req;
+
+	for (req = s->running; req; req = req->next)
+		if (req->cancelled)
+			pthread_kill(req->thread, DELEGATE_CANCEL_SIG);
+}
+
+static void cancel(struct session *s, uint64_t id)
+{
+	struct request *req, **pp, *prev = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	for (pp = &s->queue; (req = *pp); prev = req, pp = &req->next) {
+		if (req->f.id != id)
+			continue;
+		/* Not started: skip it. */
+		*pp = req->next;
+		if (s->queue_tail == req)
+			s->queue_tail = prev;
+		s->queued--;
+		s->outstanding--;
+		pthread_mutex_unlock(&s->lock);
+		stat_add(cancelled, 1);
+		send_error(s, &req->f, -EINTR);
+		free(req);
+		return;
+	}
+	for (req = s->running; req; req = req->next) {
+		if (req->f.id != id || req->cancelled)
+			continue;
+		/*
+		 * The signal may land just before the thread enters its syscall;
+		 * the reader signals again every KICK_INTERVAL_MS until it returns.
+		 */
+		req->cancelled = true;
+		s->kicks++;
+		pthread_kill(req->thread, DELEGATE_CANCEL_SIG);
+		stat_add(cancelled, 1);
+		break;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Wait for the client while cancelled requests run, signalling them again meanwhile. */
+static void wait_input(struct session *s)
+{
+	struct pollfd p = { .fd = s->fd, .events = POLLIN };
+
+	while (__atomic_load_n(&s->kicks, __ATOMIC_RELAXED)) {
+		if (poll(&p, 1, KICK_INTERVAL_MS) > 0)
+			return;
+		pthread_mutex_lock(&s->lock);
+		kick_locked(s);
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+/* End every request, wait for the delegate threads, close every socket. */
+static void session_end(struct session *s)
+{
+	struct request *req;
+	struct timespec ts;
+	uint32_t i;
+
+	pthread_mutex_lock(&s->lock);
+	s->closing = true;
+	while ((req = s->queue)) {
+		s->queue = req->next;
+		free(req);
+	}
+	s->queue_tail = NULL;
+	s->outstanding -= s->queued;
+	s->queued = 0;
+	for (req = s->running; req; req = req->next) {
+		if (!req->cancelled)
+			s->kicks++;
+		req->cancelled = true;
+	}
+	pthread_cond_broadcast(&s->work);
+	while (s->workers) {
+		kick_locked(s);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += KICK_INTERVAL_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->idle, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	for (i = 0; i < dlg.limit_fds; i++)
+		if (s->handles[i].used && s->handles[i].fd >= 0)
+			close_fd(s->handles[i].fd);
+	close(s->fd);
+	pthread_cond_destroy(&s->idle);
+	pthread_cond_destroy(&s->work);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->send_lock);
+	free(s->handles);
+	free(s);
+}
+
+static void *session_main(void *arg)
+{
+	struct session *s = arg;
+	struct reply r = { .buf = malloc(RSYS_MAX_PAYLOAD) };
+	uint8_t *buf = malloc(RSYS_MAX_PAYLOAD);
+	struct rsys_frame f;
+	bool blocking;
+	int err;
+
+	if (!buf || !r.buf) {
+		pr_warn("session %u: out of memory\n", s->id);
+		goto out;
+	}
+	for (;;) {
+		wait_input(s);
+		err = frame_recv(s->fd, &f, buf, RSYS_MAX_PAYLOAD);
+		if (err == -ECONNRESET)
+			break;
+		if (err == -EPROTO || (!err && (f.flags & RSYS_F_REPLY))) {
+			stat_add(bad_frames, 1);
+			pr_info("session %u: malformed frame, closing the connection\n", s->id);
+			break;
+		}
+		if (err) {
+			pr_info("session %u: %s, closing the connection\n", s->id, strerror(-err));
+			break;
+		}
+		if (f.op == RSYS_OP_CANCEL) {
+			cancel(s, f.a[0]);
+			continue;
+		}
+		err = op_check(s, &f, &blocking);
+		if (err)
+			send_error(s, &f, err);
+		else if (blocking)
+			submit(s, &f, buf);
+		else {
+			op_exec(s, &f, buf, &r);
+			send_reply(s, &r.f, r.buf);
+		}
+	}
+out:
+	pr_info("session %u: ended\n", s->id);
+	free(buf);
+	free(r.buf);
+	session_end(s);
+	stat_sub(sessions, 1);
+	stat_sub(threads, 1);
+	return NULL;
+}
+
+int session_start(int fd)
+{
+	struct session *s;
+	pthread_attr_t attr;
+	pthread_t t;
+	uint32_t i;
+	int err;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->handles = calloc(dlg.limit_fds, sizeof(*s->handles));
+	if (!s->handles) {
+		free(s);
+		return -ENOMEM;
+	}
+	for (i = 0; i < dlg.limit_fds; i++) {
+		s->handles[i].fd = -1;
+		s->handles[i].next_free = i + 1;
+	}
+	s->fd = fd;
+	s->id = __atomic_add_fetch(&session_ids, 1, __ATOMIC_RELAXED);
+	pthread_mutex_init(&s->send_lock, NULL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->work, NULL);
+	pthread_cond_init(&s->idle, NULL);
+
+	pr_info("session %u: started\n", s->id);
+	stat_add(sessions, 1);
+	stat_add(threads, 1);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&t, &attr, session_main, s);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		stat_sub(sessions, 1);
+		stat_sub(threads, 1);
+		pthread_cond_destroy(&s->idle);
+		pthread_cond_destroy(&s->work);
+		pthread_mutex_destroy(&s->lock);
+		pthread_mutex_destroy(&s->send_lock);
+		free(s->handles);
+		free(s);
+		return -err;
+	}
+	return 0;
+}
