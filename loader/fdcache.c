@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Per-process vfd cache and placeholder anchors (fdcache.h); mirrors remote vfds into the BPF fd table. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#include "fdcache.h"
+
+#define FDC_BUCKETS	256
+#define FDC_MAX_VFD	65536	/* larger vfds are resolved on every call */
+
+enum fdc_state { FDC_UNKNOWN = 0, FDC_LOCAL, FDC_REMOTE };
+
+struct fdc_ent {
+	uint8_t state;
+	struct anchor *a;
+};
+
+struct sv_proc {
+	pid_t tgid;
+	int pidfd;
+	int refs;			/* calls in progress + 1 while alive; under fdc_lock */
+	unsigned int n;			/* entries in ents */
+	struct fdc_ent *ents;
+	struct sv_proc *next;
+};
+
+struct fdc_tid {
+	pid_t tid;
+	struct sv_proc *p;
+	struct fdc_tid *next;
+};
+
+static pthread_mutex_t fdc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sv_proc *procs;
+static struct fdc_tid *tids[FDC_BUCKETS];
+static struct anchor *anchors[FDC_BUCKETS];
+static struct rsys_maps *fdc_maps;
+
+void fdc_init(struct rsys_maps *maps)
+{
+	fdc_maps = maps;
+}
+
+static pid_t read_tgid(pid_t tid)
+{
+	char path[64], line[128];
+	pid_t tgid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
+struct sv_proc *fdc_proc(pid_t tid, pid_t *tgid, bool *created)
+{
+	struct fdc_tid *t;
+	struct sv_proc *p;
+	pid_t g;
+
+	pthread_mutex_lock(&fdc_lock);
+	for (t = tids[tid % FDC_BUCKETS]; t; t = t->next) {
+		if (t->tid == tid) {
+			*tgid = t->p->tgid;
+			*created = false;
+			t->p->refs++;
+			pthread_mutex_unlock(&fdc_lock);
+			return t->p;
+		}
+	}
+	pthread_mutex_unlock(&fdc_lock);
+
+	g = read_tgid(tid);
+	if (g <= 0)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	pthread_mutex_lock(&fdc_lock);
+	for (p = procs; p; p = p->next)
+		if (p->tgid == g)
+			break;
+	*created = !p;
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p) {
+			pthread_mutex_unlock(&fdc_lock);
+			free(t);
+			return NULL;
+		}
+		p->tgid = g;
+		p->refs = 1;
+		p->pidfd = syscall(SYS_pidfd_open, g, 0);
+		p->next = procs;
+		procs = p;
+	}
+	p->refs++;
+	t->tid = tid;
+	t->p = p;
+	t->next = tids[tid % FDC_BUCKETS];
+	tids[tid % FDC_BUCKETS] = t;
+	pthread_mutex_unlock(&fdc_lock);
+	*tgid = g;
+	return p;
+}
+
+int fdc_proc_pidfd(const struct sv_proc *p)
+{
+	return p->pidfd;
+}
+
+static void proc_free(struct sv_proc *p)
+{
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	free(p->ents);
+	free(p);
+}
+
+void fdc_proc_put(struct sv_proc *p)
+{
+	bool last;
+
+	pthread_mutex_lock(&fdc_lock);
+	last = --p->refs == 0;
+	pthread_mutex_unlock(&fdc_lock);
+	if (last)
+		proc_free(p);
+}
+
+void fdc_proc_exit(struct sv_proc *p)
+{
+	struct sv_proc **pp;
+	struct fdc_tid **tp, *t;
+	int i;
+
+	pthread_mutex_lock(&fdc_lock);
+	for (pp = &procs; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	for (i = 0; i < FDC_BUCKETS; i++) {
+		for (tp = &tids[i]; *tp;) {
+			t = *tp;
+			if (t->p == p) {
+				*tp = t->next;
+				free(t);
+			} else {
+				tp = &t->next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&fdc_lock);
+	maps_fd_clear(fdc_maps, p->tgid);
+	fdc_proc_put(p);
+}
+
+static struct fdc_ent *ent_get(struct sv_proc *p, unsigned int vfd, bool grow)
+{
+	struct fdc_ent *e;
+	unsigned int n;
+
+	if (vfd < p->n)
+		return &p->ents[vfd];
+	if (!grow || vfd >= FDC_MAX_VFD)
+		return NULL;
+	n = p->n ? p->n : 64;
+	while (n <= vfd)
+		n *= 2;
+	e = realloc(p->ents, n * sizeof(*e));
+	if (!e)
+		return NULL;
+	memset(e + p->n, 0, (n - p->n) * sizeof(*e));
+	p->ents = e;
+	p->n = n;
+	return &p->ents[vfd];
+}
+
+static struct anchor *anchor_by_ino(ino_t ino)
+{
+	struct anchor *a;
+
+	for (a = anchors[ino % FDC_BUCKETS]; a; a = a->next)
+		if (a->ino == ino)
+			return a;
+	return NULL;
+}
+
+static void mirror_set(struct sv_proc *p, int vfd, struct anchor *a, int flags)
+{
+	struct rsys_fd_val v = {
+		.domain = RSYS_DOM_REMOTE,
+		.flags = ((flags & O_CLOEXEC) ? RSYS_FD_CLOEXEC : 0) |
+			 ((flags & O_NONBLOCK) ? RSYS_FD_NONBLOCK : 0),
+		.handle = a->handle,
+	};
+
+	maps_fd_set(fdc_maps, p->tgid, vfd, &v);
+}
+
+/* File flags of @vfd of @tid from fdinfo (octal "flags:" line), 0 if unreadable. */
+static int read_fd_flags(pid_t tid, int vfd)
+{
+	char path[64], line[128];
+	unsigned int fl = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", tid, vfd);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "flags: %o", &fl) == 1)
+			break;
+	fclose(f);
+	return fl;
+}
+
+int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
+{
+	char path[64], link[64];
+	struct fdc_ent *e;
+	struct anchor *a = NULL;
+	unsigned long ino;
+	ssize_t n;
+	int ret;
+
+	if (vfd < 0)
+		return 0;
+	pthread_mutex_lock(&fdc_lock);
+	e = ent_get(p, vfd, false);
+	if (e && e->state != FDC_UNKNOWN) {
+		ret = e->state == FDC_REMOTE;
+		if (ret)
+			*handle = e->a->handle;
+		pthread_mutex_unlock(&fdc_lock);
+		return ret;
+	}
+	pthread_mutex_unlock(&fdc_lock);
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", tid, vfd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return 0;	/* not open: the kernel answers EBADF */
+	link[n] = '\0';
+
+	pthread_mutex_lock(&fdc_lock);
+	if (sscanf(link, "socket:[%lu]", &ino) == 1)
+		a = anchor_by_ino(ino);
+	e = ent_get(p, vfd, true);
+	if (e) {
+		e->state = a ? FDC_REMOTE : FDC_LOCAL;
+		e->a = a;
+	}
+	if (a)
+		*handle = a->handle;
+	pthread_mutex_unlock(&fdc_lock);
+	if (a)
+		mirror_set(p, vfd, a, read_fd_flags(tid, vfd));
+	return a != NULL;
+}
+
+void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags)
+{
+	struct fdc_ent *e;
+
+	pthread_mutex_lock(&fdc_lock);
+	e = ent_get(p, vfd, true);
+	if (e) {
+		e->state = FDC_REMOTE;
+		e->a = a;
+	}
+	pthread_mutex_unlock(&fdc_lock);
+	mirror_set(p, vfd, a, flags);
+}
+
+void fdc_set_flags(struct sv_proc *p, int vfd, int nonblock, int cloexec)
+{
+	struct fdc_ent *e;
+	struct anchor *a = NULL;
+
+	pthread_mutex_lock(&fdc_lock);
+	e = ent_get(p, vfd, false);
+	if (e && e->state == FDC_REMOTE)
+		a = e->a;
+	pthread_mutex_unlock(&fdc_lock);
+	if (a)
+		mirror_set(p, vfd, a, (nonblock ? O_NONBLOCK : 0) | (cloexec ? O_CLOEXEC : 0));
+}
+
+void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi)
+{
+	unsigned int vfd;
+
+	pthread_mutex_lock(&fdc_lock);
+	if (hi >= p->n)
+		hi = p->n ? p->n - 1 : 0;
+	for (vfd = lo; vfd < p->n && vfd <= hi; vfd++) {
+		if (p->ents[vfd].state == FDC_REMOTE)
+			maps_fd_del(fdc_maps, p->tgid, vfd);
+		p->ents[vfd].state = FDC_UNKNOWN;
+		p->ents[vfd].a = NULL;
+	}
+	pthread_mutex_unlock(&fdc_lock);
+}
+
+void fdc_exec(struct sv_proc *p)
+{
+	pthread_mutex_lock(&fdc_lock);
+	if (p->n)
+		memset(p->ents, 0, p->n * sizeof(*p->ents));
+	pthread_mutex_unlock(&fdc_lock);
+	/* Surviving remote vfds are re-published when they are next resolved. */
+	maps_fd_clear(fdc_maps, p->tgid);
+}
+
+struct anchor *fdc_anchor_add(uint64_t handle, int fd, ino_t ino)
+{
+	struct anchor *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->handle = handle;
+	a->fd = fd;
+	a->ino = ino;
+	pthread_mutex_lock(&fdc_lock);
+	a->next = anchors[ino % FDC_BUCKETS];
+	anchors[ino % FDC_BUCKETS] = a;
+	pthread_mutex_unlock(&fdc_lock);
+	return a;
+}
+
+void fdc_anchor_del(struct anchor *a)
+{
+	struct anchor **ap;
+	struct sv_proc *p;
+	unsigned int vfd;
+
+	pthread_mutex_lock(&fdc_lock);
+	for (ap = &anchors[a->ino % FDC_BUCKETS]; *ap; ap = &(*ap)->next) {
+		if (*ap == a) {
+			*ap = a->next;
+			break;
+		}
+	}
+	/* Stale entries (a vfd closed behind our back) must not keep pointing at it. */
+	for (p = procs; p; p = p->next) {
+		for (vfd = 0; vfd < p->n; vfd++) {
+			if (p->ents[vfd].a == a) {
+				p->ents[vfd].state = FDC_UNKNOWN;
+				p->ents[vfd].a = NULL;
+				maps_fd_del(fdc_maps, p->tgid, vfd);
+			}
+		}
+	}
+	pthread_mutex_unlock(&fdc_lock);
+	free(a);
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Per-process vfd cache (local/remote + delegate handle) and the placeholder anchors behind remote vfds. */
+#ifndef RSYS_FDCACHE_H
+#define RSYS_FDCACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bpfmaps.h"
+
+/*
+ * A remote socket: its delegate handle and the monitor's end of the anchor
+ * socketpair whose other end is the placeholder installed in the trusted
+ * processes. @ino identifies the placeholder in /proc/PID/fd.
+ */
+struct anchor {
+	uint64_t handle;
+	ino_t ino;
+	int fd;				/* monitor's end; EPOLLHUP when the last placeholder is closed */
+	struct anchor *next;		/* hash chain by ino */
+};
+
+struct sv_proc;
+
+void fdc_init(struct rsys_maps *maps);
+
+/*
+ * The process of thread @tid with a reference (fdc_proc_put), its tgid in
+ * *@tgid; *@created tells it is new (watch its pidfd). NULL if @tid is gone.
+ */
+struct sv_proc *fdc_proc(pid_t tid, pid_t *tgid, bool *created);
+void fdc_proc_put(struct sv_proc *p);
+/* pidfd of the process (readable when it exits), -1 if none. */
+int fdc_proc_pidfd(const struct sv_proc *p);
+/* The process exited: drop its thread ids, its BPF fd table and the cache's own reference. */
+void fdc_proc_exit(struct sv_proc *p);
+
+/*
+ * Is @vfd of @p (as seen by thread @tid) remote? 1 (handle in *@handle),
+ * 0 local or not open. Unknown vfds are resolved from /proc/@tid/fd; the
+ * caller must check the notification is still valid before trusting it.
+ */
+int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle);
+
+/* @vfd of @p now holds @a's placeholder (fd flags: O_CLOEXEC, O_NONBLOCK). */
+void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags);
+/* Update the O_NONBLOCK / FD_CLOEXEC mirror of remote @vfd. */
+void fdc_set_flags(struct sv_proc *p, int vfd, int nonblock, int cloexec);
+/* Forget vfds [@lo, @hi] of @p (closed or replaced). */
+void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi);
+/* @p calls execve: forget everything (close-on-exec vfds vanish). */
+void fdc_exec(struct sv_proc *p);
+
+/* New anchor for @handle whose monitor end is @fd and placeholder inode @ino; NULL on ENOMEM. */
+struct anchor *fdc_anchor_add(uint64_t handle, int fd, ino_t ino);
+/* The last placeholder of @a was closed: drop it from every cache and free it (the caller closes a->fd first). */
+void fdc_anchor_del(struct anchor *a);
+
+#endif

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Delegate client (remote.h): request ids, pending table, reply dispatch, cancellation, session loss. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "log.h"
+#include "remote.h"
+#include "supervisor.h"
+
+#define REMOTE_BUCKETS	256
+
+struct remote {
+	int fd;
+	bool alive;
+	uint64_t next_id;
+	pthread_mutex_t send_lock;	/* one frame at a time on the wire */
+	pthread_mutex_t lock;		/* pending table, alive, next_id */
+	struct remote_req *pending[REMOTE_BUCKETS];
+	unsigned int n_waiting;		/* pending requests with a call */
+	char *rbuf;			/* reply payload of the frame being dispatched */
+};
+
+int remote_open(struct remote **rcp, const char *addr, FILE *err)
+{
+	struct rsys_frame f = { .op = RSYS_OP_HELLO, .a = { RSYS_VERSION } };
+	struct remote *rc;
+	int fd, ret;
+
+	fd = addr_connect(addr, err);
+	if (fd < 0)
+		return fd;
+	f.id = 1;
+	ret = frame_send(fd, &f, NULL);
+	if (!ret)
+		ret = frame_recv(fd, &f, NULL, 0);
+	if (!ret && (f.op != RSYS_OP_HELLO || f.id != 1 || !(f.flags & RSYS_F_REPLY)))
+		ret = -EPROTO;
+	if (!ret && f.a[0] < 0)
+		ret = f.a[0];
+	if (ret) {
+		fprintf(err, "Error: delegate at %s refused the session: %s\n", addr, strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	rc = calloc(1, sizeof(*rc));
+	if (!rc) {
+		close(fd);
+		return -ENOMEM;
+	}
+	rc->rbuf = malloc(RSYS_MAX_PAYLOAD);
+	if (!rc->rbuf) {
+		free(rc);
+		close(fd);
+		return -ENOMEM;
+	}
+	rc->fd = fd;
+	rc->alive = true;
+	rc->next_id = 2;
+	pthread_mutex_init(&rc->send_lock, NULL);
+	pthread_mutex_init(&rc->lock, NULL);
+	pr_info("delegate %s: max handles %lld, max in flight %lld\n", addr,
+		(long long)f.a[1], (long long)f.a[2]);
+	*rcp = rc;
+	return 0;
+}
+
+void remote_close(struct remote *rc)
+{
+	if (!rc)
+		return;
+	close(rc->fd);
+	free(rc->rbuf);
+	free(rc);
+}
+
+int remote_fd(const struct remote *rc)
+{
+	return rc->fd;
+}
+
+bool remote_alive(const struct remote *rc)
+{
+	return __atomic_load_n(&rc->alive, __ATOMIC_ACQUIRE);
+}
+
+static void pending_add(struct remote *rc, struct remote_req *r)
+{
+	struct remote_req **b = &rc->pending[r->id % REMOTE_BUCKETS];
+
+	r->next = *b;
+	*b = r;
+	if (r->call)
+		rc->n_waiting++;
+}
+
+/* Unlink the pending request @id; NULL if unknown. Called with rc->lock held. */
+static struct remote_req *pending_take(struct remote *rc, uint64_t id)
+{
+	struct remote_req **pp, *r;
+
+	for (pp = &rc->pending[id % REMOTE_BUCKETS]; (r = *pp); pp = &r->next) {
+		if (r->id == id) {
+			*pp = r->next;
+			if (r->call)
+				rc->n_waiting--;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+int remote_submit(struct remote *rc, struct remote_req *r)
+{
+	struct rsys_frame f;
+	int ret;
+
+	pthread_mutex_lock(&rc->lock);
+	if (!rc->alive) {
+		pthread_mutex_unlock(&rc->lock);
+		return -ECONNRESET;
+	}
+	r->id = rc->next_id++;
+	r->cancel_sent = false;
+	r->lost = false;
+	pending_add(rc, r);
+	pthread_mutex_unlock(&rc->lock);
+
+	/* r may complete (and be freed) as soon as it is on the wire: send a copy. */
+	f = r->f;
+	f.id = r->id;
+	f.flags = 0;
+	pthread_mutex_lock(&rc->send_lock);
+	ret = frame_send(rc->fd, &f, r->payload);
+	pthread_mutex_unlock(&rc->send_lock);
+	if (ret) {
+		pthread_mutex_lock(&rc->lock);
+		/* Gone already if the event thread failed the whole session meanwhile. */
+		if (pending_take(rc, f.id) != r)
+			ret = 0;
+		pthread_mutex_unlock(&rc->lock);
+		if (ret)
+			pr_debug("delegate send failed: %s\n", strerror(-ret));
+		return ret ? -ECONNRESET : 0;
+	}
+	return 0;
+}
+
+int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1)
+{
+	struct rsys_frame f = { .op = op, .a = { a0, a1 } };
+	int ret;
+
+	if (!remote_alive(rc))
+		return -ECONNRESET;
+	pthread_mutex_lock(&rc->lock);
+	f.id = rc->next_id++;
+	pthread_mutex_unlock(&rc->lock);
+	pthread_mutex_lock(&rc->send_lock);
+	ret = frame_send(rc->fd, &f, NULL);
+	pthread_mutex_unlock(&rc->send_lock);
+	return ret;
+}
+
+struct remote_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	void *buf;
+	size_t cap;
+};
+
+static void remote_wait_done(struct remote_req *r)
+{
+	struct remote_wait *w = r->arg;
+	size_t n = r->f.len < w->cap ? r->f.len : w->cap;
+
+	if (n)
+		memcpy(w->buf, r->rpayload, n);
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int64_t remote_call(struct remote *rc, struct remote_req *r, void *rbuf, size_t rcap)
+{
+	struct remote_wait w = {
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+		.buf = rbuf,
+		.cap = rcap,
+	};
+	int ret;
+
+	r->done = remote_wait_done;
+	r->arg = &w;
+	ret = remote_submit(rc, r);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	return r->f.a[0];
+}
+
+void remote_cancel(struct remote *rc, struct remote_req *r)
+{
+	uint64_t id = 0;
+	struct remote_req *p;
+
+	pthread_mutex_lock(&rc->lock);
+	for (p = rc->pending[r->id % REMOTE_BUCKETS]; p; p = p->next) {
+		if (p == r && !r->cancel_sent) {
+			r->cancel_sent = true;
+			id = r->id;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&rc->lock);
+	if (id)
+		remote_post(rc, RSYS_OP_CANCEL, id, 0);
+}
+
+/* The session is over: every pending request completes as lost. */
+static void remote_fail_all(struct remote *rc)
+{
+	struct remote_req *list = NULL, *r;
+	int i;
+
+	pthread_mutex_lock(&rc->lock);
+	__atomic_store_n(&rc->alive, false, __ATOMIC_RELEASE);
+	for (i = 0; i < REMOTE_BUCKETS; i++) {
+		while ((r = rc->pending[i])) {
+			rc->pending[i] = r->next;
+			r->next = list;
+			list = r;
+		}
+	}
+	rc->n_waiting = 0;
+	pthread_mutex_unlock(&rc->lock);
+	while ((r = list)) {
+		list = r->next;
+		r->f.a[0] = -ECONNRESET;
+		r->f.len = 0;
+		r->rpayload = NULL;
+		r->lost = true;
+		r->done(r);
+	}
+}
+
+int remote_on_readable(struct remote *rc)
+{
+	struct rsys_frame f;
+	struct remote_req *r;
+	int ret;
+
+	ret = frame_recv(rc->fd, &f, rc->rbuf, RSYS_MAX_PAYLOAD);
+	if (!ret && !(f.flags & RSYS_F_REPLY))
+		ret = -EPROTO;
+	if (ret) {
+		if (ret != -ECONNRESET)
+			pr_warn("delegate session ended: %s\n", strerror(-ret));
+		else
+			pr_info("delegate closed the session\n");
+		remote_fail_all(rc);
+		return ret;
+	}
+	pthread_mutex_lock(&rc->lock);
+	r = pending_take(rc, f.id);
+	pthread_mutex_unlock(&rc->lock);
+	if (!r) {
+		pr_debug("reply to unknown request %llu (op %u)\n", (unsigned long long)f.id, f.op);
+		return 0;
+	}
+	r->f = f;
+	r->rpayload = rc->rbuf;
+	r->done(r);
+	return 0;
+}
+
+bool remote_check_calls(struct remote *rc)
+{
+	uint64_t ids[64];
+	struct remote_req *r;
+	unsigned int n = 0, i;
+	bool waiting;
+
+	pthread_mutex_lock(&rc->lock);
+	for (i = 0; i < REMOTE_BUCKETS && n < 64; i++) {
+		for (r = rc->pending[i]; r && n < 64; r = r->next) {
+			if (r->call && !r->cancel_sent && !sv_call_valid(r->call)) {
+				r->cancel_sent = true;
+				ids[n++] = r->id;
+			}
+		}
+	}
+	waiting = rc->n_waiting > 0;
+	pthread_mutex_unlock(&rc->lock);
+	for (i = 0; i < n; i++) {
+		pr_debug("request %llu: caller interrupted, cancelling\n", (unsigned long long)ids[i]);
+		remote_post(rc, RSYS_OP_CANCEL, ids[i], 0);
+	}
+	return waiting;
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Delegate client: one session per rsys-load run, requests multiplexed by id, replies dispatched to callbacks. */
+#ifndef RSYS_REMOTE_H
+#define RSYS_REMOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <rsys/proto.h>
+
+struct remote;
+struct remote_req;
+struct sv_call;
+
+typedef void (*remote_done_fn)(struct remote_req *r);
+
+struct remote_req {
+	/*
+	 * Request: the caller sets f.op, f.a[] and f.len (payload bytes).
+	 * On completion f holds the reply header: f.a[0] is the result
+	 * (>= 0 or -errno), f.len the reply payload bytes.
+	 */
+	struct rsys_frame f;
+	const void *payload;		/* request payload; read only inside remote_submit() */
+	const void *rpayload;		/* reply payload; valid only while done() runs */
+	bool lost;			/* the session died: f.a[0] is -ECONNRESET */
+	remote_done_fn done;		/* called exactly once, from the event thread */
+	void *arg;			/* the caller's */
+	struct sv_call *call;		/* if set: the request is cancelled when this notification becomes invalid */
+	/* private to remote.c */
+	uint64_t id;
+	bool cancel_sent;
+	struct remote_req *next;
+};
+
+/* Connect to the delegate at @addr and say HELLO. 0 or -errno (message on @err). */
+int remote_open(struct remote **rcp, const char *addr, FILE *err);
+void remote_close(struct remote *rc);
+
+/* The session's socket, for the event thread's epoll. */
+int remote_fd(const struct remote *rc);
+/* False once the session has ended (EOF, protocol error). */
+bool remote_alive(const struct remote *rc);
+
+/*
+ * Send @r; its done() runs later from the event thread. 0, or -errno when
+ * nothing was sent (session dead: -ECONNRESET); done() is then not called.
+ * @r must stay valid until done() has run.
+ */
+int remote_submit(struct remote *rc, struct remote_req *r);
+
+/*
+ * Send @r and wait for its reply (never from the event thread). The reply
+ * payload is copied to @rbuf (at most @rcap bytes). Returns f.a[0] of the
+ * reply, or -ECONNRESET when the session is dead.
+ */
+int64_t remote_call(struct remote *rc, struct remote_req *r, void *rbuf, size_t rcap);
+
+/* Fire-and-forget request without a reply callback (e.g. RSYS_OP_CLOSE). */
+int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1);
+
+/* Ask the delegate to interrupt @r (if it is still pending); done() still runs once. */
+void remote_cancel(struct remote *rc, struct remote_req *r);
+
+/*
+ * Event-thread side: read one reply and run its done(). On the end of the
+ * session completes every pending request with lost set and returns -errno.
+ */
+int remote_on_readable(struct remote *rc);
+/* Cancel pending requests whose notification became invalid; true if some still wait on a call. */
+bool remote_check_calls(struct remote *rc);
+
+#endif

@@ -1,0 +1,876 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Intercepted socket and fd-table calls: remote ones become delegate requests, local ones run in the kernel. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "log.h"
+#include "syscalls.h"
+
+#define SOP_MAX_IOV	1024			/* UIO_MAXIOV */
+#define SOP_MAX_ADDR	((socklen_t)sizeof(struct sockaddr_storage))
+#define SOP_MAX_OPT	4096
+/* A RECV reply carries the data and the peer address in one frame. */
+#define SOP_MAX_RECV	(RSYS_MAX_PAYLOAD - SOP_MAX_ADDR)
+
+/* One remote call in flight: the delegate request and what is needed to answer. */
+struct sop {
+	struct remote_req r;
+	struct sv_call *c;
+	int lost_err;			/* result when the session dies */
+	bool nonblock, cloexec;		/* socket/accept: the new placeholder */
+	int flags;			/* send/recv msg flags */
+	struct iovec *iov;		/* the caller's buffers (target addresses) */
+	int niov;
+	size_t total, done;
+	uint64_t name, namelen;		/* target: peer address out, its length (socklen_t *) */
+	uint64_t msg;			/* target struct msghdr * (recvmsg) */
+	socklen_t namecap;
+	socklen_t alen;			/* send: destination address at the start of buf */
+	char *buf;			/* request payload */
+	uint64_t out, outlen;		/* getsockopt / ioctl out pointers */
+};
+
+static struct sop *sop_new(struct sv_call *c, uint16_t op, uint64_t h, int lost_err)
+{
+	struct sop *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	o->c = c;
+	o->lost_err = lost_err;
+	o->r.f.op = op;
+	o->r.f.a[0] = h;
+	o->r.arg = o;
+	o->r.call = c;
+	return o;
+}
+
+static void sop_free(struct sop *o)
+{
+	free(o->iov);
+	free(o->buf);
+	free(o);
+}
+
+static void sop_finish(struct sop *o, int64_t ret)
+{
+	sv_reply(o->c, ret);
+	sop_free(o);
+}
+
+/* Result of a reply: the session's loss maps to the call's natural error. */
+static int64_t sop_result(struct sop *o)
+{
+	return o->r.lost ? o->lost_err : o->r.f.a[0];
+}
+
+/* Send @o's request; the call is answered from @done. */
+static enum sv_verdict sop_submit(struct sop *o, remote_done_fn done)
+{
+	struct sv_call *c = o->c;
+
+	o->r.done = done;
+	if (remote_submit(c->sv->remote, &o->r)) {
+		c->ret = o->lost_err;
+		sop_free(o);
+		return SV_REPLY;
+	}
+	return SV_PENDING;
+}
+
+static enum sv_verdict sv_error(struct sv_call *c, int err)
+{
+	c->ret = err;
+	return SV_REPLY;
+}
+
+/* Replies whose a[0] is the whole answer. */
+static void sop_done_simple(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+
+	sop_finish(o, sop_result(o));
+}
+
+/* Remote vfd of argument @i: 1 and *@h, or 0 (local: continue). */
+static int arg_remote(struct sv_call *c, int i, uint64_t *h)
+{
+	return sv_fd_remote(c, (int)c->n.data.args[i], h);
+}
+
+/* Install a placeholder for the new remote socket @h and answer the call with its vfd. */
+static void sop_install(struct sop *o, uint64_t h)
+{
+	struct sv_call *c = o->c;
+	struct anchor *a;
+	int fd, vfd;
+
+	fd = sv_anchor_new(c->sv, h, o->nonblock, &a);
+	if (fd < 0) {
+		sop_finish(o, fd);
+		return;
+	}
+	vfd = sv_addfd(c, fd, -1, o->cloexec ? O_CLOEXEC : 0, true);
+	if (vfd >= 0) {
+		fdc_set_remote(c->proc, vfd, a, (o->cloexec ? O_CLOEXEC : 0) |
+			       (o->nonblock ? O_NONBLOCK : 0));
+		sv_call_free(c);
+		sop_free(o);
+	} else {
+		sop_finish(o, vfd);	/* e.g. EMFILE; ENOENT is dropped */
+	}
+	/* The placeholder now lives in the process only; on failure this closes the handle. */
+	close(fd);
+}
+
+static void socket_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	int64_t h = sop_result(o);
+
+	if (h < 0)
+		sop_finish(o, h);
+	else
+		sop_install(o, h);
+}
+
+enum sv_verdict sys_socket(struct sv_call *c)
+{
+	int domain = c->n.data.args[0], type = c->n.data.args[1];
+	struct sop *o;
+
+	if (!policy_is_remote_family(c->sv->policy, domain))
+		return SV_CONTINUE;
+	o = sop_new(c, RSYS_OP_SOCKET, domain, -ENETDOWN);
+	if (!o)
+		return sv_error(c, -ENOMEM);
+	o->r.f.a[1] = type;
+	o->r.f.a[2] = (int)c->n.data.args[2];
+	o->nonblock = type & SOCK_NONBLOCK;
+	o->cloexec = type & SOCK_CLOEXEC;
+	return sop_submit(o, socket_done);
+}
+
+/* connect/bind(fd, addr, len): the address travels as payload. */
+static enum sv_verdict sys_addr_call(struct sv_call *c, uint16_t op, int lost_err)
+{
+	int len = (int)c->n.data.args[2];
+	struct sop *o;
+	uint64_t h;
+	int ret;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	if (len < 0 || len > (int)SOP_MAX_ADDR)
+		return sv_error(c, -EINVAL);
+	o = sop_new(c, op, h, lost_err);
+	if (!o || !(o->buf = malloc(SOP_MAX_ADDR))) {
+		free(o);
+		return sv_error(c, -ENOMEM);
+	}
+	ret = sv_read_mem(c, o->buf, c->n.data.args[1], len);
+	if (ret) {
+		sop_free(o);
+		return sv_error(c, ret);
+	}
+	o->r.f.len = len;
+	o->r.payload = o->buf;
+	return sop_submit(o, sop_done_simple);
+}
+
+enum sv_verdict sys_connect(struct sv_call *c)
+{
+	return sys_addr_call(c, RSYS_OP_CONNECT, -ECONNRESET);
+}
+
+enum sv_verdict sys_bind(struct sv_call *c)
+{
+	return sys_addr_call(c, RSYS_OP_BIND, -EADDRNOTAVAIL);
+}
+
+/* Calls (fd, int a1) answered by a[0]: listen, shutdown. */
+static enum sv_verdict sys_int_call(struct sv_call *c, uint16_t op, int lost_err)
+{
+	struct sop *o;
+	uint64_t h;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	o = sop_new(c, op, h, lost_err);
+	if (!o)
+		return sv_error(c, -ENOMEM);
+	o->r.f.a[1] = (int)c->n.data.args[1];
+	return sop_submit(o, sop_done_simple);
+}
+
+enum sv_verdict sys_listen(struct sv_call *c)
+{
+	return sys_int_call(c, RSYS_OP_LISTEN, -ENOTCONN);
+}
+
+enum sv_verdict sys_shutdown(struct sv_call *c)
+{
+	return sys_int_call(c, RSYS_OP_SHUTDOWN, -ENOTCONN);
+}
+
+/* Write the address of a reply (@addr, @len bytes) to the caller's (name, namelen) pair. */
+static int put_name(struct sop *o, const void *addr, socklen_t len)
+{
+	socklen_t n = len < o->namecap ? len : o->namecap;
+	int ret;
+
+	if (!o->namelen)
+		return 0;
+	ret = sv_write_mem(o->c, o->name, addr, n);
+	if (!ret)
+		ret = sv_write_mem(o->c, o->namelen, &len, sizeof(len));
+	return ret;
+}
+
+/* Read the caller's address buffer size *(socklen_t *)@lenp for a later put_name. */
+static int get_namecap(struct sop *o, uint64_t name, uint64_t lenp)
+{
+	int cap;
+	int ret;
+
+	if (!name || !lenp)
+		return 0;
+	ret = sv_read_mem(o->c, &cap, lenp, sizeof(cap));
+	if (ret)
+		return ret;
+	if (cap < 0)
+		return -EINVAL;
+	o->name = name;
+	o->namelen = lenp;
+	o->namecap = cap;
+	return 0;
+}
+
+static void accept_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	int64_t h = sop_result(o);
+	int ret;
+
+	if (h < 0) {
+		sop_finish(o, h);
+		return;
+	}
+	ret = put_name(o, r->rpayload, r->f.len);
+	if (ret) {
+		remote_post(o->c->sv->remote, RSYS_OP_CLOSE, h, 0);
+		sop_finish(o, ret);
+		return;
+	}
+	sop_install(o, h);
+}
+
+enum sv_verdict sys_accept4(struct sv_call *c)
+{
+	int flags = c->n.data.args[3];
+	struct sop *o;
+	uint64_t h;
+	int ret;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
+		return sv_error(c, -EINVAL);
+	o = sop_new(c, RSYS_OP_ACCEPT, h, -ECONNRESET);
+	if (!o)
+		return sv_error(c, -ENOMEM);
+	ret = get_namecap(o, c->n.data.args[1], c->n.data.args[2]);
+	if (ret) {
+		sop_free(o);
+		return sv_error(c, ret);
+	}
+	o->r.f.a[1] = flags & SOCK_NONBLOCK;
+	o->nonblock = flags & SOCK_NONBLOCK;
+	o->cloexec = flags & SOCK_CLOEXEC;
+	return sop_submit(o, accept_done);
+}
+
+enum sv_verdict sys_accept(struct sv_call *c)
+{
+	c->n.data.args[3] = 0;
+	return sys_accept4(c);
+}
+
+/* Read the caller's iovec array at @addr (@n entries) into o->iov. */
+static int get_iov(struct sop *o, uint64_t addr, uint64_t n)
+{
+	size_t i;
+	int ret;
+
+	if (n > SOP_MAX_IOV)
+		return -EINVAL;
+	o->iov = calloc(n ? n : 1, sizeof(*o->iov));
+	if (!o->iov)
+		return -ENOMEM;
+	ret = sv_read_mem(o->c, o->iov, addr, n * sizeof(*o->iov));
+	if (ret)
+		return ret;
+	o->niov = n;
+	for (i = 0; i < n; i++) {
+		if ((ssize_t)o->iov[i].iov_len < 0 || o->total + o->iov[i].iov_len > SSIZE_MAX)
+			return -EINVAL;
+		o->total += o->iov[i].iov_len;
+	}
+	return 0;
+}
+
+/* One iovec for read/write/sendto/recvfrom's plain buffer. */
+static int set_buf(struct sop *o, uint64_t buf, uint64_t len)
+{
+	o->iov = calloc(1, sizeof(*o->iov));
+	if (!o->iov)
+		return -ENOMEM;
+	o->iov[0].iov_base = (void *)(uintptr_t)buf;
+	o->iov[0].iov_len = len;
+	o->niov = 1;
+	o->total = len;
+	return 0;
+}
+
+/* Copy between @buf and the caller's iovecs, from byte @off of the stream, @len bytes. */
+static int iov_copy(struct sop *o, char *buf, size_t off, size_t len, bool to_caller)
+{
+	size_t done = 0, n;
+	int i, ret;
+
+	for (i = 0; i < o->niov && done < len; i++) {
+		size_t l = o->iov[i].iov_len;
+		uint64_t base = (uintptr_t)o->iov[i].iov_base;
+
+		if (off >= l) {
+			off -= l;
+			continue;
+		}
+		n = l - off < len - done ? l - off : len - done;
+		if (to_caller)
+			ret = sv_write_mem(o->c, base + off, buf + done, n);
+		else
+			ret = sv_read_mem(o->c, buf + done, base + off, n);
+		if (ret)
+			return ret;
+		done += n;
+		off = 0;
+	}
+	return 0;
+}
+
+static void recv_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	int64_t n = sop_result(o);
+	size_t alen, dlen;
+	int ret;
+
+	if (n < 0) {
+		sop_finish(o, n);
+		return;
+	}
+	alen = o->r.f.a[3] ? (size_t)r->f.a[1] : 0;
+	if (alen > r->f.len)
+		alen = r->f.len;
+	dlen = r->f.len - alen;
+	if (dlen > o->total)
+		dlen = o->total;
+	ret = iov_copy(o, (char *)r->rpayload, 0, dlen, true);
+	if (!ret && o->msg) {
+		struct msghdr m;
+
+		ret = sv_read_mem(o->c, &m, o->msg, sizeof(m));
+		if (!ret && m.msg_name) {
+			socklen_t l = alen < m.msg_namelen ? alen : m.msg_namelen;
+
+			ret = sv_write_mem(o->c, (uintptr_t)m.msg_name, (char *)r->rpayload + dlen, l);
+			m.msg_namelen = alen;
+		}
+		m.msg_flags = r->f.a[2];
+		m.msg_controllen = 0;
+		if (!ret)
+			ret = sv_write_mem(o->c, o->msg, &m, sizeof(m));
+	} else if (!ret && o->namelen) {
+		ret = put_name(o, (char *)r->rpayload + dlen, alen);
+	}
+	sop_finish(o, ret ? ret : n);
+}
+
+static enum sv_verdict recv_submit(struct sop *o)
+{
+	o->r.f.a[1] = o->total < SOP_MAX_RECV ? o->total : SOP_MAX_RECV;
+	o->r.f.a[2] = o->flags;
+	return sop_submit(o, recv_done);
+}
+
+/* Common start of the receive calls; *@ret set when the call is answered at once. */
+static struct sop *recv_new(struct sv_call *c, enum sv_verdict *v)
+{
+	struct sop *o;
+	uint64_t h;
+
+	if (!arg_remote(c, 0, &h)) {
+		*v = SV_CONTINUE;
+		return NULL;
+	}
+	o = sop_new(c, RSYS_OP_RECV, h, -ECONNRESET);
+	if (!o)
+		*v = sv_error(c, -ENOMEM);
+	return o;
+}
+
+static enum sv_verdict sop_fail(struct sop *o, int err)
+{
+	struct sv_call *c = o->c;
+
+	sop_free(o);
+	return sv_error(c, err);
+}
+
+enum sv_verdict sys_read(struct sv_call *c)
+{
+	enum sv_verdict v;
+	struct sop *o = recv_new(c, &v);
+	int ret;
+
+	if (!o)
+		return v;
+	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
+	return ret ? sop_fail(o, ret) : recv_submit(o);
+}
+
+enum sv_verdict sys_recvfrom(struct sv_call *c)
+{
+	enum sv_verdict v;
+	struct sop *o = recv_new(c, &v);
+	int ret;
+
+	if (!o)
+		return v;
+	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
+	if (!ret)
+		ret = get_namecap(o, c->n.data.args[4], c->n.data.args[5]);
+	if (ret)
+		return sop_fail(o, ret);
+	o->flags = c->n.data.args[3];
+	o->r.f.a[3] = o->namelen != 0;
+	return recv_submit(o);
+}
+
+enum sv_verdict sys_readv(struct sv_call *c)
+{
+	enum sv_verdict v;
+	struct sop *o = recv_new(c, &v);
+	int ret;
+
+	if (!o)
+		return v;
+	ret = get_iov(o, c->n.data.args[1], c->n.data.args[2]);
+	return ret ? sop_fail(o, ret) : recv_submit(o);
+}
+
+enum sv_verdict sys_recvmsg(struct sv_call *c)
+{
+	enum sv_verdict v;
+	struct sop *o = recv_new(c, &v);
+	struct msghdr m;
+	int ret;
+
+	if (!o)
+		return v;
+	ret = sv_read_mem(c, &m, c->n.data.args[1], sizeof(m));
+	if (!ret)
+		ret = get_iov(o, (uintptr_t)m.msg_iov, m.msg_iovlen);
+	if (ret)
+		return sop_fail(o, ret);
+	o->msg = c->n.data.args[1];
+	o->flags = c->n.data.args[2];
+	o->r.f.a[3] = m.msg_name != NULL;
+	return recv_submit(o);
+}
+
+static void send_done(struct remote_req *r);
+
+/* Send the next chunk of the caller's data (after o->done bytes). */
+static enum sv_verdict send_next(struct sop *o)
+{
+	size_t max = RSYS_MAX_PAYLOAD - o->alen;
+	size_t n = o->total - o->done < max ? o->total - o->done : max;
+	int ret;
+
+	ret = iov_copy(o, o->buf + o->alen, o->done, n, false);
+	if (ret)
+		return sop_fail(o, o->done ? (int64_t)o->done : ret);
+	o->r.f.op = RSYS_OP_SEND;
+	o->r.f.a[1] = o->flags;
+	o->r.f.a[2] = o->alen;
+	o->r.f.len = o->alen + n;
+	o->r.payload = o->buf;
+	return sop_submit(o, send_done);
+}
+
+/* Answer a send: bytes sent so far, or the error; EPIPE raises SIGPIPE like the kernel does. */
+static void send_finish(struct sop *o, int64_t ret)
+{
+	if (o->done)
+		ret = o->done;
+	else if (ret == -EPIPE && !(o->flags & MSG_NOSIGNAL))
+		sv_signal(o->c, SIGPIPE);
+	sop_finish(o, ret);
+}
+
+static void send_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	int64_t n = sop_result(o);
+	size_t chunk = r->f.len;
+	enum sv_verdict v;
+
+	(void)chunk;
+	if (n < 0) {
+		send_finish(o, n);
+		return;
+	}
+	o->done += n;
+	chunk = o->total - (o->done - n);
+	if (chunk > RSYS_MAX_PAYLOAD - o->alen)
+		chunk = RSYS_MAX_PAYLOAD - o->alen;
+	if ((size_t)n < chunk || o->done >= o->total) {
+		send_finish(o, o->done);
+		return;
+	}
+	/* A blocking send sends everything: go on with the next chunk. */
+	v = send_next(o);
+	if (v == SV_REPLY) {
+		struct sv_call *c = o->c;
+
+		sv_reply(c, c->ret);
+	}
+}
+
+/* Common part of write/sendto/writev/sendmsg once o->iov is set; @addr/@alen the destination. */
+static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen)
+{
+	size_t max;
+	int ret;
+
+	if (addr && alen) {
+		if (alen > SOP_MAX_ADDR)
+			return sop_fail(o, -EINVAL);
+		o->alen = alen;
+	}
+	max = RSYS_MAX_PAYLOAD - o->alen;
+	o->buf = malloc(o->alen + (o->total < max ? o->total : max));
+	if (!o->buf)
+		return sop_fail(o, -ENOMEM);
+	ret = sv_read_mem(o->c, o->buf, addr, o->alen);
+	if (ret)
+		return sop_fail(o, ret);
+	return send_next(o);
+}
+
+static struct sop *send_new(struct sv_call *c, enum sv_verdict *v)
+{
+	struct sop *o;
+	uint64_t h;
+
+	if (!arg_remote(c, 0, &h)) {
+		*v = SV_CONTINUE;
+		return NULL;
+	}
+	o = sop_new(c, RSYS_OP_SEND, h, -EPIPE);
+	if (!o)
+		*v = sv_error(c, -ENOMEM);
+	return o;
+}
+
+enum sv_verdict sys_write(struct sv_call *c)
+{
+	enum sv_verdict v;
+	struct sop *o = send_new(c, &v);
+	int ret;
+
+	if (!o)
+		return v;
+	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
+	return ret ? sop_fail(o, ret) : send_start(o, 0, 0);
+}
+
+enum sv_verdict sys_sendto(struct sv_call *c)
+{
+	enum sv_verdict v;
+	struct sop *o = send_new(c, &v);
+	int ret;
+
+	if (!o)
+		return v;
+	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
+	if (ret)
+		return sop_fail(o, ret);
+	o->flags = c->n.data.args[3];
+	return send_start(o, c->n.data.args[4], (uint32_t)c->n.data.args[5]);
+}
+
+enum sv_verdict sys_writev(struct sv_call *c)
+{
+	enum sv_verdict v;
+	struct sop *o = send_new(c, &v);
+	int ret;
+
+	if (!o)
+		return v;
+	ret = get_iov(o, c->n.data.args[1], c->n.data.args[2]);
+	return ret ? sop_fail(o, ret) : send_start(o, 0, 0);
+}
+
+enum sv_verdict sys_sendmsg(struct sv_call *c)
+{
+	enum sv_verdict v;
+	struct sop *o = send_new(c, &v);
+	struct msghdr m;
+	int ret;
+
+	if (!o)
+		return v;
+	ret = sv_read_mem(c, &m, c->n.data.args[1], sizeof(m));
+	if (!ret)
+		ret = get_iov(o, (uintptr_t)m.msg_iov, m.msg_iovlen);
+	if (ret)
+		return sop_fail(o, ret);
+	if (m.msg_controllen)
+		pr_debug("sendmsg on a remote socket: control data ignored\n");
+	o->flags = c->n.data.args[2];
+	return send_start(o, (uintptr_t)m.msg_name, m.msg_namelen);
+}
+
+static void getsockopt_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	int64_t ret = sop_result(o);
+	socklen_t len;
+	int err;
+
+	if (ret >= 0) {
+		len = r->f.a[1];
+		err = sv_write_mem(o->c, o->out, r->rpayload, r->f.len < len ? r->f.len : len);
+		if (!err)
+			err = sv_write_mem(o->c, o->outlen, &len, sizeof(len));
+		if (err)
+			ret = err;
+	}
+	sop_finish(o, ret);
+}
+
+enum sv_verdict sys_getsockopt(struct sv_call *c)
+{
+	struct sop *o;
+	uint64_t h;
+	int len, ret;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	ret = sv_read_mem(c, &len, c->n.data.args[4], sizeof(len));
+	if (ret)
+		return sv_error(c, ret);
+	if (len < 0)
+		return sv_error(c, -EINVAL);
+	o = sop_new(c, RSYS_OP_GETSOCKOPT, h, -ENOTCONN);
+	if (!o)
+		return sv_error(c, -ENOMEM);
+	o->r.f.a[1] = (int)c->n.data.args[1];
+	o->r.f.a[2] = (int)c->n.data.args[2];
+	o->r.f.a[3] = len < SOP_MAX_OPT ? len : SOP_MAX_OPT;
+	o->out = c->n.data.args[3];
+	o->outlen = c->n.data.args[4];
+	return sop_submit(o, getsockopt_done);
+}
+
+enum sv_verdict sys_setsockopt(struct sv_call *c)
+{
+	int len = (int)c->n.data.args[4];
+	struct sop *o;
+	uint64_t h;
+	int ret;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	if (len < 0 || len > SOP_MAX_OPT)
+		return sv_error(c, -EINVAL);
+	o = sop_new(c, RSYS_OP_SETSOCKOPT, h, -ENOTCONN);
+	if (!o || !(o->buf = malloc(len ? len : 1))) {
+		free(o);
+		return sv_error(c, -ENOMEM);
+	}
+	ret = sv_read_mem(c, o->buf, c->n.data.args[3], len);
+	if (ret)
+		return sop_fail(o, ret);
+	o->r.f.a[1] = (int)c->n.data.args[1];
+	o->r.f.a[2] = (int)c->n.data.args[2];
+	o->r.f.len = len;
+	o->r.payload = o->buf;
+	return sop_submit(o, sop_done_simple);
+}
+
+static void name_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	int64_t ret = sop_result(o);
+
+	if (ret >= 0) {
+		int err = put_name(o, r->rpayload, r->f.len);
+
+		if (err)
+			ret = err;
+	}
+	sop_finish(o, ret);
+}
+
+static enum sv_verdict sys_name_call(struct sv_call *c, uint16_t op)
+{
+	struct sop *o;
+	uint64_t h;
+	int ret;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	o = sop_new(c, op, h, -ENOTCONN);
+	if (!o)
+		return sv_error(c, -ENOMEM);
+	if (!c->n.data.args[1] || !c->n.data.args[2])
+		return sop_fail(o, -EFAULT);
+	ret = get_namecap(o, c->n.data.args[1], c->n.data.args[2]);
+	return ret ? sop_fail(o, ret) : sop_submit(o, name_done);
+}
+
+enum sv_verdict sys_getsockname(struct sv_call *c)
+{
+	return sys_name_call(c, RSYS_OP_GETSOCKNAME);
+}
+
+enum sv_verdict sys_getpeername(struct sv_call *c)
+{
+	return sys_name_call(c, RSYS_OP_GETPEERNAME);
+}
+
+/* The remote side took the flag change: apply it to the placeholder too, so F_GETFL agrees. */
+static void flags_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	int64_t ret = sop_result(o);
+	struct sv_call *c = o->c;
+
+	if (ret < 0) {
+		sop_finish(o, ret);
+		return;
+	}
+	fdc_forget(c->proc, c->n.data.args[0], c->n.data.args[0]);
+	sv_continue(c);
+	sop_free(o);
+}
+
+enum sv_verdict sys_fcntl(struct sv_call *c)
+{
+	int vfd = c->n.data.args[0];
+	struct sop *o;
+	uint64_t h;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	if (c->n.data.args[1] != F_SETFL) {
+		/* F_SETFD: the kernel sets it on the placeholder; the mirror is re-read. */
+		fdc_forget(c->proc, vfd, vfd);
+		return SV_CONTINUE;
+	}
+	o = sop_new(c, RSYS_OP_FCNTL, h, -ENOTCONN);
+	if (!o)
+		return sv_error(c, -ENOMEM);
+	o->r.f.a[1] = F_SETFL;
+	o->r.f.a[2] = (int)c->n.data.args[2];
+	return sop_submit(o, flags_done);
+}
+
+static void fionread_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	int64_t ret = sop_result(o);
+	int v = r->f.a[1];
+
+	if (ret >= 0) {
+		int err = sv_write_mem(o->c, o->out, &v, sizeof(v));
+
+		if (err)
+			ret = err;
+	}
+	sop_finish(o, ret);
+}
+
+enum sv_verdict sys_ioctl(struct sv_call *c)
+{
+	unsigned int req = c->n.data.args[1];
+	struct sop *o;
+	uint64_t h;
+	int v = 0, ret;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	if (req == FIONBIO) {
+		ret = sv_read_mem(c, &v, c->n.data.args[2], sizeof(v));
+		if (ret)
+			return sv_error(c, ret);
+	}
+	o = sop_new(c, RSYS_OP_IOCTL, h, -ENOTCONN);
+	if (!o)
+		return sv_error(c, -ENOMEM);
+	o->r.f.a[1] = req;
+	o->r.f.a[2] = v;
+	o->out = c->n.data.args[2];
+	return sop_submit(o, req == FIONBIO ? flags_done : fionread_done);
+}
+
+/*
+ * The fd-table calls run in the kernel on the placeholders (so numbering,
+ * EBADF, EMFILE, close-on-exec are exactly Linux); the cache forgets the
+ * vfds they may close. A remote resource is closed by its anchor's HUP.
+ */
+enum sv_verdict sys_close(struct sv_call *c)
+{
+	unsigned int vfd = c->n.data.args[0];
+
+	fdc_forget(c->proc, vfd, vfd);
+	return SV_CONTINUE;
+}
+
+enum sv_verdict sys_close_range(struct sv_call *c)
+{
+	fdc_forget(c->proc, c->n.data.args[0], c->n.data.args[1]);
+	return SV_CONTINUE;
+}
+
+enum sv_verdict sys_dup2(struct sv_call *c)
+{
+	unsigned int vfd = c->n.data.args[1];
+
+	fdc_forget(c->proc, vfd, vfd);
+	return SV_CONTINUE;
+}
+
+enum sv_verdict sys_dup3(struct sv_call *c)
+{
+	return sys_dup2(c);
+}
+
+enum sv_verdict sys_execve(struct sv_call *c)
+{
+	fdc_exec(c->proc);
+	return SV_CONTINUE;
+}

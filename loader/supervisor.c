@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: GPL-2.0
+/* seccomp user-notification supervisor: dispatch table, filter rules, call helpers, event thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "log.h"
+#include "syscalls.h"
+
+/* Newer than the 6.1 uapi headers of this system. */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS	SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP	(1UL << 0)
+#endif
+
+#define SV_CHECK_MS	20	/* how often blocked remote calls are checked for a signal */
+
+/* Tags in the low bits of epoll data (pointers are 8-byte aligned). */
+enum { EV_ANCHOR = 0, EV_PROC = 1, EV_REMOTE = 2, EV_STOP = 3, EV_TAG = 3 };
+
+static const sv_handler_fn sv_table[] = {
+	[SYS_socket] = sys_socket,
+	[SYS_connect] = sys_connect,
+	[SYS_bind] = sys_bind,
+	[SYS_listen] = sys_listen,
+	[SYS_accept] = sys_accept,
+	[SYS_accept4] = sys_accept4,
+	[SYS_read] = sys_read,
+	[SYS_recvfrom] = sys_recvfrom,
+	[SYS_readv] = sys_readv,
+	[SYS_recvmsg] = sys_recvmsg,
+	[SYS_write] = sys_write,
+	[SYS_sendto] = sys_sendto,
+	[SYS_writev] = sys_writev,
+	[SYS_sendmsg] = sys_sendmsg,
+	[SYS_shutdown] = sys_shutdown,
+	[SYS_getsockopt] = sys_getsockopt,
+	[SYS_setsockopt] = sys_setsockopt,
+	[SYS_getsockname] = sys_getsockname,
+	[SYS_getpeername] = sys_getpeername,
+	[SYS_fcntl] = sys_fcntl,
+	[SYS_ioctl] = sys_ioctl,
+	[SYS_close] = sys_close,
+	[SYS_close_range] = sys_close_range,
+	[SYS_dup2] = sys_dup2,
+	[SYS_dup3] = sys_dup3,
+	[SYS_execve] = sys_execve,
+	[SYS_execveat] = sys_execve,
+	[SYS_select] = wait_select,
+	[SYS_pselect6] = wait_pselect6,
+	[SYS_poll] = wait_poll,
+	[SYS_ppoll] = wait_ppoll,
+	[SYS_epoll_create1] = wait_epoll_create1,
+	[SYS_epoll_ctl] = wait_epoll_ctl,
+	[SYS_epoll_wait] = wait_epoll_wait,
+	[SYS_epoll_pwait] = wait_epoll_pwait,
+};
+
+#define SV_NR_MAX	(sizeof(sv_table) / sizeof(sv_table[0]))
+
+int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p)
+{
+	int ret = 0, af;
+	unsigned int nr;
+
+	for (nr = 0; nr < SV_NR_MAX && !ret; nr++) {
+		if (!sv_table[nr])
+			continue;
+		switch (nr) {
+		case SYS_socket:
+			/* Only sockets of remote families concern the monitor. */
+			for (af = 0; af < 64 && !ret; af++)
+				if (policy_is_remote_family(p, af))
+					ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
+							       SCMP_A0(SCMP_CMP_EQ, af));
+			break;
+		case SYS_fcntl:
+			/* F_GETFL/F_GETFD/F_DUPFD* act on the placeholder exactly as needed. */
+			ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
+					       SCMP_A1(SCMP_CMP_EQ, F_SETFL));
+			if (!ret)
+				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
+						       SCMP_A1(SCMP_CMP_EQ, F_SETFD));
+			break;
+		case SYS_ioctl:
+			ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
+					       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, FIONREAD));
+			if (!ret)
+				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
+						       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, FIONBIO));
+			break;
+		default:
+			ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 0);
+		}
+	}
+	return ret;
+}
+
+struct sv_state {
+	struct sv *sv;
+	int epfd;
+	int stopfd;
+	bool stopping;
+	bool sv_done;
+	pthread_t sv_thread, ev_thread;
+};
+
+static struct sv_state st;
+
+void sv_call_free(struct sv_call *c)
+{
+	if (c->proc)
+		fdc_proc_put(c->proc);
+	free(c);
+}
+
+static void sv_send(struct sv_call *c, int64_t ret, bool cont)
+{
+	struct seccomp_notif_resp resp = { .id = c->n.id };
+
+	if (cont)
+		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+	else if (ret < 0)
+		resp.error = (int32_t)ret;
+	else
+		resp.val = ret;
+	if (ioctl(c->sv->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) && errno != ENOENT)
+		pr_debug("NOTIF_SEND (nr %d, pid %d): %s\n", c->n.data.nr, c->n.pid, strerror(errno));
+}
+
+void sv_reply(struct sv_call *c, int64_t ret)
+{
+	sv_send(c, ret, false);
+	sv_call_free(c);
+}
+
+void sv_continue(struct sv_call *c)
+{
+	sv_send(c, 0, true);
+	sv_call_free(c);
+}
+
+bool sv_call_valid(const struct sv_call *c)
+{
+	__u64 id = c->n.id;
+
+	return ioctl(c->sv->notify_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+int sv_read_mem(struct sv_call *c, void *dst, uint64_t addr, size_t len)
+{
+	struct iovec local = { dst, len }, remote = { (void *)(uintptr_t)addr, len };
+	ssize_t n;
+
+	if (!len)
+		return 0;
+	n = process_vm_readv(c->n.pid, &local, 1, &remote, 1, 0);
+	if (!sv_call_valid(c))
+		return -ENOENT;
+	return n == (ssize_t)len ? 0 : -EFAULT;
+}
+
+int sv_write_mem(struct sv_call *c, uint64_t addr, const void *src, size_t len)
+{
+	struct iovec local = { (void *)src, len }, remote = { (void *)(uintptr_t)addr, len };
+
+	if (!len)
+		return 0;
+	if (!sv_call_valid(c))
+		return -ENOENT;
+	return process_vm_writev(c->n.pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+}
+
+int sv_fd_remote(struct sv_call *c, int vfd, uint64_t *handle)
+{
+	return fdc_lookup(c->proc, c->n.pid, vfd, handle);
+}
+
+int sv_fd_dup(struct sv_call *c, int vfd)
+{
+	int fd = syscall(SYS_pidfd_getfd, fdc_proc_pidfd(c->proc), vfd, 0);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int sv_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags, bool answer)
+{
+	struct seccomp_notif_addfd af = {
+		.id = c->n.id,
+		.srcfd = fd,
+		.newfd = vfd >= 0 ? vfd : 0,
+		.newfd_flags = newfd_flags,
+		.flags = (vfd >= 0 ? SECCOMP_ADDFD_FLAG_SETFD : 0) |
+			 (answer ? SECCOMP_ADDFD_FLAG_SEND : 0),
+	};
+	int ret = ioctl(c->sv->notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &af);
+
+	return ret < 0 ? -errno : ret;
+}
+
+void sv_signal(struct sv_call *c, int sig)
+{
+	syscall(SYS_tgkill, c->tgid, c->n.pid, sig);
+}
+
+int sv_anchor_new(struct sv *sv, uint64_t handle, bool nonblock, struct anchor **ap)
+{
+	struct epoll_event ev = { .events = EPOLLRDHUP };
+	struct anchor *a;
+	struct stat sb;
+	int sp[2];
+
+	(void)sv;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
+		return -errno;
+	if (nonblock && fcntl(sp[0], F_SETFL, O_RDWR | O_NONBLOCK))
+		goto err_close;
+	if (fstat(sp[0], &sb))
+		goto err_close;
+	a = fdc_anchor_add(handle, sp[1], sb.st_ino);
+	if (!a) {
+		errno = ENOMEM;
+		goto err_close;
+	}
+	ev.data.u64 = (uintptr_t)a | EV_ANCHOR;
+	if (epoll_ctl(st.epfd, EPOLL_CTL_ADD, sp[1], &ev)) {
+		int err = -errno;
+
+		fdc_anchor_del(a);
+		close(sp[0]);
+		close(sp[1]);
+		return err;
+	}
+	*ap = a;
+	return sp[0];
+
+err_close:
+	{
+		int err = -errno;
+
+		close(sp[0]);
+		close(sp[1]);
+		remote_post(st.sv->remote, RSYS_OP_CLOSE, handle, 0);
+		return err;
+	}
+}
+
+static void sv_watch_proc(struct sv_proc *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uintptr_t)p | EV_PROC };
+	int fd = fdc_proc_pidfd(p);
+
+	if (fd >= 0)
+		epoll_ctl(st.epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void sv_dispatch(struct sv_call *c)
+{
+	unsigned int nr = c->n.data.nr;
+	enum sv_verdict v = SV_CONTINUE;
+	bool created;
+
+	c->proc = fdc_proc(c->n.pid, &c->tgid, &created);
+	if (!c->proc) {
+		sv_continue(c);		/* the thread is gone; nothing to answer */
+		return;
+	}
+	if (created)
+		sv_watch_proc(c->proc);
+	if (nr < SV_NR_MAX && sv_table[nr])
+		v = sv_table[nr](c);
+	switch (v) {
+	case SV_CONTINUE:
+		sv_continue(c);
+		break;
+	case SV_REPLY:
+		sv_reply(c, c->ret);
+		break;
+	case SV_PENDING:
+		break;
+	}
+}
+
+static void sv_wake(int sig)
+{
+	(void)sig;
+}
+
+static void *sv_thread_fn(void *arg)
+{
+	struct sv *sv = arg;
+	struct sv_call *c = NULL;
+
+	while (!__atomic_load_n(&st.stopping, __ATOMIC_ACQUIRE)) {
+		if (!c) {
+			c = malloc(sizeof(*c));
+			if (!c) {
+				pr_warn("Error: out of memory in the supervisor\n");
+				break;
+			}
+		}
+		memset(c, 0, sizeof(*c));
+		c->sv = sv;
+		if (ioctl(sv->notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &c->n)) {
+			if (errno == EINTR || errno == ENOENT)
+				continue;
+			pr_debug("NOTIF_RECV: %s\n", strerror(errno));
+			break;
+		}
+		sv_dispatch(c);
+		c = NULL;
+	}
+	free(c);
+	__atomic_store_n(&st.sv_done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void ev_anchor_hup(struct anchor *a)
+{
+	epoll_ctl(st.epfd, EPOLL_CTL_DEL, a->fd, NULL);
+	close(a->fd);
+	pr_debug("handle %llu: last placeholder closed\n", (unsigned long long)a->handle);
+	remote_post(st.sv->remote, RSYS_OP_CLOSE, a->handle, 0);
+	fdc_anchor_del(a);
+}
+
+static void *ev_thread_fn(void *arg)
+{
+	struct sv *sv = arg;
+	struct epoll_event evs[32];
+	int timeout = -1, n, i;
+
+	for (;;) {
+		n = epoll_wait(st.epfd, evs, 32, timeout);
+		if (n < 0 && errno != EINTR) {
+			pr_warn("Error: event loop: %s\n", strerror(errno));
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			uint64_t d = evs[i].data.u64;
+			void *ptr = (void *)(uintptr_t)(d & ~(uint64_t)EV_TAG);
+
+			switch (d & EV_TAG) {
+			case EV_ANCHOR:
+				ev_anchor_hup(ptr);
+				break;
+			case EV_PROC:
+				epoll_ctl(st.epfd, EPOLL_CTL_DEL, fdc_proc_pidfd(ptr), NULL);
+				fdc_proc_exit(ptr);
+				break;
+			case EV_REMOTE:
+				if (remote_on_readable(sv->remote))
+					epoll_ctl(st.epfd, EPOLL_CTL_DEL, remote_fd(sv->remote), NULL);
+				break;
+			case EV_STOP:
+				return NULL;
+			}
+		}
+		/* Blocked remote calls whose caller took a signal must be cancelled. */
+		timeout = remote_check_calls(sv->remote) ? SV_CHECK_MS : -1;
+	}
+	return NULL;
+}
+
+int sv_start(struct sv *sv)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct sigaction sa = { .sa_handler = sv_wake };
+	__u64 flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+	int ret;
+
+	st.sv = sv;
+	fdc_init(sv->maps);
+	/* The supervisor runs on the CPU of the woken thread: ~2x faster round trips (6.6+). */
+	if (ioctl(sv->notify_fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags))
+		pr_info("seccomp SYNC_WAKE_UP not available: %s\n", strerror(errno));
+
+	st.epfd = epoll_create1(EPOLL_CLOEXEC);
+	st.stopfd = eventfd(0, EFD_CLOEXEC);
+	if (st.epfd < 0 || st.stopfd < 0)
+		return -errno;
+	ev.data.u64 = EV_STOP;
+	if (epoll_ctl(st.epfd, EPOLL_CTL_ADD, st.stopfd, &ev))
+		return -errno;
+	ev.data.u64 = EV_REMOTE;
+	if (epoll_ctl(st.epfd, EPOLL_CTL_ADD, remote_fd(sv->remote), &ev))
+		return -errno;
+
+	/* SIGUSR2 without SA_RESTART interrupts NOTIF_RECV when stopping. */
+	sigaction(SIGUSR2, &sa, NULL);
+	ret = pthread_create(&st.ev_thread, NULL, ev_thread_fn, sv);
+	if (ret)
+		return -ret;
+	ret = pthread_create(&st.sv_thread, NULL, sv_thread_fn, sv);
+	if (ret)
+		return -ret;
+	return 0;
+}
+
+void sv_stop(struct sv *sv)
+{
+	uint64_t one = 1;
+
+	(void)sv;
+	__atomic_store_n(&st.stopping, true, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&st.sv_done, __ATOMIC_ACQUIRE)) {
+		pthread_kill(st.sv_thread, SIGUSR2);
+		usleep(1000);
+	}
+	pthread_join(st.sv_thread, NULL);
+	if (write(st.stopfd, &one, sizeof(one)) != sizeof(one))
+		pr_debug("stop event: %s\n", strerror(errno));
+	pthread_join(st.ev_thread, NULL);
+	close(st.stopfd);
+	close(st.epfd);
+}

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The seccomp user-notification supervisor: what a syscall handler (sockets, select/poll, ...) uses. */
+#ifndef RSYS_SUPERVISOR_H
+#define RSYS_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+
+#include <rsys/policy.h>
+#include "bpfmaps.h"
+#include "remote.h"
+
+/*
+ * Threads: one supervisor thread receives notifications and runs the
+ * handlers; one event thread reads delegate replies (remote_req.done runs
+ * there), watches placeholder anchors and exited processes and cancels
+ * requests whose notification became invalid. Handlers must not block on
+ * the delegate: send a request with remote_submit() and return SV_PENDING;
+ * answer from the done callback with sv_reply()/sv_continue().
+ */
+
+struct sv_proc;		/* one trusted process (tgid): its vfd cache */
+
+struct sv {
+	int notify_fd;			/* seccomp listener */
+	const struct policy *policy;
+	struct remote *remote;		/* delegate session */
+	struct rsys_maps *maps;		/* BPF mirror (no-op when not attached) */
+};
+
+/* One intercepted system call, from NOTIF_RECV until it is answered. */
+struct sv_call {
+	struct sv *sv;
+	struct seccomp_notif n;		/* n.id, n.pid (tid), n.data.nr, n.data.args[] */
+	pid_t tgid;
+	struct sv_proc *proc;
+	int64_t ret;			/* value or -errno, for SV_REPLY */
+	void *priv;			/* the handler's own state while pending */
+};
+
+enum sv_verdict {
+	SV_CONTINUE,	/* let the kernel run the call (all fds local) */
+	SV_REPLY,	/* answer with c->ret; the supervisor frees @c */
+	SV_PENDING,	/* the handler owns @c and answers later with sv_reply/sv_continue */
+};
+
+typedef enum sv_verdict (*sv_handler_fn)(struct sv_call *c);
+
+/*
+ * Answer a pending call with @ret (value or -errno) / let the kernel run it,
+ * then free @c. Safe from any thread; an invalid notification (the thread
+ * was interrupted by a signal or died) is silently dropped.
+ */
+void sv_reply(struct sv_call *c, int64_t ret);
+void sv_continue(struct sv_call *c);
+
+/* Free a call that was answered by other means (sv_addfd with @answer) or cannot be answered. */
+void sv_call_free(struct sv_call *c);
+
+/* True while the notification of @c is still waiting (NOTIF_ID_VALID). */
+bool sv_call_valid(const struct sv_call *c);
+
+/*
+ * Copy @len bytes from/to the calling thread's memory at @addr. Reading
+ * checks NOTIF_ID_VALID after the copy (so the data belong to this call);
+ * writing checks it before. 0, -EFAULT for a bad or partial range, -ENOENT
+ * when the notification is no longer valid.
+ */
+int sv_read_mem(struct sv_call *c, void *dst, uint64_t addr, size_t len);
+int sv_write_mem(struct sv_call *c, uint64_t addr, const void *src, size_t len);
+
+/*
+ * Classify @vfd of the calling process: 1 if it is a placeholder of a remote
+ * socket (its delegate handle in *@handle), 0 if it is local or not open.
+ * Uses the per-tgid cache; unknown vfds are resolved from /proc.
+ */
+int sv_fd_remote(struct sv_call *c, int vfd, uint64_t *handle);
+
+/* A copy, in the monitor, of the caller's file @vfd (pidfd_getfd), or -errno. Caller closes it. */
+int sv_fd_dup(struct sv_call *c, int vfd);
+
+/*
+ * Install @fd (a file of the monitor) into the caller with
+ * SECCOMP_IOCTL_NOTIF_ADDFD: at @vfd (>= 0, replacing what is there, like
+ * dup2) or the lowest free number (@vfd < 0); @newfd_flags may hold
+ * O_CLOEXEC. With @answer the call returns the new vfd atomically (on
+ * success the caller then only frees @c with sv_call_free). Returns the vfd
+ * or -errno (-ENOENT: the notification is gone).
+ */
+int sv_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags, bool answer);
+
+/* Deliver @sig to the calling thread (e.g. SIGPIPE for EPIPE without MSG_NOSIGNAL). */
+void sv_signal(struct sv_call *c, int sig);
+
+/*
+ * Handlers of loader/wait.c (select/poll/epoll), registered in the dispatch
+ * table of supervisor.c. Today: all fds local -> SV_CONTINUE, else -ENOSYS.
+ */
+enum sv_verdict wait_select(struct sv_call *c);
+enum sv_verdict wait_pselect6(struct sv_call *c);
+enum sv_verdict wait_poll(struct sv_call *c);
+enum sv_verdict wait_ppoll(struct sv_call *c);
+enum sv_verdict wait_epoll_create1(struct sv_call *c);
+enum sv_verdict wait_epoll_ctl(struct sv_call *c);
+enum sv_verdict wait_epoll_wait(struct sv_call *c);
+enum sv_verdict wait_epoll_pwait(struct sv_call *c);
+
+/* Add a NOTIFY rule for every intercepted syscall to @ctx (run in the child before exec). */
+int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p);
+
+/*
+ * Serve @sv->notify_fd until sv_stop(): starts the supervisor and event
+ * threads. 0 or -errno.
+ */
+int sv_start(struct sv *sv);
+void sv_stop(struct sv *sv);
+
+#endif

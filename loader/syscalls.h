@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Handlers of the intercepted socket and fd-table calls (sockcalls.c), registered in supervisor.c. */
+#ifndef RSYS_SYSCALLS_H
+#define RSYS_SYSCALLS_H
+
+#include "fdcache.h"
+#include "supervisor.h"
+
+enum sv_verdict sys_socket(struct sv_call *c);
+enum sv_verdict sys_connect(struct sv_call *c);
+enum sv_verdict sys_bind(struct sv_call *c);
+enum sv_verdict sys_listen(struct sv_call *c);
+enum sv_verdict sys_accept(struct sv_call *c);
+enum sv_verdict sys_accept4(struct sv_call *c);
+enum sv_verdict sys_read(struct sv_call *c);
+enum sv_verdict sys_recvfrom(struct sv_call *c);
+enum sv_verdict sys_readv(struct sv_call *c);
+enum sv_verdict sys_recvmsg(struct sv_call *c);
+enum sv_verdict sys_write(struct sv_call *c);
+enum sv_verdict sys_sendto(struct sv_call *c);
+enum sv_verdict sys_writev(struct sv_call *c);
+enum sv_verdict sys_sendmsg(struct sv_call *c);
+enum sv_verdict sys_shutdown(struct sv_call *c);
+enum sv_verdict sys_getsockopt(struct sv_call *c);
+enum sv_verdict sys_setsockopt(struct sv_call *c);
+enum sv_verdict sys_getsockname(struct sv_call *c);
+enum sv_verdict sys_getpeername(struct sv_call *c);
+enum sv_verdict sys_fcntl(struct sv_call *c);
+enum sv_verdict sys_ioctl(struct sv_call *c);
+enum sv_verdict sys_close(struct sv_call *c);
+enum sv_verdict sys_close_range(struct sv_call *c);
+enum sv_verdict sys_dup2(struct sv_call *c);
+enum sv_verdict sys_dup3(struct sv_call *c);
+enum sv_verdict sys_execve(struct sv_call *c);
+
+/*
+ * Create the anchor of a new remote socket @handle: returns the end to
+ * install in the process (O_NONBLOCK if @nonblock) or -errno; the other end
+ * is watched by the event thread, which closes @handle when the last
+ * placeholder is gone. *@ap receives the anchor.
+ */
+int sv_anchor_new(struct sv *sv, uint64_t handle, bool nonblock, struct anchor **ap);
+
+#endif
