@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Real programs (curl, python3, nc) under "rsys-load run" compared with native runs, and failure modes.
+
+. "$(dirname "$0")/lib.sh"
+
+HTTP_PORT=8080
+NC_PORT=7200
+LIMIT=60
+
+rsys_require curl nc
+rsys_have_bins || ksft_skip "$RSYS_MISSING"
+rsys_topology_up
+rsys_delegate_start
+
+WWW=$RSYS_TMP/www
+mkdir -p "$WWW"
+echo "<html><body>rsys test page $$</body></html>" >"$WWW/index.html"
+for i in 0 1 2 3; do
+	head -c $((100000 + i * 4099)) /dev/urandom >"$WWW/blob$i"
+done
+rsys_http_server "$WWW" "$HTTP_PORT" || ksft_skip "HTTP server in the world netns did not start"
+URL=http://$RSYS_WORLD_IP:$HTTP_PORT
+
+FETCH_PY='
+import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=20).read().decode())
+'
+THREADS_PY='
+import hashlib, sys, threading, urllib.request
+out = [None] * 4
+def get(i):
+    data = urllib.request.urlopen("%s/blob%d" % (sys.argv[1], i), timeout=20).read()
+    out[i] = "%d %d %s" % (i, len(data), hashlib.sha256(data).hexdigest())
+threads = [threading.Thread(target=get, args=(i,)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("\n".join(str(o) for o in out))
+'
+# Connect to the hold port, then block in recv until the delegate dies.
+BLOCKED_PY='
+import socket, sys
+s = socket.create_connection((sys.argv[1], 7002))
+s.sendall(b"delegate-killed\n")
+print("connected", flush=True)
+try:
+    print("eof" if not s.recv(100) else "data", flush=True)
+except OSError as e:
+    print("error", e.errno, flush=True)
+'
+
+# compare NAME EXPECTED_FILE CMD...: CMD natively and under rsys both print EXPECTED_FILE.
+compare()
+{
+	local name=$1 expect=$2 n=$RSYS_TMP/$1.native r=$RSYS_TMP/$1.rsys nrc rrc
+
+	shift 2
+	rsys_native timeout "$LIMIT" "$@" >"$n" 2>"$n.err"
+	nrc=$?
+	timeout "$LIMIT" "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+		"$@" >"$r" 2>"$r.err"
+	rrc=$?
+	if [ $nrc -ne 0 ] || ! cmp -s "$n" "$expect"; then
+		tap_diag_file "$n.err"
+		tap_not_ok "$name: native run (exit $nrc) did not print the expected output"
+	elif [ $rrc -eq 0 ] && cmp -s "$n" "$r"; then
+		tap_ok "$name"
+	else
+		diff -u "$n" "$r" | head -20 | tap_diag_file /dev/stdin
+		tap_diag_file "$r.err"
+		tap_not_ok "$name: under rsys exit $rrc, output differs from native"
+	fi
+}
+
+# nc -l NAME RUNNER...: nc listening in the service domain, a client in the world sends a line.
+nc_listen()
+{
+	local name=$1 out=$RSYS_TMP/$1.out pid i
+
+	shift
+	"$@" timeout "$LIMIT" nc -4 -l "$NC_PORT" </dev/null >"$out" 2>"$out.err" &
+	pid=$!
+	for ((i = 0; i < 100; i++)); do
+		echo "hello from the world" |
+			ip netns exec "$RSYS_NS_WORLD" nc -N -w 5 "$RSYS_SERVICE_IP" "$NC_PORT" \
+			>/dev/null 2>&1 && break
+		sleep 0.2
+	done
+	wait "$pid"
+	echo "exit $? $(cat "$out")"
+}
+
+EXPECT=$RSYS_TMP/expect
+tap_plan 8
+
+cp "$WWW/index.html" "$EXPECT.page"
+compare curl "$EXPECT.page" curl -sS --max-time 20 "$URL/index.html"
+compare python3-urllib "$EXPECT.page" "$PYTHON3" -c "$FETCH_PY" "$URL/index.html"
+
+for i in 0 1 2 3; do
+	echo "$i $(stat -c %s "$WWW/blob$i") $(sha256sum <"$WWW/blob$i" | cut -d' ' -f1)"
+done >"$EXPECT.threads"
+compare python3-threads "$EXPECT.threads" "$PYTHON3" -c "$THREADS_PY" "$URL"
+
+echo "a line through nc" >"$EXPECT.nc"
+compare nc-client "$EXPECT.nc" sh -c "echo 'a line through nc' | nc -N -w 10 $RSYS_WORLD_IP 7"
+
+native=$(nc_listen nc-listen-native rsys_native)
+remote=$(nc_listen nc-listen-rsys "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" --)
+if [ "$native" = "exit 0 hello from the world" ] && [ "$remote" = "$native" ]; then
+	tap_ok "nc -l: listening socket in the service domain accepts a world client"
+else
+	echo "# native: $native"
+	echo "# rsys:   $remote"
+	tap_diag_file "$RSYS_TMP/nc-listen-rsys.out.err"
+	tap_not_ok "nc -l: listening socket in the service domain accepts a world client"
+fi
+
+# Untrusted: the same curl in a compute-like netns (only lo) has no route out.
+rsys_netns_add "rsys-lo-$$"
+if ip netns exec "rsys-lo-$$" curl -sS --max-time 5 "$URL/index.html" >/dev/null 2>"$RSYS_TMP/untrusted.err"; then
+	tap_not_ok "untrusted curl in a lo-only netns reached the world"
+else
+	echo "# $(cat "$RSYS_TMP/untrusted.err")"
+	tap_ok "untrusted curl in a lo-only netns fails"
+fi
+
+# Delegate unreachable: rsys-load run says where it tried and exits 1.
+NOWHERE=unix:$RSYS_TMP/nowhere.sock
+timeout "$LIMIT" "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$NOWHERE" -- /bin/true \
+	>/dev/null 2>"$RSYS_TMP/nowhere.err"
+rc=$?
+tap_diag_file "$RSYS_TMP/nowhere.err"
+if [ $rc -eq 1 ] && grep -qF "$RSYS_TMP/nowhere.sock" "$RSYS_TMP/nowhere.err"; then
+	tap_ok "delegate unreachable: exit 1 with a message naming the address"
+else
+	tap_not_ok "delegate unreachable: exit $rc, message must name $NOWHERE"
+fi
+
+# Delegate killed while the program is blocked in a remote recv: an error, not a hang.
+victim=$RSYS_DELEGATE_PID
+out=$RSYS_TMP/killed.out
+timeout 30 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+	"$PYTHON3" -c "$BLOCKED_PY" "$RSYS_WORLD_IP" >"$out" 2>"$out.err" &
+runner=$!
+for ((i = 0; i < 100; i++)); do
+	grep -q connected "$out" && break
+	sleep 0.1
+done
+sleep 0.5
+{ kill -9 "$victim" && wait "$victim"; } 2>/dev/null
+wait "$runner"
+rc=$?
+echo "# program said: $(tr '\n' ' ' <"$out"); rsys-load run exit $rc"
+tap_diag_file "$out.err"
+if ! grep -q connected "$out"; then
+	tap_not_ok "delegate killed: the program never connected"
+elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+	tap_not_ok "delegate killed: the program hung (killed after 30 s)"
+elif grep -q '^error' "$out" || [ $rc -ne 0 ]; then
+	tap_ok "delegate killed mid-connection: the program gets an error and does not hang"
+else
+	tap_not_ok "delegate killed: the program saw '$(tail -1 "$out")' and exit 0, not an error"
+fi
+
+tap_finish
