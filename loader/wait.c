@@ -1,104 +1,800 @@
 // SPDX-License-Identifier: GPL-2.0
-/* select/pselect6/poll/ppoll/epoll handlers: all-local calls run in the kernel; split calls are not served yet. */
+/* select/pselect6/poll/ppoll split by the fd table: local half in the monitor, remote half at the delegate, first wins. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "supervisor.h"
 
-/* Verdict for a call whose fds are @fds[0..n): CONTINUE when none is remote. */
-static enum sv_verdict wait_all_local(struct sv_call *c, const int *fds, size_t n)
+/* What select() asks poll for and which revents set its bits (fs/select.c). */
+#define POLLIN_SET	(POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR)
+#define POLLOUT_SET	(POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR)
+#define POLLEX_SET	(POLLPRI)
+#define SEL_WANT_IN	(POLLIN | POLLRDNORM | POLLRDBAND)
+#define SEL_WANT_OUT	(POLLOUT | POLLWRNORM | POLLWRBAND)
+
+#define BITS_PER_LONG	(8 * sizeof(unsigned long))
+#define FDS_LONGS(n)	(((n) + BITS_PER_LONG - 1) / BITS_PER_LONG)
+#define FDS_BYTES(n)	(FDS_LONGS(n) * sizeof(unsigned long))
+#define NR_OPEN_DEFAULT	BITS_PER_LONG	/* smallest fd table the kernel allocates */
+#define WAIT_MAX_POLLFDS (1u << 20)	/* beyond that the kernel is left to say EINVAL */
+
+enum wait_kind { WK_SELECT, WK_PSELECT6, WK_POLL, WK_PPOLL };
+
+/* One fd being waited for: a set bit of select or one pollfd entry. */
+struct witem {
+	int vfd;
+	short events;		/* poll events asked for */
+	short revents;		/* result of the winning half */
+	uint8_t sel;		/* select: bit 0 read, 1 write, 2 except */
+	bool remote;
+	bool skip;		/* poll entry with fd < 0 */
+	uint64_t handle;
+};
+
+/*
+ * A remote or split call in flight. Owned jointly by the waiter side (the
+ * handler, then the waiter thread) and the remote side (the request until
+ * its done() ran): @refs counts the two; whoever drops the last frees it.
+ */
+struct wcall {
+	struct sv_call *c;
+	enum wait_kind kind;
+	int nfds;			/* select: bits; poll: entries */
+	uint64_t uptr[3];		/* select: in/out/ex sets; poll: the array in uptr[0] */
+	uint64_t utime;			/* timeout to write back (0 = none) */
+	struct timespec deadline;	/* CLOCK_MONOTONIC; valid when timeout_ms > 0 */
+	int timeout_ms;			/* -1 infinite, 0 poll once */
+	struct witem *it;
+	size_t n;
+	struct pollfd *lp;		/* local half: the monitor's copies of the local fds */
+	size_t *lidx;			/* lp[i] is it[lidx[i]] */
+	size_t nl;
+	struct rsys_pollfd *rp;		/* remote half: request, then reply */
+	size_t *ridx;
+	size_t nr;
+	struct remote_req req;
+	int64_t rret;			/* remote result */
+	bool merge;			/* timeout 0: both halves' results count */
+	bool registered;		/* lp[] is in the waiter's epoll */
+	/* under wait_lock */
+	bool resolved;
+	bool remote_done;
+	bool queued;
+	int refs;
+	struct wcall *qnext;
+};
+
+/*
+ * The waiter thread waits for the local halves of split calls (epoll on
+ * the monitor's copies of their fds) and for remote replies handed over by
+ * done() through @wq/@wake_fd; it is the only one that resolves split calls
+ * that have a registered local half.
+ */
+static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
+static int waiter_epfd = -1, wake_fd = -1;
+static struct wcall *wq_head, *wq_tail;
+
+static void wcall_free(struct wcall *w)
 {
-	uint64_t h;
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		if (sv_fd_remote(c, fds[i], &h) == 1) {
-			c->ret = -ENOSYS;
-			return SV_REPLY;
-		}
-	}
-	return SV_CONTINUE;
+	for (i = 0; i < w->nl; i++)
+		if (w->lp[i].fd >= 0)
+			close(w->lp[i].fd);
+	free(w->it);
+	free(w->lp);
+	free(w->lidx);
+	free(w->rp);
+	free(w->ridx);
+	free(w);
 }
 
-/* select/pselect6: nfds, readfds, writefds, exceptfds. */
-static enum sv_verdict wait_fdsets(struct sv_call *c)
+static void wcall_put(struct wcall *w)
 {
-	int nfds = (int)c->n.data.args[0];
-	int fds[FD_SETSIZE];
-	fd_set set[3];
-	size_t n = 0;
-	int i, fd;
+	int left;
 
-	if (nfds <= 0)
-		return SV_CONTINUE;
-	if (nfds > FD_SETSIZE)
-		nfds = FD_SETSIZE;
-	for (i = 0; i < 3; i++) {
-		FD_ZERO(&set[i]);
-		if (c->n.data.args[1 + i] &&
-		    sv_read_mem(c, &set[i], c->n.data.args[1 + i], (nfds + 7) / 8))
-			return SV_CONTINUE;	/* the kernel reports EFAULT itself */
-	}
-	for (fd = 0; fd < nfds; fd++)
-		if (FD_ISSET(fd, &set[0]) || FD_ISSET(fd, &set[1]) || FD_ISSET(fd, &set[2]))
-			fds[n++] = fd;
-	return wait_all_local(c, fds, n);
+	pthread_mutex_lock(&wait_lock);
+	left = --w->refs;
+	pthread_mutex_unlock(&wait_lock);
+	if (!left)
+		wcall_free(w);
 }
 
-/* poll/ppoll: fds, nfds. */
-static enum sv_verdict wait_pollfds(struct sv_call *c)
+static int64_t ts_ns(const struct timespec *t)
 {
-	unsigned long nfds = c->n.data.args[1];
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+/* Time left until @w's deadline, never negative. */
+static struct timespec wcall_remaining(const struct wcall *w)
+{
+	struct timespec now, r = { 0, 0 };
+	int64_t left;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left = ts_ns(&w->deadline) - ts_ns(&now);
+	if (left > 0) {
+		r.tv_sec = left / 1000000000;
+		r.tv_nsec = left % 1000000000;
+	}
+	return r;
+}
+
+/* Linux writes the time left back for select, pselect6 and ppoll (not for a zero timeout). */
+static void wcall_write_timeout(struct wcall *w)
+{
+	struct timespec r;
+	struct timeval tv;
+
+	if (!w->utime || w->timeout_ms <= 0)
+		return;
+	r = wcall_remaining(w);
+	if (w->kind == WK_SELECT) {
+		tv.tv_sec = r.tv_sec;
+		tv.tv_usec = r.tv_nsec / 1000;
+		sv_write_mem(w->c, w->utime, &tv, sizeof(tv));
+	} else {
+		sv_write_mem(w->c, w->utime, &r, sizeof(r));
+	}
+}
+
+/*
+ * Write the result into the caller's memory as Linux does; the value to
+ * answer with. Items of the losing half have revents 0 (their bits cleared).
+ */
+static int64_t wcall_write_result(struct wcall *w)
+{
+	static const short mask[3] = { POLLIN_SET, POLLOUT_SET, POLLEX_SET };
+	size_t bytes = FDS_BYTES(w->nfds), i;
+	unsigned long *set;
 	struct pollfd *pfd;
-	enum sv_verdict v;
-	int *fds;
+	int64_t count = 0;
+	int k;
+
+	if (w->kind == WK_SELECT || w->kind == WK_PSELECT6) {
+		set = calloc(3, bytes);
+		if (!set)
+			return -ENOMEM;
+		for (i = 0; i < w->n; i++) {
+			struct witem *it = &w->it[i];
+
+			for (k = 0; k < 3; k++) {
+				if (!(it->sel & (1 << k)) || !(it->revents & mask[k]))
+					continue;
+				set[k * FDS_LONGS(w->nfds) + it->vfd / BITS_PER_LONG] |=
+					1UL << (it->vfd % BITS_PER_LONG);
+				count++;
+			}
+		}
+		for (k = 0; k < 3; k++)
+			if (w->uptr[k] &&
+			    sv_write_mem(w->c, w->uptr[k], set + k * FDS_LONGS(w->nfds), bytes) == -EFAULT)
+				count = -EFAULT;
+		free(set);
+	} else {
+		pfd = calloc(w->n, sizeof(*pfd));
+		if (!pfd)
+			return -ENOMEM;
+		for (i = 0; i < w->n; i++) {
+			pfd[i].fd = w->it[i].vfd;
+			pfd[i].events = w->it[i].events;
+			pfd[i].revents = w->it[i].revents;
+			if (pfd[i].revents)
+				count++;
+		}
+		if (sv_write_mem(w->c, w->uptr[0], pfd, w->n * sizeof(*pfd)) == -EFAULT)
+			count = -EFAULT;
+		free(pfd);
+	}
+	wcall_write_timeout(w);
+	return count;
+}
+
+static void wcall_answer(struct wcall *w, int64_t err)
+{
+	sv_reply(w->c, err < 0 ? err : wcall_write_result(w));
+}
+
+/* Poll the local half once; fill its items' revents. Number of ready items. */
+static int wcall_poll_local(struct wcall *w)
+{
+	size_t i;
+	int n = 0;
+
+	if (!w->nl)
+		return 0;
+	if (poll(w->lp, w->nl, 0) < 0)
+		return 0;
+	for (i = 0; i < w->nl; i++) {
+		w->it[w->lidx[i]].revents = w->lp[i].fd < 0 ? POLLNVAL : w->lp[i].revents;
+		if (w->it[w->lidx[i]].revents)
+			n++;
+	}
+	return n;
+}
+
+/* Take the remote reply (valid only inside done()) into the items. */
+static void wcall_take_reply(struct wcall *w, const struct remote_req *r)
+{
+	const struct rsys_pollfd *rp = r->rpayload;
 	size_t i;
 
-	if (!nfds || nfds > 65536)
-		return SV_CONTINUE;
-	pfd = calloc(nfds, sizeof(*pfd));
-	fds = calloc(nfds, sizeof(*fds));
-	if (!pfd || !fds) {
-		free(pfd);
-		free(fds);
-		c->ret = -ENOMEM;
+	w->rret = r->f.a[0];
+	if (w->rret < 0)
+		return;
+	if (r->f.len != w->nr * sizeof(*rp) || !rp) {
+		w->rret = -EIO;
+		return;
+	}
+	for (i = 0; i < w->nr; i++)
+		w->it[w->ridx[i]].revents = rp[i].revents;
+}
+
+/* Clear the revents of the half that lost. */
+static void wcall_clear(struct wcall *w, bool remote)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++)
+		if (w->it[i].remote == remote)
+			w->it[i].revents = 0;
+}
+
+/* The local half is over: stop watching it and close the monitor's copies at once. */
+static void wcall_drop_local(struct wcall *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->nl; i++) {
+		if (w->lp[i].fd < 0)
+			continue;
+		if (w->registered)
+			epoll_ctl(waiter_epfd, EPOLL_CTL_DEL, w->lp[i].fd, NULL);
+		close(w->lp[i].fd);
+		w->lp[i].fd = -1;
+	}
+	w->registered = false;
+}
+
+/* The remote half has answered: it wins unless the call was resolved already. */
+static void wcall_remote_won(struct wcall *w)
+{
+	int local = 0;
+
+	if (w->merge)
+		local = wcall_poll_local(w);
+	else
+		wcall_clear(w, false);
+	wcall_drop_local(w);
+	maps_count_class(w->c->sv->maps, RSYS_CLASS_CANCEL, w->nl && !local);
+	wcall_answer(w, w->rret);
+}
+
+/*
+ * done() of the remote half, on the event thread. Calls without a
+ * registered local half are resolved right here; the others are handed to
+ * the waiter thread, which owns their local half.
+ */
+static void wait_remote_done(struct remote_req *r)
+{
+	struct wcall *w = r->arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&wait_lock);
+	w->remote_done = true;
+	if (w->resolved) {
+		/* a cancelled half: its reply is discarded as it arrives */
+		pthread_mutex_unlock(&wait_lock);
+		wcall_put(w);
+		return;
+	}
+	wcall_take_reply(w, r);
+	if (!w->registered) {
+		w->resolved = true;
+		pthread_mutex_unlock(&wait_lock);
+		wcall_remote_won(w);
+		wcall_put(w);
+		wcall_put(w);
+		return;
+	}
+	w->queued = true;
+	w->qnext = NULL;
+	if (wq_tail)
+		wq_tail->qnext = w;
+	else
+		wq_head = w;
+	wq_tail = w;
+	pthread_mutex_unlock(&wait_lock);
+	if (write(wake_fd, &one, sizeof(one)) < 0)
+		pr_warn("waiter wake-up failed: %s\n", strerror(errno));
+}
+
+/* The waiter thread saw a local fd of @w ready: the local half wins if it really is. */
+static void waiter_local_event(struct wcall *w)
+{
+	struct remote *rc = w->c->sv->remote;
+	bool cancel;
+
+	pthread_mutex_lock(&wait_lock);
+	if (w->resolved || !wcall_poll_local(w)) {
+		pthread_mutex_unlock(&wait_lock);
+		return;
+	}
+	w->resolved = true;
+	cancel = !w->remote_done;
+	pthread_mutex_unlock(&wait_lock);
+	wcall_drop_local(w);
+	wcall_clear(w, true);
+	/*
+	 * Cancel before answering: remote.c looks at the call of a pending
+	 * request until its cancel is sent. The cancel is one async frame; its
+	 * reply is discarded by wait_remote_done() whenever it comes.
+	 */
+	if (cancel) {
+		remote_cancel(rc, &w->req);
+		maps_count_class(w->c->sv->maps, RSYS_CLASS_CANCEL, 1);
+	}
+	wcall_answer(w, 0);
+	wcall_put(w);
+}
+
+static void waiter_remote_replies(void)
+{
+	struct wcall *w;
+	uint64_t v;
+	bool was;
+
+	if (read(wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_warn("waiter: eventfd: %s\n", strerror(errno));
+	for (;;) {
+		pthread_mutex_lock(&wait_lock);
+		w = wq_head;
+		if (w) {
+			wq_head = w->qnext;
+			if (!wq_head)
+				wq_tail = NULL;
+			w->queued = false;
+			was = w->resolved;
+			w->resolved = true;
+		}
+		pthread_mutex_unlock(&wait_lock);
+		if (!w)
+			return;
+		if (!was) {
+			wcall_drop_local(w);
+			wcall_remote_won(w);
+			wcall_put(w);	/* the waiter's reference */
+		}
+		wcall_put(w);		/* the remote half's, handed over by done() */
+	}
+}
+
+static void *waiter_main(void *arg)
+{
+	struct epoll_event ev;
+	int n;
+
+	(void)arg;
+	for (;;) {
+		/* one event at a time: a call resolved now never shows up stale later */
+		n = epoll_wait(waiter_epfd, &ev, 1, -1);
+		if (n < 0 && errno != EINTR) {
+			pr_warn("waiter: epoll_wait: %s\n", strerror(errno));
+			return NULL;
+		}
+		if (n <= 0)
+			continue;
+		if (ev.data.ptr)
+			waiter_local_event(ev.data.ptr);
+		else
+			waiter_remote_replies();
+	}
+	return NULL;
+}
+
+static void waiter_init(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	pthread_t t;
+
+	waiter_epfd = epoll_create1(EPOLL_CLOEXEC);
+	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (waiter_epfd < 0 || wake_fd < 0 ||
+	    epoll_ctl(waiter_epfd, EPOLL_CTL_ADD, wake_fd, &ev) ||
+	    pthread_create(&t, NULL, waiter_main, NULL)) {
+		pr_warn("cannot start the split-wait thread: %s\n", strerror(errno));
+		if (waiter_epfd >= 0)
+			close(waiter_epfd);
+		waiter_epfd = -1;
+		return;
+	}
+	pthread_detach(t);
+}
+
+/* Timeout in ms (-1 infinite) and the deadline, from a relative timespec. */
+static void wcall_set_timeout(struct wcall *w, const struct timespec *t)
+{
+	struct timespec now;
+	int64_t ms;
+
+	if (!t) {
+		w->timeout_ms = -1;
+		return;
+	}
+	ms = ((int64_t)t->tv_sec * 1000000000 + t->tv_nsec + 999999) / 1000000;
+	w->timeout_ms = ms > 0x7fffffff ? 0x7fffffff : ms;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	w->deadline.tv_sec = now.tv_sec + t->tv_sec;
+	w->deadline.tv_nsec = now.tv_nsec + t->tv_nsec;
+	if (w->deadline.tv_nsec >= 1000000000) {
+		w->deadline.tv_sec++;
+		w->deadline.tv_nsec -= 1000000000;
+	}
+}
+
+/* Split @w's items into the local and remote halves; the number of remote items. */
+static size_t wcall_classify(struct wcall *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++)
+		if (!w->it[i].skip)
+			w->it[i].remote = sv_fd_remote(w->c, w->it[i].vfd, &w->it[i].handle) == 1;
+	for (i = 0; i < w->n; i++) {
+		if (w->it[i].skip)
+			continue;
+		if (w->it[i].remote)
+			w->nr++;
+		else
+			w->nl++;
+	}
+	return w->nr;
+}
+
+/*
+ * Prepare both halves: copies of the local fds in the monitor, the remote
+ * request's payload. 0, or -EBADF (select on a closed fd) / -ENOMEM.
+ */
+static int wcall_prepare(struct wcall *w)
+{
+	size_t i, l = 0, r = 0;
+	int fd;
+
+	w->lp = calloc(w->nl ? w->nl : 1, sizeof(*w->lp));
+	w->lidx = calloc(w->nl ? w->nl : 1, sizeof(*w->lidx));
+	w->rp = calloc(w->nr, sizeof(*w->rp));
+	w->ridx = calloc(w->nr, sizeof(*w->ridx));
+	if (!w->lp || !w->lidx || !w->rp || !w->ridx)
+		return -ENOMEM;
+	for (i = 0; i < w->n; i++) {
+		struct witem *it = &w->it[i];
+
+		if (it->skip)
+			continue;
+		if (it->remote) {
+			w->rp[r].handle = it->handle;
+			w->rp[r].events = it->events;
+			w->ridx[r++] = i;
+			continue;
+		}
+		fd = sv_fd_dup(w->c, it->vfd);
+		if (fd < 0 && (w->kind == WK_SELECT || w->kind == WK_PSELECT6)) {
+			w->nl = l;
+			return fd == -EBADF || fd == -ENOENT ? -EBADF : fd;
+		}
+		/* poll: a closed fd is POLLNVAL, which wcall_poll_local reports */
+		w->lp[l].fd = fd < 0 ? -1 : fd;
+		w->lp[l].events = it->events;
+		w->lidx[l++] = i;
+	}
+	return 0;
+}
+
+/*
+ * Run a call with at least one remote fd. The local half is polled at once:
+ * if it is ready it wins before the remote half is even sent (the cheapest
+ * cancel there is). Otherwise the remote POLL goes out and the local half is
+ * watched by the waiter thread; whichever completes first answers, the
+ * other is cancelled asynchronously.
+ */
+static enum sv_verdict wcall_run(struct wcall *w)
+{
+	struct epoll_event ev;
+	struct sv_call *c = w->c;
+	int local, err;
+	size_t i;
+
+	err = wcall_prepare(w);
+	if (err)
+		goto reply;
+	local = wcall_poll_local(w);
+	maps_count_class(c->sv->maps, w->nl ? RSYS_CLASS_SPLIT : RSYS_CLASS_REMOTE, 1);
+	if (local && w->timeout_ms != 0) {
+		maps_count_class(c->sv->maps, RSYS_CLASS_CANCEL, 1);
+		c->ret = wcall_write_result(w);
+		wcall_free(w);
 		return SV_REPLY;
 	}
-	if (sv_read_mem(c, pfd, c->n.data.args[0], nfds * sizeof(*pfd))) {
-		v = SV_CONTINUE;
-	} else {
-		for (i = 0; i < nfds; i++)
-			fds[i] = pfd[i].fd;
-		v = wait_all_local(c, fds, nfds);
+	w->merge = w->timeout_ms == 0;
+	w->req.f.op = RSYS_OP_POLL;
+	w->req.f.a[0] = w->nr;
+	w->req.f.a[1] = w->timeout_ms;
+	w->req.f.len = w->nr * sizeof(*w->rp);
+	w->req.payload = w->rp;
+	w->req.done = wait_remote_done;
+	w->req.arg = w;
+	w->req.call = c;
+	w->refs = 2;
+	if (w->nl && !w->merge) {
+		pthread_once(&waiter_once, waiter_init);
+		if (waiter_epfd < 0) {
+			err = -ENOMEM;
+			goto reply;
+		}
 	}
+	/* done() may run before we return: it waits for the local half's registration */
+	pthread_mutex_lock(&wait_lock);
+	err = remote_submit(c->sv->remote, &w->req);
+	if (err) {
+		pthread_mutex_unlock(&wait_lock);
+		goto reply;
+	}
+	if (w->nl && !w->merge) {
+		ev.data.ptr = w;
+		for (i = 0; i < w->nl; i++) {
+			/* poll and epoll share the event bits */
+			ev.events = (uint16_t)w->lp[i].events;
+			if (w->lp[i].fd >= 0)
+				epoll_ctl(waiter_epfd, EPOLL_CTL_ADD, w->lp[i].fd, &ev);
+		}
+		w->registered = true;
+	}
+	pthread_mutex_unlock(&wait_lock);
+	return SV_PENDING;
+reply:
+	c->ret = err;
+	wcall_free(w);
+	return SV_REPLY;
+}
+
+static struct wcall *wcall_new(struct sv_call *c, enum wait_kind kind)
+{
+	struct wcall *w = calloc(1, sizeof(*w));
+
+	if (w) {
+		w->c = c;
+		w->kind = kind;
+	}
+	return w;
+}
+
+/* The kernel clamps select's nfds to the size of the fd table (FDSize in /proc). */
+static int select_clamp(struct sv_call *c, int nfds)
+{
+	char path[64], line[128];
+	FILE *f;
+	int max = -1;
+
+	if (nfds <= (int)NR_OPEN_DEFAULT)
+		return nfds;
+	snprintf(path, sizeof(path), "/proc/%d/status", c->n.pid);
+	f = fopen(path, "re");
+	if (!f)
+		return nfds;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "FDSize: %d", &max) == 1)
+			break;
+	fclose(f);
+	return max > 0 && max < nfds ? max : nfds;
+}
+
+/* Read a sigmask argument as the kernel does: size must be sizeof(sigset_t), both readable. */
+static int read_sigmask(struct sv_call *c, uint64_t uset, uint64_t size)
+{
+	uint64_t set;
+
+	if (!uset)
+		return 0;
+	if (size != sizeof(set))
+		return -EINVAL;
+	return sv_read_mem(c, &set, uset, sizeof(set)) ? -EFAULT : 0;
+}
+
+static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
+{
+	const __u64 *a = c->n.data.args;
+	int nfds = (int)a[0], fd, k;
+	unsigned long *set = NULL;
+	struct timespec ts, *tp = NULL;
+	struct wcall *w = NULL;
+	size_t longs, n = 0;
+	int err = -ENOMEM;
+
+	if (nfds <= 0)
+		return SV_CONTINUE;	/* no fds (or EINVAL): the kernel's business */
+	nfds = select_clamp(c, nfds);
+	longs = FDS_LONGS(nfds);
+	set = calloc(3, longs * sizeof(*set));
+	if (!set)
+		goto reply;
+	for (k = 0; k < 3; k++)
+		if (a[1 + k] && sv_read_mem(c, set + k * longs, a[1 + k], longs * sizeof(*set)))
+			goto local;	/* EFAULT: the kernel says so itself */
+	w = wcall_new(c, kind);
+	if (!w)
+		goto reply;
+	w->it = calloc(nfds, sizeof(*w->it));
+	if (!w->it)
+		goto reply;
+	for (fd = 0; fd < nfds; fd++) {
+		uint8_t sel = 0;
+
+		for (k = 0; k < 3; k++)
+			if (set[k * longs + fd / BITS_PER_LONG] & (1UL << (fd % BITS_PER_LONG)))
+				sel |= 1 << k;
+		if (!sel)
+			continue;
+		w->it[n].vfd = fd;
+		w->it[n].sel = sel;
+		w->it[n].events = (sel & 1 ? SEL_WANT_IN : 0) | (sel & 2 ? SEL_WANT_OUT : 0) |
+				  (sel & 4 ? POLLPRI : 0);
+		n++;
+	}
+	w->n = n;
+	if (!wcall_classify(w))
+		goto local;
+	free(set);
+	set = NULL;
+	w->nfds = nfds;
+	for (k = 0; k < 3; k++)
+		w->uptr[k] = a[1 + k];
+	/* now everything the kernel would check first, in its order */
+	if (a[4]) {
+		if (kind == WK_SELECT) {
+			struct timeval tv;
+
+			err = -EFAULT;
+			if (sv_read_mem(c, &tv, a[4], sizeof(tv)))
+				goto reply;
+			ts.tv_sec = tv.tv_sec + tv.tv_usec / 1000000;
+			ts.tv_nsec = (tv.tv_usec % 1000000) * 1000;
+		} else {
+			err = -EFAULT;
+			if (sv_read_mem(c, &ts, a[4], sizeof(ts)))
+				goto reply;
+		}
+		err = -EINVAL;
+		if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+			goto reply;
+		tp = &ts;
+		w->utime = a[4];
+	}
+	if (kind == WK_PSELECT6 && a[5]) {
+		uint64_t pack[2];
+
+		err = -EFAULT;
+		if (sv_read_mem(c, pack, a[5], sizeof(pack)))
+			goto reply;
+		err = read_sigmask(c, pack[0], pack[1]);
+		if (err)
+			goto reply;
+	}
+	wcall_set_timeout(w, tp);
+	return wcall_run(w);
+local:
+	free(set);
+	if (w)
+		wcall_free(w);
+	return SV_CONTINUE;
+reply:
+	free(set);
+	if (w)
+		wcall_free(w);
+	c->ret = err;
+	return SV_REPLY;
+}
+
+static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
+{
+	const __u64 *a = c->n.data.args;
+	uint64_t nfds = a[1];
+	struct timespec ts, *tp = NULL;
+	struct pollfd *pfd = NULL;
+	struct wcall *w = NULL;
+	struct rlimit rl;
+	int err = -ENOMEM;
+	size_t i;
+
+	if (!nfds || nfds > WAIT_MAX_POLLFDS)
+		return SV_CONTINUE;
+	if (nfds > 1024 && (prlimit(c->tgid, RLIMIT_NOFILE, NULL, &rl) || nfds > rl.rlim_cur))
+		return SV_CONTINUE;	/* EINVAL from the kernel */
+	pfd = calloc(nfds, sizeof(*pfd));
+	w = wcall_new(c, kind);
+	if (!pfd || !w || !(w->it = calloc(nfds, sizeof(*w->it))))
+		goto reply;
+	if (sv_read_mem(c, pfd, a[0], nfds * sizeof(*pfd)))
+		goto local;
+	for (i = 0; i < nfds; i++) {
+		w->it[i].vfd = pfd[i].fd;
+		w->it[i].events = pfd[i].events;
+		w->it[i].skip = pfd[i].fd < 0;
+	}
+	w->n = nfds;
+	if (!wcall_classify(w))
+		goto local;
 	free(pfd);
-	free(fds);
-	return v;
+	pfd = NULL;
+	w->nfds = nfds;
+	w->uptr[0] = a[0];
+	if (kind == WK_POLL) {
+		if ((int)a[2] >= 0) {
+			ts.tv_sec = (int)a[2] / 1000;
+			ts.tv_nsec = ((int)a[2] % 1000) * 1000000;
+			tp = &ts;
+		}
+	} else {
+		if (a[2]) {
+			err = -EFAULT;
+			if (sv_read_mem(c, &ts, a[2], sizeof(ts)))
+				goto reply;
+			err = -EINVAL;
+			if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+				goto reply;
+			tp = &ts;
+			w->utime = a[2];
+		}
+		err = read_sigmask(c, a[3], a[4]);
+		if (err)
+			goto reply;
+	}
+	wcall_set_timeout(w, tp);
+	return wcall_run(w);
+local:
+	free(pfd);
+	wcall_free(w);
+	return SV_CONTINUE;
+reply:
+	free(pfd);
+	if (w)
+		wcall_free(w);
+	c->ret = err;
+	return SV_REPLY;
 }
 
 enum sv_verdict wait_select(struct sv_call *c)
 {
-	return wait_fdsets(c);
+	return wait_fdsets(c, WK_SELECT);
 }
 
 enum sv_verdict wait_pselect6(struct sv_call *c)
 {
-	return wait_fdsets(c);
+	return wait_fdsets(c, WK_PSELECT6);
 }
 
 enum sv_verdict wait_poll(struct sv_call *c)
 {
-	return wait_pollfds(c);
+	return wait_pollfds(c, WK_POLL);
 }
 
 enum sv_verdict wait_ppoll(struct sv_call *c)
 {
-	return wait_pollfds(c);
+	return wait_pollfds(c, WK_PPOLL);
 }
 
-/* An epoll instance is local; only adding a remote fd to it is refused for now. */
+/* An epoll instance is local; adding a remote fd to it is refused for now. */
 enum sv_verdict wait_epoll_create1(struct sv_call *c)
 {
 	(void)c;
@@ -107,9 +803,13 @@ enum sv_verdict wait_epoll_create1(struct sv_call *c)
 
 enum sv_verdict wait_epoll_ctl(struct sv_call *c)
 {
-	int fd = (int)c->n.data.args[2];
+	uint64_t h;
 
-	return wait_all_local(c, &fd, 1);
+	if (sv_fd_remote(c, (int)c->n.data.args[2], &h) == 1) {
+		c->ret = -ENOSYS;
+		return SV_REPLY;
+	}
+	return SV_CONTINUE;
 }
 
 enum sv_verdict wait_epoll_wait(struct sv_call *c)

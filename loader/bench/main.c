@@ -23,6 +23,7 @@ struct bench_run {
 	char dir[PATH_MAX];		/* directory holding rsys-load and rsys-delegate */
 	char tmp[64];			/* private directory for the delegate's socket */
 	char addr[PATH_MAX];		/* "unix:TMP/delegate.sock" */
+	char policy[PATH_MAX];		/* TMP/bench.policy */
 	pid_t delegate;
 	long iters;
 	double seconds[BENCH_NTESTS];
@@ -70,6 +71,22 @@ static int need_binary(const struct bench_run *r, const char *name, char *path, 
 	return 0;
 }
 
+/* Everything under rsys-load is trusted; inet sockets are remote; no egress is needed. */
+static int write_policy(struct bench_run *r)
+{
+	FILE *f;
+
+	snprintf(r->policy, sizeof(r->policy), "%s/bench.policy", r->tmp);
+	f = fopen(r->policy, "we");
+	if (!f) {
+		fprintf(stderr, "Error: cannot write %s: %s\n", r->policy, strerror(errno));
+		return -errno;
+	}
+	fprintf(f, "# rsys-bench policy\ntrusted *\nremote inet inet6\ndelegate %s\n"
+		"limit fds 256\nlimit inflight 64\n", r->addr);
+	return fclose(f) ? -EIO : 0;
+}
+
 static int delegate_start(struct bench_run *r)
 {
 	char path[PATH_MAX + 32];
@@ -84,11 +101,13 @@ static int delegate_start(struct bench_run *r)
 		return -errno;
 	}
 	snprintf(r->addr, sizeof(r->addr), "unix:%s/delegate.sock", r->tmp);
+	if (write_policy(r))
+		return -EIO;
 	r->delegate = fork();
 	if (r->delegate < 0)
 		return -errno;
 	if (!r->delegate) {
-		execl(path, "rsys-delegate", "--listen", r->addr, (char *)NULL);
+		execl(path, "rsys-delegate", "--listen", r->addr, "--policy", r->policy, (char *)NULL);
 		fprintf(stderr, "Error: cannot run %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
@@ -122,6 +141,7 @@ static void delegate_stop(struct bench_run *r)
 	if (r->tmp[0]) {
 		snprintf(path, sizeof(path), "%s/delegate.sock", r->tmp);
 		unlink(path);
+		unlink(r->policy);
 		rmdir(r->tmp);
 		r->tmp[0] = '\0';
 	}
@@ -152,7 +172,7 @@ static int run_test(struct bench_run *r, enum bench_test t)
 		close(pipefd[0]);
 		close(pipefd[1]);
 		if (bench_tests[t].remote)
-			execl(load, "rsys-load", "run", "--delegate", r->addr, "--", self,
+			execl(load, "rsys-load", "run", "--policy", r->policy, "--delegate", r->addr, "--", self,
 			      "--worker", test, iters, (char *)NULL);
 		else
 			execl(self, "rsys-bench", "--worker", test, iters, (char *)NULL);
