@@ -9,6 +9,13 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define SIGKILL 9
+#define KILL_BATCH 64	/* tasks killed at once when their monitor exits; power of 2 */
+
+/* Only rsys_monitor_exit uses these (kernel >= 6.13): a kernel without them refuses only it. */
+extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type,
+				u64 value) __ksym;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -210,5 +217,48 @@ int BPF_PROG(rsys_exit, struct task_struct *p, bool group_dead)
 		return 0;
 	bpf_for_each_map_elem(&fdtable, fd_drop_one, &dc, 0);
 	bpf_map_delete_elem(&trusted, &dc.table);
+	return 0;
+}
+
+struct kill_ctx {
+	__u32 monitor;
+	__u32 n;
+	__u32 tgids[KILL_BATCH];
+};
+
+static long kill_collect(void *map, __u32 *tgid, struct rsys_trusted *t, struct kill_ctx *kc)
+{
+	if (t->monitor != kc->monitor)
+		return 0;
+	if (kc->n >= KILL_BATCH)
+		return 1;
+	kc->tgids[kc->n & (KILL_BATCH - 1)] = *tgid;
+	kc->n++;
+	return 0;
+}
+
+/*
+ * Kill the tasks of an exiting monitor at once, before its seccomp listener
+ * is closed (exit_files() follows this tracepoint): otherwise their filtered
+ * calls would fail with ENOSYS and never reach rsys_sys_enter's lazy kill.
+ * Tasks beyond KILL_BATCH are left to that lazy kill.
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(rsys_monitor_exit, struct task_struct *p, bool group_dead)
+{
+	struct kill_ctx kc = { .monitor = p->tgid };
+	struct task_struct *task;
+	__u32 i;
+
+	if (!group_dead || !bpf_map_lookup_elem(&monitors, &kc.monitor))
+		return 0;
+	bpf_for_each_map_elem(&trusted, kill_collect, &kc, 0);
+	for (i = 0; i < KILL_BATCH && i < kc.n; i++) {
+		task = bpf_task_from_pid(kc.tgids[i]);
+		if (!task)
+			continue;
+		bpf_send_signal_task(task, SIGKILL, PIDTYPE_TGID, 0);
+		bpf_task_release(task);
+	}
 	return 0;
 }

@@ -13,7 +13,8 @@
 	X(rsys_sys_enter, "per-call counters, killing trusted tasks whose monitor exited") \
 	X(rsys_fork, "trust and fd-table inheritance by child processes")	\
 	X(rsys_exec, "dropping close-on-exec fd-table entries at execve")	\
-	X(rsys_exit, "dropping exited processes' entries, noticing monitor exit")
+	X(rsys_exit, "dropping exited processes' entries, noticing monitor exit")	\
+	X(rsys_monitor_exit, "killing trusted tasks the moment their monitor exits")
 
 #endif
 
@@ -38,6 +39,7 @@ struct rsys_monitor {
 	X(rsys_sys_enter, "per-call counters, killing trusted tasks whose monitor exited") \
 	X(rsys_fork, "trust and fd-table inheritance by child processes")	\
 	X(rsys_exec, "dropping close-on-exec fd-table entries at execve")	\
-	X(rsys_exit, "dropping exited processes' entries, noticing monitor exit")
+	X(rsys_exit, "dropping exited processes' entries, noticing monitor exit")	\
+	X(rsys_monitor_exit, "killing trusted tasks the moment their monitor exits")
 
 #endif

@@ -234,47 +234,117 @@ static void test_counters(struct rsys_maps *m)
 	EXPECT_TRUE(counter(m->class_count, RSYS_CLASS_SPLIT) == split0 + 3, "maps_count_class adds to class split");
 }
 
-/* A trusted task whose monitor exited is killed at its next system call. */
-static void test_monitor_death(struct rsys_maps *m)
+/* Fork a trusted child that waits for a byte on @go, then makes system calls for WAIT_MS. */
+static pid_t child_spawn(int go[2])
 {
-	struct rsys_trusted t = { .session = 8 };
-	int go[2], status = 0;
-	pid_t mon, child;
+	pid_t child;
+	long i;
 	char c;
 
-	if (pipe(go)) {
-		ktap_result(0, "pipe for the monitor test: %s", strerror(errno));
-		return;
+	child = fork();
+	if (child)
+		return child;
+	close(go[1]);
+	if (read(go[0], &c, 1) != 1)
+		_exit(1);
+	for (i = 0; i < WAIT_MS; i++) {
+		syscall(SYS_getppid);
+		sleep_ms(1);
 	}
-	mon = fork();
+	_exit(0);
+}
+
+static pid_t monitor_spawn(void)
+{
+	pid_t mon = fork();
+
 	if (!mon) {
 		pause();
 		_exit(0);
 	}
-	child = fork();
-	if (!child) {
-		long i;
+	return mon;
+}
 
-		close(go[1]);
-		if (read(go[0], &c, 1) != 1)
-			_exit(1);
-		for (i = 0; i < WAIT_MS; i++) {
-			syscall(SYS_getppid);
-			sleep_ms(1);
-		}
-		_exit(0);
+static bool killed_within(pid_t pid, int ms, int *status)
+{
+	int i;
+
+	for (i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL;
+		sleep_ms(10);
 	}
+	return false;
+}
+
+/* When a monitor exits, its blocked trusted tasks die at once and it is recorded dead. */
+static void test_monitor_exit(struct rsys_maps *m)
+{
+	struct rsys_trusted t = { .session = 8 };
+	struct rsys_monitor rec = {};
+	int go[2], status = 0, mfd;
+	pid_t mon, child;
+	bool killed;
+
+	if (access(RSYS_PIN_DIR "/link_rsys_monitor_exit", F_OK)) {
+		ktap_skip("rsys_monitor_exit refused by this kernel (needs bpf_send_signal_task)");
+		ktap_skip("rsys_monitor_exit refused by this kernel");
+		return;
+	}
+	if (pipe(go)) {
+		ktap_result(0, "pipe for the monitor test: %s", strerror(errno));
+		return;
+	}
+	mon = monitor_spawn();
+	child = child_spawn(go);
 	close(go[0]);
 	t.monitor = mon;
 	maps_trust(m, child, &t);
 	kill(mon, SIGKILL);
 	waitpid(mon, NULL, 0);
-	if (write(go[1], "x", 1) != 1)
-		printf("# cannot wake the child\n");
+	killed = killed_within(child, WAIT_MS, &status);
+	EXPECT_TRUE(killed, "monitor exit: blocked supervised task killed by SIGKILL at once (status 0x%x)",
+		    status);
+	close(go[1]);
+	if (!status)
+		waitpid(child, NULL, 0);
+	mfd = obj_get("monitors");
+	EXPECT_TRUE(mfd >= 0 && !elem_cmd(BPF_MAP_LOOKUP_ELEM, mfd, &mon, &rec, 0) && rec.dead,
+		    "monitor exit: monitors[%d] recorded dead", mon);
+	if (mfd >= 0)
+		close(mfd);
+}
+
+/* A trusted task whose monitor is recorded dead is killed at its next system call. */
+static void test_monitor_dead_lazy(struct rsys_maps *m)
+{
+	struct rsys_trusted t = { .session = 9 };
+	struct rsys_monitor dead = { .dead = 1 };
+	int go[2], status = 0, mfd, err;
+	pid_t mon, child;
+
+	if (pipe(go)) {
+		ktap_result(0, "pipe for the monitor test: %s", strerror(errno));
+		return;
+	}
+	/* A live monitor marked dead by hand: only rsys_sys_enter can kill the child. */
+	mon = monitor_spawn();
+	child = child_spawn(go);
+	close(go[0]);
+	t.monitor = mon;
+	maps_trust(m, child, &t);
+	mfd = obj_get("monitors");
+	err = mfd < 0 ? mfd : elem_cmd(BPF_MAP_UPDATE_ELEM, mfd, &mon, &dead, BPF_ANY);
+	if (mfd >= 0)
+		close(mfd);
+	if (err || write(go[1], "x", 1) != 1)
+		printf("# cannot mark the monitor dead or wake the child: %s\n", strerror(-err));
 	close(go[1]);
 	waitpid(child, &status, 0);
 	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-		    "monitor exit: supervised task killed by SIGKILL (status 0x%x)", status);
+		    "dead monitor: supervised task killed at its next system call (status 0x%x)", status);
+	kill(mon, SIGKILL);
+	waitpid(mon, NULL, 0);
 }
 
 static void self_untrust(struct rsys_maps *m)
@@ -308,7 +378,7 @@ int main(void)
 	if (!policy)
 		ktap_exit_skip("no policy file and cannot write one: %s", strerror(errno));
 
-	ktap_plan(20);
+	ktap_plan(22);
 	ASSERT_TRUE(run_rsys_load("attach", policy) == 0, "rsys-load attach %s", policy);
 	test_pins();
 	EXPECT_TRUE(run_rsys_load("attach", policy) == 1, "second attach refused while attached");
@@ -322,7 +392,8 @@ int main(void)
 	EXPECT_TRUE(!maps_trust(&m, getpid(), &self), "maps_trust marks the test process trusted");
 	test_lifecycle(&m);
 	test_counters(&m);
-	test_monitor_death(&m);
+	test_monitor_exit(&m);
+	test_monitor_dead_lazy(&m);
 	self_untrust(&m);
 	maps_close(&m);
 
