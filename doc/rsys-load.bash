@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: GPL-2.0
+# bash completion for rsys-load; commands and options as in "rsys-load --help" and rsys-load(8).
+
+_rsys_load()
+{
+	# Plain bash: no dependency on the bash-completion package's helpers.
+	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+	local -a words=("${COMP_WORDS[@]}")
+	local cword=$COMP_CWORD
+
+	local global_opts='-v --verbose -d --debug -j --json -h --help'
+	local commands='attach detach status run help'
+	local i cmd= cmd_idx=0
+
+	# The command is the first word that is not a global option.
+	for ((i = 1; i < cword; i++)); do
+		case ${words[i]} in
+		-*) ;;
+		*)
+			cmd=${words[i]}
+			cmd_idx=$i
+			break
+			;;
+		esac
+	done
+
+	if [[ -z $cmd ]]; then
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "$global_opts" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+		fi
+		return
+	fi
+
+	case $cmd in
+	attach)
+		# One POLICY file.
+		((cword == cmd_idx + 1)) && COMPREPLY=($(compgen -f -- "$cur"))
+		;;
+	status)
+		((cword == cmd_idx + 1)) && COMPREPLY=($(compgen -W '-j --json' -- "$cur"))
+		;;
+	run)
+		# After "--" comes PROG and its arguments.
+		for ((i = cmd_idx + 1; i < cword; i++)); do
+			if [[ ${words[i]} == -- ]]; then
+				if ((cword == i + 1)); then
+					COMPREPLY=($(compgen -c -- "$cur"))
+				else
+					COMPREPLY=($(compgen -f -- "$cur"))
+				fi
+				return
+			fi
+		done
+		case $prev in
+		--policy)
+			COMPREPLY=($(compgen -f -- "$cur"))
+			return
+			;;
+		--delegate)
+			COMPREPLY=($(compgen -W 'unix: tcp: vsock:' -- "$cur"))
+			compopt -o nospace
+			return
+			;;
+		--netns)
+			COMPREPLY=($(compgen -W "$(ls /run/netns 2>/dev/null)" -- "$cur"))
+			return
+			;;
+		esac
+		COMPREPLY=($(compgen -W '--policy --delegate --netns --' -- "$cur"))
+		;;
+	esac
+}
+complete -o filenames -F _rsys_load rsys-load
