@@ -26,7 +26,10 @@ extern struct delegate dlg;
 #define stat_add(field, v)	__atomic_add_fetch(&dlg.stats.field, (v), __ATOMIC_RELAXED)
 #define stat_sub(field, v)	__atomic_sub_fetch(&dlg.stats.field, (v), __ATOMIC_RELAXED)
 
-/* One remote socket; slots are reused with a new generation so stale handles fail. */
+/*
+ * One remote socket. A handle is (generation << 32 | slot); slots are reused
+ * with a new generation so stale handles fail with EBADF.
+ */
 struct handle {
 	int fd;
 	uint32_t gen;

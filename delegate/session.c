@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/random.h>
 
 #include "delegate.h"
 #include "frame.h"
@@ -41,7 +42,9 @@ struct handle *handle_reserve(struct session *s, uint64_t *h)
 	hd->refs = 0;
 	hd->fd = -1;
 	hd->linger = false;
-	if (!++hd->gen)
+	/* 31 bits: a handle must read as a non-negative result in a[0]. */
+	hd->gen = (hd->gen + 1) & INT32_MAX;
+	if (!hd->gen)
 		hd->gen = 1;
 	*h = (uint64_t)hd->gen << 32 | (uint64_t)(hd - s->handles);
 	pthread_mutex_unlock(&s->lock);
@@ -475,9 +478,19 @@ int session_start(int fd)
 		free(s);
 		return -ENOMEM;
 	}
+	/*
+	 * Random first generations make another session's handle values
+	 * meaningless here too: they fail with EBADF instead of naming one of
+	 * this session's sockets.
+	 */
+	if (getrandom(s->handles, dlg.limit_fds * sizeof(*s->handles), 0) < 0)
+		pr_debug("getrandom: %s\n", strerror(errno));
 	for (i = 0; i < dlg.limit_fds; i++) {
-		s->handles[i].fd = -1;
-		s->handles[i].next_free = i + 1;
+		s->handles[i] = (struct handle){
+			.fd = -1,
+			.gen = s->handles[i].gen,
+			.next_free = i + 1,
+		};
 	}
 	s->fd = fd;
 	s->id = __atomic_add_fetch(&session_ids, 1, __ATOMIC_RELAXED);

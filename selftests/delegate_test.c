@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: GPL-2.0
+/* kselftest for rsys-delegate over the wire: ops, errno passthrough, policy, isolation, limits, cancel, bad frames. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <rsys/proto.h>
+#include "frame.h"
+#include "ktap.h"
+
+#define REPLY_TIMEOUT_MS	5000
+
+static char tmpdir[] = "/tmp/rsys-delegate-test.XXXXXX";
+static char sock_open[256], sock_pol[256], policy_path[256];
+static pid_t pid_open = -1, pid_pol = -1;
+static uint64_t next_id = 1;
+static uint8_t rbuf[RSYS_MAX_PAYLOAD];
+
+static void cleanup(void)
+{
+	char path[300];
+
+	if (pid_open > 0)
+		kill(pid_open, SIGKILL);
+	if (pid_pol > 0)
+		kill(pid_pol, SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0)
+		;
+	unlink(sock_open);
+	unlink(sock_pol);
+	unlink(policy_path);
+	snprintf(path, sizeof(path), "%s/delegate.log", tmpdir);
+	unlink(path);
+	rmdir(tmpdir);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static pid_t delegate_start(const char *bin, const char *sock, const char *policy)
+{
+	char listen[300], log[300];
+	pid_t pid;
+	int i, fd;
+
+	snprintf(listen, sizeof(listen), "unix:%s", sock);
+	snprintf(log, sizeof(log), "%s/delegate.log", tmpdir);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		if (policy)
+			execl(bin, bin, "--listen", listen, "--policy", policy, "-vv", NULL);
+		else
+			execl(bin, bin, "--listen", listen, "-vv", NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 200; i++) {
+		fd = addr_connect(listen, NULL);
+		if (fd >= 0) {
+			close(fd);
+			return pid;
+		}
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	return -1;
+}
+
+static int session_open(const char *sock)
+{
+	char addr[300];
+
+	snprintf(addr, sizeof(addr), "unix:%s", sock);
+	return addr_connect(addr, stderr);
+}
+
+static uint64_t req_send(int fd, int op, const void *p, uint32_t len, int64_t a0, int64_t a1,
+			 int64_t a2, int64_t a3)
+{
+	struct rsys_frame f = { .op = op, .id = next_id++, .len = len, .a = { a0, a1, a2, a3 } };
+
+	if (frame_send(fd, &f, p))
+		return 0;
+	return f.id;
+}
+
+/* Read the reply to @id: its a[0], or INT64_MIN when none came back in time. */
+static int64_t reply_recv(int fd, uint64_t id, struct rsys_frame *f)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct rsys_frame tmp;
+
+	if (!f)
+		f = &tmp;
+	if (poll(&p, 1, REPLY_TIMEOUT_MS) != 1)
+		return INT64_MIN;
+	if (frame_recv(fd, f, rbuf, sizeof(rbuf)) || f->id != id || !(f->flags & RSYS_F_REPLY))
+		return INT64_MIN;
+	return f->a[0];
+}
+
+static int64_t call(int fd, int op, const void *p, uint32_t len, int64_t a0, int64_t a1,
+		    int64_t a2, int64_t a3, struct rsys_frame *f)
+{
+	uint64_t id = req_send(fd, op, p, len, a0, a1, a2, a3);
+
+	return id ? reply_recv(fd, id, f) : INT64_MIN;
+}
+
+static int stats_get(int fd, struct rsys_delegate_stats *st)
+{
+	struct rsys_frame f;
+
+	if (call(fd, RSYS_OP_STATS, NULL, 0, 0, 0, 0, 0, &f) != 0 || f.len != sizeof(*st))
+		return -1;
+	memcpy(st, rbuf, sizeof(*st));
+	return 0;
+}
+
+static int stats_of(const char *sock, struct rsys_delegate_stats *st)
+{
+	int fd = session_open(sock), ret;
+
+	if (fd < 0)
+		return -1;
+	ret = stats_get(fd, st);
+	close(fd);
+	return ret;
+}
+
+/* Poll the delegate until only the stats session itself is left and nothing leaks. */
+static int wait_quiet(const char *sock, struct rsys_delegate_stats *st)
+{
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (stats_of(sock, st))
+			return -1;
+		if (st->sessions == 1 && st->handles == 0 && st->threads == 1 && st->inflight == 0)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+static int64_t d_socket(int fd, int type)
+{
+	return call(fd, RSYS_OP_SOCKET, NULL, 0, AF_INET, type, 0, 0, NULL);
+}
+
+static int64_t d_connect(int fd, int64_t h, const struct sockaddr_in *sin)
+{
+	return call(fd, RSYS_OP_CONNECT, sin, sizeof(*sin), h, 0, 0, 0, NULL);
+}
+
+static int64_t d_close(int fd, int64_t h)
+{
+	return call(fd, RSYS_OP_CLOSE, NULL, 0, h, 0, 0, 0, NULL);
+}
+
+static int tcp_server(struct sockaddr_in *sin)
+{
+	socklen_t len = sizeof(*sin);
+	int fd;
+
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)sin, sizeof(*sin)) ||
+	    listen(fd, 16) || getsockname(fd, (struct sockaddr *)sin, &len))
+		return -1;
+	return fd;
+}
+
+/* A loopback port nobody listens on. */
+static int closed_port(struct sockaddr_in *sin)
+{
+	int fd = tcp_server(sin);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static int accept_timeout(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	if (poll(&p, 1, REPLY_TIMEOUT_MS) != 1)
+		return -1;
+	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+static void test_io(int lfd, const struct sockaddr_in *srv)
+{
+	struct rsys_frame f;
+	int fd, cfd = -1, i;
+	int64_t h, ret;
+	char buf[16] = { 0 };
+
+	fd = session_open(sock_open);
+	ret = call(fd, RSYS_OP_HELLO, NULL, 0, RSYS_VERSION, 0, 0, 0, &f);
+	EXPECT_TRUE(ret == RSYS_VERSION && f.a[1] == 256 && f.a[2] == 64,
+		    "hello: version %lld, limits %lld handles %lld in flight", (long long)ret,
+		    (long long)f.a[1], (long long)f.a[2]);
+	h = d_socket(fd, SOCK_STREAM);
+	EXPECT_TRUE(h > 0, "socket(AF_INET, SOCK_STREAM) -> handle %#llx", (long long)h);
+	ret = d_connect(fd, h, srv);
+	EXPECT_TRUE(ret == 0, "connect to the test's loopback server -> %lld", (long long)ret);
+	cfd = accept_timeout(lfd);
+	ret = call(fd, RSYS_OP_SEND, "ping", 4, h, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == 4 && cfd >= 0 && read(cfd, buf, sizeof(buf)) == 4 && !memcmp(buf, "ping", 4),
+		    "send 'ping' -> %lld, server read it", (long long)ret);
+	if (cfd >= 0 && write(cfd, "pong!", 5) != 5)
+		ret = -1;
+	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, sizeof(buf), 0, 0, &f);
+	EXPECT_TRUE(ret == 5 && f.len == 5 && !memcmp(rbuf, "pong!", 5),
+		    "recv -> %lld '%.*s'", (long long)ret, (int)(f.len < 16 ? f.len : 16), rbuf);
+	ret = call(fd, RSYS_OP_GETPEERNAME, NULL, 0, h, 0, 0, 0, &f);
+	EXPECT_TRUE(ret == 0 && f.len == sizeof(*srv) &&
+		    ((struct sockaddr_in *)rbuf)->sin_port == srv->sin_port,
+		    "getpeername -> the server's address");
+	ret = call(fd, RSYS_OP_IOCTL, NULL, 0, h, FIONREAD, 0, 0, &f);
+	EXPECT_TRUE(ret == 0 && f.a[1] == 0, "ioctl(FIONREAD) -> %lld, %lld bytes", (long long)ret,
+		    (long long)f.a[1]);
+	ret = call(fd, RSYS_OP_FCNTL, NULL, 0, h, F_SETFL, O_NONBLOCK, 0, NULL);
+	ret = ret ?: call(fd, RSYS_OP_RECV, NULL, 0, h, sizeof(buf), 0, 0, NULL);
+	EXPECT_TRUE(ret == -EAGAIN, "O_NONBLOCK via fcntl, recv with no data -> %lld (-EAGAIN)",
+		    (long long)ret);
+	if (cfd >= 0)
+		close(cfd);
+	ret = call(fd, RSYS_OP_FCNTL, NULL, 0, h, F_SETFL, 0, 0, NULL);
+	usleep(20000);
+	ret = ret ?: call(fd, RSYS_OP_RECV, NULL, 0, h, sizeof(buf), 0, 0, NULL);
+	EXPECT_TRUE(ret == 0, "blocking recv after the peer closed -> %lld (EOF)", (long long)ret);
+	/* The peer is gone: sends fail (ECONNRESET once, then EPIPE) without killing the delegate. */
+	for (i = 0; i < 10; i++) {
+		ret = call(fd, RSYS_OP_SEND, "x", 1, h, 0, 0, 0, NULL);
+		if (ret == -EPIPE)
+			break;
+		usleep(20000);
+	}
+	EXPECT_TRUE(ret == -EPIPE, "send after the peer closed -> %lld (-EPIPE), no SIGPIPE",
+		    (long long)ret);
+	EXPECT_TRUE(d_close(fd, h) == 0, "close handle");
+	close(fd);
+}
+
+static void test_errno(void)
+{
+	struct sockaddr_in port;
+	int fd, nfd;
+	int64_t h, ret;
+	int native_err = 0;
+
+	fd = session_open(sock_open);
+	if (closed_port(&port)) {
+		for (int i = 0; i < 4; i++)
+			ktap_skip("no free loopback port");
+		close(fd);
+		return;
+	}
+	nfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(nfd, (struct sockaddr *)&port, sizeof(port)) < 0)
+		native_err = errno;
+	close(nfd);
+	h = d_socket(fd, SOCK_STREAM);
+	ret = d_connect(fd, h, &port);
+	EXPECT_TRUE(ret == -ECONNREFUSED && native_err == ECONNREFUSED,
+		    "connect to a closed port -> %lld (-ECONNREFUSED, native %d)", (long long)ret,
+		    native_err);
+	d_close(fd, h);
+	h = d_socket(fd, SOCK_STREAM);
+	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, 16, 0, 0, NULL);
+	EXPECT_TRUE(ret == -ENOTCONN, "recv on an unconnected TCP socket -> %lld (-ENOTCONN)",
+		    (long long)ret);
+	ret = call(fd, RSYS_OP_SOCKET, NULL, 0, AF_UNIX, SOCK_STREAM, 0, 0, NULL);
+	EXPECT_TRUE(ret == -EAFNOSUPPORT, "socket(AF_UNIX) is not a remote family -> %lld",
+		    (long long)ret);
+	ret = call(fd, RSYS_OP_CONNECT, "\x02", 1, h, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == -EINVAL, "connect with a 1-byte sockaddr -> %lld (-EINVAL)", (long long)ret);
+	d_close(fd, h);
+	close(fd);
+}
+
+static void test_policy(const struct sockaddr_in *srv, int lfd)
+{
+	struct rsys_delegate_stats before = { 0 }, after = { 0 };
+	struct sockaddr_in other = *srv, any = { .sin_family = AF_INET };
+	int fd, cfd;
+	int64_t h, ret;
+
+	fd = session_open(sock_pol);
+	stats_get(fd, &before);
+	h = d_socket(fd, SOCK_STREAM);
+	other.sin_addr.s_addr = htonl(0x7f000002);	/* 127.0.0.2: not allowed */
+	ret = d_connect(fd, h, &other);
+	EXPECT_TRUE(ret == -EPERM, "policy: connect to 127.0.0.2 -> %lld (-EPERM)", (long long)ret);
+	ret = d_connect(fd, h, srv);
+	cfd = accept_timeout(lfd);
+	EXPECT_TRUE(ret == 0 && cfd >= 0, "policy: connect to the allowed 127.0.0.1 port -> %lld",
+		    (long long)ret);
+	if (cfd >= 0)
+		close(cfd);
+	d_close(fd, h);
+	h = d_socket(fd, SOCK_DGRAM);
+	ret = call(fd, RSYS_OP_SEND, &other, sizeof(other), h, 0, sizeof(other), 0, NULL);
+	EXPECT_TRUE(ret == -EPERM, "policy: udp sendto 127.0.0.2 -> %lld (-EPERM)", (long long)ret);
+	ret = call(fd, RSYS_OP_BIND, &any, sizeof(any), h, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == -EPERM, "policy: bind udp without an 'allow bind udp' rule -> %lld",
+		    (long long)ret);
+	d_close(fd, h);
+	ret = call(fd, RSYS_OP_SOCKET, NULL, 0, AF_INET, SOCK_RAW, IPPROTO_ICMP, 0, NULL);
+	EXPECT_TRUE(ret == -EPERM, "policy: raw socket -> %lld (-EPERM)", (long long)ret);
+	stats_get(fd, &after);
+	EXPECT_TRUE(after.denied - before.denied == 4, "stats: denied grew by %llu (4)",
+		    (unsigned long long)(after.denied - before.denied));
+	close(fd);
+}
+
+static void test_isolation(void)
+{
+	int a = session_open(sock_open), b = session_open(sock_open);
+	int64_t ha, hb, ret;
+
+	ha = d_socket(a, SOCK_STREAM);
+	hb = d_socket(b, SOCK_STREAM);
+	ret = call(b, RSYS_OP_GETSOCKNAME, NULL, 0, ha, 0, 0, 0, NULL);
+	EXPECT_TRUE(ha > 0 && ret == -EBADF, "session B naming session A's handle -> %lld (-EBADF)",
+		    (long long)ret);
+	ret = d_close(b, ha);
+	EXPECT_TRUE(ret == -EBADF && call(a, RSYS_OP_GETSOCKNAME, NULL, 0, ha, 0, 0, 0, NULL) == 0,
+		    "session B cannot close it; it still works in A");
+	d_close(a, ha);
+	ret = call(a, RSYS_OP_GETSOCKNAME, NULL, 0, ha, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == -EBADF, "closed handle -> %lld (-EBADF)", (long long)ret);
+	ret = d_socket(a, SOCK_STREAM);
+	EXPECT_TRUE((ret & UINT32_MAX) == (ha & UINT32_MAX) && ret != ha &&
+		    call(a, RSYS_OP_GETSOCKNAME, NULL, 0, ha, 0, 0, 0, NULL) == -EBADF,
+		    "reused slot gets a new generation; the stale handle stays invalid");
+	d_close(b, hb);
+	close(a);
+	close(b);
+}
+
+static void test_limit_fds(void)
+{
+	int fd = session_open(sock_pol), i, ok = 0;
+	int64_t h[4], ret;
+
+	for (i = 0; i < 4; i++)
+		ok += (h[i] = d_socket(fd, SOCK_STREAM)) > 0;
+	ret = d_socket(fd, SOCK_STREAM);
+	EXPECT_TRUE(ok == 4 && ret == -EMFILE, "limit fds 4: 4 sockets, the 5th -> %lld (-EMFILE)",
+		    (long long)ret);
+	d_close(fd, h[2]);
+	h[2] = d_socket(fd, SOCK_STREAM);
+	EXPECT_TRUE(h[2] > 0, "after a close a socket fits again");
+	/* Closing the session must close all four. */
+	close(fd);
+}
+
+static void test_cancel(int lfd, const struct sockaddr_in *srv)
+{
+	struct rsys_delegate_stats st = { 0 };
+	struct pollfd p;
+	struct rsys_pollfd rp;
+	int fd, cfd, i, good = 0;
+	uint64_t id;
+	int64_t h, ret;
+	double t0, dt, worst = 0;
+
+	fd = session_open(sock_open);
+	h = d_socket(fd, SOCK_STREAM);
+	d_connect(fd, h, srv);
+	cfd = accept_timeout(lfd);
+
+	id = req_send(fd, RSYS_OP_RECV, NULL, 0, h, 64, 0, 0);
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	ret = poll(&p, 1, 100);
+	EXPECT_TRUE(ret == 0, "blocking recv stays blocked (no reply after 100 ms)");
+	t0 = now_ms();
+	req_send(fd, RSYS_OP_CANCEL, NULL, 0, id, 0, 0, 0);
+	ret = reply_recv(fd, id, NULL);
+	dt = now_ms() - t0;
+	EXPECT_TRUE(ret == -EINTR && dt < 100, "cancel of a blocked recv -> %lld (-EINTR) in %.2f ms",
+		    (long long)ret, dt);
+
+	/* Cancel sent right behind the request: the signal may land before recv blocks. */
+	for (i = 0; i < 200; i++) {
+		id = req_send(fd, RSYS_OP_RECV, NULL, 0, h, 64, 0, 0);
+		req_send(fd, RSYS_OP_CANCEL, NULL, 0, id, 0, 0, 0);
+		t0 = now_ms();
+		ret = reply_recv(fd, id, NULL);
+		dt = now_ms() - t0;
+		if (dt > worst)
+			worst = dt;
+		good += ret == -EINTR;
+	}
+	EXPECT_TRUE(good == 200 && worst < 100,
+		    "200 back-to-back recv+cancel: %d x -EINTR, one reply each, slowest %.2f ms", good,
+		    worst);
+
+	rp = (struct rsys_pollfd){ .handle = h, .events = POLLIN };
+	id = req_send(fd, RSYS_OP_POLL, &rp, sizeof(rp), 1, -1, 0, 0);
+	usleep(20000);
+	req_send(fd, RSYS_OP_CANCEL, NULL, 0, id, 0, 0, 0);
+	ret = reply_recv(fd, id, NULL);
+	EXPECT_TRUE(ret == -EINTR, "cancel of poll(timeout -1) -> %lld (-EINTR)", (long long)ret);
+
+	ret = call(fd, RSYS_OP_SEND, "after", 5, h, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == 5, "the session keeps working after cancels (send -> %lld)",
+		    (long long)ret);
+	stats_get(fd, &st);
+	EXPECT_TRUE(st.inflight == 0, "stats: nothing in flight after the cancels (%llu)",
+		    (unsigned long long)st.inflight);
+
+	/* A blocked request when the client goes away: the delegate must end it. */
+	req_send(fd, RSYS_OP_RECV, NULL, 0, h, 64, MSG_PEEK, 0);
+	req_send(fd, RSYS_OP_ACCEPT, NULL, 0, h, 0, 0, 0);
+	usleep(20000);
+	close(fd);
+	if (cfd >= 0)
+		close(cfd);
+	ret = wait_quiet(sock_open, &st);
+	EXPECT_TRUE(ret == 0,
+		    "client gone with a blocked recv: sessions %llu handles %llu threads %llu inflight %llu (1/0/1/0)",
+		    (unsigned long long)st.sessions, (unsigned long long)st.handles,
+		    (unsigned long long)st.threads, (unsigned long long)st.inflight);
+}
+
+/* Send @len raw bytes on a new session; 1 if the delegate then closes the connection. */
+static int garbage_closes(const void *bytes, size_t len, bool half_close)
+{
+	struct pollfd p;
+	char c;
+	int fd = session_open(sock_open), ret;
+
+	if (fd < 0)
+		return 0;
+	if (write(fd, bytes, len) != (ssize_t)len) {
+		close(fd);
+		return 0;
+	}
+	if (half_close)
+		shutdown(fd, SHUT_WR);
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	ret = poll(&p, 1, REPLY_TIMEOUT_MS) == 1 && read(fd, &c, 1) == 0;
+	close(fd);
+	return ret;
+}
+
+static void test_garbage(void)
+{
+	struct rsys_delegate_stats before = { 0 }, after = { 0 };
+	struct rsys_frame f = { .magic = RSYS_MAGIC, .version = RSYS_VERSION, .op = RSYS_OP_HELLO };
+	struct rsys_frame g;
+	uint8_t trunc[sizeof(f) + 10] = { 0 };
+	int fd;
+	int64_t ret;
+
+	stats_of(sock_open, &before);
+	g = f;
+	g.magic = 0xdeadbeef;
+	EXPECT_TRUE(garbage_closes(&g, sizeof(g), false), "bad magic closes the connection");
+	g = f;
+	g.len = 0xfffffff0;
+	EXPECT_TRUE(garbage_closes(&g, sizeof(g), false), "huge len closes the connection");
+	g = f;
+	g.op = RSYS_OP_MAX + 7;
+	EXPECT_TRUE(garbage_closes(&g, sizeof(g), false), "bad op closes the connection");
+	g = f;
+	g.len = 100;
+	memcpy(trunc, &g, sizeof(g));
+	EXPECT_TRUE(garbage_closes(trunc, sizeof(trunc), true),
+		    "truncated frame (100-byte payload, 10 sent, EOF) closes the connection");
+	g = f;
+	g.flags = RSYS_F_REPLY;
+	EXPECT_TRUE(garbage_closes(&g, sizeof(g), false), "a reply frame from the client closes it");
+
+	fd = session_open(sock_open);
+	ret = call(fd, RSYS_OP_HELLO, NULL, 0, RSYS_VERSION, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == RSYS_VERSION, "a new session is still served (hello -> %lld)", (long long)ret);
+	ret = call(fd, RSYS_OP_GETSOCKOPT, NULL, 0, 12345, SOL_SOCKET, SO_TYPE, 4, NULL);
+	EXPECT_TRUE(ret == -EBADF, "a made-up handle -> %lld (-EBADF)", (long long)ret);
+	ret = call(fd, RSYS_OP_POLL, NULL, 0, 100000, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == -EINVAL, "poll with n beyond limit fds -> %lld (-EINVAL)", (long long)ret);
+	ret = call(fd, RSYS_OP_HELLO, "xx", 2, RSYS_VERSION, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == -EINVAL, "hello with a payload -> %lld (-EINVAL)", (long long)ret);
+	close(fd);
+	stats_of(sock_open, &after);
+	EXPECT_TRUE(after.bad_frames - before.bad_frames == 5, "stats: bad_frames grew by %llu (5)",
+		    (unsigned long long)(after.bad_frames - before.bad_frames));
+}
+
+static int write_policy(uint16_t port)
+{
+	FILE *f = fopen(policy_path, "w");
+
+	if (!f)
+		return -1;
+	fprintf(f, "# delegate_test policy\n"
+		   "remote inet inet6\n"
+		   "allow tcp 127.0.0.1 %u\n"
+		   "allow bind tcp 127.0.0.0/8 *\n"
+		   "limit fds 4\n"
+		   "limit inflight 4\n", port);
+	return fclose(f);
+}
+
+int main(void)
+{
+	struct rsys_delegate_stats st = { 0 };
+	struct sockaddr_in srv;
+	const char *o = getenv("RSYS_O");
+	char bin[512];
+	int lfd, status, ret;
+
+	snprintf(bin, sizeof(bin), "%s/rsys-delegate", o ? o : ".output");
+	if (access(bin, X_OK))
+		ktap_exit_skip("%s not built (set RSYS_O to the build directory)", bin);
+	if (!mkdtemp(tmpdir))
+		ktap_exit_skip("cannot create a temporary directory: %s", strerror(errno));
+	atexit(cleanup);
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(sock_open, sizeof(sock_open), "%s/open.sock", tmpdir);
+	snprintf(sock_pol, sizeof(sock_pol), "%s/policy.sock", tmpdir);
+	snprintf(policy_path, sizeof(policy_path), "%s/test.policy", tmpdir);
+
+	lfd = tcp_server(&srv);
+	if (lfd < 0)
+		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
+	ktap_plan(49);
+	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
+	pid_open = delegate_start(bin, sock_open, NULL);
+	pid_pol = delegate_start(bin, sock_pol, policy_path);
+	ASSERT_TRUE(pid_open > 0 && pid_pol > 0, "start %s without and with --policy", bin);
+
+	test_io(lfd, &srv);
+	test_errno();
+	test_policy(&srv, lfd);
+	test_isolation();
+	test_limit_fds();
+	test_cancel(lfd, &srv);
+	test_garbage();
+
+	ret = wait_quiet(sock_open, &st);
+	EXPECT_TRUE(ret == 0,
+		    "no leaks (no policy): sessions %llu handles %llu threads %llu inflight %llu",
+		    (unsigned long long)st.sessions, (unsigned long long)st.handles,
+		    (unsigned long long)st.threads, (unsigned long long)st.inflight);
+	ret = wait_quiet(sock_pol, &st);
+	EXPECT_TRUE(ret == 0,
+		    "no leaks (policy): sessions %llu handles %llu threads %llu inflight %llu",
+		    (unsigned long long)st.sessions, (unsigned long long)st.handles,
+		    (unsigned long long)st.threads, (unsigned long long)st.inflight);
+
+	kill(pid_open, SIGTERM);
+	EXPECT_TRUE(waitpid(pid_open, &status, 0) == pid_open && WIFEXITED(status) &&
+		    !WEXITSTATUS(status) && access(sock_open, F_OK) && errno == ENOENT,
+		    "SIGTERM: exit 0 and the socket is removed");
+	pid_open = -1;
+	close(lfd);
+	return ktap_finish();
+}
