@@ -68,7 +68,7 @@ _rsys_load()
 			return
 			;;
 		esac
-		COMPREPLY=($(compgen -W '--policy --delegate --netns --' -- "$cur"))
+		COMPREPLY=($(compgen -W '--policy --delegate --netns -v --verbose -h --help --' -- "$cur"))
 		;;
 	esac
 }
