@@ -356,13 +356,15 @@ static void wait_input(struct session *s)
 {
 	struct pollfd p = { .fd = s->fd, .events = POLLIN };
 
-	while (__atomic_load_n(&s->kicks, __ATOMIC_RELAXED)) {
+	pthread_mutex_lock(&s->lock);
+	while (s->kicks) {
+		pthread_mutex_unlock(&s->lock);
 		if (poll(&p, 1, KICK_INTERVAL_MS) > 0)
 			return;
 		pthread_mutex_lock(&s->lock);
 		kick_locked(s);
-		pthread_mutex_unlock(&s->lock);
 	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* End every request, wait for the delegate threads, close every socket. */

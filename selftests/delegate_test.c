@@ -30,6 +30,22 @@ static pid_t pid_open = -1, pid_pol = -1;
 static uint64_t next_id = 1;
 static uint8_t rbuf[RSYS_MAX_PAYLOAD];
 
+/* On failure, show what the delegates logged as TAP comments. */
+static void log_dump(const char *path)
+{
+	char line[512];
+	FILE *f;
+
+	if (!ktap_failed)
+		return;
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		printf("# %s%s", line, strchr(line, '\n') ? "" : "\n");
+	fclose(f);
+}
+
 static void cleanup(void)
 {
 	char path[300];
@@ -44,6 +60,7 @@ static void cleanup(void)
 	unlink(sock_pol);
 	unlink(policy_path);
 	snprintf(path, sizeof(path), "%s/delegate.log", tmpdir);
+	log_dump(path);
 	unlink(path);
 	rmdir(tmpdir);
 }
