@@ -300,6 +300,10 @@ int do_attach(int argc, char **argv)
 	struct policy *p;
 	int err;
 
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("Usage: rsys-load attach POLICY\n");
+		return 0;
+	}
 	if (argc != 2) {
 		fprintf(stderr, "Usage: rsys-load attach POLICY\n");
 		return 1;
@@ -355,7 +359,10 @@ int do_detach(int argc, char **argv)
 {
 	struct stat st;
 
-	(void)argv;
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("Usage: rsys-load detach\n");
+		return 0;
+	}
 	if (argc != 1) {
 		fprintf(stderr, "Usage: rsys-load detach\n");
 		return 1;

@@ -209,6 +209,10 @@ int do_status(int argc, char **argv)
 	struct status s = {};
 	int err;
 
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("Usage: rsys-load status [-j]\n");
+		return 0;
+	}
 	if (argc == 2 && (!strcmp(argv[1], "-j") || !strcmp(argv[1], "--json"))) {
 		json_output = 1;
 	} else if (argc != 1) {
