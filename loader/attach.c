@@ -71,17 +71,20 @@ static int pins_remove(void)
 static int bpffs_mount(void)
 {
 	struct statfs st;
+	int err;
 
 	if (!statfs(BPFFS_DIR, &st) && st.f_type == BPF_FS_MAGIC)
 		return 0;
 	if (mkdir(BPFFS_DIR, 0755) && errno != EEXIST) {
-		pr_warn("cannot create %s: %s\n", BPFFS_DIR, strerror(errno));
-		return -errno;
+		err = -errno;
+		pr_warn("cannot create %s: %s\n", BPFFS_DIR, strerror(-err));
+		return err;
 	}
 	if (mount("bpf", BPFFS_DIR, "bpf", 0, "mode=0700")) {
+		err = -errno;
 		pr_warn("cannot mount bpffs at %s: %s (mount it yourself: mount -t bpf bpf %s)\n",
-			BPFFS_DIR, strerror(errno), BPFFS_DIR);
-		return -errno;
+			BPFFS_DIR, strerror(-err), BPFFS_DIR);
+		return err;
 	}
 	pr_info("mounted bpffs at %s\n", BPFFS_DIR);
 	return 0;
@@ -251,13 +254,15 @@ static int policy_copy(const char *src)
 	int err = 0;
 
 	if (mkdir(RUN_DIR, 0755) && errno != EEXIST) {
-		pr_warn("cannot create %s: %s\n", RUN_DIR, strerror(errno));
-		return -errno;
+		err = -errno;
+		pr_warn("cannot create %s: %s\n", RUN_DIR, strerror(-err));
+		return err;
 	}
 	in = fopen(src, "re");
 	if (!in) {
-		pr_warn("cannot read %s: %s\n", src, strerror(errno));
-		return -errno;
+		err = -errno;
+		pr_warn("cannot read %s: %s\n", src, strerror(-err));
+		return err;
 	}
 	buf = malloc(POLICY_COPY_MAX);
 	if (!buf) {
@@ -322,11 +327,12 @@ int do_attach(int argc, char **argv)
 	/* The directory is also the lock against two concurrent attaches. */
 	if (mkdir(RSYS_PIN_DIR, 0700)) {
 		err = -errno;
-		if (errno == EEXIST)
+		if (err == -EEXIST)
 			pr_warn("already attached (%s exists): run 'rsys-load detach' first\n",
 				RSYS_PIN_DIR);
 		else
-			pr_warn("cannot create %s: %s\n", RSYS_PIN_DIR, strerror(errno));
+			pr_warn("cannot create %s: %s%s\n", RSYS_PIN_DIR, strerror(-err),
+				err == -EACCES || err == -EPERM ? " (attach needs root)" : "");
 		goto err_free;
 	}
 	skel = skel_load_accepted(accepted);
@@ -368,7 +374,11 @@ int do_detach(int argc, char **argv)
 		return 1;
 	}
 	if (stat(RSYS_PIN_DIR, &st)) {
-		pr_warn("not attached (nothing pinned at %s)\n", RSYS_PIN_DIR);
+		if (errno == ENOENT)
+			pr_warn("not attached (nothing pinned at %s)\n", RSYS_PIN_DIR);
+		else
+			pr_warn("cannot look at %s: %s (detach needs root)\n", RSYS_PIN_DIR,
+				strerror(errno));
 		return 1;
 	}
 	if (pins_remove())

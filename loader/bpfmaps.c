@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The monitor's access to the maps pinned by "rsys-load attach" (fd table, trust, counters). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
@@ -130,28 +131,31 @@ int maps_fd_del(struct rsys_maps *m, __u32 table, __u32 vfd)
 
 int maps_fd_clear(struct rsys_maps *m, __u32 table)
 {
-	/* Collect first: deleting while walking with GET_NEXT_KEY restarts the walk. */
-	static __thread struct rsys_fd_key keys[RSYS_MAX_FDS];
-	struct rsys_fd_key key, next;
+	struct rsys_fd_key key, next, *keys;
 	const void *prev = NULL;
 	int n = 0, i, err;
 
 	if (!maps_attached(m))
 		return 0;
+	/* Collect first: deleting while walking with GET_NEXT_KEY restarts the walk. */
+	keys = malloc(RSYS_MAX_FDS * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
 	while (n < RSYS_MAX_FDS && !(err = next_key(m->fdtable, prev, &next))) {
 		key = next;
 		prev = &key;
 		if (key.table == table)
 			keys[n++] = key;
 	}
-	if (err && err != -ENOENT)
-		return err;
-	for (i = 0; i < n; i++) {
+	if (err == -ENOENT || n == RSYS_MAX_FDS)
+		err = 0;
+	for (i = 0; i < n && !err; i++) {
 		err = elem_cmd(BPF_MAP_DELETE_ELEM, m->fdtable, &keys[i], NULL, 0);
-		if (err && err != -ENOENT)
-			return err;
+		if (err == -ENOENT)
+			err = 0;
 	}
-	return 0;
+	free(keys);
+	return err;
 }
 
 int maps_trust(struct rsys_maps *m, __u32 tgid, const struct rsys_trusted *t)
