@@ -17,9 +17,9 @@
 #include "supervisor.h"
 
 /* What select() asks poll for and which revents set its bits (fs/select.c). */
-#define POLLIN_SET	(POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR)
-#define POLLOUT_SET	(POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR)
-#define POLLEX_SET	(POLLPRI)
+#define POLLIN_SET	(POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR | POLLNVAL)
+#define POLLOUT_SET	(POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR | POLLNVAL)
+#define POLLEX_SET	(POLLPRI | POLLNVAL)
 #define SEL_WANT_IN	(POLLIN | POLLRDNORM | POLLRDBAND)
 #define SEL_WANT_OUT	(POLLOUT | POLLWRNORM | POLLWRBAND)
 
@@ -90,7 +90,7 @@ static void wcall_free(struct wcall *w)
 {
 	size_t i;
 
-	for (i = 0; i < w->nl; i++)
+	for (i = 0; w->lp && i < w->nl; i++)
 		if (w->lp[i].fd >= 0)
 			close(w->lp[i].fd);
 	free(w->it);
@@ -268,6 +268,26 @@ static void wcall_drop_local(struct wcall *w)
 	w->registered = false;
 }
 
+/*
+ * The wait ended with nothing ready: Linux's last scan reports an fd that
+ * another thread closed meanwhile as POLLNVAL (select sets its bits).
+ */
+static void wcall_check_closed(struct wcall *w)
+{
+	size_t i;
+	int fd;
+
+	for (i = 0; i < w->n; i++) {
+		if (w->it[i].skip)
+			continue;
+		fd = sv_fd_dup(w->c, w->it[i].vfd);
+		if (fd < 0)
+			w->it[i].revents = POLLNVAL;
+		else
+			close(fd);
+	}
+}
+
 /* The remote half has answered: it wins unless the call was resolved already. */
 static void wcall_remote_won(struct wcall *w)
 {
@@ -278,6 +298,8 @@ static void wcall_remote_won(struct wcall *w)
 	else
 		wcall_clear(w, false);
 	wcall_drop_local(w);
+	if (w->rret == 0 && !local)
+		wcall_check_closed(w);
 	maps_count_class(w->c->sv->maps, RSYS_CLASS_CANCEL, w->nl && !local);
 	wcall_answer(w, w->rret);
 }
