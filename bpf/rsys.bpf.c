@@ -129,7 +129,7 @@ int BPF_PROG(rsys_sys_enter, struct pt_regs *regs, long id)
 	nr = id;
 	count(&sys_count, nr);
 	if (fd_first_arg[nr / 64] & (1ULL << (nr % 64))) {
-		long fd = regs->di;
+		int fd = regs->di;	/* the kernel takes an int: upper bits are ignored */
 
 		key.table = tgid;
 		key.vfd = fd;
