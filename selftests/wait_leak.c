@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+/* 10000 split selects whose remote half never fires leave no delegate thread, fd, request or memory behind. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "ktap.h"
+
+#define ITERS 10000
+
+/*
+ * The local fd becomes ready only after the select has started (a helper
+ * thread writes the pipe when asked), so every iteration sends the remote
+ * half to the delegate and must cancel it.
+ */
+static int go[2], data[2];
+
+static void *pinger(void *arg)
+{
+	char b;
+	long i;
+
+	(void)arg;
+	for (i = 0; i < ITERS; i++) {
+		if (read(go[0], &b, 1) != 1)
+			break;
+		usleep(200);	/* after the select has sent its remote half */
+		if (write(data[1], "x", 1) != 1)
+			break;
+	}
+	return NULL;
+}
+
+/* Counters of the delegate: a fresh session of our own on @addr. */
+static int delegate_stats(const char *addr, struct rsys_delegate_stats *st)
+{
+	struct rsys_frame f = { .op = RSYS_OP_HELLO, .id = 1, .a = { RSYS_VERSION } };
+	int fd = addr_connect(addr, NULL), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = frame_send(fd, &f, NULL);
+	if (!ret)
+		ret = frame_recv(fd, &f, NULL, 0);
+	f = (struct rsys_frame){ .op = RSYS_OP_STATS, .id = 2 };
+	if (!ret)
+		ret = frame_send(fd, &f, NULL);
+	if (!ret)
+		ret = frame_recv(fd, &f, st, sizeof(*st));
+	close(fd);
+	return ret;
+}
+
+static long proc_count(pid_t pid, const char *what)
+{
+	char path[64], line[128];
+	long v = -1;
+	FILE *f;
+
+	if (!strcmp(what, "fd")) {
+		char cmd[96];
+
+		snprintf(cmd, sizeof(cmd), "ls /proc/%d/fd | wc -l", pid);
+		f = popen(cmd, "r");
+		if (!f || fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		if (f)
+			pclose(f);
+		return v;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, what, strlen(what)) && sscanf(line + strlen(what), ": %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+int main(void)
+{
+	const char *addr = getenv("WAIT_DELEGATE"), *dpid = getenv("WAIT_DELEGATE_PID");
+	struct rsys_delegate_stats s0, s1;
+	long fd0, fd1, rss0, rss1, thr0, thr1, i;
+	struct timespec settle = { 0, 100000000 };
+	pid_t pid = dpid ? atoi(dpid) : 0;
+	pthread_t t;
+	int u, n, k;
+	fd_set r;
+	char b;
+
+	if (!addr || !pid)
+		ktap_exit_skip("needs WAIT_DELEGATE and WAIT_DELEGATE_PID (run by wait_test.sh under rsys)");
+	if (pipe(go) || pipe(data))
+		ktap_exit_skip("pipe: %s", strerror(errno));
+	u = socket(AF_INET, SOCK_DGRAM, 0);
+	if (u < 0)
+		ktap_exit_skip("socket: %s", strerror(errno));
+	ktap_plan(6);
+	/* warm up: the delegate may keep a few idle threads */
+	FD_ZERO(&r);
+	FD_SET(u, &r);
+	{
+		struct timeval tv = { 0, 1000 };
+
+		select(u + 1, &r, NULL, NULL, &tv);
+	}
+	nanosleep(&settle, NULL);
+	if (delegate_stats(addr, &s0))
+		ktap_exit_skip("cannot read the delegate's counters at %s", addr);
+	fd0 = proc_count(pid, "fd");
+	rss0 = proc_count(pid, "VmRSS");
+	thr0 = proc_count(pid, "Threads");
+
+	pthread_create(&t, NULL, pinger, NULL);
+	for (i = 0; i < ITERS; i++) {
+		FD_ZERO(&r);
+		FD_SET(data[0], &r);
+		FD_SET(u, &r);
+		if (write(go[1], "x", 1) != 1)
+			break;
+		n = select((u > data[0] ? u : data[0]) + 1, &r, NULL, NULL, NULL);
+		if (n != 1 || !FD_ISSET(data[0], &r) || FD_ISSET(u, &r) || read(data[0], &b, 1) != 1)
+			break;
+	}
+	pthread_join(t, NULL);
+	EXPECT_TRUE(i == ITERS, "%ld of %d split selects won by the local half", i, ITERS);
+
+	/* the cancels travel behind the calls: give the delegate a moment to finish them */
+	for (k = 0; k < 50; k++) {
+		nanosleep(&settle, NULL);
+		if (delegate_stats(addr, &s1))
+			break;
+		if (s1.inflight <= s0.inflight)
+			break;
+	}
+	fd1 = proc_count(pid, "fd");
+	rss1 = proc_count(pid, "VmRSS");
+	thr1 = proc_count(pid, "Threads");
+	EXPECT_TRUE(s1.inflight <= s0.inflight, "delegate requests in flight: %llu -> %llu",
+		    (unsigned long long)s0.inflight, (unsigned long long)s1.inflight);
+	EXPECT_TRUE(s1.threads <= s0.threads + 4 && thr1 <= thr0 + 4,
+		    "delegate threads: %llu -> %llu (/proc: %ld -> %ld)", (unsigned long long)s0.threads,
+		    (unsigned long long)s1.threads, thr0, thr1);
+	EXPECT_TRUE(s1.handles == s0.handles && fd1 <= fd0 + 2, "delegate handles %llu -> %llu, fds %ld -> %ld",
+		    (unsigned long long)s0.handles, (unsigned long long)s1.handles, fd0, fd1);
+	EXPECT_TRUE(rss1 < rss0 + 8192, "delegate VmRSS %ld -> %ld kB", rss0, rss1);
+	EXPECT_TRUE(s1.cancelled - s0.cancelled <= ITERS && s1.cancelled - s0.cancelled >= ITERS / 2,
+		    "delegate cancelled %llu requests (one per split select that reached it)",
+		    (unsigned long long)(s1.cancelled - s0.cancelled));
+	return ktap_finish();
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Split select/poll selftests: wait_select natively and under rsys, wait_leak under rsys (TAP per run).
+
+. "$(dirname "$0")/lib.sh"
+
+SELECT=$RSYS_O/selftests/wait_select
+LEAK=$RSYS_O/selftests/wait_leak
+rsys_require
+[ -x "$SELECT" ] && [ -x "$LEAK" ] || ksft_skip "wait_select/wait_leak not built (make -C selftests)"
+rsys_topology_up
+rsys_delegate_start
+
+# report NAME RC LOG: one top-level result; the program's own TAP lines indented below it.
+report()
+{
+	sed 's/^/    /' "$3"
+	if [ "$2" -eq 0 ]; then
+		tap_ok "$1"
+	elif [ "$2" -eq 4 ]; then
+		tap_skip "$1: $(grep -m1 SKIP "$3")"
+	else
+		tap_not_ok "$1 (exit $2)"
+	fi
+}
+
+tap_plan 3
+export WAIT_IP=$RSYS_SERVICE_IP
+WAIT_RSYS=0 rsys_native timeout 120 "$SELECT" >"$RSYS_TMP/native" 2>&1
+report "wait_select natively" $? "$RSYS_TMP/native"
+WAIT_RSYS=1 timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+	"$SELECT" >"$RSYS_TMP/rsys" 2>&1
+report "wait_select under rsys" $? "$RSYS_TMP/rsys"
+WAIT_DELEGATE=$RSYS_DELEGATE WAIT_DELEGATE_PID=$(pgrep -f -n -- "--listen $RSYS_DELEGATE") \
+	timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+	"$LEAK" >"$RSYS_TMP/leak" 2>&1
+report "wait_leak under rsys" $? "$RSYS_TMP/leak"
+tap_finish
