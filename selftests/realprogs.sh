@@ -91,7 +91,15 @@ nc_listen()
 }
 
 EXPECT=$RSYS_TMP/expect
-tap_plan 8
+tap_plan 9
+
+# The comparisons below mean something only if the program itself has no network.
+ifaces=$(rsys_run cat /proc/net/dev 2>&1 | tail -n +3 | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')
+if [ "$ifaces" = "lo " ]; then
+	tap_ok "compute domain has only lo"
+else
+	tap_not_ok "compute domain has only lo (got: $ifaces)"
+fi
 
 cp "$WWW/index.html" "$EXPECT.page"
 compare curl "$EXPECT.page" curl -sS --max-time 20 "$URL/index.html"
