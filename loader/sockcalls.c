@@ -35,6 +35,7 @@ struct sop {
 	uint64_t msg;			/* target struct msghdr * (recvmsg) */
 	socklen_t namecap;
 	socklen_t alen;			/* send: destination address at the start of buf */
+	bool want_addr;			/* recv: the reply carries the peer address */
 	char *buf;			/* request payload */
 	uint64_t out, outlen;		/* getsockopt / ioctl out pointers */
 };
@@ -379,7 +380,7 @@ static void recv_done(struct remote_req *r)
 		sop_finish(o, n);
 		return;
 	}
-	alen = o->r.f.a[3] ? (size_t)r->f.a[1] : 0;
+	alen = o->want_addr ? (size_t)r->f.a[1] : 0;
 	if (alen > r->f.len)
 		alen = r->f.len;
 	dlen = r->f.len - alen;
@@ -408,6 +409,7 @@ static void recv_done(struct remote_req *r)
 
 static enum sv_verdict recv_submit(struct sop *o)
 {
+	o->r.f.a[3] = o->want_addr;
 	o->r.f.a[1] = o->total < SOP_MAX_RECV ? o->total : SOP_MAX_RECV;
 	o->r.f.a[2] = o->flags;
 	return sop_submit(o, recv_done);
@@ -429,12 +431,19 @@ static struct sop *recv_new(struct sv_call *c, enum sv_verdict *v)
 	return o;
 }
 
-static enum sv_verdict sop_fail(struct sop *o, int err)
+/* Answer the call at once with @err (a value or -errno) and drop @o. */
+static enum sv_verdict sop_answer(struct sop *o, int err)
 {
 	struct sv_call *c = o->c;
 
 	sop_free(o);
 	return sv_error(c, err);
+}
+
+/* read/readv of no bytes return 0 without looking at a socket (sock_read_iter). */
+static enum sv_verdict read_submit(struct sop *o)
+{
+	return o->total ? recv_submit(o) : sop_answer(o, 0);
 }
 
 enum sv_verdict sys_read(struct sv_call *c)
@@ -446,7 +455,7 @@ enum sv_verdict sys_read(struct sv_call *c)
 	if (!o)
 		return v;
 	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
-	return ret ? sop_fail(o, ret) : recv_submit(o);
+	return ret ? sop_answer(o, ret) : read_submit(o);
 }
 
 enum sv_verdict sys_recvfrom(struct sv_call *c)
@@ -461,9 +470,9 @@ enum sv_verdict sys_recvfrom(struct sv_call *c)
 	if (!ret)
 		ret = get_namecap(o, c->n.data.args[4], c->n.data.args[5]);
 	if (ret)
-		return sop_fail(o, ret);
+		return sop_answer(o, ret);
 	o->flags = c->n.data.args[3];
-	o->r.f.a[3] = o->namelen != 0;
+	o->want_addr = o->namelen != 0;
 	return recv_submit(o);
 }
 
@@ -476,7 +485,7 @@ enum sv_verdict sys_readv(struct sv_call *c)
 	if (!o)
 		return v;
 	ret = get_iov(o, c->n.data.args[1], c->n.data.args[2]);
-	return ret ? sop_fail(o, ret) : recv_submit(o);
+	return ret ? sop_answer(o, ret) : read_submit(o);
 }
 
 enum sv_verdict sys_recvmsg(struct sv_call *c)
@@ -492,10 +501,10 @@ enum sv_verdict sys_recvmsg(struct sv_call *c)
 	if (!ret)
 		ret = get_iov(o, (uintptr_t)m.msg_iov, m.msg_iovlen);
 	if (ret)
-		return sop_fail(o, ret);
+		return sop_answer(o, ret);
 	o->msg = c->n.data.args[1];
 	o->flags = c->n.data.args[2];
-	o->r.f.a[3] = m.msg_name != NULL;
+	o->want_addr = m.msg_name != NULL;
 	return recv_submit(o);
 }
 
@@ -510,7 +519,7 @@ static enum sv_verdict send_next(struct sop *o)
 
 	ret = iov_copy(o, o->buf + o->alen, o->done, n, false);
 	if (ret)
-		return sop_fail(o, o->done ? (int64_t)o->done : ret);
+		return sop_answer(o, o->done ? (int64_t)o->done : ret);
 	o->r.f.op = RSYS_OP_SEND;
 	o->r.f.a[1] = o->flags;
 	o->r.f.a[2] = o->alen;
@@ -566,16 +575,16 @@ static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen)
 
 	if (addr && alen) {
 		if (alen > SOP_MAX_ADDR)
-			return sop_fail(o, -EINVAL);
+			return sop_answer(o, -EINVAL);
 		o->alen = alen;
 	}
 	max = RSYS_MAX_PAYLOAD - o->alen;
 	o->buf = malloc(o->alen + (o->total < max ? o->total : max));
 	if (!o->buf)
-		return sop_fail(o, -ENOMEM);
+		return sop_answer(o, -ENOMEM);
 	ret = sv_read_mem(o->c, o->buf, addr, o->alen);
 	if (ret)
-		return sop_fail(o, ret);
+		return sop_answer(o, ret);
 	return send_next(o);
 }
 
@@ -603,7 +612,7 @@ enum sv_verdict sys_write(struct sv_call *c)
 	if (!o)
 		return v;
 	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
-	return ret ? sop_fail(o, ret) : send_start(o, 0, 0);
+	return ret ? sop_answer(o, ret) : send_start(o, 0, 0);
 }
 
 enum sv_verdict sys_sendto(struct sv_call *c)
@@ -616,7 +625,7 @@ enum sv_verdict sys_sendto(struct sv_call *c)
 		return v;
 	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
 	if (ret)
-		return sop_fail(o, ret);
+		return sop_answer(o, ret);
 	o->flags = c->n.data.args[3];
 	return send_start(o, c->n.data.args[4], (uint32_t)c->n.data.args[5]);
 }
@@ -630,7 +639,7 @@ enum sv_verdict sys_writev(struct sv_call *c)
 	if (!o)
 		return v;
 	ret = get_iov(o, c->n.data.args[1], c->n.data.args[2]);
-	return ret ? sop_fail(o, ret) : send_start(o, 0, 0);
+	return ret ? sop_answer(o, ret) : send_start(o, 0, 0);
 }
 
 enum sv_verdict sys_sendmsg(struct sv_call *c)
@@ -646,7 +655,7 @@ enum sv_verdict sys_sendmsg(struct sv_call *c)
 	if (!ret)
 		ret = get_iov(o, (uintptr_t)m.msg_iov, m.msg_iovlen);
 	if (ret)
-		return sop_fail(o, ret);
+		return sop_answer(o, ret);
 	if (m.msg_controllen)
 		pr_debug("sendmsg on a remote socket: control data ignored\n");
 	o->flags = c->n.data.args[2];
@@ -713,7 +722,7 @@ enum sv_verdict sys_setsockopt(struct sv_call *c)
 	}
 	ret = sv_read_mem(c, o->buf, c->n.data.args[3], len);
 	if (ret)
-		return sop_fail(o, ret);
+		return sop_answer(o, ret);
 	o->r.f.a[1] = (int)c->n.data.args[1];
 	o->r.f.a[2] = (int)c->n.data.args[2];
 	o->r.f.len = len;
@@ -747,9 +756,9 @@ static enum sv_verdict sys_name_call(struct sv_call *c, uint16_t op)
 	if (!o)
 		return sv_error(c, -ENOMEM);
 	if (!c->n.data.args[1] || !c->n.data.args[2])
-		return sop_fail(o, -EFAULT);
+		return sop_answer(o, -EFAULT);
 	ret = get_namecap(o, c->n.data.args[1], c->n.data.args[2]);
-	return ret ? sop_fail(o, ret) : sop_submit(o, name_done);
+	return ret ? sop_answer(o, ret) : sop_submit(o, name_done);
 }
 
 enum sv_verdict sys_getsockname(struct sv_call *c)
