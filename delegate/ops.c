@@ -232,6 +232,8 @@ static int64_t op_recv(struct handle *hd, const struct rsys_frame *f, struct rep
 		r->f.a[1] = msg.msg_namelen;
 	}
 	r->f.a[2] = msg.msg_flags;
+	/* Echoed: a client may read its request's "want addr" from the reply header. */
+	r->f.a[3] = !!f->a[3];
 	return n;
 }
 

@@ -288,6 +288,50 @@ static void test_io(int lfd, const struct sockaddr_in *srv)
 	close(fd);
 }
 
+static void test_udp(void)
+{
+	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in me = lo, dsa, from;
+	socklen_t len = sizeof(me);
+	struct rsys_frame f;
+	int fd, u;
+	int64_t h, ret;
+	uint8_t pay[sizeof(me) + 5];
+	char buf[16];
+
+	fd = session_open(sock_open);
+	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bind(u, (struct sockaddr *)&me, sizeof(me));
+	getsockname(u, (struct sockaddr *)&me, &len);
+	h = d_socket(fd, SOCK_DGRAM);
+	ret = call(fd, RSYS_OP_BIND, &lo, sizeof(lo), h, 0, 0, 0, NULL);
+	ret = ret ?: call(fd, RSYS_OP_GETSOCKNAME, NULL, 0, h, 0, 0, 0, &f);
+	memcpy(&dsa, rbuf, sizeof(dsa));
+	EXPECT_TRUE(ret == 0 && f.len == sizeof(dsa) && dsa.sin_port,
+		    "udp: bind 127.0.0.1:0, getsockname -> port %u", ntohs(dsa.sin_port));
+	sendto(u, "datagram", 8, 0, (struct sockaddr *)&dsa, sizeof(dsa));
+	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, 4, MSG_TRUNC, 1, &f);
+	memcpy(&from, rbuf + 4, sizeof(from));
+	EXPECT_TRUE(ret == 8 && f.len == 4 + sizeof(from) && f.a[1] == sizeof(from) &&
+		    (f.a[2] & MSG_TRUNC) && !memcmp(rbuf, "data", 4) && from.sin_port == me.sin_port &&
+		    from.sin_addr.s_addr == me.sin_addr.s_addr,
+		    "udp: recvfrom(4 bytes, MSG_TRUNC) -> %lld, 4 bytes + %lld-byte address of the sender",
+		    (long long)ret, (long long)f.a[1]);
+	ret = call(fd, RSYS_OP_SEND, NULL, 0, h, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == -EDESTADDRREQ, "udp: send without an address -> %lld (-EDESTADDRREQ)",
+		    (long long)ret);
+	memcpy(pay, &me, sizeof(me));
+	memcpy(pay + sizeof(me), "reply", 5);
+	ret = call(fd, RSYS_OP_SEND, pay, sizeof(pay), h, 0, sizeof(me), 0, NULL);
+	len = sizeof(from);
+	EXPECT_TRUE(ret == 5 && recvfrom(u, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+					 &len) == 5 && from.sin_port == dsa.sin_port,
+		    "udp: sendto with an address -> %lld, the test's socket got it", (long long)ret);
+	d_close(fd, h);
+	close(u);
+	close(fd);
+}
+
 static void test_errno(void)
 {
 	struct sockaddr_in port;
@@ -572,7 +616,7 @@ int main(void)
 	lfd = tcp_server(&srv);
 	if (lfd < 0)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
-	ktap_plan(49);
+	ktap_plan(53);
 	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
 	pid_open = delegate_start(bin, sock_open, NULL);
 	pid_pol = delegate_start(bin, sock_pol, policy_path);
@@ -580,6 +624,7 @@ int main(void)
 
 	test_io(lfd, &srv);
 	test_errno();
+	test_udp();
 	test_policy(&srv, lfd);
 	test_isolation();
 	test_limit_fds();
