@@ -145,6 +145,8 @@ step "6. The fd table while a trusted python3 holds a connection (fd 3) and a du
 import os, socket, time
 s = socket.create_connection(("'$WORLD_IP'", 80))
 os.dup2(s.fileno(), 10)
+t = socket.socket(fileno=10)
+t.sendall(b"GET / HTTP/1.0\r\n\r\n")
 print("python3 (pid %d): connected, fds %d and 10" % (os.getpid(), s.fileno()), flush=True)
 time.sleep(3)
 ' >"$TMP/holder.out" 2>&1 &
@@ -154,6 +156,8 @@ wait_for "grep -q connected $TMP/holder.out"
 cat "$TMP/holder.out"
 if [ -e "$PIN/fdtable" ]; then
 	show bpftool map dump pinned "$PIN/fdtable"
+	echo "(key: table = tgid, vfd = fd number; domain 1 = remote; fd 10 shares fd 3's handle,"
+	echo " flags 1 = FD_CLOEXEC, which python sets on sockets and dup2 clears)"
 else
 	echo "(not attached: no pinned fd table to dump)"
 fi
