@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "epoll.h"
 #include "log.h"
 #include "supervisor.h"
 
@@ -29,7 +30,7 @@
 #define NR_OPEN_DEFAULT	BITS_PER_LONG	/* smallest fd table the kernel allocates */
 #define WAIT_MAX_POLLFDS (1u << 20)	/* beyond that the kernel is left to say EINVAL */
 
-enum wait_kind { WK_SELECT, WK_PSELECT6, WK_POLL, WK_PPOLL };
+enum wait_kind { WK_SELECT, WK_PSELECT6, WK_POLL, WK_PPOLL, WK_EPOLL };
 
 /* One fd being waited for: a set bit of select or one pollfd entry. */
 struct witem {
@@ -40,6 +41,8 @@ struct witem {
 	bool remote;
 	bool skip;		/* poll entry with fd < 0 */
 	uint64_t handle;
+	uint32_t epevents;	/* epoll: the registration's events and data */
+	uint64_t epdata;
 };
 
 /*
@@ -50,7 +53,9 @@ struct witem {
 struct wcall {
 	struct sv_call *c;
 	enum wait_kind kind;
-	int nfds;			/* select: bits; poll: entries */
+	int nfds;			/* select: bits; poll: entries; epoll: maxevents */
+	int epfd;			/* epoll: the instance's vfd and the monitor's copy */
+	int epdup;
 	uint64_t uptr[3];		/* select: in/out/ex sets; poll: the array in uptr[0] */
 	uint64_t utime;			/* timeout to write back (0 = none) */
 	struct timespec deadline;	/* CLOCK_MONOTONIC; valid when timeout_ms > 0 */
@@ -93,6 +98,8 @@ static void wcall_free(struct wcall *w)
 	for (i = 0; w->lp && i < w->nl; i++)
 		if (w->lp[i].fd >= 0)
 			close(w->lp[i].fd);
+	if (w->epdup >= 0)
+		close(w->epdup);
 	free(w->it);
 	free(w->lp);
 	free(w->lidx);
@@ -150,6 +157,34 @@ static void wcall_write_timeout(struct wcall *w)
 	}
 }
 
+/* epoll_wait: the ready remote registrations as struct epoll_event, at most maxevents. */
+static int64_t wcall_write_events(struct wcall *w)
+{
+	struct epoll_event *ev = calloc(w->nfds < (int)w->n ? w->nfds : (int)w->n, sizeof(*ev));
+	uint32_t got;
+	int64_t count = 0;
+	size_t i;
+
+	if (!ev)
+		return -ENOMEM;
+	for (i = 0; i < w->n && count < w->nfds; i++) {
+		if (!w->it[i].remote)
+			continue;
+		got = (uint16_t)w->it[i].revents & (w->it[i].epevents | EPOLLERR | EPOLLHUP);
+		if (!got)
+			continue;
+		ev[count].events = got;
+		ev[count].data.u64 = w->it[i].epdata;
+		count++;
+		if (w->it[i].epevents & EPOLLONESHOT)
+			ep_oneshot_fired(w->c->tgid, w->epfd, w->it[i].vfd);
+	}
+	if (count && sv_write_mem(w->c, w->uptr[0], ev, count * sizeof(*ev)) == -EFAULT)
+		count = -EFAULT;
+	free(ev);
+	return count;
+}
+
 /*
  * Write the result into the caller's memory as Linux does; the value to
  * answer with. Items of the losing half have revents 0 (their bits cleared).
@@ -163,6 +198,8 @@ static int64_t wcall_write_result(struct wcall *w)
 	int64_t count = 0;
 	int k;
 
+	if (w->kind == WK_EPOLL)
+		return wcall_write_events(w);
 	if (w->kind == WK_SELECT || w->kind == WK_PSELECT6) {
 		set = calloc(3, bytes);
 		if (!set)
@@ -298,7 +335,7 @@ static void wcall_remote_won(struct wcall *w)
 	else
 		wcall_clear(w, false);
 	wcall_drop_local(w);
-	if (w->rret == 0 && !local)
+	if (w->rret == 0 && !local && w->kind != WK_EPOLL)
 		wcall_check_closed(w);
 	maps_count_class(w->c->sv->maps, RSYS_CLASS_CANCEL, w->nl && !local);
 	wcall_answer(w, w->rret);
@@ -368,7 +405,11 @@ static void waiter_local_event(struct wcall *w)
 		remote_cancel(rc, &w->req);
 		maps_count_class(w->c->sv->maps, RSYS_CLASS_CANCEL, 1);
 	}
-	wcall_answer(w, 0);
+	/* epoll: the kernel reports the local events itself, at once */
+	if (w->kind == WK_EPOLL)
+		sv_continue(w->c);
+	else
+		wcall_answer(w, 0);
 	wcall_put(w);
 }
 
@@ -511,7 +552,12 @@ static int wcall_prepare(struct wcall *w)
 			w->ridx[r++] = i;
 			continue;
 		}
-		fd = sv_fd_dup(w->c, it->vfd);
+		if (w->kind == WK_EPOLL) {
+			fd = w->epdup;	/* now owned by lp[] */
+			w->epdup = -1;
+		} else {
+			fd = sv_fd_dup(w->c, it->vfd);
+		}
 		if (fd < 0 && (w->kind == WK_SELECT || w->kind == WK_PSELECT6)) {
 			w->nl = l;
 			return fd == -EBADF || fd == -ENOENT ? -EBADF : fd;
@@ -543,6 +589,10 @@ static enum sv_verdict wcall_run(struct wcall *w)
 		goto reply;
 	local = wcall_poll_local(w);
 	maps_count_class(c->sv->maps, w->nl ? RSYS_CLASS_SPLIT : RSYS_CLASS_REMOTE, 1);
+	if (local && w->kind == WK_EPOLL) {
+		wcall_free(w);
+		return SV_CONTINUE;
+	}
 	if (local && w->timeout_ms != 0) {
 		maps_count_class(c->sv->maps, RSYS_CLASS_CANCEL, 1);
 		c->ret = wcall_write_result(w);
@@ -598,6 +648,7 @@ static struct wcall *wcall_new(struct sv_call *c, enum wait_kind kind)
 	if (w) {
 		w->c = c;
 		w->kind = kind;
+		w->epdup = -1;
 	}
 	return w;
 }
@@ -816,7 +867,7 @@ enum sv_verdict wait_ppoll(struct sv_call *c)
 	return wait_pollfds(c, WK_PPOLL);
 }
 
-/* An epoll instance is local; adding a remote fd to it is refused for now. */
+/* An epoll instance is a real one in the process; remote fds are kept out of it (epoll.c). */
 enum sv_verdict wait_epoll_create1(struct sv_call *c)
 {
 	(void)c;
@@ -825,23 +876,90 @@ enum sv_verdict wait_epoll_create1(struct sv_call *c)
 
 enum sv_verdict wait_epoll_ctl(struct sv_call *c)
 {
+	const __u64 *a = c->n.data.args;
+	struct epoll_event ev = { 0, { 0 } };
 	uint64_t h;
 
-	if (sv_fd_remote(c, (int)c->n.data.args[2], &h) == 1) {
-		c->ret = -ENOSYS;
+	if (sv_fd_remote(c, (int)a[2], &h) != 1)
+		return SV_CONTINUE;
+	if ((int)a[1] != EPOLL_CTL_DEL && sv_read_mem(c, &ev, a[3], sizeof(ev))) {
+		c->ret = -EFAULT;
 		return SV_REPLY;
 	}
-	return SV_CONTINUE;
+	c->ret = ep_ctl(c, (int)a[0], (int)a[1], (int)a[2], h, ev.events, ev.data.u64);
+	return SV_REPLY;
+}
+
+/* epoll_wait/epoll_pwait on an instance with remote interest: its own fd is the local half. */
+static enum sv_verdict wait_epoll(struct sv_call *c, bool pwait)
+{
+	const __u64 *a = c->n.data.args;
+	struct ep_reg *regs = NULL;
+	struct timespec ts;
+	struct wcall *w;
+	int n, i, epdup = -1, err;
+	size_t k = 0;
+
+	if ((int)a[2] <= 0 || (int)a[2] > (int)(0x7fffffff / sizeof(struct epoll_event)))
+		return SV_CONTINUE;	/* EINVAL from the kernel */
+	n = ep_snapshot(c, (int)a[0], &regs, &epdup);
+	if (n <= 0)
+		return SV_CONTINUE;
+	w = wcall_new(c, WK_EPOLL);
+	if (!w || !(w->it = calloc(n + 1, sizeof(*w->it)))) {
+		err = -ENOMEM;
+		goto reply;
+	}
+	w->epdup = epdup;
+	epdup = -1;
+	w->epfd = (int)a[0];
+	w->nfds = (int)a[2];
+	w->uptr[0] = a[1];
+	w->it[k++] = (struct witem){ .vfd = w->epfd, .events = POLLIN };
+	for (i = 0; i < n; i++) {
+		if (regs[i].disabled)
+			continue;
+		w->it[k++] = (struct witem){ .vfd = regs[i].vfd, .remote = true,
+					     .handle = regs[i].handle,
+					     .events = (uint16_t)regs[i].events,
+					     .epevents = regs[i].events, .epdata = regs[i].data };
+	}
+	free(regs);
+	regs = NULL;
+	w->n = k;
+	w->nl = 1;
+	w->nr = k - 1;
+	if (!w->nr) {
+		wcall_free(w);
+		return SV_CONTINUE;
+	}
+	if (pwait) {
+		err = read_sigmask(c, a[4], a[5]);
+		if (err)
+			goto reply;
+	}
+	if ((int)a[3] >= 0) {
+		ts.tv_sec = (int)a[3] / 1000;
+		ts.tv_nsec = ((int)a[3] % 1000) * 1000000L;
+	}
+	wcall_set_timeout(w, (int)a[3] >= 0 ? &ts : NULL);
+	return wcall_run(w);
+reply:
+	free(regs);
+	if (epdup >= 0)
+		close(epdup);
+	if (w)
+		wcall_free(w);
+	c->ret = err;
+	return SV_REPLY;
 }
 
 enum sv_verdict wait_epoll_wait(struct sv_call *c)
 {
-	(void)c;
-	return SV_CONTINUE;
+	return wait_epoll(c, false);
 }
 
 enum sv_verdict wait_epoll_pwait(struct sv_call *c)
 {
-	(void)c;
-	return SV_CONTINUE;
+	return wait_epoll(c, true);
 }

@@ -24,7 +24,7 @@ report()
 	fi
 }
 
-tap_plan 3
+tap_plan 4
 export WAIT_IP=$RSYS_SERVICE_IP
 WAIT_RSYS=0 rsys_native timeout 120 "$SELECT" >"$RSYS_TMP/native" 2>&1
 report "wait_select natively" $? "$RSYS_TMP/native"
@@ -35,4 +35,19 @@ WAIT_DELEGATE=$RSYS_DELEGATE WAIT_DELEGATE_PID=$(pgrep -f -n -- "--listen $RSYS_
 	timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$LEAK" >"$RSYS_TMP/leak" 2>&1
 report "wait_leak under rsys" $? "$RSYS_TMP/leak"
+
+# Python's asyncio and selectors (epoll) on remote sockets: same transcript as natively.
+AIO=$RSYS_SRC/selftests/wait_asyncio.py
+rsys_native timeout 60 "$PYTHON3" "$AIO" "$RSYS_WORLD_IP" >"$RSYS_TMP/aio.native" 2>&1
+timeout 60 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+	"$PYTHON3" "$AIO" "$RSYS_WORLD_IP" >"$RSYS_TMP/aio.rsys" 2>&1
+if diff -u "$RSYS_TMP/aio.native" "$RSYS_TMP/aio.rsys" >"$RSYS_TMP/aio.diff" &&
+   grep -q "^writable" "$RSYS_TMP/aio.rsys"; then
+	sed 's/^/    # /' "$RSYS_TMP/aio.rsys"
+	tap_ok "asyncio and selectors on remote sockets, as natively"
+else
+	tap_diag_file "$RSYS_TMP/aio.native"
+	tap_diag_file "$RSYS_TMP/aio.diff"
+	tap_not_ok "asyncio and selectors on remote sockets"
+fi
 tap_finish
