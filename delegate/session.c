@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include "delegate.h"
 #include "frame.h"
@@ -374,6 +375,12 @@ static void session_end(struct session *s)
 	struct timespec ts;
 	uint32_t i;
 
+	/*
+	 * Replies still owed are lost with the client anyway; shutting the
+	 * connection down also frees a thread stuck writing to a client that
+	 * stopped reading.
+	 */
+	shutdown(s->fd, SHUT_RDWR);
 	pthread_mutex_lock(&s->lock);
 	s->closing = true;
 	while ((req = s->queue)) {

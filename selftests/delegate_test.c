@@ -446,6 +446,37 @@ static void test_limit_fds(void)
 	close(fd);
 }
 
+static void test_limit_inflight(int lfd, const struct sockaddr_in *srv)
+{
+	int fd = session_open(sock_pol), cfd, i, eintr = 0;
+	uint64_t id[4];
+	int64_t h, ret;
+
+	h = d_socket(fd, SOCK_STREAM);
+	d_connect(fd, h, srv);
+	cfd = accept_timeout(lfd);
+	for (i = 0; i < 4; i++)
+		id[i] = req_send(fd, RSYS_OP_RECV, NULL, 0, h, 16, 0, 0);
+	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, 16, 0, 0, NULL);
+	EXPECT_TRUE(ret == -EAGAIN, "limit inflight 4: a 5th blocking recv -> %lld (-EAGAIN)",
+		    (long long)ret);
+	for (i = 0; i < 4; i++)
+		req_send(fd, RSYS_OP_CANCEL, NULL, 0, id[i], 0, 0, 0);
+	/* Replies come in any order. */
+	for (i = 0; i < 4; i++) {
+		struct rsys_frame f;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, REPLY_TIMEOUT_MS) == 1 && !frame_recv(fd, &f, rbuf, sizeof(rbuf)) &&
+		    f.op == RSYS_OP_RECV && f.a[0] == -EINTR)
+			eintr++;
+	}
+	EXPECT_TRUE(eintr == 4, "the 4 cancelled recvs each answered -EINTR (%d)", eintr);
+	if (cfd >= 0)
+		close(cfd);
+	close(fd);
+}
+
 static void test_cancel(int lfd, const struct sockaddr_in *srv)
 {
 	struct rsys_delegate_stats st = { 0 };
@@ -616,7 +647,7 @@ int main(void)
 	lfd = tcp_server(&srv);
 	if (lfd < 0)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
-	ktap_plan(53);
+	ktap_plan(55);
 	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
 	pid_open = delegate_start(bin, sock_open, NULL);
 	pid_pol = delegate_start(bin, sock_pol, policy_path);
@@ -628,6 +659,7 @@ int main(void)
 	test_policy(&srv, lfd);
 	test_isolation();
 	test_limit_fds();
+	test_limit_inflight(lfd, &srv);
 	test_cancel(lfd, &srv);
 	test_garbage();
 
