@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Split select/poll selftests: wait_select natively and under rsys, wait_leak under rsys (TAP per run).
+# Split select/poll/epoll selftests: wait_select, wait_epoll natively and under rsys; wait_leak, asyncio under rsys.
 
 . "$(dirname "$0")/lib.sh"
 
 SELECT=$RSYS_O/selftests/wait_select
+EPOLL=$RSYS_O/selftests/wait_epoll
 LEAK=$RSYS_O/selftests/wait_leak
 rsys_require
-[ -x "$SELECT" ] && [ -x "$LEAK" ] || ksft_skip "wait_select/wait_leak not built (make -C selftests)"
+[ -x "$SELECT" ] && [ -x "$EPOLL" ] && [ -x "$LEAK" ] ||
+	ksft_skip "wait_select/wait_epoll/wait_leak not built (make -C selftests)"
 rsys_topology_up
 rsys_delegate_start
 
@@ -24,13 +26,18 @@ report()
 	fi
 }
 
-tap_plan 4
+tap_plan 6
 export WAIT_IP=$RSYS_SERVICE_IP
 WAIT_RSYS=0 rsys_native timeout 120 "$SELECT" >"$RSYS_TMP/native" 2>&1
 report "wait_select natively" $? "$RSYS_TMP/native"
 WAIT_RSYS=1 timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$SELECT" >"$RSYS_TMP/rsys" 2>&1
 report "wait_select under rsys" $? "$RSYS_TMP/rsys"
+rsys_native timeout 120 "$EPOLL" >"$RSYS_TMP/ep.native" 2>&1
+report "wait_epoll natively" $? "$RSYS_TMP/ep.native"
+timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+	"$EPOLL" >"$RSYS_TMP/ep.rsys" 2>&1
+report "wait_epoll under rsys" $? "$RSYS_TMP/ep.rsys"
 WAIT_DELEGATE=$RSYS_DELEGATE WAIT_DELEGATE_PID=$(pgrep -f -n -- "--listen $RSYS_DELEGATE") \
 	timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$LEAK" >"$RSYS_TMP/leak" 2>&1

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0
+/* epoll interest lists with local and remote fds: level, one-shot, user data, errors, fd closed while registered. */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ktap.h"
+
+/* Remote fds are AF_INET UDP sockets (at the delegate under rsys-load run); local ones pipes. */
+struct udp {
+	int rx, tx;
+	struct sockaddr_in addr;
+};
+
+static int udp_open(struct udp *u, const char *ip)
+{
+	socklen_t len = sizeof(u->addr);
+
+	u->rx = socket(AF_INET, SOCK_DGRAM, 0);
+	u->tx = socket(AF_INET, SOCK_DGRAM, 0);
+	if (u->rx < 0 || u->tx < 0)
+		return -1;
+	memset(&u->addr, 0, sizeof(u->addr));
+	u->addr.sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &u->addr.sin_addr);
+	if (bind(u->rx, (struct sockaddr *)&u->addr, sizeof(u->addr)) ||
+	    getsockname(u->rx, (struct sockaddr *)&u->addr, &len))
+		return -1;
+	return 0;
+}
+
+static void udp_fire(struct udp *u)
+{
+	struct timespec settle = { 0, 20000000 };
+
+	sendto(u->tx, "x", 1, 0, (struct sockaddr *)&u->addr, sizeof(u->addr));
+	nanosleep(&settle, NULL);
+}
+
+static void udp_drain(struct udp *u)
+{
+	char b[16];
+
+	while (recv(u->rx, b, sizeof(b), MSG_DONTWAIT) > 0)
+		;
+}
+
+static int add(int ep, int fd, uint32_t events, uint64_t data)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = data };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int main(void)
+{
+	const char *ip = getenv("WAIT_IP") ? getenv("WAIT_IP") : "127.0.0.1";
+	struct epoll_event ev[8];
+	struct udp u;
+	int ep, p[2], n, e;
+	char b;
+
+	if (pipe(p))
+		ktap_exit_skip("pipe: %s", strerror(errno));
+	if (udp_open(&u, ip))
+		ktap_exit_skip("UDP socket on %s: %s", ip, strerror(errno));
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		ktap_exit_skip("epoll_create1: %s", strerror(errno));
+	ktap_plan(12);
+
+	EXPECT_TRUE(add(ep, p[0], EPOLLIN, 0x1111) == 0 && add(ep, u.rx, EPOLLIN, 0xabcdef0123ULL) == 0,
+		    "add a local and a remote fd");
+	n = add(ep, u.rx, EPOLLIN, 1);
+	e = errno;
+	EXPECT_TRUE(n == -1 && e == EEXIST, "add twice: %d %s", n, strerror(e));
+	n = epoll_wait(ep, ev, 8, 100);
+	EXPECT_TRUE(n == 0, "nothing ready: timeout %d", n);
+
+	udp_fire(&u);
+	n = epoll_wait(ep, ev, 8, 1000);
+	EXPECT_TRUE(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 0xabcdef0123ULL,
+		    "remote ready, user data kept: %d %#x %#llx", n, ev[0].events,
+		    (unsigned long long)ev[0].data.u64);
+	n = epoll_wait(ep, ev, 8, 1000);
+	EXPECT_TRUE(n == 1 && ev[0].data.u64 == 0xabcdef0123ULL, "level-triggered: reported again: %d", n);
+	udp_drain(&u);
+
+	if (write(p[1], "x", 1) != 1)
+		return 1;
+	n = epoll_wait(ep, ev, 8, 1000);
+	EXPECT_TRUE(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 0x1111,
+		    "local ready: %d %#llx", n, (unsigned long long)ev[0].data.u64);
+	if (read(p[0], &b, 1) != 1)
+		return 1;
+
+	ev[0] = (struct epoll_event){ .events = EPOLLIN | EPOLLONESHOT, .data.u64 = 7 };
+	EXPECT_TRUE(epoll_ctl(ep, EPOLL_CTL_MOD, u.rx, &ev[0]) == 0, "EPOLL_CTL_MOD to one-shot");
+	udp_fire(&u);
+	n = epoll_wait(ep, ev, 8, 1000);
+	e = n == 1 ? (int)ev[0].data.u64 : -1;
+	n = n == 1 ? epoll_wait(ep, ev, 8, 100) : -2;
+	EXPECT_TRUE(e == 7 && n == 0, "one-shot: reported once (data %d), then silent (%d)", e, n);
+	ev[0] = (struct epoll_event){ .events = EPOLLIN, .data.u64 = 8 };
+	epoll_ctl(ep, EPOLL_CTL_MOD, u.rx, &ev[0]);
+	n = epoll_wait(ep, ev, 8, 1000);
+	EXPECT_TRUE(n == 1 && ev[0].data.u64 == 8, "re-armed by EPOLL_CTL_MOD: %d", n);
+	udp_drain(&u);
+
+	EXPECT_TRUE(epoll_ctl(ep, EPOLL_CTL_DEL, u.rx, NULL) == 0, "EPOLL_CTL_DEL of the remote fd");
+	n = epoll_ctl(ep, EPOLL_CTL_DEL, u.rx, NULL);
+	e = errno;
+	EXPECT_TRUE(n == -1 && e == ENOENT, "second EPOLL_CTL_DEL: %d %s", n, strerror(e));
+
+	/* closed while registered: it leaves the interest list */
+	add(ep, u.rx, EPOLLIN, 9);
+	udp_fire(&u);
+	close(u.rx);
+	n = epoll_wait(ep, ev, 8, 100);
+	EXPECT_TRUE(n == 0, "remote fd closed while registered: not reported (%d)", n);
+	return ktap_finish();
+}
