@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Intercepted socket and fd-table calls: remote ones become delegate requests, local ones run in the kernel. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -38,7 +39,43 @@ struct sop {
 	bool want_addr;			/* recv: the reply carries the peer address */
 	char *buf;			/* request payload */
 	uint64_t out, outlen;		/* getsockopt / ioctl out pointers */
+	uint64_t h;			/* the remote socket */
+	bool is_accept;			/* a "take" call: accept (else recv) */
+	bool orphan;			/* its caller was interrupted: the result goes to the stash */
+	struct sop *hnext;		/* in hstate.inflight / hstate.waitq */
 };
+
+/*
+ * A call that takes something from a remote socket (recv, accept) whose
+ * caller is interrupted by a signal leaves an orphan request behind. What
+ * it still brings (data, a connection) is stashed and given to the next
+ * take call on that socket, which first waits for the orphans to finish:
+ * a program that retries after EINTR (or a restarted call) loses nothing
+ * and sees nothing out of order.
+ */
+struct stash {
+	struct stash *next;
+	bool conn;			/* an accepted connection (else data) */
+	int64_t n;			/* recv: bytes in data; accept: the new handle */
+	size_t off;			/* recv: bytes already taken */
+	socklen_t alen;
+	int msg_flags;
+	struct sockaddr_storage addr;
+	char data[];
+};
+
+struct hstate {
+	uint64_t handle;
+	struct sop *inflight;		/* take requests at the delegate */
+	struct sop *waitq;		/* take calls waiting for orphans, in arrival order */
+	struct stash *stash;
+	struct hstate *next;
+};
+
+#define HS_BUCKETS	64
+
+static pthread_mutex_t hs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hstate *hs_tab[HS_BUCKETS];
 
 static struct sop *sop_new(struct sv_call *c, uint16_t op, uint64_t h, int lost_err)
 {
@@ -47,6 +84,7 @@ static struct sop *sop_new(struct sv_call *c, uint16_t op, uint64_t h, int lost_
 	if (!o)
 		return NULL;
 	o->c = c;
+	o->h = h;
 	o->lost_err = lost_err;
 	o->r.f.op = op;
 	o->r.f.a[0] = h;
@@ -92,6 +130,15 @@ static enum sv_verdict sv_error(struct sv_call *c, int err)
 {
 	c->ret = err;
 	return SV_REPLY;
+}
+
+/* Answer the call at once with @err (a value or -errno) and drop @o. */
+static enum sv_verdict sop_answer(struct sop *o, int err)
+{
+	struct sv_call *c = o->c;
+
+	sop_free(o);
+	return sv_error(c, err);
 }
 
 /* Replies whose a[0] is the whole answer. */
@@ -256,17 +303,18 @@ static int get_namecap(struct sop *o, uint64_t name, uint64_t lenp)
 	return 0;
 }
 
-static void accept_done(struct remote_req *r)
+static enum sv_verdict take_start(struct sop *o);
+
+/* Answer accept @o with the new remote socket @h (or -errno) whose peer is @peer. */
+static void accept_answer(struct sop *o, int64_t h, const void *peer, socklen_t plen)
 {
-	struct sop *o = r->arg;
-	int64_t h = sop_result(o);
 	int ret;
 
 	if (h < 0) {
 		sop_finish(o, h);
 		return;
 	}
-	ret = put_name(o, r->rpayload, r->f.len);
+	ret = put_name(o, peer, plen);
 	if (ret) {
 		remote_post(o->c->sv->remote, RSYS_OP_CLOSE, h, 0);
 		sop_finish(o, ret);
@@ -297,7 +345,8 @@ enum sv_verdict sys_accept4(struct sv_call *c)
 	o->r.f.a[1] = flags & SOCK_NONBLOCK;
 	o->nonblock = flags & SOCK_NONBLOCK;
 	o->cloexec = flags & SOCK_CLOEXEC;
-	return sop_submit(o, accept_done);
+	o->is_accept = true;
+	return take_start(o);
 }
 
 enum sv_verdict sys_accept(struct sv_call *c)
@@ -369,24 +418,19 @@ static int iov_copy(struct sop *o, char *buf, size_t off, size_t len, bool to_ca
 	return 0;
 }
 
-static void recv_done(struct remote_req *r)
+/* Answer recv @o: @n (or -errno), @dlen bytes of @data, the peer @addr (@alen bytes), @msg_flags. */
+static void recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
+			const void *addr, socklen_t alen, int msg_flags)
 {
-	struct sop *o = r->arg;
-	int64_t n = sop_result(o);
-	size_t alen, dlen;
 	int ret;
 
 	if (n < 0) {
 		sop_finish(o, n);
 		return;
 	}
-	alen = o->want_addr ? (size_t)r->f.a[1] : 0;
-	if (alen > r->f.len)
-		alen = r->f.len;
-	dlen = r->f.len - alen;
 	if (dlen > o->total)
 		dlen = o->total;
-	ret = iov_copy(o, (char *)r->rpayload, 0, dlen, true);
+	ret = iov_copy(o, (char *)data, 0, dlen, true);
 	if (!ret && o->msg) {
 		struct msghdr m;
 
@@ -394,17 +438,251 @@ static void recv_done(struct remote_req *r)
 		if (!ret && m.msg_name) {
 			socklen_t l = alen < m.msg_namelen ? alen : m.msg_namelen;
 
-			ret = sv_write_mem(o->c, (uintptr_t)m.msg_name, (char *)r->rpayload + dlen, l);
+			ret = sv_write_mem(o->c, (uintptr_t)m.msg_name, addr, l);
 			m.msg_namelen = alen;
 		}
-		m.msg_flags = r->f.a[2];
+		m.msg_flags = msg_flags;
 		m.msg_controllen = 0;
 		if (!ret)
 			ret = sv_write_mem(o->c, o->msg, &m, sizeof(m));
 	} else if (!ret && o->namelen) {
-		ret = put_name(o, (char *)r->rpayload + dlen, alen);
+		ret = put_name(o, addr, alen);
 	}
 	sop_finish(o, ret ? ret : n);
+}
+
+static struct hstate *hs_get(uint64_t h, bool create)
+{
+	struct hstate *hs;
+
+	for (hs = hs_tab[h % HS_BUCKETS]; hs; hs = hs->next)
+		if (hs->handle == h)
+			return hs;
+	if (!create)
+		return NULL;
+	hs = calloc(1, sizeof(*hs));
+	if (!hs)
+		return NULL;
+	hs->handle = h;
+	hs->next = hs_tab[h % HS_BUCKETS];
+	hs_tab[h % HS_BUCKETS] = hs;
+	return hs;
+}
+
+/* Drop @hs once nothing refers to it. Called with hs_lock held. */
+static void hs_put(struct hstate *hs)
+{
+	struct hstate **pp;
+
+	if (hs->inflight || hs->waitq || hs->stash)
+		return;
+	for (pp = &hs_tab[hs->handle % HS_BUCKETS]; *pp; pp = &(*pp)->next) {
+		if (*pp == hs) {
+			*pp = hs->next;
+			break;
+		}
+	}
+	free(hs);
+}
+
+static void sop_unlink(struct sop **list, struct sop *o)
+{
+	for (; *list; list = &(*list)->hnext) {
+		if (*list == o) {
+			*list = o->hnext;
+			return;
+		}
+	}
+}
+
+/* Keep what the orphan @o got (@n, reply @r) for the next take call. Called with hs_lock held. */
+static void stash_push(struct hstate *hs, struct sop *o, int64_t n, const struct remote_req *r)
+{
+	size_t dlen = 0, alen = r->f.len;
+	struct stash *s, **pp;
+
+	if (!o->is_accept) {
+		alen = o->want_addr ? (size_t)r->f.a[1] : 0;
+		if (alen > r->f.len)
+			alen = r->f.len;
+		dlen = r->f.len - alen;
+	}
+	if (alen > sizeof(s->addr))
+		alen = sizeof(s->addr);
+	s = calloc(1, sizeof(*s) + dlen);
+	if (!s) {
+		if (o->is_accept)
+			remote_post(o->c->sv->remote, RSYS_OP_CLOSE, n, 0);
+		return;
+	}
+	s->conn = o->is_accept;
+	s->n = o->is_accept ? n : (int64_t)dlen;
+	s->alen = alen;
+	s->msg_flags = r->f.a[2];
+	memcpy(s->data, r->rpayload, dlen);
+	memcpy(&s->addr, (const char *)r->rpayload + dlen, alen);
+	for (pp = &hs->stash; *pp; pp = &(*pp)->next)
+		;
+	*pp = s;
+}
+
+static void take_done(struct remote_req *r)
+{
+	struct sop *o = r->arg, *w, *waiting = NULL;
+	int64_t n = sop_result(o);
+	struct hstate *hs;
+	bool orphan, left = false;
+
+	pthread_mutex_lock(&hs_lock);
+	hs = hs_get(o->h, false);
+	if (hs)
+		sop_unlink(&hs->inflight, o);
+	orphan = o->orphan || !sv_call_valid(o->c);
+	if (hs && orphan && !r->lost && (o->is_accept ? n >= 0 : n > 0))
+		stash_push(hs, o, n, r);
+	if (hs) {
+		for (w = hs->inflight; w; w = w->hnext)
+			left |= w->orphan;
+		if (!left) {
+			waiting = hs->waitq;
+			hs->waitq = NULL;
+		}
+		hs_put(hs);
+	}
+	pthread_mutex_unlock(&hs_lock);
+
+	if (orphan) {
+		sv_call_free(o->c);
+		sop_free(o);
+	} else if (o->is_accept) {
+		accept_answer(o, n, r->rpayload, r->f.len);
+	} else {
+		size_t alen = o->want_addr ? (size_t)r->f.a[1] : 0;
+
+		if (alen > r->f.len)
+			alen = r->f.len;
+		recv_answer(o, n, r->rpayload, r->f.len - alen, (const char *)r->rpayload + r->f.len - alen,
+			    alen, r->f.a[2]);
+	}
+	while ((w = waiting)) {
+		struct sv_call *c = w->c;
+
+		waiting = w->hnext;
+		if (take_start(w) == SV_REPLY)
+			sv_reply(c, c->ret);
+	}
+}
+
+/* Answer take call @o from stash entry @s (a copy, or the entry itself when it was used up). */
+static void take_from_stash(struct sop *o, struct stash *s)
+{
+	if (o->is_accept)
+		accept_answer(o, s->n, &s->addr, s->alen);
+	else
+		recv_answer(o, s->n, s->data, s->n, &s->addr, s->alen, s->msg_flags);
+	free(s);
+}
+
+/* Take the answer for @o out of @hs's stash. Called with hs_lock held. */
+static struct stash *stash_take(struct hstate *hs, struct sop *o)
+{
+	struct stash *s = hs->stash, *copy;
+	size_t n;
+
+	if (o->is_accept) {
+		hs->stash = s->next;
+		return s;
+	}
+	n = s->n - s->off < o->total ? s->n - s->off : o->total;
+	copy = malloc(sizeof(*copy) + n);
+	if (!copy)
+		return NULL;
+	*copy = *s;
+	copy->n = n;
+	memcpy(copy->data, s->data + s->off, n);
+	if (!(o->flags & MSG_PEEK)) {
+		s->off += n;
+		if (s->off == (size_t)s->n) {
+			hs->stash = s->next;
+			free(s);
+		}
+	}
+	return copy;
+}
+
+/* Start take call @o: behind orphans of its socket, from the stash, or at the delegate. */
+static enum sv_verdict take_start(struct sop *o)
+{
+	struct remote *rc = o->c->sv->remote;
+	struct stash *s = NULL;
+	struct sop **pp, *p;
+	struct hstate *hs;
+	bool wait = false;
+
+	pthread_mutex_lock(&hs_lock);
+	hs = hs_get(o->h, true);
+	if (!hs) {
+		pthread_mutex_unlock(&hs_lock);
+		return sop_answer(o, -ENOMEM);
+	}
+	for (p = hs->inflight; p; p = p->hnext) {
+		if (!p->orphan && !sv_call_valid(p->c)) {
+			p->orphan = true;
+			remote_cancel(rc, &p->r);
+		}
+		wait |= p->orphan;
+	}
+	if (wait) {
+		for (pp = &hs->waitq; *pp; pp = &(*pp)->hnext)
+			;
+		o->hnext = NULL;
+		*pp = o;
+		pthread_mutex_unlock(&hs_lock);
+		return SV_PENDING;
+	}
+	if (hs->stash) {
+		s = stash_take(hs, o);
+		hs_put(hs);
+		pthread_mutex_unlock(&hs_lock);
+		if (!s)
+			return sop_answer(o, -ENOMEM);
+		take_from_stash(o, s);
+		return SV_PENDING;	/* answered */
+	}
+	o->hnext = hs->inflight;
+	hs->inflight = o;
+	o->r.done = take_done;
+	pthread_mutex_unlock(&hs_lock);
+	if (remote_submit(rc, &o->r)) {
+		pthread_mutex_lock(&hs_lock);
+		sop_unlink(&hs->inflight, o);
+		hs_put(hs);
+		pthread_mutex_unlock(&hs_lock);
+		return sop_answer(o, o->lost_err);
+	}
+	return SV_PENDING;
+}
+
+/* The last placeholder of @h is closed: drop what was stashed for it. */
+void sock_handle_gone(struct sv *sv, uint64_t h)
+{
+	struct stash *s, *list = NULL;
+	struct hstate *hs;
+
+	pthread_mutex_lock(&hs_lock);
+	hs = hs_get(h, false);
+	if (hs) {
+		list = hs->stash;
+		hs->stash = NULL;
+		hs_put(hs);
+	}
+	pthread_mutex_unlock(&hs_lock);
+	while ((s = list)) {
+		list = s->next;
+		if (s->conn)
+			remote_post(sv->remote, RSYS_OP_CLOSE, s->n, 0);
+		free(s);
+	}
 }
 
 static enum sv_verdict recv_submit(struct sop *o)
@@ -412,7 +690,7 @@ static enum sv_verdict recv_submit(struct sop *o)
 	o->r.f.a[3] = o->want_addr;
 	o->r.f.a[1] = o->total < SOP_MAX_RECV ? o->total : SOP_MAX_RECV;
 	o->r.f.a[2] = o->flags;
-	return sop_submit(o, recv_done);
+	return take_start(o);
 }
 
 /* Common start of the receive calls; *@ret set when the call is answered at once. */
@@ -431,14 +709,6 @@ static struct sop *recv_new(struct sv_call *c, enum sv_verdict *v)
 	return o;
 }
 
-/* Answer the call at once with @err (a value or -errno) and drop @o. */
-static enum sv_verdict sop_answer(struct sop *o, int err)
-{
-	struct sv_call *c = o->c;
-
-	sop_free(o);
-	return sv_error(c, err);
-}
 
 /* read/readv of no bytes return 0 without looking at a socket (sock_read_iter). */
 static enum sv_verdict read_submit(struct sop *o)

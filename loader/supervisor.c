@@ -333,6 +333,7 @@ static void ev_anchor_hup(struct anchor *a)
 	epoll_ctl(st.epfd, EPOLL_CTL_DEL, a->fd, NULL);
 	close(a->fd);
 	pr_debug("handle %llu: last placeholder closed\n", (unsigned long long)a->handle);
+	sock_handle_gone(st.sv, a->handle);
 	remote_post(st.sv->remote, RSYS_OP_CLOSE, a->handle, 0);
 	fdc_anchor_del(a);
 }

@@ -33,6 +33,9 @@ enum sv_verdict sys_dup2(struct sv_call *c);
 enum sv_verdict sys_dup3(struct sv_call *c);
 enum sv_verdict sys_execve(struct sv_call *c);
 
+/* The last placeholder of remote socket @h was closed (called before RSYS_OP_CLOSE is sent). */
+void sock_handle_gone(struct sv *sv, uint64_t h);
+
 /*
  * Create the anchor of a new remote socket @handle: returns the end to
  * install in the process (O_NONBLOCK if @nonblock) or -errno; the other end
