@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -855,6 +858,159 @@ static void sc_refused(void)
 	lowest_free();
 }
 
+static volatile sig_atomic_t signals;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	signals++;
+}
+
+struct later {
+	pthread_t target;
+	int fd;			/* send "late" on it after the signal, or -1 */
+};
+
+/* Signal the blocked main thread after 200 ms, then maybe send data 400 ms later. */
+static void *later_thread(void *arg)
+{
+	struct later *l = arg;
+
+	sleep_ms(200);
+	pthread_kill(l->target, SIGUSR1);
+	if (l->fd >= 0) {
+		sleep_ms(400);
+		send(l->fd, "late", 4, 0);
+	}
+	return NULL;
+}
+
+static void sc_eintr(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct later l = { .target = pthread_self(), .fd = -1 };
+	char buf[8] = "";
+	pthread_t th;
+	int s;
+
+	s = tcp_connect(ECHO_PORT);
+	/* No SA_RESTART: a blocked remote recv fails with EINTR and eats no data. */
+	T(sigaction(SIGUSR1, &sa, NULL), "sigaction(SIGUSR1, no SA_RESTART)");
+	pthread_create(&th, NULL, later_thread, &l);
+	T(recv(s, buf, sizeof(buf), 0), "recv(%d) interrupted", s);
+	pthread_join(th, NULL);
+	printf("signals = %d\n", signals);
+	echo(s, s, "after EINTR");
+
+	/* SA_RESTART: the same recv is restarted and gets the data sent later. */
+	sa.sa_flags = SA_RESTART;
+	T(sigaction(SIGUSR1, &sa, NULL), "sigaction(SIGUSR1, SA_RESTART)");
+	l.fd = s;
+	pthread_create(&th, NULL, later_thread, &l);
+	T(recv(s, buf, 4, MSG_WAITALL), "recv(%d, 4, MSG_WAITALL) restarted \"%.4s\"", s, buf);
+	pthread_join(th, NULL);
+	printf("signals = %d\n", signals);
+	echo(s, s, "after restart");
+	lowest_free();
+}
+
+static void sc_rcvtimeo(void)
+{
+	struct timeval tv = { 0, 200000 }, got = { 0, 0 };
+	socklen_t len = sizeof(got);
+	char buf[8];
+	int s;
+
+	s = tcp_connect(ECHO_PORT);
+	T(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), "setsockopt(%d, SO_RCVTIMEO, 200 ms)", s);
+	T(getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &got, &len), "getsockopt(%d, SO_RCVTIMEO) -> %ld.%06ld len %u",
+	  s, (long)got.tv_sec, (long)got.tv_usec, len);
+	T(recv(s, buf, sizeof(buf), 0), "recv(%d) timed out", s);
+	echo(s, s, "after timeout");
+	lowest_free();
+}
+
+#define BIG	(1024 * 1024)
+#define WAITALL	(600 * 1024)
+
+struct sender {
+	int fd;
+	size_t len;
+	const unsigned char *buf;
+	ssize_t ret;
+};
+
+static void *send_thread(void *arg)
+{
+	struct sender *sd = arg;
+
+	sd->ret = send(sd->fd, sd->buf, sd->len, 0);
+	return NULL;
+}
+
+/* One call moving more than a wire frame's payload: blocking send/recv are not cut short. */
+static void sc_bigio(void)
+{
+	unsigned char *out = malloc(BIG), *in = malloc(BIG);
+	struct sender sd;
+	pthread_t th;
+	ssize_t r;
+	size_t i;
+	int s;
+
+	for (i = 0; i < BIG; i++)
+		out[i] = (unsigned char)(i * 131 + (i >> 12));
+	s = tcp_connect(ECHO_PORT);
+	sd = (struct sender){ .fd = s, .len = BIG, .buf = out };
+	pthread_create(&th, NULL, send_thread, &sd);
+	r = recv_exact(s, in, BIG);
+	pthread_join(th, NULL);
+	printf("send(%d, %d) = %zd\n", s, BIG, sd.ret);
+	printf("received %zd bytes, %s\n", r, r == BIG && !memcmp(in, out, BIG) ? "match" : "MISMATCH");
+	check(sd.ret == BIG && r == BIG && !memcmp(in, out, BIG), "1 MiB echo");
+
+	sd = (struct sender){ .fd = s, .len = WAITALL, .buf = out + 1 };
+	pthread_create(&th, NULL, send_thread, &sd);
+	memset(in, 0, BIG);
+	T(recv(s, in, WAITALL, MSG_WAITALL), "recv(%d, %d, MSG_WAITALL) %s", s, WAITALL,
+	  !memcmp(in, out + 1, WAITALL) ? "match" : "MISMATCH");
+	pthread_join(th, NULL);
+	printf("send(%d, %d) = %zd\n", s, WAITALL, sd.ret);
+	free(out);
+	free(in);
+	lowest_free();
+}
+
+/* posix_spawn (clone with CLONE_VM|CLONE_VFORK) inherits remote fds except close-on-exec ones. */
+static void sc_spawn(void)
+{
+	char *argv[] = { (char *)self_exe, "spawn-child", NULL };
+	extern char **environ;
+	int s, err, status = 0;
+	pid_t pid;
+
+	s = tcp_connect(ECHO_PORT);
+	tcp_connect_flags(world_ip, ECHO_PORT, SOCK_CLOEXEC);
+	fflush(stdout);
+	/* The child prints first: report the parent's side once it is gone. */
+	err = posix_spawn(&pid, self_exe, NULL, NULL, argv, environ);
+	if (!err)
+		waitpid(pid, &status, 0);
+	printf("posix_spawn(spawn-child) = %s\n", err ? strerrorname_np(err) : "0");
+	printf("child exit = %d\n", !err && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	echo(s, s, "parent after spawn");
+	lowest_free();
+}
+
+static void spawn_child(void)
+{
+	printf("-- spawned child\n");
+	T(fcntl(3, F_GETFD), "fcntl(3, F_GETFD)");
+	T(fcntl(4, F_GETFD), "fcntl(4, F_GETFD)");
+	echo(3, 3, "spawned child");
+	lowest_free();
+}
+
 static const struct scenario {
 	const char *name;
 	void (*fn)(void);
@@ -876,6 +1032,10 @@ static const struct scenario {
 	{ "iov", sc_iov },
 	{ "msg", sc_msg },
 	{ "refused", sc_refused },
+	{ "eintr", sc_eintr },
+	{ "rcvtimeo", sc_rcvtimeo },
+	{ "bigio", sc_bigio },
+	{ "spawn", sc_spawn },
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
@@ -895,6 +1055,10 @@ int main(int argc, char **argv)
 		for (i = 0; i < N_SCENARIOS; i++)
 			printf("%s\n", scenarios[i].name);
 		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "spawn-child")) {
+		spawn_child();
+		return failed ? KSFT_FAIL : KSFT_PASS;
 	}
 	if (argc == 3 && !strcmp(argv[1], "cloexec-child")) {
 		cloexec_child(argv[2]);
