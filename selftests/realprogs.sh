@@ -19,6 +19,7 @@ echo "<html><body>rsys test page $$</body></html>" >"$WWW/index.html"
 for i in 0 1 2 3; do
 	head -c $((100000 + i * 4099)) /dev/urandom >"$WWW/blob$i"
 done
+head -c $((8 << 20)) /dev/urandom >"$WWW/large"
 rsys_http_server "$WWW" "$HTTP_PORT" || ksft_skip "HTTP server in the world netns did not start"
 URL=http://$RSYS_WORLD_IP:$HTTP_PORT
 
@@ -36,6 +37,13 @@ threads = [threading.Thread(target=get, args=(i,)) for i in range(4)]
 for t in threads: t.start()
 for t in threads: t.join()
 print("\n".join(str(o) for o in out))
+'
+# An HTTP server answering one request, then exiting.
+SERVE_ONE_PY='
+import functools, http.server, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])
+handler.log_message = lambda *a: None
+http.server.HTTPServer(("0.0.0.0", int(sys.argv[1])), handler).handle_request()
 '
 # Connect to the hold port, then block in recv until the delegate dies.
 BLOCKED_PY='
@@ -91,7 +99,7 @@ nc_listen()
 }
 
 EXPECT=$RSYS_TMP/expect
-tap_plan 9
+tap_plan 12
 
 # The comparisons below mean something only if the program itself has no network.
 ifaces=$(rsys_run cat /proc/net/dev 2>&1 | tail -n +3 | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')
@@ -103,6 +111,8 @@ fi
 
 cp "$WWW/index.html" "$EXPECT.page"
 compare curl "$EXPECT.page" curl -sS --max-time 20 "$URL/index.html"
+sha256sum <"$WWW/large" >"$EXPECT.large"
+compare curl-8MiB "$EXPECT.large" sh -c "curl -sS --max-time 30 $URL/large | sha256sum"
 compare python3-urllib "$EXPECT.page" "$PYTHON3" -c "$FETCH_PY" "$URL/index.html"
 
 for i in 0 1 2 3; do
@@ -124,6 +134,24 @@ else
 	tap_not_ok "nc -l: listening socket in the service domain accepts a world client"
 fi
 
+# A trusted HTTP server: its listening socket is in the service domain, a world curl fetches.
+"$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- timeout "$LIMIT" \
+	"$PYTHON3" -c "$SERVE_ONE_PY" 7300 "$WWW" >"$RSYS_TMP/serve.out" 2>&1 &
+server=$!
+for ((i = 0; i < 100; i++)); do
+	ip netns exec "$RSYS_NS_WORLD" curl -sS --max-time 10 "http://$RSYS_SERVICE_IP:7300/index.html" \
+		>"$RSYS_TMP/served" 2>/dev/null && break
+	sleep 0.2
+done
+wait "$server"
+rc=$?
+if [ $rc -eq 0 ] && cmp -s "$RSYS_TMP/served" "$WWW/index.html"; then
+	tap_ok "python3 http.server under rsys serves a world curl"
+else
+	tap_diag_file "$RSYS_TMP/serve.out"
+	tap_not_ok "python3 http.server under rsys serves a world curl (server exit $rc)"
+fi
+
 # Untrusted: the same curl in a compute-like netns (only lo) has no route out.
 rsys_netns_add "rsys-lo-$$"
 if ip netns exec "rsys-lo-$$" curl -sS --max-time 5 "$URL/index.html" >/dev/null 2>"$RSYS_TMP/untrusted.err"; then
@@ -131,6 +159,28 @@ if ip netns exec "rsys-lo-$$" curl -sS --max-time 5 "$URL/index.html" >/dev/null
 else
 	echo "# $(cat "$RSYS_TMP/untrusted.err")"
 	tap_ok "untrusted curl in a lo-only netns fails"
+fi
+
+# Egress outside the policy: the delegate refuses the connect with EPERM.
+DENY=$RSYS_TMP/deny.policy
+sed 's|^allow tcp .*|allow tcp 198.18.0.1/32 7|' "$RSYS_POLICY" >"$DENY"
+rsys_bg "$RSYS_NS_SERVICE" "$RSYS_DELEGATE_BIN" --listen "unix:$RSYS_TMP/deny.sock" --policy "$DENY" \
+	2>"$RSYS_TMP/deny.log"
+rsys_wait_file "$RSYS_TMP/deny.sock"
+denied=$(timeout "$LIMIT" "$RSYS_LOAD" run --policy "$DENY" --delegate "unix:$RSYS_TMP/deny.sock" -- \
+	"$PYTHON3" -c '
+import errno, socket, sys
+for port in (7, int(sys.argv[2])):
+    try:
+        socket.create_connection((sys.argv[1], port), timeout=10).close()
+        print(port, "connected")
+    except OSError as e:
+        print(port, errno.errorcode.get(e.errno, e.errno))
+' "$RSYS_WORLD_IP" "$HTTP_PORT" 2>&1 | tr '\n' ' ')
+if [ "$denied" = "7 connected $HTTP_PORT EPERM " ]; then
+	tap_ok "egress: allowed port connects, other port refused with EPERM by the delegate"
+else
+	tap_not_ok "egress: expected '7 connected $HTTP_PORT EPERM', got '$denied'"
 fi
 
 # Delegate unreachable: rsys-load run says where it tried and exits 1.
