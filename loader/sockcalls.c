@@ -37,6 +37,7 @@ struct sop {
 	socklen_t namecap;
 	socklen_t alen;			/* send: destination address at the start of buf */
 	bool want_addr;			/* recv: the reply carries the peer address */
+	size_t chunk;			/* recv: bytes asked for in the request in flight */
 	char *buf;			/* request payload */
 	uint64_t out, outlen;		/* getsockopt / ioctl out pointers */
 	uint64_t h;			/* the remote socket */
@@ -304,6 +305,7 @@ static int get_namecap(struct sop *o, uint64_t name, uint64_t lenp)
 }
 
 static enum sv_verdict take_start(struct sop *o);
+static enum sv_verdict recv_submit(struct sop *o);
 
 /* Answer accept @o with the new remote socket @h (or -errno) whose peer is @peer. */
 static void accept_answer(struct sop *o, int64_t h, const void *peer, socklen_t plen)
@@ -425,12 +427,13 @@ static void recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 	int ret;
 
 	if (n < 0) {
-		sop_finish(o, n);
+		sop_finish(o, o->done ? (int64_t)o->done : n);
 		return;
 	}
-	if (dlen > o->total)
-		dlen = o->total;
-	ret = iov_copy(o, (char *)data, 0, dlen, true);
+	if (dlen > o->total - o->done)
+		dlen = o->total - o->done;
+	ret = iov_copy(o, (char *)data, o->done, dlen, true);
+	n += o->done;
 	if (!ret && o->msg) {
 		struct msghdr m;
 
@@ -558,11 +561,24 @@ static void take_done(struct remote_req *r)
 		accept_answer(o, n, r->rpayload, r->f.len);
 	} else {
 		size_t alen = o->want_addr ? (size_t)r->f.a[1] : 0;
+		size_t dlen;
 
 		if (alen > r->f.len)
 			alen = r->f.len;
-		recv_answer(o, n, r->rpayload, r->f.len - alen, (const char *)r->rpayload + r->f.len - alen,
-			    alen, r->f.a[2]);
+		dlen = r->f.len - alen;
+		/* MSG_WAITALL larger than one request: the next chunk follows this one. */
+		if ((o->flags & MSG_WAITALL) && !(o->flags & MSG_PEEK) && n > 0 &&
+		    (size_t)n == o->chunk && dlen == o->chunk && o->done + n < o->total &&
+		    !iov_copy(o, (char *)r->rpayload, o->done, dlen, true)) {
+			struct sv_call *c = o->c;
+
+			o->done += n;
+			if (recv_submit(o) == SV_REPLY)
+				sv_reply(c, c->ret);
+		} else {
+			recv_answer(o, n, r->rpayload, dlen, (const char *)r->rpayload + dlen, alen,
+				    r->f.a[2]);
+		}
 	}
 	while ((w = waiting)) {
 		struct sv_call *c = w->c;
@@ -687,9 +703,15 @@ void sock_handle_gone(struct sv *sv, uint64_t h)
 
 static enum sv_verdict recv_submit(struct sop *o)
 {
-	o->r.f.a[3] = o->want_addr;
-	o->r.f.a[1] = o->total < SOP_MAX_RECV ? o->total : SOP_MAX_RECV;
+	size_t left = o->total - o->done;
+
+	o->chunk = left < SOP_MAX_RECV ? left : SOP_MAX_RECV;
+	memset(&o->r.f, 0, sizeof(o->r.f));
+	o->r.f.op = RSYS_OP_RECV;
+	o->r.f.a[0] = o->h;
+	o->r.f.a[1] = o->chunk;
 	o->r.f.a[2] = o->flags;
+	o->r.f.a[3] = o->want_addr;
 	return take_start(o);
 }
 
@@ -790,7 +812,10 @@ static enum sv_verdict send_next(struct sop *o)
 	ret = iov_copy(o, o->buf + o->alen, o->done, n, false);
 	if (ret)
 		return sop_answer(o, o->done ? (int64_t)o->done : ret);
+	/* The frame holds the previous chunk's reply. */
+	memset(&o->r.f, 0, sizeof(o->r.f));
 	o->r.f.op = RSYS_OP_SEND;
+	o->r.f.a[0] = o->h;
 	o->r.f.a[1] = o->flags;
 	o->r.f.a[2] = o->alen;
 	o->r.f.len = o->alen + n;
@@ -811,30 +836,25 @@ static void send_finish(struct sop *o, int64_t ret)
 static void send_done(struct remote_req *r)
 {
 	struct sop *o = r->arg;
+	struct sv_call *c = o->c;
 	int64_t n = sop_result(o);
-	size_t chunk = r->f.len;
-	enum sv_verdict v;
 
-	(void)chunk;
 	if (n < 0) {
 		send_finish(o, n);
 		return;
 	}
 	o->done += n;
-	chunk = o->total - (o->done - n);
-	if (chunk > RSYS_MAX_PAYLOAD - o->alen)
-		chunk = RSYS_MAX_PAYLOAD - o->alen;
-	if ((size_t)n < chunk || o->done >= o->total) {
+	/*
+	 * A blocking send sends everything, whatever the delegate's send gave
+	 * at a time; on a non-blocking socket the next chunk ends in EAGAIN
+	 * and the call returns what was sent, as natively.
+	 */
+	if (!n || o->done >= o->total || !sv_call_valid(c)) {
 		send_finish(o, o->done);
 		return;
 	}
-	/* A blocking send sends everything: go on with the next chunk. */
-	v = send_next(o);
-	if (v == SV_REPLY) {
-		struct sv_call *c = o->c;
-
+	if (send_next(o) == SV_REPLY)
 		sv_reply(c, c->ret);
-	}
 }
 
 /* Common part of write/sendto/writev/sendmsg once o->iov is set; @addr/@alen the destination. */
