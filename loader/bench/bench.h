@@ -13,6 +13,9 @@ enum bench_test {
 	BENCH_LOCAL_NRREMOTE,	/* select(LocalFD, [RemoteFD]): split, local wins, remote cancelled */
 	BENCH_REMOTE,		/* select(RemoteFD): executed by the delegate */
 	BENCH_NRLOCAL_REMOTE,	/* select([LocalFD], RemoteFD): split, remote wins, local cancelled */
+	BENCH_NROWS,		/* the rows of Table 1 end here */
+	/* select(LocalFD, [RemoteFD]) whose local fd gets ready after the remote half was sent */
+	BENCH_LATE_LOCAL = BENCH_NROWS,
 	BENCH_NTESTS
 };
 
@@ -27,8 +30,9 @@ extern const struct bench_info bench_tests[BENCH_NTESTS];
 
 /*
  * Run workload @t for @iters iterations in this process and print its
- * seconds on stdout (the split test also prints the seconds of the
- * essential remote call and close that follow the loop). 0 or exit status.
+ * median call x @iters and its wall seconds on stdout (the split tests
+ * also print the seconds of the essential remote call and close that
+ * follow the loop). 0 or exit status.
  */
 int bench_worker(enum bench_test t, long iters);
 

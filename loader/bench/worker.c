@@ -2,6 +2,7 @@
 /* The workload half of rsys-bench: timed select loops on local pipes and remote sockets. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ const struct bench_info bench_tests[BENCH_NTESTS] = {
 	[BENCH_LOCAL_NRREMOTE]	= { "select(LocalFD, [RemoteFD])", "15 (31)", 15, true },
 	[BENCH_REMOTE]		= { "select(RemoteFD)", "189", 189, true },
 	[BENCH_NRLOCAL_REMOTE]	= { "select([LocalFD], RemoteFD)", "253", 253, true },
+	[BENCH_LATE_LOCAL]	= { "select(LocalFD later, [RemoteFD])", "-", 0, true },
 };
 
 static double now(void)
@@ -40,7 +42,36 @@ struct bench_sets {
 	fd_set rd, wr;
 	int want_fd;		/* the fd that must be reported */
 	bool want_wr;		/* ... in the write set */
+	int late_wr;		/* BENCH_LATE_LOCAL: a helper writes want_fd's pipe here */
 };
+
+/*
+ * BENCH_LATE_LOCAL: each select blocks first (its remote half goes to the
+ * delegate), then this thread makes the local fd ready, so that the remote
+ * half must really be cancelled.
+ */
+struct late {
+	int go[2];
+	int wr;
+	long iters;
+};
+
+static void *late_fn(void *arg)
+{
+	struct timespec pause = { 0, 100 * 1000 };
+	struct late *l = arg;
+	char b;
+	long i;
+
+	for (i = 0; i < l->iters; i++) {
+		if (read(l->go[0], &b, 1) != 1)
+			break;
+		nanosleep(&pause, NULL);
+		if (write(l->wr, "x", 1) != 1)
+			break;
+	}
+	return NULL;
+}
 
 static int sets_prepare(enum bench_test t, struct bench_sets *s, int *remote)
 {
@@ -68,6 +99,12 @@ static int sets_prepare(enum bench_test t, struct bench_sets *s, int *remote)
 	case BENCH_LOCAL:
 		FD_SET(ready[0], &s->rd);
 		s->want_fd = ready[0];
+		break;
+	case BENCH_LATE_LOCAL:
+		FD_SET(idle[0], &s->rd);
+		FD_SET(*remote, &s->rd);
+		s->want_fd = idle[0];
+		s->late_wr = idle[1];
 		break;
 	case BENCH_LOCAL_NRREMOTE:
 		FD_SET(ready[0], &s->rd);
@@ -103,20 +140,32 @@ int bench_worker(enum bench_test t, long iters)
 {
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
+	struct late late = { .iters = iters };
 	struct bench_sets s;
 	double t0, t1, start, *lap;
+	pthread_t helper;
 	fd_set rd, wr;
 	int remote, n;
+	char b;
 	long i;
 
 	lap = malloc(iters * sizeof(*lap));
 	if (!lap || sets_prepare(t, &s, &remote))
 		return 1;
+	if (t == BENCH_LATE_LOCAL) {
+		late.wr = s.late_wr;
+		if (pipe(late.go) || pthread_create(&helper, NULL, late_fn, &late))
+			return 1;
+	}
 	start = t0 = now();
 	for (i = 0; i < iters; i++) {
 		rd = s.rd;
 		wr = s.wr;
+		if (t == BENCH_LATE_LOCAL && write(late.go[1], "x", 1) != 1)
+			return 1;
 		n = select(s.nfds, &rd, &wr, NULL, NULL);
+		if (t == BENCH_LATE_LOCAL && read(s.want_fd, &b, 1) != 1)
+			return 1;
 		if (n != 1 || !FD_ISSET(s.want_fd, s.want_wr ? &wr : &rd)) {
 			fprintf(stderr, "rsys-bench: %s: iteration %ld: select returned %d (%s), want fd %d ready\n",
 				bench_tests[t].name, i, n, n < 0 ? strerror(errno) : "wrong fd", s.want_fd);
@@ -133,7 +182,9 @@ int bench_worker(enum bench_test t, long iters)
 	qsort(lap, iters, sizeof(*lap), cmp_double);
 	printf("%.9f %.9f\n", lap[iters / 2] * iters, t0 - start);
 	free(lap);
-	if (t == BENCH_LOCAL_NRREMOTE) {
+	if (t == BENCH_LATE_LOCAL)
+		pthread_join(helper, NULL);
+	if (t == BENCH_LOCAL_NRREMOTE || t == BENCH_LATE_LOCAL) {
 		/*
 		 * The cancels of the loop travel behind it; the first essential
 		 * remote call after them, and the close, must not pay for them.
