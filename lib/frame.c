@@ -24,13 +24,7 @@ static int write_full(int fd, const void *buf, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == ENOTSOCK) {
-				n = write(fd, p, len);
-				if (n < 0 && errno == EINTR)
-					continue;
-			}
-			if (n < 0)
-				return -errno;
+			return -errno;
 		}
 		p += n;
 		len -= n;
