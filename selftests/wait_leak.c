@@ -14,6 +14,7 @@
 #include "ktap.h"
 
 #define ITERS 10000
+#define WARMUP 1000
 
 /*
  * The local fd becomes ready only after the select has started (a helper
@@ -24,11 +25,10 @@ static int go[2], data[2];
 
 static void *pinger(void *arg)
 {
+	long i, iters = (long)arg;
 	char b;
-	long i;
 
-	(void)arg;
-	for (i = 0; i < ITERS; i++) {
+	for (i = 0; i < iters; i++) {
 		if (read(go[0], &b, 1) != 1)
 			break;
 		usleep(200);	/* after the select has sent its remote half */
@@ -36,6 +36,30 @@ static void *pinger(void *arg)
 			break;
 	}
 	return NULL;
+}
+
+/* @iters split selects whose local half wins after the remote half was sent. */
+static long split_selects(int u, long iters)
+{
+	pthread_t t;
+	fd_set r;
+	long i;
+	char b;
+	int n;
+
+	pthread_create(&t, NULL, pinger, (void *)iters);
+	for (i = 0; i < iters; i++) {
+		FD_ZERO(&r);
+		FD_SET(data[0], &r);
+		FD_SET(u, &r);
+		if (write(go[1], "x", 1) != 1)
+			break;
+		n = select((u > data[0] ? u : data[0]) + 1, &r, NULL, NULL, NULL);
+		if (n != 1 || !FD_ISSET(data[0], &r) || FD_ISSET(u, &r) || read(data[0], &b, 1) != 1)
+			break;
+	}
+	pthread_join(t, NULL);
+	return i;
 }
 
 /* Counters of the delegate: a fresh session of our own on @addr. */
@@ -93,10 +117,7 @@ int main(void)
 	long fd0, fd1, rss0, rss1, thr0, thr1, i;
 	struct timespec settle = { 0, 100000000 };
 	pid_t pid = dpid ? atoi(dpid) : 0;
-	pthread_t t;
-	int u, n, k;
-	fd_set r;
-	char b;
+	int u, k;
 
 	if (!addr || !pid)
 		ktap_exit_skip("needs WAIT_DELEGATE and WAIT_DELEGATE_PID (run by wait_test.sh under rsys)");
@@ -106,14 +127,13 @@ int main(void)
 	if (u < 0)
 		ktap_exit_skip("socket: %s", strerror(errno));
 	ktap_plan(6);
-	/* warm up: the delegate may keep a few idle threads */
-	FD_ZERO(&r);
-	FD_SET(u, &r);
-	{
-		struct timeval tv = { 0, 1000 };
-
-		select(u + 1, &r, NULL, NULL, &tv);
-	}
+	/*
+	 * Warm up with the same pattern: the delegate keeps a pool of threads
+	 * per session as large as the most requests it ever ran at once (async
+	 * cancels overlap the next call); it must not grow with the count.
+	 */
+	if (split_selects(u, WARMUP) != WARMUP)
+		ktap_exit_skip("warm-up split selects failed: %s", strerror(errno));
 	nanosleep(&settle, NULL);
 	if (delegate_stats(addr, &s0))
 		ktap_exit_skip("cannot read the delegate's counters at %s", addr);
@@ -121,18 +141,7 @@ int main(void)
 	rss0 = proc_count(pid, "VmRSS");
 	thr0 = proc_count(pid, "Threads");
 
-	pthread_create(&t, NULL, pinger, NULL);
-	for (i = 0; i < ITERS; i++) {
-		FD_ZERO(&r);
-		FD_SET(data[0], &r);
-		FD_SET(u, &r);
-		if (write(go[1], "x", 1) != 1)
-			break;
-		n = select((u > data[0] ? u : data[0]) + 1, &r, NULL, NULL, NULL);
-		if (n != 1 || !FD_ISSET(data[0], &r) || FD_ISSET(u, &r) || read(data[0], &b, 1) != 1)
-			break;
-	}
-	pthread_join(t, NULL);
+	i = split_selects(u, ITERS);
 	EXPECT_TRUE(i == ITERS, "%ld of %d split selects won by the local half", i, ITERS);
 
 	/* the cancels travel behind the calls: give the delegate a moment to finish them */
