@@ -193,11 +193,9 @@ int do_run(int argc, char **argv)
 		fprintf(stderr, "Error: cannot find program '%s': %s\n", argv[optind], strerror(-ret));
 		return 127;
 	}
-	if (policy_check_trusted(p, prog, stderr)) {
-		fprintf(stderr, "Error: %s is not trusted by policy %s; add a 'trusted %s' line (with its sha256) to run it\n",
-			prog, policy_file, prog);
+	/* The passport check says why on stderr. */
+	if (policy_check_trusted(p, prog, stderr))
 		return 1;
-	}
 	if (!delegate)
 		delegate = p->delegate;
 	if (!*delegate) {
