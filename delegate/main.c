@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -83,6 +84,18 @@ static void unix_dir_create(const struct sockaddr_un *sun)
 	dir[sizeof(dir) - 1] = '\0';
 	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
 		pr_debug("cannot create the directory of %s: %s\n", sun->sun_path, strerror(errno));
+}
+
+/* Every session may hold limit_fds sockets: use the hard fd limit, not the soft one. */
+static void nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		pr_debug("cannot raise RLIMIT_NOFILE: %s\n", strerror(errno));
 }
 
 static void serve(int lfd, int sfd)
@@ -197,6 +210,7 @@ int main(int argc, char **argv)
 		pr_warn("Error: cannot set up signal handling: %s\n", strerror(-sfd));
 		return 1;
 	}
+	nofile_raise();
 	if (ss.ss_family == AF_UNIX)
 		unix_dir_create((struct sockaddr_un *)&ss);
 	lfd = addr_listen(listen_addr, 128, stderr);
