@@ -34,6 +34,7 @@ struct sop {
 	size_t total, done;
 	uint64_t name, namelen;		/* target: peer address out, its length (socklen_t *) */
 	uint64_t msg;			/* target struct msghdr * (recvmsg) */
+	uint64_t mmsg_len;		/* target &mmsghdr.msg_len (sendmmsg/recvmmsg: one message) */
 	socklen_t namecap;
 	socklen_t alen;			/* send: destination address at the start of buf */
 	bool want_addr;			/* recv: the reply carries the peer address */
@@ -451,6 +452,12 @@ static void recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 	} else if (!ret && o->namelen) {
 		ret = put_name(o, addr, alen);
 	}
+	if (!ret && o->mmsg_len) {
+		unsigned int len = n;
+
+		ret = sv_write_mem(o->c, o->mmsg_len, &len, sizeof(len));
+		n = 1;
+	}
 	sop_finish(o, ret ? ret : n);
 }
 
@@ -780,7 +787,8 @@ enum sv_verdict sys_readv(struct sv_call *c)
 	return ret ? sop_answer(o, ret) : read_submit(o);
 }
 
-enum sv_verdict sys_recvmsg(struct sv_call *c)
+/* recvmsg of the msghdr at @msg with @flags. */
+static enum sv_verdict recv_msghdr(struct sv_call *c, uint64_t msg, int flags, uint64_t mmsg_len)
 {
 	enum sv_verdict v;
 	struct sop *o = recv_new(c, &v);
@@ -789,15 +797,38 @@ enum sv_verdict sys_recvmsg(struct sv_call *c)
 
 	if (!o)
 		return v;
-	ret = sv_read_mem(c, &m, c->n.data.args[1], sizeof(m));
+	ret = sv_read_mem(c, &m, msg, sizeof(m));
 	if (!ret)
 		ret = get_iov(o, (uintptr_t)m.msg_iov, m.msg_iovlen);
 	if (ret)
 		return sop_answer(o, ret);
-	o->msg = c->n.data.args[1];
-	o->flags = c->n.data.args[2];
+	o->msg = msg;
+	o->mmsg_len = mmsg_len;
+	o->flags = flags;
 	o->want_addr = m.msg_name != NULL;
 	return recv_submit(o);
+}
+
+enum sv_verdict sys_recvmsg(struct sv_call *c)
+{
+	return recv_msghdr(c, c->n.data.args[1], c->n.data.args[2], 0);
+}
+
+/*
+ * recvmmsg/sendmmsg on a remote socket move one message per call, which
+ * they may (the return value counts messages; callers loop).
+ */
+enum sv_verdict sys_recvmmsg(struct sv_call *c)
+{
+	uint64_t vec = c->n.data.args[1];
+	uint64_t h;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	if (!(unsigned int)c->n.data.args[2])
+		return sv_error(c, 0);
+	return recv_msghdr(c, vec, c->n.data.args[3] & ~MSG_WAITFORONE,
+			   vec + offsetof(struct mmsghdr, msg_len));
 }
 
 static void send_done(struct remote_req *r);
@@ -830,6 +861,12 @@ static void send_finish(struct sop *o, int64_t ret)
 		ret = o->done;
 	else if (ret == -EPIPE && !(o->flags & MSG_NOSIGNAL))
 		sv_signal(o->c, SIGPIPE);
+	if (ret >= 0 && o->mmsg_len) {
+		unsigned int len = ret;
+		int err = sv_write_mem(o->c, o->mmsg_len, &len, sizeof(len));
+
+		ret = err ? err : 1;
+	}
 	sop_finish(o, ret);
 }
 
@@ -932,7 +969,8 @@ enum sv_verdict sys_writev(struct sv_call *c)
 	return ret ? sop_answer(o, ret) : send_start(o, 0, 0);
 }
 
-enum sv_verdict sys_sendmsg(struct sv_call *c)
+/* sendmsg of the msghdr at @msg with @flags. */
+static enum sv_verdict send_msghdr(struct sv_call *c, uint64_t msg, int flags, uint64_t mmsg_len)
 {
 	enum sv_verdict v;
 	struct sop *o = send_new(c, &v);
@@ -941,15 +979,33 @@ enum sv_verdict sys_sendmsg(struct sv_call *c)
 
 	if (!o)
 		return v;
-	ret = sv_read_mem(c, &m, c->n.data.args[1], sizeof(m));
+	ret = sv_read_mem(c, &m, msg, sizeof(m));
 	if (!ret)
 		ret = get_iov(o, (uintptr_t)m.msg_iov, m.msg_iovlen);
 	if (ret)
 		return sop_answer(o, ret);
 	if (m.msg_controllen)
 		pr_debug("sendmsg on a remote socket: control data ignored\n");
-	o->flags = c->n.data.args[2];
+	o->flags = flags;
+	o->mmsg_len = mmsg_len;
 	return send_start(o, (uintptr_t)m.msg_name, m.msg_namelen);
+}
+
+enum sv_verdict sys_sendmsg(struct sv_call *c)
+{
+	return send_msghdr(c, c->n.data.args[1], c->n.data.args[2], 0);
+}
+
+enum sv_verdict sys_sendmmsg(struct sv_call *c)
+{
+	uint64_t vec = c->n.data.args[1];
+	uint64_t h;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	if (!(unsigned int)c->n.data.args[2])
+		return sv_error(c, 0);
+	return send_msghdr(c, vec, c->n.data.args[3], vec + offsetof(struct mmsghdr, msg_len));
 }
 
 static void getsockopt_done(struct remote_req *r)
