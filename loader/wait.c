@@ -79,6 +79,7 @@ struct wcall {
 	bool queued;
 	int refs;
 	struct wcall *qnext;
+	struct wcall *wnext, **wpprev;	/* on watch_head while the remote half may block */
 };
 
 /*
@@ -91,6 +92,38 @@ static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
 static int waiter_epfd = -1, wake_fd = -1;
 static struct wcall *wq_head, *wq_tail;
+
+/*
+ * Calls whose remote half is in flight, checked every WAIT_CHECK_MS by the
+ * waiter thread: a signal makes the notification invalid (the kernel then
+ * restarts the call or fails it with EINTR) and the delegate's half must be
+ * cancelled, not left blocked. @waiter_idle: the waiter sleeps without a
+ * timeout and must be woken to start checking.
+ */
+#define WAIT_CHECK_MS	20
+static struct wcall *watch_head;
+static bool waiter_idle;
+
+/* Called with wait_lock held. */
+static void watch_add(struct wcall *w)
+{
+	w->wnext = watch_head;
+	if (watch_head)
+		watch_head->wpprev = &w->wnext;
+	w->wpprev = &watch_head;
+	watch_head = w;
+}
+
+/* Called with wait_lock held. */
+static void watch_del(struct wcall *w)
+{
+	if (!w->wpprev)
+		return;
+	*w->wpprev = w->wnext;
+	if (w->wnext)
+		w->wnext->wpprev = w->wpprev;
+	w->wpprev = NULL;
+}
 
 static void wcall_free(struct wcall *w)
 {
@@ -354,6 +387,7 @@ static void wait_remote_done(struct remote_req *r)
 
 	pthread_mutex_lock(&wait_lock);
 	w->remote_done = true;
+	watch_del(w);
 	if (w->resolved) {
 		/* a cancelled half: its reply is discarded as it arrives */
 		pthread_mutex_unlock(&wait_lock);
@@ -393,6 +427,7 @@ static void waiter_local_event(struct wcall *w)
 		return;
 	}
 	w->resolved = true;
+	watch_del(w);
 	cancel = !w->remote_done;
 	pthread_mutex_unlock(&wait_lock);
 	wcall_drop_local(w);
@@ -445,18 +480,52 @@ static void waiter_remote_replies(void)
 	}
 }
 
+/* Cancel the remote halves of calls whose caller was interrupted by a signal. */
+static void waiter_check_calls(void)
+{
+	struct wcall *w, *next;
+
+	pthread_mutex_lock(&wait_lock);
+	for (w = watch_head; w; w = next) {
+		next = w->wnext;
+		if (sv_call_valid(w->c))
+			continue;
+		/* under wait_lock: done() cannot free @w meanwhile */
+		remote_cancel(w->c->sv->remote, &w->req);
+		watch_del(w);
+	}
+	pthread_mutex_unlock(&wait_lock);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return ts_ns(&now) / 1000000;
+}
+
 static void *waiter_main(void *arg)
 {
+	int64_t last = mono_ms();
 	struct epoll_event ev;
-	int n;
+	int n, timeout;
 
 	(void)arg;
 	for (;;) {
+		pthread_mutex_lock(&wait_lock);
+		timeout = watch_head ? WAIT_CHECK_MS : -1;
+		waiter_idle = !watch_head;
+		pthread_mutex_unlock(&wait_lock);
 		/* one event at a time: a call resolved now never shows up stale later */
-		n = epoll_wait(waiter_epfd, &ev, 1, -1);
+		n = epoll_wait(waiter_epfd, &ev, 1, timeout);
 		if (n < 0 && errno != EINTR) {
 			pr_warn("waiter: epoll_wait: %s\n", strerror(errno));
 			return NULL;
+		}
+		if (mono_ms() - last >= WAIT_CHECK_MS) {
+			waiter_check_calls();
+			last = mono_ms();
 		}
 		if (n <= 0)
 			continue;
@@ -582,6 +651,8 @@ static enum sv_verdict wcall_run(struct wcall *w)
 {
 	struct epoll_event ev;
 	struct sv_call *c = w->c;
+	uint64_t one = 1;
+	bool wake;
 	int local, err;
 	size_t i;
 
@@ -610,12 +681,10 @@ static enum sv_verdict wcall_run(struct wcall *w)
 	w->req.arg = w;
 	w->req.call = c;
 	w->refs = 2;
-	if (w->nl && !w->merge) {
-		pthread_once(&waiter_once, waiter_init);
-		if (waiter_epfd < 0) {
-			err = -ENOMEM;
-			goto reply;
-		}
+	pthread_once(&waiter_once, waiter_init);
+	if (waiter_epfd < 0) {
+		err = -ENOMEM;
+		goto reply;
 	}
 	/* done() may run before we return: it waits for the local half's registration */
 	pthread_mutex_lock(&wait_lock);
@@ -634,7 +703,12 @@ static enum sv_verdict wcall_run(struct wcall *w)
 		}
 		w->registered = true;
 	}
+	watch_add(w);
+	wake = waiter_idle;
+	waiter_idle = false;
 	pthread_mutex_unlock(&wait_lock);
+	if (wake && write(wake_fd, &one, sizeof(one)) < 0)
+		pr_warn("waiter wake-up failed: %s\n", strerror(errno));
 	return SV_PENDING;
 reply:
 	c->ret = err;

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* 10000 split selects whose remote half never fires leave no delegate thread, fd, request or memory behind. */
+/* 10000 split selects whose remote half never fires, and blocked ones interrupted by signals, leave nothing behind at the delegate. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/select.h>
@@ -15,6 +17,7 @@
 
 #define ITERS 10000
 #define WARMUP 1000
+#define SIGNALLED 50
 
 /*
  * The local fd becomes ready only after the select has started (a helper
@@ -60,6 +63,63 @@ static long split_selects(int u, long iters)
 	}
 	pthread_join(t, NULL);
 	return i;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+struct kicker {
+	pthread_t self;
+	pid_t tid;
+	long n;
+};
+
+/* Interrupt each of @n blocked selects of thread @tid with SIGUSR1. */
+static void *kicker_fn(void *arg)
+{
+	struct timespec pause = { 0, 5 * 1000 * 1000 };
+	struct kicker *k = arg;
+	long i;
+
+	for (i = 0; i < k->n; i++) {
+		nanosleep(&pause, NULL);
+		syscall(SYS_tgkill, getpid(), k->tid, SIGUSR1);
+	}
+	return NULL;
+}
+
+/*
+ * @n split selects that nothing makes ready, each interrupted by a signal:
+ * the notification becomes invalid, the monitor must cancel the remote
+ * half. Returns how many failed with EINTR.
+ */
+static long interrupted_selects(int u, long n)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct kicker k = { .tid = gettid(), .n = n };
+	long i, eintr = 0;
+	int idle[2];
+	fd_set r;
+
+	if (pipe(idle))
+		return 0;
+	sigaction(SIGUSR1, &sa, NULL);
+	pthread_create(&k.self, NULL, kicker_fn, &k);
+	for (i = 0; i < n; i++) {
+		struct timeval tv = { 1, 0 };
+
+		FD_ZERO(&r);
+		FD_SET(idle[0], &r);
+		FD_SET(u, &r);
+		if (select((u > idle[0] ? u : idle[0]) + 1, &r, NULL, NULL, &tv) < 0 && errno == EINTR)
+			eintr++;
+	}
+	pthread_join(k.self, NULL);
+	close(idle[0]);
+	close(idle[1]);
+	return eintr;
 }
 
 /* Counters of the delegate: a fresh session of our own on @addr. */
@@ -126,7 +186,7 @@ int main(void)
 	u = socket(AF_INET, SOCK_DGRAM, 0);
 	if (u < 0)
 		ktap_exit_skip("socket: %s", strerror(errno));
-	ktap_plan(6);
+	ktap_plan(7);
 	/*
 	 * Warm up with the same pattern: the delegate keeps a pool of threads
 	 * per session as large as the most requests it ever ran at once (async
@@ -143,6 +203,9 @@ int main(void)
 
 	i = split_selects(u, ITERS);
 	EXPECT_TRUE(i == ITERS, "%ld of %d split selects won by the local half", i, ITERS);
+	i = interrupted_selects(u, SIGNALLED);
+	EXPECT_TRUE(i >= SIGNALLED / 2, "%ld of %d blocked split selects interrupted by a signal (EINTR)",
+		    i, SIGNALLED);
 
 	/* the cancels travel behind the calls: give the delegate a moment to finish them */
 	for (k = 0; k < 50; k++) {
@@ -163,7 +226,8 @@ int main(void)
 	EXPECT_TRUE(s1.handles == s0.handles && fd1 <= fd0 + 2, "delegate handles %llu -> %llu, fds %ld -> %ld",
 		    (unsigned long long)s0.handles, (unsigned long long)s1.handles, fd0, fd1);
 	EXPECT_TRUE(rss1 < rss0 + 8192, "delegate VmRSS %ld -> %ld kB", rss0, rss1);
-	EXPECT_TRUE(s1.cancelled - s0.cancelled <= ITERS && s1.cancelled - s0.cancelled >= ITERS / 2,
+	EXPECT_TRUE(s1.cancelled - s0.cancelled <= ITERS + SIGNALLED &&
+		    s1.cancelled - s0.cancelled >= ITERS / 2,
 		    "delegate cancelled %llu requests (one per split select that reached it)",
 		    (unsigned long long)(s1.cancelled - s0.cancelled));
 	return ktap_finish();
