@@ -42,6 +42,8 @@ struct sop {
 	char *buf;			/* request payload */
 	uint64_t out, outlen;		/* getsockopt / ioctl out pointers */
 	uint64_t h;			/* the remote socket */
+	int infd;			/* sendfile: the monitor's copy of in_fd, -1 if none */
+	int64_t pos;			/* sendfile: where the data was read */
 	bool is_accept;			/* a "take" call: accept (else recv) */
 	bool orphan;			/* its caller was interrupted: the result goes to the stash */
 	struct sop *hnext;		/* in hstate.inflight / hstate.waitq */
@@ -87,6 +89,7 @@ static struct sop *sop_new(struct sv_call *c, uint16_t op, uint64_t h, int lost_
 		return NULL;
 	o->c = c;
 	o->h = h;
+	o->infd = -1;
 	o->lost_err = lost_err;
 	o->r.f.op = op;
 	o->r.f.a[0] = h;
@@ -97,6 +100,8 @@ static struct sop *sop_new(struct sv_call *c, uint16_t op, uint64_t h, int lost_
 
 static void sop_free(struct sop *o)
 {
+	if (o->infd >= 0)
+		close(o->infd);
 	free(o->iov);
 	free(o->buf);
 	free(o);
@@ -1006,6 +1011,64 @@ enum sv_verdict sys_sendmmsg(struct sv_call *c)
 	if (!(unsigned int)c->n.data.args[2])
 		return sv_error(c, 0);
 	return send_msghdr(c, vec, c->n.data.args[3], vec + offsetof(struct mmsghdr, msg_len));
+}
+
+/* sendfile to a remote socket: the input file advances by what the delegate sent. */
+static void sendfile_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	int64_t n = sop_result(o);
+
+	if (n > 0) {
+		if (o->out) {
+			int64_t off = o->pos + n;
+			int err = sv_write_mem(o->c, o->out, &off, sizeof(off));
+
+			if (err)
+				n = err;
+		} else {
+			lseek(o->infd, o->pos + n, SEEK_SET);
+		}
+	}
+	send_finish(o, n);
+}
+
+enum sv_verdict sys_sendfile(struct sv_call *c)
+{
+	size_t count = c->n.data.args[3];
+	enum sv_verdict v;
+	struct sop *o = send_new(c, &v);
+	ssize_t got;
+	int ret;
+
+	if (!o)
+		return v;
+	o->infd = sv_fd_dup(c, c->n.data.args[1]);
+	if (o->infd < 0)
+		return sop_answer(o, o->infd == -ENOENT ? -EBADF : o->infd);
+	o->out = c->n.data.args[2];
+	if (o->out) {
+		ret = sv_read_mem(c, &o->pos, o->out, sizeof(o->pos));
+		if (ret)
+			return sop_answer(o, ret);
+	} else {
+		o->pos = lseek(o->infd, 0, SEEK_CUR);
+		if (o->pos < 0)
+			return sop_answer(o, errno == ESPIPE ? -EINVAL : -errno);
+	}
+	if (count > RSYS_MAX_PAYLOAD)
+		count = RSYS_MAX_PAYLOAD;
+	o->buf = malloc(count ? count : 1);
+	if (!o->buf)
+		return sop_answer(o, -ENOMEM);
+	got = pread(o->infd, o->buf, count, o->pos);
+	if (got <= 0)
+		return sop_answer(o, got < 0 ? -errno : 0);
+	o->r.f.a[1] = 0;
+	o->r.f.a[2] = 0;
+	o->r.f.len = got;
+	o->r.payload = o->buf;
+	return sop_submit(o, sendfile_done);
 }
 
 static void getsockopt_done(struct remote_req *r)

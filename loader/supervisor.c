@@ -48,6 +48,7 @@ static const sv_handler_fn sv_table[] = {
 	[SYS_sendmsg] = sys_sendmsg,
 	[SYS_recvmmsg] = sys_recvmmsg,
 	[SYS_sendmmsg] = sys_sendmmsg,
+	[SYS_sendfile] = sys_sendfile,
 	[SYS_shutdown] = sys_shutdown,
 	[SYS_getsockopt] = sys_getsockopt,
 	[SYS_setsockopt] = sys_setsockopt,
