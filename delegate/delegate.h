@@ -47,6 +47,7 @@ struct request {
 	uint8_t *payload;
 	struct request *next;
 	pthread_t thread;	/* the delegate thread executing it */
+	int64_t done;		/* bytes of a send already sent by op_try_now() */
 	bool cancelled;
 };
 
@@ -97,5 +98,14 @@ int op_check(struct session *s, const struct rsys_frame *f, bool *blocking);
 /* Execute a checked request; fills r->f.a[] (a[0] the result) and r->f.len bytes of r->buf. */
 void op_exec(struct session *s, const struct rsys_frame *f, const uint8_t *payload,
 	     struct reply *r);
+/*
+ * A call that may block often need not: try RECV, SEND and POLL without
+ * blocking first, so that the reader answers them without a thread switch.
+ * True when @r holds the answer. Otherwise the call goes to a delegate
+ * thread; for a stream send that went out in part, @f and @payload are
+ * trimmed to the rest and *@done is set to the bytes already sent.
+ */
+bool op_try_now(struct session *s, struct rsys_frame *f, uint8_t *payload, struct reply *r,
+		int64_t *done);
 
 #endif

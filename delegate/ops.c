@@ -531,3 +531,46 @@ void op_exec(struct session *s, const struct rsys_frame *f, const uint8_t *p, st
 	stat_sub(inflight, 1);
 	r->f.a[0] = ret;
 }
+
+bool op_try_now(struct session *s, struct rsys_frame *f, uint8_t *p, struct reply *r,
+		int64_t *done)
+{
+	struct rsys_frame t = *f;
+	uint32_t alen, dlen;
+	int64_t n;
+
+	*done = 0;
+	switch (f->op) {
+	case RSYS_OP_RECV:
+		/* MSG_WAITALL may need more than what is queued now. */
+		if (f->a[2] & MSG_WAITALL)
+			return false;
+		t.a[2] |= MSG_DONTWAIT;
+		break;
+	case RSYS_OP_SEND:
+		t.a[1] |= MSG_DONTWAIT;
+		break;
+	case RSYS_OP_POLL:
+		t.a[1] = 0;
+		break;
+	default:
+		return false;
+	}
+	op_exec(s, &t, p, r);
+	n = r->f.a[0];
+	if (f->op == RSYS_OP_RECV)
+		return n != -EAGAIN;
+	if (f->op == RSYS_OP_POLL)
+		return n != 0;
+	if (n == -EAGAIN)
+		return false;
+	alen = f->a[2];
+	dlen = f->len - alen;
+	if (n < 0 || n >= dlen)
+		return true;
+	/* Part of a stream send went out: the delegate thread sends the rest. */
+	memmove(p + alen, p + alen + n, dlen - n);
+	f->len -= n;
+	*done = n;
+	return false;
+}

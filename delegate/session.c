@@ -151,13 +151,13 @@ static void send_reply(struct session *s, struct rsys_frame *f, const void *payl
 			 (unsigned long long)f->id, strerror(-err));
 }
 
-static void send_error(struct session *s, const struct rsys_frame *req, int err)
+static void send_error(struct session *s, const struct rsys_frame *req, int64_t ret)
 {
 	struct rsys_frame f = {
 		.op = req->op,
 		.id = req->id,
 		.flags = RSYS_F_REPLY,
-		.a = { err },
+		.a = { ret },
 	};
 
 	send_reply(s, &f, NULL);
@@ -205,6 +205,9 @@ static void *worker_main(void *arg)
 
 		if (r.buf) {
 			op_exec(s, &req->f, req->payload, &r);
+			/* The rest of a partly sent stream: count what went out before. */
+			if (req->done)
+				r.f.a[0] = r.f.a[0] < 0 ? req->done : r.f.a[0] + req->done;
 		} else {
 			memset(&r.f, 0, sizeof(r.f));
 			r.f.op = req->f.op;
@@ -262,20 +265,22 @@ static int worker_spawn(struct session *s)
  * them outstanding, each with its own delegate thread; one more is answered
  * EAGAIN at once (HELLO tells the client the limit).
  */
-static void submit(struct session *s, const struct rsys_frame *f, const uint8_t *payload)
+static void submit(struct session *s, const struct rsys_frame *f, const uint8_t *payload,
+		   int64_t done)
 {
 	struct request *req;
 	int err = -EAGAIN;
 
 	req = malloc(sizeof(*req) + f->len);
 	if (!req) {
-		send_error(s, f, -ENOMEM);
+		send_error(s, f, done ? done : -ENOMEM);
 		return;
 	}
 	req->f = *f;
 	req->payload = (uint8_t *)(req + 1);
 	memcpy(req->payload, payload, f->len);
 	req->next = NULL;
+	req->done = done;
 	req->cancelled = false;
 
 	pthread_mutex_lock(&s->lock);
@@ -303,7 +308,8 @@ static void submit(struct session *s, const struct rsys_frame *f, const uint8_t 
 err_unlock:
 	pthread_mutex_unlock(&s->lock);
 	free(req);
-	send_error(s, f, err);
+	/* Part of a send already went out: that is the result, as natively. */
+	send_error(s, f, done ? done : err);
 }
 
 /* Signal every cancelled request that is still running; s->lock held. */
@@ -427,6 +433,7 @@ static void *session_main(void *arg)
 	uint8_t *buf = malloc(RSYS_MAX_PAYLOAD);
 	struct rsys_frame f;
 	bool blocking;
+	int64_t done;
 	int err;
 
 	if (!buf || !r.buf) {
@@ -454,11 +461,13 @@ static void *session_main(void *arg)
 		err = op_check(s, &f, &blocking);
 		if (err)
 			send_error(s, &f, err);
-		else if (blocking)
-			submit(s, &f, buf);
-		else {
+		else if (!blocking) {
 			op_exec(s, &f, buf, &r);
 			send_reply(s, &r.f, r.buf);
+		} else if (op_try_now(s, &f, buf, &r, &done)) {
+			send_reply(s, &r.f, r.buf);
+		} else {
+			submit(s, &f, buf, done);
 		}
 	}
 out:

@@ -477,6 +477,53 @@ static void test_limit_inflight(int lfd, const struct sockaddr_in *srv)
 	close(fd);
 }
 
+/* A blocking send larger than the socket buffer: part goes out at once, the rest blocks. */
+static void test_big_send(int lfd, const struct sockaddr_in *srv)
+{
+	static uint8_t big[200000], got[65536];
+	int fd, cfd, small = 4096;
+	size_t total = 0;
+	bool ok;
+	uint64_t id;
+	int64_t h, ret;
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < (int)sizeof(big); i++)
+		big[i] = i * 7;
+	fd = session_open(sock_open);
+	h = d_socket(fd, SOCK_STREAM);
+	call(fd, RSYS_OP_SETSOCKOPT, &small, sizeof(small), h, SOL_SOCKET, SO_SNDBUF, 0, NULL);
+	d_connect(fd, h, srv);
+	cfd = accept_timeout(lfd);
+	setsockopt(cfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	id = req_send(fd, RSYS_OP_SEND, big, sizeof(big), h, 0, 0, 0);
+	usleep(50000);
+	ok = cfd >= 0;
+	while (ok && total < sizeof(big)) {
+		n = read(cfd, got, sizeof(got));
+		if (n <= 0 || memcmp(got, big + total, n))
+			ok = false;
+		else
+			total += n;
+	}
+	ret = reply_recv(fd, id, NULL);
+	EXPECT_TRUE(ok && ret == (int64_t)sizeof(big),
+		    "blocking send of %zu bytes through a 4 KiB buffer -> %lld, peer read %zu intact",
+		    sizeof(big), (long long)ret, total);
+
+	id = req_send(fd, RSYS_OP_SEND, big, sizeof(big), h, 0, 0, 0);
+	usleep(50000);
+	req_send(fd, RSYS_OP_CANCEL, NULL, 0, id, 0, 0, 0);
+	ret = reply_recv(fd, id, NULL);
+	EXPECT_TRUE(ret > 0 && ret < (int64_t)sizeof(big),
+		    "cancel of a blocked send -> %lld: the bytes sent so far, as natively", (long long)ret);
+	if (cfd >= 0)
+		close(cfd);
+	d_close(fd, h);
+	close(fd);
+}
+
 static void test_cancel(int lfd, const struct sockaddr_in *srv)
 {
 	struct rsys_delegate_stats st = { 0 };
@@ -647,7 +694,7 @@ int main(void)
 	lfd = tcp_server(&srv);
 	if (lfd < 0)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
-	ktap_plan(55);
+	ktap_plan(57);
 	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
 	pid_open = delegate_start(bin, sock_open, NULL);
 	pid_pol = delegate_start(bin, sock_pol, policy_path);
@@ -660,6 +707,7 @@ int main(void)
 	test_isolation();
 	test_limit_fds();
 	test_limit_inflight(lfd, &srv);
+	test_big_send(lfd, &srv);
 	test_cancel(lfd, &srv);
 	test_garbage();
 
