@@ -155,7 +155,7 @@ int main(void)
 		ktap_exit_skip("pipe: %s", strerror(errno));
 	if (udp_open(&u))
 		ktap_exit_skip("UDP socket on %s: %s", ip, strerror(errno));
-	ktap_plan(25);
+	ktap_plan(29);
 
 	/* 1: only the local fd is ready */
 	write(p[1], "x", 1);
@@ -424,6 +424,66 @@ int main(void)
 		later_join(&l);
 		EXPECT_TRUE(n == 1 && FD_ISSET(v.rx, &r), "select mixed, remote fd closed by another thread: %d", n);
 		close(v.tx);
+	}
+
+	/* 26: nfds = FD_SETSIZE */
+	write(p[1], "x", 1);
+	FD_ZERO(&r); FD_SET(p[0], &r); FD_SET(u.rx, &r);
+	n = select(FD_SETSIZE, &r, NULL, NULL, NULL);
+	EXPECT_TRUE(n == 1 && FD_ISSET(p[0], &r) && !FD_ISSET(u.rx, &r), "select mixed, nfds FD_SETSIZE: %d", n);
+	pipe_drain(p[0]);
+
+	/* 27: a long poll array: the remote entry last, many local ones, one ready */
+	{
+		struct pollfd big[300];
+		int i, bad = 0;
+
+		for (i = 0; i < 299; i++)
+			big[i] = (struct pollfd){ .fd = i == 150 ? p[1] : p[0], .events = i == 150 ? POLLOUT : POLLIN };
+		big[299] = (struct pollfd){ .fd = u.rx, .events = POLLIN };
+		n = poll(big, 300, 1000);
+		for (i = 0; i < 300; i++)
+			bad += (big[i].revents != 0) != (i == 150);
+		EXPECT_TRUE(n == 1 && !bad && big[150].revents == POLLOUT, "poll mixed, 300 entries: %d", n);
+	}
+
+	/* 28: POLLHUP from a remote TCP socket whose peer closed (the world's echo server) */
+	if (getenv("WAIT_ECHO")) {
+		struct sockaddr_in echo = { .sin_family = AF_INET, .sin_port = htons(7) };
+		int t = socket(AF_INET, SOCK_STREAM, 0);
+
+		inet_pton(AF_INET, getenv("WAIT_ECHO"), &echo.sin_addr);
+		if (t < 0 || connect(t, (struct sockaddr *)&echo, sizeof(echo)) || shutdown(t, SHUT_WR)) {
+			ktap_result(0, "connect to the echo server: %s", strerror(errno));
+		} else {
+			pf[0] = (struct pollfd){ .fd = p[0], .events = POLLIN };
+			pf[1] = (struct pollfd){ .fd = t, .events = POLLIN | POLLRDHUP };
+			n = poll(pf, 2, 5000);
+			EXPECT_TRUE(n == 1 && !pf[0].revents &&
+				    pf[1].revents == (POLLIN | POLLRDHUP | POLLHUP),
+				    "poll mixed, remote POLLHUP: %d %#x %#x", n, pf[0].revents, pf[1].revents);
+		}
+		close(t);
+	} else {
+		ktap_skip("remote POLLHUP: WAIT_ECHO (a TCP echo server) not set");
+	}
+
+	/* 29: POLLERR from a remote UDP socket connected to a closed port */
+	{
+		struct sockaddr_in none = u.addr;
+		int e2 = socket(AF_INET, SOCK_DGRAM, 0);
+
+		none.sin_port = htons(9);	/* discard: nobody listens here */
+		if (e2 < 0 || connect(e2, (struct sockaddr *)&none, sizeof(none)) || send(e2, "x", 1, 0) != 1) {
+			ktap_result(0, "UDP to a closed port: %s", strerror(errno));
+		} else {
+			pf[0] = (struct pollfd){ .fd = p[0], .events = POLLIN };
+			pf[1] = (struct pollfd){ .fd = e2, .events = POLLIN };
+			n = poll(pf, 2, 5000);
+			EXPECT_TRUE(n == 1 && !pf[0].revents && (pf[1].revents & POLLERR),
+				    "poll mixed, remote POLLERR: %d %#x %#x", n, pf[0].revents, pf[1].revents);
+		}
+		close(e2);
 	}
 	return ktap_finish();
 }

@@ -27,7 +27,7 @@ report()
 }
 
 tap_plan 6
-export WAIT_IP=$RSYS_SERVICE_IP
+export WAIT_IP=$RSYS_SERVICE_IP WAIT_ECHO=$RSYS_WORLD_IP
 WAIT_RSYS=0 rsys_native timeout 120 "$SELECT" >"$RSYS_TMP/native" 2>&1
 report "wait_select natively" $? "$RSYS_TMP/native"
 WAIT_RSYS=1 timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
