@@ -2,6 +2,7 @@
 /* Remote interest lists of the trusted processes' epoll instances (epoll.h). */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -54,6 +55,21 @@ static struct ep *ep_find(struct sv_call *c, int epfd)
 	return NULL;
 }
 
+/* Drop the instances of processes that have exited. Called with ep_lock held. */
+static void ep_sweep(void)
+{
+	struct ep **pp, *e;
+
+	for (pp = &ep_list; (e = *pp);) {
+		if (kill(e->tgid, 0) && errno == ESRCH) {
+			*pp = e->next;
+			ep_free(e);
+			continue;
+		}
+		pp = &e->next;
+	}
+}
+
 static struct ep_reg *ep_reg_find(struct ep *e, int vfd)
 {
 	size_t i;
@@ -95,6 +111,7 @@ int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_
 	pthread_mutex_lock(&ep_lock);
 	e = ep_find(c, epfd);
 	if (!e && op == EPOLL_CTL_ADD) {
+		ep_sweep();
 		e = calloc(1, sizeof(*e));
 		if (!e) {
 			ret = -ENOMEM;
