@@ -785,11 +785,30 @@ static int read_sigmask(struct sv_call *c, uint64_t uset, uint64_t size)
 	return sv_read_mem(c, &set, uset, sizeof(set)) ? -EFAULT : 0;
 }
 
+/* Any remote fd among the @longs words of @set (in|out|ex)? The hot path's only question. */
+static bool sets_have_remote(struct sv_call *c, const unsigned long *set, size_t longs)
+{
+	unsigned long word;
+	uint64_t h;
+	size_t i;
+
+	for (i = 0; i < longs; i++) {
+		word = set[i] | set[longs + i] | set[2 * longs + i];
+		while (word) {
+			if (sv_fd_remote(c, i * BITS_PER_LONG + __builtin_ctzl(word), &h) == 1)
+				return true;
+			word &= word - 1;
+		}
+	}
+	return false;
+}
+
 static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
 {
+	unsigned long small[3 * FDS_LONGS(FD_SETSIZE)];
 	const __u64 *a = c->n.data.args;
 	int nfds = (int)a[0], fd, k;
-	unsigned long *set = NULL;
+	unsigned long *set = small;
 	struct timespec ts, *tp = NULL;
 	struct wcall *w = NULL;
 	size_t longs, n = 0;
@@ -799,11 +818,16 @@ static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
 		return SV_CONTINUE;	/* no fds (or EINVAL): the kernel's business */
 	nfds = select_clamp(c, nfds);
 	longs = FDS_LONGS(nfds);
-	set = calloc(3, longs * sizeof(*set));
-	if (!set)
-		goto reply;
-	if (read_sets(c, a, set, longs))
-		goto local;	/* EFAULT: the kernel says so itself */
+	if (nfds > FD_SETSIZE) {
+		set = calloc(3, longs * sizeof(*set));
+		if (!set)
+			goto reply;
+	} else {
+		memset(set, 0, 3 * longs * sizeof(*set));
+	}
+	/* EFAULT, or all fds local: the kernel runs the call (and reports the error) */
+	if (read_sets(c, a, set, longs) || !sets_have_remote(c, set, longs))
+		goto local;
 	w = wcall_new(c, kind);
 	if (!w)
 		goto reply;
@@ -827,7 +851,8 @@ static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
 	w->n = n;
 	if (!wcall_classify(w))
 		goto local;
-	free(set);
+	if (set != small)
+		free(set);
 	set = NULL;
 	w->nfds = nfds;
 	for (k = 0; k < 3; k++)
@@ -866,12 +891,14 @@ static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
 	wcall_set_timeout(w, tp);
 	return wcall_run(w);
 local:
-	free(set);
+	if (set != small)
+		free(set);
 	if (w)
 		wcall_free(w);
 	return SV_CONTINUE;
 reply:
-	free(set);
+	if (set != small)
+		free(set);
 	if (w)
 		wcall_free(w);
 	c->ret = err;
@@ -881,9 +908,10 @@ reply:
 static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 {
 	const __u64 *a = c->n.data.args;
-	uint64_t nfds = a[1];
+	struct pollfd small[64], *pfd = small;
+	struct iovec local, remote;
+	uint64_t nfds = a[1], h;
 	struct timespec ts, *tp = NULL;
-	struct pollfd *pfd = NULL;
 	struct wcall *w = NULL;
 	struct rlimit rl;
 	int err = -ENOMEM;
@@ -893,12 +921,24 @@ static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 		return SV_CONTINUE;
 	if (nfds > 1024 && (prlimit(c->tgid, RLIMIT_NOFILE, NULL, &rl) || nfds > rl.rlim_cur))
 		return SV_CONTINUE;	/* EINVAL from the kernel */
-	pfd = calloc(nfds, sizeof(*pfd));
-	w = wcall_new(c, kind);
-	if (!pfd || !w || !(w->it = calloc(nfds, sizeof(*w->it))))
-		goto reply;
-	if (sv_read_mem(c, pfd, a[0], nfds * sizeof(*pfd)))
+	if (nfds > sizeof(small) / sizeof(small[0])) {
+		pfd = calloc(nfds, sizeof(*pfd));
+		if (!pfd)
+			goto reply;
+	}
+	/* as read_sets(): no NOTIF_ID_VALID check on the hot path, results are written checked */
+	local = (struct iovec){ pfd, nfds * sizeof(*pfd) };
+	remote = (struct iovec){ (void *)(uintptr_t)a[0], nfds * sizeof(*pfd) };
+	if (process_vm_readv(c->n.pid, &local, 1, &remote, 1, 0) != (ssize_t)local.iov_len)
+		goto local;	/* EFAULT from the kernel */
+	for (i = 0; i < nfds; i++)
+		if (pfd[i].fd >= 0 && sv_fd_remote(c, pfd[i].fd, &h) == 1)
+			break;
+	if (i == nfds)
 		goto local;
+	w = wcall_new(c, kind);
+	if (!w || !(w->it = calloc(nfds, sizeof(*w->it))))
+		goto reply;
 	for (i = 0; i < nfds; i++) {
 		w->it[i].vfd = pfd[i].fd;
 		w->it[i].events = pfd[i].events;
@@ -907,7 +947,8 @@ static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 	w->n = nfds;
 	if (!wcall_classify(w))
 		goto local;
-	free(pfd);
+	if (pfd != small)
+		free(pfd);
 	pfd = NULL;
 	w->nfds = nfds;
 	w->uptr[0] = a[0];
@@ -935,11 +976,14 @@ static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 	wcall_set_timeout(w, tp);
 	return wcall_run(w);
 local:
-	free(pfd);
-	wcall_free(w);
+	if (pfd != small)
+		free(pfd);
+	if (w)
+		wcall_free(w);
 	return SV_CONTINUE;
 reply:
-	free(pfd);
+	if (pfd != small)
+		free(pfd);
 	if (w)
 		wcall_free(w);
 	c->ret = err;

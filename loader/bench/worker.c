@@ -125,7 +125,10 @@ static int sets_prepare(enum bench_test t, struct bench_sets *s, int *remote)
 	default:
 		return -1;
 	}
-	s->nfds = (*remote > idle[1] ? *remote : idle[1]) + 1;
+	/* as a program would: one past the highest fd in the sets */
+	for (s->nfds = FD_SETSIZE; s->nfds > 0; s->nfds--)
+		if (FD_ISSET(s->nfds - 1, &s->rd) || FD_ISSET(s->nfds - 1, &s->wr))
+			break;
 	return 0;
 }
 
