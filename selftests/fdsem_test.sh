@@ -32,8 +32,7 @@ for sc in $scenarios; do
 		tap_skip "$sc: native transcript ok; $RSYS_MISSING"
 		continue
 	fi
-	timeout 90 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
-		"$FDSEM" "$sc" >"$r" 2>"$r.err"
+	RSYS_RUN_TIMEOUT=90 rsys_run "$FDSEM" "$sc" >"$r" 2>"$r.err"
 	rrc=$?
 	if diff -u "$n" "$r" >"$r.diff" && [ $rrc -eq 0 ]; then
 		tap_ok "$sc"

@@ -56,19 +56,6 @@ tap_skip()
 	echo "ok $tap_n # SKIP $*"
 }
 
-# tap_check NAME CMD...: ok if CMD succeeds.
-tap_check()
-{
-	local name=$1
-
-	shift
-	if "$@"; then
-		tap_ok "$name"
-	else
-		tap_not_ok "$name"
-	fi
-}
-
 # Print totals and exit with the kselftest status.
 tap_finish()
 {
@@ -245,10 +232,12 @@ rsys_delegate_start()
 	}
 }
 
-# rsys_run CMD...: run CMD as a trusted program in a fresh compute domain.
+# rsys_run CMD...: run CMD as a trusted program in a fresh compute domain, killed after
+# $RSYS_RUN_TIMEOUT seconds (default 120). RSYS_POLICY and RSYS_DELEGATE may be overridden.
 rsys_run()
 {
-	"$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$@"
+	timeout "${RSYS_RUN_TIMEOUT:-120}" "$RSYS_LOAD" run --policy "$RSYS_POLICY" \
+		--delegate "$RSYS_DELEGATE" -- "$@"
 }
 
 # rsys_native CMD...: run CMD natively where the network is real (the service netns).

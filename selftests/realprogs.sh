@@ -65,8 +65,7 @@ compare()
 	shift 2
 	rsys_native timeout "$LIMIT" "$@" >"$n" 2>"$n.err"
 	nrc=$?
-	timeout "$LIMIT" "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
-		"$@" >"$r" 2>"$r.err"
+	RSYS_RUN_TIMEOUT=$LIMIT rsys_run "$@" >"$r" 2>"$r.err"
 	rrc=$?
 	if [ $nrc -ne 0 ] || ! cmp -s "$n" "$expect"; then
 		tap_diag_file "$n.err"
@@ -124,7 +123,7 @@ echo "a line through nc" >"$EXPECT.nc"
 compare nc-client "$EXPECT.nc" sh -c "echo 'a line through nc' | nc -N -w 10 $RSYS_WORLD_IP 7"
 
 native=$(nc_listen nc-listen-native rsys_native)
-remote=$(nc_listen nc-listen-rsys "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" --)
+remote=$(nc_listen nc-listen-rsys rsys_run)
 if [ "$native" = "exit 0 hello from the world" ] && [ "$remote" = "$native" ]; then
 	tap_ok "nc -l: listening socket in the service domain accepts a world client"
 else
@@ -135,8 +134,7 @@ else
 fi
 
 # A trusted HTTP server: its listening socket is in the service domain, a world curl fetches.
-"$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- timeout "$LIMIT" \
-	"$PYTHON3" -c "$SERVE_ONE_PY" 7300 "$WWW" >"$RSYS_TMP/serve.out" 2>&1 &
+RSYS_RUN_TIMEOUT=$LIMIT rsys_run "$PYTHON3" -c "$SERVE_ONE_PY" 7300 "$WWW" >"$RSYS_TMP/serve.out" 2>&1 &
 server=$!
 for ((i = 0; i < 100; i++)); do
 	ip netns exec "$RSYS_NS_WORLD" curl -sS --max-time 10 "http://$RSYS_SERVICE_IP:7300/index.html" \
@@ -167,8 +165,7 @@ sed 's|^allow tcp .*|allow tcp 198.18.0.1/32 7|' "$RSYS_POLICY" >"$DENY"
 rsys_bg "$RSYS_NS_SERVICE" "$RSYS_DELEGATE_BIN" --listen "unix:$RSYS_TMP/deny.sock" --policy "$DENY" \
 	2>"$RSYS_TMP/deny.log"
 rsys_wait_file "$RSYS_TMP/deny.sock"
-denied=$(timeout "$LIMIT" "$RSYS_LOAD" run --policy "$DENY" --delegate "unix:$RSYS_TMP/deny.sock" -- \
-	"$PYTHON3" -c '
+denied=$(RSYS_POLICY=$DENY RSYS_DELEGATE=unix:$RSYS_TMP/deny.sock rsys_run "$PYTHON3" -c '
 import errno, socket, sys
 for port in (7, int(sys.argv[2])):
     try:
@@ -185,8 +182,7 @@ fi
 
 # Delegate unreachable: rsys-load run says where it tried and exits 1.
 NOWHERE=unix:$RSYS_TMP/nowhere.sock
-timeout "$LIMIT" "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$NOWHERE" -- /bin/true \
-	>/dev/null 2>"$RSYS_TMP/nowhere.err"
+RSYS_DELEGATE=$NOWHERE rsys_run /bin/true >/dev/null 2>"$RSYS_TMP/nowhere.err"
 rc=$?
 tap_diag_file "$RSYS_TMP/nowhere.err"
 if [ $rc -eq 1 ] && grep -qF "$RSYS_TMP/nowhere.sock" "$RSYS_TMP/nowhere.err"; then
@@ -198,8 +194,7 @@ fi
 # Delegate killed while the program is blocked in a remote recv: an error, not a hang.
 victim=$RSYS_DELEGATE_PID
 out=$RSYS_TMP/killed.out
-timeout 30 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
-	"$PYTHON3" -c "$BLOCKED_PY" "$RSYS_WORLD_IP" >"$out" 2>"$out.err" &
+RSYS_RUN_TIMEOUT=30 rsys_run "$PYTHON3" -c "$BLOCKED_PY" "$RSYS_WORLD_IP" >"$out" 2>"$out.err" &
 runner=$!
 for ((i = 0; i < 100; i++)); do
 	grep -q connected "$out" && break
