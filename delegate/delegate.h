@@ -38,6 +38,7 @@ struct handle {
 	bool open;		/* reachable by handle_get() */
 	bool nonblock;		/* O_NONBLOCK on fd */
 	bool linger;		/* SO_LINGER on: close may block */
+	bool rcvlowat;		/* SO_RCVLOWAT > 1: a blocking recv waits for more than is queued */
 	int proto;		/* IPPROTO_TCP, IPPROTO_UDP, ... for the egress check */
 	uint32_t next_free;
 };
@@ -90,18 +91,21 @@ void handle_put(struct session *s, struct handle *hd);
 int handle_close(struct session *s, uint64_t h);
 
 /* ops.c */
-/*
- * Validate @f's arguments and payload size; 0, or -errno to answer at once.
- * Sets *@blocking when the call may block and must run in a delegate thread.
- */
-int op_check(struct session *s, const struct rsys_frame *f, bool *blocking);
+enum op_mode {
+	OP_NOW,		/* cannot block: the reader executes it */
+	OP_TRY_FIRST,	/* may block: op_try_now() in the reader, then a delegate thread */
+	OP_THREAD,	/* may block: straight to a delegate thread */
+};
+
+/* Validate @f's arguments and payload size and choose how to run it; 0, or -errno to answer at once. */
+int op_check(struct session *s, const struct rsys_frame *f, enum op_mode *mode);
 /* Execute a checked request; fills r->f.a[] (a[0] the result) and r->f.len bytes of r->buf. */
 void op_exec(struct session *s, const struct rsys_frame *f, const uint8_t *payload,
 	     struct reply *r);
 /*
- * A call that may block often need not: try RECV, SEND and POLL without
- * blocking first, so that the reader answers them without a thread switch.
- * True when @r holds the answer. Otherwise the call goes to a delegate
+ * A call that may block often need not: try an OP_TRY_FIRST call (RECV, SEND,
+ * POLL) without blocking, so that the reader answers it without a thread
+ * switch. True when @r holds the answer. Otherwise the call goes to a delegate
  * thread; for a stream send that went out in part, @f and @payload are
  * trimmed to the rest and *@done is set to the bytes already sent.
  */

@@ -270,6 +270,14 @@ static int64_t op_setsockopt(struct session *s, struct handle *hd, const struct 
 		hd->linger = l->l_onoff;
 		pthread_mutex_unlock(&s->lock);
 	}
+	if (level == SOL_SOCKET && name == SO_RCVLOWAT && f->len >= sizeof(int)) {
+		int v;
+
+		memcpy(&v, p, sizeof(v));
+		pthread_mutex_lock(&s->lock);
+		hd->rcvlowat = v > 1;
+		pthread_mutex_unlock(&s->lock);
+	}
 	return 0;
 }
 
@@ -389,13 +397,13 @@ static bool op_has_handle(int op)
 	       op != RSYS_OP_CANCEL && op != RSYS_OP_STATS;
 }
 
-int op_check(struct session *s, const struct rsys_frame *f, bool *blocking)
+int op_check(struct session *s, const struct rsys_frame *f, enum op_mode *mode)
 {
 	uint32_t min = 0, max = 0;
 	struct handle *hd;
-	bool nonblock, linger;
+	bool nonblock, linger, rcvlowat;
 
-	*blocking = false;
+	*mode = OP_NOW;
 	switch (f->op) {
 	case RSYS_OP_CONNECT:
 	case RSYS_OP_BIND:
@@ -419,7 +427,8 @@ int op_check(struct session *s, const struct rsys_frame *f, bool *blocking)
 			return -EINVAL;
 		if (f->len != f->a[0] * sizeof(struct rsys_pollfd))
 			return -EINVAL;
-		*blocking = f->a[1] != 0;
+		if (f->a[1])
+			*mode = OP_TRY_FIRST;
 		return 0;
 	default:
 		break;
@@ -434,21 +443,27 @@ int op_check(struct session *s, const struct rsys_frame *f, bool *blocking)
 	pthread_mutex_lock(&s->lock);
 	nonblock = hd->nonblock;
 	linger = hd->linger;
+	rcvlowat = hd->rcvlowat;
 	pthread_mutex_unlock(&s->lock);
 	handle_put(s, hd);
 	switch (f->op) {
 	case RSYS_OP_CONNECT:
 	case RSYS_OP_ACCEPT:
-		*blocking = !nonblock;
+		if (!nonblock)
+			*mode = OP_THREAD;
 		break;
 	case RSYS_OP_SEND:
-		*blocking = !nonblock && !(f->a[1] & MSG_DONTWAIT);
+		if (!nonblock && !(f->a[1] & MSG_DONTWAIT))
+			*mode = OP_TRY_FIRST;
 		break;
 	case RSYS_OP_RECV:
-		*blocking = !nonblock && !(f->a[2] & MSG_DONTWAIT);
+		/* Without blocking, recv returns what is queued, even below the low-water mark. */
+		if (!nonblock && !(f->a[2] & MSG_DONTWAIT))
+			*mode = (f->a[2] & MSG_WAITALL) || rcvlowat ? OP_THREAD : OP_TRY_FIRST;
 		break;
 	case RSYS_OP_CLOSE:
-		*blocking = linger;
+		if (linger)
+			*mode = OP_THREAD;
 		break;
 	default:
 		break;
@@ -542,9 +557,6 @@ bool op_try_now(struct session *s, struct rsys_frame *f, uint8_t *p, struct repl
 	*done = 0;
 	switch (f->op) {
 	case RSYS_OP_RECV:
-		/* MSG_WAITALL may need more than what is queued now. */
-		if (f->a[2] & MSG_WAITALL)
-			return false;
 		t.a[2] |= MSG_DONTWAIT;
 		break;
 	case RSYS_OP_SEND:

@@ -43,6 +43,7 @@ struct handle *handle_reserve(struct session *s, uint64_t *h)
 	hd->refs = 0;
 	hd->fd = -1;
 	hd->linger = false;
+	hd->rcvlowat = false;
 	/* 31 bits: a handle must read as a non-negative result in a[0]. */
 	hd->gen = (hd->gen + 1) & INT32_MAX;
 	if (!hd->gen)
@@ -432,7 +433,7 @@ static void *session_main(void *arg)
 	struct reply r = { .buf = malloc(RSYS_MAX_PAYLOAD) };
 	uint8_t *buf = malloc(RSYS_MAX_PAYLOAD);
 	struct rsys_frame f;
-	bool blocking;
+	enum op_mode mode;
 	int64_t done;
 	int err;
 
@@ -458,13 +459,14 @@ static void *session_main(void *arg)
 			cancel(s, f.a[0]);
 			continue;
 		}
-		err = op_check(s, &f, &blocking);
-		if (err)
+		err = op_check(s, &f, &mode);
+		done = 0;
+		if (err) {
 			send_error(s, &f, err);
-		else if (!blocking) {
+		} else if (mode == OP_NOW) {
 			op_exec(s, &f, buf, &r);
 			send_reply(s, &r.f, r.buf);
-		} else if (op_try_now(s, &f, buf, &r, &done)) {
+		} else if (mode == OP_TRY_FIRST && op_try_now(s, &f, buf, &r, &done)) {
 			send_reply(s, &r.f, r.buf);
 		} else {
 			submit(s, &f, buf, done);
