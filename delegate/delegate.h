@@ -39,6 +39,7 @@ struct handle {
 	bool nonblock;		/* O_NONBLOCK on fd */
 	bool linger;		/* SO_LINGER on: close may block */
 	bool rcvlowat;		/* SO_RCVLOWAT > 1: a blocking recv waits for more than is queued */
+	int family;		/* AF_INET, AF_INET6 */
 	int proto;		/* IPPROTO_TCP, IPPROTO_UDP, ... for the egress check */
 	uint32_t next_free;
 };
@@ -84,7 +85,8 @@ void stats_read(struct rsys_delegate_stats *out);
 /* Serve the client connected on @fd in a new thread; it owns @fd from then on. */
 int session_start(int fd);
 struct handle *handle_reserve(struct session *s, uint64_t *h);
-void handle_publish(struct session *s, struct handle *hd, int fd, bool nonblock, int proto);
+void handle_publish(struct session *s, struct handle *hd, int fd, int family, int proto,
+		    bool nonblock);
 void handle_unreserve(struct session *s, struct handle *hd);
 struct handle *handle_get(struct session *s, uint64_t h);
 void handle_put(struct session *s, struct handle *hd);

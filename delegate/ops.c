@@ -32,19 +32,20 @@ static int64_t deny(const char *what, struct session *s)
 }
 
 /*
- * Egress/bind check of @sa for a socket of @proto. Addresses the kernel
- * would reject anyway (too short, foreign family) are left to it so that
- * the errno stays native; AF_UNSPEC is judged as AF_INET, as the kernel
- * treats it for sendto() and bind() on IPv4 sockets.
+ * Egress/bind check of the address @addr given to a socket @hd. Addresses
+ * the kernel rejects anyway (too short, foreign family) are left to it so
+ * that the errno stays native. AF_UNSPEC means AF_INET to IPv4 sockets
+ * (sendto, bind) and "no address" to IPv6 sendto, as in the kernel.
  */
-static bool allowed(enum policy_rule_kind kind, int proto, const uint8_t *addr, uint32_t len)
+static bool allowed(enum policy_rule_kind kind, const struct handle *hd, const uint8_t *addr,
+		    uint32_t len)
 {
 	struct sockaddr_storage ss;
 
 	if (!dlg.policy || len < sizeof(sa_family_t))
 		return true;
 	memcpy(&ss, addr, len);
-	if (ss.ss_family == AF_UNSPEC)
+	if (ss.ss_family == AF_UNSPEC && hd->family == AF_INET)
 		ss.ss_family = AF_INET;
 	if (ss.ss_family == AF_INET && len < sizeof(struct sockaddr_in))
 		return true;
@@ -52,7 +53,7 @@ static bool allowed(enum policy_rule_kind kind, int proto, const uint8_t *addr, 
 		return true;
 	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
 		return true;
-	return policy_allows(dlg.policy, kind, proto, (struct sockaddr *)&ss, len);
+	return policy_allows(dlg.policy, kind, hd->proto, (struct sockaddr *)&ss, len);
 }
 
 /* Socket options a program could use to escape the service domain's rules as root. */
@@ -119,14 +120,16 @@ static int64_t op_socket(struct session *s, const struct rsys_frame *f)
 	}
 	if (!proto)
 		proto = base == SOCK_STREAM ? IPPROTO_TCP : base == SOCK_DGRAM ? IPPROTO_UDP : 0;
-	handle_publish(s, hd, fd, type & SOCK_NONBLOCK, proto);
+	handle_publish(s, hd, fd, domain, proto, type & SOCK_NONBLOCK);
 	return h;
 }
 
 static int64_t op_connect(struct session *s, struct handle *hd, const struct rsys_frame *f,
 			  const uint8_t *p)
 {
-	if (!allowed(POLICY_ALLOW_CONNECT, hd->proto, p, f->len))
+	/* Connecting to AF_UNSPEC dissolves an association: nothing to check. */
+	if (((const struct sockaddr *)p)->sa_family != AF_UNSPEC &&
+	    !allowed(POLICY_ALLOW_CONNECT, hd, p, f->len))
 		return deny("connect", s);
 	if (connect(hd->fd, (const struct sockaddr *)p, f->len) < 0)
 		return -errno;
@@ -136,7 +139,7 @@ static int64_t op_connect(struct session *s, struct handle *hd, const struct rsy
 static int64_t op_bind(struct session *s, struct handle *hd, const struct rsys_frame *f,
 		       const uint8_t *p)
 {
-	if (!allowed(POLICY_ALLOW_BIND, hd->proto, p, f->len))
+	if (!allowed(POLICY_ALLOW_BIND, hd, p, f->len))
 		return deny("bind", s);
 	if (bind(hd->fd, (const struct sockaddr *)p, f->len) < 0)
 		return -errno;
@@ -152,7 +155,7 @@ static int64_t op_listen(struct session *s, struct handle *hd, const struct rsys
 	if (dlg.policy && !getsockname(hd->fd, (struct sockaddr *)&ss, &len) &&
 	    ((ss.ss_family == AF_INET && !((struct sockaddr_in *)&ss)->sin_port) ||
 	     (ss.ss_family == AF_INET6 && !((struct sockaddr_in6 *)&ss)->sin6_port)) &&
-	    !allowed(POLICY_ALLOW_BIND, hd->proto, (uint8_t *)&ss, len))
+	    !allowed(POLICY_ALLOW_BIND, hd, (uint8_t *)&ss, len))
 		return deny("listen on an unbound socket", s);
 	if (listen(hd->fd, f->a[1] > INT32_MAX ? INT32_MAX : (int)f->a[1]) < 0)
 		return -errno;
@@ -180,7 +183,7 @@ static int64_t op_accept(struct session *s, struct handle *hd, const struct rsys
 		handle_unreserve(s, nhd);
 		return err;
 	}
-	handle_publish(s, nhd, fd, f->a[1] & SOCK_NONBLOCK, hd->proto);
+	handle_publish(s, nhd, fd, hd->family, hd->proto, f->a[1] & SOCK_NONBLOCK);
 	r->f.len = len < ADDR_MAX ? len : ADDR_MAX;
 	return h;
 }
@@ -198,7 +201,7 @@ static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_f
 	};
 	ssize_t n;
 
-	if (alen && !allowed(POLICY_ALLOW_CONNECT, hd->proto, p, alen))
+	if (alen && !allowed(POLICY_ALLOW_CONNECT, hd, p, alen))
 		return deny("sendto", s);
 	n = sendmsg(hd->fd, &msg, (int)f->a[1] | MSG_NOSIGNAL);
 	return n < 0 ? -errno : n;

@@ -53,10 +53,12 @@ struct handle *handle_reserve(struct session *s, uint64_t *h)
 	return hd;
 }
 
-void handle_publish(struct session *s, struct handle *hd, int fd, bool nonblock, int proto)
+void handle_publish(struct session *s, struct handle *hd, int fd, int family, int proto,
+		    bool nonblock)
 {
 	pthread_mutex_lock(&s->lock);
 	hd->fd = fd;
+	hd->family = family;
 	hd->nonblock = nonblock;
 	hd->proto = proto;
 	hd->refs = 1;		/* dropped by handle_close() */

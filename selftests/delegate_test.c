@@ -395,6 +395,10 @@ static void test_policy(const struct sockaddr_in *srv, int lfd)
 	ret = call(fd, RSYS_OP_BIND, &any, sizeof(any), h, 0, 0, 0, NULL);
 	EXPECT_TRUE(ret == -EPERM, "policy: bind udp without an 'allow bind udp' rule -> %lld",
 		    (long long)ret);
+	any.sin_family = AF_UNSPEC;
+	ret = call(fd, RSYS_OP_CONNECT, &any, sizeof(any), h, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == 0, "policy: connect(AF_UNSPEC) dissolves, never denied -> %lld",
+		    (long long)ret);
 	d_close(fd, h);
 	ret = call(fd, RSYS_OP_SOCKET, NULL, 0, AF_INET, SOCK_RAW, IPPROTO_ICMP, 0, NULL);
 	EXPECT_TRUE(ret == -EPERM, "policy: raw socket -> %lld (-EPERM)", (long long)ret);
@@ -694,7 +698,7 @@ int main(void)
 	lfd = tcp_server(&srv);
 	if (lfd < 0)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
-	ktap_plan(57);
+	ktap_plan(58);
 	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
 	pid_open = delegate_start(bin, sock_open, NULL);
 	pid_pol = delegate_start(bin, sock_pol, policy_path);
