@@ -676,6 +676,101 @@ static int write_policy(uint16_t port)
 	return fclose(f);
 }
 
+/* Run @bin with @args, its stdout or stderr (@fdno) captured in @out; the exit status, or -1. */
+static int run_capture(const char *bin, const char *const *args, int fdno, char *out, size_t cap)
+{
+	const char *argv[8] = { bin };
+	int p[2], status, i;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	for (i = 0; args[i] && i < 6; i++)
+		argv[i + 1] = args[i];
+	if (pipe(p))
+		return -1;
+	pid = fork();
+	if (!pid) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		dup2(p[1], fdno);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while (got < cap - 1 && (n = read(p[0], out + got, cap - 1 - got)) > 0)
+		got += n;
+	out[got] = '\0';
+	close(p[0]);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static void test_cli(const char *bin)
+{
+	const char *help[] = { "--help", NULL };
+	const char *none[] = { NULL };
+	const char *bad[] = { "--listen", "unix:/nonexistent/x.sock", "--policy", policy_path, NULL };
+	char out[4096], want[300];
+	FILE *f;
+	int ret;
+
+	ret = run_capture(bin, help, 1, out, sizeof(out));
+	EXPECT_TRUE(ret == 0 && !strncmp(out, "Usage: rsys-delegate", 20),
+		    "--help: usage on stdout, exit %d", ret);
+	ret = run_capture(bin, none, 2, out, sizeof(out));
+	EXPECT_TRUE(ret == 1 && strstr(out, "Usage:"), "no address: usage on stderr, exit %d", ret);
+	f = fopen(policy_path, "w");
+	if (f) {
+		fputs("# broken\nremote inet\nallow tcp 10.1.2.3/8 *\n", f);
+		fclose(f);
+	}
+	snprintf(want, sizeof(want), "%s:3: bad CIDR '10.1.2.3/8'", policy_path);
+	ret = run_capture(bin, bad, 2, out, sizeof(out));
+	EXPECT_TRUE(ret == 1 && strstr(out, want), "bad policy: exit %d, message '%s'", ret, want);
+}
+
+/* The TCP transport: a delegate on tcp:127.0.0.1:PORT answers HELLO. */
+static void test_tcp_listen(const char *bin)
+{
+	struct sockaddr_in port;
+	char addr[64];
+	pid_t pid;
+	int fd = -1, i;
+	int64_t ret = INT64_MIN;
+
+	if (closed_port(&port)) {
+		ktap_skip("no free loopback port");
+		return;
+	}
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u", ntohs(port.sin_port));
+	pid = fork();
+	if (!pid) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 2);
+		execl(bin, bin, "--listen", addr, NULL);
+		_exit(127);
+	}
+	for (i = 0; pid > 0 && fd < 0 && i < 200; i++) {
+		fd = addr_connect(addr, NULL);
+		if (fd < 0)
+			usleep(10000);
+	}
+	if (fd >= 0)
+		ret = call(fd, RSYS_OP_HELLO, NULL, 0, RSYS_VERSION, 0, 0, 0, NULL);
+	EXPECT_TRUE(ret == RSYS_VERSION, "--listen %s: hello -> %lld", addr, (long long)ret);
+	if (fd >= 0)
+		close(fd);
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+}
+
 int main(void)
 {
 	struct rsys_delegate_stats st = { 0 };
@@ -698,7 +793,7 @@ int main(void)
 	lfd = tcp_server(&srv);
 	if (lfd < 0)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
-	ktap_plan(58);
+	ktap_plan(62);
 	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
 	pid_open = delegate_start(bin, sock_open, NULL);
 	pid_pol = delegate_start(bin, sock_pol, policy_path);
@@ -725,6 +820,9 @@ int main(void)
 		    "no leaks (policy): sessions %llu handles %llu threads %llu inflight %llu",
 		    (unsigned long long)st.sessions, (unsigned long long)st.handles,
 		    (unsigned long long)st.threads, (unsigned long long)st.inflight);
+
+	test_tcp_listen(bin);
+	test_cli(bin);
 
 	kill(pid_open, SIGTERM);
 	EXPECT_TRUE(waitpid(pid_open, &status, 0) == pid_open && WIFEXITED(status) &&
