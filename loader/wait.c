@@ -483,18 +483,27 @@ static void waiter_remote_replies(void)
 /* Cancel the remote halves of calls whose caller was interrupted by a signal. */
 static void waiter_check_calls(void)
 {
-	struct wcall *w, *next;
+	struct wcall *w, *next, *gone[32];
+	struct remote *rc[32];
+	int n = 0, i;
 
 	pthread_mutex_lock(&wait_lock);
-	for (w = watch_head; w; w = next) {
+	for (w = watch_head; w && n < 32; w = next) {
 		next = w->wnext;
 		if (sv_call_valid(w->c))
 			continue;
-		/* under wait_lock: done() cannot free @w meanwhile */
-		remote_cancel(w->c->sv->remote, &w->req);
+		/* hold it so that done() cannot free it; the call itself may end meanwhile */
 		watch_del(w);
+		w->refs++;
+		rc[n] = w->c->sv->remote;
+		gone[n++] = w;
 	}
 	pthread_mutex_unlock(&wait_lock);
+	/* not under wait_lock: sending may block while done() must go on */
+	for (i = 0; i < n; i++) {
+		remote_cancel(rc[i], &gone[i]->req);
+		wcall_put(gone[i]);
+	}
 }
 
 static int64_t mono_ms(void)

@@ -220,7 +220,8 @@ int main(void)
 	thr1 = proc_count(pid, "Threads");
 	EXPECT_TRUE(s1.inflight <= s0.inflight, "delegate requests in flight: %llu -> %llu",
 		    (unsigned long long)s0.inflight, (unsigned long long)s1.inflight);
-	EXPECT_TRUE(s1.threads <= s0.threads + 4 && thr1 <= thr0 + 4,
+	/* the session's pool follows the peak of concurrent requests, never the count of calls */
+	EXPECT_TRUE(s1.threads <= s0.threads + 16 && thr1 <= thr0 + 16,
 		    "delegate threads: %llu -> %llu (/proc: %ld -> %ld)", (unsigned long long)s0.threads,
 		    (unsigned long long)s1.threads, thr0, thr1);
 	EXPECT_TRUE(s1.handles == s0.handles && fd1 <= fd0 + 2, "delegate handles %llu -> %llu, fds %ld -> %ld",

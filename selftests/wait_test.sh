@@ -38,10 +38,27 @@ report "wait_epoll natively" $? "$RSYS_TMP/ep.native"
 timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$EPOLL" >"$RSYS_TMP/ep.rsys" 2>&1
 report "wait_epoll under rsys" $? "$RSYS_TMP/ep.rsys"
-WAIT_DELEGATE=$RSYS_DELEGATE WAIT_DELEGATE_PID=$(pgrep -f -n -- "--listen $RSYS_DELEGATE") \
+# threads DELEGATE_PID: how many threads the delegate has now
+threads()
+{
+	awk '/^Threads:/ { print $2 }' "/proc/$1/status"
+}
+
+dpid=$(pgrep -f -n -- "--listen $RSYS_DELEGATE")
+before=$(threads "$dpid")
+WAIT_DELEGATE=$RSYS_DELEGATE WAIT_DELEGATE_PID=$dpid \
 	timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$LEAK" >"$RSYS_TMP/leak" 2>&1
-report "wait_leak under rsys" $? "$RSYS_TMP/leak"
+rc=$?
+# once the session is over, every delegate thread it had must be gone (bounded wait)
+for ((i = 0; i < 50; i++)); do
+	[ "$(threads "$dpid")" -le "$before" ] && break
+	sleep 0.1
+done
+after=$(threads "$dpid")
+echo "# delegate threads before the run: $before, after it: $after" >>"$RSYS_TMP/leak"
+[ "$rc" -eq 0 ] && [ "$after" -gt "$before" ] && rc=1
+report "wait_leak under rsys (and no delegate thread left after it)" $rc "$RSYS_TMP/leak"
 
 # Python's asyncio and selectors (epoll) on remote sockets: same transcript as natively.
 AIO=$RSYS_SRC/selftests/wait_asyncio.py
