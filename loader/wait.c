@@ -49,7 +49,8 @@ struct witem {
 /*
  * A remote or split call in flight. Owned jointly by the waiter side (the
  * handler, then the waiter thread) and the remote side (the request until
- * its done() ran): @refs counts the two; whoever drops the last frees it.
+ * its done() ran), and by wcall_run() while it sets the call up: @refs
+ * counts them; whoever drops the last frees it.
  */
 struct wcall {
 	struct sv_call *c;
@@ -72,11 +73,15 @@ struct wcall {
 	struct remote_req req;
 	int64_t rret;			/* remote result */
 	bool merge;			/* timeout 0: both halves' results count */
+	bool waited;			/* the waiter thread owns the local half and resolves */
 	bool registered;		/* lp[] is in the waiter's epoll */
 	/* under wait_lock */
 	bool resolved;
 	bool remote_done;
 	bool queued;
+	bool armed;			/* waited: lp[] registered, the waiter may resolve */
+	bool early;			/* waited: the reply came before armed */
+	bool submitted;			/* the request is out: it can be cancelled */
 	int refs;
 	struct wcall *qnext;
 	struct wcall *wnext, **wpprev;	/* on watch_head while the remote half may block */
@@ -375,6 +380,18 @@ static void wcall_remote_won(struct wcall *w)
 	wcall_answer(w, w->rret);
 }
 
+/* Hand @w, whose remote half has answered, to the waiter thread. Called with wait_lock held. */
+static void wq_push(struct wcall *w)
+{
+	w->queued = true;
+	w->qnext = NULL;
+	if (wq_tail)
+		wq_tail->qnext = w;
+	else
+		wq_head = w;
+	wq_tail = w;
+}
+
 /*
  * done() of the remote half, on the event thread. Calls without a
  * registered local half are resolved right here; the others are handed to
@@ -395,7 +412,7 @@ static void wait_remote_done(struct remote_req *r)
 		return;
 	}
 	wcall_take_reply(w, r);
-	if (!w->registered) {
+	if (!w->waited) {
 		w->resolved = true;
 		pthread_mutex_unlock(&wait_lock);
 		wcall_remote_won(w);
@@ -403,13 +420,13 @@ static void wait_remote_done(struct remote_req *r)
 		wcall_put(w);
 		return;
 	}
-	w->queued = true;
-	w->qnext = NULL;
-	if (wq_tail)
-		wq_tail->qnext = w;
-	else
-		wq_head = w;
-	wq_tail = w;
+	if (!w->armed) {
+		/* wcall_run() hands it to the waiter once the local half is registered */
+		w->early = true;
+		pthread_mutex_unlock(&wait_lock);
+		return;
+	}
+	wq_push(w);
 	pthread_mutex_unlock(&wait_lock);
 	if (write(wake_fd, &one, sizeof(one)) < 0)
 		pr_warn("waiter wake-up failed: %s\n", strerror(errno));
@@ -422,7 +439,7 @@ static void waiter_local_event(struct wcall *w)
 	bool cancel;
 
 	pthread_mutex_lock(&wait_lock);
-	if (w->resolved || !wcall_poll_local(w)) {
+	if (!w->armed || w->resolved || !wcall_poll_local(w)) {
 		pthread_mutex_unlock(&wait_lock);
 		return;
 	}
@@ -490,7 +507,7 @@ static void waiter_check_calls(void)
 	pthread_mutex_lock(&wait_lock);
 	for (w = watch_head; w && n < 32; w = next) {
 		next = w->wnext;
-		if (sv_call_valid(w->c))
+		if (!w->submitted || sv_call_valid(w->c))
 			continue;
 		/* hold it so that done() cannot free it; the call itself may end meanwhile */
 		watch_del(w);
@@ -689,20 +706,29 @@ static enum sv_verdict wcall_run(struct wcall *w)
 	w->req.done = wait_remote_done;
 	w->req.arg = w;
 	w->req.call = c;
-	w->refs = 2;
 	pthread_once(&waiter_once, waiter_init);
 	if (waiter_epfd < 0) {
 		err = -ENOMEM;
 		goto reply;
 	}
-	/* done() may run before we return: it waits for the local half's registration */
+	/*
+	 * No lock is held while sending: done() must never wait for one, or a
+	 * full socket both ways would stop the event thread reading replies.
+	 * A third reference keeps @w while this function still looks at it.
+	 */
+	w->refs = 3;
+	w->waited = w->nl && !w->merge;
 	pthread_mutex_lock(&wait_lock);
+	watch_add(w);
+	pthread_mutex_unlock(&wait_lock);
 	err = remote_submit(c->sv->remote, &w->req);
 	if (err) {
+		pthread_mutex_lock(&wait_lock);
+		watch_del(w);
 		pthread_mutex_unlock(&wait_lock);
 		goto reply;
 	}
-	if (w->nl && !w->merge) {
+	if (w->waited) {
 		ev.data.ptr = w;
 		for (i = 0; i < w->nl; i++) {
 			/* poll and epoll share the event bits */
@@ -712,12 +738,21 @@ static enum sv_verdict wcall_run(struct wcall *w)
 		}
 		w->registered = true;
 	}
-	watch_add(w);
+	pthread_mutex_lock(&wait_lock);
+	w->submitted = true;	/* from now on a signal to the caller cancels it */
 	wake = waiter_idle;
 	waiter_idle = false;
+	if (w->waited) {
+		w->armed = true;
+		if (w->early) {
+			wq_push(w);
+			wake = true;
+		}
+	}
 	pthread_mutex_unlock(&wait_lock);
 	if (wake && write(wake_fd, &one, sizeof(one)) < 0)
 		pr_warn("waiter wake-up failed: %s\n", strerror(errno));
+	wcall_put(w);
 	return SV_PENDING;
 reply:
 	c->ret = err;
