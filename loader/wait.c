@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* select/pselect6/poll/ppoll split by the fd table: local half in the monitor, remote half at the delegate, first wins. */
+/* select/pselect6/poll/ppoll/epoll_wait split by the fd table: local half in the monitor, remote half at the delegate, first wins. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
