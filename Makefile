@@ -46,6 +46,8 @@ DEB_PACKAGES := make gcc clang llvm libbpf-dev bpftool libseccomp-dev libelf-dev
 	libssl-dev cpio xz-utils rsync kmod
 
 .DELETE_ON_ERROR:
+# Keep BPF objects and skeletons: they are intermediates of chained pattern rules.
+.SECONDARY:
 .PHONY: all deps test selftests vmtest demo install uninstall clean
 
 all: $(BINS)
