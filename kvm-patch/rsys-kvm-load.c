@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Loads bpf/kvm_rsys.bpf.c into a patched kernel, pins its maps and runs a command while attached. */
+/* Attaches bpf/kvm_rsys.bpf.c to a kvm-patch/ kernel, pins its maps, runs a command. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,7 +28,7 @@ static int pin(struct bpf_map *map, const char *dir)
 	return bpf_map__pin(map, path);
 }
 
-static int run(char **argv)
+static int run_command(char **argv)
 {
 	int status;
 	pid_t pid;
@@ -77,7 +77,8 @@ int main(int argc, char **argv)
 
 	skel = kvm_rsys_bpf__open_and_load();
 	if (!skel) {
-		fprintf(stderr, "Error: cannot load kvm_rsys.bpf.o: %s (needs a kernel with kvm-patch/)\n",
+		fprintf(stderr,
+			"Error: cannot load kvm_rsys.bpf.o: %s (boot a kvm-patch/ kernel)\n",
 			strerror(errno));
 		return 4;
 	}
@@ -100,7 +101,7 @@ int main(int argc, char **argv)
 		goto err_unpin;
 	}
 
-	err = run(argv + 2);
+	err = run_command(argv + 2);
 	print_counts(skel);
 
 err_unpin:

@@ -70,7 +70,7 @@ check_deps() {
 # Pristine source, kept as a git tree so that a changed series is reapplied
 # by touching only the files it changes (the build stays incremental).
 prepare_source() {
-	local sum
+	local sum p patches=()
 
 	if [ ! -f "$SRC/.rsys-pristine" ]; then
 		step "unpacking $TARBALL"
@@ -86,22 +86,23 @@ prepare_source() {
 		mv "$SRC.tmp" "$SRC"
 	fi
 
-	local patches
-
-	patches=$(ls "$HERE"/[0-9][0-9][0-9][0-9]-*.patch | grep -v '/0000-')
-	[ -n "$patches" ] || fail "no patches in kvm-patch/"
-	sum=$(cat $patches | sha256sum | cut -d' ' -f1)
+	for p in "$HERE"/[0-9][0-9][0-9][0-9]-*.patch; do
+		case "$p" in
+		*/0000-*) ;;
+		*) [ -f "$p" ] && patches+=("$p") ;;
+		esac
+	done
+	[ ${#patches[@]} -gt 0 ] || fail "no patches in kvm-patch/"
+	sum=$(cat "${patches[@]}" | sha256sum | cut -d' ' -f1)
 	[ "$(cat "$CACHE/series.sum" 2>/dev/null)" = "$sum" ] && return 0
 	step "applying kvm-patch/*.patch"
 	rm -f "$CACHE/series.sum"
 	git -C "$SRC" checkout -q -f --detach pristine &&
 		git -C "$SRC" clean -q -fdx -e .rsys-pristine ||
 		fail "cannot reset $SRC to pristine"
-	# shellcheck disable=SC2086
-	git -C "$SRC" apply --check $patches ||
+	git -C "$SRC" apply --check "${patches[@]}" ||
 		fail "kvm-patch/ does not apply to $TARBALL"
-	# shellcheck disable=SC2086
-	git -C "$SRC" apply $patches || fail "cannot apply kvm-patch/"
+	git -C "$SRC" apply "${patches[@]}" || fail "cannot apply kvm-patch/"
 	echo "$sum" >"$CACHE/series.sum"
 }
 
