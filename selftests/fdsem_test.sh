@@ -19,7 +19,7 @@ tap_plan "$(echo $scenarios | wc -w)"
 for sc in $scenarios; do
 	n=$RSYS_TMP/$sc.native
 	r=$RSYS_TMP/$sc.rsys
-	rsys_native timeout 90 "$FDSEM" "$sc" >"$n" 2>"$n.err"
+	rsys_native timeout 40 "$FDSEM" "$sc" >"$n" 2>"$n.err"
 	nrc=$?
 	if [ $nrc -ne 0 ]; then
 		# The scenario itself is wrong (or the machine is): say why.
@@ -32,7 +32,7 @@ for sc in $scenarios; do
 		tap_skip "$sc: native transcript ok; $RSYS_MISSING"
 		continue
 	fi
-	RSYS_RUN_TIMEOUT=90 rsys_run "$FDSEM" "$sc" >"$r" 2>"$r.err"
+	RSYS_RUN_TIMEOUT=40 rsys_run "$FDSEM" "$sc" >"$r" 2>"$r.err"
 	rrc=$?
 	if diff -u "$n" "$r" >"$r.diff" && [ $rrc -eq 0 ]; then
 		tap_ok "$sc"

@@ -233,10 +233,11 @@ rsys_delegate_start()
 }
 
 # rsys_run CMD...: run CMD as a trusted program in a fresh compute domain, killed after
-# $RSYS_RUN_TIMEOUT seconds (default 120). RSYS_POLICY and RSYS_DELEGATE may be overridden.
+# $RSYS_RUN_TIMEOUT seconds (default 120; SIGKILL 5 s later). RSYS_POLICY and RSYS_DELEGATE
+# may be overridden.
 rsys_run()
 {
-	timeout "${RSYS_RUN_TIMEOUT:-120}" "$RSYS_LOAD" run --policy "$RSYS_POLICY" \
+	timeout --kill-after=5 "${RSYS_RUN_TIMEOUT:-120}" "$RSYS_LOAD" run --policy "$RSYS_POLICY" \
 		--delegate "$RSYS_DELEGATE" -- "$@"
 }
 

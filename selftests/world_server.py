@@ -61,6 +61,11 @@ class TcpServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     request_queue_size = 64
 
+    def handle_error(self, request, client_address):
+        """A reset from a killed test client is expected: no traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class UdpServer(socketserver.ThreadingUDPServer):
     allow_reuse_address = True
