@@ -36,6 +36,26 @@ struct bench_run {
 	uint64_t late_cancelled;	/* the delegate's cancelled counter over BENCH_LATE_LOCAL */
 };
 
+/* What a SIGINT/SIGTERM must still clean up: the delegate and its directory. */
+static struct bench_run *cleanup_run;
+
+static void on_fatal_signal(int sig)
+{
+	struct bench_run *r = cleanup_run;
+	char path[PATH_MAX + 32];
+
+	if (r && r->delegate > 0)
+		kill(r->delegate, SIGTERM);
+	if (r && r->tmp[0]) {
+		snprintf(path, sizeof(path), "%s/delegate.sock", r->tmp);
+		unlink(path);
+		unlink(r->policy);
+		rmdir(r->tmp);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -368,6 +388,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	r.late_iters = r.iters < LATE_MAX_ITERS ? r.iters : LATE_MAX_ITERS;
+	cleanup_run = &r;
+	signal(SIGINT, on_fatal_signal);
+	signal(SIGTERM, on_fatal_signal);
+	signal(SIGHUP, on_fatal_signal);
 	err = delegate_start(&r);
 	for (t = 0; !err && t < BENCH_NTESTS; t++) {
 		if (t == BENCH_LATE_LOCAL && delegate_cancelled(&r, &c0))
