@@ -106,16 +106,18 @@ demo: all
 	$(Q)./demo.sh
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR)/policy \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DATADIR)/policy \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 doc/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 doc/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 policy/*.policy $(DESTDIR)$(DATADIR)/policy/
 	install -m 0644 doc/rsys-load.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rsys-load
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,rsys-load rsys-delegate rsys-bench)
-	rm -f $(DESTDIR)$(MANDIR)/man8/rsys-*.8 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rsys-load
+	rm -f $(DESTDIR)$(MANDIR)/man1/rsys-*.1 $(DESTDIR)$(MANDIR)/man8/rsys-*.8 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rsys-load
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:
