@@ -40,7 +40,7 @@ BENCH_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard loader/bench/*.c))
 
 BINS := $(O)/rsys-load $(O)/rsys-delegate $(O)/rsys-bench
 
-DEB_PACKAGES := make gcc clang llvm libbpf-dev bpftool libseccomp-dev libelf-dev zlib1g-dev \
+DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf-dev zlib1g-dev \
 	iproute2 curl netcat-openbsd python3 procps gnuplot-nox \
 	linux-source-6.12 qemu-system-x86 dwarves ccache busybox-static flex bison bc \
 	libssl-dev cpio xz-utils rsync kmod
