@@ -288,6 +288,22 @@ void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags)
 	mirror_set(p, vfd, a, flags);
 }
 
+int fdc_copy(struct sv_proc *p, int from, int to, int flags)
+{
+	struct fdc_ent *e;
+	struct anchor *a = NULL;
+
+	pthread_mutex_lock(&fdc_lock);
+	e = ent_get(p, from, false);
+	if (e && e->state == FDC_REMOTE)
+		a = e->a;
+	pthread_mutex_unlock(&fdc_lock);
+	if (!a)
+		return -ENOENT;
+	fdc_set_remote(p, to, a, flags);
+	return 0;
+}
+
 void fdc_set_flags(struct sv_proc *p, int vfd, int nonblock, int cloexec)
 {
 	struct fdc_ent *e;

@@ -45,6 +45,8 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle);
 
 /* @vfd of @p now holds @a's placeholder (fd flags: O_CLOEXEC, O_NONBLOCK). */
 void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags);
+/* @to now holds the same remote socket as @from (dup); -ENOENT if @from is not known remote. */
+int fdc_copy(struct sv_proc *p, int from, int to, int flags);
 /* Update the O_NONBLOCK / FD_CLOEXEC mirror of remote @vfd. */
 void fdc_set_flags(struct sv_proc *p, int vfd, int nonblock, int cloexec);
 /* Forget vfds [@lo, @hi] of @p (closed or replaced). */

@@ -13,9 +13,28 @@
 
 #define REMOTE_BUCKETS	256
 
+/* A frame queued by the event thread for the writer thread. */
+struct wq_item {
+	struct wq_item *next;
+	struct rsys_frame f;
+	char payload[];
+};
+
 struct remote {
 	int fd;
 	bool alive;
+	/*
+	 * The event thread reads replies and must never block on a send: the
+	 * delegate may be blocked writing replies to us. Its frames go
+	 * through a queue served by the writer thread.
+	 */
+	pthread_t event_thread;
+	bool has_event_thread;
+	pthread_t writer;
+	bool writer_started, writer_stop;
+	pthread_mutex_t wq_lock;
+	pthread_cond_t wq_cond;
+	struct wq_item *wq_head, *wq_tail;
 	uint64_t next_id;
 	pthread_mutex_t send_lock;	/* one frame at a time on the wire */
 	pthread_mutex_t lock;		/* pending table, alive, next_id */
@@ -23,6 +42,77 @@ struct remote {
 	unsigned int n_waiting;		/* pending requests with a call */
 	char *rbuf;			/* reply payload of the frame being dispatched */
 };
+
+static void *remote_writer(void *arg)
+{
+	struct remote *rc = arg;
+	struct wq_item *it;
+
+	pthread_mutex_lock(&rc->wq_lock);
+	for (;;) {
+		while (!rc->wq_head && !rc->writer_stop)
+			pthread_cond_wait(&rc->wq_cond, &rc->wq_lock);
+		it = rc->wq_head;
+		if (!it)
+			break;
+		rc->wq_head = it->next;
+		if (!rc->wq_head)
+			rc->wq_tail = NULL;
+		pthread_mutex_unlock(&rc->wq_lock);
+		pthread_mutex_lock(&rc->send_lock);
+		if (frame_send(rc->fd, &it->f, it->payload))
+			pr_debug("delegate send failed (queued frame)\n");
+		pthread_mutex_unlock(&rc->send_lock);
+		free(it);
+		pthread_mutex_lock(&rc->wq_lock);
+	}
+	pthread_mutex_unlock(&rc->wq_lock);
+	return NULL;
+}
+
+void remote_set_event_thread(struct remote *rc)
+{
+	rc->event_thread = pthread_self();
+	rc->has_event_thread = true;
+}
+
+/* Send one frame; from the event thread it is queued (a copy) for the writer thread. */
+static int wire_send(struct remote *rc, struct rsys_frame *f, const void *payload)
+{
+	struct wq_item *it;
+	int ret = 0;
+
+	if (!rc->has_event_thread || !pthread_equal(pthread_self(), rc->event_thread)) {
+		pthread_mutex_lock(&rc->send_lock);
+		ret = frame_send(rc->fd, f, payload);
+		pthread_mutex_unlock(&rc->send_lock);
+		return ret;
+	}
+	it = malloc(sizeof(*it) + f->len);
+	if (!it)
+		return -ENOMEM;
+	it->next = NULL;
+	it->f = *f;
+	if (f->len)
+		memcpy(it->payload, payload, f->len);
+	pthread_mutex_lock(&rc->wq_lock);
+	if (!rc->writer_started) {
+		ret = -pthread_create(&rc->writer, NULL, remote_writer, rc);
+		rc->writer_started = !ret;
+	}
+	if (!ret) {
+		if (rc->wq_tail)
+			rc->wq_tail->next = it;
+		else
+			rc->wq_head = it;
+		rc->wq_tail = it;
+		pthread_cond_signal(&rc->wq_cond);
+	}
+	pthread_mutex_unlock(&rc->wq_lock);
+	if (ret)
+		free(it);
+	return ret;
+}
 
 int remote_open(struct remote **rcp, const char *addr, FILE *err)
 {
@@ -62,6 +152,8 @@ int remote_open(struct remote **rcp, const char *addr, FILE *err)
 	rc->next_id = 2;
 	pthread_mutex_init(&rc->send_lock, NULL);
 	pthread_mutex_init(&rc->lock, NULL);
+	pthread_mutex_init(&rc->wq_lock, NULL);
+	pthread_cond_init(&rc->wq_cond, NULL);
 	pr_info("delegate %s: max handles %lld, max in flight %lld\n", addr,
 		(long long)f.a[1], (long long)f.a[2]);
 	*rcp = rc;
@@ -72,6 +164,12 @@ void remote_close(struct remote *rc)
 {
 	if (!rc)
 		return;
+	pthread_mutex_lock(&rc->wq_lock);
+	rc->writer_stop = true;
+	pthread_cond_signal(&rc->wq_cond);
+	pthread_mutex_unlock(&rc->wq_lock);
+	if (rc->writer_started)
+		pthread_join(rc->writer, NULL);
 	close(rc->fd);
 	free(rc->rbuf);
 	free(rc);
@@ -133,9 +231,7 @@ int remote_submit(struct remote *rc, struct remote_req *r)
 	f = r->f;
 	f.id = r->id;
 	f.flags = 0;
-	pthread_mutex_lock(&rc->send_lock);
-	ret = frame_send(rc->fd, &f, r->payload);
-	pthread_mutex_unlock(&rc->send_lock);
+	ret = wire_send(rc, &f, r->payload);
 	if (ret) {
 		pthread_mutex_lock(&rc->lock);
 		/* Gone already if the event thread failed the whole session meanwhile. */
@@ -152,17 +248,13 @@ int remote_submit(struct remote *rc, struct remote_req *r)
 int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1)
 {
 	struct rsys_frame f = { .op = op, .a = { a0, a1 } };
-	int ret;
 
 	if (!remote_alive(rc))
 		return -ECONNRESET;
 	pthread_mutex_lock(&rc->lock);
 	f.id = rc->next_id++;
 	pthread_mutex_unlock(&rc->lock);
-	pthread_mutex_lock(&rc->send_lock);
-	ret = frame_send(rc->fd, &f, NULL);
-	pthread_mutex_unlock(&rc->send_lock);
-	return ret;
+	return wire_send(rc, &f, NULL);
 }
 
 struct remote_wait {

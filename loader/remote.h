@@ -38,6 +38,9 @@ struct remote_req {
 int remote_open(struct remote **rcp, const char *addr, FILE *err);
 void remote_close(struct remote *rc);
 
+/* Called by the event thread: its sends are queued, never blocking it. */
+void remote_set_event_thread(struct remote *rc);
+
 /* The session's socket, for the event thread's epoll. */
 int remote_fd(const struct remote *rc);
 /* False once the session has ended (EOF, protocol error). */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 
 #include "log.h"
@@ -1274,12 +1275,52 @@ enum sv_verdict sys_close_range(struct sv_call *c)
 	return SV_CONTINUE;
 }
 
+/*
+ * dup of a remote vfd installs the same placeholder file with ADDFD, so the
+ * new vfd is known (and published) at once; numbering, EMFILE and EBADF
+ * come from the kernel as for a native dup. F_DUPFD is left to the kernel
+ * (ADDFD cannot ask for "lowest >= arg"): its result is found on first use.
+ */
+static enum sv_verdict dup_remote(struct sv_call *c, int old, int new, int cloexec)
+{
+	int fd, vfd;
+
+	fd = sv_fd_dup(c, old);
+	if (fd < 0)
+		return SV_CONTINUE;
+	if (new >= 0)
+		fdc_forget(c->proc, new, new);
+	vfd = sv_addfd(c, fd, new, cloexec ? O_CLOEXEC : 0, true);
+	close(fd);
+	if (vfd < 0)
+		return sv_error(c, vfd);
+	fdc_copy(c->proc, old, vfd, cloexec ? O_CLOEXEC : 0);
+	sv_call_free(c);
+	return SV_PENDING;	/* answered by ADDFD */
+}
+
+enum sv_verdict sys_dup(struct sv_call *c)
+{
+	uint64_t h;
+
+	if (!arg_remote(c, 0, &h))
+		return SV_CONTINUE;
+	return dup_remote(c, c->n.data.args[0], -1, 0);
+}
+
 enum sv_verdict sys_dup2(struct sv_call *c)
 {
-	unsigned int vfd = c->n.data.args[1];
+	int old = c->n.data.args[0], new = c->n.data.args[1];
+	int flags = c->n.data.nr == SYS_dup3 ? (int)c->n.data.args[2] : 0;
+	uint64_t h;
 
-	fdc_forget(c->proc, vfd, vfd);
-	return SV_CONTINUE;
+	/* dup2(fd, fd), dup3's EINVAL cases and bad numbers: the kernel answers. */
+	if (old == new || (flags & ~O_CLOEXEC) || new < 0 || !arg_remote(c, 0, &h)) {
+		if (new >= 0)
+			fdc_forget(c->proc, new, new);
+		return SV_CONTINUE;
+	}
+	return dup_remote(c, old, new, flags & O_CLOEXEC);
 }
 
 enum sv_verdict sys_dup3(struct sv_call *c)

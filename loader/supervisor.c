@@ -58,6 +58,7 @@ static const sv_handler_fn sv_table[] = {
 	[SYS_ioctl] = sys_ioctl,
 	[SYS_close] = sys_close,
 	[SYS_close_range] = sys_close_range,
+	[SYS_dup] = sys_dup,
 	[SYS_dup2] = sys_dup2,
 	[SYS_dup3] = sys_dup3,
 	[SYS_execve] = sys_execve,
@@ -347,6 +348,7 @@ static void *ev_thread_fn(void *arg)
 	struct epoll_event evs[32];
 	int timeout = -1, n, i;
 
+	remote_set_event_thread(sv->remote);
 	for (;;) {
 		n = epoll_wait(st.epfd, evs, 32, timeout);
 		if (n < 0 && errno != EINTR) {

@@ -32,6 +32,7 @@ enum sv_verdict sys_fcntl(struct sv_call *c);
 enum sv_verdict sys_ioctl(struct sv_call *c);
 enum sv_verdict sys_close(struct sv_call *c);
 enum sv_verdict sys_close_range(struct sv_call *c);
+enum sv_verdict sys_dup(struct sv_call *c);
 enum sv_verdict sys_dup2(struct sv_call *c);
 enum sv_verdict sys_dup3(struct sv_call *c);
 enum sv_verdict sys_execve(struct sv_call *c);
