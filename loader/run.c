@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -146,6 +147,7 @@ int do_run(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = run_forward };
 	struct rsys_maps maps;
 	struct rsys_trusted t;
+	struct rlimit rl;
 	char prog[PATH_MAX];
 	struct policy *p;
 	struct remote *rc;
@@ -228,6 +230,11 @@ int do_run(int argc, char **argv)
 		guest_exec(&g);
 	}
 	run_child = pid;
+	/* One anchor fd per remote socket: the monitor (not the program) may use its hard limit. */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
