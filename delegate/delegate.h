@@ -57,7 +57,11 @@ struct request {
 struct session {
 	int fd;
 	unsigned int id;
-	pthread_mutex_t send_lock;	/* one reply on the wire at a time */
+	pthread_mutex_t out_lock;	/* the reply queue: */
+	pthread_cond_t out_cond;	/* writing ended, queue shrank */
+	bool writing;			/* a thread is writing replies */
+	struct outbuf *outq, *outq_tail;	/* replies waiting to be written */
+	size_t outq_bytes;
 	pthread_mutex_t lock;		/* everything below */
 	pthread_cond_t work;		/* queue gained a request, or closing */
 	pthread_cond_t idle;		/* a delegate thread ended */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "delegate.h"
 #include "frame.h"
@@ -141,17 +142,226 @@ int handle_close(struct session *s, uint64_t h)
 	return 0;
 }
 
-static void send_reply(struct session *s, struct rsys_frame *f, const void *payload)
+/*
+ * Replies. Frames never interleave: one thread at a time owns the
+ * connection for writing (s->writing). Delegate threads may block writing.
+ * The reader must not: a client writing a large request while we write a
+ * large reply would wait on us forever. So the reader writes without
+ * blocking, and whatever does not fit is queued (s->outq) and written by a
+ * flusher thread, or by the next delegate thread that replies.
+ * Invariant: !s->writing implies an empty s->outq.
+ */
+struct outbuf {
+	struct outbuf *next;
+	size_t len, off;
+	uint8_t data[];
+};
+
+#define OUTQ_MAX	(8u << 20)	/* queued reply bytes before the reader stops reading */
+
+/* Write @len bytes of @buf from *@off on, blocking: 0 or -errno. */
+static int write_rest(int fd, const uint8_t *buf, size_t len, size_t *off)
 {
+	while (*off < len) {
+		ssize_t n = send(fd, buf + *off, len - *off, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		*off += n;
+	}
+	return 0;
+}
+
+/* Write frame @f + @payload from byte *@off on without blocking: 0 when done, -EAGAIN, or -errno. */
+static int frame_send_nowait(int fd, struct rsys_frame *f, const void *payload, size_t *off)
+{
+	size_t total = sizeof(*f) + f->len;
+
+	f->magic = RSYS_MAGIC;
+	f->version = RSYS_VERSION;
+	while (*off < total) {
+		struct iovec iov[2];
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = 1 };
+		ssize_t n;
+
+		if (*off < sizeof(*f)) {
+			iov[0] = (struct iovec){ (char *)f + *off, sizeof(*f) - *off };
+			if (f->len) {
+				iov[1] = (struct iovec){ (void *)payload, f->len };
+				m.msg_iovlen = 2;
+			}
+		} else {
+			iov[0] = (struct iovec){ (char *)payload + (*off - sizeof(*f)), total - *off };
+		}
+		n = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		*off += n;
+	}
+	return 0;
+}
+
+static struct outbuf *outbuf_new(struct rsys_frame *f, const void *payload)
+{
+	struct outbuf *ob = malloc(sizeof(*ob) + sizeof(*f) + f->len);
+
+	if (!ob)
+		return NULL;
+	f->magic = RSYS_MAGIC;
+	f->version = RSYS_VERSION;
+	ob->next = NULL;
+	ob->len = sizeof(*f) + f->len;
+	ob->off = 0;
+	memcpy(ob->data, f, sizeof(*f));
+	if (f->len)
+		memcpy(ob->data + sizeof(*f), payload, f->len);
+	return ob;
+}
+
+/* Write one queued frame, blocking; drops it if the client is gone. */
+static void outbuf_write(struct session *s, struct outbuf *ob)
+{
+	int err = write_rest(s->fd, ob->data, ob->len, &ob->off);
+
+	if (err)
+		pr_debug("session %u: reply lost: %s\n", s->id, strerror(-err));
+	free(ob);
+}
+
+/* Owner of s->writing: write everything queued, then give the connection up. */
+static void outq_flush(struct session *s)
+{
+	struct outbuf *ob;
+
+	pthread_mutex_lock(&s->out_lock);
+	while ((ob = s->outq)) {
+		s->outq = ob->next;
+		if (!s->outq)
+			s->outq_tail = NULL;
+		s->outq_bytes -= ob->len - ob->off;
+		pthread_mutex_unlock(&s->out_lock);
+		outbuf_write(s, ob);
+		pthread_mutex_lock(&s->out_lock);
+	}
+	s->writing = false;
+	pthread_cond_broadcast(&s->out_cond);
+	pthread_mutex_unlock(&s->out_lock);
+}
+
+static void *flusher_main(void *arg)
+{
+	struct session *s = arg;
+
+	outq_flush(s);
+	pthread_mutex_lock(&s->lock);
+	/* After this unlock the session may be freed: touch nothing of it. */
+	s->workers--;
+	pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+	stat_sub(threads, 1);
+	return NULL;
+}
+
+static void outq_push(struct session *s, struct outbuf *ob, bool head)
+{
+	if (head) {
+		ob->next = s->outq;
+		s->outq = ob;
+		if (!s->outq_tail)
+			s->outq_tail = ob;
+	} else {
+		if (s->outq_tail)
+			s->outq_tail->next = ob;
+		else
+			s->outq = ob;
+		s->outq_tail = ob;
+	}
+	s->outq_bytes += ob->len - ob->off;
+}
+
+static void send_reply(struct session *s, struct rsys_frame *f, const void *payload, bool may_block)
+{
+	struct outbuf *ob;
+	pthread_attr_t attr;
+	pthread_t t;
+	size_t off = 0;
 	int err;
 
-	pthread_mutex_lock(&s->send_lock);
-	err = frame_send(s->fd, f, payload);
-	pthread_mutex_unlock(&s->send_lock);
+	pr_debug("session %u: request %llu op %u -> %lld (%u bytes)\n", s->id,
+		 (unsigned long long)f->id, f->op, (long long)f->a[0], f->len);
 	stat_add(requests, 1);
+	pthread_mutex_lock(&s->out_lock);
+	if (may_block) {
+		while (s->writing)
+			pthread_cond_wait(&s->out_cond, &s->out_lock);
+		s->writing = true;
+		pthread_mutex_unlock(&s->out_lock);
+		err = frame_send(s->fd, f, payload);
+		if (err)
+			pr_debug("session %u: reply lost: %s\n", s->id, strerror(-err));
+		outq_flush(s);
+		return;
+	}
+	if (s->writing) {
+		ob = outbuf_new(f, payload);
+		if (ob)
+			outq_push(s, ob, false);
+		pthread_mutex_unlock(&s->out_lock);
+		if (!ob)
+			pr_warn("session %u: out of memory, reply dropped\n", s->id);
+		return;
+	}
+	s->writing = true;
+	pthread_mutex_unlock(&s->out_lock);
+
+	err = frame_send_nowait(s->fd, f, payload, &off);
+	if (err != -EAGAIN) {
+		if (err)
+			pr_debug("session %u: reply lost: %s\n", s->id, strerror(-err));
+		outq_flush(s);
+		return;
+	}
+	/* The client is not reading now: the rest goes to a flusher thread. */
+	ob = outbuf_new(f, payload);
+	if (!ob) {
+		/* Half a frame is on the wire: the stream cannot be resynchronised. */
+		pr_warn("session %u: out of memory, closing the connection\n", s->id);
+		shutdown(s->fd, SHUT_RDWR);
+		outq_flush(s);
+		return;
+	}
+	ob->off = off;
+	pthread_mutex_lock(&s->out_lock);
+	outq_push(s, ob, true);
+	pthread_mutex_unlock(&s->out_lock);
+	pthread_mutex_lock(&s->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	err = pthread_create(&t, &attr, flusher_main, s);
+	pthread_attr_destroy(&attr);
+	if (!err) {
+		s->workers++;
+		stat_add(threads, 1);
+	}
+	pthread_mutex_unlock(&s->lock);
 	if (err)
-		pr_debug("session %u: reply to request %llu lost: %s\n", s->id,
-			 (unsigned long long)f->id, strerror(-err));
+		outq_flush(s);
+}
+
+/* The reader stops reading while too many replies wait for the client to read them. */
+static void outq_wait(struct session *s)
+{
+	pthread_mutex_lock(&s->out_lock);
+	while (s->outq_bytes > OUTQ_MAX)
+		pthread_cond_wait(&s->out_cond, &s->out_lock);
+	pthread_mutex_unlock(&s->out_lock);
 }
 
 static void send_error(struct session *s, const struct rsys_frame *req, int64_t ret)
@@ -163,7 +373,7 @@ static void send_error(struct session *s, const struct rsys_frame *req, int64_t 
 		.a = { ret },
 	};
 
-	send_reply(s, &f, NULL);
+	send_reply(s, &f, NULL, false);
 }
 
 /* Consume a cancel signal that arrived after the syscall it was meant for. */
@@ -231,7 +441,7 @@ static void *worker_main(void *arg)
 
 		if (cancelled)
 			drain_cancel_signal();
-		send_reply(s, &r.f, r.buf);
+		send_reply(s, &r.f, r.buf, true);
 		free(req);
 		pthread_mutex_lock(&s->lock);
 	}
@@ -302,6 +512,8 @@ static void submit(struct session *s, const struct rsys_frame *f, const uint8_t 
 	else
 		s->queue = req;
 	s->queue_tail = req;
+	pr_debug("session %u: request %llu op %u (%u bytes) to a delegate thread\n", s->id,
+		 (unsigned long long)f->id, f->op, f->len);
 	s->queued++;
 	s->outstanding++;
 	pthread_cond_signal(&s->work);
@@ -424,7 +636,8 @@ static void session_end(struct session *s)
 	pthread_cond_destroy(&s->idle);
 	pthread_cond_destroy(&s->work);
 	pthread_mutex_destroy(&s->lock);
-	pthread_mutex_destroy(&s->send_lock);
+	pthread_cond_destroy(&s->out_cond);
+	pthread_mutex_destroy(&s->out_lock);
 	free(s->handles);
 	free(s);
 }
@@ -444,6 +657,7 @@ static void *session_main(void *arg)
 		goto out;
 	}
 	for (;;) {
+		outq_wait(s);
 		wait_input(s);
 		err = frame_recv(s->fd, &f, buf, RSYS_MAX_PAYLOAD);
 		if (err == -ECONNRESET)
@@ -458,6 +672,7 @@ static void *session_main(void *arg)
 			break;
 		}
 		if (f.op == RSYS_OP_CANCEL) {
+			pr_debug("session %u: cancel %llu\n", s->id, (unsigned long long)f.a[0]);
 			cancel(s, f.a[0]);
 			continue;
 		}
@@ -467,9 +682,9 @@ static void *session_main(void *arg)
 			send_error(s, &f, err);
 		} else if (mode == OP_NOW) {
 			op_exec(s, &f, buf, &r);
-			send_reply(s, &r.f, r.buf);
+			send_reply(s, &r.f, r.buf, false);
 		} else if (mode == OP_TRY_FIRST && op_try_now(s, &f, buf, &r, &done)) {
-			send_reply(s, &r.f, r.buf);
+			send_reply(s, &r.f, r.buf, false);
 		} else {
 			submit(s, &f, buf, done);
 		}
@@ -516,7 +731,8 @@ int session_start(int fd)
 	}
 	s->fd = fd;
 	s->id = __atomic_add_fetch(&session_ids, 1, __ATOMIC_RELAXED);
-	pthread_mutex_init(&s->send_lock, NULL);
+	pthread_mutex_init(&s->out_lock, NULL);
+	pthread_cond_init(&s->out_cond, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->idle, NULL);
@@ -534,7 +750,8 @@ int session_start(int fd)
 		pthread_cond_destroy(&s->idle);
 		pthread_cond_destroy(&s->work);
 		pthread_mutex_destroy(&s->lock);
-		pthread_mutex_destroy(&s->send_lock);
+		pthread_cond_destroy(&s->out_cond);
+	pthread_mutex_destroy(&s->out_lock);
 		free(s->handles);
 		free(s);
 		return -err;

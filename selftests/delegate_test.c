@@ -528,6 +528,60 @@ static void test_big_send(int lfd, const struct sockaddr_in *srv)
 	close(fd);
 }
 
+/*
+ * The client writes big requests without reading a big reply: the delegate
+ * must keep reading (a reader blocked writing the reply would deadlock both).
+ */
+static void test_no_write_deadlock(int lfd, const struct sockaddr_in *srv)
+{
+	static uint8_t big[250000];
+	struct timeval tv = { .tv_sec = 5 };
+	struct sockaddr_in u_addr;
+	socklen_t len = sizeof(u_addr);
+	int fd, cfd, u, i, sent = 0, replies = 0, flags;
+	int64_t h, hu;
+
+	fd = session_open(sock_open);
+	h = d_socket(fd, SOCK_STREAM);
+	d_connect(fd, h, srv);
+	cfd = accept_timeout(lfd);
+	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	u_addr = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	bind(u, (struct sockaddr *)&u_addr, sizeof(u_addr));
+	getsockname(u, (struct sockaddr *)&u_addr, &len);
+	hu = d_socket(fd, SOCK_DGRAM);
+	d_connect(fd, hu, &u_addr);
+	/* 200 kB waiting in the delegate's socket: the recv reply is that big. */
+	flags = fcntl(cfd, F_GETFL);
+	fcntl(cfd, F_SETFL, flags | O_NONBLOCK);
+	for (i = 0; i < 200; i++)
+		if (write(cfd, big, 1000) != 1000)
+			break;
+	usleep(20000);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	req_send(fd, RSYS_OP_RECV, NULL, 0, h, 200000, 0, 0);
+	for (i = 0; i < 4; i++)
+		sent += req_send(fd, RSYS_OP_SEND, big, sizeof(big), hu, 0, 0, 0) != 0;
+	for (i = 0; i < 5; i++) {
+		struct rsys_frame f;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, REPLY_TIMEOUT_MS) != 1 || frame_recv(fd, &f, rbuf, sizeof(rbuf)))
+			break;
+		replies += (f.op == RSYS_OP_RECV && f.a[0] > 0) ||
+			   (f.op == RSYS_OP_SEND && f.a[0] == -EMSGSIZE);
+	}
+	EXPECT_TRUE(sent == 4 && replies == 5,
+		    "4 x 250 kB requests written while a 200 kB reply is unread: %d written, %d replies",
+		    sent, replies);
+	d_close(fd, h);
+	d_close(fd, hu);
+	close(u);
+	if (cfd >= 0)
+		close(cfd);
+	close(fd);
+}
+
 static void test_cancel(int lfd, const struct sockaddr_in *srv)
 {
 	struct rsys_delegate_stats st = { 0 };
@@ -793,7 +847,7 @@ int main(void)
 	lfd = tcp_server(&srv);
 	if (lfd < 0)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
-	ktap_plan(62);
+	ktap_plan(63);
 	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
 	pid_open = delegate_start(bin, sock_open, NULL);
 	pid_pol = delegate_start(bin, sock_pol, policy_path);
@@ -807,6 +861,7 @@ int main(void)
 	test_limit_fds();
 	test_limit_inflight(lfd, &srv);
 	test_big_send(lfd, &srv);
+	test_no_write_deadlock(lfd, &srv);
 	test_cancel(lfd, &srv);
 	test_garbage();
 
