@@ -41,8 +41,13 @@ static void run_usage(FILE *f)
 
 static void run_forward(int sig)
 {
-	if (run_child > 0)
-		kill(run_child, sig);
+	/* Once the program is gone, the signal is for the monitor itself. */
+	if (run_child <= 0) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	kill(run_child, sig);
 }
 
 /* Resolve @prog like execvp: a name without '/' is searched in PATH. */
