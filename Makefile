@@ -48,13 +48,19 @@ DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf
 .DELETE_ON_ERROR:
 # Keep BPF objects and skeletons: they are intermediates of chained pattern rules.
 .SECONDARY:
-.PHONY: all deps test selftests vmtest demo install uninstall clean
+.PHONY: all deps deps-check test selftests vmtest demo install uninstall clean
 
 all: $(BINS)
 
 deps:
 	apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PACKAGES)
+
+# On a fresh machine "make demo" and "make test" install what is missing first.
+deps-check:
+	$(Q)missing=; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "missing Debian packages:$$missing; running make deps"; \
+		$(MAKE) deps; fi
 
 $(VMLINUX_H):
 	@mkdir -p $(dir $@)
@@ -95,14 +101,16 @@ selftests: all
 	$(Q)$(MAKE) -C selftests O=$(abspath $(O))
 
 # Host-tier selftests, real programs and the KVM tier under QEMU; last line "N passed, N failed".
-test: all
+test: deps-check
+	$(Q)$(MAKE) all
 	$(Q)$(MAKE) -C selftests O=$(abspath $(O))
 	$(Q)selftests/run_all.sh $(abspath $(O))
 
 vmtest:
 	$(Q)kvm-patch/vmtest.sh
 
-demo: all
+demo: deps-check
+	$(Q)$(MAKE) all
 	$(Q)./demo.sh
 
 install: all
