@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Per-process vfd cache and placeholder anchors (fdcache.h); mirrors remote vfds into the BPF fd table. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,18 @@ struct sv_proc {
 	int refs;			/* calls in progress + 1 while alive; under fdc_lock */
 	unsigned int n;			/* entries in ents */
 	struct fdc_ent *ents;
+	/*
+	 * Summary for the all-local fast path of select/poll: how many cached
+	 * entries are remote and the lowest of them. It is exact only while
+	 * !unsure: after fork (inherited placeholders), execve and calls that
+	 * may add a placeholder behind the cache (F_DUPFD, SCM_RIGHTS) the
+	 * table is re-read from /proc before the summary is trusted again.
+	 */
+	unsigned int nremote;
+	unsigned int lo_remote;		/* UINT_MAX when nremote == 0 */
+	bool unsure;
+	bool big;			/* a remote vfd >= FDC_MAX_VFD: never sure */
+	unsigned int unsure_gen;	/* bumped by every fdc_unsure() */
 	struct sv_proc *next;
 };
 
@@ -102,6 +116,8 @@ struct sv_proc *fdc_proc(pid_t tid, pid_t *tgid, bool *created)
 		}
 		p->tgid = g;
 		p->refs = 1;
+		p->lo_remote = UINT_MAX;
+		p->unsure = true;	/* placeholders inherited over fork */
 		p->pidfd = syscall(SYS_pidfd_open, g, 0);
 		p->next = procs;
 		procs = p;
@@ -190,6 +206,32 @@ static struct fdc_ent *ent_get(struct sv_proc *p, unsigned int vfd, bool grow)
 	return &p->ents[vfd];
 }
 
+/* Set entry @vfd of @p, keeping the remote summary right; under fdc_lock. */
+static void ent_set(struct sv_proc *p, unsigned int vfd, enum fdc_state state, struct anchor *a)
+{
+	struct fdc_ent *e = &p->ents[vfd];
+	unsigned int i;
+
+	if (e->state == FDC_REMOTE)
+		p->nremote--;
+	if (state == FDC_REMOTE)
+		p->nremote++;
+	e->state = state;
+	e->a = a;
+	if (state == FDC_REMOTE) {
+		if (vfd < p->lo_remote)
+			p->lo_remote = vfd;
+	} else if (vfd == p->lo_remote) {
+		p->lo_remote = UINT_MAX;
+		for (i = vfd + 1; p->nremote && i < p->n; i++) {
+			if (p->ents[i].state == FDC_REMOTE) {
+				p->lo_remote = i;
+				break;
+			}
+		}
+	}
+}
+
 static struct anchor *anchor_by_ino(ino_t ino)
 {
 	struct anchor *a;
@@ -262,10 +304,10 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 	if (sscanf(link, "socket:[%lu]", &ino) == 1)
 		a = anchor_by_ino(ino);
 	e = ent_get(p, vfd, true);
-	if (e) {
-		e->state = a ? FDC_REMOTE : FDC_LOCAL;
-		e->a = a;
-	}
+	if (e)
+		ent_set(p, vfd, a ? FDC_REMOTE : FDC_LOCAL, a);
+	else if (a)
+		p->big = true;
 	if (a)
 		*handle = a->handle;
 	pthread_mutex_unlock(&fdc_lock);
@@ -280,10 +322,10 @@ void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags)
 
 	pthread_mutex_lock(&fdc_lock);
 	e = ent_get(p, vfd, true);
-	if (e) {
-		e->state = FDC_REMOTE;
-		e->a = a;
-	}
+	if (e)
+		ent_set(p, vfd, FDC_REMOTE, a);
+	else
+		p->big = true;
 	pthread_mutex_unlock(&fdc_lock);
 	mirror_set(p, vfd, a, flags);
 }
@@ -328,8 +370,7 @@ void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi)
 	for (vfd = lo; vfd < p->n && vfd <= hi; vfd++) {
 		if (p->ents[vfd].state == FDC_REMOTE)
 			maps_fd_del(fdc_maps, p->tgid, vfd);
-		p->ents[vfd].state = FDC_UNKNOWN;
-		p->ents[vfd].a = NULL;
+		ent_set(p, vfd, FDC_UNKNOWN, NULL);
 	}
 	pthread_mutex_unlock(&fdc_lock);
 }
@@ -339,9 +380,68 @@ void fdc_exec(struct sv_proc *p)
 	pthread_mutex_lock(&fdc_lock);
 	if (p->n)
 		memset(p->ents, 0, p->n * sizeof(*p->ents));
+	p->nremote = 0;
+	p->lo_remote = UINT_MAX;
+	p->big = false;
+	p->unsure = true;
+	p->unsure_gen++;
 	pthread_mutex_unlock(&fdc_lock);
 	/* Surviving remote vfds are re-published when they are next resolved. */
 	maps_fd_clear(fdc_maps, p->tgid);
+}
+
+void fdc_unsure(struct sv_proc *p)
+{
+	pthread_mutex_lock(&fdc_lock);
+	p->unsure = true;
+	p->unsure_gen++;
+	pthread_mutex_unlock(&fdc_lock);
+}
+
+/* Resolve every open vfd of @p from /proc/@tid/fd so the summary is exact again. */
+static void proc_rescan(struct sv_proc *p, pid_t tid)
+{
+	unsigned int gen;
+	char path[64];
+	struct dirent *d;
+	uint64_t h;
+	DIR *dir;
+	char *end;
+	long vfd;
+
+	pthread_mutex_lock(&fdc_lock);
+	gen = p->unsure_gen;
+	pthread_mutex_unlock(&fdc_lock);
+	snprintf(path, sizeof(path), "/proc/%d/fd", tid);
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		vfd = strtol(d->d_name, &end, 10);
+		if (*end || end == d->d_name || vfd < 0 || vfd > INT_MAX)
+			continue;
+		fdc_lookup(p, tid, vfd, &h);
+	}
+	closedir(dir);
+	pthread_mutex_lock(&fdc_lock);
+	if (p->unsure_gen == gen)
+		p->unsure = false;
+	pthread_mutex_unlock(&fdc_lock);
+}
+
+bool fdc_all_local(struct sv_proc *p, pid_t tid, unsigned int nfds)
+{
+	bool unsure, ret;
+
+	pthread_mutex_lock(&fdc_lock);
+	unsure = p->unsure;
+	pthread_mutex_unlock(&fdc_lock);
+	if (unsure)
+		proc_rescan(p, tid);
+	pthread_mutex_lock(&fdc_lock);
+	ret = !p->unsure && !p->big && (!p->nremote || p->lo_remote >= nfds);
+	pthread_mutex_unlock(&fdc_lock);
+	return ret;
 }
 
 struct anchor *fdc_anchor_add(uint64_t handle, int fd, ino_t ino)
@@ -377,8 +477,7 @@ void fdc_anchor_del(struct anchor *a)
 	for (p = procs; p; p = p->next) {
 		for (vfd = 0; vfd < p->n; vfd++) {
 			if (p->ents[vfd].a == a) {
-				p->ents[vfd].state = FDC_UNKNOWN;
-				p->ents[vfd].a = NULL;
+				ent_set(p, vfd, FDC_UNKNOWN, NULL);
 				maps_fd_del(fdc_maps, p->tgid, vfd);
 			}
 		}

@@ -54,6 +54,18 @@ void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi);
 /* @p calls execve: forget everything (close-on-exec vfds vanish). */
 void fdc_exec(struct sv_proc *p);
 
+/*
+ * Placeholders may have reached @p behind the cache (F_DUPFD of a remote
+ * vfd, SCM_RIGHTS): fdc_all_local() re-reads the fd table before answering.
+ */
+void fdc_unsure(struct sv_proc *p);
+/*
+ * True if @p surely holds no remote vfd below @nfds (cheap summary; after
+ * fork, execve or fdc_unsure() the table is first re-read from
+ * /proc/@tid/fd once).
+ */
+bool fdc_all_local(struct sv_proc *p, pid_t tid, unsigned int nfds);
+
 /* New anchor for @handle whose monitor end is @fd and placeholder inode @ino; NULL on ENOMEM. */
 struct anchor *fdc_anchor_add(uint64_t handle, int fd, ino_t ino);
 /* The last placeholder of @a was closed: drop it from every cache and free it (the caller closes a->fd first). */

@@ -815,8 +815,19 @@ static enum sv_verdict recv_msghdr(struct sv_call *c, uint64_t msg, int flags, u
 	return recv_submit(o);
 }
 
+/* A local recvmsg may bring placeholders in with SCM_RIGHTS, unseen by the cache. */
+static enum sv_verdict recvmsg_local(struct sv_call *c)
+{
+	fdc_unsure(c->proc);
+	return SV_CONTINUE;
+}
+
 enum sv_verdict sys_recvmsg(struct sv_call *c)
 {
+	uint64_t h;
+
+	if (!arg_remote(c, 0, &h))
+		return recvmsg_local(c);
 	return recv_msghdr(c, c->n.data.args[1], c->n.data.args[2], 0);
 }
 
@@ -830,7 +841,7 @@ enum sv_verdict sys_recvmmsg(struct sv_call *c)
 	uint64_t h;
 
 	if (!arg_remote(c, 0, &h))
-		return SV_CONTINUE;
+		return recvmsg_local(c);
 	if (!(unsigned int)c->n.data.args[2])
 		return sv_error(c, 0);
 	return recv_msghdr(c, vec, c->n.data.args[3] & ~MSG_WAITFORONE,
@@ -1205,6 +1216,11 @@ enum sv_verdict sys_fcntl(struct sv_call *c)
 
 	if (!arg_remote(c, 0, &h))
 		return SV_CONTINUE;
+	if (c->n.data.args[1] == F_DUPFD || c->n.data.args[1] == F_DUPFD_CLOEXEC) {
+		/* The kernel picks the number; select/poll re-read the table before trusting the cache. */
+		fdc_unsure(c->proc);
+		return SV_CONTINUE;
+	}
 	if (c->n.data.args[1] != F_SETFL) {
 		/* F_SETFD: the kernel sets it on the placeholder; the mirror is re-read. */
 		fdc_forget(c->proc, vfd, vfd);

@@ -92,12 +92,22 @@ int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p)
 							       SCMP_A0(SCMP_CMP_EQ, af));
 			break;
 		case SYS_fcntl:
-			/* F_GETFL/F_GETFD/F_DUPFD* act on the placeholder exactly as needed. */
+			/*
+			 * F_GETFL/F_GETFD act on the placeholder exactly as
+			 * needed; F_DUPFD* are seen only to keep the vfd
+			 * summary of select/poll honest.
+			 */
 			ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
 					       SCMP_A1(SCMP_CMP_EQ, F_SETFL));
 			if (!ret)
 				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
 						       SCMP_A1(SCMP_CMP_EQ, F_SETFD));
+			if (!ret)
+				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
+						       SCMP_A1(SCMP_CMP_EQ, F_DUPFD));
+			if (!ret)
+				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
+						       SCMP_A1(SCMP_CMP_EQ, F_DUPFD_CLOEXEC));
 			break;
 		case SYS_ioctl:
 			ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* select/pselect6/poll/ppoll/epoll_wait split by the fd table: local half in the monitor, remote half at the delegate, first wins. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "epoll.h"
+#include "fdcache.h"
 #include "log.h"
 #include "supervisor.h"
 
@@ -860,6 +862,9 @@ static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
 
 	if (nfds <= 0)
 		return SV_CONTINUE;	/* no fds (or EINVAL): the kernel's business */
+	/* Fast path: no remote vfd below nfds, nothing to read from the caller. */
+	if (fdc_all_local(c->proc, c->n.pid, nfds))
+		return SV_CONTINUE;
 	nfds = select_clamp(c, nfds);
 	longs = FDS_LONGS(nfds);
 	if (nfds > FD_SETSIZE) {
@@ -962,6 +967,9 @@ static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 	size_t i;
 
 	if (!nfds || nfds > WAIT_MAX_POLLFDS)
+		return SV_CONTINUE;
+	/* Fast path: the process holds no remote vfd at all. */
+	if (fdc_all_local(c->proc, c->n.pid, UINT_MAX))
 		return SV_CONTINUE;
 	if (nfds > 1024 && (prlimit(c->tgid, RLIMIT_NOFILE, NULL, &rl) || nfds > rl.rlim_cur))
 		return SV_CONTINUE;	/* EINVAL from the kernel */
