@@ -47,6 +47,7 @@ struct sop {
 	int64_t pos;			/* sendfile: where the data was read */
 	bool is_accept;			/* a "take" call: accept (else recv) */
 	bool orphan;			/* its caller was interrupted: the result goes to the stash */
+	bool counted;			/* in the REMOTE class counter already (one per call, not per chunk) */
 	struct sop *hnext;		/* in hstate.inflight / hstate.waitq */
 };
 
@@ -120,13 +121,30 @@ static int64_t sop_result(struct sop *o)
 	return o->r.lost ? o->lost_err : o->r.f.a[0];
 }
 
+/*
+ * Send @o's request. Forwarded calls are counted here: BPF never sees them
+ * as remote because seccomp runs before sys_enter. @o may be gone once sent.
+ */
+static int sop_send(struct sop *o)
+{
+	struct sv *sv = o->c->sv;
+	bool first = !o->counted;
+	int ret;
+
+	o->counted = true;
+	ret = remote_submit(sv->remote, &o->r);
+	if (!ret && first)
+		maps_count_class(sv->maps, RSYS_CLASS_REMOTE, 1);
+	return ret;
+}
+
 /* Send @o's request; the call is answered from @done. */
 static enum sv_verdict sop_submit(struct sop *o, remote_done_fn done)
 {
 	struct sv_call *c = o->c;
 
 	o->r.done = done;
-	if (remote_submit(c->sv->remote, &o->r)) {
+	if (sop_send(o)) {
 		c->ret = o->lost_err;
 		sop_free(o);
 		return SV_REPLY;
@@ -682,7 +700,7 @@ static enum sv_verdict take_start(struct sop *o)
 	hs->inflight = o;
 	o->r.done = take_done;
 	pthread_mutex_unlock(&hs_lock);
-	if (remote_submit(rc, &o->r)) {
+	if (sop_send(o)) {
 		pthread_mutex_lock(&hs_lock);
 		sop_unlink(&hs->inflight, o);
 		hs_put(hs);
