@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 
 #include "frame.h"
 #include "log.h"
@@ -40,6 +41,7 @@ struct remote {
 	pthread_mutex_t lock;		/* pending table, alive, next_id */
 	struct remote_req *pending[REMOTE_BUCKETS];
 	unsigned int n_waiting;		/* pending requests with a call */
+	int wake_fd;			/* eventfd: n_waiting left 0, the event thread must start checking */
 	char *rbuf;			/* reply payload of the frame being dispatched */
 };
 
@@ -142,10 +144,15 @@ int remote_open(struct remote **rcp, const char *addr, FILE *err)
 		return -ENOMEM;
 	}
 	rc->rbuf = malloc(RSYS_MAX_PAYLOAD);
-	if (!rc->rbuf) {
+	rc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!rc->rbuf || rc->wake_fd < 0) {
+		ret = rc->wake_fd < 0 ? -errno : -ENOMEM;
+		if (rc->wake_fd >= 0)
+			close(rc->wake_fd);
+		free(rc->rbuf);
 		free(rc);
 		close(fd);
-		return -ENOMEM;
+		return ret;
 	}
 	rc->fd = fd;
 	rc->alive = true;
@@ -171,6 +178,7 @@ void remote_close(struct remote *rc)
 	if (rc->writer_started)
 		pthread_join(rc->writer, NULL);
 	close(rc->fd);
+	close(rc->wake_fd);
 	free(rc->rbuf);
 	free(rc);
 }
@@ -180,19 +188,40 @@ int remote_fd(const struct remote *rc)
 	return rc->fd;
 }
 
+int remote_wake_fd(const struct remote *rc)
+{
+	return rc->wake_fd;
+}
+
+void remote_wake_clear(struct remote *rc)
+{
+	uint64_t v;
+
+	if (read(rc->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_debug("wake eventfd: %s\n", strerror(errno));
+}
+
 bool remote_alive(const struct remote *rc)
 {
 	return __atomic_load_n(&rc->alive, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * With rc->lock held. The first request with a call wakes the event thread,
+ * which may sleep without a timeout: a signal to its caller must cancel it
+ * within SV_CHECK_MS, not at the next event. A nonblocking eventfd write
+ * cannot block (a full counter is already a wake-up).
+ */
 static void pending_add(struct remote *rc, struct remote_req *r)
 {
 	struct remote_req **b = &rc->pending[r->id % REMOTE_BUCKETS];
+	uint64_t one = 1;
 
 	r->next = *b;
 	*b = r;
-	if (r->call)
-		rc->n_waiting++;
+	if (r->call && rc->n_waiting++ == 0 &&
+	    write(rc->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		pr_debug("wake eventfd: %s\n", strerror(errno));
 }
 
 /* Unlink the pending request @id; NULL if unknown. Called with rc->lock held. */

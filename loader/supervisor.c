@@ -29,7 +29,9 @@
 #define SV_CHECK_MS	20	/* how often blocked remote calls are checked for a signal */
 
 /* Tags in the low bits of epoll data (pointers are 8-byte aligned). */
-enum { EV_ANCHOR = 0, EV_PROC = 1, EV_REMOTE = 2, EV_STOP = 3, EV_TAG = 3 };
+enum { EV_ANCHOR = 0, EV_PROC = 1, EV_CTL = 2, EV_TAG = 3 };
+/* The monitor's own fds carry no pointer: EV_CTL with their number above the tag. */
+enum { CTL_REMOTE = EV_CTL | 1 << 2, CTL_WAKE = EV_CTL | 2 << 2, CTL_STOP = EV_CTL | 3 << 2 };
 
 static const sv_handler_fn sv_table[] = {
 	[SYS_socket] = sys_socket,
@@ -377,12 +379,14 @@ static void *ev_thread_fn(void *arg)
 				epoll_ctl(st.epfd, EPOLL_CTL_DEL, fdc_proc_pidfd(ptr), NULL);
 				fdc_proc_exit(ptr);
 				break;
-			case EV_REMOTE:
-				if (remote_on_readable(sv->remote))
+			case EV_CTL:
+				if (d == CTL_STOP)
+					return NULL;
+				if (d == CTL_WAKE)
+					remote_wake_clear(sv->remote);
+				else if (remote_on_readable(sv->remote))
 					epoll_ctl(st.epfd, EPOLL_CTL_DEL, remote_fd(sv->remote), NULL);
 				break;
-			case EV_STOP:
-				return NULL;
 			}
 		}
 		/* Blocked remote calls whose caller took a signal must be cancelled. */
@@ -408,11 +412,14 @@ int sv_start(struct sv *sv)
 	st.stopfd = eventfd(0, EFD_CLOEXEC);
 	if (st.epfd < 0 || st.stopfd < 0)
 		return -errno;
-	ev.data.u64 = EV_STOP;
+	ev.data.u64 = CTL_STOP;
 	if (epoll_ctl(st.epfd, EPOLL_CTL_ADD, st.stopfd, &ev))
 		return -errno;
-	ev.data.u64 = EV_REMOTE;
+	ev.data.u64 = CTL_REMOTE;
 	if (epoll_ctl(st.epfd, EPOLL_CTL_ADD, remote_fd(sv->remote), &ev))
+		return -errno;
+	ev.data.u64 = CTL_WAKE;
+	if (epoll_ctl(st.epfd, EPOLL_CTL_ADD, remote_wake_fd(sv->remote), &ev))
 		return -errno;
 
 	/* SIGUSR2 without SA_RESTART interrupts NOTIF_RECV when stopping. */
