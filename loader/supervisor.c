@@ -73,6 +73,7 @@ static const sv_handler_fn sv_table[] = {
 	[SYS_epoll_ctl] = wait_epoll_ctl,
 	[SYS_epoll_wait] = wait_epoll_wait,
 	[SYS_epoll_pwait] = wait_epoll_pwait,
+	[SYS_epoll_pwait2] = wait_epoll_pwait2,
 };
 
 #define SV_NR_MAX	(sizeof(sv_table) / sizeof(sv_table[0]))

@@ -1085,12 +1085,18 @@ enum sv_verdict wait_epoll_ctl(struct sv_call *c)
 	return SV_REPLY;
 }
 
-/* epoll_wait/epoll_pwait on an instance with remote interest: its own fd is the local half. */
-static enum sv_verdict wait_epoll(struct sv_call *c, bool pwait)
+/*
+ * epoll_wait/epoll_pwait/epoll_pwait2 on an instance with remote interest:
+ * its own fd is the local half. epoll_pwait2's timeout is a timespec (NULL:
+ * none), read before the signal mask as the kernel does.
+ */
+enum ep_kind { EP_WAIT, EP_PWAIT, EP_PWAIT2 };
+
+static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 {
 	const __u64 *a = c->n.data.args;
 	struct ep_reg *regs = NULL;
-	struct timespec ts;
+	struct timespec ts, *tp = NULL;
 	struct wcall *w;
 	int n, i, epdup = -1, err;
 	size_t k = 0;
@@ -1128,16 +1134,27 @@ static enum sv_verdict wait_epoll(struct sv_call *c, bool pwait)
 		wcall_free(w);
 		return SV_CONTINUE;
 	}
-	if (pwait) {
+	if (kind == EP_PWAIT2) {
+		if (a[3]) {
+			err = -EFAULT;
+			if (sv_read_mem(c, &ts, a[3], sizeof(ts)))
+				goto reply;
+			err = -EINVAL;
+			if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+				goto reply;
+			tp = &ts;
+		}
+	} else if ((int)a[3] >= 0) {
+		ts.tv_sec = (int)a[3] / 1000;
+		ts.tv_nsec = ((int)a[3] % 1000) * 1000000L;
+		tp = &ts;
+	}
+	if (kind != EP_WAIT) {
 		err = read_sigmask(c, a[4], a[5]);
 		if (err)
 			goto reply;
 	}
-	if ((int)a[3] >= 0) {
-		ts.tv_sec = (int)a[3] / 1000;
-		ts.tv_nsec = ((int)a[3] % 1000) * 1000000L;
-	}
-	wcall_set_timeout(w, (int)a[3] >= 0 ? &ts : NULL);
+	wcall_set_timeout(w, tp);
 	return wcall_run(w);
 reply:
 	free(regs);
@@ -1151,10 +1168,15 @@ reply:
 
 enum sv_verdict wait_epoll_wait(struct sv_call *c)
 {
-	return wait_epoll(c, false);
+	return wait_epoll(c, EP_WAIT);
 }
 
 enum sv_verdict wait_epoll_pwait(struct sv_call *c)
 {
-	return wait_epoll(c, true);
+	return wait_epoll(c, EP_PWAIT);
+}
+
+enum sv_verdict wait_epoll_pwait2(struct sv_call *c)
+{
+	return wait_epoll(c, EP_PWAIT2);
 }
