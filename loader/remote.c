@@ -4,8 +4,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 
 #include "frame.h"
 #include "log.h"
@@ -13,6 +15,7 @@
 #include "supervisor.h"
 
 #define REMOTE_BUCKETS	256
+#define REMOTE_FLUSH_S	2	/* remote_close: how long queued frames may take to leave */
 
 /* A frame queued by the event thread for the writer thread. */
 struct wq_item {
@@ -169,14 +172,28 @@ int remote_open(struct remote **rcp, const char *addr, FILE *err)
 
 void remote_close(struct remote *rc)
 {
+	struct timespec ts;
+
 	if (!rc)
 		return;
 	pthread_mutex_lock(&rc->wq_lock);
 	rc->writer_stop = true;
 	pthread_cond_signal(&rc->wq_cond);
 	pthread_mutex_unlock(&rc->wq_lock);
-	if (rc->writer_started)
-		pthread_join(rc->writer, NULL);
+	if (rc->writer_started) {
+		/*
+		 * The writer flushes what is queued (closes, cancels), but a
+		 * delegate that no longer reads must not hang the monitor:
+		 * then the session is shut down under it.
+		 */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += REMOTE_FLUSH_S;
+		if (pthread_timedjoin_np(rc->writer, NULL, &ts)) {
+			pr_warn("delegate does not read: dropping the requests still queued\n");
+			shutdown(rc->fd, SHUT_RDWR);
+			pthread_join(rc->writer, NULL);
+		}
+	}
 	close(rc->fd);
 	close(rc->wake_fd);
 	free(rc->rbuf);

@@ -21,8 +21,10 @@
 #include "../guest/guest.h"
 
 #define RUN_REAP_ROUNDS	100	/* bound on killing leftover descendants */
+#define RUN_GRACE_S	3	/* after INT/TERM/HUP: the program's time to exit, then the monitor's */
 
 static volatile pid_t run_child;
+static volatile sig_atomic_t run_stopsig;	/* the first INT/TERM/HUP forwarded */
 
 static void run_usage(FILE *f)
 {
@@ -48,6 +50,27 @@ static void run_forward(int sig)
 		return;
 	}
 	kill(run_child, sig);
+	if (!run_stopsig) {
+		run_stopsig = sig;
+		alarm(RUN_GRACE_S);
+	}
+}
+
+/*
+ * The grace after a forwarded INT/TERM/HUP is over: a program that is still
+ * there is killed; if the monitor itself is still there a grace later (its
+ * cleanup hangs, e.g. on a delegate that does not read), it exits as if
+ * killed by that signal. So a stop request never leaves the monitor hanging.
+ */
+static void run_alarm(int sig)
+{
+	(void)sig;
+	if (run_child > 0) {
+		kill(run_child, SIGKILL);
+		alarm(RUN_GRACE_S);
+		return;
+	}
+	_exit(128 + run_stopsig);
 }
 
 /* Resolve @prog like execvp: a name without '/' is searched in PATH. */
@@ -150,6 +173,8 @@ int do_run(int argc, char **argv)
 	};
 	const char *policy_file = NULL, *delegate = NULL, *netns = NULL;
 	struct sigaction sa = { .sa_handler = run_forward };
+	struct sigaction sa_alarm = { .sa_handler = run_alarm };
+	sigset_t stopsigs, oldmask;
 	struct rsys_maps maps;
 	struct rsys_trusted t;
 	struct rlimit rl;
@@ -221,9 +246,16 @@ int do_run(int argc, char **argv)
 
 	/* Orphans of the program come to us, so nothing outlives the run. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	/* A stop signal before the handlers know the program stays pending, never lost. */
+	sigemptyset(&stopsigs);
+	sigaddset(&stopsigs, SIGINT);
+	sigaddset(&stopsigs, SIGTERM);
+	sigaddset(&stopsigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stopsigs, &oldmask);
 	pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, "Error: fork: %s\n", strerror(errno));
+		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 		return 1;
 	}
 	if (!pid) {
@@ -232,6 +264,7 @@ int do_run(int argc, char **argv)
 			.policy = p,
 		};
 
+		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 		guest_exec(&g);
 	}
 	run_child = pid;
@@ -240,9 +273,11 @@ int do_run(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	sigaction(SIGALRM, &sa_alarm, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 
 	/* The child stops once its filter is installed; otherwise it failed and said why. */
 	lfd = -1;
