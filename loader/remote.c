@@ -303,49 +303,6 @@ int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1)
 	return wire_send(rc, &f, NULL);
 }
 
-struct remote_wait {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	void *buf;
-	size_t cap;
-};
-
-static void remote_wait_done(struct remote_req *r)
-{
-	struct remote_wait *w = r->arg;
-	size_t n = r->f.len < w->cap ? r->f.len : w->cap;
-
-	if (n)
-		memcpy(w->buf, r->rpayload, n);
-	pthread_mutex_lock(&w->lock);
-	w->done = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-int64_t remote_call(struct remote *rc, struct remote_req *r, void *rbuf, size_t rcap)
-{
-	struct remote_wait w = {
-		.lock = PTHREAD_MUTEX_INITIALIZER,
-		.cond = PTHREAD_COND_INITIALIZER,
-		.buf = rbuf,
-		.cap = rcap,
-	};
-	int ret;
-
-	r->done = remote_wait_done;
-	r->arg = &w;
-	ret = remote_submit(rc, r);
-	if (ret)
-		return ret;
-	pthread_mutex_lock(&w.lock);
-	while (!w.done)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	return r->f.a[0];
-}
-
 void remote_cancel(struct remote *rc, struct remote_req *r)
 {
 	uint64_t id = 0;

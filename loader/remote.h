@@ -56,16 +56,10 @@ bool remote_alive(const struct remote *rc);
 /*
  * Send @r; its done() runs later from the event thread. 0, or -errno when
  * nothing was sent (session dead: -ECONNRESET); done() is then not called.
- * @r must stay valid until done() has run.
+ * @r must stay valid until done() has run. There is no synchronous call:
+ * handlers must never block on the delegate (see supervisor.h).
  */
 int remote_submit(struct remote *rc, struct remote_req *r);
-
-/*
- * Send @r and wait for its reply (never from the event thread). The reply
- * payload is copied to @rbuf (at most @rcap bytes). Returns f.a[0] of the
- * reply, or -ECONNRESET when the session is dead.
- */
-int64_t remote_call(struct remote *rc, struct remote_req *r, void *rbuf, size_t rcap);
 
 /* Fire-and-forget request without a reply callback (e.g. RSYS_OP_CLOSE). */
 int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1);

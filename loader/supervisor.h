@@ -19,8 +19,9 @@
  * handlers; one event thread reads delegate replies (remote_req.done runs
  * there), watches placeholder anchors and exited processes and cancels
  * requests whose notification became invalid. Handlers must not block on
- * the delegate: send a request with remote_submit() and return SV_PENDING;
- * answer from the done callback with sv_reply()/sv_continue().
+ * the delegate (remote.h has no synchronous call): send a request with
+ * remote_submit() and return SV_PENDING; answer from the done callback with
+ * sv_reply()/sv_continue().
  */
 
 struct sv_proc;		/* one trusted process (tgid): its vfd cache */
@@ -98,7 +99,9 @@ void sv_signal(struct sv_call *c, int sig);
 
 /*
  * Handlers of loader/wait.c (select/poll/epoll), registered in the dispatch
- * table of supervisor.c. Today: all fds local -> SV_CONTINUE, else -ENOSYS.
+ * table of supervisor.c: all fds local -> SV_CONTINUE (without reading the
+ * caller's memory when the vfd summary of fdcache.h allows), else the local
+ * and remote halves are waited for together.
  */
 enum sv_verdict wait_select(struct sv_call *c);
 enum sv_verdict wait_pselect6(struct sv_call *c);
