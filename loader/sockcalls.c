@@ -1226,6 +1226,8 @@ static void flags_done(struct remote_req *r)
 	sop_free(o);
 }
 
+static enum sv_verdict dup_remote(struct sv_call *c, int old, int new, int cloexec);
+
 enum sv_verdict sys_fcntl(struct sv_call *c)
 {
 	int vfd = c->n.data.args[0];
@@ -1235,7 +1237,15 @@ enum sv_verdict sys_fcntl(struct sv_call *c)
 	if (!arg_remote(c, 0, &h))
 		return SV_CONTINUE;
 	if (c->n.data.args[1] == F_DUPFD || c->n.data.args[1] == F_DUPFD_CLOEXEC) {
-		/* The kernel picks the number; select/poll re-read the table before trusting the cache. */
+		/*
+		 * From 0 (f_dupfd takes an unsigned int) "lowest free" is
+		 * exactly ADDFD's choice: published at once, like dup. ADDFD
+		 * cannot ask for "lowest >= arg": then the kernel picks the
+		 * number and select/poll re-read the table before trusting
+		 * the cache.
+		 */
+		if (!(unsigned int)c->n.data.args[2])
+			return dup_remote(c, vfd, -1, c->n.data.args[1] == F_DUPFD_CLOEXEC);
 		fdc_unsure(c->proc);
 		return SV_CONTINUE;
 	}
@@ -1312,16 +1322,19 @@ enum sv_verdict sys_close_range(struct sv_call *c)
 /*
  * dup of a remote vfd installs the same placeholder file with ADDFD, so the
  * new vfd is known (and published) at once; numbering, EMFILE and EBADF
- * come from the kernel as for a native dup. F_DUPFD is left to the kernel
- * (ADDFD cannot ask for "lowest >= arg"): its result is found on first use.
+ * come from the kernel as for a native dup (and F_DUPFD from 0, see
+ * sys_fcntl).
  */
 static enum sv_verdict dup_remote(struct sv_call *c, int old, int new, int cloexec)
 {
 	int fd, vfd;
 
 	fd = sv_fd_dup(c, old);
-	if (fd < 0)
+	if (fd < 0) {
+		/* The kernel dups it unseen by the cache. */
+		fdc_unsure(c->proc);
 		return SV_CONTINUE;
+	}
 	if (new >= 0)
 		fdc_forget(c->proc, new, new);
 	vfd = sv_addfd(c, fd, new, cloexec ? O_CLOEXEC : 0, true);

@@ -97,8 +97,9 @@ int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p)
 		case SYS_fcntl:
 			/*
 			 * F_GETFL/F_GETFD act on the placeholder exactly as
-			 * needed; F_DUPFD* are seen only to keep the vfd
-			 * summary of select/poll honest.
+			 * needed; F_DUPFD* of a remote vfd are published in
+			 * the fd table (from 0) or make the vfd summary of
+			 * select/poll re-read the table (sys_fcntl).
 			 */
 			ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
 					       SCMP_A1(SCMP_CMP_EQ, F_SETFL));
