@@ -44,7 +44,8 @@ struct remote {
 	pthread_mutex_t lock;		/* pending table, alive, next_id */
 	struct remote_req *pending[REMOTE_BUCKETS];
 	unsigned int n_waiting;		/* pending requests with a call */
-	int wake_fd;			/* eventfd: n_waiting left 0, the event thread must start checking */
+	int wake_fd;			/* eventfd: a call to watch while the event thread sleeps */
+	bool ev_asleep;			/* the event thread sleeps without a timeout */
 	char *rbuf;			/* reply payload of the frame being dispatched */
 };
 
@@ -224,10 +225,10 @@ bool remote_alive(const struct remote *rc)
 }
 
 /*
- * With rc->lock held. The first request with a call wakes the event thread,
- * which may sleep without a timeout: a signal to its caller must cancel it
- * within SV_CHECK_MS, not at the next event. A nonblocking eventfd write
- * cannot block (a full counter is already a wake-up).
+ * With rc->lock held. A request with a call wakes the event thread if it
+ * sleeps without a timeout: a signal to its caller must cancel it within
+ * SV_CHECK_MS, not at the next event. A nonblocking eventfd write cannot
+ * block (a full counter is already a wake-up).
  */
 static void pending_add(struct remote *rc, struct remote_req *r)
 {
@@ -236,9 +237,25 @@ static void pending_add(struct remote *rc, struct remote_req *r)
 
 	r->next = *b;
 	*b = r;
-	if (r->call && rc->n_waiting++ == 0 &&
-	    write(rc->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		pr_debug("wake eventfd: %s\n", strerror(errno));
+	if (!r->call)
+		return;
+	rc->n_waiting++;
+	if (rc->ev_asleep) {
+		rc->ev_asleep = false;
+		if (write(rc->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			pr_debug("wake eventfd: %s\n", strerror(errno));
+	}
+}
+
+bool remote_may_sleep(struct remote *rc)
+{
+	bool ret;
+
+	pthread_mutex_lock(&rc->lock);
+	ret = !rc->n_waiting;
+	rc->ev_asleep = ret;
+	pthread_mutex_unlock(&rc->lock);
+	return ret;
 }
 
 /* Unlink the pending request @id; NULL if unknown. Called with rc->lock held. */
@@ -395,6 +412,7 @@ bool remote_check_calls(struct remote *rc)
 		}
 	}
 	waiting = rc->n_waiting > 0;
+	rc->ev_asleep = false;
 	pthread_mutex_unlock(&rc->lock);
 	for (i = 0; i < n; i++) {
 		pr_debug("request %llu: caller interrupted, cancelling\n", (unsigned long long)ids[i]);

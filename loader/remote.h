@@ -44,12 +44,15 @@ void remote_set_event_thread(struct remote *rc);
 /* The session's socket, for the event thread's epoll. */
 int remote_fd(const struct remote *rc);
 /*
- * Readable when a request with a call was submitted while none waited: the
- * event thread must then run remote_check_calls() periodically. The event
- * thread empties it with remote_wake_clear().
+ * Readable when a request with a call was submitted after the event thread
+ * chose to sleep without a timeout (remote_may_sleep()): it must then run
+ * remote_check_calls() periodically. The event thread empties it with
+ * remote_wake_clear().
  */
 int remote_wake_fd(const struct remote *rc);
 void remote_wake_clear(struct remote *rc);
+/* Event thread: true if no request waits on a call; until the next check, a new one wakes it. */
+bool remote_may_sleep(struct remote *rc);
 /* False once the session has ended (EOF, protocol error). */
 bool remote_alive(const struct remote *rc);
 

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -27,6 +28,7 @@
 #endif
 
 #define SV_CHECK_MS	20	/* how often blocked remote calls are checked for a signal */
+#define SV_LINGER_MS	1000	/* ... and for how long after the last one was seen */
 
 /* Tags in the low bits of epoll data (pointers are 8-byte aligned). */
 enum { EV_ANCHOR = 0, EV_PROC = 1, EV_CTL = 2, EV_TAG = 3 };
@@ -346,6 +348,14 @@ static void *sv_thread_fn(void *arg)
 	return NULL;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
 static void ev_anchor_hup(struct anchor *a)
 {
 	epoll_ctl(st.epfd, EPOLL_CTL_DEL, a->fd, NULL);
@@ -361,6 +371,7 @@ static void *ev_thread_fn(void *arg)
 	struct sv *sv = arg;
 	struct epoll_event evs[32];
 	int timeout = -1, n, i;
+	int64_t now, busy = -SV_LINGER_MS;
 
 	remote_set_event_thread(sv->remote);
 	for (;;) {
@@ -391,8 +402,18 @@ static void *ev_thread_fn(void *arg)
 				break;
 			}
 		}
-		/* Blocked remote calls whose caller took a signal must be cancelled. */
-		timeout = remote_check_calls(sv->remote) ? SV_CHECK_MS : -1;
+		/*
+		 * Blocked remote calls whose caller took a signal must be
+		 * cancelled. While calls come and go, keep checking rather
+		 * than be woken for each new one.
+		 */
+		now = mono_ms();
+		if (remote_check_calls(sv->remote))
+			busy = now;
+		if (now - busy < SV_LINGER_MS || !remote_may_sleep(sv->remote))
+			timeout = SV_CHECK_MS;
+		else
+			timeout = -1;
 	}
 	return NULL;
 }
