@@ -204,6 +204,33 @@ int sv_write_mem(struct sv_call *c, uint64_t addr, const void *src, size_t len)
 	return process_vm_writev(c->n.pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
 }
 
+int sv_write_memv(struct sv_call *c, const struct iovec *local, const struct iovec *remote,
+		  int n, int *failed)
+{
+	size_t total = 0;
+	int i;
+
+	*failed = -1;
+	for (i = 0; i < n; i++)
+		total += local[i].iov_len;
+	if (!total)
+		return 0;
+	if (!sv_call_valid(c))
+		return -ENOENT;
+	if (process_vm_writev(c->n.pid, local, n, remote, n, 0) == (ssize_t)total)
+		return 0;
+	/* a fault somewhere: write the pieces one by one to tell which */
+	for (i = 0; i < n; i++) {
+		if (!local[i].iov_len ||
+		    process_vm_writev(c->n.pid, &local[i], 1, &remote[i], 1, 0) ==
+		    (ssize_t)local[i].iov_len)
+			continue;
+		*failed = i;
+		return -EFAULT;
+	}
+	return 0;
+}
+
 int sv_fd_remote(struct sv_call *c, int vfd, uint64_t *handle)
 {
 	return fdc_lookup(c->proc, c->n.pid, vfd, handle);

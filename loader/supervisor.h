@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 
@@ -73,6 +74,15 @@ bool sv_call_valid(const struct sv_call *c);
  */
 int sv_read_mem(struct sv_call *c, void *dst, uint64_t addr, size_t len);
 int sv_write_mem(struct sv_call *c, uint64_t addr, const void *src, size_t len);
+
+/*
+ * Write @n pieces (process_vm_writev iovecs, @remote in the caller) with one
+ * NOTIF_ID_VALID check before them all and, normally, one system call. 0,
+ * -ENOENT, or -EFAULT with the first piece that faulted in *@failed (the
+ * pieces before it are written, the ones after it are not).
+ */
+int sv_write_memv(struct sv_call *c, const struct iovec *local, const struct iovec *remote,
+		  int n, int *failed);
 
 /*
  * Classify @vfd of the calling process: 1 if it is a placeholder of a remote

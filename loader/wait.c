@@ -180,22 +180,52 @@ static struct timespec wcall_remaining(const struct wcall *w)
 	return r;
 }
 
-/* Linux writes the time left back for select, pselect6 and ppoll (not for a zero timeout). */
-static void wcall_write_timeout(struct wcall *w)
-{
-	struct timespec r;
+/* The time left as select (timeval) or pselect6/ppoll (timespec) write it back. */
+union wtime {
 	struct timeval tv;
+	struct timespec ts;
+};
+
+/*
+ * Linux writes the time left back for select, pselect6 and ppoll (not for
+ * a zero timeout): add that piece to @l/@r; 1 if added, else 0.
+ */
+static int wcall_timeout_piece(struct wcall *w, union wtime *t, struct iovec *l, struct iovec *r)
+{
+	struct timespec left;
 
 	if (!w->utime || w->timeout_ms <= 0)
-		return;
-	r = wcall_remaining(w);
+		return 0;
+	left = wcall_remaining(w);
 	if (w->kind == WK_SELECT) {
-		tv.tv_sec = r.tv_sec;
-		tv.tv_usec = r.tv_nsec / 1000;
-		sv_write_mem(w->c, w->utime, &tv, sizeof(tv));
+		t->tv.tv_sec = left.tv_sec;
+		t->tv.tv_usec = left.tv_nsec / 1000;
+		*l = (struct iovec){ &t->tv, sizeof(t->tv) };
 	} else {
-		sv_write_mem(w->c, w->utime, &r, sizeof(r));
+		t->ts = left;
+		*l = (struct iovec){ &t->ts, sizeof(t->ts) };
 	}
+	*r = (struct iovec){ (void *)(uintptr_t)w->utime, l->iov_len };
+	return 1;
+}
+
+/*
+ * Write the result pieces (@nres of them) and the time left with one
+ * validity check and one system call. As Linux, a fault in a result piece
+ * stops the result but the time left is still written. 0 or -EFAULT.
+ */
+static int wcall_write_pieces(struct wcall *w, struct iovec *l, struct iovec *r, int nres)
+{
+	union wtime t;
+	int n = nres, failed, err;
+
+	n += wcall_timeout_piece(w, &t, &l[n], &r[n]);
+	err = sv_write_memv(w->c, l, r, n, &failed);
+	if (err != -EFAULT)
+		return 0;	/* -ENOENT: the reply is dropped anyway */
+	if (failed < nres && n > nres)
+		sv_write_memv(w->c, &l[nres], &r[nres], 1, &failed);
+	return failed < nres ? -EFAULT : 0;
 }
 
 /* epoll_wait: the ready remote registrations as struct epoll_event, at most maxevents. */
@@ -233,18 +263,24 @@ static int64_t wcall_write_events(struct wcall *w)
 static int64_t wcall_write_result(struct wcall *w)
 {
 	static const short mask[3] = { POLLIN_SET, POLLOUT_SET, POLLEX_SET };
+	unsigned long small_set[3 * FDS_LONGS(FD_SETSIZE)], *set;
 	size_t bytes = FDS_BYTES(w->nfds), i;
-	unsigned long *set;
-	struct pollfd *pfd;
+	struct pollfd small_pfd[64], *pfd;
+	struct iovec l[4], r[4];
 	int64_t count = 0;
-	int k;
+	int k, n = 0;
 
 	if (w->kind == WK_EPOLL)
 		return wcall_write_events(w);
 	if (w->kind == WK_SELECT || w->kind == WK_PSELECT6) {
-		set = calloc(3, bytes);
-		if (!set)
-			return -ENOMEM;
+		if (w->nfds <= FD_SETSIZE) {
+			set = small_set;
+			memset(set, 0, 3 * bytes);
+		} else {
+			set = calloc(3, bytes);
+			if (!set)
+				return -ENOMEM;
+		}
 		for (i = 0; i < w->n; i++) {
 			struct witem *it = &w->it[i];
 
@@ -256,15 +292,24 @@ static int64_t wcall_write_result(struct wcall *w)
 				count++;
 			}
 		}
-		for (k = 0; k < 3; k++)
-			if (w->uptr[k] &&
-			    sv_write_mem(w->c, w->uptr[k], set + k * FDS_LONGS(w->nfds), bytes) == -EFAULT)
-				count = -EFAULT;
-		free(set);
+		for (k = 0; k < 3; k++) {
+			if (!w->uptr[k])
+				continue;
+			l[n] = (struct iovec){ set + k * FDS_LONGS(w->nfds), bytes };
+			r[n++] = (struct iovec){ (void *)(uintptr_t)w->uptr[k], bytes };
+		}
+		if (wcall_write_pieces(w, l, r, n))
+			count = -EFAULT;
+		if (set != small_set)
+			free(set);
 	} else {
-		pfd = calloc(w->n, sizeof(*pfd));
-		if (!pfd)
-			return -ENOMEM;
+		if (w->n <= sizeof(small_pfd) / sizeof(small_pfd[0])) {
+			pfd = small_pfd;
+		} else {
+			pfd = calloc(w->n, sizeof(*pfd));
+			if (!pfd)
+				return -ENOMEM;
+		}
 		for (i = 0; i < w->n; i++) {
 			pfd[i].fd = w->it[i].vfd;
 			pfd[i].events = w->it[i].events;
@@ -272,11 +317,13 @@ static int64_t wcall_write_result(struct wcall *w)
 			if (pfd[i].revents)
 				count++;
 		}
-		if (sv_write_mem(w->c, w->uptr[0], pfd, w->n * sizeof(*pfd)) == -EFAULT)
+		l[0] = (struct iovec){ pfd, w->n * sizeof(*pfd) };
+		r[0] = (struct iovec){ (void *)(uintptr_t)w->uptr[0], l[0].iov_len };
+		if (wcall_write_pieces(w, l, r, 1))
 			count = -EFAULT;
-		free(pfd);
+		if (pfd != small_pfd)
+			free(pfd);
 	}
-	wcall_write_timeout(w);
 	return count;
 }
 
