@@ -20,6 +20,7 @@ enum fdc_state { FDC_UNKNOWN = 0, FDC_LOCAL, FDC_REMOTE };
 
 struct fdc_ent {
 	uint8_t state;
+	int copy;		/* FDC_LOCAL: the monitor's copy + 1 (0: none), see fdc_local_copy() */
 	struct anchor *a;
 };
 
@@ -137,8 +138,22 @@ int fdc_proc_pidfd(const struct sv_proc *p)
 	return p->pidfd;
 }
 
+/* Close the monitor's copies of local vfds of @p; under fdc_lock or with @p unreachable. */
+static void proc_drop_copies(struct sv_proc *p)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++) {
+		if (p->ents[i].copy) {
+			close(p->ents[i].copy - 1);
+			p->ents[i].copy = 0;
+		}
+	}
+}
+
 static void proc_free(struct sv_proc *p)
 {
+	proc_drop_copies(p);
 	if (p->pidfd >= 0)
 		close(p->pidfd);
 	free(p->ents);
@@ -216,6 +231,10 @@ static void ent_set(struct sv_proc *p, unsigned int vfd, enum fdc_state state, s
 		p->nremote--;
 	if (state == FDC_REMOTE)
 		p->nremote++;
+	if (e->copy) {
+		close(e->copy - 1);
+		e->copy = 0;
+	}
 	e->state = state;
 	e->a = a;
 	if (state == FDC_REMOTE) {
@@ -316,6 +335,38 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 	return a != NULL;
 }
 
+int fdc_local_copy(struct sv_proc *p, int vfd, bool *owned)
+{
+	struct fdc_ent *e;
+	bool local;
+	int fd;
+
+	*owned = false;
+	pthread_mutex_lock(&fdc_lock);
+	e = vfd >= 0 ? ent_get(p, vfd, false) : NULL;
+	local = e && e->state == FDC_LOCAL;
+	fd = local && e->copy ? e->copy - 1 : -1;
+	pthread_mutex_unlock(&fdc_lock);
+	if (fd >= 0)
+		return fd;
+	fd = syscall(SYS_pidfd_getfd, p->pidfd, vfd, 0);
+	if (fd < 0)
+		return -errno;
+	if (local) {
+		pthread_mutex_lock(&fdc_lock);
+		/* still the same local vfd with no copy (the supervisor thread is the only writer) */
+		e = ent_get(p, vfd, false);
+		if (e && e->state == FDC_LOCAL && !e->copy) {
+			e->copy = fd + 1;
+			pthread_mutex_unlock(&fdc_lock);
+			return fd;
+		}
+		pthread_mutex_unlock(&fdc_lock);
+	}
+	*owned = true;
+	return fd;
+}
+
 void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags)
 {
 	struct fdc_ent *e;
@@ -378,6 +429,7 @@ void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi)
 void fdc_exec(struct sv_proc *p)
 {
 	pthread_mutex_lock(&fdc_lock);
+	proc_drop_copies(p);
 	if (p->n)
 		memset(p->ents, 0, p->n * sizeof(*p->ents));
 	p->nremote = 0;

@@ -43,6 +43,16 @@ void fdc_proc_exit(struct sv_proc *p);
  */
 int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle);
 
+/*
+ * The monitor's copy (pidfd_getfd) of @vfd of @p, or -errno if it is not
+ * open. For a vfd the cache knows local the copy is kept in the cache,
+ * *@owned is false and the caller must not close it: it stays open until
+ * the vfd is forgotten (close, close_range, dup2/dup3 onto it, execve,
+ * exit), which only the supervisor thread does, so it is valid while the
+ * handler that asked runs there. Otherwise *@owned is true: close it.
+ */
+int fdc_local_copy(struct sv_proc *p, int vfd, bool *owned);
+
 /* @vfd of @p now holds @a's placeholder (fd flags: O_CLOEXEC, O_NONBLOCK). */
 void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags);
 /* @to now holds the same remote socket as @from (dup); -ENOENT if @from is not known remote. */

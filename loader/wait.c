@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* select/pselect6/poll/ppoll/epoll_wait split by the fd table: local half in the monitor, remote half at the delegate, first wins. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -43,6 +44,7 @@ struct witem {
 	uint8_t sel;		/* select: bit 0 read, 1 write, 2 except */
 	bool remote;
 	bool skip;		/* poll entry with fd < 0 */
+	bool owned;		/* local: its lp[] copy is the call's (else the fd cache's) */
 	uint64_t handle;
 	uint32_t epevents;	/* epoll: the registration's events and data */
 	uint64_t epdata;
@@ -137,7 +139,7 @@ static void wcall_free(struct wcall *w)
 	size_t i;
 
 	for (i = 0; w->lp && i < w->nl; i++)
-		if (w->lp[i].fd >= 0)
+		if (w->lp[i].fd >= 0 && w->it[w->lidx[i]].owned)
 			close(w->lp[i].fd);
 	if (w->epdup >= 0)
 		close(w->epdup);
@@ -387,7 +389,8 @@ static void wcall_drop_local(struct wcall *w)
 			continue;
 		if (w->registered)
 			epoll_ctl(waiter_epfd, EPOLL_CTL_DEL, w->lp[i].fd, NULL);
-		close(w->lp[i].fd);
+		if (w->it[w->lidx[i]].owned)
+			close(w->lp[i].fd);
 		w->lp[i].fd = -1;
 	}
 	w->registered = false;
@@ -700,8 +703,9 @@ static int wcall_prepare(struct wcall *w)
 		if (w->kind == WK_EPOLL) {
 			fd = w->epdup;	/* now owned by lp[] */
 			w->epdup = -1;
+			it->owned = true;
 		} else {
-			fd = sv_fd_dup(w->c, it->vfd);
+			fd = fdc_local_copy(w->c->proc, it->vfd, &it->owned);
 		}
 		if (fd < 0 && (w->kind == WK_SELECT || w->kind == WK_PSELECT6)) {
 			w->nl = l;
@@ -711,6 +715,29 @@ static int wcall_prepare(struct wcall *w)
 		w->lp[l].fd = fd < 0 ? -1 : fd;
 		w->lp[l].events = it->events;
 		w->lidx[l++] = i;
+	}
+	return 0;
+}
+
+/*
+ * The call goes on after its handler: the fd cache's copies may be
+ * forgotten meanwhile, so the local half gets copies of its own. 0 or -errno.
+ */
+static int wcall_own_local(struct wcall *w)
+{
+	struct witem *it;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < w->nl; i++) {
+		it = &w->it[w->lidx[i]];
+		if (w->lp[i].fd < 0 || it->owned)
+			continue;
+		fd = fcntl(w->lp[i].fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		w->lp[i].fd = fd;
+		it->owned = true;
 	}
 	return 0;
 }
@@ -746,6 +773,9 @@ static enum sv_verdict wcall_run(struct wcall *w)
 		wcall_free(w);
 		return SV_REPLY;
 	}
+	err = wcall_own_local(w);
+	if (err)
+		goto reply;
 	w->merge = w->timeout_ms == 0;
 	w->req.f.op = RSYS_OP_POLL;
 	w->req.f.a[0] = w->nr;
