@@ -89,6 +89,7 @@ struct wcall {
 	int refs;
 	struct wcall *qnext;
 	struct wcall *wnext, **wpprev;	/* on watch_head while the remote half may block */
+	struct witem its[];		/* it[] points here: one allocation per call */
 };
 
 /*
@@ -143,11 +144,7 @@ static void wcall_free(struct wcall *w)
 			close(w->lp[i].fd);
 	if (w->epdup >= 0)
 		close(w->epdup);
-	free(w->it);
-	free(w->lp);
-	free(w->lidx);
-	free(w->rp);
-	free(w->ridx);
+	free(w->rp);	/* rp, ridx, lidx and lp are one block (wcall_prepare) */
 	free(w);
 }
 
@@ -683,12 +680,14 @@ static int wcall_prepare(struct wcall *w)
 	size_t i, l = 0, r = 0;
 	int fd;
 
-	w->lp = calloc(w->nl ? w->nl : 1, sizeof(*w->lp));
-	w->lidx = calloc(w->nl ? w->nl : 1, sizeof(*w->lidx));
-	w->rp = calloc(w->nr, sizeof(*w->rp));
-	w->ridx = calloc(w->nr, sizeof(*w->ridx));
-	if (!w->lp || !w->lidx || !w->rp || !w->ridx)
+	/* one block, most aligned first: rp[nr], ridx[nr], lidx[nl], lp[nl] */
+	w->rp = calloc(1, w->nr * sizeof(*w->rp) + (w->nr + w->nl) * sizeof(size_t) +
+			  (w->nl ? w->nl : 1) * sizeof(*w->lp));
+	if (!w->rp)
 		return -ENOMEM;
+	w->ridx = (size_t *)(w->rp + w->nr);
+	w->lidx = w->ridx + w->nr;
+	w->lp = (struct pollfd *)(w->lidx + w->nl);
 	for (i = 0; i < w->n; i++) {
 		struct witem *it = &w->it[i];
 
@@ -839,14 +838,16 @@ reply:
 	return SV_REPLY;
 }
 
-static struct wcall *wcall_new(struct sv_call *c, enum wait_kind kind)
+/* A call with room for @nitems items. */
+static struct wcall *wcall_new(struct sv_call *c, enum wait_kind kind, size_t nitems)
 {
-	struct wcall *w = calloc(1, sizeof(*w));
+	struct wcall *w = calloc(1, sizeof(*w) + nitems * sizeof(w->its[0]));
 
 	if (w) {
 		w->c = c;
 		w->kind = kind;
 		w->epdup = -1;
+		w->it = w->its;
 	}
 	return w;
 }
@@ -954,11 +955,8 @@ static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
 	/* EFAULT, or all fds local: the kernel runs the call (and reports the error) */
 	if (read_sets(c, a, set, longs) || !sets_have_remote(c, set, longs))
 		goto local;
-	w = wcall_new(c, kind);
+	w = wcall_new(c, kind, nfds);
 	if (!w)
-		goto reply;
-	w->it = calloc(nfds, sizeof(*w->it));
-	if (!w->it)
 		goto reply;
 	for (fd = 0; fd < nfds; fd++) {
 		uint8_t sel = 0;
@@ -1065,8 +1063,8 @@ static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 			break;
 	if (i == nfds)
 		goto local;
-	w = wcall_new(c, kind);
-	if (!w || !(w->it = calloc(nfds, sizeof(*w->it))))
+	w = wcall_new(c, kind, nfds);
+	if (!w)
 		goto reply;
 	for (i = 0; i < nfds; i++) {
 		w->it[i].vfd = pfd[i].fd;
@@ -1183,8 +1181,8 @@ static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 	n = ep_snapshot(c, (int)a[0], &regs, &epdup);
 	if (n <= 0)
 		return SV_CONTINUE;
-	w = wcall_new(c, WK_EPOLL);
-	if (!w || !(w->it = calloc(n + 1, sizeof(*w->it)))) {
+	w = wcall_new(c, WK_EPOLL, n + 1);
+	if (!w) {
 		err = -ENOMEM;
 		goto reply;
 	}
