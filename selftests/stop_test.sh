@@ -43,6 +43,7 @@ if sys.argv[1] == "ignore":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("$RSYS_SERVICE_IP", 0))
+open(sys.argv[2], "w").close()
 s.recv(16)
 PY
 
@@ -71,6 +72,9 @@ stop()
 		-- "$@" >"$RSYS_TMP/stop.log" 2>&1
 	rc=$?
 	t=$((($(date +%s%N) - t0) / 1000000))
+	# a recv program must have reached its recv before it was stopped
+	[[ $* != *recv.py* ]] || [ -e "$STOP.ready" ] || rc="$rc, recv not reached"
+	rm -f "$STOP.ready"
 	if [[ $rc == @($want) ]] && [ "$t" -le $((max * 1000)) ] && ! leftovers; then
 		tap_ok "$name: status $rc after $t ms, nothing left"
 	else
@@ -83,9 +87,9 @@ stop()
 }
 
 stop "timeout 1 rsys-load run -- sleep 30" 3 124 "$STOP-sleep" 30
-stop "timeout 1 rsys-load run -- a program blocked in a remote recv" 3 124 "$PYTHON3" "$STOP-recv.py" wait
+stop "timeout 1 rsys-load run -- a program blocked in a remote recv" 3 124 "$PYTHON3" "$STOP-recv.py" wait "$STOP.ready"
 # PROG is SIGKILLed 3 s after SIGTERM and rsys-load dies of the same signal (rsys-load(8)):
 # timeout reports that as 137 (coreutils 9.1) or 124.
-stop "timeout 1 rsys-load run -- a program that ignores SIGTERM" 6 "124|137" "$PYTHON3" "$STOP-recv.py" ignore
+stop "timeout 1 rsys-load run -- a program that ignores SIGTERM" 6 "124|137" "$PYTHON3" "$STOP-recv.py" ignore "$STOP.ready"
 
 tap_finish
