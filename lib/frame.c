@@ -280,3 +280,23 @@ err_msg:
 			ret == -EADDRINUSE ? " (is another rsys-delegate running?)" : "");
 	return ret;
 }
+
+/* Counters of the delegate: a fresh session of our own on @addr. */
+int delegate_stats(const char *addr, struct rsys_delegate_stats *st)
+{
+	struct rsys_frame f = { .op = RSYS_OP_HELLO, .id = 1, .a = { RSYS_VERSION } };
+	int fd = addr_connect(addr, NULL), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = frame_send(fd, &f, NULL);
+	if (!ret)
+		ret = frame_recv(fd, &f, NULL, 0);
+	f = (struct rsys_frame){ .op = RSYS_OP_STATS, .id = 2 };
+	if (!ret)
+		ret = frame_send(fd, &f, NULL);
+	if (!ret)
+		ret = frame_recv(fd, &f, st, sizeof(*st));
+	close(fd);
+	return ret;
+}

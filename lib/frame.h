@@ -33,4 +33,10 @@ int addr_connect(const char *addr, FILE *err);
 /* Listening stream socket on @addr (a stale unix socket file is replaced), or -errno. */
 int addr_listen(const char *addr, int backlog, FILE *err);
 
+/*
+ * The delegate's counters (RSYS_OP_STATS) over a fresh session of our own on
+ * @addr. 0 or -errno.
+ */
+int delegate_stats(const char *addr, struct rsys_delegate_stats *st);
+
 #endif

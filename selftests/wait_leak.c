@@ -122,26 +122,6 @@ static long interrupted_selects(int u, long n)
 	return eintr;
 }
 
-/* Counters of the delegate: a fresh session of our own on @addr. */
-static int delegate_stats(const char *addr, struct rsys_delegate_stats *st)
-{
-	struct rsys_frame f = { .op = RSYS_OP_HELLO, .id = 1, .a = { RSYS_VERSION } };
-	int fd = addr_connect(addr, NULL), ret;
-
-	if (fd < 0)
-		return fd;
-	ret = frame_send(fd, &f, NULL);
-	if (!ret)
-		ret = frame_recv(fd, &f, NULL, 0);
-	f = (struct rsys_frame){ .op = RSYS_OP_STATS, .id = 2 };
-	if (!ret)
-		ret = frame_send(fd, &f, NULL);
-	if (!ret)
-		ret = frame_recv(fd, &f, st, sizeof(*st));
-	close(fd);
-	return ret;
-}
-
 static long proc_count(pid_t pid, const char *what)
 {
 	char path[64], line[128];

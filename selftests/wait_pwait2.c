@@ -36,26 +36,6 @@ static void on_alarm(int sig)
 	(void)sig;
 }
 
-/* Counters of the delegate: a fresh session of our own on @addr. */
-static int delegate_stats(const char *addr, struct rsys_delegate_stats *st)
-{
-	struct rsys_frame f = { .op = RSYS_OP_HELLO, .id = 1, .a = { RSYS_VERSION } };
-	int fd = addr_connect(addr, NULL), ret;
-
-	if (fd < 0)
-		return fd;
-	ret = frame_send(fd, &f, NULL);
-	if (!ret)
-		ret = frame_recv(fd, &f, NULL, 0);
-	f = (struct rsys_frame){ .op = RSYS_OP_STATS, .id = 2 };
-	if (!ret)
-		ret = frame_send(fd, &f, NULL);
-	if (!ret)
-		ret = frame_recv(fd, &f, st, sizeof(*st));
-	close(fd);
-	return ret;
-}
-
 int main(void)
 {
 	const char *ip = getenv("WAIT_IP") ? getenv("WAIT_IP") : "127.0.0.1";

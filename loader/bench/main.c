@@ -176,21 +176,9 @@ static void delegate_stop(struct bench_run *r)
 /* The delegate's count of cancelled requests, over a session of our own. */
 static int delegate_cancelled(const struct bench_run *r, uint64_t *cancelled)
 {
-	struct rsys_frame f = { .op = RSYS_OP_HELLO, .id = 1, .a = { RSYS_VERSION } };
 	struct rsys_delegate_stats st;
-	int fd = addr_connect(r->addr, NULL), ret;
+	int ret = delegate_stats(r->addr, &st);
 
-	if (fd < 0)
-		return fd;
-	ret = frame_send(fd, &f, NULL);
-	if (!ret)
-		ret = frame_recv(fd, &f, NULL, 0);
-	f = (struct rsys_frame){ .op = RSYS_OP_STATS, .id = 2 };
-	if (!ret)
-		ret = frame_send(fd, &f, NULL);
-	if (!ret)
-		ret = frame_recv(fd, &f, &st, sizeof(st));
-	close(fd);
 	if (!ret)
 		*cancelled = st.cancelled;
 	return ret;
