@@ -254,17 +254,23 @@ static void outq_flush(struct session *s)
 	pthread_mutex_unlock(&s->out_lock);
 }
 
+/* A delegate thread leaves its session; called with s->lock held, which it drops. */
+static void worker_exit(struct session *s)
+{
+	/* After this unlock the session may be freed: touch nothing of it. */
+	s->workers--;
+	pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+	stat_sub(threads, 1);
+}
+
 static void *flusher_main(void *arg)
 {
 	struct session *s = arg;
 
 	outq_flush(s);
 	pthread_mutex_lock(&s->lock);
-	/* After this unlock the session may be freed: touch nothing of it. */
-	s->workers--;
-	pthread_cond_broadcast(&s->idle);
-	pthread_mutex_unlock(&s->lock);
-	stat_sub(threads, 1);
+	worker_exit(s);
 	return NULL;
 }
 
@@ -445,11 +451,7 @@ static void *worker_main(void *arg)
 		free(req);
 		pthread_mutex_lock(&s->lock);
 	}
-	/* After this unlock the session may be freed: touch nothing of it. */
-	s->workers--;
-	pthread_cond_broadcast(&s->idle);
-	pthread_mutex_unlock(&s->lock);
-	stat_sub(threads, 1);
+	worker_exit(s);
 	free(r.buf);
 	return NULL;
 }
