@@ -117,6 +117,20 @@ static void later_join(struct later *l)
 	pthread_join(l->t, NULL);
 }
 
+/*
+ * A descriptor number that is certainly closed, whatever the caller left open
+ * (a CI runner may hand us fd 200, say): the lowest free one from 100 up.
+ */
+static int closed_fd(void)
+{
+	int fd = fcntl(0, F_DUPFD, 100);
+
+	if (fd < 0)
+		return 100;
+	close(fd);
+	return fd;
+}
+
 static int maxfd(int a, int b)
 {
 	return (a > b ? a : b) + 1;
@@ -141,7 +155,7 @@ static void set_handler(int sig, int flags)
 int main(void)
 {
 	struct udp u;
-	int p[2], q[2], n, e;
+	int p[2], q[2], n, e, gone;
 	fd_set r, w;
 	struct timeval tv;
 	struct timespec ts;
@@ -155,6 +169,7 @@ int main(void)
 		ktap_exit_skip("pipe: %s", strerror(errno));
 	if (udp_open(&u))
 		ktap_exit_skip("UDP socket on %s: %s", ip, strerror(errno));
+	gone = closed_fd();
 	ktap_plan(29);
 
 	/* 1: only the local fd is ready */
@@ -239,9 +254,10 @@ int main(void)
 	n = select(maxfd(u.rx, u.tx), &r, &w, NULL, NULL);
 	EXPECT_TRUE(n == 1 && FD_ISSET(u.tx, &w) && !FD_ISSET(u.rx, &r), "select all remote: %d", n);
 
-	/* 9: EBADF for a closed fd in a mixed set */
-	FD_ZERO(&r); FD_SET(u.rx, &r); FD_SET(q[0], &r); FD_SET(200, &r);
-	n = select(201, &r, NULL, NULL, NULL);
+	/* 9: EBADF for a closed fd in a mixed set (a timeout so that a miss fails, not hangs) */
+	FD_ZERO(&r); FD_SET(u.rx, &r); FD_SET(q[0], &r); FD_SET(gone, &r);
+	tv = (struct timeval){ 1, 0 };
+	n = select(gone + 1, &r, NULL, NULL, &tv);
 	e = errno;
 	EXPECT_TRUE(n == -1 && e == EBADF, "select mixed with a closed fd: %d %s", n, strerror(e));
 
@@ -314,7 +330,7 @@ int main(void)
 		    "poll mixed timeout: %d after %.3f s", n, el);
 
 	/* 17: POLLNVAL for a closed fd next to a remote one */
-	pf[0] = (struct pollfd){ .fd = 200, .events = POLLIN };
+	pf[0] = (struct pollfd){ .fd = gone, .events = POLLIN };
 	pf[1] = (struct pollfd){ .fd = u.rx, .events = POLLIN };
 	n = poll(pf, 2, 1000);
 	EXPECT_TRUE(n == 1 && pf[0].revents == POLLNVAL && !pf[1].revents,
