@@ -2,6 +2,7 @@
 /* select/pselect6/poll/ppoll/epoll_wait split by the fd table: local half in the monitor, remote half at the delegate, first wins. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -76,6 +77,8 @@ struct wcall {
 	size_t nr;
 	struct remote_req req;
 	int64_t rret;			/* remote result */
+	uint64_t sigmask;		/* pselect6/ppoll/epoll_pwait(2): the mask of the wait */
+	bool has_mask;
 	bool merge;			/* timeout 0: both halves' results count */
 	bool waited;			/* the waiter thread owns the local half and resolves */
 	bool registered;		/* lp[] is in the waiter's epoll */
@@ -546,18 +549,102 @@ static void waiter_remote_replies(void)
 	}
 }
 
-/* Cancel the remote halves of calls whose caller was interrupted by a signal. */
+/*
+ * Whether the kernel can run @w itself, with the caller's own arguments:
+ * there a remote fd is its placeholder, an AF_UNIX socket nobody writes
+ * to, never readable nor exceptional but writable. epoll instances hold
+ * no remote fd at all (epoll.c).
+ */
+static bool wcall_kernel_may_run(const struct wcall *w)
+{
+	size_t i;
+
+	if (w->kind == WK_EPOLL)
+		return true;
+	for (i = 0; i < w->n; i++)
+		if (w->it[i].remote && (w->it[i].events & SEL_WANT_OUT))
+			return false;
+	return true;
+}
+
+/*
+ * A signal pending for the thread (SigPnd) or its process (ShdPnd) that
+ * @mask lets through: a wait under that mask would end now.
+ */
+static bool sig_pending_unmasked(pid_t tgid, pid_t tid, uint64_t mask)
+{
+	char path[64], line[128];
+	uint64_t pend = 0, v;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", tgid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigPnd: %" SCNx64, &v) == 1 || sscanf(line, "ShdPnd: %" SCNx64, &v) == 1)
+			pend |= v;
+	fclose(f);
+	return pend & ~mask;
+}
+
+/*
+ * The caller of @w (pselect6, ppoll, epoll_pwait) blocks a signal that
+ * the call's mask lets through, and it is pending: natively the wait ends
+ * now, with EINTR once the handler ran, or restarts. The monitor cannot
+ * change the caller's mask, the kernel can: both halves are cancelled and
+ * the call goes on in the kernel (from the time left), which finds the
+ * signal and does exactly that.
+ */
+static void waiter_mask_signal(struct wcall *w)
+{
+	struct timespec left;
+	bool cancel;
+
+	pthread_mutex_lock(&wait_lock);
+	if (w->resolved) {
+		pthread_mutex_unlock(&wait_lock);
+		return;
+	}
+	w->resolved = true;
+	watch_del(w);
+	cancel = !w->remote_done;
+	pthread_mutex_unlock(&wait_lock);
+	wcall_drop_local(w);
+	if (cancel) {
+		remote_cancel(w->c->sv->remote, &w->req);
+		maps_count_class(w->c->sv->maps, RSYS_CLASS_CANCEL, 1);
+	}
+	if (w->utime && w->timeout_ms > 0) {
+		left = wcall_remaining(w);
+		sv_write_mem(w->c, w->utime, &left, sizeof(left));
+	}
+	sv_continue(w->c);
+	wcall_put(w);	/* the waiter side's reference */
+}
+
+/*
+ * Cancel the remote halves of calls whose caller was interrupted by a
+ * signal; end the waits whose own signal mask lets a pending signal in.
+ */
 static void waiter_check_calls(void)
 {
-	struct wcall *w, *next, *gone[32];
+	struct wcall *w, *next, *gone[32], *masked[32];
 	struct remote *rc[32];
-	int n = 0, i;
+	int n = 0, nm = 0, i;
 
 	pthread_mutex_lock(&wait_lock);
 	for (w = watch_head; w && n < 32; w = next) {
 		next = w->wnext;
-		if (!w->submitted || sv_call_valid(w->c))
+		if (!w->submitted)
 			continue;
+		if (sv_call_valid(w->c)) {
+			if (w->has_mask && nm < 32 && wcall_kernel_may_run(w)) {
+				w->refs++;
+				masked[nm++] = w;
+			}
+			continue;
+		}
 		/* hold it so that done() cannot free it; the call itself may end meanwhile */
 		watch_del(w);
 		w->refs++;
@@ -569,6 +656,12 @@ static void waiter_check_calls(void)
 	for (i = 0; i < n; i++) {
 		remote_cancel(rc[i], &gone[i]->req);
 		wcall_put(gone[i]);
+	}
+	for (i = 0; i < nm; i++) {
+		w = masked[i];
+		if (sig_pending_unmasked(w->c->tgid, w->c->n.pid, w->sigmask))
+			waiter_mask_signal(w);
+		wcall_put(w);
 	}
 }
 
@@ -897,16 +990,20 @@ static int read_sets(struct sv_call *c, const __u64 *a, unsigned long *set, size
 	return process_vm_readv(c->n.pid, local, n, remote, n, 0) == (ssize_t)total ? 0 : -EFAULT;
 }
 
-/* Read a sigmask argument as the kernel does: size must be sizeof(sigset_t), both readable. */
-static int read_sigmask(struct sv_call *c, uint64_t uset, uint64_t size)
+/*
+ * Read a sigmask argument as the kernel does (size must be sizeof(sigset_t),
+ * both readable) and keep it: a signal it lets through ends the wait.
+ */
+static int read_sigmask(struct wcall *w, uint64_t uset, uint64_t size)
 {
-	uint64_t set;
-
 	if (!uset)
 		return 0;
-	if (size != sizeof(set))
+	if (size != sizeof(w->sigmask))
 		return -EINVAL;
-	return sv_read_mem(c, &set, uset, sizeof(set)) ? -EFAULT : 0;
+	if (sv_read_mem(w->c, &w->sigmask, uset, sizeof(w->sigmask)))
+		return -EFAULT;
+	w->has_mask = true;
+	return 0;
 }
 
 /* Any remote fd among the @longs words of @set (in|out|ex)? The hot path's only question. */
@@ -1008,7 +1105,7 @@ static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
 		err = -EFAULT;
 		if (sv_read_mem(c, pack, a[5], sizeof(pack)))
 			goto reply;
-		err = read_sigmask(c, pack[0], pack[1]);
+		err = read_sigmask(w, pack[0], pack[1]);
 		if (err)
 			goto reply;
 	}
@@ -1096,7 +1193,7 @@ static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 			tp = &ts;
 			w->utime = a[2];
 		}
-		err = read_sigmask(c, a[3], a[4]);
+		err = read_sigmask(w, a[3], a[4]);
 		if (err)
 			goto reply;
 	}
@@ -1225,7 +1322,7 @@ static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 		tp = &ts;
 	}
 	if (kind != EP_WAIT) {
-		err = read_sigmask(c, a[4], a[5]);
+		err = read_sigmask(w, a[4], a[5]);
 		if (err)
 			goto reply;
 	}

@@ -170,7 +170,7 @@ int main(void)
 	if (udp_open(&u))
 		ktap_exit_skip("UDP socket on %s: %s", ip, strerror(errno));
 	gone = closed_fd();
-	ktap_plan(29);
+	ktap_plan(31);
 
 	/* 1: only the local fd is ready */
 	write(p[1], "x", 1);
@@ -409,6 +409,48 @@ int main(void)
 	later_join(&l);
 	EXPECT_TRUE(n == -1 && e == EINTR && got_sig, "poll mixed + signal: %d %s", n,
 		    n < 0 ? strerror(e) : "no error");
+
+	/*
+	 * 30, 31: pselect6 and ppoll whose mask lets in a signal the thread
+	 * blocks (the race-free idiom): EINTR once the handler ran, the time
+	 * left written back.
+	 */
+	{
+		sigset_t block, none;
+		struct { sigset_t *p; size_t size; } pack = { &none, 8 };
+
+		set_handler(SIGUSR1, 0);
+		sigemptyset(&none);
+		sigemptyset(&block);
+		sigaddset(&block, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &block, NULL);
+
+		got_sig = 0;
+		l = (struct later){ .ms = 100, .tid = gettid(), .sig = SIGUSR1 };
+		later_start(&l);
+		FD_ZERO(&r); FD_SET(p[0], &r); FD_SET(u.rx, &r);
+		ts = (struct timespec){ 2, 0 };
+		n = syscall(SYS_pselect6, maxfd(p[0], u.rx), &r, NULL, NULL, &ts, &pack);
+		e = errno;
+		later_join(&l);
+		EXPECT_TRUE(n == -1 && e == EINTR && got_sig && ts.tv_sec == 1,
+			    "pselect6 mask lets a blocked signal in: %d %s, handler %s, %ld s left", n,
+			    n < 0 ? strerror(e) : "no error", got_sig ? "ran" : "did not run", (long)ts.tv_sec);
+
+		got_sig = 0;
+		l = (struct later){ .ms = 100, .tid = gettid(), .sig = SIGUSR1 };
+		later_start(&l);
+		pf[0] = (struct pollfd){ .fd = p[0], .events = POLLIN };
+		pf[1] = (struct pollfd){ .fd = u.rx, .events = POLLIN };
+		ts = (struct timespec){ 2, 0 };
+		n = syscall(SYS_ppoll, pf, 2, &ts, &none, 8);	/* glibc's ppoll hides the time left */
+		e = errno;
+		later_join(&l);
+		EXPECT_TRUE(n == -1 && e == EINTR && got_sig && ts.tv_sec == 1,
+			    "ppoll mask lets a blocked signal in: %d %s, handler %s, %ld s left", n,
+			    n < 0 ? strerror(e) : "no error", got_sig ? "ran" : "did not run", (long)ts.tv_sec);
+		sigprocmask(SIG_UNBLOCK, &block, NULL);
+	}
 
 	/* 23: another thread closes the local fd during the wait: its bit is set at the timeout (POLLNVAL) */
 	{
