@@ -9,6 +9,16 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define SIGKILL 9
+#define SA_RESTART 0x10000000
+#define ERESTARTSYS 512
+/* x86-64 numbers of the waits Linux never restarts after a handler (signal(7)) */
+#define __NR_poll 7
+#define __NR_select 23
+#define __NR_epoll_wait 232
+#define __NR_pselect6 270
+#define __NR_ppoll 271
+#define __NR_epoll_pwait 281
+#define __NR_epoll_pwait2 441
 #define KILL_BATCH 64	/* tasks killed at once when their monitor exits; power of 2 */
 
 /* Only rsys_monitor_exit uses these (kernel >= 6.13): a kernel without them refuses only it. */
@@ -56,6 +66,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } sys_count SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RSYS_MAX_TRUSTED);
+	__type(key, __u32);
+	__type(value, struct rsys_sigdeliver);
+} sigdeliver SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -260,5 +277,37 @@ int BPF_PROG(rsys_monitor_exit, struct task_struct *p, bool group_dead)
 		bpf_send_signal_task(task, SIGKILL, PIDTYPE_TGID, 0);
 		bpf_task_release(task);
 	}
+	return 0;
+}
+
+/*
+ * A trusted thread runs a handler with SA_RESTART for a signal that
+ * interrupted it in a select, poll or epoll wait held by the monitor
+ * (seccomp left -ERESTARTSYS): the kernel is about to restart that call,
+ * where Linux itself would fail it with EINTR. Tell the monitor.
+ */
+SEC("tp_btf/signal_deliver")
+int BPF_PROG(rsys_signal_deliver, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct rsys_sigdeliver d = { .sig = sig };
+	struct pt_regs *regs;
+	long nr;
+
+	if (!bpf_map_lookup_elem(&trusted, &tgid))
+		return 0;
+	if ((unsigned long)ka->sa.sa_handler <= 1 || !(ka->sa.sa_flags & SA_RESTART))
+		return 0;	/* SIG_DFL, SIG_IGN: no handler; without SA_RESTART: EINTR anyway */
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!regs || (long)regs->ax != -ERESTARTSYS)
+		return 0;
+	nr = regs->orig_ax;
+	if (nr != __NR_select && nr != __NR_pselect6 && nr != __NR_poll && nr != __NR_ppoll &&
+	    nr != __NR_epoll_wait && nr != __NR_epoll_pwait && nr != __NR_epoll_pwait2)
+		return 0;
+	d.ns = bpf_ktime_get_ns();
+	d.nr = nr;
+	bpf_map_update_elem(&sigdeliver, &tid, &d, BPF_ANY);
 	return 0;
 }

@@ -5,17 +5,6 @@
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
-/*
- * Programs of rsys.bpf.c, each pinned as /sys/fs/bpf/rsys/link_NAME, with
- * what rsys loses when the kernel refuses it. Each is optional.
- */
-#define RSYS_PROGS(X)								\
-	X(rsys_sys_enter, "per-call counters, killing trusted tasks whose monitor exited") \
-	X(rsys_fork, "trust and fd-table inheritance by child processes")	\
-	X(rsys_exec, "dropping close-on-exec fd-table entries at execve")	\
-	X(rsys_exit, "dropping exited processes' entries, noticing monitor exit")	\
-	X(rsys_monitor_exit, "killing trusted tasks the moment their monitor exits")
-
 #endif
 
 /* Single value (key 0) of /sys/fs/bpf/rsys/config, written by "rsys-load attach". */
@@ -32,6 +21,18 @@ struct rsys_monitor {
 };
 
 /*
+ * Value of /sys/fs/bpf/rsys/sigdeliver, keyed by thread id: the last time
+ * a signal handler with SA_RESTART interrupted a trusted thread waiting in
+ * a select, poll or epoll call held by the monitor. The kernel's seccomp
+ * code then restarts the call; Linux itself fails it with EINTR.
+ */
+struct rsys_sigdeliver {
+	__u64 ns;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 sig;
+	__u32 nr;		/* the interrupted call */
+};
+
+/*
  * Programs of rsys.bpf.c, each pinned as /sys/fs/bpf/rsys/link_NAME, with
  * what rsys loses when the kernel refuses it. Each is optional.
  */
@@ -40,6 +41,7 @@ struct rsys_monitor {
 	X(rsys_fork, "trust and fd-table inheritance by child processes")	\
 	X(rsys_exec, "dropping close-on-exec fd-table entries at execve")	\
 	X(rsys_exit, "dropping exited processes' entries, noticing monitor exit")	\
-	X(rsys_monitor_exit, "killing trusted tasks the moment their monitor exits")
+	X(rsys_monitor_exit, "killing trusted tasks the moment their monitor exits") \
+	X(rsys_signal_deliver, "EINTR from split waits after an SA_RESTART handler, as Linux's")
 
 #endif

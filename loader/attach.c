@@ -211,6 +211,7 @@ static int maps_pin(struct rsys_bpf *skel)
 		{ "monitors", skel->maps.monitors },
 		{ "class_count", skel->maps.class_count },
 		{ "sys_count", skel->maps.sys_count },
+		{ "sigdeliver", skel->maps.sigdeliver },
 		{ "config", skel->maps.cfg },
 	};
 	char path[PATH_MAX];

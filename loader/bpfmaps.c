@@ -64,7 +64,7 @@ int maps_open(struct rsys_maps *m)
 	size_t i;
 	int fd;
 
-	m->fdtable = m->trusted = m->class_count = m->sys_count = -1;
+	m->fdtable = m->trusted = m->class_count = m->sys_count = m->sigdeliver = -1;
 	m->class_mem = NULL;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		fd = obj_get(names[i]);
@@ -80,6 +80,7 @@ int maps_open(struct rsys_maps *m)
 		goto err_close;
 	}
 	m->class_mem = mem;
+	m->sigdeliver = obj_get("sigdeliver");	/* optional */
 	return 0;
 
 err_close:
@@ -100,7 +101,9 @@ void maps_close(struct rsys_maps *m)
 		close(m->class_count);
 	if (m->sys_count >= 0)
 		close(m->sys_count);
-	m->fdtable = m->trusted = m->class_count = m->sys_count = -1;
+	if (m->sigdeliver >= 0)
+		close(m->sigdeliver);
+	m->fdtable = m->trusted = m->class_count = m->sys_count = m->sigdeliver = -1;
 }
 
 bool maps_attached(const struct rsys_maps *m)
@@ -156,6 +159,13 @@ int maps_fd_clear(struct rsys_maps *m, __u32 table)
 	}
 	free(keys);
 	return err;
+}
+
+int maps_sig_delivered(struct rsys_maps *m, __u32 tid, struct rsys_sigdeliver *d)
+{
+	if (m->sigdeliver < 0)
+		return -ENOENT;
+	return elem_cmd(BPF_MAP_LOOKUP_ELEM, m->sigdeliver, &tid, d, 0);
 }
 
 int maps_trust(struct rsys_maps *m, __u32 tgid, const struct rsys_trusted *t)

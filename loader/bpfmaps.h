@@ -13,6 +13,7 @@ struct rsys_maps {
 	int trusted;
 	int class_count;
 	int sys_count;
+	int sigdeliver;		/* -1 when the attached objects predate it */
 	__u64 *class_mem;	/* class_count mapped (BPF_F_MMAPABLE) for atomic adds; NULL when not attached */
 };
 
@@ -32,6 +33,10 @@ int maps_fd_clear(struct rsys_maps *m, __u32 table);
 
 /* Mark @tgid trusted (supervised by @monitor); its forks inherit it in BPF. */
 int maps_trust(struct rsys_maps *m, __u32 tgid, const struct rsys_trusted *t);
+
+struct rsys_sigdeliver;
+/* The last signal handler thread @tid ran (rsys_signal_deliver): 0, or -ENOENT. */
+int maps_sig_delivered(struct rsys_maps *m, __u32 tid, struct rsys_sigdeliver *d);
 
 /* Add @n to class counter @c (userspace-classified calls: remote, split, cancel). */
 void maps_count_class(struct rsys_maps *m, enum rsys_class c, __u64 n);

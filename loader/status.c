@@ -197,16 +197,16 @@ static void status_print(const struct status *s)
 	}
 	printf("programs:\n");
 	for (i = 0; i < sizeof(prog_names) / sizeof(prog_names[0]); i++)
-		printf("  %-18s %s\n", prog_names[i], s->progs[i] ? "attached" : "refused");
+		printf("  %-20s %s\n", prog_names[i], s->progs[i] ? "attached" : "refused");
 	printf("calls by class:\n");
 	for (i = 0; i < RSYS_CLASS_MAX; i++)
-		printf("  %-18s %llu\n", class_names[i], (unsigned long long)s->classes[i]);
+		printf("  %-20s %llu\n", class_names[i], (unsigned long long)s->classes[i]);
 	printf("calls by syscall (trusted tasks, non-zero):\n");
 	for (i = 0; i < RSYS_MAX_SYSCALL; i++) {
 		if (!s->calls[i])
 			continue;
 		sys_name(name, sizeof(name), i);
-		printf("  %-18s %llu\n", name, (unsigned long long)s->calls[i]);
+		printf("  %-20s %llu\n", name, (unsigned long long)s->calls[i]);
 	}
 	printf("fd-table entries: %u\ntrusted tasks: %u\n", s->fd_entries, s->trusted_tasks);
 }

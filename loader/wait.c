@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bpf/rsys.h"
 #include "epoll.h"
 #include "fdcache.h"
 #include "log.h"
@@ -77,6 +78,7 @@ struct wcall {
 	size_t nr;
 	struct remote_req req;
 	int64_t rret;			/* remote result */
+	int64_t start_ns;		/* CLOCK_MONOTONIC when the call came */
 	uint64_t sigmask;		/* pselect6/ppoll/epoll_pwait(2): the mask of the wait */
 	bool has_mask;
 	bool merge;			/* timeout 0: both halves' results count */
@@ -116,6 +118,21 @@ static struct wcall *wq_head, *wq_tail;
 #define WAIT_CHECK_MS	20
 static struct wcall *watch_head;
 static bool waiter_idle;
+
+/*
+ * Waits found interrupted (and taken off the watch list), until their
+ * thread's next wait: if the kernel restarts one, that is the one.
+ */
+struct intr_rec {
+	__u32 tid;
+	int64_t start_ns;
+	struct timespec deadline;
+	int timeout_ms;
+};
+
+#define INTR_RECS	32
+static struct intr_rec intr_recs[INTR_RECS];
+static unsigned int intr_next;
 
 /* Called with wait_lock held. */
 static void watch_add(struct wcall *w)
@@ -647,6 +664,8 @@ static void waiter_check_calls(void)
 		}
 		/* hold it so that done() cannot free it; the call itself may end meanwhile */
 		watch_del(w);
+		intr_recs[intr_next++ % INTR_RECS] = (struct intr_rec){
+			w->c->n.pid, w->start_ns, w->deadline, w->timeout_ms };
 		w->refs++;
 		rc[n] = w->c->sv->remote;
 		gone[n++] = w;
@@ -841,6 +860,44 @@ static int wcall_own_local(struct wcall *w)
  * watched by the waiter thread; whichever completes first answers, the
  * other is cancelled asynchronously.
  */
+/*
+ * Is @w the restart of its thread's previous wait, which a signal
+ * interrupted in the monitor's hands? The kernel's seccomp code restarts
+ * such a call after a handler with SA_RESTART (rsys_signal_deliver saw
+ * that), where Linux fails select, poll and epoll waits with EINTR
+ * whatever the handler's flags (signal(7)). If so, @w takes over the
+ * interrupted wait's deadline, for the time left that Linux writes back.
+ * Costs nothing unless a wait of this thread was interrupted.
+ */
+static bool wcall_restarted(struct wcall *w)
+{
+	__u32 tid = w->c->n.pid;
+	struct rsys_sigdeliver d;
+	struct intr_rec old = { 0 };
+	struct wcall *o;
+	unsigned int i;
+
+	pthread_mutex_lock(&wait_lock);
+	for (o = watch_head; o; o = o->wnext)
+		if (o->c->n.pid == tid && o->submitted)
+			break;
+	if (o)
+		old = (struct intr_rec){ tid, o->start_ns, o->deadline, o->timeout_ms };
+	for (i = 0; i < INTR_RECS; i++) {
+		if (intr_recs[i].tid != tid)
+			continue;
+		if (!old.tid)
+			old = intr_recs[i];
+		intr_recs[i].tid = 0;	/* this wait is the thread's next one */
+	}
+	pthread_mutex_unlock(&wait_lock);
+	if (!old.tid || maps_sig_delivered(w->c->sv->maps, tid, &d) || (int64_t)d.ns < old.start_ns)
+		return false;
+	w->deadline = old.deadline;
+	w->timeout_ms = old.timeout_ms;
+	return true;
+}
+
 static enum sv_verdict wcall_run(struct wcall *w)
 {
 	struct epoll_event ev;
@@ -850,6 +907,13 @@ static enum sv_verdict wcall_run(struct wcall *w)
 	int local, err;
 	size_t i;
 
+	if (wcall_restarted(w)) {
+		struct iovec l[1], r[1];
+
+		wcall_write_pieces(w, l, r, 0);
+		err = -EINTR;
+		goto reply;
+	}
 	err = wcall_prepare(w);
 	if (err)
 		goto reply;
@@ -935,8 +999,11 @@ reply:
 static struct wcall *wcall_new(struct sv_call *c, enum wait_kind kind, size_t nitems)
 {
 	struct wcall *w = calloc(1, sizeof(*w) + nitems * sizeof(w->its[0]));
+	struct timespec now;
 
 	if (w) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		w->start_ns = ts_ns(&now);
 		w->c = c;
 		w->kind = kind;
 		w->epdup = -1;

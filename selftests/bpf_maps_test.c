@@ -123,8 +123,9 @@ static bool fd_wait(struct rsys_maps *m, __u32 table, __u32 vfd, bool want)
 static void test_pins(void)
 {
 	static const char *const pins[] = {
-		"fdtable", "trusted", "monitors", "class_count", "sys_count", "config",
+		"fdtable", "trusted", "monitors", "class_count", "sys_count", "sigdeliver", "config",
 		"link_rsys_sys_enter", "link_rsys_fork", "link_rsys_exec", "link_rsys_exit",
+		"link_rsys_signal_deliver",
 	};
 	char path[128];
 	size_t i;

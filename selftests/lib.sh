@@ -114,7 +114,20 @@ rsys_cleanup()
 		ip netns del "$ns" 2>/dev/null
 	done
 	[ -n "$RSYS_TMP" ] && rm -rf "$RSYS_TMP"
+	[ -n "$RSYS_ATTACHED" ] && "$RSYS_LOAD" detach >/dev/null 2>&1
 	return 0
+}
+
+# rsys_attach_once: attach the test policy's BPF objects unless rsys is attached
+# already (then they are left as found); detached on exit.
+rsys_attach_once()
+{
+	[ -e /sys/fs/bpf/rsys/fdtable ] && return 0
+	"$RSYS_LOAD" attach "$RSYS_POLICY" >"$RSYS_TMP/attach.log" 2>&1 || {
+		tap_diag_file "$RSYS_TMP/attach.log"
+		return 1
+	}
+	RSYS_ATTACHED=1
 }
 
 # rsys_netns_add NAME: a netns with lo up, deleted on exit.

@@ -110,6 +110,33 @@ static void pwait_mask_case(int ep)
 		    n < 0 ? strerror(e) : "no error", got_sig ? "ran" : "did not run");
 }
 
+/* A handler with SA_RESTART still ends epoll_wait with EINTR (signal(7)). */
+static void restart_case(int ep)
+{
+	struct sigaction sa = { .sa_handler = on_sig, .sa_flags = SA_RESTART };
+	struct epoll_event ev[8];
+	pid_t child;
+	int n, e;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	got_sig = 0;
+	child = fork();
+	if (!child) {
+		struct timespec d = { 0, 100000000 };
+
+		nanosleep(&d, NULL);
+		kill(getppid(), SIGUSR1);
+		_exit(0);
+	}
+	n = epoll_wait(ep, ev, 8, 1500);
+	e = errno;
+	if (child > 0)
+		waitpid(child, NULL, 0);
+	EXPECT_TRUE(n == -1 && e == EINTR && got_sig, "epoll_wait + SA_RESTART signal: %d %s", n,
+		    n < 0 ? strerror(e) : "no error");
+}
+
 int main(void)
 {
 	const char *ip = getenv("WAIT_IP") ? getenv("WAIT_IP") : "127.0.0.1";
@@ -125,7 +152,7 @@ int main(void)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		ktap_exit_skip("epoll_create1: %s", strerror(errno));
-	ktap_plan(13);
+	ktap_plan(14);
 
 	EXPECT_TRUE(add(ep, p[0], EPOLLIN, 0x1111) == 0 && add(ep, u.rx, EPOLLIN, 0xabcdef0123ULL) == 0,
 		    "add a local and a remote fd");
@@ -172,6 +199,7 @@ int main(void)
 
 	add(ep, u.rx, EPOLLIN, 9);
 	pwait_mask_case(ep);
+	restart_case(ep);
 
 	/* closed while registered: it leaves the interest list */
 	udp_fire(&u);

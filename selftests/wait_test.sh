@@ -12,6 +12,8 @@ rsys_require
 	ksft_skip "wait_select/wait_epoll/wait_leak not built (make -C selftests)"
 rsys_topology_up
 rsys_delegate_start
+# BPF tells the monitor which handlers had SA_RESTART (rsys_signal_deliver)
+rsys_attach_once || echo "# rsys-load attach failed: SA_RESTART cases will differ"
 
 # report NAME RC LOG: one top-level result; the program's own TAP lines indented below it.
 report()
