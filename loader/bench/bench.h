@@ -36,4 +36,12 @@ extern const struct bench_info bench_tests[BENCH_NTESTS];
  */
 int bench_worker(enum bench_test t, long iters);
 
+/*
+ * The floor under the trapped row on this machine: the same select loop,
+ * trapped by a seccomp filter whose listener another process answers with
+ * CONTINUE and nothing else (the two process switches any seccomp-notify
+ * monitor pays). Median call x @iters in @seconds; 0 or -errno.
+ */
+int bench_floor(long iters, double *seconds);
+
 #endif

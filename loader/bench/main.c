@@ -34,6 +34,7 @@ struct bench_run {
 	long late_iters;		/* BENCH_LATE_LOCAL's iterations */
 	double late_close_seconds;
 	uint64_t late_cancelled;	/* the delegate's cancelled counter over BENCH_LATE_LOCAL */
+	double floor_seconds;		/* bench_floor(): 0 if it could not be measured */
 };
 
 /* What a SIGINT/SIGTERM must still clean up: the delegate and its directory. */
@@ -258,6 +259,11 @@ static void print_table(const struct bench_run *r)
 	       " (%.3f %% of the loop; original: 16 s of 31 s)\n", r->iters,
 	       r->close_seconds, r->wall[BENCH_LOCAL_NRREMOTE] > 0 ?
 	       100 * r->close_seconds / r->wall[BENCH_LOCAL_NRREMOTE] : 0);
+	if (r->floor_seconds > 0)
+		printf("trap floor: the trapped loop answered by a bare seccomp-notify CONTINUE in another\n"
+		       "  process, nothing else: %.6f s, ratio %.1f (no seccomp monitor goes below it here)\n",
+		       r->floor_seconds, r->seconds[BENCH_NATIVE] > 0 ?
+		       r->floor_seconds / r->seconds[BENCH_NATIVE] : 0);
 	printf("%s: the local fd gets ready after the remote half was sent: %ld calls,"
 	       " median %.1f us, %llu cancels at the delegate;\n  close after them (with one essential"
 	       " remote call): %.6f s (%.3f %% of the loop)\n", bench_tests[BENCH_LATE_LOCAL].name,
@@ -274,7 +280,9 @@ static void print_json(const struct bench_run *r)
 	for (t = 0; t < BENCH_NROWS; t++)
 		printf("%s{\"test\": \"%s\", \"seconds\": %.6f, \"ratio\": %.3f}", t ? ", " : "",
 		       bench_tests[t].name, r->seconds[t], ratio(r, t));
-	printf("], \"close_after_cancels_seconds\": %.6f}\n", r->close_seconds);
+	printf("], \"close_after_cancels_seconds\": %.6f, \"trap_floor_seconds\": %.6f,"
+	       " \"trap_floor_ratio\": %.3f}\n", r->close_seconds, r->floor_seconds,
+	       r->seconds[BENCH_NATIVE] > 0 ? r->floor_seconds / r->seconds[BENCH_NATIVE] : 0);
 }
 
 /* Bar chart of rsys's ratios next to the original's, drawn by gnuplot. */
@@ -391,6 +399,10 @@ int main(int argc, char **argv)
 	delegate_stop(&r);
 	if (err)
 		return 1;
+	if (bench_floor(r.iters, &r.floor_seconds)) {
+		pr_info("the trap floor could not be measured\n");
+		r.floor_seconds = 0;
+	}
 	if (json)
 		print_json(&r);
 	else

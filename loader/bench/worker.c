@@ -1,13 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The workload half of rsys-bench: timed select loops on local pipes and remote sockets. */
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -201,4 +209,113 @@ int bench_worker(enum bench_test t, long iters)
 		printf("%.9f\n", t1 - t0);
 	}
 	return 0;
+}
+
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS	SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP	(1UL << 0)
+#endif
+
+/* The trapped side of bench_floor(): the select loop of BENCH_TRAPPED, filtered. */
+static void floor_child(int sock, long iters)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_select, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pselect6, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec io = { "l", 1 };
+	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1,
+			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	double t0, t1, *lap = malloc(iters * sizeof(*lap));
+	int p[2], lfd;
+	fd_set rd;
+	char go;
+	long i;
+
+	if (!lap || pipe(p) || write(p[1], "x", 1) != 1 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		_exit(1);
+	lfd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	if (lfd < 0)
+		_exit(1);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &lfd, sizeof(int));
+	if (sendmsg(sock, &m, 0) != 1 || read(sock, &go, 1) != 1)
+		_exit(1);
+	close(lfd);
+	t0 = now();
+	for (i = 0; i < iters; i++) {
+		FD_ZERO(&rd);
+		FD_SET(p[0], &rd);
+		if (select(p[0] + 1, &rd, NULL, NULL, NULL) != 1)
+			_exit(1);
+		t1 = now();
+		lap[i] = t1 - t0;
+		t0 = t1;
+	}
+	qsort(lap, iters, sizeof(*lap), cmp_double);
+	t1 = lap[iters / 2] * iters;
+	if (write(sock, &t1, sizeof(t1)) != sizeof(t1))
+		_exit(1);
+	_exit(0);
+}
+
+int bench_floor(long iters, double *seconds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct seccomp_notif n;
+	struct seccomp_notif_resp resp;
+	char b;
+	struct iovec io = { &b, 1 };
+	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1,
+			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	int sp[2], lfd = -1, status, err = -EIO;
+	pid_t pid;
+	long i;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		close(sp[0]);
+		floor_child(sp[1], iters);
+	}
+	close(sp[1]);
+	if (recvmsg(sp[0], &m, 0) == 1 && CMSG_FIRSTHDR(&m))
+		memcpy(&lfd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
+	if (lfd < 0)
+		goto out;
+	/* as rsys-load's monitor: the answering thread runs where the trapped one waits */
+	ioctl(lfd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+	if (write(sp[0], "g", 1) != 1)
+		goto out;
+	for (i = 0; i < iters; i++) {
+		memset(&n, 0, sizeof(n));
+		if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_RECV, &n))
+			goto out;
+		resp = (struct seccomp_notif_resp){ .id = n.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+		if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_SEND, &resp))
+			goto out;
+	}
+	if (read(sp[0], seconds, sizeof(*seconds)) == sizeof(*seconds))
+		err = 0;
+out:
+	if (lfd >= 0)
+		close(lfd);
+	close(sp[0]);
+	if (err)
+		kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return err ? err : (WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -EIO);
 }
