@@ -17,15 +17,9 @@
 #include <sys/uio.h>
 
 #include "log.h"
+#include "seccomp_compat.h"
 #include "syscalls.h"
 
-/* Newer than the 6.1 uapi headers of this system. */
-#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
-#define SECCOMP_IOCTL_NOTIF_SET_FLAGS	SECCOMP_IOW(4, __u64)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP	(1UL << 0)
-#endif
 
 #define SV_CHECK_MS	20	/* how often blocked remote calls are checked for a signal */
 #define SV_LINGER_MS	1000	/* ... and for how long after the last one was seen */

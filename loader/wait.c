@@ -1058,6 +1058,26 @@ static int read_sets(struct sv_call *c, const __u64 *a, unsigned long *set, size
 }
 
 /*
+ * Read a timeout argument as the kernel does: a struct timeval (select,
+ * whose microseconds may carry into seconds) or a struct timespec. 0,
+ * -EFAULT or -EINVAL.
+ */
+static int read_timeout(struct sv_call *c, uint64_t addr, bool timeval, struct timespec *ts)
+{
+	struct timeval tv;
+
+	if (timeval) {
+		if (sv_read_mem(c, &tv, addr, sizeof(tv)))
+			return -EFAULT;
+		ts->tv_sec = tv.tv_sec + tv.tv_usec / 1000000;
+		ts->tv_nsec = (tv.tv_usec % 1000000) * 1000;
+	} else if (sv_read_mem(c, ts, addr, sizeof(*ts))) {
+		return -EFAULT;
+	}
+	return ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 ? -EINVAL : 0;
+}
+
+/*
  * Read a sigmask argument as the kernel does (size must be sizeof(sigset_t),
  * both readable) and keep it: a signal it lets through ends the wait.
  */
@@ -1147,21 +1167,8 @@ static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
 		w->uptr[k] = a[1 + k];
 	/* now everything the kernel would check first, in its order */
 	if (a[4]) {
-		if (kind == WK_SELECT) {
-			struct timeval tv;
-
-			err = -EFAULT;
-			if (sv_read_mem(c, &tv, a[4], sizeof(tv)))
-				goto reply;
-			ts.tv_sec = tv.tv_sec + tv.tv_usec / 1000000;
-			ts.tv_nsec = (tv.tv_usec % 1000000) * 1000;
-		} else {
-			err = -EFAULT;
-			if (sv_read_mem(c, &ts, a[4], sizeof(ts)))
-				goto reply;
-		}
-		err = -EINVAL;
-		if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+		err = read_timeout(c, a[4], kind == WK_SELECT, &ts);
+		if (err)
 			goto reply;
 		tp = &ts;
 		w->utime = a[4];
@@ -1251,11 +1258,8 @@ static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 		}
 	} else {
 		if (a[2]) {
-			err = -EFAULT;
-			if (sv_read_mem(c, &ts, a[2], sizeof(ts)))
-				goto reply;
-			err = -EINVAL;
-			if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+			err = read_timeout(c, a[2], false, &ts);
+			if (err)
 				goto reply;
 			tp = &ts;
 			w->utime = a[2];
@@ -1375,11 +1379,8 @@ static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 	}
 	if (kind == EP_PWAIT2) {
 		if (a[3]) {
-			err = -EFAULT;
-			if (sv_read_mem(c, &ts, a[3], sizeof(ts)))
-				goto reply;
-			err = -EINVAL;
-			if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+			err = read_timeout(c, a[3], false, &ts);
+			if (err)
 				goto reply;
 			tp = &ts;
 		}

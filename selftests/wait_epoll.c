@@ -12,44 +12,17 @@
 #include <unistd.h>
 
 #include "ktap.h"
+#include "udp.h"
 
 /* Remote fds are AF_INET UDP sockets (at the delegate under rsys-load run); local ones pipes. */
-struct udp {
-	int rx, tx;
-	struct sockaddr_in addr;
-};
 
-static int udp_open(struct udp *u, const char *ip)
-{
-	socklen_t len = sizeof(u->addr);
-
-	u->rx = socket(AF_INET, SOCK_DGRAM, 0);
-	u->tx = socket(AF_INET, SOCK_DGRAM, 0);
-	if (u->rx < 0 || u->tx < 0)
-		return -1;
-	memset(&u->addr, 0, sizeof(u->addr));
-	u->addr.sin_family = AF_INET;
-	inet_pton(AF_INET, ip, &u->addr.sin_addr);
-	if (bind(u->rx, (struct sockaddr *)&u->addr, sizeof(u->addr)) ||
-	    getsockname(u->rx, (struct sockaddr *)&u->addr, &len))
-		return -1;
-	return 0;
-}
-
-static void udp_fire(struct udp *u)
+/* A datagram to rx, and a moment for it to arrive. */
+static void fire(struct udp *u)
 {
 	struct timespec settle = { 0, 20000000 };
 
-	sendto(u->tx, "x", 1, 0, (struct sockaddr *)&u->addr, sizeof(u->addr));
+	udp_fire(u);
 	nanosleep(&settle, NULL);
-}
-
-static void udp_drain(struct udp *u)
-{
-	char b[16];
-
-	while (recv(u->rx, b, sizeof(b), MSG_DONTWAIT) > 0)
-		;
 }
 
 static int add(int ep, int fd, uint32_t events, uint64_t data)
@@ -65,6 +38,21 @@ static void on_sig(int sig)
 {
 	(void)sig;
 	got_sig = 1;
+}
+
+/* A child that sends SIGUSR1 to this process 100 ms from now (process-directed). */
+static pid_t sigusr1_later(void)
+{
+	pid_t child = fork();
+
+	if (!child) {
+		struct timespec d = { 0, 100000000 };
+
+		nanosleep(&d, NULL);
+		kill(getppid(), SIGUSR1);
+		_exit(0);
+	}
+	return child;
 }
 
 /*
@@ -89,14 +77,7 @@ static void pwait_mask_case(int ep)
 	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	got_sig = 0;
-	child = fork();
-	if (!child) {
-		struct timespec d = { 0, 100000000 };
-
-		nanosleep(&d, NULL);
-		kill(getppid(), SIGUSR1);
-		_exit(0);
-	}
+	child = sigusr1_later();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	n = epoll_pwait(ep, ev, 8, 3000, &none);
 	e = errno;
@@ -121,14 +102,7 @@ static void restart_case(int ep)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
 	got_sig = 0;
-	child = fork();
-	if (!child) {
-		struct timespec d = { 0, 100000000 };
-
-		nanosleep(&d, NULL);
-		kill(getppid(), SIGUSR1);
-		_exit(0);
-	}
+	child = sigusr1_later();
 	n = epoll_wait(ep, ev, 8, 1500);
 	e = errno;
 	if (child > 0)
@@ -162,7 +136,7 @@ int main(void)
 	n = epoll_wait(ep, ev, 8, 100);
 	EXPECT_TRUE(n == 0, "nothing ready: timeout %d", n);
 
-	udp_fire(&u);
+	fire(&u);
 	n = epoll_wait(ep, ev, 8, 1000);
 	EXPECT_TRUE(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 0xabcdef0123ULL,
 		    "remote ready, user data kept: %d %#x %#llx", n, ev[0].events,
@@ -181,7 +155,7 @@ int main(void)
 
 	ev[0] = (struct epoll_event){ .events = EPOLLIN | EPOLLONESHOT, .data.u64 = 7 };
 	EXPECT_TRUE(epoll_ctl(ep, EPOLL_CTL_MOD, u.rx, &ev[0]) == 0, "EPOLL_CTL_MOD to one-shot");
-	udp_fire(&u);
+	fire(&u);
 	n = epoll_wait(ep, ev, 8, 1000);
 	e = n == 1 ? (int)ev[0].data.u64 : -1;
 	n = n == 1 ? epoll_wait(ep, ev, 8, 100) : -2;
@@ -202,7 +176,7 @@ int main(void)
 	restart_case(ep);
 
 	/* closed while registered: it leaves the interest list */
-	udp_fire(&u);
+	fire(&u);
 	close(u.rx);
 	n = epoll_wait(ep, ev, 8, 100);
 	EXPECT_TRUE(n == 0, "remote fd closed while registered: not reported (%d)", n);

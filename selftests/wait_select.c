@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ktap.h"
+#include "udp.h"
 
 /*
  * "Remote" fds are AF_INET UDP sockets: under rsys-load run they live at the
@@ -25,47 +26,12 @@
 static const char *ip;
 static bool under_rsys;
 
-struct udp {
-	int rx, tx;		/* rx bound to ip:port; tx sends to it */
-	struct sockaddr_in addr;
-};
-
 static double now(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int udp_open(struct udp *u)
-{
-	socklen_t len = sizeof(u->addr);
-
-	u->rx = socket(AF_INET, SOCK_DGRAM, 0);
-	u->tx = socket(AF_INET, SOCK_DGRAM, 0);
-	if (u->rx < 0 || u->tx < 0)
-		return -1;
-	memset(&u->addr, 0, sizeof(u->addr));
-	u->addr.sin_family = AF_INET;
-	inet_pton(AF_INET, ip, &u->addr.sin_addr);
-	if (bind(u->rx, (struct sockaddr *)&u->addr, sizeof(u->addr)) ||
-	    getsockname(u->rx, (struct sockaddr *)&u->addr, &len))
-		return -1;
-	return 0;
-}
-
-static int udp_fire(struct udp *u)
-{
-	return sendto(u->tx, "x", 1, 0, (struct sockaddr *)&u->addr, sizeof(u->addr)) == 1 ? 0 : -1;
-}
-
-static void udp_drain(struct udp *u)
-{
-	char b[16];
-
-	while (recv(u->rx, b, sizeof(b), MSG_DONTWAIT) > 0)
-		;
 }
 
 static void pipe_drain(int fd)
@@ -167,7 +133,7 @@ int main(void)
 	under_rsys = getenv("WAIT_RSYS") && !strcmp(getenv("WAIT_RSYS"), "1");
 	if (pipe(p) || pipe(q))
 		ktap_exit_skip("pipe: %s", strerror(errno));
-	if (udp_open(&u))
+	if (udp_open(&u, ip))
 		ktap_exit_skip("UDP socket on %s: %s", ip, strerror(errno));
 	gone = closed_fd();
 	ktap_plan(32);
@@ -482,7 +448,7 @@ int main(void)
 	{
 		struct udp v;
 
-		if (udp_open(&v))
+		if (udp_open(&v, ip))
 			return 1;
 		l = (struct later){ .ms = 100, .fd = v.rx, .do_close = true };
 		later_start(&l);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "seccomp_compat.h"
 
 const struct bench_info bench_tests[BENCH_NTESTS] = {
 	[BENCH_NATIVE]		= { "native", "1", 1, false },
@@ -211,12 +212,6 @@ int bench_worker(enum bench_test t, long iters)
 	return 0;
 }
 
-#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
-#define SECCOMP_IOCTL_NOTIF_SET_FLAGS	SECCOMP_IOW(4, __u64)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP	(1UL << 0)
-#endif
 
 /* The trapped side of bench_floor(): the select loop of BENCH_TRAPPED, filtered. */
 static void floor_child(int sock, long iters)
