@@ -4,6 +4,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "rsys/fdtable.h"
+#include "maps.h"
 
 /* Verdicts of kvm_x86_syscall_verdict(), from the patched <linux/kvm.h>. */
 #define KVM_X86_SYSCALL_NATIVE		1
@@ -44,39 +45,6 @@
 extern int bpf_kvm_syscall_set_arg(struct kvm_x86_syscall *sc, __u32 n,
 				   __u64 val) __ksym;
 
-/* Trusted guest processes, keyed by CR3 tag (see struct rsys_fd_key). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RSYS_MAX_TRUSTED);
-	__type(key, __u32);
-	__type(value, struct rsys_trusted);
-} trusted SEC(".maps");
-
-/*
- * A remote vfd goes to the VMM, which runs it through the delegate; a local
- * vfd whose handle differs from it is renumbered to the guest fd @handle.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RSYS_MAX_FDS);
-	__type(key, struct rsys_fd_key);
-	__type(value, struct rsys_fd_val);
-} fdtable SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, RSYS_CLASS_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} class_count SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, RSYS_MAX_SYSCALL);
-	__type(key, __u32);
-	__type(value, __u64);
-} sys_count SEC(".maps");
-
 static bool takes_fd(__u64 nr)
 {
 	switch (nr) {
@@ -92,20 +60,17 @@ static bool takes_fd(__u64 nr)
 	return false;
 }
 
-static void count(void *map, __u32 idx)
-{
-	__u64 *c = bpf_map_lookup_elem(map, &idx);
-
-	if (c)
-		__sync_fetch_and_add(c, 1);
-}
-
 static int verdict(__u32 class, int v)
 {
 	count(&class_count, class);
 	return v;
 }
 
+/*
+ * fdtable and trusted are keyed by the CR3 tag of the guest process. A
+ * remote vfd goes to the VMM, which runs it through the delegate; a local
+ * vfd whose handle differs from it is renumbered to the guest fd @handle.
+ */
 SEC("fmod_ret/kvm_x86_syscall_verdict")
 int BPF_PROG(kvm_x86_syscall_verdict_rsys, struct kvm_vcpu *vcpu,
 	     struct kvm_x86_syscall *sc, int ret)

@@ -5,6 +5,7 @@
 #include <bpf/bpf_tracing.h>
 #include <rsys/fdtable.h>
 #include "rsys.h"
+#include "maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -27,20 +28,6 @@ extern void bpf_task_release(struct task_struct *p) __ksym;
 extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type,
 				u64 value) __ksym;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RSYS_MAX_FDS);
-	__type(key, struct rsys_fd_key);
-	__type(value, struct rsys_fd_val);
-} fdtable SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RSYS_MAX_TRUSTED);
-	__type(key, __u32);
-	__type(value, struct rsys_trusted);
-} trusted SEC(".maps");
-
 /*
  * LRU: an entry outlives its monitor until the last supervised task is gone,
  * and nothing else would ever remove it.
@@ -51,21 +38,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rsys_monitor);
 } monitors SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, RSYS_CLASS_MAX);
-	__uint(map_flags, BPF_F_MMAPABLE);	/* the monitor adds its counts atomically */
-	__type(key, __u32);
-	__type(value, __u64);
-} class_count SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, RSYS_MAX_SYSCALL);
-	__type(key, __u32);
-	__type(value, __u64);
-} sys_count SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -101,14 +73,6 @@ static const __u64 fd_first_arg[RSYS_MAX_SYSCALL / 64] = {
 	FD_WORD(0), FD_WORD(1), FD_WORD(2), FD_WORD(3),
 	FD_WORD(4), FD_WORD(5), FD_WORD(6), FD_WORD(7),
 };
-
-static __always_inline void count(void *map, __u32 idx)
-{
-	__u64 *c = bpf_map_lookup_elem(map, &idx);
-
-	if (c)
-		__sync_fetch_and_add(c, 1);
-}
 
 /* True if the monitor supervising @t has exited; registers a monitor seen for the first time. */
 static __always_inline bool monitor_dead(const struct rsys_trusted *t)
