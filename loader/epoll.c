@@ -147,7 +147,7 @@ int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_
 			e->regs = n;
 			e->cap = cap;
 		}
-		e->regs[e->n++] = (struct ep_reg){ fd, handle, events, data, false };
+		e->regs[e->n++] = (struct ep_reg){ fd, handle, events, data, false, false };
 		break;
 	case EPOLL_CTL_MOD:
 		if (!r) {
@@ -157,6 +157,7 @@ int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_
 		r->events = events;
 		r->data = data;
 		r->disabled = false;
+		r->quiet = false;
 		break;
 	case EPOLL_CTL_DEL:
 		if (!r) {
@@ -211,7 +212,7 @@ int ep_snapshot(struct sv_call *c, int epfd, struct ep_reg **regs, int *epdup)
 	return n;
 }
 
-void ep_oneshot_fired(pid_t tgid, int epfd, int vfd)
+void ep_fired(pid_t tgid, int epfd, int vfd)
 {
 	struct ep_reg *r;
 	struct ep *e;
@@ -220,10 +221,28 @@ void ep_oneshot_fired(pid_t tgid, int epfd, int vfd)
 	for (e = ep_list; e; e = e->next) {
 		if (e->tgid == tgid && e->vfd == epfd) {
 			r = ep_reg_find(e, vfd);
-			if (r)
+			if (r && (r->events & EPOLLONESHOT))
 				r->disabled = true;
+			else if (r && (r->events & EPOLLET))
+				r->quiet = true;
 			break;
 		}
 	}
+	pthread_mutex_unlock(&ep_lock);
+}
+
+void ep_used(pid_t tgid, uint64_t handle)
+{
+	struct ep *e;
+	size_t i;
+
+	/* most processes have no epoll instance with remote interest */
+	if (!__atomic_load_n(&ep_list, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&ep_lock);
+	for (e = ep_list; e; e = e->next)
+		for (i = 0; e->tgid == tgid && i < e->n; i++)
+			if (e->regs[i].handle == handle)
+				e->regs[i].quiet = false;
 	pthread_mutex_unlock(&ep_lock);
 }

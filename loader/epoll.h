@@ -19,6 +19,7 @@ struct ep_reg {
 	uint32_t events;	/* EPOLLIN... | EPOLLET | EPOLLONESHOT */
 	uint64_t data;		/* the caller's epoll_data, returned as is */
 	bool disabled;		/* EPOLLONESHOT fired: silent until EPOLL_CTL_MOD */
+	bool quiet;		/* EPOLLET fired: silent until the fd is used or modified */
 };
 
 /*
@@ -36,7 +37,15 @@ int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_
  */
 int ep_snapshot(struct sv_call *c, int epfd, struct ep_reg **regs, int *epdup);
 
-/* An EPOLLONESHOT registration of @vfd on @epfd of @tgid was reported: disable it. */
-void ep_oneshot_fired(pid_t tgid, int epfd, int vfd);
+/*
+ * The registration of @vfd on @epfd of @tgid was reported: an EPOLLONESHOT
+ * one is disabled until EPOLL_CTL_MOD; an EPOLLET one stays quiet until
+ * then or until the program makes a call on that fd (ep_used). Remote
+ * readiness is polled as a level: that call is the edge rsys can see.
+ */
+void ep_fired(pid_t tgid, int epfd, int vfd);
+
+/* @tgid makes a call on the remote socket @handle: its EPOLLET registrations may fire again. */
+void ep_used(pid_t tgid, uint64_t handle);
 
 #endif

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
+#include "epoll.h"
 #include "log.h"
 #include "syscalls.h"
 
@@ -97,6 +98,7 @@ static struct sop *sop_new(struct sv_call *c, uint16_t op, uint64_t h, int lost_
 	o->r.f.a[0] = h;
 	o->r.arg = o;
 	o->r.call = c;
+	ep_used(c->tgid, h);
 	return o;
 }
 

@@ -266,8 +266,8 @@ static int64_t wcall_write_events(struct wcall *w)
 		ev[count].events = got;
 		ev[count].data.u64 = w->it[i].epdata;
 		count++;
-		if (w->it[i].epevents & EPOLLONESHOT)
-			ep_oneshot_fired(w->c->tgid, w->epfd, w->it[i].vfd);
+		if (w->it[i].epevents & (EPOLLONESHOT | EPOLLET))
+			ep_fired(w->c->tgid, w->epfd, w->it[i].vfd);
 	}
 	if (count && sv_write_mem(w->c, w->uptr[0], ev, count * sizeof(*ev)) == -EFAULT)
 		count = -EFAULT;
@@ -1361,7 +1361,7 @@ static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 	w->uptr[0] = a[1];
 	w->it[k++] = (struct witem){ .vfd = w->epfd, .events = POLLIN };
 	for (i = 0; i < n; i++) {
-		if (regs[i].disabled)
+		if (regs[i].disabled || regs[i].quiet)
 			continue;
 		w->it[k++] = (struct witem){ .vfd = regs[i].vfd, .remote = true,
 					     .handle = regs[i].handle,

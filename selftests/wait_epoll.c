@@ -111,6 +111,31 @@ static void restart_case(int ep)
 		    n < 0 ? strerror(e) : "no error");
 }
 
+/*
+ * Edge-triggered remote fd: reported when data arrives, not again while it
+ * lies unread; after the program read it all, the next arrival is reported.
+ */
+static void et_case(int ep, struct udp *u)
+{
+	struct epoll_event ev[8] = { { .events = EPOLLIN | EPOLLET, .data.u64 = 0xe7 } };
+	int n1, n2, n3;
+
+	udp_drain(u);
+	epoll_ctl(ep, EPOLL_CTL_MOD, u->rx, &ev[0]);
+	fire(u);
+	n1 = epoll_wait(ep, ev, 8, 1000);
+	n1 = n1 == 1 && ev[0].data.u64 == 0xe7 ? 1 : -n1 - 10;
+	n2 = epoll_wait(ep, ev, 8, 100);
+	udp_drain(u);
+	fire(u);
+	n3 = epoll_wait(ep, ev, 8, 1000);
+	udp_drain(u);
+	EXPECT_TRUE(n1 == 1 && n2 == 0 && n3 == 1,
+		    "EPOLLET remote fd: on arrival %d, again while unread %d, next arrival %d", n1, n2, n3);
+	ev[0] = (struct epoll_event){ .events = EPOLLIN, .data.u64 = 9 };
+	epoll_ctl(ep, EPOLL_CTL_MOD, u->rx, &ev[0]);
+}
+
 int main(void)
 {
 	const char *ip = getenv("WAIT_IP") ? getenv("WAIT_IP") : "127.0.0.1";
@@ -126,7 +151,7 @@ int main(void)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		ktap_exit_skip("epoll_create1: %s", strerror(errno));
-	ktap_plan(14);
+	ktap_plan(15);
 
 	EXPECT_TRUE(add(ep, p[0], EPOLLIN, 0x1111) == 0 && add(ep, u.rx, EPOLLIN, 0xabcdef0123ULL) == 0,
 		    "add a local and a remote fd");
@@ -174,6 +199,7 @@ int main(void)
 	add(ep, u.rx, EPOLLIN, 9);
 	pwait_mask_case(ep);
 	restart_case(ep);
+	et_case(ep, &u);
 
 	/* closed while registered: it leaves the interest list */
 	fire(&u);
