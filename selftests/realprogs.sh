@@ -98,7 +98,7 @@ nc_listen()
 }
 
 EXPECT=$RSYS_TMP/expect
-tap_plan 12
+tap_plan 13
 
 # The comparisons below mean something only if the program itself has no network.
 ifaces=$(rsys_run cat /proc/net/dev 2>&1 | tail -n +3 | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')
@@ -178,6 +178,30 @@ if [ "$denied" = "7 connected $HTTP_PORT EPERM " ]; then
 	tap_ok "egress: allowed port connects, other port refused with EPERM by the delegate"
 else
 	tap_not_ok "egress: expected '7 connected $HTTP_PORT EPERM', got '$denied'"
+fi
+
+# The passport at every execve: a policy that trusts only python3 lets it exec itself,
+# not another program (EACCES, and the monitor names the program).
+ONLY=$RSYS_TMP/only-python.policy
+{ echo "trusted $(readlink -f "$PYTHON3")"; grep -v '^trusted' "$RSYS_POLICY"; } >"$ONLY"
+only=$(RSYS_POLICY=$ONLY rsys_run "$PYTHON3" -c '
+import errno, os, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv("/bin/true", ["true"])
+    except OSError as e:
+        print(errno.errorcode[e.errno])
+    os._exit(0)
+os.waitpid(pid, 0)
+sys.stdout.flush()
+os.execv(sys.executable, [sys.executable, "-c", "print(\"python again\")"])
+' 2>"$RSYS_TMP/only.err" | tr '\n' ' ')
+if [ "$only" = "EACCES python again " ] && grep -q "true is not trusted" "$RSYS_TMP/only.err"; then
+	tap_ok "execve: a trusted program may exec a trusted one only; another gets EACCES"
+else
+	tap_diag_file "$RSYS_TMP/only.err"
+	tap_not_ok "execve passport: expected 'EACCES python again', got '$only'"
 fi
 
 # Delegate unreachable: rsys-load run says where it tried and exits 1.
