@@ -125,6 +125,7 @@ static bool waiter_idle;
  */
 struct intr_rec {
 	__u32 tid;
+	struct seccomp_data call;	/* a restart comes back with the same */
 	int64_t start_ns;
 	struct timespec deadline;
 	int timeout_ms;
@@ -665,7 +666,7 @@ static void waiter_check_calls(void)
 		/* hold it so that done() cannot free it; the call itself may end meanwhile */
 		watch_del(w);
 		intr_recs[intr_next++ % INTR_RECS] = (struct intr_rec){
-			w->c->n.pid, w->start_ns, w->deadline, w->timeout_ms };
+			w->c->n.pid, w->c->n.data, w->start_ns, w->deadline, w->timeout_ms };
 		w->refs++;
 		rc[n] = w->c->sv->remote;
 		gone[n++] = w;
@@ -854,13 +855,6 @@ static int wcall_own_local(struct wcall *w)
 }
 
 /*
- * Run a call with at least one remote fd. The local half is polled at once:
- * if it is ready it wins before the remote half is even sent (the cheapest
- * cancel there is). Otherwise the remote POLL goes out and the local half is
- * watched by the waiter thread; whichever completes first answers, the
- * other is cancelled asynchronously.
- */
-/*
  * Is @w the restart of its thread's previous wait, which a signal
  * interrupted in the monitor's hands? The kernel's seccomp code restarts
  * such a call after a handler with SA_RESTART (rsys_signal_deliver saw
@@ -882,7 +876,7 @@ static bool wcall_restarted(struct wcall *w)
 		if (o->c->n.pid == tid && o->submitted)
 			break;
 	if (o)
-		old = (struct intr_rec){ tid, o->start_ns, o->deadline, o->timeout_ms };
+		old = (struct intr_rec){ tid, o->c->n.data, o->start_ns, o->deadline, o->timeout_ms };
 	for (i = 0; i < INTR_RECS; i++) {
 		if (intr_recs[i].tid != tid)
 			continue;
@@ -891,13 +885,22 @@ static bool wcall_restarted(struct wcall *w)
 		intr_recs[i].tid = 0;	/* this wait is the thread's next one */
 	}
 	pthread_mutex_unlock(&wait_lock);
-	if (!old.tid || maps_sig_delivered(w->c->sv->maps, tid, &d) || (int64_t)d.ns < old.start_ns)
+	/* the same call from the same place, and BPF saw an SA_RESTART handler interrupt it */
+	if (!old.tid || memcmp(&old.call, &w->c->n.data, sizeof(old.call)) ||
+	    maps_sig_delivered(w->c->sv->maps, tid, &d) || (int64_t)d.ns < old.start_ns)
 		return false;
 	w->deadline = old.deadline;
 	w->timeout_ms = old.timeout_ms;
 	return true;
 }
 
+/*
+ * Run a call with at least one remote fd. The local half is polled at once:
+ * if it is ready it wins before the remote half is even sent (the cheapest
+ * cancel there is). Otherwise the remote POLL goes out and the local half is
+ * watched by the waiter thread; whichever completes first answers, the
+ * other is cancelled asynchronously.
+ */
 static enum sv_verdict wcall_run(struct wcall *w)
 {
 	struct epoll_event ev;
