@@ -1045,6 +1045,30 @@ enum sv_verdict sys_sendmmsg(struct sv_call *c)
 	return send_msghdr(c, vec, c->n.data.args[3], vec + offsetof(struct mmsghdr, msg_len));
 }
 
+/*
+ * splice to or from a remote socket would move the data through its
+ * placeholder, not the network: refused with EINVAL, which programs take
+ * as "splice cannot do this here" and fall back to read/write.
+ */
+enum sv_verdict sys_splice(struct sv_call *c)
+{
+	uint64_t h;
+
+	if (arg_remote(c, 0, &h) == 1 || arg_remote(c, 2, &h) == 1)
+		return sv_error(c, -EINVAL);
+	return SV_CONTINUE;
+}
+
+/*
+ * io_uring would run socket operations on placeholders behind the
+ * monitor's back: a trusted program gets ENOSYS, as from a kernel built
+ * without io_uring, and uses the system calls rsys routes.
+ */
+enum sv_verdict sys_io_uring_setup(struct sv_call *c)
+{
+	return sv_error(c, -ENOSYS);
+}
+
 /* sendfile to a remote socket: the input file advances by what the delegate sent. */
 static void sendfile_done(struct remote_req *r)
 {

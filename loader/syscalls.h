@@ -23,6 +23,8 @@ enum sv_verdict sys_writev(struct sv_call *c);
 enum sv_verdict sys_sendmsg(struct sv_call *c);
 enum sv_verdict sys_sendmmsg(struct sv_call *c);
 enum sv_verdict sys_sendfile(struct sv_call *c);
+enum sv_verdict sys_splice(struct sv_call *c);
+enum sv_verdict sys_io_uring_setup(struct sv_call *c);
 enum sv_verdict sys_shutdown(struct sv_call *c);
 enum sv_verdict sys_getsockopt(struct sv_call *c);
 enum sv_verdict sys_setsockopt(struct sv_call *c);

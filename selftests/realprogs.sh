@@ -98,7 +98,7 @@ nc_listen()
 }
 
 EXPECT=$RSYS_TMP/expect
-tap_plan 13
+tap_plan 14
 
 # The comparisons below mean something only if the program itself has no network.
 ifaces=$(rsys_run cat /proc/net/dev 2>&1 | tail -n +3 | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')
@@ -202,6 +202,29 @@ if [ "$only" = "EACCES python again " ] && grep -q "true is not trusted" "$RSYS_
 else
 	tap_diag_file "$RSYS_TMP/only.err"
 	tap_not_ok "execve passport: expected 'EACCES python again', got '$only'"
+fi
+
+# splice and io_uring would bypass the monitor: splice to a remote socket gets EINVAL,
+# io_uring_setup ENOSYS (as without io_uring), so programs fall back to routed calls.
+bypass=$(rsys_run "$PYTHON3" -c '
+import ctypes, errno, os, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+r, w = os.pipe()
+os.write(w, b"x")
+try:
+    os.splice(r, s.fileno(), 1)
+    print("splice ok")
+except OSError as e:
+    print("splice", errno.errorcode[e.errno])
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)
+ret = libc.syscall(425, 8, params)
+print("io_uring_setup", "ok" if ret >= 0 else errno.errorcode[ctypes.get_errno()])
+' "$RSYS_WORLD_IP" "$HTTP_PORT" 2>&1 | tr '\n' ' ')
+if [ "$bypass" = "splice EINVAL io_uring_setup ENOSYS " ]; then
+	tap_ok "splice to a remote socket: EINVAL; io_uring_setup: ENOSYS"
+else
+	tap_not_ok "splice/io_uring: expected 'splice EINVAL io_uring_setup ENOSYS', got '$bypass'"
 fi
 
 # Delegate unreachable: rsys-load run says where it tried and exits 1.
