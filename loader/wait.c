@@ -78,7 +78,7 @@ struct wcall {
 	size_t nr;
 	struct remote_req req;
 	int64_t rret;			/* remote result */
-	int64_t start_ns;		/* CLOCK_MONOTONIC when the call came */
+	int64_t start_ns;		/* CLOCK_MONOTONIC when the call came (wcall_set_timeout) */
 	uint64_t sigmask;		/* pselect6/ppoll/epoll_pwait(2): the mask of the wait */
 	bool has_mask;
 	bool merge;			/* timeout 0: both halves' results count */
@@ -246,6 +246,14 @@ static int wcall_write_pieces(struct wcall *w, struct iovec *l, struct iovec *r,
 	if (failed < nres && n > nres)
 		sv_write_memv(w->c, &l[nres], &r[nres], 1, &failed);
 	return failed < nres ? -EFAULT : 0;
+}
+
+/* Only the time left (select, pselect6, ppoll), as Linux writes it when a wait ends early. */
+static void wcall_write_time_left(struct wcall *w)
+{
+	struct iovec l[1], r[1];
+
+	wcall_write_pieces(w, l, r, 0);
 }
 
 /* epoll_wait: the ready remote registrations as struct epoll_event, at most maxevents. */
@@ -502,10 +510,34 @@ static void wait_remote_done(struct remote_req *r)
 		pr_warn("waiter wake-up failed: %s\n", strerror(errno));
 }
 
+/*
+ * The waiter thread ends @w, which it resolved under wait_lock (noting
+ * whether the remote half was still out, @cancel): the local half is
+ * dropped and the remote one cancelled. Cancel before answering: remote.c
+ * looks at the call of a pending request until its cancel is sent. The
+ * cancel is one async frame; its reply is discarded by wait_remote_done()
+ * whenever it comes.
+ */
+static void waiter_end_halves(struct wcall *w, bool cancel)
+{
+	wcall_drop_local(w);
+	if (cancel) {
+		remote_cancel(w->c->sv->remote, &w->req);
+		maps_count_class(w->c->sv->maps, RSYS_CLASS_CANCEL, 1);
+	}
+}
+
+/* Resolve @w for the waiter thread, with wait_lock held: is its remote half still out? */
+static bool waiter_resolve(struct wcall *w)
+{
+	w->resolved = true;
+	watch_del(w);
+	return !w->remote_done;
+}
+
 /* The waiter thread saw a local fd of @w ready: the local half wins if it really is. */
 static void waiter_local_event(struct wcall *w)
 {
-	struct remote *rc = w->c->sv->remote;
 	bool cancel;
 
 	pthread_mutex_lock(&wait_lock);
@@ -513,21 +545,10 @@ static void waiter_local_event(struct wcall *w)
 		pthread_mutex_unlock(&wait_lock);
 		return;
 	}
-	w->resolved = true;
-	watch_del(w);
-	cancel = !w->remote_done;
+	cancel = waiter_resolve(w);
 	pthread_mutex_unlock(&wait_lock);
-	wcall_drop_local(w);
 	wcall_clear(w, true);
-	/*
-	 * Cancel before answering: remote.c looks at the call of a pending
-	 * request until its cancel is sent. The cancel is one async frame; its
-	 * reply is discarded by wait_remote_done() whenever it comes.
-	 */
-	if (cancel) {
-		remote_cancel(rc, &w->req);
-		maps_count_class(w->c->sv->maps, RSYS_CLASS_CANCEL, 1);
-	}
+	waiter_end_halves(w, cancel);
 	/* epoll: the kernel reports the local events itself, at once */
 	if (w->kind == WK_EPOLL)
 		sv_continue(w->c);
@@ -616,7 +637,6 @@ static bool sig_pending_unmasked(pid_t tgid, pid_t tid, uint64_t mask)
  */
 static void waiter_mask_signal(struct wcall *w)
 {
-	struct timespec left;
 	bool cancel;
 
 	pthread_mutex_lock(&wait_lock);
@@ -624,19 +644,10 @@ static void waiter_mask_signal(struct wcall *w)
 		pthread_mutex_unlock(&wait_lock);
 		return;
 	}
-	w->resolved = true;
-	watch_del(w);
-	cancel = !w->remote_done;
+	cancel = waiter_resolve(w);
 	pthread_mutex_unlock(&wait_lock);
-	wcall_drop_local(w);
-	if (cancel) {
-		remote_cancel(w->c->sv->remote, &w->req);
-		maps_count_class(w->c->sv->maps, RSYS_CLASS_CANCEL, 1);
-	}
-	if (w->utime && w->timeout_ms > 0) {
-		left = wcall_remaining(w);
-		sv_write_mem(w->c, w->utime, &left, sizeof(left));
-	}
+	waiter_end_halves(w, cancel);
+	wcall_write_time_left(w);
 	sv_continue(w->c);
 	wcall_put(w);	/* the waiter side's reference */
 }
@@ -744,19 +755,20 @@ static void waiter_init(void)
 	pthread_detach(t);
 }
 
-/* Timeout in ms (-1 infinite) and the deadline, from a relative timespec. */
+/* The start, the timeout in ms (-1 infinite) and the deadline, from a relative timespec. */
 static void wcall_set_timeout(struct wcall *w, const struct timespec *t)
 {
 	struct timespec now;
 	int64_t ms;
 
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	w->start_ns = ts_ns(&now);
 	if (!t) {
 		w->timeout_ms = -1;
 		return;
 	}
 	ms = ((int64_t)t->tv_sec * 1000000000 + t->tv_nsec + 999999) / 1000000;
 	w->timeout_ms = ms > 0x7fffffff ? 0x7fffffff : ms;
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	w->deadline.tv_sec = now.tv_sec + t->tv_sec;
 	w->deadline.tv_nsec = now.tv_nsec + t->tv_nsec;
 	if (w->deadline.tv_nsec >= 1000000000) {
@@ -911,9 +923,7 @@ static enum sv_verdict wcall_run(struct wcall *w)
 	size_t i;
 
 	if (wcall_restarted(w)) {
-		struct iovec l[1], r[1];
-
-		wcall_write_pieces(w, l, r, 0);
+		wcall_write_time_left(w);
 		err = -EINTR;
 		goto reply;
 	}
@@ -1002,11 +1012,8 @@ reply:
 static struct wcall *wcall_new(struct sv_call *c, enum wait_kind kind, size_t nitems)
 {
 	struct wcall *w = calloc(1, sizeof(*w) + nitems * sizeof(w->its[0]));
-	struct timespec now;
 
 	if (w) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		w->start_ns = ts_ns(&now);
 		w->c = c;
 		w->kind = kind;
 		w->epdup = -1;
