@@ -213,7 +213,11 @@ int bench_worker(enum bench_test t, long iters)
 }
 
 
-/* The trapped side of bench_floor(): the select loop of BENCH_TRAPPED, filtered. */
+/*
+ * The trapped side of bench_floor(): installs a filter trapping select,
+ * hands its listener over @sock, waits for the go, then runs the loop of
+ * BENCH_TRAPPED with its figures written to @sock.
+ */
 static void floor_child(int sock, long iters)
 {
 	struct sock_filter f[] = {
@@ -229,13 +233,10 @@ static void floor_child(int sock, long iters)
 	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1,
 			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-	double t0, t1, *lap = malloc(iters * sizeof(*lap));
-	int p[2], lfd;
-	fd_set rd;
+	int lfd, ret;
 	char go;
-	long i;
 
-	if (!lap || pipe(p) || write(p[1], "x", 1) != 1 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		_exit(1);
 	lfd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 	if (lfd < 0)
@@ -244,24 +245,12 @@ static void floor_child(int sock, long iters)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &lfd, sizeof(int));
-	if (sendmsg(sock, &m, 0) != 1 || read(sock, &go, 1) != 1)
+	if (sendmsg(sock, &m, 0) != 1 || read(sock, &go, 1) != 1 || dup2(sock, 1) != 1)
 		_exit(1);
 	close(lfd);
-	t0 = now();
-	for (i = 0; i < iters; i++) {
-		FD_ZERO(&rd);
-		FD_SET(p[0], &rd);
-		if (select(p[0] + 1, &rd, NULL, NULL, NULL) != 1)
-			_exit(1);
-		t1 = now();
-		lap[i] = t1 - t0;
-		t0 = t1;
-	}
-	qsort(lap, iters, sizeof(*lap), cmp_double);
-	t1 = lap[iters / 2] * iters;
-	if (write(sock, &t1, sizeof(t1)) != sizeof(t1))
-		_exit(1);
-	_exit(0);
+	ret = bench_worker(BENCH_TRAPPED, iters);
+	fflush(stdout);
+	_exit(ret);
 }
 
 int bench_floor(long iters, double *seconds)
@@ -274,11 +263,13 @@ int bench_floor(long iters, double *seconds)
 	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1,
 			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 	int sp[2], lfd = -1, status, err = -EIO;
+	FILE *out;
 	pid_t pid;
 	long i;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
 		return -errno;
+	fflush(stdout);		/* the child's stdout becomes the socket */
 	pid = fork();
 	if (pid < 0)
 		return -errno;
@@ -303,12 +294,19 @@ int bench_floor(long iters, double *seconds)
 		if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_SEND, &resp))
 			goto out;
 	}
-	if (read(sp[0], seconds, sizeof(*seconds)) == sizeof(*seconds))
-		err = 0;
+	/* bench_worker's line: median call x iterations, then the loop's wall time */
+	out = fdopen(sp[0], "r");
+	if (out) {
+		sp[0] = -1;
+		if (fscanf(out, "%lf", seconds) == 1)
+			err = 0;
+		fclose(out);
+	}
 out:
 	if (lfd >= 0)
 		close(lfd);
-	close(sp[0]);
+	if (sp[0] >= 0)
+		close(sp[0]);
 	if (err)
 		kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
