@@ -20,7 +20,6 @@
 #include "seccomp_compat.h"
 #include "syscalls.h"
 
-
 #define SV_CHECK_MS	20	/* how often blocked remote calls are checked for a signal */
 #define SV_LINGER_MS	1000	/* ... and for how long after the last one was seen */
 
