@@ -278,6 +278,25 @@ static bool killed_within(pid_t pid, int ms, int *status)
 	return false;
 }
 
+/*
+ * A monitor process and a trusted child it supervises (@t), blocked until
+ * a byte comes on go[1], which the caller keeps. 0, or -1 (reported).
+ */
+static int supervised_spawn(struct rsys_maps *m, struct rsys_trusted *t, int go[2], pid_t *mon,
+			    pid_t *child)
+{
+	if (pipe(go)) {
+		ktap_result(0, "pipe for the monitor test: %s", strerror(errno));
+		return -1;
+	}
+	*mon = monitor_spawn();
+	*child = child_spawn(go);
+	close(go[0]);
+	t->monitor = *mon;
+	maps_trust(m, *child, t);
+	return 0;
+}
+
 /* When a monitor exits, its blocked trusted tasks die at once and it is recorded dead. */
 static void test_monitor_exit(struct rsys_maps *m)
 {
@@ -292,15 +311,8 @@ static void test_monitor_exit(struct rsys_maps *m)
 		ktap_skip("rsys_monitor_exit refused by this kernel");
 		return;
 	}
-	if (pipe(go)) {
-		ktap_result(0, "pipe for the monitor test: %s", strerror(errno));
+	if (supervised_spawn(m, &t, go, &mon, &child))
 		return;
-	}
-	mon = monitor_spawn();
-	child = child_spawn(go);
-	close(go[0]);
-	t.monitor = mon;
-	maps_trust(m, child, &t);
 	kill(mon, SIGKILL);
 	waitpid(mon, NULL, 0);
 	killed = killed_within(child, WAIT_MS, &status);
@@ -324,16 +336,9 @@ static void test_monitor_dead_lazy(struct rsys_maps *m)
 	int go[2], status = 0, mfd, err;
 	pid_t mon, child;
 
-	if (pipe(go)) {
-		ktap_result(0, "pipe for the monitor test: %s", strerror(errno));
-		return;
-	}
 	/* A live monitor marked dead by hand: only rsys_sys_enter can kill the child. */
-	mon = monitor_spawn();
-	child = child_spawn(go);
-	close(go[0]);
-	t.monitor = mon;
-	maps_trust(m, child, &t);
+	if (supervised_spawn(m, &t, go, &mon, &child))
+		return;
 	mfd = obj_get("monitors");
 	err = mfd < 0 ? mfd : elem_cmd(BPF_MAP_UPDATE_ELEM, mfd, &mon, &dead, BPF_ANY);
 	if (mfd >= 0)
