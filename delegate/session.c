@@ -591,6 +591,18 @@ static void wait_input(struct session *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The memory and the locks of @s, once nothing uses it; session_start() set them up. */
+static void session_free(struct session *s)
+{
+	pthread_cond_destroy(&s->idle);
+	pthread_cond_destroy(&s->work);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->out_cond);
+	pthread_mutex_destroy(&s->out_lock);
+	free(s->handles);
+	free(s);
+}
+
 /* End every request, wait for the delegate threads, close every socket. */
 static void session_end(struct session *s)
 {
@@ -635,13 +647,7 @@ static void session_end(struct session *s)
 		if (s->handles[i].used && s->handles[i].fd >= 0)
 			close_fd(s->handles[i].fd);
 	close(s->fd);
-	pthread_cond_destroy(&s->idle);
-	pthread_cond_destroy(&s->work);
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->out_cond);
-	pthread_mutex_destroy(&s->out_lock);
-	free(s->handles);
-	free(s);
+	session_free(s);
 }
 
 static void *session_main(void *arg)
@@ -749,13 +755,7 @@ int session_start(int fd)
 	if (err) {
 		stat_sub(sessions, 1);
 		stat_sub(threads, 1);
-		pthread_cond_destroy(&s->idle);
-		pthread_cond_destroy(&s->work);
-		pthread_mutex_destroy(&s->lock);
-		pthread_cond_destroy(&s->out_cond);
-	pthread_mutex_destroy(&s->out_lock);
-		free(s->handles);
-		free(s);
+		session_free(s);
 		return -err;
 	}
 	return 0;
