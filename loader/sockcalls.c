@@ -183,6 +183,26 @@ static int arg_remote(struct sv_call *c, int i, uint64_t *h)
 	return sv_fd_remote(c, (int)c->n.data.args[i], h);
 }
 
+/*
+ * Common start of the calls on the remote socket in argument 0 (op @op,
+ * failing with @lost_err if the session is lost); NULL with *@v set when
+ * the call is answered at once (local fd: continue; no memory).
+ */
+static struct sop *fd_sop_new(struct sv_call *c, uint16_t op, int lost_err, enum sv_verdict *v)
+{
+	struct sop *o;
+	uint64_t h;
+
+	if (!arg_remote(c, 0, &h)) {
+		*v = SV_CONTINUE;
+		return NULL;
+	}
+	o = sop_new(c, op, h, lost_err);
+	if (!o)
+		*v = sv_error(c, -ENOMEM);
+	return o;
+}
+
 /* Install a placeholder for the new remote socket @h and answer the call with its vfd. */
 static void sop_install(struct sop *o, uint64_t h)
 {
@@ -276,14 +296,11 @@ enum sv_verdict sys_bind(struct sv_call *c)
 /* Calls (fd, int a1) answered by a[0]: listen, shutdown. */
 static enum sv_verdict sys_int_call(struct sv_call *c, uint16_t op, int lost_err)
 {
-	struct sop *o;
-	uint64_t h;
+	enum sv_verdict v;
+	struct sop *o = fd_sop_new(c, op, lost_err, &v);
 
-	if (!arg_remote(c, 0, &h))
-		return SV_CONTINUE;
-	o = sop_new(c, op, h, lost_err);
 	if (!o)
-		return sv_error(c, -ENOMEM);
+		return v;
 	o->r.f.a[1] = (int)c->n.data.args[1];
 	return sop_submit(o, sop_done_simple);
 }
@@ -748,20 +765,9 @@ static enum sv_verdict recv_submit(struct sop *o)
 	return take_start(o);
 }
 
-/* Common start of the receive calls; *@ret set when the call is answered at once. */
 static struct sop *recv_new(struct sv_call *c, enum sv_verdict *v)
 {
-	struct sop *o;
-	uint64_t h;
-
-	if (!arg_remote(c, 0, &h)) {
-		*v = SV_CONTINUE;
-		return NULL;
-	}
-	o = sop_new(c, RSYS_OP_RECV, h, -ECONNRESET);
-	if (!o)
-		*v = sv_error(c, -ENOMEM);
-	return o;
+	return fd_sop_new(c, RSYS_OP_RECV, -ECONNRESET, v);
 }
 
 
@@ -954,17 +960,7 @@ static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen)
 
 static struct sop *send_new(struct sv_call *c, enum sv_verdict *v)
 {
-	struct sop *o;
-	uint64_t h;
-
-	if (!arg_remote(c, 0, &h)) {
-		*v = SV_CONTINUE;
-		return NULL;
-	}
-	o = sop_new(c, RSYS_OP_SEND, h, -EPIPE);
-	if (!o)
-		*v = sv_error(c, -ENOMEM);
-	return o;
+	return fd_sop_new(c, RSYS_OP_SEND, -EPIPE, v);
 }
 
 enum sv_verdict sys_write(struct sv_call *c)
@@ -1211,15 +1207,12 @@ static void name_done(struct remote_req *r)
 
 static enum sv_verdict sys_name_call(struct sv_call *c, uint16_t op)
 {
-	struct sop *o;
-	uint64_t h;
+	enum sv_verdict v;
+	struct sop *o = fd_sop_new(c, op, -ENOTCONN, &v);
 	int ret;
 
-	if (!arg_remote(c, 0, &h))
-		return SV_CONTINUE;
-	o = sop_new(c, op, h, -ENOTCONN);
 	if (!o)
-		return sv_error(c, -ENOMEM);
+		return v;
 	if (!c->n.data.args[1] || !c->n.data.args[2])
 		return sop_answer(o, -EFAULT);
 	ret = get_namecap(o, c->n.data.args[1], c->n.data.args[2]);
