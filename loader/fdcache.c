@@ -20,6 +20,7 @@ enum fdc_state { FDC_UNKNOWN = 0, FDC_LOCAL, FDC_REMOTE };
 
 struct fdc_ent {
 	uint8_t state;
+	int flags;		/* FDC_REMOTE: O_NONBLOCK | O_CLOEXEC as published in the BPF table */
 	int copy;		/* FDC_LOCAL: the monitor's copy + 1 (0: none), see fdc_local_copy() */
 	struct anchor *a;
 };
@@ -331,7 +332,7 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 		*handle = a->handle;
 	pthread_mutex_unlock(&fdc_lock);
 	if (a)
-		mirror_set(p, vfd, a, read_fd_flags(tid, vfd));
+		fdc_set_remote(p, vfd, a, read_fd_flags(tid, vfd));
 	return a != NULL;
 }
 
@@ -373,10 +374,12 @@ void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags)
 
 	pthread_mutex_lock(&fdc_lock);
 	e = ent_get(p, vfd, true);
-	if (e)
+	if (e) {
 		ent_set(p, vfd, FDC_REMOTE, a);
-	else
+		e->flags = flags & (O_NONBLOCK | O_CLOEXEC);
+	} else {
 		p->big = true;
+	}
 	pthread_mutex_unlock(&fdc_lock);
 	mirror_set(p, vfd, a, flags);
 }
@@ -397,31 +400,47 @@ int fdc_copy(struct sv_proc *p, int from, int to, int flags)
 	return 0;
 }
 
-void fdc_set_flags(struct sv_proc *p, int vfd, int nonblock, int cloexec)
+void fdc_set_flags(struct sv_proc *p, unsigned int lo, unsigned int hi, int set, int clear)
 {
-	struct fdc_ent *e;
-	struct anchor *a = NULL;
+	struct anchor *a;
+	unsigned int vfd;
+	int flags;
 
-	pthread_mutex_lock(&fdc_lock);
-	e = ent_get(p, vfd, false);
-	if (e && e->state == FDC_REMOTE)
-		a = e->a;
-	pthread_mutex_unlock(&fdc_lock);
-	if (a)
-		mirror_set(p, vfd, a, (nonblock ? O_NONBLOCK : 0) | (cloexec ? O_CLOEXEC : 0));
+	/* Unknown vfds need nothing: their flags are read when they are resolved. */
+	for (vfd = lo; vfd <= hi; vfd++) {
+		pthread_mutex_lock(&fdc_lock);
+		if (vfd >= p->n) {
+			pthread_mutex_unlock(&fdc_lock);
+			break;
+		}
+		a = p->ents[vfd].state == FDC_REMOTE ? p->ents[vfd].a : NULL;
+		if (a)
+			flags = p->ents[vfd].flags = (p->ents[vfd].flags | set) & ~clear;
+		pthread_mutex_unlock(&fdc_lock);
+		if (a)
+			mirror_set(p, vfd, a, flags);
+	}
 }
 
-void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi)
+void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi, bool sure)
 {
 	unsigned int vfd;
+	bool remote = false;
 
 	pthread_mutex_lock(&fdc_lock);
 	if (hi >= p->n)
 		hi = p->n ? p->n - 1 : 0;
 	for (vfd = lo; vfd < p->n && vfd <= hi; vfd++) {
-		if (p->ents[vfd].state == FDC_REMOTE)
+		if (p->ents[vfd].state == FDC_REMOTE) {
 			maps_fd_del(fdc_maps, p->tgid, vfd);
+			remote = true;
+		}
 		ent_set(p, vfd, FDC_UNKNOWN, NULL);
+	}
+	/* A remote vfd that may still be open is no longer counted in the summary. */
+	if (remote && !sure) {
+		p->unsure = true;
+		p->unsure_gen++;
 	}
 	pthread_mutex_unlock(&fdc_lock);
 }

@@ -57,10 +57,18 @@ int fdc_local_copy(struct sv_proc *p, int vfd, bool *owned);
 void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags);
 /* @to now holds the same remote socket as @from (dup); -ENOENT if @from is not known remote. */
 int fdc_copy(struct sv_proc *p, int from, int to, int flags);
-/* Update the O_NONBLOCK / FD_CLOEXEC mirror of remote @vfd. */
-void fdc_set_flags(struct sv_proc *p, int vfd, int nonblock, int cloexec);
-/* Forget vfds [@lo, @hi] of @p (closed or replaced). */
-void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi);
+/*
+ * The O_NONBLOCK / O_CLOEXEC flags of the remote vfds among [@lo, @hi] of @p
+ * gain @set and lose @clear (F_SETFL, FIONBIO, F_SETFD, close_range's
+ * CLOSE_RANGE_CLOEXEC): the vfds stay remote, the BPF mirror follows.
+ */
+void fdc_set_flags(struct sv_proc *p, unsigned int lo, unsigned int hi, int set, int clear);
+/*
+ * Forget vfds [@lo, @hi] of @p: closed (@sure) or possibly replaced by a
+ * call that may still fail (!@sure: the select/poll summary is re-read if a
+ * remote vfd was among them, so a still-open one is never taken for local).
+ */
+void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi, bool sure);
 /* @p calls execve: forget everything (close-on-exec vfds vanish). */
 void fdc_exec(struct sv_proc *p);
 

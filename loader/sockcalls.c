@@ -30,7 +30,7 @@ struct sop {
 	struct sv_call *c;
 	int lost_err;			/* result when the session dies */
 	bool nonblock, cloexec;		/* socket/accept: the new placeholder */
-	int flags;			/* send/recv msg flags */
+	int flags;			/* send/recv msg flags; F_SETFL/FIONBIO: the new O_NONBLOCK */
 	struct iovec *iov;		/* the caller's buffers (target addresses) */
 	int niov;
 	size_t total, done;
@@ -1229,18 +1229,22 @@ enum sv_verdict sys_getpeername(struct sv_call *c)
 	return sys_name_call(c, RSYS_OP_GETPEERNAME);
 }
 
-/* The remote side took the flag change: apply it to the placeholder too, so F_GETFL agrees. */
+/* The remote side took the flag change: the kernel applies it to the placeholder too, so F_GETFL agrees. */
 static void flags_done(struct remote_req *r)
 {
 	struct sop *o = r->arg;
 	int64_t ret = sop_result(o);
 	struct sv_call *c = o->c;
+	unsigned int vfd = c->n.data.args[0];
 
 	if (ret < 0) {
 		sop_finish(o, ret);
 		return;
 	}
-	fdc_forget(c->proc, c->n.data.args[0], c->n.data.args[0]);
+	if (o->flags & O_NONBLOCK)
+		fdc_set_flags(c->proc, vfd, vfd, O_NONBLOCK, 0);
+	else
+		fdc_set_flags(c->proc, vfd, vfd, 0, O_NONBLOCK);
 	sv_continue(c);
 	sop_free(o);
 }
@@ -1269,8 +1273,11 @@ enum sv_verdict sys_fcntl(struct sv_call *c)
 		return SV_CONTINUE;
 	}
 	if (c->n.data.args[1] != F_SETFL) {
-		/* F_SETFD: the kernel sets it on the placeholder; the mirror is re-read. */
-		fdc_forget(c->proc, vfd, vfd);
+		/* F_SETFD: the kernel sets it on the placeholder, the mirror follows. */
+		if (c->n.data.args[2] & FD_CLOEXEC)
+			fdc_set_flags(c->proc, vfd, vfd, O_CLOEXEC, 0);
+		else
+			fdc_set_flags(c->proc, vfd, vfd, 0, O_CLOEXEC);
 		return SV_CONTINUE;
 	}
 	o = sop_new(c, RSYS_OP_FCNTL, h, -ENOTCONN);
@@ -1278,6 +1285,7 @@ enum sv_verdict sys_fcntl(struct sv_call *c)
 		return sv_error(c, -ENOMEM);
 	o->r.f.a[1] = F_SETFL;
 	o->r.f.a[2] = (int)c->n.data.args[2];
+	o->flags = o->r.f.a[2] & O_NONBLOCK;
 	return sop_submit(o, flags_done);
 }
 
@@ -1315,6 +1323,7 @@ enum sv_verdict sys_ioctl(struct sv_call *c)
 		return sv_error(c, -ENOMEM);
 	o->r.f.a[1] = req;
 	o->r.f.a[2] = v;
+	o->flags = v ? O_NONBLOCK : 0;
 	o->out = c->n.data.args[2];
 	return sop_submit(o, req == FIONBIO ? flags_done : fionread_done);
 }
@@ -1328,13 +1337,22 @@ enum sv_verdict sys_close(struct sv_call *c)
 {
 	unsigned int vfd = c->n.data.args[0];
 
-	fdc_forget(c->proc, vfd, vfd);
+	fdc_forget(c->proc, vfd, vfd, true);
 	return SV_CONTINUE;
 }
 
 enum sv_verdict sys_close_range(struct sv_call *c)
 {
-	fdc_forget(c->proc, c->n.data.args[0], c->n.data.args[1]);
+	unsigned int lo = c->n.data.args[0], hi = c->n.data.args[1];
+	unsigned int flags = c->n.data.args[2];
+
+	/* The kernel's EINVAL cases close nothing. */
+	if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)))
+		return SV_CONTINUE;
+	if (flags & CLOSE_RANGE_CLOEXEC)
+		fdc_set_flags(c->proc, lo, hi, O_CLOEXEC, 0);
+	else
+		fdc_forget(c->proc, lo, hi, true);
 	return SV_CONTINUE;
 }
 
@@ -1355,7 +1373,7 @@ static enum sv_verdict dup_remote(struct sv_call *c, int old, int new, int cloex
 		return SV_CONTINUE;
 	}
 	if (new >= 0)
-		fdc_forget(c->proc, new, new);
+		fdc_forget(c->proc, new, new, false);
 	vfd = sv_addfd(c, fd, new, cloexec ? O_CLOEXEC : 0, true);
 	close(fd);
 	if (vfd < 0)
@@ -1383,7 +1401,7 @@ enum sv_verdict sys_dup2(struct sv_call *c)
 	/* dup2(fd, fd), dup3's EINVAL cases and bad numbers: the kernel answers. */
 	if (old == new || (flags & ~O_CLOEXEC) || new < 0 || !arg_remote(c, 0, &h)) {
 		if (new >= 0)
-			fdc_forget(c->proc, new, new);
+			fdc_forget(c->proc, new, new, false);
 		return SV_CONTINUE;
 	}
 	return dup_remote(c, old, new, flags & O_CLOEXEC);

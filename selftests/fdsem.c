@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -14,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -397,6 +400,147 @@ static void sc_nonblock(void)
 
 	s = T(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK)");
 	getfl(s);
+	lowest_free();
+}
+
+/*
+ * Waits on a socket after its non-blocking mode changed (issue: a wait after
+ * F_SETFL/FIONBIO went to the placeholder and never saw the data).
+ */
+enum nb_wait { NBW_SELECT, NBW_PSELECT, NBW_POLL, NBW_PPOLL, NBW_EPOLL, NBW_N };
+static const char *const nb_wait_name[NBW_N] = { "select", "pselect6", "poll", "ppoll", "epoll_wait" };
+
+/* Wait up to 1 s for @fd to be readable (@out: writable) with @w; prints the result. */
+static void nb_wait(enum nb_wait w, int fd, bool out)
+{
+	struct timespec ts = { 1, 0 };
+	struct timeval tv = { 1, 0 };
+	struct pollfd pfd = { .fd = fd, .events = out ? POLLOUT : POLLIN };
+	struct epoll_event ev = { .events = pfd.events }, got = {};
+	fd_set set;
+	int r = -1, e = 0, ep;
+	bool ready = false;
+
+	FD_ZERO(&set);
+	FD_SET(fd, &set);
+	switch (w) {
+	case NBW_SELECT:
+		r = select(fd + 1, out ? NULL : &set, out ? &set : NULL, NULL, &tv);
+		ready = r > 0 && FD_ISSET(fd, &set);
+		break;
+	case NBW_PSELECT:
+		r = pselect(fd + 1, out ? NULL : &set, out ? &set : NULL, NULL, &ts, NULL);
+		ready = r > 0 && FD_ISSET(fd, &set);
+		break;
+	case NBW_POLL:
+		r = poll(&pfd, 1, 1000);
+		ready = r > 0 && (pfd.revents & pfd.events);
+		break;
+	case NBW_PPOLL:
+		r = ppoll(&pfd, 1, &ts, NULL);
+		ready = r > 0 && (pfd.revents & pfd.events);
+		break;
+	case NBW_EPOLL:
+		ep = epoll_create1(EPOLL_CLOEXEC);
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			check(false, "epoll setup: %s", strerrorname_np(errno));
+		} else {
+			r = epoll_wait(ep, &got, 1, 1000);
+			ready = r > 0 && (got.events & ev.events);
+		}
+		if (ep >= 0)
+			close(ep);
+		break;
+	default:
+		break;
+	}
+	e = errno;
+	if (r < 0)
+		printf("%s(%d, %s) = -1 %s\n", nb_wait_name[w], fd, out ? "out" : "in", strerrorname_np(e));
+	else
+		printf("%s(%d, %s) = %d%s\n", nb_wait_name[w], fd, out ? "out" : "in", r,
+		       ready ? " ready" : "");
+	check(ready, "%s on fd %d saw no readiness", nb_wait_name[w], fd);
+}
+
+/* Make @fd non-blocking (@on) or blocking the way @how names, printed. */
+static void nb_set(int fd, const char *how, bool on)
+{
+	int v = on;
+	long fl;
+
+	if (!strcmp(how, "FIONBIO")) {
+		T(ioctl(fd, FIONBIO, &v), "ioctl(%d, FIONBIO, %d)", fd, v);
+		return;
+	}
+	fl = fcntl(fd, F_GETFL);
+	T(fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK), "fcntl(%d, F_SETFL, %s)", fd,
+	  on ? "O_NONBLOCK" : "0");
+}
+
+/* Data arrives on @fd while @w waits for it, then is read. */
+static void nb_echo_wait(int fd, enum nb_wait w, bool nonblock)
+{
+	char buf[16];
+
+	if (nonblock)
+		T(recv(fd, buf, sizeof(buf), 0), "recv(%d) before data", fd);
+	T(send(fd, "ping", 4, 0), "send(%d, 4)", fd);
+	nb_wait(w, fd, false);
+	T(recv_exact(fd, buf, 4), "recv(%d, 4)", fd);
+}
+
+static void sc_nbwait(void)
+{
+	static const char *const ways[] = { "FIONBIO", "F_SETFL" };
+	struct sockaddr_in lsin = sin_of(service_ip, SERVICE_PORT + 2);
+	struct sockaddr_in esin = sin_of(world_ip, ECHO_PORT);
+	int l, s, c, a, one = 1, w, i;
+	char buf[16];
+
+	/* Any earlier wait: the cache of the process is settled from here on. */
+	nb_wait(NBW_POLL, 1, true);
+	l = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), "setsockopt(%d, SO_REUSEADDR, 1)", l);
+	T(bind(l, (struct sockaddr *)&lsin, sizeof(lsin)), "bind(%d, %s:%d)", l, service_ip, SERVICE_PORT + 2);
+	T(listen(l, 8), "listen(%d, 8)", l);
+	for (w = 0; w < NBW_N; w++) {
+		printf("-- %s\n", nb_wait_name[w]);
+		for (i = 0; i < 2; i++) {
+			/* set by one way, cleared by the other */
+			s = tcp_connect(ECHO_PORT);
+			nb_set(s, ways[i], true);
+			nb_echo_wait(s, w, true);
+			nb_set(s, ways[!i], false);
+			nb_echo_wait(s, w, false);
+			close(s);
+
+			/* a listener made non-blocking (Python's settimeout() + accept()) */
+			nb_set(l, ways[i], true);
+			T(accept(l, NULL, NULL), "accept(%d) (no client)", l);
+			c = tcp_connect_flags(service_ip, SERVICE_PORT + 2, 0);
+			nb_wait(w, l, false);
+			a = T(accept(l, NULL, NULL), "accept(%d)", l);
+			nb_set(l, ways[!i], false);
+			close(a);
+			close(c);
+		}
+		/* born non-blocking: SOCK_NONBLOCK and accept4 */
+		s = T(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK)");
+		T(connect(s, (struct sockaddr *)&esin, sizeof(esin)), "connect(%d, %s:%d)", s, world_ip, ECHO_PORT);
+		nb_wait(w, s, true);
+		nb_echo_wait(s, w, true);
+		close(s);
+		c = tcp_connect_flags(service_ip, SERVICE_PORT + 2, 0);
+		nb_wait(w, l, false);
+		a = T(accept4(l, NULL, NULL, SOCK_NONBLOCK), "accept4(%d, SOCK_NONBLOCK)", l);
+		T(recv(a, buf, sizeof(buf), 0), "recv(%d) before data", a);
+		T(send(c, "ping", 4, 0), "send(%d, 4)", c);
+		nb_wait(w, a, false);
+		T(recv_exact(a, buf, 4), "recv(%d, 4)", a);
+		close(a);
+		close(c);
+	}
 	lowest_free();
 }
 
@@ -1019,6 +1163,7 @@ static const struct scenario {
 	{ "dup", sc_dup },
 	{ "fcntl", sc_fcntl },
 	{ "nonblock", sc_nonblock },
+	{ "nbwait", sc_nbwait },
 	{ "ebadf", sc_ebadf },
 	{ "emfile", sc_emfile },
 	{ "cloexec", sc_cloexec },
