@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,6 +337,21 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 	return a != NULL;
 }
 
+bool fdc_surely_local(struct sv_proc *p, int vfd)
+{
+	struct fdc_ent *e;
+	bool ret;
+
+	pthread_mutex_lock(&fdc_lock);
+	e = vfd >= 0 ? ent_get(p, vfd, false) : NULL;
+	if (e && e->state != FDC_UNKNOWN)
+		ret = e->state == FDC_LOCAL;
+	else
+		ret = !p->unsure && !p->big;
+	pthread_mutex_unlock(&fdc_lock);
+	return ret;
+}
+
 int fdc_local_copy(struct sv_proc *p, int vfd, bool *owned)
 {
 	struct fdc_ent *e;
@@ -531,13 +547,50 @@ struct anchor *fdc_anchor_add(uint64_t handle, int fd, ino_t ino)
 	return a;
 }
 
-void fdc_anchor_del(struct anchor *a)
+int fdc_anchor_close_begin(ino_t ino, uint64_t *handle)
+{
+	struct anchor *a;
+	int ret;
+
+	pthread_mutex_lock(&fdc_lock);
+	a = anchor_by_ino(ino);
+	ret = a && !a->closed;
+	if (ret) {
+		a->closed = true;
+		*handle = a->handle;
+	}
+	pthread_mutex_unlock(&fdc_lock);
+	return ret;
+}
+
+bool fdc_anchor_close_end(ino_t ino)
+{
+	struct pollfd pfd = { .events = POLLRDHUP };
+	struct anchor *a;
+	bool last = true;	/* gone already: the event thread saw the hang-up */
+
+	/* a->fd stays open while a is in the hash (fdc_anchor_del closes it after unlinking). */
+	pthread_mutex_lock(&fdc_lock);
+	a = anchor_by_ino(ino);
+	if (a) {
+		pfd.fd = a->fd;
+		last = poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
+		if (!last)
+			a->closed = false;
+	}
+	pthread_mutex_unlock(&fdc_lock);
+	return last;
+}
+
+bool fdc_anchor_del(struct anchor *a)
 {
 	struct anchor **ap;
 	struct sv_proc *p;
 	unsigned int vfd;
+	bool mine;
 
 	pthread_mutex_lock(&fdc_lock);
+	mine = !a->closed;
 	for (ap = &anchors[a->ino % FDC_BUCKETS]; *ap; ap = &(*ap)->next) {
 		if (*ap == a) {
 			*ap = a->next;
@@ -554,5 +607,7 @@ void fdc_anchor_del(struct anchor *a)
 		}
 	}
 	pthread_mutex_unlock(&fdc_lock);
+	close(a->fd);
 	free(a);
+	return mine;
 }

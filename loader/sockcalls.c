@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
@@ -1329,14 +1330,50 @@ enum sv_verdict sys_ioctl(struct sv_call *c)
 }
 
 /*
+ * close() of the last placeholder of a remote socket returns once the
+ * delegate has its CLOSE, ahead of any later call of the program: a port
+ * closed this way can be bound again at once and a closed listener refuses
+ * connections, as in Linux. The monitor takes its own reference, puts
+ * /dev/null in the vfd (the kernel's close then closes that) and drops the
+ * reference: if it was the last, the anchor hangs up now and the CLOSE is
+ * sent from here, before the call returns. Other placeholders (dups, forks)
+ * keep the socket open, as in Linux.
+ */
+static void close_remote(struct sv_call *c, int vfd)
+{
+	struct stat sb;
+	uint64_t h;
+	int fd, null;
+
+	fd = sv_fd_dup(c, vfd);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &sb) || !fdc_anchor_close_begin(sb.st_ino, &h)) {
+		close(fd);
+		return;
+	}
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null >= 0) {
+		sv_addfd(c, null, vfd, 0, false);
+		close(null);
+	}
+	close(fd);
+	if (fdc_anchor_close_end(sb.st_ino))
+		sv_remote_gone(c->sv, h);
+}
+
+/*
  * The fd-table calls run in the kernel on the placeholders (so numbering,
  * EBADF, EMFILE, close-on-exec are exactly Linux); the cache forgets the
  * vfds they may close. A remote resource is closed by its anchor's HUP.
  */
 enum sv_verdict sys_close(struct sv_call *c)
 {
-	unsigned int vfd = c->n.data.args[0];
+	int vfd = c->n.data.args[0];
+	uint64_t h;
 
+	if (!fdc_surely_local(c->proc, vfd) && sv_fd_remote(c, vfd, &h))
+		close_remote(c, vfd);
 	fdc_forget(c->proc, vfd, vfd, true);
 	return SV_CONTINUE;
 }

@@ -544,6 +544,35 @@ static void sc_nbwait(void)
 	lowest_free();
 }
 
+/*
+ * close() then act on the port, 1000 times: a rebind must not fail with
+ * EADDRINUSE, a connect to the closed listener must be refused.
+ */
+static void sc_closeport(void)
+{
+	struct sockaddr_in sin = sin_of(service_ip, SERVICE_PORT + 3);
+	int i, fd, c, rebind_ok = 0, refused = 0, err = 0;
+
+	for (i = 0; i < 1000; i++) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd >= 0 && !bind(fd, (struct sockaddr *)&sin, sizeof(sin)) && !listen(fd, 1))
+			rebind_ok++;
+		else if (!err)
+			err = errno;
+		close(fd);
+		c = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(c, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno == ECONNREFUSED)
+			refused++;
+		else if (!err)
+			err = errno ? errno : EISCONN;
+		close(c);
+	}
+	printf("bind+listen+close then connect, 1000 times: bound %d, refused %d, first error %s\n",
+	       rebind_ok, refused, err ? strerrorname_np(err) : "none");
+	check(rebind_ok == 1000 && refused == 1000, "close then rebind/connect");
+	lowest_free();
+}
+
 static void sc_ebadf(void)
 {
 	struct sockaddr_in sin = sin_of(world_ip, ECHO_PORT);
@@ -1164,6 +1193,7 @@ static const struct scenario {
 	{ "fcntl", sc_fcntl },
 	{ "nonblock", sc_nonblock },
 	{ "nbwait", sc_nbwait },
+	{ "closeport", sc_closeport },
 	{ "ebadf", sc_ebadf },
 	{ "emfile", sc_emfile },
 	{ "cloexec", sc_cloexec },
