@@ -573,6 +573,129 @@ static void sc_closeport(void)
 	lowest_free();
 }
 
+/* Print the control messages of @m, their data decoded where it is the same from run to run. */
+static void print_cmsgs(struct msghdr *m)
+{
+	char ip[INET6_ADDRSTRLEN];
+	struct cmsghdr *cm;
+
+	for (cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+		const void *d = CMSG_DATA(cm);
+		size_t dlen = cm->cmsg_len - CMSG_LEN(0);
+
+		printf("  cmsg level %d type %d len %zu", cm->cmsg_level, cm->cmsg_type,
+		       (size_t)cm->cmsg_len);
+		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO &&
+		    dlen >= sizeof(struct in_pktinfo)) {
+			const struct in_pktinfo *pi = d;
+
+			printf(" ifindex %d", pi->ipi_ifindex);
+			printf(" spec_dst %s", inet_ntop(AF_INET, &pi->ipi_spec_dst, ip, sizeof(ip)));
+			printf(" addr %s", inet_ntop(AF_INET, &pi->ipi_addr, ip, sizeof(ip)));
+		} else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO &&
+			   dlen >= sizeof(struct in6_pktinfo)) {
+			const struct in6_pktinfo *pi = d;
+
+			printf(" ifindex %u addr %s", pi->ipi6_ifindex,
+			       inet_ntop(AF_INET6, &pi->ipi6_addr, ip, sizeof(ip)));
+		} else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TOS && dlen >= 1) {
+			printf(" value %u", *(const uint8_t *)d);
+		} else if (dlen >= sizeof(int) && cm->cmsg_level != SOL_SOCKET) {
+			printf(" value %d", *(const int *)d);
+		}
+		printf("\n");
+	}
+}
+
+/* recvmsg on @fd with @room bytes for control messages (NULL when 0), printed. */
+static void cmsg_recv(int fd, size_t room)
+{
+	union {
+		struct cmsghdr align;
+		char buf[512];
+	} ctl;
+	char data[64];
+	struct iovec iov = { data, sizeof(data) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = room ? ctl.buf : NULL, .msg_controllen = room };
+	long r;
+
+	memset(&ctl, 0, sizeof(ctl));
+	r = recvmsg(fd, &m, 0);
+	if (r < 0) {
+		T(r, "recvmsg(%d, room %zu)", fd, room);
+		return;
+	}
+	printf("recvmsg(%d, room %zu) = %ld controllen %zu%s%s\n", fd, room, r,
+	       (size_t)m.msg_controllen, m.msg_flags & MSG_CTRUNC ? " MSG_CTRUNC" : "",
+	       m.msg_flags & MSG_TRUNC ? " MSG_TRUNC" : "");
+	if (m.msg_controllen <= room)
+		print_cmsgs(&m);
+}
+
+/* sendmsg of "dgram" to @to on @fd with one int control message (@level, @type, @val). */
+static void cmsg_send(int fd, const struct sockaddr *to, socklen_t tolen, int level, int type,
+		      int val)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { "dgram", 5 };
+	struct msghdr m = { .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
+			    .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+
+	memset(&ctl, 0, sizeof(ctl));
+	cm->cmsg_level = level;
+	cm->cmsg_type = type;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &val, sizeof(val));
+	T(sendmsg(fd, &m, 0), "sendmsg(%d, cmsg level %d type %d value %d)", fd, level, type, val);
+}
+
+/* Ancillary data both ways on UDP over IPv4 and IPv6, with Linux's truncation rules. */
+static void sc_cmsg(void)
+{
+	static const size_t rooms[] = { 0, 4, sizeof(struct cmsghdr), CMSG_SPACE(sizeof(int)) - 1,
+					CMSG_SPACE(sizeof(int)), CMSG_SPACE(sizeof(struct in_pktinfo)) + 3,
+					512 };
+	struct sockaddr_in sin = sin_of(service_ip, SERVICE_PORT + 4);
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(SERVICE_PORT + 4),
+				     .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int r, s, one = 1;
+	size_t i;
+
+	r = T(socket(AF_INET, SOCK_DGRAM, 0), "socket(AF_INET, SOCK_DGRAM)");
+	s = T(socket(AF_INET, SOCK_DGRAM, 0), "socket(AF_INET, SOCK_DGRAM)");
+	T(bind(r, (struct sockaddr *)&sin, sizeof(sin)), "bind(%d, %s:%d)", r, service_ip, SERVICE_PORT + 4);
+	T(setsockopt(r, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)), "setsockopt(%d, IP_PKTINFO, 1)", r);
+	T(setsockopt(r, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one)), "setsockopt(%d, IP_RECVTOS, 1)", r);
+	T(setsockopt(r, IPPROTO_IP, IP_RECVTTL, &one, sizeof(one)), "setsockopt(%d, IP_RECVTTL, 1)", r);
+	for (i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++) {
+		cmsg_send(s, (struct sockaddr *)&sin, sizeof(sin), IPPROTO_IP, i % 2 ? IP_TTL : IP_TOS,
+			  i % 2 ? 7 + (int)i : 0x10 + 4 * (int)i);
+		cmsg_recv(r, rooms[i]);
+	}
+	close(s);
+	close(r);
+
+	r = T(socket(AF_INET6, SOCK_DGRAM, 0), "socket(AF_INET6, SOCK_DGRAM)");
+	s = T(socket(AF_INET6, SOCK_DGRAM, 0), "socket(AF_INET6, SOCK_DGRAM)");
+	T(bind(r, (struct sockaddr *)&sin6, sizeof(sin6)), "bind(%d, [::1]:%d)", r, SERVICE_PORT + 4);
+	T(setsockopt(r, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)), "setsockopt(%d, IPV6_RECVPKTINFO, 1)", r);
+	T(setsockopt(r, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof(one)), "setsockopt(%d, IPV6_RECVHOPLIMIT, 1)", r);
+	T(setsockopt(r, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof(one)), "setsockopt(%d, IPV6_RECVTCLASS, 1)", r);
+	for (i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++) {
+		cmsg_send(s, (struct sockaddr *)&sin6, sizeof(sin6), IPPROTO_IPV6,
+			  i % 2 ? IPV6_HOPLIMIT : IPV6_TCLASS, i % 2 ? 9 + (int)i : 0x20 + 4 * (int)i);
+		cmsg_recv(r, rooms[i]);
+	}
+	close(s);
+	close(r);
+	lowest_free();
+}
+
 static void sc_ebadf(void)
 {
 	struct sockaddr_in sin = sin_of(world_ip, ECHO_PORT);
@@ -1194,6 +1317,7 @@ static const struct scenario {
 	{ "nonblock", sc_nonblock },
 	{ "nbwait", sc_nbwait },
 	{ "closeport", sc_closeport },
+	{ "cmsg", sc_cmsg },
 	{ "ebadf", sc_ebadf },
 	{ "emfile", sc_emfile },
 	{ "cloexec", sc_cloexec },
