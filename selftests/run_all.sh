@@ -30,7 +30,7 @@ trap 'rm -f "$log"' EXIT
 # run_one NAME TIMEOUT CMD...: stream CMD's output under a header, then count its TAP lines.
 run_one()
 {
-	local name=$1 limit=$2 rc p f s
+	local name=$1 limit=$2 rc p f s plan
 	shift 2
 
 	printf '\n==== %s ====\n' "$name"
@@ -43,6 +43,13 @@ run_one()
 	p=$(grep -cE '^ok [0-9]+' "$log")
 	p=$((p - s))
 	f=$(grep -cE '^not ok [0-9]+' "$log")
+
+	# The plan a test announced must be what it ran (a test that stops early is a failure).
+	plan=$(grep -m1 -oE '^1\.\.[0-9]+' "$log" | cut -d. -f3)
+	if [ -n "$plan" ] && [ "$plan" -ne $((p + f + s)) ] && [ "$rc" != 4 ]; then
+		echo "# $name: planned $plan results, got $((p + f + s)), counted as a failure"
+		f=$((f + 1))
+	fi
 
 	case $rc in
 	0)
