@@ -22,8 +22,12 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
+# User CFLAGS/LDFLAGS (e.g. make CFLAGS=-O0) replace only the optimisation and debug flags.
 CFLAGS ?= -O2 -g
-CFLAGS += -Wall -Wextra -Werror -Iinclude -I$(O) -Ilib -Iloader -D_GNU_SOURCE -MMD -MP
+LDFLAGS ?=
+INCLUDES := -Iinclude -I$(O) -Ilib -Iloader
+ALL_CFLAGS := $(CFLAGS) -Wall -Wextra -Werror $(INCLUDES) -D_GNU_SOURCE -MMD -MP
+ALL_LDFLAGS := $(CFLAGS) $(LDFLAGS)
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -Iinclude -I$(O) \
 	-I$(dir $(VMLINUX_H))
 
@@ -43,7 +47,7 @@ BINS := $(O)/rsys-load $(O)/rsys-delegate $(O)/rsys-bench
 DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf-dev zlib1g-dev \
 	iproute2 curl netcat-openbsd python3 procps gnuplot-nox \
 	linux-source-6.12 qemu-system-x86 dwarves ccache busybox-static flex bison bc \
-	libssl-dev cpio xz-utils rsync kmod
+	libssl-dev cpio xz-utils rsync kmod libpython3.11-testsuite
 
 .DELETE_ON_ERROR:
 # Keep BPF objects and skeletons: they are intermediates of chained pattern rules.
@@ -56,11 +60,11 @@ deps:
 	apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PACKAGES)
 
-# On a fresh machine "make demo" and "make test" install what is missing first.
+# "make demo" and "make test" install nothing: they name what "make deps" would install.
 deps-check:
 	$(Q)missing=; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "missing Debian packages:$$missing; running make deps"; \
-		$(MAKE) deps; fi
+	if [ -n "$$missing" ]; then echo "Error: missing Debian packages:$$missing (run 'make deps' first)" >&2; \
+		exit 1; fi
 
 $(VMLINUX_H):
 	@mkdir -p $(dir $@)
@@ -79,7 +83,7 @@ $(O)/%.skel.h: $(O)/bpf/%.bpf.o
 $(O)/%.o: %.c | $(SKELS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(O)/librsys.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
@@ -87,15 +91,15 @@ $(O)/librsys.a: $(LIB_OBJS)
 
 $(O)/rsys-load: $(LOAD_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lbpf -lelf -lz -lseccomp -lpthread
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lbpf -lelf -lz -lseccomp -lpthread
 
 $(O)/rsys-delegate: $(DELEGATE_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lpthread
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
 
 $(O)/rsys-bench: $(BENCH_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lpthread -lm
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread -lm
 
 selftests: all
 	$(Q)$(MAKE) -C selftests O=$(abspath $(O))
