@@ -238,11 +238,14 @@ static int do_allow(struct parser *ps, char **w, int n)
 	} else if (i < n && !strcmp(w[i], "udp")) {
 		r->proto = IPPROTO_UDP;
 		i++;
+	} else if (i < n && !strcmp(w[i], "udplite")) {
+		r->proto = IPPROTO_UDPLITE;
+		i++;
 	} else if (i < n && !strcmp(w[i], "any")) {
 		i++;
 	}
 	if (n - i != 2)
-		return perr(ps, "usage: allow [bind] [tcp|udp|any] CIDR PORTS");
+		return perr(ps, "usage: allow [bind] [tcp|udp|udplite|any] CIDR PORTS");
 	ret = parse_cidr(ps, w[i], r);
 	if (ret)
 		return ret;

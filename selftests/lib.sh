@@ -212,7 +212,8 @@ rsys_http_server()
 }
 
 # rsys_write_policy FILE: a test policy trusting every program, remote inet/inet6,
-# egress to the world netns and binding in the service netns.
+# egress to the world netns and binding in the service netns; lines in
+# $RSYS_POLICY_EXTRA are added at the end.
 rsys_write_policy()
 {
 	cat >"$1" <<EOF
@@ -228,6 +229,7 @@ allow bind udp 0.0.0.0/0 *
 allow bind udp ::1/128 *
 limit fds 1024
 limit inflight 64
+${RSYS_POLICY_EXTRA:-}
 EOF
 }
 
