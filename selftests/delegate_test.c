@@ -106,12 +106,22 @@ static pid_t delegate_start(const char *bin, const char *sock, const char *polic
 	return -1;
 }
 
+static int64_t call(int fd, int op, const void *p, uint32_t len, int64_t a0, int64_t a1,
+		    int64_t a2, int64_t a3, struct rsys_frame *f);
+
+/* A session: connected, and past the HELLO every session starts with. */
 static int session_open(const char *sock)
 {
 	char addr[300];
+	int fd;
 
 	snprintf(addr, sizeof(addr), "unix:%s", sock);
-	return addr_connect(addr, stderr);
+	fd = addr_connect(addr, stderr);
+	if (fd >= 0 && call(fd, RSYS_OP_HELLO, NULL, 0, RSYS_VERSION, 0, 0, 0, NULL) != RSYS_VERSION) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static uint64_t req_send(int fd, int op, const void *p, uint32_t len, int64_t a0, int64_t a1,
@@ -787,42 +797,22 @@ static void test_cli(const char *bin)
 	EXPECT_TRUE(ret == 1 && strstr(out, want), "bad policy: exit %d, message '%s'", ret, want);
 }
 
-/* The TCP transport: a delegate on tcp:127.0.0.1:PORT answers HELLO. */
+/* TCP has no peer credentials: without mutual TLS the delegate must refuse to listen. */
 static void test_tcp_listen(const char *bin)
 {
 	struct sockaddr_in port;
-	char addr[64];
-	pid_t pid;
-	int fd = -1, i;
-	int64_t ret = INT64_MIN;
+	char addr[64], out[4096];
+	const char *args[] = { "--listen", addr, NULL };
+	int ret;
 
 	if (closed_port(&port)) {
 		ktap_skip("no free loopback port");
 		return;
 	}
 	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u", ntohs(port.sin_port));
-	pid = fork();
-	if (!pid) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 2);
-		execl(bin, bin, "--listen", addr, NULL);
-		_exit(127);
-	}
-	for (i = 0; pid > 0 && fd < 0 && i < 200; i++) {
-		fd = addr_connect(addr, NULL);
-		if (fd < 0)
-			usleep(10000);
-	}
-	if (fd >= 0)
-		ret = call(fd, RSYS_OP_HELLO, NULL, 0, RSYS_VERSION, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == RSYS_VERSION, "--listen %s: hello -> %lld", addr, (long long)ret);
-	if (fd >= 0)
-		close(fd);
-	if (pid > 0) {
-		kill(pid, SIGTERM);
-		waitpid(pid, NULL, 0);
-	}
+	ret = run_capture(bin, args, 2, out, sizeof(out));
+	EXPECT_TRUE(ret == 1 && strstr(out, "TLS"),
+		    "--listen %s without TLS: refused, exit %d, says why (TLS)", addr, ret);
 }
 
 int main(void)
