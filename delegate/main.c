@@ -136,7 +136,8 @@ static void caps_set(rlim_t nofile)
 {
 	rlim_t reserve = MAX_SESSIONS + MAX_PENDING + 64;
 
-	dlg.max_handles = nofile > reserve + 1024 ? nofile - reserve : 1024;
+	/* A small limit: a quarter for sockets, the rest for connections (accept may fail). */
+	dlg.max_handles = nofile > reserve * 2 ? nofile - reserve : nofile / 4;
 	if (dlg.max_handles > MAX_HANDLES)
 		dlg.max_handles = MAX_HANDLES;
 	dlg.max_threads = MAX_SESSIONS + MAX_WORKERS;
@@ -201,6 +202,8 @@ static void pending_drop(unsigned int i, const char *why)
 static void hello_refuse(int fd, const struct rsys_frame *hello, int err)
 {
 	struct rsys_frame f = {
+		.magic = RSYS_MAGIC,
+		.version = RSYS_VERSION,
 		.op = RSYS_OP_HELLO,
 		.id = hello->id,
 		.flags = RSYS_F_REPLY,
