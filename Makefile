@@ -87,11 +87,11 @@ $(O)/librsys.a: $(LIB_OBJS)
 
 $(O)/rsys-load: $(LOAD_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lbpf -lelf -lz -lseccomp -lpthread
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lbpf -lelf -lz -lseccomp -lssl -lcrypto -lpthread
 
 $(O)/rsys-delegate: $(DELEGATE_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lpthread
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lssl -lcrypto -lpthread
 
 $(O)/rsys-bench: $(BENCH_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)

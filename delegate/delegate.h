@@ -13,6 +13,9 @@
 /* Signal that interrupts a delegate thread's blocking syscall (empty handler, no SA_RESTART). */
 #define DELEGATE_CANCEL_SIG	SIGUSR1
 
+/* The client index of every TLS client (certificates, not uids, identify them). */
+#define CLIENT_TLS		POLICY_MAX_CLIENTS
+
 /* The daemon's configuration and counters, shared by every session. */
 struct delegate {
 	const struct policy *policy;	/* NULL: everything allowed */
@@ -21,7 +24,8 @@ struct delegate {
 	unsigned int limit_sessions;	/* per client uid */
 	uint32_t client_uids[POLICY_MAX_CLIENTS];	/* peers served on unix: */
 	int n_client_uids;
-	unsigned int client_sessions[POLICY_MAX_CLIENTS];	/* open, per client uid; atomic */
+	unsigned int client_sessions[CLIENT_TLS + 1];	/* open, per client; atomic */
+	struct ssl_ctx_st *tls;		/* tcp:/vsock: (mutual TLS), else NULL */
 	unsigned int max_handles;	/* sockets, all sessions (fits RLIMIT_NOFILE) */
 	unsigned int max_threads;	/* session, delegate and flusher threads */
 	unsigned int handles_used;	/* slots reserved, all sessions; atomic */
@@ -97,7 +101,7 @@ void stats_read(struct rsys_delegate_stats *out);
 
 /* session.c */
 /*
- * Serve the client connected on @fd, client_uids[@client], in a new thread
+ * Serve the client connected on @fd, client_uids[@client] or CLIENT_TLS, in a new thread
  * that answers @hello first; on success it owns @fd.
  */
 int session_start(int fd, int client, const struct rsys_frame *hello);

@@ -18,6 +18,7 @@
 #include "delegate.h"
 #include "frame.h"
 #include "log.h"
+#include "tls.h"
 
 #define DEFAULT_LIMIT_FDS	256
 #define DEFAULT_LIMIT_INFLIGHT	64
@@ -45,12 +46,15 @@ void stats_read(struct rsys_delegate_stats *out)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rsys-delegate [--listen ADDR] [--policy FILE] [-v]... [--help]\n"
+		"Usage: rsys-delegate [--listen ADDR] [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
+		"                     [--policy FILE] [-v]... [--help]\n"
 		"Execute the socket calls that rsys monitors forward from compute domains.\n"
 		"\n"
-		"  -l, --listen ADDR   listen on unix:PATH (tcp: and vsock: are refused: they\n"
-		"                      need mutual TLS, not implemented yet)\n"
+		"  -l, --listen ADDR   listen on unix:PATH, tcp:HOST:PORT or vsock:CID:PORT\n"
 		"                      (default: the policy's 'delegate' address)\n"
+		"      --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+		"                      for tcp: and vsock: (required there): our certificate\n"
+		"                      and key, and the CA that signed the clients' certificates\n"
 		"  -p, --policy FILE   enforce the egress rules and limits of FILE\n"
 		"                      (without it every destination is allowed)\n"
 		"  -v, --verbose       more messages; repeat for debug messages\n"
@@ -184,6 +188,7 @@ static int client_check(int fd)
  */
 struct pending {
 	int fd;
+	struct ssl_st *ssl;	/* TLS: the handshake, then the HELLO, go through it */
 	int client;		/* index in dlg.client_uids */
 	uint64_t deadline;	/* now_ms() */
 	size_t got;
@@ -196,6 +201,7 @@ static unsigned int n_pend;
 static void pending_drop(unsigned int i, const char *why)
 {
 	pr_info("dropping a connection: %s\n", why);
+	tls_free(pend[i].ssl);
 	close(pend[i].fd);
 	pend[i] = pend[--n_pend];
 }
@@ -228,12 +234,22 @@ static void pending_promote(unsigned int i)
 	    p.f.flags || p.f.len) {
 		stat_add(bad_frames, 1);
 		pr_info("dropping a connection: its first frame is not a HELLO\n");
+		tls_free(p.ssl);
 		close(p.fd);
 		return;
 	}
+	/* From here on the session sees plain frames on its end of a relay. */
+	if (p.ssl) {
+		p.fd = tls_relay(p.ssl, p.fd);
+		if (p.fd < 0) {
+			pr_warn("cannot relay a TLS connection: %s\n", strerror(-p.fd));
+			return;
+		}
+	}
 	if (__atomic_load_n(mine, __ATOMIC_RELAXED) >= dlg.limit_sessions) {
-		pr_warn("refusing a session of uid %u: it has %u sessions open (limit sessions)\n",
-			dlg.client_uids[p.client], dlg.limit_sessions);
+		pr_warn("refusing a session of %s %u: %u sessions open (limit sessions)\n",
+			p.client == CLIENT_TLS ? "TLS clients, client" : "uid",
+			p.client == CLIENT_TLS ? 0 : dlg.client_uids[p.client], dlg.limit_sessions);
 		hello_refuse(p.fd, &p.f, -EUSERS);
 		return;
 	}
@@ -255,20 +271,36 @@ static void pending_read(unsigned int i)
 	struct pending *p = &pend[i];
 	ssize_t n;
 
-	n = recv(p->fd, (char *)&p->f + p->got, sizeof(p->f) - p->got, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		pending_drop(i, n ? strerror(errno) : "closed before its HELLO");
-		return;
+	if (p->ssl) {
+		/* Decrypted bytes may wait inside OpenSSL: read until it wants the peer. */
+		do {
+			n = tls_accept_read(p->ssl, (char *)&p->f + p->got, sizeof(p->f) - p->got);
+			if (n > 0)
+				p->got += n;
+		} while (n > 0 && p->got < sizeof(p->f));
+		if (n < 0) {
+			pending_drop(i, n == -EPROTO ?
+				     "TLS handshake failed (no valid client certificate?)" :
+				     "closed before its HELLO");
+			return;
+		}
+	} else {
+		n = recv(p->fd, (char *)&p->f + p->got, sizeof(p->f) - p->got, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			pending_drop(i, n ? strerror(errno) : "closed before its HELLO");
+			return;
+		}
+		p->got += n;
 	}
-	p->got += n;
 	if (p->got == sizeof(p->f))
 		pending_promote(i);
 }
 
 static void accept_one(int lfd)
 {
+	struct ssl_st *ssl = NULL;
 	int fd, client;
 	unsigned int i, old;
 
@@ -281,13 +313,24 @@ static void accept_one(int lfd)
 			usleep(100000);
 		return;
 	}
-	client = client_check(fd);
-	if (client < 0) {
-		close(fd);
-		return;
+	if (dlg.tls) {
+		/* Who the client is, its certificate says during the handshake. */
+		client = CLIENT_TLS;
+		ssl = tls_accept_new(dlg.tls, fd);
+		if (!ssl) {
+			pr_warn("refusing a client: cannot start TLS\n");
+			close(fd);
+			return;
+		}
+	} else {
+		client = client_check(fd);
+		if (client < 0) {
+			close(fd);
+			return;
+		}
+		/* Sessions block on their socket; the listener reads with MSG_DONTWAIT. */
+		fcntl(fd, F_SETFL, 0);
 	}
-	/* Sessions block on their socket; the listener reads with MSG_DONTWAIT. */
-	fcntl(fd, F_SETFL, 0);
 	if (n_pend == MAX_PENDING) {
 		for (old = 0, i = 1; i < n_pend; i++)
 			if (pend[i].deadline < pend[old].deadline)
@@ -296,6 +339,7 @@ static void accept_one(int lfd)
 	}
 	pend[n_pend++] = (struct pending){
 		.fd = fd,
+		.ssl = ssl,
 		.client = client,
 		.deadline = now_ms() + HELLO_TIMEOUT_MS,
 	};
@@ -352,11 +396,15 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "policy", required_argument, NULL, 'p' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "tls-ca", required_argument, NULL, 'A' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	const char *listen_addr = NULL, *policy_file = NULL;
+	struct tls_files tls = { 0 };
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	sigset_t term;
@@ -370,6 +418,15 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			policy_file = optarg;
+			break;
+		case 'C':
+			tls.cert = optarg;
+			break;
+		case 'K':
+			tls.key = optarg;
+			break;
+		case 'A':
+			tls.ca = optarg;
 			break;
 		case 'v':
 			log_level++;
@@ -412,11 +469,21 @@ int main(int argc, char **argv)
 	if (addr_parse(listen_addr, &ss, &sslen, stderr))
 		return 1;
 	/*
-	 * Only a unix socket tells us who the client is. Anyone who reaches a
-	 * TCP or vsock port would get an open proxy whose sockets root creates.
+	 * A unix socket tells us who the client is; on TCP or vsock anyone who
+	 * reaches the port would get an open proxy whose sockets root creates,
+	 * so there the client proves itself with a certificate.
 	 */
 	if (ss.ss_family != AF_UNIX) {
-		fprintf(stderr, "rsys-delegate: Error: refusing to listen on %s: TCP and vsock transports need mutual authentication (TLS 1.3 with client certificates), which this rsys-delegate does not implement yet; listen on unix:PATH (e.g. forward it with ssh -L)\n",
+		if (!tls_files_complete(&tls, "", NULL)) {
+			fprintf(stderr, "rsys-delegate: Error: refusing to listen on %s without mutual authentication: give --tls-cert, --tls-key and --tls-ca (TLS 1.3 with client certificates), or listen on unix:PATH\n",
+				listen_addr);
+			return 1;
+		}
+		dlg.tls = tls_ctx_new(&tls, true, stderr);
+		if (!dlg.tls)
+			return 1;
+	} else if (tls.cert || tls.key || tls.ca) {
+		fprintf(stderr, "rsys-delegate: Error: --tls-* options are for tcp: and vsock: addresses; %s is checked by peer credentials\n",
 			listen_addr);
 		return 1;
 	}
@@ -429,13 +496,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	caps_set(nofile_raise());
-	if (unix_dir_prepare((struct sockaddr_un *)&ss))
+	if (ss.ss_family == AF_UNIX && unix_dir_prepare((struct sockaddr_un *)&ss))
 		return 1;
 	lfd = addr_listen(listen_addr, 128, stderr);
 	if (lfd < 0)
 		return 1;
 	/* Connecting needs write permission; who may connect is client_check()'s call. */
-	if (chmod(((struct sockaddr_un *)&ss)->sun_path,
+	if (ss.ss_family == AF_UNIX &&
+	    chmod(((struct sockaddr_un *)&ss)->sun_path,
 		  dlg.n_client_uids == 1 && !dlg.client_uids[0] ? 0600 : 0666) < 0)
 		pr_warn("cannot chmod %s: %s\n", listen_addr, strerror(errno));
 	fcntl(lfd, F_SETFL, O_NONBLOCK);
@@ -446,7 +514,8 @@ int main(int argc, char **argv)
 	serve(lfd, sfd);
 
 	close(lfd);
-	unlink(((struct sockaddr_un *)&ss)->sun_path);
+	if (ss.ss_family == AF_UNIX)
+		unlink(((struct sockaddr_un *)&ss)->sun_path);
 	close(sfd);
 	return 0;
 }

@@ -817,7 +817,10 @@ int session_start(int fd, int client, const struct rsys_frame *hello)
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->idle, NULL);
 
-	pr_info("session %u: started (uid %u)\n", s->id, dlg.client_uids[client]);
+	if (client == CLIENT_TLS)
+		pr_info("session %u: started (TLS client)\n", s->id);
+	else
+		pr_info("session %u: started (uid %u)\n", s->id, dlg.client_uids[client]);
 	stat_add(sessions, 1);
 	stat_add(threads, 1);
 	__atomic_add_fetch(&dlg.client_sessions[client], 1, __ATOMIC_RELAXED);
