@@ -27,7 +27,8 @@ struct delegate {
 	unsigned int client_sessions[CLIENT_TLS + 1];	/* open, per client; atomic */
 	struct ssl_ctx_st *tls;		/* tcp:/vsock: (mutual TLS), else NULL */
 	unsigned int max_handles;	/* sockets, all sessions (fits RLIMIT_NOFILE) */
-	unsigned int max_threads;	/* session, delegate and flusher threads */
+	unsigned int max_workers;	/* delegate and flusher threads, all sessions */
+	unsigned int workers;		/* running now; atomic */
 	unsigned int handles_used;	/* slots reserved, all sessions; atomic */
 	size_t buffered;		/* queued requests and replies, all sessions; atomic */
 	struct rsys_delegate_stats stats;	/* updated with __atomic builtins */

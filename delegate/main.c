@@ -25,7 +25,7 @@
 #define DEFAULT_LIMIT_SESSIONS	256
 #define MAX_SESSIONS		1024
 #define MAX_PENDING		1024	/* connections waiting for their HELLO */
-#define MAX_WORKERS		1024	/* delegate and flusher threads, all sessions */
+#define MAX_WORKERS		512	/* delegate and flusher threads, all sessions */
 #define MAX_HANDLES		65536	/* sockets, all sessions */
 #define HELLO_TIMEOUT_MS	5000
 #define HELLO_TIMEOUT_STR	"5 s"
@@ -145,7 +145,7 @@ static void caps_set(rlim_t nofile)
 	dlg.max_handles = nofile > reserve * 2 ? nofile - reserve : nofile / 4;
 	if (dlg.max_handles > MAX_HANDLES)
 		dlg.max_handles = MAX_HANDLES;
-	dlg.max_threads = MAX_SESSIONS + MAX_WORKERS;
+	dlg.max_workers = MAX_WORKERS;
 }
 
 static uint64_t now_ms(void)
@@ -507,9 +507,9 @@ int main(int argc, char **argv)
 		  dlg.n_client_uids == 1 && !dlg.client_uids[0] ? 0600 : 0666) < 0)
 		pr_warn("cannot chmod %s: %s\n", listen_addr, strerror(errno));
 	fcntl(lfd, F_SETFL, O_NONBLOCK);
-	pr_info("listening on %s (limits: %u handles, %u in flight per session, %u sessions per uid; %u handles, %u threads in all)\n",
+	pr_info("listening on %s (limits: %u handles, %u in flight per session, %u sessions per uid; %u handles, %u delegate threads in all)\n",
 		listen_addr, dlg.limit_fds, dlg.limit_inflight, dlg.limit_sessions, dlg.max_handles,
-		dlg.max_threads);
+		dlg.max_workers);
 
 	serve(lfd, sfd);
 

@@ -284,10 +284,10 @@ static int thread_spawn(struct session *s, void *(*fn)(void *), size_t stack)
 	pthread_t t;
 	int err;
 
-	if (__atomic_add_fetch(&dlg.stats.threads, 1, __ATOMIC_RELAXED) > dlg.max_threads) {
-		stat_sub(threads, 1);
-		pr_warn("session %u: no thread for a request: %u threads running in all sessions\n",
-			s->id, dlg.max_threads);
+	if (__atomic_add_fetch(&dlg.workers, 1, __ATOMIC_RELAXED) > dlg.max_workers) {
+		__atomic_sub_fetch(&dlg.workers, 1, __ATOMIC_RELAXED);
+		pr_warn("session %u: no thread for a request: %u delegate threads running in all sessions\n",
+			s->id, dlg.max_workers);
 		return -EAGAIN;
 	}
 	pthread_attr_init(&attr);
@@ -296,10 +296,11 @@ static int thread_spawn(struct session *s, void *(*fn)(void *), size_t stack)
 	err = pthread_create(&t, &attr, fn, s);
 	pthread_attr_destroy(&attr);
 	if (err) {
-		stat_sub(threads, 1);
+		__atomic_sub_fetch(&dlg.workers, 1, __ATOMIC_RELAXED);
 		return -err;
 	}
 	s->workers++;
+	stat_add(threads, 1);
 	return 0;
 }
 
@@ -311,6 +312,7 @@ static void worker_exit(struct session *s)
 	pthread_cond_broadcast(&s->idle);
 	pthread_mutex_unlock(&s->lock);
 	stat_sub(threads, 1);
+	__atomic_sub_fetch(&dlg.workers, 1, __ATOMIC_RELAXED);
 }
 
 static void *flusher_main(void *arg)
@@ -528,7 +530,8 @@ static void *worker_main(void *arg)
 /*
  * Queue a request that may block. A session has at most limit_inflight of
  * them outstanding, each with its own delegate thread; one more is answered
- * EAGAIN at once (HELLO tells the client the limit).
+ * EAGAIN at once (HELLO tells the client the limit), and so is one that
+ * finds no thread under the global cap.
  */
 static void submit(struct session *s, const struct rsys_frame *f, const uint8_t *payload,
 		   int64_t done)
@@ -558,12 +561,13 @@ static void submit(struct session *s, const struct rsys_frame *f, const uint8_t 
 	if (s->outstanding >= dlg.limit_inflight)
 		goto err_unlock;
 	if (s->queued + 1 > s->idle_workers && s->workers < dlg.limit_inflight) {
+		/*
+		 * Queued behind this session's busy threads, the request could
+		 * wait for ever (a recv that only this send would end): refuse.
+		 */
 		err = thread_spawn(s, worker_main, 256 * 1024);
-		if (err && !s->workers)
-			goto err_unlock;
 		if (err)
-			pr_warn("session %u: cannot start a delegate thread: %s\n", s->id,
-				strerror(-err));
+			goto err_unlock;
 	}
 	if (s->queue_tail)
 		s->queue_tail->next = req;

@@ -376,6 +376,49 @@ static int cmd_handles(char **av)
 	return 0;
 }
 
+/*
+ * threads ADDR NSESS HOST PORT: in each of NSESS sessions, 64 blocking
+ * recvs on a connection to HOST:PORT that never answers; prints how many
+ * were refused at once, then whether a new session is still served.
+ */
+static int cmd_threads(char **av)
+{
+	int n = atoi(av[1]), i, j, fds[64], eagain = 0, sent = 0, ret;
+	struct sockaddr_storage ss;
+	socklen_t len = sockaddr_of(av[2], av[3], &ss);
+	struct rsys_frame f;
+
+	if (n > 64 || !len)
+		return 2;
+	for (i = 0; i < n; i++) {
+		int64_t h;
+
+		fds[i] = session_connect(av[0]);
+		if (fds[i] < 0)
+			return 2;
+		h = d_socket(fds[i], ss.ss_family, SOCK_STREAM);
+		if (call(fds[i], RSYS_OP_CONNECT, &ss, len, h, 0, 0, 0, NULL))
+			return 2;
+		for (j = 0; j < 64; j++)
+			sent += req_send(fds[i], RSYS_OP_RECV, NULL, 0, h, 16, 0, 0) != 0;
+	}
+	/* The refusals come back at once; the others stay blocked. */
+	for (i = 0; i < n; i++) {
+		struct pollfd p = { .fd = fds[i], .events = POLLIN };
+
+		while (poll(&p, 1, 500) == 1 && !frame_recv(fds[i], &f, rbuf, sizeof(rbuf)))
+			eagain += f.a[0] == -EAGAIN;
+	}
+	printf("%d blocking recvs, %d answered EAGAIN\n", sent, eagain);
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	usleep(200000);
+	i = session_connect(av[0]);
+	ret = i < 0 ? 1 : fetch(i, av[2], av[3]);
+	printf("afterwards a new session is %s\n", ret ? "NOT served" : "served");
+	return ret;
+}
+
 static const struct {
 	const char *name;
 	int args;
@@ -394,6 +437,7 @@ static const struct {
 	{ "idle", 2, cmd_idle },
 	{ "sessions", 2, cmd_sessions },
 	{ "handles", 2, cmd_handles },
+	{ "threads", 4, cmd_threads },
 };
 
 int main(int argc, char **argv)

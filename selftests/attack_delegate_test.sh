@@ -141,7 +141,7 @@ RSYS_PIDS+=($!)
 rsys_wait_file "$RSYS_TMP/lo4.ready" && rsys_wait_file "$RSYS_TMP/lo6.ready" ||
 	ksft_skip "loopback servers in the service netns did not start"
 
-tap_plan 32
+tap_plan 34
 
 # 1. Who may connect: SO_PEERCRED against 'client uid', from another netns, not under rsys.
 check "peer credentials: uid 65534 from another netns gets no session, nothing fetched" \
@@ -246,6 +246,13 @@ check "no HELLO (or half of one) within 5 s: dropped; a session stays" \
 sleep 0.5
 expect "limit sessions 8: the 9th session of uid 0 is refused with EUSERS" \
 	"8 served, first refusal EUSERS" atk sessions "unix:$SOCK_A" 9
+out=$(atk threads "unix:$SOCK_B" 9 $RSYS_WORLD_IP $ECHO_PORT 2>&1)
+if [[ $out == "576 blocking recvs, 64 answered EAGAIN"*"is served" ]]; then
+	tap_ok "global thread cap (512): 9 sessions x 64 blocking recvs, 64 answered EAGAIN; a new session served"
+else
+	tap_not_ok "global thread cap: $(echo $out)"
+fi
+check "  the cap is logged" grep -q "512 delegate threads running in all sessions" "$RSYS_TMP/b.log"
 out=$(atk handles "unix:$SOCK_B" 4 2>&1)
 want="session 0: 200 sockets, then EMFILE
 session 1: 200 sockets, then EMFILE
