@@ -103,12 +103,13 @@ static int unix_dir_prepare(const struct sockaddr_un *sun)
 	dir = dirname(buf);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		pr_debug("cannot create %s: %s\n", dir, strerror(errno));
-	if (stat(dir, &st) < 0) {
+	/* lstat: a symlink's owner could later point it at a directory of theirs. */
+	if (lstat(dir, &st) < 0) {
 		pr_warn("Error: cannot use the directory %s of the socket: %s\n", dir, strerror(errno));
 		return -EPERM;
 	}
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
-		pr_warn("Error: refusing to listen in %s: not a directory owned by uid %u (the delegate's)\n",
+		pr_warn("Error: refusing to listen in %s: not a directory (a symlink is not one) owned by uid %u (the delegate's)\n",
 			dir, geteuid());
 		return -EPERM;
 	}
