@@ -19,7 +19,7 @@
 
 #define OPT_MAX		4096	/* socket option values, both directions */
 #define ADDR_MAX	((uint32_t)sizeof(struct sockaddr_storage))
-#define RECV_MAX	(RSYS_MAX_PAYLOAD - ADDR_MAX)
+#define RECV_MAX	(RSYS_MAX_PAYLOAD - ADDR_MAX - RSYS_MAX_CONTROL)
 
 /* asm-generic values the libc headers may not name (x86-64 has no 32-bit time variants). */
 #ifndef SO_TIMESTAMP_OLD
@@ -49,13 +49,12 @@
 /*
  * Message flags forwarded; any other is refused (EPERM). Left out on
  * purpose: MSG_ZEROCOPY (the kernel would read a buffer the delegate reuses
- * for the next request, another session's data), MSG_ERRQUEUE (control
- * messages are not forwarded), MSG_DONTROUTE.
+ * for the next request, another session's data) and MSG_DONTROUTE.
  */
 #define SEND_FLAGS	(MSG_OOB | MSG_DONTWAIT | MSG_EOR | MSG_MORE | MSG_NOSIGNAL | \
 			 MSG_CONFIRM | MSG_FASTOPEN)
 #define RECV_FLAGS	(MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_WAITALL | MSG_DONTWAIT | \
-			 MSG_CMSG_CLOEXEC)
+			 MSG_CMSG_CLOEXEC | MSG_ERRQUEUE)
 
 /*
  * Socket options a program may set: what real programs use (see
@@ -310,11 +309,44 @@ static int64_t op_accept(struct session *s, struct handle *hd, const struct rsys
 	return h;
 }
 
+/*
+ * Control messages a program may send on a remote socket: the per-packet
+ * versions of options it may set. Source routing and extension headers
+ * (IP_RETOPTS, IPV6_RTHDR, IPV6_HOPOPTS, IPV6_DSTOPTS...) could steer
+ * packets past the egress policy; fd passing means nothing on an inet socket.
+ */
+static bool cmsg_allowed(const struct cmsghdr *cm)
+{
+	if (cm->cmsg_level == IPPROTO_IP)
+		return cm->cmsg_type == IP_TTL || cm->cmsg_type == IP_TOS ||
+		       cm->cmsg_type == IP_PKTINFO;
+	if (cm->cmsg_level == IPPROTO_IPV6)
+		return cm->cmsg_type == IPV6_HOPLIMIT || cm->cmsg_type == IPV6_TCLASS ||
+		       cm->cmsg_type == IPV6_PKTINFO;
+	return false;
+}
+
+/* Check the program's control messages (@clen bytes at @ctl): 0, or -EPERM for one not allowed. */
+static int cmsgs_check(struct session *s, void *ctl, uint32_t clen)
+{
+	struct msghdr msg = { .msg_control = ctl, .msg_controllen = clen };
+	struct cmsghdr *cm;
+
+	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+		if (!cmsg_allowed(cm))
+			return deny("control message", s);
+	return 0;
+}
+
 static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_frame *f,
 		       const uint8_t *p)
 {
-	uint32_t alen = f->a[2];
-	struct iovec iov = { .iov_base = (void *)(p + alen), .iov_len = f->len - alen };
+	uint32_t alen = f->a[2], clen = f->a[3];
+	union {
+		struct cmsghdr align;
+		uint8_t buf[RSYS_MAX_CONTROL];
+	} ctl;
+	struct iovec iov;
 	struct msghdr msg = {
 		.msg_name = alen ? (void *)p : NULL,
 		.msg_namelen = alen,
@@ -322,6 +354,7 @@ static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_f
 		.msg_iovlen = 1,
 	};
 	ssize_t n;
+	int err;
 
 	/* Fast open connects: it needs a destination the rules allow, no leniency. */
 	if ((f->a[1] & MSG_FASTOPEN) && dlg.policy &&
@@ -329,6 +362,17 @@ static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_f
 				     (const struct sockaddr *)p, alen) ||
 	     !allowed(POLICY_ALLOW_CONNECT, hd, p, alen)))
 		return deny("sendto with MSG_FASTOPEN", s);
+	iov.iov_base = (void *)(p + alen + clen);
+	iov.iov_len = f->len - alen - clen;
+	if (clen) {
+		/* aligned for the CMSG_* walk and the kernel */
+		memcpy(ctl.buf, p + alen, clen);
+		err = cmsgs_check(s, ctl.buf, clen);
+		if (err)
+			return err;
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = clen;
+	}
 	if (alen && !allowed(POLICY_ALLOW_CONNECT, hd, p, alen))
 		return deny("sendto", s);
 	n = sendmsg(hd->fd, &msg, (int)f->a[1] | MSG_NOSIGNAL);
@@ -338,6 +382,11 @@ static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_f
 static int64_t op_recv(struct handle *hd, const struct rsys_frame *f, struct reply *r)
 {
 	uint32_t want = f->a[1] > RECV_MAX ? RECV_MAX : f->a[1];
+	uint32_t room = f->a[4] < 0 ? 0 : f->a[4] > RSYS_MAX_CONTROL ? RSYS_MAX_CONTROL : f->a[4];
+	union {
+		struct cmsghdr align;
+		uint8_t buf[RSYS_MAX_CONTROL];
+	} ctl;
 	struct sockaddr_storage ss;
 	struct iovec iov = { .iov_base = r->buf, .iov_len = want };
 	struct msghdr msg = {
@@ -345,6 +394,9 @@ static int64_t op_recv(struct handle *hd, const struct rsys_frame *f, struct rep
 		.msg_namelen = f->a[3] ? sizeof(ss) : 0,
 		.msg_iov = &iov,
 		.msg_iovlen = 1,
+		/* the program's own room: MSG_CTRUNC comes out exactly as for it */
+		.msg_control = room ? ctl.buf : NULL,
+		.msg_controllen = room,
 	};
 	ssize_t n;
 	uint32_t got;
@@ -361,6 +413,11 @@ static int64_t op_recv(struct handle *hd, const struct rsys_frame *f, struct rep
 		memcpy(r->buf + got, &ss, alen);
 		r->f.len += alen;
 		r->f.a[1] = msg.msg_namelen;
+	}
+	if (room) {
+		memcpy(r->buf + r->f.len, ctl.buf, msg.msg_controllen);
+		r->f.len += msg.msg_controllen;
+		r->f.a[4] = msg.msg_controllen;
 	}
 	r->f.a[2] = msg.msg_flags;
 	/* Echoed: a client may read its request's "want addr" from the reply header. */
@@ -552,7 +609,8 @@ int op_check(struct session *s, const struct rsys_frame *f, enum op_mode *mode)
 		max = ADDR_MAX;
 		break;
 	case RSYS_OP_SEND:
-		if (f->a[2] < 0 || f->a[2] > ADDR_MAX || f->a[2] > f->len)
+		if (f->a[2] < 0 || f->a[2] > ADDR_MAX || f->a[3] < 0 || f->a[3] > RSYS_MAX_CONTROL ||
+		    f->a[2] + f->a[3] > f->len)
 			return -EINVAL;
 		if (f->a[1] & ~(int64_t)SEND_FLAGS)
 			return flags_refused(s, "send", f->a[1] & ~(int64_t)SEND_FLAGS);
@@ -696,7 +754,7 @@ bool op_try_now(struct session *s, struct rsys_frame *f, uint8_t *p, struct repl
 		int64_t *done)
 {
 	struct rsys_frame t = *f;
-	uint32_t alen, dlen;
+	uint32_t alen, clen, dlen;
 	int64_t n;
 
 	*done = 0;
@@ -722,12 +780,14 @@ bool op_try_now(struct session *s, struct rsys_frame *f, uint8_t *p, struct repl
 	if (n == -EAGAIN)
 		return false;
 	alen = f->a[2];
-	dlen = f->len - alen;
+	clen = f->a[3];
+	dlen = f->len - alen - clen;
 	if (n < 0 || n >= dlen)
 		return true;
-	/* Part of a stream send went out: the delegate thread sends the rest. */
-	memmove(p + alen, p + alen + n, dlen - n);
-	f->len -= n;
+	/* Part of a stream send went out (with its control messages): the delegate thread sends the rest. */
+	memmove(p + alen, p + alen + clen + n, dlen - n);
+	f->len -= clen + n;
+	f->a[3] = 0;
 	*done = n;
 	return false;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ enum fdc_state { FDC_UNKNOWN = 0, FDC_LOCAL, FDC_REMOTE };
 
 struct fdc_ent {
 	uint8_t state;
+	int flags;		/* FDC_REMOTE: O_NONBLOCK | O_CLOEXEC as published in the BPF table */
 	int copy;		/* FDC_LOCAL: the monitor's copy + 1 (0: none), see fdc_local_copy() */
 	struct anchor *a;
 };
@@ -331,8 +333,23 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 		*handle = a->handle;
 	pthread_mutex_unlock(&fdc_lock);
 	if (a)
-		mirror_set(p, vfd, a, read_fd_flags(tid, vfd));
+		fdc_set_remote(p, vfd, a, read_fd_flags(tid, vfd));
 	return a != NULL;
+}
+
+bool fdc_surely_local(struct sv_proc *p, int vfd)
+{
+	struct fdc_ent *e;
+	bool ret;
+
+	pthread_mutex_lock(&fdc_lock);
+	e = vfd >= 0 ? ent_get(p, vfd, false) : NULL;
+	if (e && e->state != FDC_UNKNOWN)
+		ret = e->state == FDC_LOCAL;
+	else
+		ret = !p->unsure && !p->big;
+	pthread_mutex_unlock(&fdc_lock);
+	return ret;
 }
 
 int fdc_local_copy(struct sv_proc *p, int vfd, bool *owned)
@@ -373,10 +390,12 @@ void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags)
 
 	pthread_mutex_lock(&fdc_lock);
 	e = ent_get(p, vfd, true);
-	if (e)
+	if (e) {
 		ent_set(p, vfd, FDC_REMOTE, a);
-	else
+		e->flags = flags & (O_NONBLOCK | O_CLOEXEC);
+	} else {
 		p->big = true;
+	}
 	pthread_mutex_unlock(&fdc_lock);
 	mirror_set(p, vfd, a, flags);
 }
@@ -397,31 +416,47 @@ int fdc_copy(struct sv_proc *p, int from, int to, int flags)
 	return 0;
 }
 
-void fdc_set_flags(struct sv_proc *p, int vfd, int nonblock, int cloexec)
+void fdc_set_flags(struct sv_proc *p, unsigned int lo, unsigned int hi, int set, int clear)
 {
-	struct fdc_ent *e;
-	struct anchor *a = NULL;
+	struct anchor *a;
+	unsigned int vfd;
+	int flags;
 
-	pthread_mutex_lock(&fdc_lock);
-	e = ent_get(p, vfd, false);
-	if (e && e->state == FDC_REMOTE)
-		a = e->a;
-	pthread_mutex_unlock(&fdc_lock);
-	if (a)
-		mirror_set(p, vfd, a, (nonblock ? O_NONBLOCK : 0) | (cloexec ? O_CLOEXEC : 0));
+	/* Unknown vfds need nothing: their flags are read when they are resolved. */
+	for (vfd = lo; vfd <= hi; vfd++) {
+		pthread_mutex_lock(&fdc_lock);
+		if (vfd >= p->n) {
+			pthread_mutex_unlock(&fdc_lock);
+			break;
+		}
+		a = p->ents[vfd].state == FDC_REMOTE ? p->ents[vfd].a : NULL;
+		if (a)
+			flags = p->ents[vfd].flags = (p->ents[vfd].flags | set) & ~clear;
+		pthread_mutex_unlock(&fdc_lock);
+		if (a)
+			mirror_set(p, vfd, a, flags);
+	}
 }
 
-void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi)
+void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi, bool sure)
 {
 	unsigned int vfd;
+	bool remote = false;
 
 	pthread_mutex_lock(&fdc_lock);
 	if (hi >= p->n)
 		hi = p->n ? p->n - 1 : 0;
 	for (vfd = lo; vfd < p->n && vfd <= hi; vfd++) {
-		if (p->ents[vfd].state == FDC_REMOTE)
+		if (p->ents[vfd].state == FDC_REMOTE) {
 			maps_fd_del(fdc_maps, p->tgid, vfd);
+			remote = true;
+		}
 		ent_set(p, vfd, FDC_UNKNOWN, NULL);
+	}
+	/* A remote vfd that may still be open is no longer counted in the summary. */
+	if (remote && !sure) {
+		p->unsure = true;
+		p->unsure_gen++;
 	}
 	pthread_mutex_unlock(&fdc_lock);
 }
@@ -512,13 +547,50 @@ struct anchor *fdc_anchor_add(uint64_t handle, int fd, ino_t ino)
 	return a;
 }
 
-void fdc_anchor_del(struct anchor *a)
+int fdc_anchor_close_begin(ino_t ino, uint64_t *handle)
+{
+	struct anchor *a;
+	int ret;
+
+	pthread_mutex_lock(&fdc_lock);
+	a = anchor_by_ino(ino);
+	ret = a && !a->closed;
+	if (ret) {
+		a->closed = true;
+		*handle = a->handle;
+	}
+	pthread_mutex_unlock(&fdc_lock);
+	return ret;
+}
+
+bool fdc_anchor_close_end(ino_t ino)
+{
+	struct pollfd pfd = { .events = POLLRDHUP };
+	struct anchor *a;
+	bool last = true;	/* gone already: the event thread saw the hang-up */
+
+	/* a->fd stays open while a is in the hash (fdc_anchor_del closes it after unlinking). */
+	pthread_mutex_lock(&fdc_lock);
+	a = anchor_by_ino(ino);
+	if (a) {
+		pfd.fd = a->fd;
+		last = poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
+		if (!last)
+			a->closed = false;
+	}
+	pthread_mutex_unlock(&fdc_lock);
+	return last;
+}
+
+bool fdc_anchor_del(struct anchor *a)
 {
 	struct anchor **ap;
 	struct sv_proc *p;
 	unsigned int vfd;
+	bool mine;
 
 	pthread_mutex_lock(&fdc_lock);
+	mine = !a->closed;
 	for (ap = &anchors[a->ino % FDC_BUCKETS]; *ap; ap = &(*ap)->next) {
 		if (*ap == a) {
 			*ap = a->next;
@@ -535,5 +607,7 @@ void fdc_anchor_del(struct anchor *a)
 		}
 	}
 	pthread_mutex_unlock(&fdc_lock);
+	close(a->fd);
 	free(a);
+	return mine;
 }

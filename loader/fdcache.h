@@ -18,6 +18,7 @@ struct anchor {
 	uint64_t handle;
 	ino_t ino;
 	int fd;				/* monitor's end; EPOLLHUP when the last placeholder is closed */
+	bool closed;			/* someone closes its handle (under fdc_lock) */
 	struct anchor *next;		/* hash chain by ino */
 };
 
@@ -44,6 +45,13 @@ void fdc_proc_exit(struct sv_proc *p);
 int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle);
 
 /*
+ * True if @vfd of @p is known not to be remote without reading /proc: cached
+ * local, or not cached while the summary below is exact (every remote vfd is
+ * then cached).
+ */
+bool fdc_surely_local(struct sv_proc *p, int vfd);
+
+/*
  * The monitor's copy (pidfd_getfd) of @vfd of @p, or -errno if it is not
  * open. For a vfd the cache knows local the copy is kept in the cache,
  * *@owned is false and the caller must not close it: it stays open until
@@ -57,10 +65,18 @@ int fdc_local_copy(struct sv_proc *p, int vfd, bool *owned);
 void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags);
 /* @to now holds the same remote socket as @from (dup); -ENOENT if @from is not known remote. */
 int fdc_copy(struct sv_proc *p, int from, int to, int flags);
-/* Update the O_NONBLOCK / FD_CLOEXEC mirror of remote @vfd. */
-void fdc_set_flags(struct sv_proc *p, int vfd, int nonblock, int cloexec);
-/* Forget vfds [@lo, @hi] of @p (closed or replaced). */
-void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi);
+/*
+ * The O_NONBLOCK / O_CLOEXEC flags of the remote vfds among [@lo, @hi] of @p
+ * gain @set and lose @clear (F_SETFL, FIONBIO, F_SETFD, close_range's
+ * CLOSE_RANGE_CLOEXEC): the vfds stay remote, the BPF mirror follows.
+ */
+void fdc_set_flags(struct sv_proc *p, unsigned int lo, unsigned int hi, int set, int clear);
+/*
+ * Forget vfds [@lo, @hi] of @p: closed (@sure) or possibly replaced by a
+ * call that may still fail (!@sure: the select/poll summary is re-read if a
+ * remote vfd was among them, so a still-open one is never taken for local).
+ */
+void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi, bool sure);
 /* @p calls execve: forget everything (close-on-exec vfds vanish). */
 void fdc_exec(struct sv_proc *p);
 
@@ -78,7 +94,20 @@ bool fdc_all_local(struct sv_proc *p, pid_t tid, unsigned int nfds);
 
 /* New anchor for @handle whose monitor end is @fd and placeholder inode @ino; NULL on ENOMEM. */
 struct anchor *fdc_anchor_add(uint64_t handle, int fd, ino_t ino);
-/* The last placeholder of @a was closed: drop it from every cache and free it (the caller closes a->fd first). */
-void fdc_anchor_del(struct anchor *a);
+/*
+ * Closing what may be the last placeholder of a remote socket (fdc_anchor_del
+ * and these decide who closes it at the delegate, exactly once): begin, with
+ * a reference to the placeholder of inode @ino still held, claims its anchor
+ * (1, the handle in *@handle; 0 if @ino is no anchor or is being closed);
+ * drop the reference; end tells whether it was the last one (true: the
+ * claimer closes the handle; false: the claim is given back).
+ */
+int fdc_anchor_close_begin(ino_t ino, uint64_t *handle);
+bool fdc_anchor_close_end(ino_t ino);
+/*
+ * The last placeholder of @a was closed: drop it from every cache, close
+ * a->fd and free it. True if nobody claimed it: the caller closes its handle.
+ */
+bool fdc_anchor_del(struct anchor *a);
 
 #endif

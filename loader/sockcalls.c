@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
@@ -21,8 +22,8 @@
 #define SOP_MAX_IOV	1024			/* UIO_MAXIOV */
 #define SOP_MAX_ADDR	((socklen_t)sizeof(struct sockaddr_storage))
 #define SOP_MAX_OPT	4096
-/* A RECV reply carries the data and the peer address in one frame. */
-#define SOP_MAX_RECV	(RSYS_MAX_PAYLOAD - SOP_MAX_ADDR)
+/* A RECV reply carries the data, the peer address and control messages in one frame. */
+#define SOP_MAX_RECV	(RSYS_MAX_PAYLOAD - SOP_MAX_ADDR - RSYS_MAX_CONTROL)
 
 /* One remote call in flight: the delegate request and what is needed to answer. */
 struct sop {
@@ -30,7 +31,7 @@ struct sop {
 	struct sv_call *c;
 	int lost_err;			/* result when the session dies */
 	bool nonblock, cloexec;		/* socket/accept: the new placeholder */
-	int flags;			/* send/recv msg flags */
+	int flags;			/* send/recv msg flags; F_SETFL/FIONBIO: the new O_NONBLOCK */
 	struct iovec *iov;		/* the caller's buffers (target addresses) */
 	int niov;
 	size_t total, done;
@@ -39,6 +40,7 @@ struct sop {
 	uint64_t mmsg_len;		/* target &mmsghdr.msg_len (sendmmsg/recvmmsg: one message) */
 	socklen_t namecap;
 	socklen_t alen;			/* send: destination address at the start of buf */
+	size_t clen;			/* send: control messages after it (first chunk); recv: room for them */
 	bool want_addr;			/* recv: the reply carries the peer address */
 	size_t chunk;			/* recv: bytes asked for in the request in flight */
 	char *buf;			/* request payload */
@@ -464,9 +466,13 @@ static int iov_copy(struct sop *o, char *buf, size_t off, size_t len, bool to_ca
 	return 0;
 }
 
-/* Answer recv @o: @n (or -errno), @dlen bytes of @data, the peer @addr (@alen bytes), @msg_flags. */
+/*
+ * Answer recv @o: @n (or -errno), @dlen bytes of @data, the peer @addr
+ * (@alen bytes), @msg_flags and recvmsg's control messages (@clen bytes at
+ * @ctl, which the delegate received with the caller's own room).
+ */
 static void recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
-			const void *addr, socklen_t alen, int msg_flags)
+			const void *addr, socklen_t alen, int msg_flags, const void *ctl, size_t clen)
 {
 	int ret;
 
@@ -489,7 +495,11 @@ static void recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 			m.msg_namelen = alen;
 		}
 		m.msg_flags = msg_flags;
-		m.msg_controllen = 0;
+		if (clen > m.msg_controllen)
+			clen = 0;	/* cannot happen: the room was the caller's */
+		if (!ret && clen)
+			ret = sv_write_mem(o->c, (uintptr_t)m.msg_control, ctl, clen);
+		m.msg_controllen = clen;
 		if (!ret)
 			ret = sv_write_mem(o->c, o->msg, &m, sizeof(m));
 	} else if (!ret && o->namelen) {
@@ -611,11 +621,14 @@ static void take_done(struct remote_req *r)
 		accept_answer(o, n, r->rpayload, r->f.len);
 	} else {
 		size_t alen = o->want_addr ? (size_t)r->f.a[1] : 0;
+		size_t clen = o->clen ? (size_t)r->f.a[4] : 0;
 		size_t dlen;
 
-		if (alen > r->f.len)
-			alen = r->f.len;
-		dlen = r->f.len - alen;
+		if (alen > SOP_MAX_ADDR)
+			alen = SOP_MAX_ADDR;
+		if (clen > o->clen || alen + clen > r->f.len)
+			alen = clen = 0;	/* a bad reply: the data only */
+		dlen = r->f.len - alen - clen;
 		/* MSG_WAITALL larger than one request: the next chunk follows this one. */
 		if ((o->flags & MSG_WAITALL) && !(o->flags & MSG_PEEK) && n > 0 &&
 		    (size_t)n == o->chunk && dlen == o->chunk && o->done + n < o->total &&
@@ -627,7 +640,7 @@ static void take_done(struct remote_req *r)
 				sv_reply(c, c->ret);
 		} else {
 			recv_answer(o, n, r->rpayload, dlen, (const char *)r->rpayload + dlen, alen,
-				    r->f.a[2]);
+				    r->f.a[2], (const char *)r->rpayload + dlen + alen, clen);
 		}
 	}
 	while ((w = waiting)) {
@@ -645,7 +658,7 @@ static void take_from_stash(struct sop *o, struct stash *s)
 	if (o->is_accept)
 		accept_answer(o, s->n, &s->addr, s->alen);
 	else
-		recv_answer(o, s->n, s->data, s->n, &s->addr, s->alen, s->msg_flags);
+		recv_answer(o, s->n, s->data, s->n, &s->addr, s->alen, s->msg_flags, NULL, 0);
 	free(s);
 }
 
@@ -762,6 +775,7 @@ static enum sv_verdict recv_submit(struct sop *o)
 	o->r.f.a[1] = o->chunk;
 	o->r.f.a[2] = o->flags;
 	o->r.f.a[3] = o->want_addr;
+	o->r.f.a[4] = o->clen;
 	return take_start(o);
 }
 
@@ -838,6 +852,8 @@ static enum sv_verdict recv_msghdr(struct sv_call *c, uint64_t msg, int flags, u
 	o->mmsg_len = mmsg_len;
 	o->flags = flags;
 	o->want_addr = m.msg_name != NULL;
+	if (m.msg_control)
+		o->clen = m.msg_controllen < RSYS_MAX_CONTROL ? m.msg_controllen : RSYS_MAX_CONTROL;
 	return recv_submit(o);
 }
 
@@ -876,14 +892,14 @@ enum sv_verdict sys_recvmmsg(struct sv_call *c)
 
 static void send_done(struct remote_req *r);
 
-/* Send the next chunk of the caller's data (after o->done bytes). */
+/* Send the next chunk of the caller's data (after o->done bytes); control messages go with the first. */
 static enum sv_verdict send_next(struct sop *o)
 {
-	size_t max = RSYS_MAX_PAYLOAD - o->alen;
+	size_t max = RSYS_MAX_PAYLOAD - o->alen - o->clen;
 	size_t n = o->total - o->done < max ? o->total - o->done : max;
 	int ret;
 
-	ret = iov_copy(o, o->buf + o->alen, o->done, n, false);
+	ret = iov_copy(o, o->buf + o->alen + o->clen, o->done, n, false);
 	if (ret)
 		return sop_answer(o, o->done ? (int64_t)o->done : ret);
 	/* The frame holds the previous chunk's reply. */
@@ -892,8 +908,10 @@ static enum sv_verdict send_next(struct sop *o)
 	o->r.f.a[0] = o->h;
 	o->r.f.a[1] = o->flags;
 	o->r.f.a[2] = o->alen;
-	o->r.f.len = o->alen + n;
+	o->r.f.a[3] = o->clen;
+	o->r.f.len = o->alen + o->clen + n;
 	o->r.payload = o->buf;
+	o->clen = 0;
 	return sop_submit(o, send_done);
 }
 
@@ -937,8 +955,12 @@ static void send_done(struct remote_req *r)
 		sv_reply(c, c->ret);
 }
 
-/* Common part of write/sendto/writev/sendmsg once o->iov is set; @addr/@alen the destination. */
-static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen)
+/*
+ * Common part of write/sendto/writev/sendmsg once o->iov is set; @addr/@alen
+ * the destination, @ctl/@clen sendmsg's control messages.
+ */
+static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen, uint64_t ctl,
+				  uint64_t clen)
 {
 	size_t max;
 	int ret;
@@ -948,11 +970,19 @@ static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen)
 			return sop_answer(o, -EINVAL);
 		o->alen = alen;
 	}
-	max = RSYS_MAX_PAYLOAD - o->alen;
-	o->buf = malloc(o->alen + (o->total < max ? o->total : max));
+	if (clen) {
+		/* the kernel takes up to optmem_max (20 KiB by default), then ENOBUFS */
+		if (clen > RSYS_MAX_CONTROL)
+			return sop_answer(o, -ENOBUFS);
+		o->clen = clen;
+	}
+	max = RSYS_MAX_PAYLOAD - o->alen - o->clen;
+	o->buf = malloc(o->alen + o->clen + (o->total < max ? o->total : max));
 	if (!o->buf)
 		return sop_answer(o, -ENOMEM);
 	ret = sv_read_mem(o->c, o->buf, addr, o->alen);
+	if (!ret)
+		ret = sv_read_mem(o->c, o->buf + o->alen, ctl, o->clen);
 	if (ret)
 		return sop_answer(o, ret);
 	return send_next(o);
@@ -972,7 +1002,7 @@ enum sv_verdict sys_write(struct sv_call *c)
 	if (!o)
 		return v;
 	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
-	return ret ? sop_answer(o, ret) : send_start(o, 0, 0);
+	return ret ? sop_answer(o, ret) : send_start(o, 0, 0, 0, 0);
 }
 
 enum sv_verdict sys_sendto(struct sv_call *c)
@@ -987,7 +1017,7 @@ enum sv_verdict sys_sendto(struct sv_call *c)
 	if (ret)
 		return sop_answer(o, ret);
 	o->flags = c->n.data.args[3];
-	return send_start(o, c->n.data.args[4], (uint32_t)c->n.data.args[5]);
+	return send_start(o, c->n.data.args[4], (uint32_t)c->n.data.args[5], 0, 0);
 }
 
 enum sv_verdict sys_writev(struct sv_call *c)
@@ -999,7 +1029,7 @@ enum sv_verdict sys_writev(struct sv_call *c)
 	if (!o)
 		return v;
 	ret = get_iov(o, c->n.data.args[1], c->n.data.args[2]);
-	return ret ? sop_answer(o, ret) : send_start(o, 0, 0);
+	return ret ? sop_answer(o, ret) : send_start(o, 0, 0, 0, 0);
 }
 
 /* sendmsg of the msghdr at @msg with @flags. */
@@ -1017,11 +1047,10 @@ static enum sv_verdict send_msghdr(struct sv_call *c, uint64_t msg, int flags, u
 		ret = get_iov(o, (uintptr_t)m.msg_iov, m.msg_iovlen);
 	if (ret)
 		return sop_answer(o, ret);
-	if (m.msg_controllen)
-		pr_debug("sendmsg on a remote socket: control data ignored\n");
 	o->flags = flags;
 	o->mmsg_len = mmsg_len;
-	return send_start(o, (uintptr_t)m.msg_name, m.msg_namelen);
+	return send_start(o, (uintptr_t)m.msg_name, m.msg_namelen, (uintptr_t)m.msg_control,
+			  m.msg_controllen);
 }
 
 enum sv_verdict sys_sendmsg(struct sv_call *c)
@@ -1229,18 +1258,22 @@ enum sv_verdict sys_getpeername(struct sv_call *c)
 	return sys_name_call(c, RSYS_OP_GETPEERNAME);
 }
 
-/* The remote side took the flag change: apply it to the placeholder too, so F_GETFL agrees. */
+/* The remote side took the flag change: the kernel applies it to the placeholder too, so F_GETFL agrees. */
 static void flags_done(struct remote_req *r)
 {
 	struct sop *o = r->arg;
 	int64_t ret = sop_result(o);
 	struct sv_call *c = o->c;
+	unsigned int vfd = c->n.data.args[0];
 
 	if (ret < 0) {
 		sop_finish(o, ret);
 		return;
 	}
-	fdc_forget(c->proc, c->n.data.args[0], c->n.data.args[0]);
+	if (o->flags & O_NONBLOCK)
+		fdc_set_flags(c->proc, vfd, vfd, O_NONBLOCK, 0);
+	else
+		fdc_set_flags(c->proc, vfd, vfd, 0, O_NONBLOCK);
 	sv_continue(c);
 	sop_free(o);
 }
@@ -1269,8 +1302,11 @@ enum sv_verdict sys_fcntl(struct sv_call *c)
 		return SV_CONTINUE;
 	}
 	if (c->n.data.args[1] != F_SETFL) {
-		/* F_SETFD: the kernel sets it on the placeholder; the mirror is re-read. */
-		fdc_forget(c->proc, vfd, vfd);
+		/* F_SETFD: the kernel sets it on the placeholder, the mirror follows. */
+		if (c->n.data.args[2] & FD_CLOEXEC)
+			fdc_set_flags(c->proc, vfd, vfd, O_CLOEXEC, 0);
+		else
+			fdc_set_flags(c->proc, vfd, vfd, 0, O_CLOEXEC);
 		return SV_CONTINUE;
 	}
 	o = sop_new(c, RSYS_OP_FCNTL, h, -ENOTCONN);
@@ -1278,6 +1314,7 @@ enum sv_verdict sys_fcntl(struct sv_call *c)
 		return sv_error(c, -ENOMEM);
 	o->r.f.a[1] = F_SETFL;
 	o->r.f.a[2] = (int)c->n.data.args[2];
+	o->flags = o->r.f.a[2] & O_NONBLOCK;
 	return sop_submit(o, flags_done);
 }
 
@@ -1315,8 +1352,42 @@ enum sv_verdict sys_ioctl(struct sv_call *c)
 		return sv_error(c, -ENOMEM);
 	o->r.f.a[1] = req;
 	o->r.f.a[2] = v;
+	o->flags = v ? O_NONBLOCK : 0;
 	o->out = c->n.data.args[2];
 	return sop_submit(o, req == FIONBIO ? flags_done : fionread_done);
+}
+
+/*
+ * close() of the last placeholder of a remote socket returns once the
+ * delegate has its CLOSE, ahead of any later call of the program: a port
+ * closed this way can be bound again at once and a closed listener refuses
+ * connections, as in Linux. The monitor takes its own reference, puts
+ * /dev/null in the vfd (the kernel's close then closes that) and drops the
+ * reference: if it was the last, the anchor hangs up now and the CLOSE is
+ * sent from here, before the call returns. Other placeholders (dups, forks)
+ * keep the socket open, as in Linux.
+ */
+static void close_remote(struct sv_call *c, int vfd)
+{
+	struct stat sb;
+	uint64_t h;
+	int fd, null;
+
+	fd = sv_fd_dup(c, vfd);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &sb) || !fdc_anchor_close_begin(sb.st_ino, &h)) {
+		close(fd);
+		return;
+	}
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null >= 0) {
+		sv_addfd(c, null, vfd, 0, false);
+		close(null);
+	}
+	close(fd);
+	if (fdc_anchor_close_end(sb.st_ino))
+		sv_remote_gone(c->sv, h);
 }
 
 /*
@@ -1326,15 +1397,27 @@ enum sv_verdict sys_ioctl(struct sv_call *c)
  */
 enum sv_verdict sys_close(struct sv_call *c)
 {
-	unsigned int vfd = c->n.data.args[0];
+	int vfd = c->n.data.args[0];
+	uint64_t h;
 
-	fdc_forget(c->proc, vfd, vfd);
+	if (!fdc_surely_local(c->proc, vfd) && sv_fd_remote(c, vfd, &h))
+		close_remote(c, vfd);
+	fdc_forget(c->proc, vfd, vfd, true);
 	return SV_CONTINUE;
 }
 
 enum sv_verdict sys_close_range(struct sv_call *c)
 {
-	fdc_forget(c->proc, c->n.data.args[0], c->n.data.args[1]);
+	unsigned int lo = c->n.data.args[0], hi = c->n.data.args[1];
+	unsigned int flags = c->n.data.args[2];
+
+	/* The kernel's EINVAL cases close nothing. */
+	if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)))
+		return SV_CONTINUE;
+	if (flags & CLOSE_RANGE_CLOEXEC)
+		fdc_set_flags(c->proc, lo, hi, O_CLOEXEC, 0);
+	else
+		fdc_forget(c->proc, lo, hi, true);
 	return SV_CONTINUE;
 }
 
@@ -1355,7 +1438,7 @@ static enum sv_verdict dup_remote(struct sv_call *c, int old, int new, int cloex
 		return SV_CONTINUE;
 	}
 	if (new >= 0)
-		fdc_forget(c->proc, new, new);
+		fdc_forget(c->proc, new, new, false);
 	vfd = sv_addfd(c, fd, new, cloexec ? O_CLOEXEC : 0, true);
 	close(fd);
 	if (vfd < 0)
@@ -1383,7 +1466,7 @@ enum sv_verdict sys_dup2(struct sv_call *c)
 	/* dup2(fd, fd), dup3's EINVAL cases and bad numbers: the kernel answers. */
 	if (old == new || (flags & ~O_CLOEXEC) || new < 0 || !arg_remote(c, 0, &h)) {
 		if (new >= 0)
-			fdc_forget(c->proc, new, new);
+			fdc_forget(c->proc, new, new, false);
 		return SV_CONTINUE;
 	}
 	return dup_remote(c, old, new, flags & O_CLOEXEC);

@@ -281,9 +281,9 @@ int sv_anchor_new(struct sv *sv, uint64_t handle, bool nonblock, struct anchor *
 	if (epoll_ctl(st.epfd, EPOLL_CTL_ADD, sp[1], &ev)) {
 		int err = -errno;
 
-		fdc_anchor_del(a);
+		fdc_anchor_del(a);	/* closes sp[1] */
 		close(sp[0]);
-		close(sp[1]);
+		remote_post(st.sv->remote, RSYS_OP_CLOSE, handle, 0);
 		return err;
 	}
 	*ap = a;
@@ -378,14 +378,22 @@ static int64_t mono_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
+/* The remote socket @h has no placeholder left: close it at the delegate. */
+void sv_remote_gone(struct sv *sv, uint64_t h)
+{
+	pr_debug("handle %llu: last placeholder closed\n", (unsigned long long)h);
+	sock_handle_gone(sv, h);
+	remote_post(sv->remote, RSYS_OP_CLOSE, h, 0);
+}
+
 static void ev_anchor_hup(struct anchor *a)
 {
+	uint64_t h = a->handle;
+
 	epoll_ctl(st.epfd, EPOLL_CTL_DEL, a->fd, NULL);
-	close(a->fd);
-	pr_debug("handle %llu: last placeholder closed\n", (unsigned long long)a->handle);
-	sock_handle_gone(st.sv, a->handle);
-	remote_post(st.sv->remote, RSYS_OP_CLOSE, a->handle, 0);
-	fdc_anchor_del(a);
+	/* Unless the close() that dropped the last placeholder does it (sys_close). */
+	if (fdc_anchor_del(a))
+		sv_remote_gone(st.sv, h);
 }
 
 static void *ev_thread_fn(void *arg)

@@ -49,5 +49,7 @@ void sock_handle_gone(struct sv *sv, uint64_t h);
  * placeholder is gone. *@ap receives the anchor.
  */
 int sv_anchor_new(struct sv *sv, uint64_t handle, bool nonblock, struct anchor **ap);
+/* The last placeholder of remote socket @h is gone: forget it and close it at the delegate. */
+void sv_remote_gone(struct sv *sv, uint64_t h);
 
 #endif

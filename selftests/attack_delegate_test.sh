@@ -247,8 +247,11 @@ sleep 0.5
 expect "limit sessions 8: the 9th session of uid 0 is refused with EUSERS" \
 	"8 served, first refusal EUSERS" atk sessions "unix:$SOCK_A" 9
 out=$(atk threads "unix:$SOCK_B" 9 $RSYS_WORLD_IP $ECHO_PORT 2>&1)
-if [[ $out == "576 blocking recvs, 64 answered EAGAIN"*"is served" ]]; then
-	tap_ok "global thread cap (512): 9 sessions x 64 blocking recvs, 64 answered EAGAIN; a new session served"
+refused=$(echo "$out" | sed -n 's/^576 blocking recvs, \([0-9]*\) answered EAGAIN$/\1/p')
+# 64 over the cap; a few more when a thread that just answered was not idle again yet.
+if [ -n "$refused" ] && [ "$refused" -ge 64 ] && [ "$refused" -le 96 ] &&
+   [[ $out == *"is served" ]]; then
+	tap_ok "global thread cap (512): 9 sessions x 64 blocking recvs, $refused answered EAGAIN; a new session served"
 else
 	tap_not_ok "global thread cap: $(echo $out)"
 fi

@@ -297,6 +297,85 @@ static void test_udp(void)
 	close(fd);
 }
 
+/* One control message of @len bytes at @data in @buf (room for it), returns the control length. */
+static size_t cmsg_put(void *buf, int level, int type, const void *data, size_t len)
+{
+	struct cmsghdr *cm = buf;
+
+	memset(buf, 0, CMSG_SPACE(len));
+	cm->cmsg_level = level;
+	cm->cmsg_type = type;
+	cm->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(cm), data, len);
+	return CMSG_SPACE(len);
+}
+
+/*
+ * Control messages: an allowed one (IP_TOS) goes out and the receiver's
+ * IP_RECVTOS comes back with the program's room; a source-routing one
+ * (IP_RETOPTS), which Linux itself accepts, is refused by the delegate.
+ */
+static void test_cmsg(void)
+{
+	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	static const uint8_t nops[4] = { 1, 1, 1, 0 };	/* IPOPT_NOP x3, IPOPT_END */
+	union {
+		struct cmsghdr align;
+		uint8_t buf[256];
+	} ctl;
+	uint8_t pay[sizeof(lo) + 64 + 5];
+	struct sockaddr_in dsa = lo;
+	socklen_t len = sizeof(dsa);
+	struct iovec iov = { "dgram", 5 };
+	struct msghdr m = { .msg_name = &dsa, .msg_namelen = sizeof(dsa), .msg_iov = &iov,
+			    .msg_iovlen = 1, .msg_control = ctl.buf };
+	struct rsys_frame f;
+	int fd, u, one = 1, tos = 0x28;
+	int64_t h, r, ret;
+	size_t clen;
+
+	fd = session_open(sock_open);
+	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bind(u, (struct sockaddr *)&lo, sizeof(lo));
+	getsockname(u, (struct sockaddr *)&dsa, &len);
+	m.msg_controllen = cmsg_put(ctl.buf, IPPROTO_IP, IP_RETOPTS, nops, sizeof(nops));
+	EXPECT_TRUE(sendmsg(u, &m, 0) == 5 && recv(u, pay, sizeof(pay), MSG_DONTWAIT) == 5,
+		    "cmsg: natively, a sendmsg with IP_RETOPTS goes out (positive control)");
+
+	h = d_socket(fd, SOCK_DGRAM);
+	r = d_socket(fd, SOCK_DGRAM);
+	ret = call(fd, RSYS_OP_BIND, &lo, sizeof(lo), r, 0, 0, 0, NULL);
+	ret = ret ?: call(fd, RSYS_OP_SETSOCKOPT, &one, sizeof(one), r, IPPROTO_IP, IP_RECVTOS, 0, NULL);
+	ret = ret ?: call(fd, RSYS_OP_GETSOCKNAME, NULL, 0, r, 0, 0, 0, &f);
+	memcpy(&dsa, rbuf, sizeof(dsa));
+	memcpy(pay, &dsa, sizeof(dsa));
+	clen = cmsg_put(pay + sizeof(dsa), IPPROTO_IP, IP_RETOPTS, nops, sizeof(nops));
+	memcpy(pay + sizeof(dsa) + clen, "dgram", 5);
+	ret = ret ?: call(fd, RSYS_OP_SEND, pay, sizeof(dsa) + clen + 5, h, 0, sizeof(dsa), clen, NULL);
+	EXPECT_TRUE(ret == -EPERM, "cmsg: SEND with IP_RETOPTS -> %lld (-EPERM)", (long long)ret);
+
+	clen = cmsg_put(pay + sizeof(dsa), IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+	memcpy(pay + sizeof(dsa) + clen, "dgram", 5);
+	ret = call(fd, RSYS_OP_SEND, pay, sizeof(dsa) + clen + 5, h, 0, sizeof(dsa), clen, NULL);
+	memset(&f, 0, sizeof(f));
+	if (ret == 5) {
+		/* a4: room for control messages */
+		struct rsys_frame q = { .op = RSYS_OP_RECV, .id = next_id++, .a = { r, 16, 0, 0, 64 } };
+
+		ret = frame_send(fd, &q, NULL) ? INT64_MIN : reply_recv(fd, q.id, &f);
+	}
+	memcpy(ctl.buf, rbuf + 5, sizeof(ctl.buf) - 5);
+	EXPECT_TRUE(ret == 5 && f.a[4] == CMSG_SPACE(1) && f.len == 5 + CMSG_SPACE(1) &&
+		    ctl.align.cmsg_level == IPPROTO_IP && ctl.align.cmsg_type == IP_TOS &&
+		    ctl.buf[CMSG_LEN(0)] == tos,
+		    "cmsg: SEND with IP_TOS 0x%x -> delivered; RECV with room -> %lld control bytes, IP_TOS 0x%x",
+		    tos, (long long)f.a[4], ctl.buf[CMSG_LEN(0)]);
+	d_close(fd, h);
+	d_close(fd, r);
+	close(u);
+	close(fd);
+}
+
 static void test_errno(void)
 {
 	struct sockaddr_in port;
@@ -792,7 +871,7 @@ int main(void)
 	lfd = tcp_server(&srv);
 	if (lfd < 0)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
-	ktap_plan(63);
+	ktap_plan(66);
 	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
 	pid_open = delegate_start(bin, sock_open, NULL);
 	pid_pol = delegate_start(bin, sock_pol, policy_path);
@@ -801,6 +880,7 @@ int main(void)
 	test_io(lfd, &srv);
 	test_errno();
 	test_udp();
+	test_cmsg();
 	test_policy(&srv, lfd);
 	test_isolation();
 	test_limit_fds();

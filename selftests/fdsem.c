@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -14,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -397,6 +400,299 @@ static void sc_nonblock(void)
 
 	s = T(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK)");
 	getfl(s);
+	lowest_free();
+}
+
+/*
+ * Waits on a socket after its non-blocking mode changed (issue: a wait after
+ * F_SETFL/FIONBIO went to the placeholder and never saw the data).
+ */
+enum nb_wait { NBW_SELECT, NBW_PSELECT, NBW_POLL, NBW_PPOLL, NBW_EPOLL, NBW_N };
+static const char *const nb_wait_name[NBW_N] = { "select", "pselect6", "poll", "ppoll", "epoll_wait" };
+
+/* Wait up to 1 s for @fd to be readable (@out: writable) with @w; prints the result. */
+static void nb_wait(enum nb_wait w, int fd, bool out)
+{
+	struct timespec ts = { 1, 0 };
+	struct timeval tv = { 1, 0 };
+	struct pollfd pfd = { .fd = fd, .events = out ? POLLOUT : POLLIN };
+	struct epoll_event ev = { .events = pfd.events }, got = {};
+	fd_set set;
+	int r = -1, e = 0, ep;
+	bool ready = false;
+
+	FD_ZERO(&set);
+	FD_SET(fd, &set);
+	switch (w) {
+	case NBW_SELECT:
+		r = select(fd + 1, out ? NULL : &set, out ? &set : NULL, NULL, &tv);
+		ready = r > 0 && FD_ISSET(fd, &set);
+		break;
+	case NBW_PSELECT:
+		r = pselect(fd + 1, out ? NULL : &set, out ? &set : NULL, NULL, &ts, NULL);
+		ready = r > 0 && FD_ISSET(fd, &set);
+		break;
+	case NBW_POLL:
+		r = poll(&pfd, 1, 1000);
+		ready = r > 0 && (pfd.revents & pfd.events);
+		break;
+	case NBW_PPOLL:
+		r = ppoll(&pfd, 1, &ts, NULL);
+		ready = r > 0 && (pfd.revents & pfd.events);
+		break;
+	case NBW_EPOLL:
+		ep = epoll_create1(EPOLL_CLOEXEC);
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			check(false, "epoll setup: %s", strerrorname_np(errno));
+		} else {
+			r = epoll_wait(ep, &got, 1, 1000);
+			ready = r > 0 && (got.events & ev.events);
+		}
+		if (ep >= 0)
+			close(ep);
+		break;
+	default:
+		break;
+	}
+	e = errno;
+	if (r < 0)
+		printf("%s(%d, %s) = -1 %s\n", nb_wait_name[w], fd, out ? "out" : "in", strerrorname_np(e));
+	else
+		printf("%s(%d, %s) = %d%s\n", nb_wait_name[w], fd, out ? "out" : "in", r,
+		       ready ? " ready" : "");
+	check(ready, "%s on fd %d saw no readiness", nb_wait_name[w], fd);
+}
+
+/* Make @fd non-blocking (@on) or blocking the way @how names, printed. */
+static void nb_set(int fd, const char *how, bool on)
+{
+	int v = on;
+	long fl;
+
+	if (!strcmp(how, "FIONBIO")) {
+		T(ioctl(fd, FIONBIO, &v), "ioctl(%d, FIONBIO, %d)", fd, v);
+		return;
+	}
+	fl = fcntl(fd, F_GETFL);
+	T(fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK), "fcntl(%d, F_SETFL, %s)", fd,
+	  on ? "O_NONBLOCK" : "0");
+}
+
+/* Data arrives on @fd while @w waits for it, then is read. */
+static void nb_echo_wait(int fd, enum nb_wait w, bool nonblock)
+{
+	char buf[16];
+
+	if (nonblock)
+		T(recv(fd, buf, sizeof(buf), 0), "recv(%d) before data", fd);
+	T(send(fd, "ping", 4, 0), "send(%d, 4)", fd);
+	nb_wait(w, fd, false);
+	T(recv_exact(fd, buf, 4), "recv(%d, 4)", fd);
+}
+
+static void sc_nbwait(void)
+{
+	static const char *const ways[] = { "FIONBIO", "F_SETFL" };
+	struct sockaddr_in lsin = sin_of(service_ip, SERVICE_PORT + 2);
+	struct sockaddr_in esin = sin_of(world_ip, ECHO_PORT);
+	int l, s, c, a, one = 1, w, i;
+	char buf[16];
+
+	/* Any earlier wait: the cache of the process is settled from here on. */
+	nb_wait(NBW_POLL, 1, true);
+	l = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+	T(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), "setsockopt(%d, SO_REUSEADDR, 1)", l);
+	T(bind(l, (struct sockaddr *)&lsin, sizeof(lsin)), "bind(%d, %s:%d)", l, service_ip, SERVICE_PORT + 2);
+	T(listen(l, 8), "listen(%d, 8)", l);
+	for (w = 0; w < NBW_N; w++) {
+		printf("-- %s\n", nb_wait_name[w]);
+		for (i = 0; i < 2; i++) {
+			/* set by one way, cleared by the other */
+			s = tcp_connect(ECHO_PORT);
+			nb_set(s, ways[i], true);
+			nb_echo_wait(s, w, true);
+			nb_set(s, ways[!i], false);
+			nb_echo_wait(s, w, false);
+			close(s);
+
+			/* a listener made non-blocking (Python's settimeout() + accept()) */
+			nb_set(l, ways[i], true);
+			T(accept(l, NULL, NULL), "accept(%d) (no client)", l);
+			c = tcp_connect_flags(service_ip, SERVICE_PORT + 2, 0);
+			nb_wait(w, l, false);
+			a = T(accept(l, NULL, NULL), "accept(%d)", l);
+			nb_set(l, ways[!i], false);
+			close(a);
+			close(c);
+		}
+		/* born non-blocking: SOCK_NONBLOCK and accept4 */
+		s = T(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK)");
+		T(connect(s, (struct sockaddr *)&esin, sizeof(esin)), "connect(%d, %s:%d)", s, world_ip, ECHO_PORT);
+		nb_wait(w, s, true);
+		nb_echo_wait(s, w, true);
+		close(s);
+		c = tcp_connect_flags(service_ip, SERVICE_PORT + 2, 0);
+		nb_wait(w, l, false);
+		a = T(accept4(l, NULL, NULL, SOCK_NONBLOCK), "accept4(%d, SOCK_NONBLOCK)", l);
+		T(recv(a, buf, sizeof(buf), 0), "recv(%d) before data", a);
+		T(send(c, "ping", 4, 0), "send(%d, 4)", c);
+		nb_wait(w, a, false);
+		T(recv_exact(a, buf, 4), "recv(%d, 4)", a);
+		close(a);
+		close(c);
+	}
+	lowest_free();
+}
+
+/*
+ * close() then act on the port, 1000 times: a rebind must not fail with
+ * EADDRINUSE, a connect to the closed listener must be refused.
+ */
+static void sc_closeport(void)
+{
+	struct sockaddr_in sin = sin_of(service_ip, SERVICE_PORT + 3);
+	int i, fd, c, rebind_ok = 0, refused = 0, err = 0;
+
+	for (i = 0; i < 1000; i++) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd >= 0 && !bind(fd, (struct sockaddr *)&sin, sizeof(sin)) && !listen(fd, 1))
+			rebind_ok++;
+		else if (!err)
+			err = errno;
+		close(fd);
+		c = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(c, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno == ECONNREFUSED)
+			refused++;
+		else if (!err)
+			err = errno ? errno : EISCONN;
+		close(c);
+	}
+	printf("bind+listen+close then connect, 1000 times: bound %d, refused %d, first error %s\n",
+	       rebind_ok, refused, err ? strerrorname_np(err) : "none");
+	check(rebind_ok == 1000 && refused == 1000, "close then rebind/connect");
+	lowest_free();
+}
+
+/* Print the control messages of @m, their data decoded where it is the same from run to run. */
+static void print_cmsgs(struct msghdr *m)
+{
+	char ip[INET6_ADDRSTRLEN];
+	struct cmsghdr *cm;
+
+	for (cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+		const void *d = CMSG_DATA(cm);
+		size_t dlen = cm->cmsg_len - CMSG_LEN(0);
+
+		printf("  cmsg level %d type %d len %zu", cm->cmsg_level, cm->cmsg_type,
+		       (size_t)cm->cmsg_len);
+		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO &&
+		    dlen >= sizeof(struct in_pktinfo)) {
+			const struct in_pktinfo *pi = d;
+
+			printf(" ifindex %d", pi->ipi_ifindex);
+			printf(" spec_dst %s", inet_ntop(AF_INET, &pi->ipi_spec_dst, ip, sizeof(ip)));
+			printf(" addr %s", inet_ntop(AF_INET, &pi->ipi_addr, ip, sizeof(ip)));
+		} else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO &&
+			   dlen >= sizeof(struct in6_pktinfo)) {
+			const struct in6_pktinfo *pi = d;
+
+			printf(" ifindex %u addr %s", pi->ipi6_ifindex,
+			       inet_ntop(AF_INET6, &pi->ipi6_addr, ip, sizeof(ip)));
+		} else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TOS && dlen >= 1) {
+			printf(" value %u", *(const uint8_t *)d);
+		} else if (dlen >= sizeof(int) && cm->cmsg_level != SOL_SOCKET) {
+			printf(" value %d", *(const int *)d);
+		}
+		printf("\n");
+	}
+}
+
+/* recvmsg on @fd with @room bytes for control messages (NULL when 0), printed. */
+static void cmsg_recv(int fd, size_t room)
+{
+	union {
+		struct cmsghdr align;
+		char buf[512];
+	} ctl;
+	char data[64];
+	struct iovec iov = { data, sizeof(data) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = room ? ctl.buf : NULL, .msg_controllen = room };
+	long r;
+
+	memset(&ctl, 0, sizeof(ctl));
+	r = recvmsg(fd, &m, 0);
+	if (r < 0) {
+		T(r, "recvmsg(%d, room %zu)", fd, room);
+		return;
+	}
+	printf("recvmsg(%d, room %zu) = %ld controllen %zu%s%s\n", fd, room, r,
+	       (size_t)m.msg_controllen, m.msg_flags & MSG_CTRUNC ? " MSG_CTRUNC" : "",
+	       m.msg_flags & MSG_TRUNC ? " MSG_TRUNC" : "");
+	if (m.msg_controllen <= room)
+		print_cmsgs(&m);
+}
+
+/* sendmsg of "dgram" to @to on @fd with one int control message (@level, @type, @val). */
+static void cmsg_send(int fd, const struct sockaddr *to, socklen_t tolen, int level, int type,
+		      int val)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { "dgram", 5 };
+	struct msghdr m = { .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
+			    .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+
+	memset(&ctl, 0, sizeof(ctl));
+	cm->cmsg_level = level;
+	cm->cmsg_type = type;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &val, sizeof(val));
+	T(sendmsg(fd, &m, 0), "sendmsg(%d, cmsg level %d type %d value %d)", fd, level, type, val);
+}
+
+/* Ancillary data both ways on UDP over IPv4 and IPv6, with Linux's truncation rules. */
+static void sc_cmsg(void)
+{
+	static const size_t rooms[] = { 0, 4, sizeof(struct cmsghdr), CMSG_SPACE(sizeof(int)) - 1,
+					CMSG_SPACE(sizeof(int)), CMSG_SPACE(sizeof(struct in_pktinfo)) + 3,
+					512 };
+	struct sockaddr_in sin = sin_of(service_ip, SERVICE_PORT + 4);
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(SERVICE_PORT + 4),
+				     .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int r, s, one = 1;
+	size_t i;
+
+	r = T(socket(AF_INET, SOCK_DGRAM, 0), "socket(AF_INET, SOCK_DGRAM)");
+	s = T(socket(AF_INET, SOCK_DGRAM, 0), "socket(AF_INET, SOCK_DGRAM)");
+	T(bind(r, (struct sockaddr *)&sin, sizeof(sin)), "bind(%d, %s:%d)", r, service_ip, SERVICE_PORT + 4);
+	T(setsockopt(r, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)), "setsockopt(%d, IP_PKTINFO, 1)", r);
+	T(setsockopt(r, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one)), "setsockopt(%d, IP_RECVTOS, 1)", r);
+	T(setsockopt(r, IPPROTO_IP, IP_RECVTTL, &one, sizeof(one)), "setsockopt(%d, IP_RECVTTL, 1)", r);
+	for (i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++) {
+		cmsg_send(s, (struct sockaddr *)&sin, sizeof(sin), IPPROTO_IP, i % 2 ? IP_TTL : IP_TOS,
+			  i % 2 ? 7 + (int)i : 0x10 + 4 * (int)i);
+		cmsg_recv(r, rooms[i]);
+	}
+	close(s);
+	close(r);
+
+	r = T(socket(AF_INET6, SOCK_DGRAM, 0), "socket(AF_INET6, SOCK_DGRAM)");
+	s = T(socket(AF_INET6, SOCK_DGRAM, 0), "socket(AF_INET6, SOCK_DGRAM)");
+	T(bind(r, (struct sockaddr *)&sin6, sizeof(sin6)), "bind(%d, [::1]:%d)", r, SERVICE_PORT + 4);
+	T(setsockopt(r, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)), "setsockopt(%d, IPV6_RECVPKTINFO, 1)", r);
+	T(setsockopt(r, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof(one)), "setsockopt(%d, IPV6_RECVHOPLIMIT, 1)", r);
+	T(setsockopt(r, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof(one)), "setsockopt(%d, IPV6_RECVTCLASS, 1)", r);
+	for (i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++) {
+		cmsg_send(s, (struct sockaddr *)&sin6, sizeof(sin6), IPPROTO_IPV6,
+			  i % 2 ? IPV6_HOPLIMIT : IPV6_TCLASS, i % 2 ? 9 + (int)i : 0x20 + 4 * (int)i);
+		cmsg_recv(r, rooms[i]);
+	}
+	close(s);
+	close(r);
 	lowest_free();
 }
 
@@ -1019,6 +1315,9 @@ static const struct scenario {
 	{ "dup", sc_dup },
 	{ "fcntl", sc_fcntl },
 	{ "nonblock", sc_nonblock },
+	{ "nbwait", sc_nbwait },
+	{ "closeport", sc_closeport },
+	{ "cmsg", sc_cmsg },
 	{ "ebadf", sc_ebadf },
 	{ "emfile", sc_emfile },
 	{ "cloexec", sc_cloexec },

@@ -222,8 +222,10 @@ remote inet inet6
 delegate $RSYS_DELEGATE
 allow tcp 198.18.0.0/24 *
 allow udp 198.18.0.0/24 *
+allow udp ::1/128 *
 allow bind tcp 0.0.0.0/0 *
 allow bind udp 0.0.0.0/0 *
+allow bind udp ::1/128 *
 limit fds 1024
 limit inflight 64
 EOF

@@ -56,6 +56,28 @@ try:
 except OSError as e:
     print("error", e.errno, flush=True)
 '
+# After any wait, settimeout() makes the listener and the connection non-blocking (F_SETFL):
+# accept() and recv() then poll them, and must see the client and its data.
+SETTIMEOUT_PY='
+import select, socket, sys, threading, time
+select.select([], [], [], 0)
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], 7201))
+srv.listen()
+def client():
+    time.sleep(0.2)
+    c = socket.create_connection((sys.argv[1], 7201))
+    time.sleep(0.2)
+    c.sendall(b"hello")
+    time.sleep(0.5)
+    c.close()
+threading.Thread(target=client).start()
+srv.settimeout(5)
+conn, _ = srv.accept()
+conn.settimeout(5)
+print("accepted", conn.recv(100).decode())
+'
 
 # compare NAME EXPECTED_FILE CMD...: CMD natively and under rsys both print EXPECTED_FILE.
 compare()
@@ -98,7 +120,7 @@ nc_listen()
 }
 
 EXPECT=$RSYS_TMP/expect
-tap_plan 14
+tap_plan 15
 
 # The comparisons below mean something only if the program itself has no network.
 ifaces=$(rsys_run cat /proc/net/dev 2>&1 | tail -n +3 | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')
@@ -118,6 +140,9 @@ for i in 0 1 2 3; do
 	echo "$i $(stat -c %s "$WWW/blob$i") $(sha256sum <"$WWW/blob$i" | cut -d' ' -f1)"
 done >"$EXPECT.threads"
 compare python3-threads "$EXPECT.threads" "$PYTHON3" -c "$THREADS_PY" "$URL"
+
+echo "accepted hello" >"$EXPECT.settimeout"
+compare python3-settimeout-accept "$EXPECT.settimeout" "$PYTHON3" -c "$SETTIMEOUT_PY" "$RSYS_SERVICE_IP"
 
 echo "a line through nc" >"$EXPECT.nc"
 compare nc-client "$EXPECT.nc" sh -c "echo 'a line through nc' | nc -N -w 10 $RSYS_WORLD_IP 7"

@@ -22,6 +22,7 @@
 #define RSYS_VERSION		1
 #define RSYS_NARGS		6
 #define RSYS_MAX_PAYLOAD	(256u * 1024)	/* larger I/O is split by the client */
+#define RSYS_MAX_CONTROL	4096u		/* control messages of one SEND or RECV */
 
 #define RSYS_F_REPLY		0x1
 
@@ -48,8 +49,8 @@ enum rsys_op {
 	RSYS_OP_BIND,		/* a0 h; payload sockaddr */
 	RSYS_OP_LISTEN,		/* a0 h, a1 backlog */
 	RSYS_OP_ACCEPT,		/* a0 h, a1 flags (SOCK_NONBLOCK) -> a0 new handle; payload peer sockaddr */
-	RSYS_OP_SEND,		/* a0 h, a1 flags, a2 addrlen; payload addr (a2 bytes) then data -> a0 bytes sent */
-	RSYS_OP_RECV,		/* a0 h, a1 len, a2 flags, a3 want addr -> a0 bytes, a1 addrlen, a2 msg_flags; payload data then addr */
+	RSYS_OP_SEND,		/* a0 h, a1 flags, a2 addrlen, a3 controllen; payload addr (a2 bytes), control (a3 bytes), data -> a0 bytes sent */
+	RSYS_OP_RECV,		/* a0 h, a1 len, a2 flags, a3 want addr, a4 control room -> a0 bytes, a1 addrlen, a2 msg_flags, a4 controllen; payload data, addr, control */
 	RSYS_OP_SHUTDOWN,	/* a0 h, a1 how */
 	RSYS_OP_GETSOCKOPT,	/* a0 h, a1 level, a2 optname, a3 optlen -> a1 optlen; payload value */
 	RSYS_OP_SETSOCKOPT,	/* a0 h, a1 level, a2 optname; payload value */
