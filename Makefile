@@ -91,11 +91,11 @@ $(O)/librsys.a: $(LIB_OBJS)
 
 $(O)/rsys-load: $(LOAD_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lbpf -lelf -lz -lseccomp -lpthread
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lbpf -lelf -lz -lseccomp -lssl -lcrypto -lpthread
 
 $(O)/rsys-delegate: $(DELEGATE_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lssl -lcrypto -lpthread
 
 $(O)/rsys-bench: $(BENCH_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)

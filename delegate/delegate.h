@@ -13,11 +13,24 @@
 /* Signal that interrupts a delegate thread's blocking syscall (empty handler, no SA_RESTART). */
 #define DELEGATE_CANCEL_SIG	SIGUSR1
 
+/* The client index of every TLS client (certificates, not uids, identify them). */
+#define CLIENT_TLS		POLICY_MAX_CLIENTS
+
 /* The daemon's configuration and counters, shared by every session. */
 struct delegate {
 	const struct policy *policy;	/* NULL: everything allowed */
 	unsigned int limit_fds;
 	unsigned int limit_inflight;
+	unsigned int limit_sessions;	/* per client uid */
+	uint32_t client_uids[POLICY_MAX_CLIENTS];	/* peers served on unix: */
+	int n_client_uids;
+	unsigned int client_sessions[CLIENT_TLS + 1];	/* open, per client; atomic */
+	struct ssl_ctx_st *tls;		/* tcp:/vsock: (mutual TLS), else NULL */
+	unsigned int max_handles;	/* sockets, all sessions (fits RLIMIT_NOFILE) */
+	unsigned int max_workers;	/* delegate and flusher threads, all sessions */
+	unsigned int workers;		/* running now; atomic */
+	unsigned int handles_used;	/* slots reserved, all sessions; atomic */
+	size_t buffered;		/* queued requests and replies, all sessions; atomic */
 	struct rsys_delegate_stats stats;	/* updated with __atomic builtins */
 };
 
@@ -57,6 +70,8 @@ struct request {
 struct session {
 	int fd;
 	unsigned int id;
+	int client;			/* index in dlg.client_uids */
+	struct rsys_frame hello;	/* the first request, read by the listener */
 	pthread_mutex_t out_lock;	/* the reply queue: */
 	pthread_cond_t out_cond;	/* writing ended, queue shrank */
 	bool writing;			/* a thread is writing replies */
@@ -86,9 +101,13 @@ struct reply {
 void stats_read(struct rsys_delegate_stats *out);
 
 /* session.c */
-/* Serve the client connected on @fd in a new thread; it owns @fd from then on. */
-int session_start(int fd);
-struct handle *handle_reserve(struct session *s, uint64_t *h);
+/*
+ * Serve the client connected on @fd, client_uids[@client] or CLIENT_TLS, in a new thread
+ * that answers @hello first; on success it owns @fd.
+ */
+int session_start(int fd, int client, const struct rsys_frame *hello);
+/* A free slot for a new socket, or NULL with *@err -EMFILE (session) or -ENFILE (all sessions). */
+struct handle *handle_reserve(struct session *s, uint64_t *h, int *err);
 void handle_publish(struct session *s, struct handle *hd, int fd, int family, int proto,
 		    bool nonblock);
 void handle_unreserve(struct session *s, struct handle *hd);

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <linux/sockios.h>
 
 #include "delegate.h"
@@ -20,15 +21,138 @@
 #define ADDR_MAX	((uint32_t)sizeof(struct sockaddr_storage))
 #define RECV_MAX	(RSYS_MAX_PAYLOAD - ADDR_MAX - RSYS_MAX_CONTROL)
 
-#ifndef SO_BINDTOIFINDEX
-#define SO_BINDTOIFINDEX	62
+/* asm-generic values the libc headers may not name (x86-64 has no 32-bit time variants). */
+#ifndef SO_TIMESTAMP_OLD
+#define SO_TIMESTAMP_OLD	29
+#define SO_TIMESTAMPNS_OLD	35
+#define SO_TIMESTAMPING_OLD	37
+#define SO_RCVTIMEO_OLD		20
+#define SO_SNDTIMEO_OLD		21
 #endif
+#ifndef SO_TIMESTAMP_NEW
+#define SO_TIMESTAMP_NEW	63
+#define SO_TIMESTAMPNS_NEW	64
+#define SO_TIMESTAMPING_NEW	65
+#define SO_RCVTIMEO_NEW		66
+#define SO_SNDTIMEO_NEW		67
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD		77
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT		103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO			104
+#endif
+
+/*
+ * Message flags forwarded; any other is refused (EPERM). Left out on
+ * purpose: MSG_ZEROCOPY (the kernel would read a buffer the delegate reuses
+ * for the next request, another session's data) and MSG_DONTROUTE.
+ */
+#define SEND_FLAGS	(MSG_OOB | MSG_DONTWAIT | MSG_EOR | MSG_MORE | MSG_NOSIGNAL | \
+			 MSG_CONFIRM | MSG_FASTOPEN)
+#define RECV_FLAGS	(MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_WAITALL | MSG_DONTWAIT | \
+			 MSG_CMSG_CLOEXEC | MSG_ERRQUEUE)
+
+/*
+ * Socket options a program may set: what real programs use (see
+ * rsys-delegate(8)). Anything else is ENOPROTOOPT: options that change
+ * where packets go (IP_OPTIONS source routing, IPV6_RTHDR, SO_BINDTODEVICE,
+ * SO_MARK, IP_TRANSPARENT), root-only ones (SO_RCVBUFFORCE, TCP_REPAIR,
+ * TCP_CONGESTION's module loading), SO_ZEROCOPY, and values holding a
+ * pointer or an fd of the caller (SO_ATTACH_FILTER, ...).
+ */
+static const struct {
+	int level, name;
+} opt_allowed[] = {
+	{ SOL_SOCKET, SO_REUSEADDR }, { SOL_SOCKET, SO_REUSEPORT },
+	{ SOL_SOCKET, SO_KEEPALIVE }, { SOL_SOCKET, SO_LINGER },
+	{ SOL_SOCKET, SO_RCVBUF }, { SOL_SOCKET, SO_SNDBUF },
+	{ SOL_SOCKET, SO_RCVLOWAT }, { SOL_SOCKET, SO_BROADCAST },
+	{ SOL_SOCKET, SO_OOBINLINE },
+	{ SOL_SOCKET, SO_RCVTIMEO_OLD }, { SOL_SOCKET, SO_SNDTIMEO_OLD },
+	{ SOL_SOCKET, SO_RCVTIMEO_NEW }, { SOL_SOCKET, SO_SNDTIMEO_NEW },
+	{ SOL_SOCKET, SO_TIMESTAMP_OLD }, { SOL_SOCKET, SO_TIMESTAMPNS_OLD },
+	{ SOL_SOCKET, SO_TIMESTAMPING_OLD }, { SOL_SOCKET, SO_TIMESTAMP_NEW },
+	{ SOL_SOCKET, SO_TIMESTAMPNS_NEW }, { SOL_SOCKET, SO_TIMESTAMPING_NEW },
+	{ IPPROTO_IP, IP_TOS }, { IPPROTO_IP, IP_TTL },
+	{ IPPROTO_IP, IP_PKTINFO }, { IPPROTO_IP, IP_RECVTOS },
+	{ IPPROTO_IP, IP_RECVTTL }, { IPPROTO_IP, IP_RECVERR },
+	{ IPPROTO_IP, IP_MTU_DISCOVER }, { IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT },
+	{ IPPROTO_IPV6, IPV6_V6ONLY }, { IPPROTO_IPV6, IPV6_TCLASS },
+	{ IPPROTO_IPV6, IPV6_UNICAST_HOPS }, { IPPROTO_IPV6, IPV6_RECVPKTINFO },
+	{ IPPROTO_IPV6, IPV6_RECVHOPLIMIT }, { IPPROTO_IPV6, IPV6_RECVTCLASS },
+	{ IPPROTO_IPV6, IPV6_RECVERR }, { IPPROTO_IPV6, IPV6_MTU_DISCOVER },
+	{ IPPROTO_TCP, TCP_NODELAY }, { IPPROTO_TCP, TCP_MAXSEG },
+	{ IPPROTO_TCP, TCP_CORK }, { IPPROTO_TCP, TCP_KEEPIDLE },
+	{ IPPROTO_TCP, TCP_KEEPINTVL }, { IPPROTO_TCP, TCP_KEEPCNT },
+	{ IPPROTO_TCP, TCP_SYNCNT }, { IPPROTO_TCP, TCP_LINGER2 },
+	{ IPPROTO_TCP, TCP_DEFER_ACCEPT }, { IPPROTO_TCP, TCP_WINDOW_CLAMP },
+	{ IPPROTO_TCP, TCP_QUICKACK }, { IPPROTO_TCP, TCP_USER_TIMEOUT },
+	{ IPPROTO_TCP, TCP_NOTSENT_LOWAT }, { IPPROTO_TCP, TCP_FASTOPEN },
+	/* connect() still names the destination, and is checked. */
+	{ IPPROTO_TCP, TCP_FASTOPEN_CONNECT },
+	{ IPPROTO_UDP, UDP_CORK }, { IPPROTO_UDP, UDP_SEGMENT }, { IPPROTO_UDP, UDP_GRO },
+};
+
+static bool opt_settable(int level, int name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(opt_allowed) / sizeof(opt_allowed[0]); i++)
+		if (opt_allowed[i].level == level && opt_allowed[i].name == name)
+			return true;
+	return false;
+}
 
 static int64_t deny(const char *what, struct session *s)
 {
 	stat_add(denied, 1);
 	pr_info("session %u: %s refused by the egress policy\n", s->id, what);
 	return -EPERM;
+}
+
+/*
+ * Rewrite @ss (@len bytes) into the address the kernel will really use, so
+ * that rules match where the packets go: a v4-mapped IPv6 address is its
+ * IPv4 host, and connecting or sending to an unspecified address (0.0.0.0,
+ * ::, ::ffff:0.0.0.0) reaches the loopback host, as Linux does.
+ */
+static void addr_normalise(enum policy_rule_kind kind, struct sockaddr_storage *ss, uint32_t *len)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		struct sockaddr_in v4 = { .sin_family = AF_INET, .sin_port = sin6->sin6_port };
+
+		memcpy(&v4.sin_addr, sin6->sin6_addr.s6_addr + 12, sizeof(v4.sin_addr));
+		memset(ss, 0, sizeof(*ss));
+		memcpy(ss, &v4, sizeof(v4));
+		*len = sizeof(v4);
+	}
+	if (kind != POLICY_ALLOW_CONNECT)
+		return;
+	if (ss->ss_family == AF_INET && sin->sin_addr.s_addr == htonl(INADDR_ANY))
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+		sin6->sin6_addr = in6addr_loopback;
+}
+
+/* Binding :: without IPV6_V6ONLY also binds 0.0.0.0: the IPv4 wildcard must be allowed too. */
+static bool bind_v4_too(const struct handle *hd, const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+	socklen_t olen = sizeof(int);
+	int v6only = 0;
+
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+		return false;
+	/* Fail closed: an unreadable option counts as dual-stack. */
+	getsockopt(hd->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen);
+	return !v6only;
 }
 
 /*
@@ -44,6 +168,7 @@ static bool allowed(enum policy_rule_kind kind, const struct handle *hd, const u
 
 	if (!dlg.policy || len < sizeof(sa_family_t))
 		return true;
+	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, addr, len);
 	if (ss.ss_family == AF_UNSPEC && hd->family == AF_INET)
 		ss.ss_family = AF_INET;
@@ -53,32 +178,29 @@ static bool allowed(enum policy_rule_kind kind, const struct handle *hd, const u
 		return true;
 	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
 		return true;
+	if (kind == POLICY_ALLOW_BIND && bind_v4_too(hd, &ss)) {
+		struct sockaddr_in any = {
+			.sin_family = AF_INET,
+			.sin_port = ((struct sockaddr_in6 *)&ss)->sin6_port,
+		};
+
+		if (!policy_allows(dlg.policy, kind, hd->proto, (struct sockaddr *)&any,
+				   sizeof(any)))
+			return false;
+	}
+	addr_normalise(kind, &ss, &len);
 	return policy_allows(dlg.policy, kind, hd->proto, (struct sockaddr *)&ss, len);
 }
 
-/* Socket options a program could use to escape the service domain's rules as root. */
-static bool opt_forbidden(int level, int name)
-{
-	if (!dlg.policy)
-		return false;
-	if (level == SOL_SOCKET)
-		return name == SO_MARK || name == SO_BINDTODEVICE || name == SO_BINDTOIFINDEX;
-	if (level == IPPROTO_IP)
-		return name == IP_TRANSPARENT;
-	if (level == IPPROTO_IPV6)
-		return name == IPV6_TRANSPARENT;
-	return false;
-}
-
 /*
- * Options whose value holds a pointer or an fd number of the caller: they
- * would name the delegate's memory or fds, so they are never forwarded.
+ * Options read with a side effect on the delegate: a pointer into its
+ * memory (TCP_ZEROCOPY_RECEIVE) or a new fd of its own (SO_PEERPIDFD).
+ * Reading any other option is harmless and forwarded.
  */
-static bool opt_unforwardable(int level, int name)
+static bool opt_unreadable(int level, int name)
 {
 	if (level == SOL_SOCKET)
-		return name == SO_ATTACH_FILTER || name == SO_ATTACH_REUSEPORT_CBPF ||
-		       name == SO_ATTACH_BPF || name == SO_ATTACH_REUSEPORT_EBPF;
+		return name == SO_PEERPIDFD;
 	return level == IPPROTO_TCP && name == TCP_ZEROCOPY_RECEIVE;
 }
 
@@ -98,7 +220,7 @@ static int64_t op_socket(struct session *s, const struct rsys_frame *f)
 	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
 	struct handle *hd;
 	uint64_t h;
-	int fd;
+	int fd, err;
 
 	if (f->a[0] != domain || f->a[1] != type || f->a[2] != proto)
 		return -EINVAL;
@@ -108,13 +230,12 @@ static int64_t op_socket(struct session *s, const struct rsys_frame *f)
 	/* Raw sockets would bypass the egress rules (the delegate runs as root). */
 	if (dlg.policy && base != SOCK_STREAM && base != SOCK_DGRAM)
 		return deny("raw/packet socket", s);
-	hd = handle_reserve(s, &h);
+	hd = handle_reserve(s, &h, &err);
 	if (!hd)
-		return -EMFILE;
+		return err;
 	fd = socket(domain, type | SOCK_CLOEXEC, proto);
 	if (fd < 0) {
-		int err = -errno;
-
+		err = -errno;
 		handle_unreserve(s, hd);
 		return err;
 	}
@@ -168,17 +289,17 @@ static int64_t op_accept(struct session *s, struct handle *hd, const struct rsys
 	struct handle *nhd;
 	socklen_t len = ADDR_MAX;
 	uint64_t h;
-	int fd;
+	int fd, err;
 
 	if (f->a[1] & ~(int64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
 		return -EINVAL;
 	/* Like the kernel, fail with EMFILE before taking a connection off the queue. */
-	nhd = handle_reserve(s, &h);
+	nhd = handle_reserve(s, &h, &err);
 	if (!nhd)
-		return -EMFILE;
+		return err;
 	fd = accept4(hd->fd, (struct sockaddr *)r->buf, &len, (f->a[1] & SOCK_NONBLOCK) | SOCK_CLOEXEC);
 	if (fd < 0) {
-		int err = -errno;
+		err = -errno;
 
 		handle_unreserve(s, nhd);
 		return err;
@@ -235,6 +356,12 @@ static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_f
 	ssize_t n;
 	int err;
 
+	/* Fast open connects: it needs a destination the rules allow, no leniency. */
+	if ((f->a[1] & MSG_FASTOPEN) && dlg.policy &&
+	    (!alen || !policy_allows(dlg.policy, POLICY_ALLOW_CONNECT, hd->proto,
+				     (const struct sockaddr *)p, alen) ||
+	     !allowed(POLICY_ALLOW_CONNECT, hd, p, alen)))
+		return deny("sendto with MSG_FASTOPEN", s);
 	iov.iov_base = (void *)(p + alen + clen);
 	iov.iov_len = f->len - alen - clen;
 	if (clen) {
@@ -304,7 +431,7 @@ static int64_t op_getsockopt(struct handle *hd, const struct rsys_frame *f, stru
 
 	if (f->a[3] < 0)
 		return -EINVAL;
-	if (opt_unforwardable(f->a[1], f->a[2]))
+	if (opt_unreadable(f->a[1], f->a[2]))
 		return -ENOPROTOOPT;
 	if (getsockopt(hd->fd, f->a[1], f->a[2], r->buf, &len) < 0)
 		return -errno;
@@ -318,10 +445,12 @@ static int64_t op_setsockopt(struct session *s, struct handle *hd, const struct 
 {
 	int level = f->a[1], name = f->a[2];
 
-	if (opt_unforwardable(level, name))
+	if (f->a[1] != level || f->a[2] != name || !opt_settable(level, name)) {
+		stat_add(denied, 1);
+		pr_info("session %u: setsockopt level %lld option %lld is not on the allowlist\n",
+			s->id, (long long)f->a[1], (long long)f->a[2]);
 		return -ENOPROTOOPT;
-	if (opt_forbidden(level, name))
-		return deny("socket option", s);
+	}
 	if (setsockopt(hd->fd, level, name, p, f->len) < 0)
 		return -errno;
 	if (level == SOL_SOCKET && name == SO_LINGER && f->len >= sizeof(struct linger)) {
@@ -451,6 +580,14 @@ out_free:
 	return ret;
 }
 
+static int flags_refused(struct session *s, const char *call, int64_t flags)
+{
+	stat_add(denied, 1);
+	pr_info("session %u: %s flags %#llx are not on the allowlist\n", s->id, call,
+		(unsigned long long)flags);
+	return -EPERM;
+}
+
 /* Ops that take a handle in a[0]. */
 static bool op_has_handle(int op)
 {
@@ -475,11 +612,15 @@ int op_check(struct session *s, const struct rsys_frame *f, enum op_mode *mode)
 		if (f->a[2] < 0 || f->a[2] > ADDR_MAX || f->a[3] < 0 || f->a[3] > RSYS_MAX_CONTROL ||
 		    f->a[2] + f->a[3] > f->len)
 			return -EINVAL;
+		if (f->a[1] & ~(int64_t)SEND_FLAGS)
+			return flags_refused(s, "send", f->a[1] & ~(int64_t)SEND_FLAGS);
 		max = RSYS_MAX_PAYLOAD;
 		break;
 	case RSYS_OP_RECV:
 		if (f->a[1] < 0)
 			return -EINVAL;
+		if (f->a[2] & ~(int64_t)RECV_FLAGS)
+			return flags_refused(s, "recv", f->a[2] & ~(int64_t)RECV_FLAGS);
 		break;
 	case RSYS_OP_SETSOCKOPT:
 		max = OPT_MAX;

@@ -21,6 +21,7 @@ static unsigned int session_ids;
 
 static void slot_free(struct session *s, struct handle *hd)
 {
+	__atomic_sub_fetch(&dlg.handles_used, 1, __ATOMIC_RELAXED);
 	hd->used = false;
 	hd->open = false;
 	hd->fd = -1;
@@ -28,13 +29,23 @@ static void slot_free(struct session *s, struct handle *hd)
 	s->free_head = hd - s->handles;
 }
 
-struct handle *handle_reserve(struct session *s, uint64_t *h)
+struct handle *handle_reserve(struct session *s, uint64_t *h, int *err)
 {
 	struct handle *hd;
 
 	pthread_mutex_lock(&s->lock);
 	if (s->free_head >= dlg.limit_fds) {
 		pthread_mutex_unlock(&s->lock);
+		*err = -EMFILE;
+		return NULL;
+	}
+	/* The sessions together must not run the delegate out of fds. */
+	if (__atomic_add_fetch(&dlg.handles_used, 1, __ATOMIC_RELAXED) > dlg.max_handles) {
+		__atomic_sub_fetch(&dlg.handles_used, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&s->lock);
+		pr_warn("session %u: refusing a socket: %u sockets open in all sessions\n", s->id,
+			dlg.max_handles);
+		*err = -ENFILE;
 		return NULL;
 	}
 	hd = &s->handles[s->free_head];
@@ -157,7 +168,18 @@ struct outbuf {
 	uint8_t data[];
 };
 
-#define OUTQ_MAX	(8u << 20)	/* queued reply bytes before the reader stops reading */
+#define OUTQ_MAX	(1u << 20)	/* queued reply bytes before the reader stops reading */
+#define BUFFERED_MAX	(64u << 20)	/* queued requests and replies, all sessions */
+
+static void buffered_add(ssize_t n)
+{
+	__atomic_add_fetch(&dlg.buffered, n, __ATOMIC_RELAXED);
+}
+
+static bool buffered_full(void)
+{
+	return __atomic_load_n(&dlg.buffered, __ATOMIC_RELAXED) > BUFFERED_MAX;
+}
 
 /* Write @len bytes of @buf from *@off on, blocking: 0 or -errno. */
 static int write_rest(int fd, const uint8_t *buf, size_t len, size_t *off)
@@ -245,6 +267,7 @@ static void outq_flush(struct session *s)
 		if (!s->outq)
 			s->outq_tail = NULL;
 		s->outq_bytes -= ob->len - ob->off;
+		buffered_add(-(ssize_t)(ob->len - ob->off));
 		pthread_mutex_unlock(&s->out_lock);
 		outbuf_write(s, ob);
 		pthread_mutex_lock(&s->out_lock);
@@ -252,6 +275,33 @@ static void outq_flush(struct session *s)
 	s->writing = false;
 	pthread_cond_broadcast(&s->out_cond);
 	pthread_mutex_unlock(&s->out_lock);
+}
+
+/* Start a detached thread of @s running @fn, within the global thread cap; s->lock held. */
+static int thread_spawn(struct session *s, void *(*fn)(void *), size_t stack)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int err;
+
+	if (__atomic_add_fetch(&dlg.workers, 1, __ATOMIC_RELAXED) > dlg.max_workers) {
+		__atomic_sub_fetch(&dlg.workers, 1, __ATOMIC_RELAXED);
+		pr_warn("session %u: no thread for a request: %u delegate threads running in all sessions\n",
+			s->id, dlg.max_workers);
+		return -EAGAIN;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, stack);
+	err = pthread_create(&t, &attr, fn, s);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		__atomic_sub_fetch(&dlg.workers, 1, __ATOMIC_RELAXED);
+		return -err;
+	}
+	s->workers++;
+	stat_add(threads, 1);
+	return 0;
 }
 
 /* A delegate thread leaves its session; called with s->lock held, which it drops. */
@@ -262,6 +312,7 @@ static void worker_exit(struct session *s)
 	pthread_cond_broadcast(&s->idle);
 	pthread_mutex_unlock(&s->lock);
 	stat_sub(threads, 1);
+	__atomic_sub_fetch(&dlg.workers, 1, __ATOMIC_RELAXED);
 }
 
 static void *flusher_main(void *arg)
@@ -289,13 +340,12 @@ static void outq_push(struct session *s, struct outbuf *ob, bool head)
 		s->outq_tail = ob;
 	}
 	s->outq_bytes += ob->len - ob->off;
+	buffered_add(ob->len - ob->off);
 }
 
 static void send_reply(struct session *s, struct rsys_frame *f, const void *payload, bool may_block)
 {
 	struct outbuf *ob;
-	pthread_attr_t attr;
-	pthread_t t;
 	size_t off = 0;
 	int err;
 
@@ -347,26 +397,39 @@ static void send_reply(struct session *s, struct rsys_frame *f, const void *payl
 	outq_push(s, ob, true);
 	pthread_mutex_unlock(&s->out_lock);
 	pthread_mutex_lock(&s->lock);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 * 1024);
-	err = pthread_create(&t, &attr, flusher_main, s);
-	pthread_attr_destroy(&attr);
-	if (!err) {
-		s->workers++;
-		stat_add(threads, 1);
-	}
+	err = thread_spawn(s, flusher_main, 64 * 1024);
 	pthread_mutex_unlock(&s->lock);
+	/* No thread to spare: this session's reader writes, blocking, instead. */
 	if (err)
 		outq_flush(s);
 }
 
-/* The reader stops reading while too many replies wait for the client to read them. */
+/*
+ * The reader stops reading while too many replies wait for the client to
+ * read them, or while the sessions together buffer too much and this one
+ * is among those whose client is behind; a client that reads its replies
+ * keeps being served.
+ */
 static void outq_wait(struct session *s)
 {
+	struct timespec ts;
+	bool said = false;
+
 	pthread_mutex_lock(&s->out_lock);
-	while (s->outq_bytes > OUTQ_MAX)
-		pthread_cond_wait(&s->out_cond, &s->out_lock);
+	while (s->outq_bytes > OUTQ_MAX || (s->outq_bytes && buffered_full())) {
+		if (!said)
+			pr_info("session %u: client not reading its replies (%zu bytes queued), waiting\n",
+				s->id, s->outq_bytes);
+		said = true;
+		/* Other sessions' queues shrinking do not signal us: look again soon. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->out_cond, &s->out_lock, &ts);
+	}
 	pthread_mutex_unlock(&s->out_lock);
 }
 
@@ -380,6 +443,13 @@ static void send_error(struct session *s, const struct rsys_frame *req, int64_t 
 	};
 
 	send_reply(s, &f, NULL, false);
+}
+
+/* A request that submit() queued is done with. */
+static void request_free(struct request *req)
+{
+	buffered_add(-(ssize_t)req->f.len);
+	free(req);
 }
 
 /* Consume a cancel signal that arrived after the syscall it was meant for. */
@@ -448,7 +518,7 @@ static void *worker_main(void *arg)
 		if (cancelled)
 			drain_cancel_signal();
 		send_reply(s, &r.f, r.buf, true);
-		free(req);
+		request_free(req);
 		pthread_mutex_lock(&s->lock);
 	}
 	worker_exit(s);
@@ -456,29 +526,12 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Start a delegate thread; s->lock held. */
-static int worker_spawn(struct session *s)
-{
-	pthread_attr_t attr;
-	pthread_t t;
-	int err;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-	err = pthread_create(&t, &attr, worker_main, s);
-	pthread_attr_destroy(&attr);
-	if (err)
-		return -err;
-	s->workers++;
-	stat_add(threads, 1);
-	return 0;
-}
 
 /*
  * Queue a request that may block. A session has at most limit_inflight of
  * them outstanding, each with its own delegate thread; one more is answered
- * EAGAIN at once (HELLO tells the client the limit).
+ * EAGAIN at once (HELLO tells the client the limit), and so is one that
+ * finds no thread under the global cap.
  */
 static void submit(struct session *s, const struct rsys_frame *f, const uint8_t *payload,
 		   int64_t done)
@@ -486,6 +539,12 @@ static void submit(struct session *s, const struct rsys_frame *f, const uint8_t 
 	struct request *req;
 	int err = -EAGAIN;
 
+	if (buffered_full()) {
+		pr_warn("session %u: request refused: %u bytes buffered in all sessions\n", s->id,
+			BUFFERED_MAX);
+		send_error(s, f, done ? done : -ENOBUFS);
+		return;
+	}
 	req = malloc(sizeof(*req) + f->len);
 	if (!req) {
 		send_error(s, f, done ? done : -ENOMEM);
@@ -502,12 +561,13 @@ static void submit(struct session *s, const struct rsys_frame *f, const uint8_t 
 	if (s->outstanding >= dlg.limit_inflight)
 		goto err_unlock;
 	if (s->queued + 1 > s->idle_workers && s->workers < dlg.limit_inflight) {
-		err = worker_spawn(s);
-		if (err && !s->workers)
-			goto err_unlock;
+		/*
+		 * Queued behind this session's busy threads, the request could
+		 * wait for ever (a recv that only this send would end): refuse.
+		 */
+		err = thread_spawn(s, worker_main, 256 * 1024);
 		if (err)
-			pr_warn("session %u: cannot start a delegate thread: %s\n", s->id,
-				strerror(-err));
+			goto err_unlock;
 	}
 	if (s->queue_tail)
 		s->queue_tail->next = req;
@@ -518,6 +578,7 @@ static void submit(struct session *s, const struct rsys_frame *f, const uint8_t 
 		 (unsigned long long)f->id, f->op, f->len);
 	s->queued++;
 	s->outstanding++;
+	buffered_add(f->len);
 	pthread_cond_signal(&s->work);
 	pthread_mutex_unlock(&s->lock);
 	return;
@@ -556,7 +617,7 @@ static void cancel(struct session *s, uint64_t id)
 		pthread_mutex_unlock(&s->lock);
 		stat_add(cancelled, 1);
 		send_error(s, &req->f, -EINTR);
-		free(req);
+		request_free(req);
 		return;
 	}
 	for (req = s->running; req; req = req->next) {
@@ -620,7 +681,7 @@ static void session_end(struct session *s)
 	s->closing = true;
 	while ((req = s->queue)) {
 		s->queue = req->next;
-		free(req);
+		request_free(req);
 	}
 	s->queue_tail = NULL;
 	s->outstanding -= s->queued;
@@ -643,11 +704,35 @@ static void session_end(struct session *s)
 	}
 	pthread_mutex_unlock(&s->lock);
 
-	for (i = 0; i < dlg.limit_fds; i++)
-		if (s->handles[i].used && s->handles[i].fd >= 0)
+	for (i = 0; i < dlg.limit_fds; i++) {
+		if (!s->handles[i].used)
+			continue;
+		__atomic_sub_fetch(&dlg.handles_used, 1, __ATOMIC_RELAXED);
+		if (s->handles[i].fd >= 0)
 			close_fd(s->handles[i].fd);
+	}
 	close(s->fd);
 	session_free(s);
+}
+
+/* Answer request @f (payload in @buf) now, or hand it to a delegate thread. */
+static void request_handle(struct session *s, struct rsys_frame *f, uint8_t *buf, struct reply *r)
+{
+	enum op_mode mode;
+	int64_t done = 0;
+	int err;
+
+	err = op_check(s, f, &mode);
+	if (err) {
+		send_error(s, f, err);
+	} else if (mode == OP_NOW) {
+		op_exec(s, f, buf, r);
+		send_reply(s, &r->f, r->buf, false);
+	} else if (mode == OP_TRY_FIRST && op_try_now(s, f, buf, r, &done)) {
+		send_reply(s, &r->f, r->buf, false);
+	} else {
+		submit(s, f, buf, done);
+	}
 }
 
 static void *session_main(void *arg)
@@ -656,14 +741,13 @@ static void *session_main(void *arg)
 	struct reply r = { .buf = malloc(RSYS_MAX_PAYLOAD) };
 	uint8_t *buf = malloc(RSYS_MAX_PAYLOAD);
 	struct rsys_frame f;
-	enum op_mode mode;
-	int64_t done;
 	int err;
 
 	if (!buf || !r.buf) {
 		pr_warn("session %u: out of memory\n", s->id);
 		goto out;
 	}
+	request_handle(s, &s->hello, buf, &r);
 	for (;;) {
 		outq_wait(s);
 		wait_input(s);
@@ -684,30 +768,20 @@ static void *session_main(void *arg)
 			cancel(s, f.a[0]);
 			continue;
 		}
-		err = op_check(s, &f, &mode);
-		done = 0;
-		if (err) {
-			send_error(s, &f, err);
-		} else if (mode == OP_NOW) {
-			op_exec(s, &f, buf, &r);
-			send_reply(s, &r.f, r.buf, false);
-		} else if (mode == OP_TRY_FIRST && op_try_now(s, &f, buf, &r, &done)) {
-			send_reply(s, &r.f, r.buf, false);
-		} else {
-			submit(s, &f, buf, done);
-		}
+		request_handle(s, &f, buf, &r);
 	}
 out:
 	pr_info("session %u: ended\n", s->id);
 	free(buf);
 	free(r.buf);
+	__atomic_sub_fetch(&dlg.client_sessions[s->client], 1, __ATOMIC_RELAXED);
 	session_end(s);
 	stat_sub(sessions, 1);
 	stat_sub(threads, 1);
 	return NULL;
 }
 
-int session_start(int fd)
+int session_start(int fd, int client, const struct rsys_frame *hello)
 {
 	struct session *s;
 	pthread_attr_t attr;
@@ -738,6 +812,8 @@ int session_start(int fd)
 		};
 	}
 	s->fd = fd;
+	s->client = client;
+	s->hello = *hello;
 	s->id = __atomic_add_fetch(&session_ids, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&s->out_lock, NULL);
 	pthread_cond_init(&s->out_cond, NULL);
@@ -745,9 +821,13 @@ int session_start(int fd)
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->idle, NULL);
 
-	pr_info("session %u: started\n", s->id);
+	if (client == CLIENT_TLS)
+		pr_info("session %u: started (TLS client)\n", s->id);
+	else
+		pr_info("session %u: started (uid %u)\n", s->id, dlg.client_uids[client]);
 	stat_add(sessions, 1);
 	stat_add(threads, 1);
+	__atomic_add_fetch(&dlg.client_sessions[client], 1, __ATOMIC_RELAXED);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	err = pthread_create(&t, &attr, session_main, s);
@@ -755,6 +835,7 @@ int session_start(int fd)
 	if (err) {
 		stat_sub(sessions, 1);
 		stat_sub(threads, 1);
+		__atomic_sub_fetch(&dlg.client_sessions[client], 1, __ATOMIC_RELAXED);
 		session_free(s);
 		return -err;
 	}

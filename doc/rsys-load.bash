@@ -54,7 +54,7 @@ _rsys_load()
 			fi
 		done
 		case $prev in
-		--policy)
+		--policy | --tls-cert | --tls-key | --tls-ca)
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return
 			;;
@@ -68,7 +68,7 @@ _rsys_load()
 			return
 			;;
 		esac
-		COMPREPLY=($(compgen -W '--policy --delegate --netns -v --verbose -h --help --' -- "$cur"))
+		COMPREPLY=($(compgen -W '--policy --delegate --tls-cert --tls-key --tls-ca --netns -v --verbose -h --help --' -- "$cur"))
 		;;
 	esac
 }

@@ -18,6 +18,8 @@
 #define POLICY_DEF_INFLIGHT	64
 #define POLICY_CAP_FDS		65536
 #define POLICY_CAP_INFLIGHT	1024
+#define POLICY_DEF_SESSIONS	256
+#define POLICY_CAP_SESSIONS	1024
 
 struct parser {
 	struct policy *p;
@@ -25,7 +27,7 @@ struct parser {
 	int line;
 	FILE *err;
 	bool has_remote;
-	bool has_fds, has_inflight;
+	bool has_fds, has_inflight, has_sessions, has_client;
 };
 
 static int __attribute__((format(printf, 2, 3))) perr(struct parser *ps, const char *fmt, ...)
@@ -256,12 +258,34 @@ static int do_allow(struct parser *ps, char **w, int n)
 	return 0;
 }
 
+static int do_client(struct parser *ps, char **w, int n)
+{
+	unsigned long v;
+	int i;
+
+	if (n < 3 || strcmp(w[1], "uid"))
+		return perr(ps, "usage: client uid UID... (numeric uids the delegate serves)");
+	if (ps->has_client)
+		return perr(ps, "duplicate 'client' line: list every uid on one line");
+	if (n - 2 > POLICY_MAX_CLIENTS)
+		return perr(ps, "too many client uids (at most %d)", POLICY_MAX_CLIENTS);
+	for (i = 2; i < n; i++) {
+		/* (uid_t)-1 is "no uid" to the kernel: never a client. */
+		if (parse_uint(w[i], UINT32_MAX - 1, &v))
+			return perr(ps, "bad client uid '%s': expected a number 0..%u", w[i],
+				    UINT32_MAX - 1);
+		ps->p->client_uids[ps->p->n_client_uids++] = v;
+	}
+	ps->has_client = true;
+	return 0;
+}
+
 static int do_limit(struct parser *ps, char **w, int n)
 {
 	unsigned long v;
 
 	if (n != 3)
-		return perr(ps, "usage: limit fds N | limit inflight N");
+		return perr(ps, "usage: limit fds N | limit inflight N | limit sessions N");
 	if (!strcmp(w[1], "fds")) {
 		if (ps->has_fds)
 			return perr(ps, "duplicate 'limit fds' line");
@@ -277,8 +301,16 @@ static int do_limit(struct parser *ps, char **w, int n)
 				    POLICY_CAP_INFLIGHT);
 		ps->p->limit_inflight = v;
 		ps->has_inflight = true;
+	} else if (!strcmp(w[1], "sessions")) {
+		if (ps->has_sessions)
+			return perr(ps, "duplicate 'limit sessions' line");
+		if (parse_uint(w[2], POLICY_CAP_SESSIONS, &v) || !v)
+			return perr(ps, "bad limit sessions '%s': expected 1..%d", w[2],
+				    POLICY_CAP_SESSIONS);
+		ps->p->limit_sessions = v;
+		ps->has_sessions = true;
 	} else {
-		return perr(ps, "unknown limit '%s' (expected fds or inflight)", w[1]);
+		return perr(ps, "unknown limit '%s' (expected fds, inflight or sessions)", w[1]);
 	}
 	return 0;
 }
@@ -292,6 +324,7 @@ static const struct {
 	{ "delegate", do_delegate },
 	{ "allow", do_allow },
 	{ "limit", do_limit },
+	{ "client", do_client },
 };
 
 /* Split @line into words in place; a '#' starting a word starts a comment. */
@@ -328,7 +361,7 @@ static int parse_line(struct parser *ps, char *line)
 	for (i = 0; i < sizeof(directives) / sizeof(directives[0]); i++)
 		if (!strcmp(w[0], directives[i].name))
 			return directives[i].fn(ps, w, n);
-	return perr(ps, "unknown directive '%s' (expected trusted, remote, delegate, allow or limit)",
+	return perr(ps, "unknown directive '%s' (expected trusted, remote, delegate, allow, limit or client)",
 		    w[0]);
 }
 
@@ -385,6 +418,10 @@ int policy_load(struct policy *p, const char *path, FILE *err)
 		p->limit_fds = POLICY_DEF_FDS;
 	if (!ps.has_inflight)
 		p->limit_inflight = POLICY_DEF_INFLIGHT;
+	if (!ps.has_sessions)
+		p->limit_sessions = POLICY_DEF_SESSIONS;
+	if (!ps.has_client)
+		p->n_client_uids = 1;	/* client_uids[0] is 0: root only */
 out_free:
 	free(line);
 out_close:

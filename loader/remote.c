@@ -13,6 +13,7 @@
 #include "log.h"
 #include "remote.h"
 #include "supervisor.h"
+#include "tls.h"
 
 #define REMOTE_BUCKETS	256
 #define REMOTE_FLUSH_S	2	/* remote_close: how long queued frames may take to leave */
@@ -120,15 +121,24 @@ static int wire_send(struct remote *rc, struct rsys_frame *f, const void *payloa
 	return ret;
 }
 
-int remote_open(struct remote **rcp, const char *addr, FILE *err)
+int remote_open(struct remote **rcp, const char *addr, const struct tls_files *tls, FILE *err)
 {
 	struct rsys_frame f = { .op = RSYS_OP_HELLO, .a = { RSYS_VERSION } };
+	bool unix_addr = !strncmp(addr, "unix:", 5);
 	struct remote *rc;
 	int fd, ret;
 
+	/* Only unix: carries the peer's identity; elsewhere both ends show certificates. */
+	if (!unix_addr && !tls_files_complete(tls, "a tcp: or vsock: delegate", err))
+		return -EINVAL;
 	fd = addr_connect(addr, err);
 	if (fd < 0)
 		return fd;
+	if (!unix_addr) {
+		fd = tls_client_wrap(fd, addr, tls, err);
+		if (fd < 0)
+			return fd;
+	}
 	f.id = 1;
 	ret = frame_send(fd, &f, NULL);
 	if (!ret)

@@ -34,8 +34,13 @@ struct remote_req {
 	struct remote_req *next;
 };
 
-/* Connect to the delegate at @addr and say HELLO. 0 or -errno (message on @err). */
-int remote_open(struct remote **rcp, const char *addr, FILE *err);
+struct tls_files;
+
+/*
+ * Connect to the delegate at @addr and say HELLO; tcp: and vsock: go
+ * through mutual TLS with the files of @tls. 0 or -errno (message on @err).
+ */
+int remote_open(struct remote **rcp, const char *addr, const struct tls_files *tls, FILE *err);
 void remote_close(struct remote *rc);
 
 /* Called by the event thread: its sends are queued, never blocking it. */

@@ -18,6 +18,7 @@
 #include "cmds.h"
 #include "log.h"
 #include "supervisor.h"
+#include "tls.h"
 #include "../guest/guest.h"
 
 #define RUN_REAP_ROUNDS	100	/* bound on killing leftover descendants */
@@ -29,13 +30,17 @@ static volatile sig_atomic_t run_stopsig;	/* the first INT/TERM/HUP forwarded */
 static void run_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rsys-load run --policy FILE [--delegate ADDR] [--netns NAME] [-v] -- PROG [ARGS...]\n"
+		"Usage: rsys-load run --policy FILE [--delegate ADDR [--tls-cert FILE --tls-key FILE\n"
+		"                     --tls-ca FILE]] [--netns NAME] [-v] -- PROG [ARGS...]\n"
 		"\n"
 		"Run PROG trusted in a compute domain (a fresh network namespace holding only lo,\n"
 		"or /run/netns/NAME); its sockets of remote families are executed by the delegate.\n"
 		"\n"
 		"  --policy FILE     policy naming the trusted programs and remote families\n"
 		"  --delegate ADDR   delegate address (default: the policy's; unix:PATH, tcp:HOST:PORT)\n"
+		"  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+		"                    for a tcp: delegate (required there): our certificate and key,\n"
+		"                    and the CA that signed the delegate's certificate\n"
 		"  --netns NAME      join /run/netns/NAME instead of creating a namespace\n"
 		"  -v, --verbose     more messages (repeat for debug messages)\n"
 		"  -h, --help        this text\n");
@@ -167,11 +172,15 @@ int do_run(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "delegate", required_argument, NULL, 'D' },
 		{ "netns", required_argument, NULL, 'n' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "tls-ca", required_argument, NULL, 'A' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	const char *policy_file = NULL, *delegate = NULL, *netns = NULL;
+	struct tls_files tls = { 0 };
 	struct sigaction sa = { .sa_handler = run_forward };
 	struct sigaction sa_alarm = { .sa_handler = run_alarm };
 	sigset_t stopsigs, oldmask;
@@ -195,6 +204,15 @@ int do_run(int argc, char **argv)
 			break;
 		case 'n':
 			netns = optarg;
+			break;
+		case 'C':
+			tls.cert = optarg;
+			break;
+		case 'K':
+			tls.key = optarg;
+			break;
+		case 'A':
+			tls.ca = optarg;
 			break;
 		case 'v':
 			log_level++;
@@ -235,7 +253,7 @@ int do_run(int argc, char **argv)
 			policy_file);
 		return 1;
 	}
-	ret = remote_open(&rc, delegate, stderr);
+	ret = remote_open(&rc, delegate, &tls, stderr);
 	if (ret) {
 		fprintf(stderr, "Error: delegate %s is unreachable (is rsys-delegate running there?)\n",
 			delegate);

@@ -21,14 +21,11 @@
 #include <rsys/proto.h>
 #include "frame.h"
 #include "ktap.h"
-
-#define REPLY_TIMEOUT_MS	5000
+#include "wire.h"
 
 static char tmpdir[] = "/tmp/rsys-delegate-test.XXXXXX";
 static char sock_open[256], sock_pol[256], policy_path[256];
 static pid_t pid_open = -1, pid_pol = -1;
-static uint64_t next_id = 1;
-static uint8_t rbuf[RSYS_MAX_PAYLOAD];
 
 /* On failure, show what the delegates logged as TAP comments. */
 static void log_dump(const char *path)
@@ -106,45 +103,13 @@ static pid_t delegate_start(const char *bin, const char *sock, const char *polic
 	return -1;
 }
 
+/* A session: connected, and past the HELLO every session starts with. */
 static int session_open(const char *sock)
 {
 	char addr[300];
 
 	snprintf(addr, sizeof(addr), "unix:%s", sock);
-	return addr_connect(addr, stderr);
-}
-
-static uint64_t req_send(int fd, int op, const void *p, uint32_t len, int64_t a0, int64_t a1,
-			 int64_t a2, int64_t a3)
-{
-	struct rsys_frame f = { .op = op, .id = next_id++, .len = len, .a = { a0, a1, a2, a3 } };
-
-	if (frame_send(fd, &f, p))
-		return 0;
-	return f.id;
-}
-
-/* Read the reply to @id: its a[0], or INT64_MIN when none came back in time. */
-static int64_t reply_recv(int fd, uint64_t id, struct rsys_frame *f)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	struct rsys_frame tmp;
-
-	if (!f)
-		f = &tmp;
-	if (poll(&p, 1, REPLY_TIMEOUT_MS) != 1)
-		return INT64_MIN;
-	if (frame_recv(fd, f, rbuf, sizeof(rbuf)) || f->id != id || !(f->flags & RSYS_F_REPLY))
-		return INT64_MIN;
-	return f->a[0];
-}
-
-static int64_t call(int fd, int op, const void *p, uint32_t len, int64_t a0, int64_t a1,
-		    int64_t a2, int64_t a3, struct rsys_frame *f)
-{
-	uint64_t id = req_send(fd, op, p, len, a0, a1, a2, a3);
-
-	return id ? reply_recv(fd, id, f) : INT64_MIN;
+	return session_connect(addr);
 }
 
 static int stats_get(int fd, struct rsys_delegate_stats *st)
@@ -866,42 +831,22 @@ static void test_cli(const char *bin)
 	EXPECT_TRUE(ret == 1 && strstr(out, want), "bad policy: exit %d, message '%s'", ret, want);
 }
 
-/* The TCP transport: a delegate on tcp:127.0.0.1:PORT answers HELLO. */
+/* TCP has no peer credentials: without mutual TLS the delegate must refuse to listen. */
 static void test_tcp_listen(const char *bin)
 {
 	struct sockaddr_in port;
-	char addr[64];
-	pid_t pid;
-	int fd = -1, i;
-	int64_t ret = INT64_MIN;
+	char addr[64], out[4096];
+	const char *args[] = { "--listen", addr, NULL };
+	int ret;
 
 	if (closed_port(&port)) {
 		ktap_skip("no free loopback port");
 		return;
 	}
 	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u", ntohs(port.sin_port));
-	pid = fork();
-	if (!pid) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 2);
-		execl(bin, bin, "--listen", addr, NULL);
-		_exit(127);
-	}
-	for (i = 0; pid > 0 && fd < 0 && i < 200; i++) {
-		fd = addr_connect(addr, NULL);
-		if (fd < 0)
-			usleep(10000);
-	}
-	if (fd >= 0)
-		ret = call(fd, RSYS_OP_HELLO, NULL, 0, RSYS_VERSION, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == RSYS_VERSION, "--listen %s: hello -> %lld", addr, (long long)ret);
-	if (fd >= 0)
-		close(fd);
-	if (pid > 0) {
-		kill(pid, SIGTERM);
-		waitpid(pid, NULL, 0);
-	}
+	ret = run_capture(bin, args, 2, out, sizeof(out));
+	EXPECT_TRUE(ret == 1 && strstr(out, "TLS"),
+		    "--listen %s without TLS: refused, exit %d, says why (TLS)", addr, ret);
 }
 
 int main(void)

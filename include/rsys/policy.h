@@ -12,6 +12,7 @@
 #define POLICY_MAX_TRUSTED	32
 #define POLICY_MAX_RULES	64
 #define POLICY_PATH_MAX		4096
+#define POLICY_MAX_CLIENTS	16
 
 struct policy_trusted {
 	char path[POLICY_PATH_MAX];	/* absolute path, or "*" for any program */
@@ -44,6 +45,9 @@ struct policy {
 	int n_rules;
 	unsigned int limit_fds;		/* max remote handles per session */
 	unsigned int limit_inflight;	/* max requests executing per session */
+	unsigned int limit_sessions;	/* max sessions per client uid */
+	uint32_t client_uids[POLICY_MAX_CLIENTS];	/* uids the delegate serves on unix: */
+	int n_client_uids;		/* default: 1, root only */
 };
 
 /*

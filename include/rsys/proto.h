@@ -79,7 +79,7 @@ struct rsys_delegate_stats {
 	uint64_t inflight;	/* requests being executed */
 	uint64_t requests;	/* requests served since start */
 	uint64_t cancelled;	/* requests cancelled (skipped or interrupted) */
-	uint64_t denied;	/* calls refused by the egress policy */
+	uint64_t denied;	/* refused: egress policy, option/flag allowlists, client uids */
 	uint64_t bad_frames;	/* malformed frames received */
 };
 
