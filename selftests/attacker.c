@@ -47,6 +47,7 @@ static void usage(void)
 		"  nonblock ADDR PORT         connect, fcntl(F_SETFL, O_NONBLOCK) (--hi: bit 32 of the\n"
 		"                             command), then recv must answer EAGAIN, not block\n"
 		"  unshare FLAGS | clone FLAGS | clone3 FLAGS   FLAGS: newnet+newuser or a number\n"
+		"  int80-socket | x32-socket FAMILY TYPE PROTO   socket() through the i386 or x32 ABI\n"
 		"  thread                     pthread_create (libc falls back from clone3)\n"
 		"  noop\n"
 		"Numbers or names (inet, packet, netlink, raw, ...); --setns joins NSFILE's network\n"
@@ -180,6 +181,47 @@ static int do_clone(char **a, int n, const char *cmd)
 	return result("clone3", ret) || child_done(ret);
 }
 
+/*
+ * socket() through another system call ABI of x86-64: the i386 one (int
+ * 0x80) or x32 (bit 30 of the number). In a child: a filter may kill it.
+ */
+static int do_abi_socket(char **a, int n, const char *cmd)
+{
+	int status;
+	long ret;
+	pid_t pid;
+
+	if (n != 3)
+		usage();
+	pid = fork();
+	if (pid < 0)
+		return result("fork", -1);
+	if (!pid) {
+		if (!strcmp(cmd, "int80-socket")) {
+			/* i386 socket() is 359 */
+			asm volatile("int $0x80" : "=a"(ret)
+				     : "a"(359L), "b"(arg_val(a[0])), "c"(arg_val(a[1])),
+				       "d"(arg_val(a[2]))
+				     : "memory");
+			if (ret < 0) {
+				errno = -ret;
+				ret = -1;
+			}
+		} else {
+			ret = syscall(0x40000000 | SYS_socket, arg_val(a[0]), arg_val(a[1]),
+				      arg_val(a[2]));
+		}
+		_exit(result(cmd, ret));
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return result("waitpid", -1);
+	if (WIFSIGNALED(status)) {
+		printf("%s: killed by %s\n", cmd, sigabbrev_np(WTERMSIG(status)) ?: "?");
+		return 1;
+	}
+	return WEXITSTATUS(status);
+}
+
 static void *thread_fn(void *arg)
 {
 	return arg;
@@ -236,6 +278,8 @@ int main(int argc, char **argv)
 		return do_nonblock(argv, argc);
 	if (!strcmp(cmd, "unshare") || !strcmp(cmd, "clone") || !strcmp(cmd, "clone3"))
 		return do_clone(argv, argc, cmd);
+	if (!strcmp(cmd, "int80-socket") || !strcmp(cmd, "x32-socket"))
+		return do_abi_socket(argv, argc, cmd);
 	if (!strcmp(cmd, "thread"))
 		return do_thread();
 	if (!strcmp(cmd, "noop"))
