@@ -48,7 +48,7 @@ DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf
 .DELETE_ON_ERROR:
 # Keep BPF objects and skeletons: they are intermediates of chained pattern rules.
 .SECONDARY:
-.PHONY: all deps deps-check test selftests vmtest demo install uninstall clean
+.PHONY: all deps deps-check test selftests vmtest demo install uninstall clean fuzz fuzz-build
 
 all: $(BINS)
 
