@@ -126,7 +126,7 @@ good_policy()
 }
 
 FORBIDDEN="$RSYS_WORLD_IP $FORBIDDEN_PORT"
-tap_plan 33
+tap_plan 34
 
 # The harness itself: allowed egress works, threads (libc's clone3 fallback) work.
 works "sanity: allowed connect through the delegate" connect "$RSYS_WORLD_IP" "$ALLOWED_PORT"
@@ -225,6 +225,18 @@ ln -s /bin/true "$RSYS_TMP/true-link"
 sed "s|^trusted .*|trusted $RSYS_TMP/attacker-link|" "$RSYS_POLICY" >"$RSYS_TMP/link.policy"
 sed "s|^trusted .*|trusted $RSYS_TMP/true-link|" "$RSYS_POLICY" >"$RSYS_TMP/other.policy"
 good_policy "trusted symlink path matches its target" "$RSYS_TMP/link.policy"
+if [ -L "$PYTHON3" ]; then
+	sed "s|^trusted .*|trusted $PYTHON3|" "$RSYS_POLICY" >"$RSYS_TMP/python.policy"
+	if timeout 20 "$RSYS_LOAD" run --policy "$RSYS_TMP/python.policy" \
+		--delegate "$RSYS_DELEGATE" -- "$PYTHON3" -c pass >"$RSYS_TMP/policy.out" 2>&1; then
+		tap_ok "trusted $PYTHON3 (a symlink to $(readlink "$PYTHON3")) runs it"
+	else
+		tap_diag_file "$RSYS_TMP/policy.out"
+		tap_not_ok "trusted $PYTHON3 (a symlink to $(readlink "$PYTHON3")) runs it"
+	fi
+else
+	tap_skip "$PYTHON3 is not a symlink"
+fi
 if timeout 20 "$RSYS_LOAD" run --policy "$RSYS_TMP/other.policy" --delegate "$RSYS_DELEGATE" -- \
 	"$ATTACKER" noop >"$RSYS_TMP/policy.out" 2>&1; then
 	tap_not_ok "control: a symlink to another program does not trust the attacker"
