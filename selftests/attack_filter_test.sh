@@ -15,7 +15,7 @@ ATTACKER=$RSYS_O/selftests/attacker
 ALLOWED_PORT=7003	# the policy's only egress: world's query port
 FORBIDDEN_PORT=7	# world's echo port, which the policy forbids
 
-rsys_require timeout mkfifo
+rsys_require timeout mkfifo unshare
 [ -x "$ATTACKER" ] || ksft_skip "$ATTACKER not built (make -C selftests)"
 rsys_have_bins || ksft_skip "$RSYS_MISSING"
 
@@ -126,7 +126,7 @@ good_policy()
 }
 
 FORBIDDEN="$RSYS_WORLD_IP $FORBIDDEN_PORT"
-tap_plan 34
+tap_plan 35
 
 # The harness itself: allowed egress works, threads (libc's clone3 fallback) work.
 works "sanity: allowed connect through the delegate" connect "$RSYS_WORLD_IP" "$ALLOWED_PORT"
@@ -162,6 +162,25 @@ attack "AF_NETLINK NETLINK_KOBJECT_UEVENT socket" -- socket netlink raw 15
 attack "AF_NETLINK NETLINK_SOCK_DIAG socket" -- socket netlink raw 4
 attack "AF_NETLINK NETLINK_ROUTE socket (rtnetlink reaches other netns)" -- socket netlink raw 0
 attack "AF_VSOCK socket" -- socket vsock seqpacket 0
+
+# Why NETLINK_ROUTE is denied too: from a namespace of its own, a root program
+# puts an interface into the service domain's namespace without setns.
+peer=rsysatk$$
+RSYS_RUN_TIMEOUT=20 rsys_run ip link add "${peer}c" type veth peer name "$peer" \
+	netns "$RSYS_DELEGATE_PID" >"$RSYS_TMP/ip.out" 2>&1
+rc=$?
+ip -n "$RSYS_NS_SERVICE" link show "$peer" >/dev/null 2>&1; planted=$?
+ip -n "$RSYS_NS_SERVICE" link del "$peer" 2>/dev/null
+timeout 20 unshare -n ip link add "${peer}c" type veth peer name "$peer" netns "$RSYS_DELEGATE_PID" \
+	>>"$RSYS_TMP/ip.out" 2>&1
+ip -n "$RSYS_NS_SERVICE" link show "$peer" >/dev/null 2>&1; nplanted=$?
+ip -n "$RSYS_NS_SERVICE" link del "$peer" 2>/dev/null
+if [ $rc -ne 0 ] && [ $planted -ne 0 ] && [ $nplanted -eq 0 ]; then
+	tap_ok "rtnetlink: no veth into the service netns ($(head -n1 "$RSYS_TMP/ip.out")); natively from a fresh netns there is one"
+else
+	tap_diag_file "$RSYS_TMP/ip.out"
+	tap_not_ok "rtnetlink: ip under rsys exit $rc, veth in service netns: rsys $((!planted)), native $((!nplanted)) (want 0, 1)"
+fi
 EXPECT="socket: EPERM"
 attack "raw IPv4 socket" -- socket inet raw 1
 attack "raw IPv4 socket with SOCK_NONBLOCK|SOCK_CLOEXEC" -- socket inet raw+0x80800 1
