@@ -47,12 +47,12 @@ BINS := $(O)/rsys-load $(O)/rsys-delegate $(O)/rsys-bench
 DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf-dev zlib1g-dev \
 	iproute2 curl netcat-openbsd python3 procps gnuplot-nox \
 	linux-source-6.12 qemu-system-x86 dwarves ccache busybox-static flex bison bc \
-	libssl-dev cpio xz-utils rsync kmod libpython3.11-testsuite
+	libssl-dev cpio xz-utils rsync kmod libpython3.11-testsuite libfuzzer-14-dev libclang-rt-14-dev
 
 .DELETE_ON_ERROR:
 # Keep BPF objects and skeletons: they are intermediates of chained pattern rules.
 .SECONDARY:
-.PHONY: all deps deps-check test selftests vmtest demo install uninstall clean
+.PHONY: all deps deps-check test selftests vmtest demo install uninstall clean fuzz fuzz-build
 
 all: $(BINS)
 
@@ -100,6 +100,23 @@ $(O)/rsys-delegate: $(DELEGATE_OBJS) $(O)/librsys.a
 $(O)/rsys-bench: $(BENCH_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread -lm
+
+# libFuzzer targets of the parsers that read untrusted input (fuzz/), built with clang's
+# sanitizers straight from lib/; "make fuzz FUZZ_SECONDS=N" runs them N s in all.
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,$(O)/fuzz/fuzz_%,$(filter-out fuzz/fuzz_common.c,$(wildcard fuzz/fuzz_*.c)))
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-Wall -Wextra -Werror -Iinclude -Ilib -D_GNU_SOURCE
+FUZZ_SECONDS ?= 60
+
+$(O)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.c fuzz/fuzz.h $(wildcard lib/*.c lib/*.h include/rsys/*.h)
+	@mkdir -p $(dir $@)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< fuzz/fuzz_common.c $(wildcard lib/*.c) -ldl
+
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) selftests/fuzz_test.sh $(abspath $(O))
 
 selftests: all
 	$(Q)$(MAKE) -C selftests O=$(abspath $(O))

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Parser, egress check and passport check for rsys policy files (format: policy/README.md). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <rsys/policy.h>
 
 #include "frame.h"
@@ -365,52 +368,61 @@ static int parse_line(struct parser *ps, char *line)
 		    w[0]);
 }
 
-int policy_load(struct policy *p, const char *path, FILE *err)
+/* A NUL would hide the rest of its line from cat and grep; other controls would mislead too. */
+static int check_chars(struct parser *ps, const char *line, size_t len)
 {
-	struct parser ps = { .p = p, .file = path, .err = err };
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char ch = line[i];
+
+		if (ch == '\t' || ch == '\r' || (ch >= 0x20 && ch != 0x7f))
+			continue;
+		if (!ch)
+			return perr(ps, "NUL byte at column %zu (a policy is text)", i + 1);
+		return perr(ps, "control character 0x%02x at column %zu (a policy is text)", ch, i + 1);
+	}
+	return 0;
+}
+
+int policy_parse_buf(struct policy *p, const char *buf, size_t len, const char *name, FILE *err)
+{
+	struct parser ps = { .p = p, .file = name, .err = err };
+	const char *s = buf, *end = buf + len, *nl;
 	char *line;
-	FILE *f;
 	int ret = 0;
 
 	memset(p, 0, sizeof(*p));
-	if (strlen(path) >= sizeof(p->file)) {
+	if (strlen(name) >= sizeof(p->file)) {
 		if (err)
 			fprintf(err, "Error: policy path too long\n");
 		return -ENAMETOOLONG;
 	}
-	strcpy(p->file, path);
-	f = fopen(path, "re");
-	if (!f) {
-		ret = -errno;
-		if (err)
-			fprintf(err, "Error: cannot open policy %s: %s\n", path, strerror(-ret));
-		return ret;
-	}
+	strcpy(p->file, name);
 	line = malloc(POLICY_LINE_MAX);
-	if (!line) {
-		ret = -ENOMEM;
-		goto out_close;
-	}
-	while (fgets(line, POLICY_LINE_MAX, f)) {
-		size_t len = strlen(line);
+	if (!line)
+		return -ENOMEM;
+	for (; s < end; s = nl + 1) {
+		size_t n;
 
+		nl = memchr(s, '\n', end - s);
+		if (!nl)
+			nl = end;
+		n = nl - s;
 		ps.line++;
-		if (len == POLICY_LINE_MAX - 1 && line[len - 1] != '\n') {
+		if (n > POLICY_LINE_MAX - 2) {
 			ret = perr(&ps, "line too long (at most %d bytes)", POLICY_LINE_MAX - 2);
 			goto out_free;
 		}
-		if (len && line[len - 1] == '\n')
-			line[len - 1] = '\0';
+		ret = check_chars(&ps, s, n);
+		if (ret)
+			goto out_free;
+		memcpy(line, s, n);
+		line[n] = '\0';
 		ret = parse_line(&ps, line);
 		if (ret < 0)
 			goto out_free;
 		ret = 0;
-	}
-	if (ferror(f)) {
-		ret = -EIO;
-		if (err)
-			fprintf(err, "Error: cannot read policy %s\n", path);
-		goto out_free;
 	}
 	if (!ps.has_remote)
 		p->remote_families = 1ull << AF_INET | 1ull << AF_INET6;
@@ -424,8 +436,66 @@ int policy_load(struct policy *p, const char *path, FILE *err)
 		p->n_client_uids = 1;	/* client_uids[0] is 0: root only */
 out_free:
 	free(line);
+	return ret;
+}
+
+int policy_load(struct policy *p, const char *path, FILE *err)
+{
+	struct stat sb;
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd, ret;
+
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		ret = -errno;
+		if (err)
+			fprintf(err, "Error: cannot open policy %s: %s\n", path, strerror(-ret));
+		return ret;
+	}
+	if (fstat(fd, &sb)) {
+		ret = -errno;
+		if (err)
+			fprintf(err, "Error: cannot stat policy %s: %s\n", path, strerror(-ret));
+		goto out_close;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		ret = -EINVAL;
+		if (err)
+			fprintf(err, "Error: policy %s is not a regular file\n", path);
+		goto out_close;
+	}
+	/* One byte more than the cap tells a file that grew past it while read. */
+	buf = malloc(POLICY_FILE_MAX + 1);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out_close;
+	}
+	while (len <= POLICY_FILE_MAX &&
+	       (n = read(fd, buf + len, POLICY_FILE_MAX + 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			if (err)
+				fprintf(err, "Error: cannot read policy %s: %s\n", path, strerror(-ret));
+			goto out_free;
+		}
+		len += n;
+	}
+	if (len > POLICY_FILE_MAX) {
+		ret = -EFBIG;
+		if (err)
+			fprintf(err, "Error: policy %s is larger than %d bytes\n", path, POLICY_FILE_MAX);
+		goto out_free;
+	}
+	ret = policy_parse_buf(p, buf, len, path, err);
+out_free:
+	free(buf);
 out_close:
-	fclose(f);
+	close(fd);
 	return ret;
 }
 
@@ -488,6 +558,20 @@ bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto
 	return false;
 }
 
+/*
+ * Does the trusted entry @tpath name the program whose resolved path is
+ * @real? A symlinked entry (/usr/bin/python3) names its target, resolved
+ * now as @real was; an entry that cannot be resolved names nothing.
+ */
+static bool trusted_path_matches(const char *tpath, const char *real)
+{
+	char buf[PATH_MAX];
+
+	if (!strcmp(tpath, "*") || !strcmp(tpath, real))
+		return true;
+	return realpath(tpath, buf) && !strcmp(buf, real);
+}
+
 int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
 {
 	char real[PATH_MAX];
@@ -504,7 +588,7 @@ int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
 	for (i = 0; i < p->n_trusted; i++) {
 		const struct policy_trusted *t = &p->trusted[i];
 
-		if (strcmp(t->path, "*") && strcmp(t->path, real) && strcmp(t->path, path))
+		if (!trusted_path_matches(t->path, real))
 			continue;
 		named = true;
 		if (!t->has_sha256)

@@ -246,8 +246,9 @@ enum sv_verdict sys_socket(struct sv_call *c)
 	int domain = c->n.data.args[0], type = c->n.data.args[1];
 	struct sop *o;
 
+	/* The filter sends only remote families; fail closed should it disagree. */
 	if (!policy_is_remote_family(c->sv->policy, domain))
-		return SV_CONTINUE;
+		return sv_error(c, -EAFNOSUPPORT);
 	o = sop_new(c, RSYS_OP_SOCKET, domain, -ENETDOWN);
 	if (!o)
 		return sv_error(c, -ENOMEM);
@@ -1283,12 +1284,13 @@ static enum sv_verdict dup_remote(struct sv_call *c, int old, int new, int cloex
 enum sv_verdict sys_fcntl(struct sv_call *c)
 {
 	int vfd = c->n.data.args[0];
+	unsigned int cmd = c->n.data.args[1];	/* the kernel's view, as the filter's */
 	struct sop *o;
 	uint64_t h;
 
 	if (!arg_remote(c, 0, &h))
 		return SV_CONTINUE;
-	if (c->n.data.args[1] == F_DUPFD || c->n.data.args[1] == F_DUPFD_CLOEXEC) {
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
 		/*
 		 * From 0 (f_dupfd takes an unsigned int) "lowest free" is
 		 * exactly ADDFD's choice: published at once, like dup. ADDFD
@@ -1297,11 +1299,11 @@ enum sv_verdict sys_fcntl(struct sv_call *c)
 		 * the cache.
 		 */
 		if (!(unsigned int)c->n.data.args[2])
-			return dup_remote(c, vfd, -1, c->n.data.args[1] == F_DUPFD_CLOEXEC);
+			return dup_remote(c, vfd, -1, cmd == F_DUPFD_CLOEXEC);
 		fdc_unsure(c->proc);
 		return SV_CONTINUE;
 	}
-	if (c->n.data.args[1] != F_SETFL) {
+	if (cmd != F_SETFL) {
 		/* F_SETFD: the kernel sets it on the placeholder, the mirror follows. */
 		if (c->n.data.args[2] & FD_CLOEXEC)
 			fdc_set_flags(c->proc, vfd, vfd, O_CLOEXEC, 0);

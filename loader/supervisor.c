@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,47 +76,120 @@ static const sv_handler_fn sv_table[] = {
 
 #define SV_NR_MAX	(sizeof(sv_table) / sizeof(sv_table[0]))
 
+/* socket()'s type without SOCK_NONBLOCK and SOCK_CLOEXEC (the kernel's SOCK_TYPE_MASK) */
+#define SV_SOCK_TYPE_MASK	0xf
+
+/*
+ * Argument @i, an int or unsigned int to the kernel, equals @v: only the low
+ * 32 bits count. libseccomp 2.5's SCMP_A0_32() only truncates the datum and
+ * still compares all 64 bits, which (1ULL << 32) | v would pass.
+ */
+#define SV_ARG_INT_EQ(i, v)	SCMP_CMP64(i, SCMP_CMP_MASKED_EQ, 0xffffffffu, (uint32_t)(v))
+/* ... has bit @b (of the low 32) set */
+#define SV_ARG_BIT(i, b)	SCMP_CMP64(i, SCMP_CMP_MASKED_EQ, 1u << (b), 1u << (b))
+
+/*
+ * Default-deny for socket families, on the kernel's 32-bit view of the int
+ * arguments: (1ULL << 32) | AF_INET is AF_INET to the kernel and must not
+ * pass as an unknown family. AF_UNIX stays local; sockets of the policy's
+ * remote families go to the monitor (socket) or are left to the kernel
+ * (socketpair: EOPNOTSUPP); every other family fails with EAFNOSUPPORT.
+ * Raw and packet sockets of remote families would bypass the delegate's
+ * egress rules: EPERM, as the delegate answers. AF_NETLINK is refused too:
+ * lo is up before the filter, glibc's AI_ADDRCONFIG probe assumes both IP
+ * families without it, and rtnetlink lets a privileged program move or
+ * configure interfaces of other namespaces (IFLA_TARGET_NETNSID) without setns.
+ */
+static int sv_filter_family(scmp_filter_ctx ctx, int nr, const struct policy *p)
+{
+	int ret = 0, af, type, bit;
+
+	/*
+	 * Every family number below 64 has its rule; "64 or more" (negative
+	 * ones included) is "one of bits 6..31 set", as GE would compare 64 bits.
+	 */
+	for (af = 0; af < 64 && !ret; af++) {
+		if (af == AF_UNIX)
+			continue;
+		if (!policy_is_remote_family(p, af)) {
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1,
+					       SV_ARG_INT_EQ(0, af));
+			continue;
+		}
+		if (nr != SYS_socket)
+			continue;
+		for (type = 0; type <= SV_SOCK_TYPE_MASK && !ret; type++)
+			ret = seccomp_rule_add(ctx, type == SOCK_RAW || type == SOCK_PACKET ?
+					       SCMP_ACT_ERRNO(EPERM) : SCMP_ACT_NOTIFY, nr, 2,
+					       SV_ARG_INT_EQ(0, af),
+					       SCMP_A1_64(SCMP_CMP_MASKED_EQ, SV_SOCK_TYPE_MASK, type));
+	}
+	for (bit = 6; bit < 32 && !ret; bit++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, SV_ARG_BIT(0, bit));
+	return ret;
+}
+
+/*
+ * No way into another network namespace (the service domain's is reachable
+ * through /run/netns or /proc/PID/ns/net): setns is refused, and so are new
+ * network and user namespaces (a user namespace would give an unprivileged
+ * program CAP_NET_ADMIN and rtnetlink back). clone3 passes its flags in
+ * memory the filter cannot read: ENOSYS, and libc falls back to clone.
+ * The flags are masked: bits above 31 (clone ignores them) do not matter.
+ */
+static int sv_filter_namespaces(scmp_filter_ctx ctx)
+{
+	static const uint32_t ns_flags[] = { CLONE_NEWNET, CLONE_NEWUSER };
+	int ret;
+	size_t i;
+
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setns), 0);
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	for (i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]) && !ret; i++) {
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 1,
+				       SCMP_A0_64(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
+		if (!ret)
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+					       SCMP_A0_64(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
+	}
+	return ret;
+}
+
 int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p)
 {
-	int ret = 0, af;
+	static const unsigned int fcntl_cmds[] = { F_SETFL, F_SETFD, F_DUPFD, F_DUPFD_CLOEXEC };
+	static const unsigned int ioctl_reqs[] = { FIONREAD, FIONBIO };
 	unsigned int nr;
+	size_t i;
+	int ret;
 
+	ret = sv_filter_namespaces(ctx);
+	if (!ret)
+		ret = sv_filter_family(ctx, SYS_socketpair, p);
 	for (nr = 0; nr < SV_NR_MAX && !ret; nr++) {
 		if (!sv_table[nr])
 			continue;
 		switch (nr) {
 		case SYS_socket:
-			/* Only sockets of remote families concern the monitor. */
-			for (af = 0; af < 64 && !ret; af++)
-				if (policy_is_remote_family(p, af))
-					ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
-							       SCMP_A0(SCMP_CMP_EQ, af));
+			ret = sv_filter_family(ctx, nr, p);
 			break;
 		case SYS_fcntl:
 			/*
 			 * F_GETFL/F_GETFD act on the placeholder exactly as
 			 * needed; F_DUPFD* of a remote vfd are published in
 			 * the fd table (from 0) or make the vfd summary of
-			 * select/poll re-read the table (sys_fcntl).
+			 * select/poll re-read the table (sys_fcntl). The
+			 * kernel reads cmd as an unsigned int.
 			 */
-			ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
-					       SCMP_A1(SCMP_CMP_EQ, F_SETFL));
-			if (!ret)
+			for (i = 0; i < sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]) && !ret; i++)
 				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
-						       SCMP_A1(SCMP_CMP_EQ, F_SETFD));
-			if (!ret)
-				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
-						       SCMP_A1(SCMP_CMP_EQ, F_DUPFD));
-			if (!ret)
-				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
-						       SCMP_A1(SCMP_CMP_EQ, F_DUPFD_CLOEXEC));
+						       SV_ARG_INT_EQ(1, fcntl_cmds[i]));
 			break;
 		case SYS_ioctl:
-			ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
-					       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, FIONREAD));
-			if (!ret)
+			for (i = 0; i < sizeof(ioctl_reqs) / sizeof(ioctl_reqs[0]) && !ret; i++)
 				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
-						       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, FIONBIO));
+						       SV_ARG_INT_EQ(1, ioctl_reqs[i]));
 			break;
 		default:
 			ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 0);

@@ -123,7 +123,11 @@ enum sv_verdict wait_epoll_wait(struct sv_call *c);
 enum sv_verdict wait_epoll_pwait(struct sv_call *c);
 enum sv_verdict wait_epoll_pwait2(struct sv_call *c);
 
-/* Add a NOTIFY rule for every intercepted syscall to @ctx (run in the child before exec). */
+/*
+ * Add to @ctx a NOTIFY rule for every intercepted syscall and the sandbox's
+ * denials (socket families, namespaces: doc/rsys-load.8, FILTER). Run in the
+ * child before exec.
+ */
 int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p);
 
 /*

@@ -13,6 +13,7 @@
 #define POLICY_MAX_RULES	64
 #define POLICY_PATH_MAX		4096
 #define POLICY_MAX_CLIENTS	16
+#define POLICY_FILE_MAX		(1 << 20)	/* bytes; a policy is a few lines */
 
 struct policy_trusted {
 	char path[POLICY_PATH_MAX];	/* absolute path, or "*" for any program */
@@ -51,10 +52,19 @@ struct policy {
 };
 
 /*
- * Parse @path into @p. On error prints "FILE:LINE: message" to @err and
- * returns -EINVAL (or -errno if the file cannot be read).
+ * Parse the regular file @path (at most POLICY_FILE_MAX bytes) into @p. On
+ * error prints "FILE:LINE: message" to @err and returns -EINVAL, or -errno if
+ * the file cannot be read (-EINVAL if it is not a regular file, -EFBIG if
+ * too large).
  */
 int policy_load(struct policy *p, const char *path, FILE *err);
+
+/*
+ * Parse the @len bytes at @buf, named @name in messages, into @p: what
+ * policy_load() does once the file is read. NUL bytes and control
+ * characters other than tab and CR are "NAME:LINE: ..." errors.
+ */
+int policy_parse_buf(struct policy *p, const char *buf, size_t len, const char *name, FILE *err);
 
 /* True if the policy executes sockets of @family remotely. */
 bool policy_is_remote_family(const struct policy *p, int family);
@@ -70,6 +80,8 @@ bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto
 /*
  * Passport check: 0 if the program at @path is trusted by @p, else -EPERM
  * (with a message naming the reason on @err), or -errno if it cannot be read.
+ * Paths are compared resolved: a trusted entry naming a symlink trusts its
+ * target.
  */
 int policy_check_trusted(const struct policy *p, const char *path, FILE *err);
 
