@@ -270,6 +270,8 @@ static void __attribute__((noreturn)) sandbox_init(const struct guest_opts *o, i
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL))
 		_exit(1);
 	close_monitor_fds(sock);
+	/* Not the monitor, whose copy we are: say so in ps. */
+	prctl(PR_SET_NAME, "rsys-sandbox");
 	/* The host's supplementary groups (root's) would still open files by group. */
 	if (setgroups(0, NULL))
 		guest_die("cannot drop supplementary groups: %s\n", strerror(errno));
