@@ -44,7 +44,7 @@ attack()
 a() { "$@" >"$RSYS_TMP/a.log" 2>&1; arc=$?; }
 c() { "$@" >"$RSYS_TMP/c.log" 2>&1; crc=$?; }
 
-tap_plan 15
+tap_plan 16
 
 dpid=$(pgrep -f -n -- "--listen $RSYS_DELEGATE")
 # A monitor to attack natively, as the controls of the attacks on a program's own monitor.
@@ -130,6 +130,42 @@ attack "unmount the cover over /run/netns" "^blocked"
 a timeout 30 "$RSYS_LOAD" run --uid 0 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$PROBE" write "$ROOTFILE"
 c timeout 30 "$RSYS_LOAD" run --uid 1 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- echo sandbox built
 attack "--uid 0 is refused (exit 1)" "^Error: --uid 0"
+
+# Fail closed: without user namespaces there is no sandbox, and PROG does not run. The
+# limit is set in a user namespace of our own (all ids mapped), not the host's.
+cat >"$RSYS_TMP/userns-max.sh" <<'SH'
+#!/bin/sh
+# userns-max.sh MAX CMD...: once our uid map is written, exec ourselves again (for the
+# capabilities of root in the namespace), set max_user_namespaces to MAX and exec CMD.
+if [ -z "$RSYS_MAPPED" ]; then
+	for i in $(seq 100); do
+		[ "$(wc -l </proc/self/uid_map)" = 0 ] || RSYS_MAPPED=1 exec /bin/sh "$0" "$@"
+		sleep 0.05
+	done
+	exit 9
+fi
+echo "$1" >/proc/sys/user/max_user_namespaces || exit 9
+shift
+exec "$@"
+SH
+# userns_max MAX: rsys-load run -- echo in a user namespace whose max_user_namespaces is MAX
+userns_max()
+{
+	local p
+
+	unshare --user --mount --setgroups allow /bin/sh "$RSYS_TMP/userns-max.sh" "$1" \
+		timeout 30 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- echo PROG ran &
+	p=$!
+	for ((i = 0; i < 100; i++)); do
+		[ "$(readlink "/proc/$p/ns/user")" != "$(readlink /proc/self/ns/user)" ] && break
+		sleep 0.05
+	done
+	echo "0 0 4294967295" >"/proc/$p/uid_map" && echo "0 0 4294967295" >"/proc/$p/gid_map"
+	wait "$p"
+}
+a userns_max 0
+c userns_max 10
+attack "no user namespaces: exit 1, PROG does not run" "cannot create the sandbox's user namespace"
 
 kill "$victim" 2>/dev/null
 wait "$victim" 2>/dev/null
