@@ -249,6 +249,29 @@ static void sandbox_mounts(const struct guest_opts *o)
 		hide_path(*p);
 }
 
+/*
+ * Root in the sandbox keeps no capability, even over what its user
+ * namespace owns: an empty bounding set makes exec grant none. So the
+ * program cannot remount its view of the files (under paths the monitor
+ * resolves in its own namespace) nor reach the kernel's code behind
+ * CAP_NET_ADMIN and CAP_SYS_ADMIN.
+ */
+static void drop_capabilities(void)
+{
+	unsigned long cap, last = 0;
+	FILE *f;
+
+	f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	if (!f || fscanf(f, "%lu", &last) != 1)
+		guest_die("cannot read /proc/sys/kernel/cap_last_cap\n");
+	fclose(f);
+	for (cap = 0; cap <= last; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0))
+			guest_die("cannot drop capability %lu: %s\n", cap, strerror(errno));
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
+		guest_die("cannot clear the ambient capabilities: %s\n", strerror(errno));
+}
+
 static volatile pid_t init_prog;
 
 /* pid 1 gets only the signals it handles: pass them to the program. */
@@ -304,6 +327,7 @@ static void __attribute__((noreturn)) sandbox_init(const struct guest_opts *o, i
 		if (guest_send(sock, MSG_PROG, 0))
 			_exit(1);
 		close(sock);
+		drop_capabilities();
 		filter_exec(o);
 	}
 	/* INT/TERM/HUP came blocked from the monitor: one sent meanwhile is passed on now. */

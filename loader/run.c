@@ -33,7 +33,7 @@ static void run_usage(FILE *f)
 		"                     [-v] -- PROG [ARGS...]\n"
 		"\n"
 		"Run PROG trusted in a compute domain: a sandbox (user, mount and pid namespaces,\n"
-		"no_new_privs) around a fresh network namespace holding only lo, or /run/netns/NAME;\n"
+		"no capabilities, no_new_privs) around a fresh network namespace holding only lo, or /run/netns/NAME;\n"
 		"its sockets of remote families are executed by the delegate.\n"
 		"\n"
 		"  --policy FILE     policy naming the trusted programs and remote families\n"

@@ -44,7 +44,7 @@ attack()
 a() { "$@" >"$RSYS_TMP/a.log" 2>&1; arc=$?; }
 c() { "$@" >"$RSYS_TMP/c.log" 2>&1; crc=$?; }
 
-tap_plan 16
+tap_plan 17
 
 dpid=$(pgrep -f -n -- "--listen $RSYS_DELEGATE")
 # A monitor to attack natively, as the controls of the attacks on a program's own monitor.
@@ -125,6 +125,12 @@ attack "CAP_SYS_ADMIN over the host (sethostname)" "^blocked"
 a in_rsys "$PROBE" umount /run/netns
 c unshare -m sh -c 'mount -t tmpfs rsys-cover /run/netns && exec "$0" umount /run/netns' "$PROBE"
 attack "unmount the cover over /run/netns" "^blocked"
+
+# Root in the sandbox has no capability even in its own mount namespace: it cannot make a
+# path the monitor checks name another file. The control: root in a mount namespace of its own.
+a in_rsys "$PROBE" bind "$PROBE" "$ROOTFILE"
+c unshare -m "$PROBE" bind "$PROBE" "$ROOTFILE"
+attack "bind-mount another file over a path (own mount namespace)" "^blocked"
 
 # Fail closed: a sandbox whose root is the host's root is refused, not built.
 a timeout 30 "$RSYS_LOAD" run --uid 0 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$PROBE" write "$ROOTFILE"

@@ -173,6 +173,15 @@ static int probe_hostname(void)
 	return 0;
 }
 
+/* Bind @src over @dst: another binary under a trusted program's path, for instance. */
+static int probe_bind(const char *src, const char *dst)
+{
+	if (mount(src, dst, NULL, MS_BIND, NULL))
+		return blocked("mount --bind");
+	printf("bound %s over %s\n", src, dst);
+	return 0;
+}
+
 static int probe_umount(const char *path)
 {
 	if (umount2(path, MNT_DETACH))
@@ -211,7 +220,10 @@ int main(int argc, char **argv)
 		return probe_hostname();
 	if (!strcmp(cmd, "umount") && argc == 3)
 		return probe_umount(arg);
+	if (!strcmp(cmd, "bind") && argc == 4)
+		return probe_bind(arg, argv[3]);
 	fprintf(stderr, "usage: sandbox_probe setns PATH | connect PATH | find COMM... | pidfd PID | mem PID |\n"
-		"       ptrace PID | signal PID | read FILE | write FILE | netadmin | hostname | umount PATH\n");
+		"       ptrace PID | signal PID | read FILE | write FILE | netadmin | hostname | umount PATH |\n"
+		"       bind SRC DST\n");
 	return 2;
 }
