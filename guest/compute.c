@@ -272,6 +272,20 @@ static void drop_capabilities(void)
 		guest_die("cannot clear the ambient capabilities: %s\n", strerror(errno));
 }
 
+static int write_file(const char *path, const char *text)
+{
+	size_t len = strlen(text);
+	int fd, ret = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
 static volatile pid_t init_prog;
 
 /* pid 1 gets only the signals it handles: pass them to the program. */
@@ -285,7 +299,7 @@ static void __attribute__((noreturn)) sandbox_init(const struct guest_opts *o, i
 {
 	struct sigaction sa = { .sa_handler = init_forward, .sa_flags = SA_RESTART };
 	struct guest_msg m;
-	int status = 0, stopped = 0;
+	int status = 0, stopped = 0, ret;
 	sigset_t stopsigs;
 	pid_t w;
 
@@ -316,6 +330,14 @@ static void __attribute__((noreturn)) sandbox_init(const struct guest_opts *o, i
 		_exit(1);
 	if (!o->netns)
 		fresh_netns_lo();
+	/*
+	 * A user namespace of its own would give the program back every
+	 * capability there (mounts over paths the monitor checks, netfilter):
+	 * none may be created from ours. Only our root could raise it again.
+	 */
+	ret = write_file("/proc/sys/user/max_user_namespaces", "0\n");
+	if (ret)
+		guest_die("cannot forbid user namespaces in the sandbox: %s\n", strerror(-ret));
 	/* The program may not ptrace us: our memory came from the monitor (fork, no exec). */
 	prctl(PR_SET_DUMPABLE, 0);
 
@@ -364,18 +386,10 @@ static void __attribute__((noreturn)) sandbox_init(const struct guest_opts *o, i
 
 static int write_proc(pid_t pid, const char *file, const char *text)
 {
-	size_t len = strlen(text);
 	char path[64];
-	int fd, ret = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, len) != (ssize_t)len)
-		ret = -errno;
-	close(fd);
-	return ret;
+	return write_file(path, text);
 }
 
 /* Root (0) inside is @uid outside, for users and groups; no other id exists inside. */

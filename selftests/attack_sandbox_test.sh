@@ -44,7 +44,7 @@ attack()
 a() { "$@" >"$RSYS_TMP/a.log" 2>&1; arc=$?; }
 c() { "$@" >"$RSYS_TMP/c.log" 2>&1; crc=$?; }
 
-tap_plan 17
+tap_plan 18
 
 dpid=$(pgrep -f -n -- "--listen $RSYS_DELEGATE")
 # A monitor to attack natively, as the controls of the attacks on a program's own monitor.
@@ -131,6 +131,11 @@ attack "unmount the cover over /run/netns" "^blocked"
 a in_rsys "$PROBE" bind "$PROBE" "$ROOTFILE"
 c unshare -m "$PROBE" bind "$PROBE" "$ROOTFILE"
 attack "bind-mount another file over a path (own mount namespace)" "^blocked"
+
+# Nor from a user namespace of its own (it may create none). The control: uid 65534 natively.
+a in_rsys "$PROBE" userns-bind "$PROBE" "$ROOTFILE"
+c setpriv --reuid=65534 --regid=65534 --clear-groups "$PROBE" userns-bind "$PROBE" "$ROOTFILE"
+attack "bind-mount from a nested user namespace" "^blocked"
 
 # Fail closed: a sandbox whose root is the host's root is refused, not built.
 a timeout 30 "$RSYS_LOAD" run --uid 0 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$PROBE" write "$ROOTFILE"

@@ -182,6 +182,16 @@ static int probe_bind(const char *src, const char *dst)
 	return 0;
 }
 
+/* The same from a user namespace of our own, where we have every capability. */
+static int probe_userns_bind(const char *src, const char *dst)
+{
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS))
+		return blocked("unshare(CLONE_NEWUSER | CLONE_NEWNS)");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return blocked("mount --make-rprivate /");
+	return probe_bind(src, dst);
+}
+
 static int probe_umount(const char *path)
 {
 	if (umount2(path, MNT_DETACH))
@@ -222,8 +232,10 @@ int main(int argc, char **argv)
 		return probe_umount(arg);
 	if (!strcmp(cmd, "bind") && argc == 4)
 		return probe_bind(arg, argv[3]);
+	if (!strcmp(cmd, "userns-bind") && argc == 4)
+		return probe_userns_bind(arg, argv[3]);
 	fprintf(stderr, "usage: sandbox_probe setns PATH | connect PATH | find COMM... | pidfd PID | mem PID |\n"
 		"       ptrace PID | signal PID | read FILE | write FILE | netadmin | hostname | umount PATH |\n"
-		"       bind SRC DST\n");
+		"       bind SRC DST | userns-bind SRC DST\n");
 	return 2;
 }
