@@ -309,6 +309,9 @@ static void __attribute__((noreturn)) sandbox_init(const struct guest_opts *o, i
 	close_monitor_fds(sock);
 	/* Not the monitor, whose copy we are: say so in ps. */
 	prctl(PR_SET_NAME, "rsys-sandbox");
+	/* No controlling terminal: TIOCSTI would type commands into the shell that started us. */
+	if (setsid() < 0)
+		guest_die("cannot start a new session: %s\n", strerror(errno));
 	/* The host's supplementary groups (root's) would still open files by group. */
 	if (setgroups(0, NULL))
 		guest_die("cannot drop supplementary groups: %s\n", strerror(errno));

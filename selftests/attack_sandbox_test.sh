@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 PROBE=$RSYS_O/selftests/sandbox_probe
-rsys_require nsenter setpriv unshare
+rsys_require nsenter setpriv unshare script
 [ -x "$PROBE" ] || ksft_skip "sandbox_probe not built (make -C selftests)"
 rsys_have_bins || ksft_skip "$RSYS_MISSING"
 rsys_topology_up
@@ -44,7 +44,7 @@ attack()
 a() { "$@" >"$RSYS_TMP/a.log" 2>&1; arc=$?; }
 c() { "$@" >"$RSYS_TMP/c.log" 2>&1; crc=$?; }
 
-tap_plan 18
+tap_plan 19
 
 dpid=$(pgrep -f -n -- "--listen $RSYS_DELEGATE")
 # A monitor to attack natively, as the controls of the attacks on a program's own monitor.
@@ -136,6 +136,12 @@ attack "bind-mount another file over a path (own mount namespace)" "^blocked"
 a in_rsys "$PROBE" userns-bind "$PROBE" "$ROOTFILE"
 c setpriv --reuid=65534 --regid=65534 --clear-groups "$PROBE" userns-bind "$PROBE" "$ROOTFILE"
 attack "bind-mount from a nested user namespace" "^blocked"
+
+# Type into the terminal of the shell that started rsys-load (in a pty of script(1)).
+a script -qec "$(printf '%q ' "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+	"$PROBE" tiocsti)" /dev/null
+c script -qec "$(printf '%q ' "$PROBE" tiocsti)" /dev/null
+attack "TIOCSTI into the controlling terminal" "^blocked"
 
 # Fail closed: a sandbox whose root is the host's root is refused, not built.
 a timeout 30 "$RSYS_LOAD" run --uid 0 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$PROBE" write "$ROOTFILE"

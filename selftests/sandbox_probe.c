@@ -192,6 +192,17 @@ static int probe_userns_bind(const char *src, const char *dst)
 	return probe_bind(src, dst);
 }
 
+/* Push a character into the terminal's input (for the shell that reads it next). */
+static int probe_tiocsti(void)
+{
+	char c = ' ';
+
+	if (ioctl(0, TIOCSTI, &c))
+		return blocked("TIOCSTI");
+	printf("pushed input into the terminal\n");
+	return 0;
+}
+
 static int probe_umount(const char *path)
 {
 	if (umount2(path, MNT_DETACH))
@@ -232,10 +243,12 @@ int main(int argc, char **argv)
 		return probe_umount(arg);
 	if (!strcmp(cmd, "bind") && argc == 4)
 		return probe_bind(arg, argv[3]);
+	if (!strcmp(cmd, "tiocsti") && argc == 2)
+		return probe_tiocsti();
 	if (!strcmp(cmd, "userns-bind") && argc == 4)
 		return probe_userns_bind(arg, argv[3]);
 	fprintf(stderr, "usage: sandbox_probe setns PATH | connect PATH | find COMM... | pidfd PID | mem PID |\n"
 		"       ptrace PID | signal PID | read FILE | write FILE | netadmin | hostname | umount PATH |\n"
-		"       bind SRC DST | userns-bind SRC DST\n");
+		"       bind SRC DST | userns-bind SRC DST | tiocsti\n");
 	return 2;
 }
