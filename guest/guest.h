@@ -36,7 +36,8 @@ struct guest {
  * program's process then installs the seccomp filter and stops (SIGSTOP)
  * until the monitor has taken its listener (guest_listener) and continued
  * it. Returns 0, or -errno once the domain's failure was reported on
- * stderr and nothing is left to wait for. Call with INT/TERM/HUP blocked.
+ * stderr and nothing is left to wait for. Call single-threaded (the sandbox
+ * is started with a raw clone) and with INT/TERM/HUP blocked.
  */
 int guest_spawn(struct guest *g, const struct guest_opts *o);
 

@@ -33,8 +33,8 @@ static void run_usage(FILE *f)
 		"                     [-v] -- PROG [ARGS...]\n"
 		"\n"
 		"Run PROG trusted in a compute domain: a sandbox (user, mount and pid namespaces,\n"
-		"no capabilities, no_new_privs) around a fresh network namespace holding only lo, or /run/netns/NAME;\n"
-		"its sockets of remote families are executed by the delegate.\n"
+		"no capabilities, no_new_privs) around a fresh network namespace holding only lo,\n"
+		"or /run/netns/NAME; its sockets of remote families are executed by the delegate.\n"
 		"\n"
 		"  --policy FILE     policy naming the trusted programs and remote families\n"
 		"  --delegate ADDR   delegate address (default: the policy's; unix:PATH, tcp:HOST:PORT)\n"
@@ -256,14 +256,18 @@ int do_run(int argc, char **argv)
 		run_usage(stderr);
 		return 1;
 	}
-	if (uid_arg) {
-		ret = parse_uid(uid_arg, &go.uid);
-		if (ret || !go.sandbox) {
-			fprintf(stderr, ret ? "Error: --uid %s: %s\n" : "Error: --uid %s: there is no sandbox (--no-sandbox)\n",
-				uid_arg, ret == -EPERM ? "0 would make root in the sandbox the host's root" :
-				"not a uid (1 to 4294967294)");
-			return 1;
-		}
+	if (uid_arg && !go.sandbox) {
+		fprintf(stderr, "Error: --uid and --no-sandbox exclude each other\n");
+		return 1;
+	}
+	ret = uid_arg ? parse_uid(uid_arg, &go.uid) : 0;
+	if (ret == -EPERM) {
+		fprintf(stderr, "Error: --uid 0 would make root in the sandbox the host's root\n");
+		return 1;
+	}
+	if (ret) {
+		fprintf(stderr, "Error: --uid %s: not a uid (1 to 4294967294)\n", uid_arg);
+		return 1;
 	}
 
 	p = calloc(1, sizeof(*p));
