@@ -492,7 +492,7 @@ static int guest_ended(struct guest *g)
 			break;
 		}
 	g->status = guest_status(g, status);
-	return -1;
+	return -ECHILD;
 }
 
 int guest_wait_stopped(struct guest *g)
@@ -509,7 +509,7 @@ int guest_wait_stopped(struct guest *g)
 			return 0;
 		}
 		g->status = w == g->pid ? status : 1 << 8;
-		return -1;
+		return -ECHILD;
 	}
 	/* The program says who it is, then pid 1 says it stopped; anything else: the domain ends. */
 	if (guest_recv(g->sock, &m, &g->prog, 0) || m.kind != MSG_PROG || g->prog <= 0 ||

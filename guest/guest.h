@@ -43,8 +43,8 @@ int guest_spawn(struct guest *g, const struct guest_opts *o);
 
 /*
  * Wait until the program's process has stopped with its filter installed:
- * 0 with g->prog set, or -1 once the domain ended (reaped; g->status says
- * how). Interrupted waits resume.
+ * 0 with g->prog set, or -ECHILD once the domain ended (reaped; g->status
+ * says how). Interrupted waits resume.
  */
 int guest_wait_stopped(struct guest *g);
 

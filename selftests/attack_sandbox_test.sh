@@ -51,8 +51,18 @@ dpid=$(pgrep -f -n -- "--listen $RSYS_DELEGATE")
 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- sleep 60 &
 victim=$!
 RSYS_PIDS+=("$victim")
+# victim_ready: its monitor holds the program's seccomp listener
+victim_ready()
+{
+	local f
+
+	for f in /proc/"$victim"/fd/*; do
+		[ "$(readlink "$f")" = "anon_inode:seccomp notify" ] && return 0
+	done
+	return 1
+}
 for ((i = 0; i < 100; i++)); do
-	ls -l "/proc/$victim/fd" 2>/dev/null | grep -q "seccomp notify" && break
+	victim_ready && break
 	sleep 0.1
 done
 
@@ -123,6 +133,7 @@ attack "CAP_SYS_ADMIN over the host (sethostname)" "^blocked"
 
 # The covers are locked: the control is the same cover in a mount namespace of root's own.
 a in_rsys "$PROBE" umount /run/netns
+# shellcheck disable=SC2016 # $0 is the inner shell's
 c unshare -m sh -c 'mount -t tmpfs rsys-cover /run/netns && exec "$0" umount /run/netns' "$PROBE"
 attack "unmount the cover over /run/netns" "^blocked"
 
