@@ -129,7 +129,7 @@ else
 	echo "(attach failed: the run below still works, without the BPF fd table and counters)"
 fi
 
-step "4. curl as a trusted program: a fresh compute domain with only lo, sockets run by the delegate"
+step "4. curl as a trusted program: a fresh compute domain (a sandbox, only lo), sockets run by the delegate"
 show "$LOAD" run --policy "$POLICY" --delegate "$DELEGATE" -- curl -sS --max-time 20 "http://$WORLD_IP/"
 trusted_rc=$?
 echo "(curl exit status $trusted_rc)"
@@ -156,7 +156,8 @@ wait_for "grep -q connected $TMP/holder.out"
 cat "$TMP/holder.out"
 if [ -e "$PIN/fdtable" ]; then
 	show bpftool map dump pinned "$PIN/fdtable"
-	echo "(key: table = tgid, vfd = fd number; domain 1 = remote; fd 10 shares fd 3's handle,"
+	echo "(key: table = tgid as the host sees it (python's pid above is the sandbox's), vfd = fd"
+	echo " number; domain 1 = remote; fd 10 shares fd 3's handle,"
 	echo " flags 1 = FD_CLOEXEC, which python sets on sockets and dup2 clears)"
 else
 	echo "(not attached: no pinned fd table to dump)"

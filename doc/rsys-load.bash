@@ -67,8 +67,12 @@ _rsys_load()
 			COMPREPLY=($(compgen -W "$(ls /run/netns 2>/dev/null)" -- "$cur"))
 			return
 			;;
+		--uid)
+			# A numeric host uid; 0 is refused.
+			return
+			;;
 		esac
-		COMPREPLY=($(compgen -W '--policy --delegate --tls-cert --tls-key --tls-ca --netns -v --verbose -h --help --' -- "$cur"))
+		COMPREPLY=($(compgen -W '--policy --delegate --tls-cert --tls-key --tls-ca --netns --uid --no-sandbox -v --verbose -h --help --' -- "$cur"))
 		;;
 	esac
 }

@@ -31,10 +31,12 @@ static void run_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: rsys-load run --policy FILE [--delegate ADDR [--tls-cert FILE --tls-key FILE\n"
-		"                     --tls-ca FILE]] [--netns NAME] [-v] -- PROG [ARGS...]\n"
+		"                     --tls-ca FILE]] [--netns NAME] [--uid UID | --no-sandbox]\n"
+		"                     [-v] -- PROG [ARGS...]\n"
 		"\n"
-		"Run PROG trusted in a compute domain (a fresh network namespace holding only lo,\n"
-		"or /run/netns/NAME); its sockets of remote families are executed by the delegate.\n"
+		"Run PROG trusted in a compute domain: a sandbox (user, mount and pid namespaces,\n"
+		"no capabilities, no_new_privs) around a fresh network namespace holding only lo,\n"
+		"or /run/netns/NAME; its sockets of remote families are executed by the delegate.\n"
 		"\n"
 		"  --policy FILE     policy naming the trusted programs and remote families\n"
 		"  --delegate ADDR   delegate address (default: the policy's; unix:PATH, tcp:HOST:PORT)\n"
@@ -42,6 +44,9 @@ static void run_usage(FILE *f)
 		"                    for a tcp: delegate (required there): our certificate and key,\n"
 		"                    and the CA that signed the delegate's certificate\n"
 		"  --netns NAME      join /run/netns/NAME instead of creating a namespace\n"
+		"  --uid UID         the host uid and gid that root in the sandbox is (default 65534, never 0)\n"
+		"  --no-sandbox      only the network namespace: PROG runs as root in the host's other\n"
+		"                    namespaces (the compute domain is then no boundary for root)\n"
 		"  -v, --verbose     more messages (repeat for debug messages)\n"
 		"  -h, --help        this text\n");
 }
@@ -146,6 +151,35 @@ static void reap_leftovers(void)
 	}
 }
 
+/* --uid: a host id for the sandbox's root; 0 (the host's root) is refused. */
+static int parse_uid(const char *s, uid_t *uid)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v >= UINT32_MAX)
+		return -EINVAL;
+	if (!v)
+		return -EPERM;
+	*uid = v;
+	return 0;
+}
+
+/* The delegate's unix socket (and the policy's, if another) is covered in the sandbox. */
+static void run_hide_delegate(struct guest_opts *go, const char *delegate, const char *policy_delegate)
+{
+	const char *addr[] = { delegate, policy_delegate };
+	size_t i, n = 0;
+
+	for (i = 0; i < 2 && n < GUEST_HIDE_MAX; i++)
+		if (addr[i] && !strncmp(addr[i], "unix:", 5) &&
+		    (!n || strcmp(go->hide[n - 1], addr[i] + 5)))
+			go->hide[n++] = addr[i] + 5;
+	go->hide[n] = NULL;
+}
+
 /* Exit like the program did: same code, or the same signal. */
 static int pass_status(int status)
 {
@@ -175,12 +209,16 @@ int do_run(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "tls-ca", required_argument, NULL, 'A' },
+		{ "uid", required_argument, NULL, 'u' },
+		{ "no-sandbox", no_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *policy_file = NULL, *delegate = NULL, *netns = NULL;
+	const char *policy_file = NULL, *delegate = NULL, *netns = NULL, *uid_arg = NULL;
 	struct tls_files tls = { 0 };
+	struct guest_opts go = { .sandbox = true, .uid = GUEST_UID_DEFAULT };
+	struct guest g = { .sock = -1 };
 	struct sigaction sa = { .sa_handler = run_forward };
 	struct sigaction sa_alarm = { .sa_handler = run_alarm };
 	sigset_t stopsigs, oldmask;
@@ -191,8 +229,8 @@ int do_run(int argc, char **argv)
 	struct policy *p;
 	struct remote *rc;
 	struct sv sv = { 0 };
-	int c, ret, status = 0, lfd;
-	pid_t pid, w;
+	int c, ret, status = 0, lfd = -1;
+	pid_t w;
 
 	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -214,6 +252,12 @@ int do_run(int argc, char **argv)
 		case 'A':
 			tls.ca = optarg;
 			break;
+		case 'u':
+			uid_arg = optarg;
+			break;
+		case 'N':
+			go.sandbox = false;
+			break;
 		case 'v':
 			log_level++;
 			break;
@@ -228,6 +272,19 @@ int do_run(int argc, char **argv)
 	if (!policy_file || optind >= argc) {
 		fprintf(stderr, "Error: run needs --policy FILE and a program\n");
 		run_usage(stderr);
+		return 1;
+	}
+	if (uid_arg && !go.sandbox) {
+		fprintf(stderr, "Error: --uid and --no-sandbox exclude each other\n");
+		return 1;
+	}
+	ret = uid_arg ? parse_uid(uid_arg, &go.uid) : 0;
+	if (ret == -EPERM) {
+		fprintf(stderr, "Error: --uid 0 would make root in the sandbox the host's root\n");
+		return 1;
+	}
+	if (ret) {
+		fprintf(stderr, "Error: --uid %s: not a uid (1 to 4294967294)\n", uid_arg);
 		return 1;
 	}
 
@@ -270,22 +327,18 @@ int do_run(int argc, char **argv)
 	sigaddset(&stopsigs, SIGTERM);
 	sigaddset(&stopsigs, SIGHUP);
 	sigprocmask(SIG_BLOCK, &stopsigs, &oldmask);
-	pid = fork();
-	if (pid < 0) {
-		fprintf(stderr, "Error: fork: %s\n", strerror(errno));
+	go.path = prog;
+	go.argv = argv + optind;
+	go.netns = netns;
+	go.policy = p;
+	go.sigmask = &oldmask;
+	run_hide_delegate(&go, delegate, p->delegate);
+	if (guest_spawn(&g, &go)) {
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
-		return 1;
+		status = 1 << 8;
+		goto out_reap;
 	}
-	if (!pid) {
-		struct guest_opts g = {
-			.path = prog, .argv = argv + optind, .netns = netns,
-			.policy = p,
-		};
-
-		sigprocmask(SIG_SETMASK, &oldmask, NULL);
-		guest_exec(&g);
-	}
-	run_child = pid;
+	run_child = g.pid;
 	/* One anchor fd per remote socket: the monitor (not the program) may use its hard limit. */
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -297,22 +350,21 @@ int do_run(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 
-	/* The child stops once its filter is installed; otherwise it failed and said why. */
-	lfd = -1;
-	while ((w = waitpid(pid, &status, WUNTRACED)) < 0 && errno == EINTR)
-		;
-	if (w != pid || !WIFSTOPPED(status))
+	/* The program stops once its filter is installed; otherwise it failed and said why. */
+	if (guest_wait_stopped(&g)) {
+		status = g.status;
 		goto out_reap;
-	lfd = guest_listener(pid);
+	}
+	lfd = guest_listener(g.prog);
 	if (lfd < 0) {
 		fprintf(stderr, "Error: cannot take the seccomp listener of the program: %s\n",
 			strerror(-lfd));
-		kill(pid, SIGKILL);
+		kill(g.pid, SIGKILL);
 		goto out_wait;
 	}
 	t.monitor = getpid();
 	t.session = getpid();
-	maps_trust(&maps, pid, &t);
+	maps_trust(&maps, g.prog, &t);
 	sv.notify_fd = lfd;
 	sv.policy = p;
 	sv.remote = rc;
@@ -320,15 +372,17 @@ int do_run(int argc, char **argv)
 	ret = sv_start(&sv);
 	if (ret) {
 		fprintf(stderr, "Error: cannot start the supervisor: %s\n", strerror(-ret));
-		kill(pid, SIGKILL);
+		kill(g.pid, SIGKILL);
 	}
-	kill(pid, SIGCONT);
+	kill(g.prog, SIGCONT);
 
 out_wait:
 	for (;;) {
 		w = waitpid(-1, &status, 0);
-		if (w == pid)
+		if (w == g.pid) {
+			status = guest_status(&g, status);
 			break;
+		}
 		if (w < 0 && errno != EINTR) {
 			status = 127 << 8;
 			break;
@@ -342,6 +396,7 @@ out_reap:
 			sv_stop(&sv);
 		close(lfd);
 	}
+	guest_close(&g);
 	remote_close(rc);
 	maps_close(&maps);
 	free(p);

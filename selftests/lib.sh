@@ -168,7 +168,8 @@ rsys_topology_up()
 	trap rsys_cleanup EXIT
 	trap 'exit 143' TERM INT HUP
 	RSYS_TMP=$(mktemp -d /tmp/rsys-test.XXXXXX)
-	chmod 755 "$RSYS_TMP"
+	# Programs under rsys-load run write here as the sandbox's unprivileged uid (rsys-load(8)).
+	chmod 1777 "$RSYS_TMP"
 	RSYS_DELEGATE=unix:$RSYS_TMP/delegate.sock
 
 	rsys_netns_add "$RSYS_NS_WORLD" && rsys_netns_add "$RSYS_NS_SERVICE" &&
@@ -251,10 +252,11 @@ rsys_delegate_start()
 
 # rsys_run CMD...: run CMD as a trusted program in a fresh compute domain, killed after
 # $RSYS_RUN_TIMEOUT seconds (default 120; SIGKILL 5 s later). RSYS_POLICY and RSYS_DELEGATE
-# may be overridden.
+# may be overridden; RSYS_RUN_OPTS adds options of "rsys-load run" (e.g. --no-sandbox).
 rsys_run()
 {
-	timeout --kill-after=5 "${RSYS_RUN_TIMEOUT:-120}" "$RSYS_LOAD" run --policy "$RSYS_POLICY" \
+	# shellcheck disable=SC2086 # RSYS_RUN_OPTS is a list of options
+	timeout --kill-after=5 "${RSYS_RUN_TIMEOUT:-120}" "$RSYS_LOAD" run $RSYS_RUN_OPTS --policy "$RSYS_POLICY" \
 		--delegate "$RSYS_DELEGATE" -- "$@"
 }
 

@@ -48,8 +48,10 @@ threads()
 
 dpid=$(pgrep -f -n -- "--listen $RSYS_DELEGATE")
 before=$(threads "$dpid")
+# wait_leak reads the delegate's counters and /proc itself, which the sandbox
+# forbids (attack_sandbox_test.sh): this observation runs without it.
 WAIT_DELEGATE=$RSYS_DELEGATE WAIT_DELEGATE_PID=$dpid \
-	timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+	timeout 120 "$RSYS_LOAD" run --no-sandbox --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$LEAK" >"$RSYS_TMP/leak" 2>&1
 rc=$?
 # once the session is over, every delegate thread it had must be gone (bounded wait)
