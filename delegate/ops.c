@@ -313,16 +313,30 @@ static int64_t op_accept(struct session *s, struct handle *hd, const struct rsys
  * Control messages a program may send on a remote socket: the per-packet
  * versions of options it may set. Source routing and extension headers
  * (IP_RETOPTS, IPV6_RTHDR, IPV6_HOPOPTS, IPV6_DSTOPTS...) could steer
- * packets past the egress policy; fd passing means nothing on an inet socket.
+ * packets past the egress policy; fd passing means nothing on an inet
+ * socket. A packet-info interface index would pick the outgoing interface
+ * like SO_BINDTODEVICE, which the option allowlist refuses: only 0 (the
+ * route's) passes, the source address may be chosen.
  */
-static bool cmsg_allowed(const struct cmsghdr *cm)
+static bool cmsg_allowed(const struct cmsghdr *cm, const uint8_t *end)
 {
+	const void *d = CMSG_DATA(cm);
+	size_t dlen;
+
+	/* malformed: the kernel would refuse it (EINVAL); so do we */
+	if (cm->cmsg_len < CMSG_LEN(0) || cm->cmsg_len > (size_t)(end - (const uint8_t *)cm))
+		return false;
+	dlen = cm->cmsg_len - CMSG_LEN(0);
+	if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
+		return dlen >= sizeof(struct in_pktinfo) &&
+		       !((const struct in_pktinfo *)d)->ipi_ifindex;
+	if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO)
+		return dlen >= sizeof(struct in6_pktinfo) &&
+		       !((const struct in6_pktinfo *)d)->ipi6_ifindex;
 	if (cm->cmsg_level == IPPROTO_IP)
-		return cm->cmsg_type == IP_TTL || cm->cmsg_type == IP_TOS ||
-		       cm->cmsg_type == IP_PKTINFO;
+		return cm->cmsg_type == IP_TTL || cm->cmsg_type == IP_TOS;
 	if (cm->cmsg_level == IPPROTO_IPV6)
-		return cm->cmsg_type == IPV6_HOPLIMIT || cm->cmsg_type == IPV6_TCLASS ||
-		       cm->cmsg_type == IPV6_PKTINFO;
+		return cm->cmsg_type == IPV6_HOPLIMIT || cm->cmsg_type == IPV6_TCLASS;
 	return false;
 }
 
@@ -333,7 +347,7 @@ static int cmsgs_check(struct session *s, void *ctl, uint32_t clen)
 	struct cmsghdr *cm;
 
 	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
-		if (!cmsg_allowed(cm))
+		if (!cmsg_allowed(cm, (uint8_t *)ctl + clen))
 			return deny("control message", s);
 	return 0;
 }

@@ -331,7 +331,7 @@ static void test_cmsg(void)
 			    .msg_iovlen = 1, .msg_control = ctl.buf };
 	struct rsys_frame f;
 	int fd, u, one = 1, tos = 0x28;
-	int64_t h, r, ret;
+	int64_t h, r, ret, r2;
 	size_t clen;
 
 	fd = session_open(sock_open);
@@ -354,6 +354,21 @@ static void test_cmsg(void)
 	ret = ret ?: call(fd, RSYS_OP_SEND, pay, sizeof(dsa) + clen + 5, h, 0, sizeof(dsa), clen, NULL);
 	EXPECT_TRUE(ret == -EPERM, "cmsg: SEND with IP_RETOPTS -> %lld (-EPERM)", (long long)ret);
 
+	{
+		struct in_pktinfo pi = { .ipi_ifindex = 1 };
+
+		clen = cmsg_put(pay + sizeof(dsa), IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
+		memcpy(pay + sizeof(dsa) + clen, "dgram", 5);
+		ret = call(fd, RSYS_OP_SEND, pay, sizeof(dsa) + clen + 5, h, 0, sizeof(dsa), clen, NULL);
+		pi.ipi_ifindex = 0;
+		cmsg_put(pay + sizeof(dsa), IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
+		r2 = call(fd, RSYS_OP_SEND, pay, sizeof(dsa) + clen + 5, h, 0, sizeof(dsa), clen, NULL);
+		EXPECT_TRUE(ret == -EPERM && r2 == 5,
+			    "cmsg: IP_PKTINFO choosing interface 1 -> %lld (-EPERM), interface 0 -> %lld",
+			    (long long)ret, (long long)r2);
+		/* drop the datagram that went out */
+		call(fd, RSYS_OP_RECV, NULL, 0, r, 16, 0, 0, NULL);
+	}
 	clen = cmsg_put(pay + sizeof(dsa), IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
 	memcpy(pay + sizeof(dsa) + clen, "dgram", 5);
 	ret = call(fd, RSYS_OP_SEND, pay, sizeof(dsa) + clen + 5, h, 0, sizeof(dsa), clen, NULL);
@@ -871,7 +886,7 @@ int main(void)
 	lfd = tcp_server(&srv);
 	if (lfd < 0)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
-	ktap_plan(66);
+	ktap_plan(67);
 	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
 	pid_open = delegate_start(bin, sock_open, NULL);
 	pid_pol = delegate_start(bin, sock_pol, policy_path);
