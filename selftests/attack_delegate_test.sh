@@ -121,8 +121,8 @@ sys.exit(len(r) != 72)
 EOF
 }
 
-SOCK_A=$RSYS_TMP/a.sock
-SOCK_B=$RSYS_TMP/b.sock
+SOCK_A=$RSYS_SOCKDIR/a.sock
+SOCK_B=$RSYS_SOCKDIR/b.sock
 attack_policy "$RSYS_TMP/a.policy" "$SOCK_A" "0 1000" "limit sessions 8"
 # B: the peer check disabled for uid 65534; few fds, so that the global socket cap is reached.
 attack_policy "$RSYS_TMP/b.policy" "$SOCK_B" "0 1000 65534" "limit fds 200"

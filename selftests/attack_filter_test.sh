@@ -99,7 +99,7 @@ bad_policy()
 	timeout 5 "$RSYS_LOAD" run --policy "$file" --delegate "$RSYS_DELEGATE" -- \
 		"$ATTACKER" noop >"$out" 2>&1
 	rc=$?
-	timeout 5 "$RSYS_DELEGATE_BIN" --listen "unix:$RSYS_TMP/bad.sock" --policy "$file" \
+	timeout 5 "$RSYS_DELEGATE_BIN" --listen "unix:$RSYS_SOCKDIR/bad.sock" --policy "$file" \
 		>>"$out" 2>&1
 	drc=$?
 	if [ $rc -eq 1 ] && [ $drc -ne 0 ] && [ $drc -ne 124 ] &&

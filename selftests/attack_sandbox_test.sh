@@ -77,8 +77,8 @@ a in_rsys "$PROBE" setns "/run/netns/$RSYS_NS_SERVICE"
 c "$PROBE" setns "/run/netns/$RSYS_NS_SERVICE"
 attack "setns to the service netns by /run/netns" "^blocked"
 
-a in_rsys "$PROBE" connect "$RSYS_TMP/delegate.sock"
-c rsys_native "$PROBE" connect "$RSYS_TMP/delegate.sock"
+a in_rsys "$PROBE" connect "$RSYS_SOCKDIR/delegate.sock"
+c rsys_native "$PROBE" connect "$RSYS_SOCKDIR/delegate.sock"
 attack "connect to the delegate's unix socket" "^blocked"
 
 a in_rsys "$PROBE" find rsys-load rsys-delegate

@@ -3,7 +3,7 @@
 #
 # Source it from a test script. Topology (names unique per test: suffix $$):
 #   world   netns, 198.18.0.1/24: the servers (selftests/world_server.py, HTTP)
-#   service netns, 198.18.0.2/24, veth to world: rsys-delegate on unix:$RSYS_TMP/delegate.sock;
+#   service netns, 198.18.0.2/24, veth to world: rsys-delegate on unix:$RSYS_SOCKDIR/delegate.sock;
 #           also where native comparison runs happen ($RSYS_NS_NATIVE), so that local
 #           addresses seen natively and through the delegate are the same
 #   compute netns (lo only): created by "rsys-load run" itself for every run
@@ -22,6 +22,7 @@ RSYS_NS_SERVICE=rsys-svc-$$
 RSYS_NS_NATIVE=$RSYS_NS_SERVICE
 RSYS_TMP=
 RSYS_DELEGATE=
+RSYS_SOCKDIR=
 RSYS_POLICY=
 RSYS_PIDS=()
 RSYS_NETNS=()
@@ -170,7 +171,11 @@ rsys_topology_up()
 	RSYS_TMP=$(mktemp -d /tmp/rsys-test.XXXXXX)
 	# Programs under rsys-load run write here as the sandbox's unprivileged uid (rsys-load(8)).
 	chmod 1777 "$RSYS_TMP"
-	RSYS_DELEGATE=unix:$RSYS_TMP/delegate.sock
+	# ... but rsys-delegate listens only in a directory nobody else may write (rsys-delegate(8));
+	# others may pass through it: attack_delegate_test connects as uid 65534.
+	RSYS_SOCKDIR=$RSYS_TMP/sock
+	mkdir -m 0711 "$RSYS_SOCKDIR"
+	RSYS_DELEGATE=unix:$RSYS_SOCKDIR/delegate.sock
 
 	rsys_netns_add "$RSYS_NS_WORLD" && rsys_netns_add "$RSYS_NS_SERVICE" &&
 	ip link add "$a" type veth peer name "$b" &&
@@ -239,11 +244,11 @@ rsys_delegate_start()
 {
 	RSYS_POLICY=$RSYS_TMP/test.policy
 	rsys_write_policy "$RSYS_POLICY"
-	rm -f "$RSYS_TMP/delegate.sock"
+	rm -f "$RSYS_SOCKDIR/delegate.sock"
 	rsys_bg "$RSYS_NS_SERVICE" "$RSYS_DELEGATE_BIN" --listen "$RSYS_DELEGATE" \
 		--policy "$RSYS_POLICY" 2>"$RSYS_TMP/delegate.log"
 	RSYS_DELEGATE_PID=$!
-	rsys_wait_file "$RSYS_TMP/delegate.sock" || {
+	rsys_wait_file "$RSYS_SOCKDIR/delegate.sock" || {
 		tap_diag_file "$RSYS_TMP/delegate.log"
 		echo "1..0 # SKIP rsys-delegate did not start listening on $RSYS_DELEGATE"
 		exit 4

@@ -187,10 +187,10 @@ fi
 # Egress outside the policy: the delegate refuses the connect with EPERM.
 DENY=$RSYS_TMP/deny.policy
 sed 's|^allow tcp .*|allow tcp 198.18.0.1/32 7|' "$RSYS_POLICY" >"$DENY"
-rsys_bg "$RSYS_NS_SERVICE" "$RSYS_DELEGATE_BIN" --listen "unix:$RSYS_TMP/deny.sock" --policy "$DENY" \
+rsys_bg "$RSYS_NS_SERVICE" "$RSYS_DELEGATE_BIN" --listen "unix:$RSYS_SOCKDIR/deny.sock" --policy "$DENY" \
 	2>"$RSYS_TMP/deny.log"
-rsys_wait_file "$RSYS_TMP/deny.sock"
-denied=$(RSYS_POLICY=$DENY RSYS_DELEGATE=unix:$RSYS_TMP/deny.sock rsys_run "$PYTHON3" -c '
+rsys_wait_file "$RSYS_SOCKDIR/deny.sock"
+denied=$(RSYS_POLICY=$DENY RSYS_DELEGATE=unix:$RSYS_SOCKDIR/deny.sock rsys_run "$PYTHON3" -c '
 import errno, socket, sys
 for port in (7, int(sys.argv[2])):
     try:
