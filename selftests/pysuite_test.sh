@@ -6,6 +6,7 @@
 # Needs Debian's libpython3.11-testsuite (make deps). A group passes when every test that
 # passes natively (in the service netns) also passes under "rsys-load run", where every
 # socket of the suite, loopback included, lives in the service domain.
+# timeout: 1500
 
 . "$(dirname "$0")/lib.sh"
 

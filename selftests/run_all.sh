@@ -89,9 +89,13 @@ for prog in "$O"/selftests/*; do
 	run_one "$name" "$TEST_TIMEOUT" "$prog"
 done
 
+# A script may need longer than the default: a "# timeout: N" line in its header (kselftest's
+# per-test "settings" timeout), unless RSYS_TEST_TIMEOUT is larger.
 for script in "$SRC"/selftests/*_test.sh "$SRC"/selftests/realprogs.sh; do
 	[ -f "$script" ] || continue
-	run_one "$(basename "$script")" "$TEST_TIMEOUT" bash "$script"
+	limit=$(sed -n '1,15s/^# timeout: \([0-9][0-9]*\)$/\1/p' "$script" | head -n1)
+	[ -n "$limit" ] && [ "$limit" -gt "$TEST_TIMEOUT" ] || limit=$TEST_TIMEOUT
+	run_one "$(basename "$script")" "$limit" bash "$script"
 done
 
 # The KVM tier builds a kernel the first time (~20 min on 2 cores); RSYS_VMTEST=0 skips it.
