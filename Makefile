@@ -111,7 +111,7 @@ FUZZ_SECONDS ?= 60
 $(O)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.c fuzz/fuzz.h $(wildcard lib/*.c lib/*.h include/rsys/*.h)
 	@mkdir -p $(dir $@)
 	$(call msg,FUZZ-CC,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< fuzz/fuzz_common.c $(wildcard lib/*.c) -ldl
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< fuzz/fuzz_common.c $(wildcard lib/*.c) -lssl -lcrypto -ldl
 
 fuzz-build: $(FUZZ_TARGETS)
 
