@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <linux/netlink.h>
 
 #include "log.h"
 #include "seccomp_compat.h"
@@ -95,12 +96,14 @@ static const sv_handler_fn sv_table[] = {
  * remote families go to the monitor (socket) or are left to the kernel
  * (socketpair: EOPNOTSUPP); every other family fails with EAFNOSUPPORT.
  * Raw and packet sockets of remote families would bypass the delegate's
- * egress rules: EPERM, as the delegate answers. AF_NETLINK is refused too:
- * lo is up before the filter, glibc's AI_ADDRCONFIG probe assumes both IP
- * families without it, and rtnetlink lets a privileged program move or
- * configure interfaces of other namespaces (IFLA_TARGET_NETNSID) without setns.
+ * egress rules: EPERM, as the delegate answers. AF_NETLINK is refused too,
+ * rtnetlink (NETLINK_ROUTE) excepted in a sandbox (@sandboxed): there the
+ * program has no capability anywhere, so rtnetlink only reads its own
+ * namespace (getifaddrs, if_nametoindex, "ip addr"); without the sandbox
+ * a root program could move or configure interfaces of other namespaces
+ * with it (IFLA_TARGET_NETNSID, IFLA_NET_NS_FD) without setns.
  */
-static int sv_filter_family(scmp_filter_ctx ctx, int nr, const struct policy *p)
+static int sv_filter_family(scmp_filter_ctx ctx, int nr, const struct policy *p, bool sandboxed)
 {
 	int ret = 0, af, type, bit;
 
@@ -111,6 +114,13 @@ static int sv_filter_family(scmp_filter_ctx ctx, int nr, const struct policy *p)
 	for (af = 0; af < 64 && !ret; af++) {
 		if (af == AF_UNIX)
 			continue;
+		if (af == AF_NETLINK && sandboxed && nr == SYS_socket) {
+			/* any protocol but NETLINK_ROUTE (0), on all 64 bits: garbage is refused */
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 2,
+					       SV_ARG_INT_EQ(0, af),
+					       SCMP_A2_64(SCMP_CMP_NE, NETLINK_ROUTE));
+			continue;
+		}
 		if (!policy_is_remote_family(p, af)) {
 			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1,
 					       SV_ARG_INT_EQ(0, af));
@@ -156,7 +166,7 @@ static int sv_filter_namespaces(scmp_filter_ctx ctx)
 	return ret;
 }
 
-int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p)
+int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed)
 {
 	static const unsigned int fcntl_cmds[] = { F_SETFL, F_SETFD, F_DUPFD, F_DUPFD_CLOEXEC };
 	static const unsigned int ioctl_reqs[] = { FIONREAD, FIONBIO };
@@ -166,13 +176,13 @@ int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p)
 
 	ret = sv_filter_namespaces(ctx);
 	if (!ret)
-		ret = sv_filter_family(ctx, SYS_socketpair, p);
+		ret = sv_filter_family(ctx, SYS_socketpair, p, sandboxed);
 	for (nr = 0; nr < SV_NR_MAX && !ret; nr++) {
 		if (!sv_table[nr])
 			continue;
 		switch (nr) {
 		case SYS_socket:
-			ret = sv_filter_family(ctx, nr, p);
+			ret = sv_filter_family(ctx, nr, p, sandboxed);
 			break;
 		case SYS_fcntl:
 			/*

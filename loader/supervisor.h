@@ -125,10 +125,11 @@ enum sv_verdict wait_epoll_pwait2(struct sv_call *c);
 
 /*
  * Add to @ctx a NOTIFY rule for every intercepted syscall and the sandbox's
- * denials (socket families, namespaces: doc/rsys-load.8, FILTER). Run in the
+ * denials (socket families, namespaces: doc/rsys-load.8, FILTER); @sandboxed:
+ * the program runs in rsys-load run's sandbox (no capabilities). Run in the
  * child before exec.
  */
-int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p);
+int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed);
 
 /*
  * Serve @sv->notify_fd until sv_stop(): starts the supervisor and event

@@ -47,11 +47,16 @@ for g in $groups; do
 	fi
 	n=$RSYS_TMP/$g.native
 	r=$RSYS_TMP/$g.rsys
+	# The suites write their files (and bind unix sockets) in the current directory:
+	# one the sandbox's uid may write, for both runs.
+	mkdir -m 1777 "$RSYS_TMP/$g.cwd.n" "$RSYS_TMP/$g.cwd.r"
 	start=$SECONDS
-	rsys_native timeout "$LIMIT" "$PYTHON3" "$PYSUITE" "$n" "${EXCLUDE[@]}" $mods >"$n.err" 2>&1
+	(cd "$RSYS_TMP/$g.cwd.n" &&
+		rsys_native timeout "$LIMIT" "$PYTHON3" "$PYSUITE" "$n" "${EXCLUDE[@]}" $mods) >"$n.err" 2>&1
 	nrc=$?
 	tn=$((SECONDS - start))
-	RSYS_RUN_TIMEOUT=$LIMIT rsys_run "$PYTHON3" "$PYSUITE" "$r" "${EXCLUDE[@]}" $mods >"$r.err" 2>&1
+	(cd "$RSYS_TMP/$g.cwd.r" &&
+		RSYS_RUN_TIMEOUT=$LIMIT rsys_run "$PYTHON3" "$PYSUITE" "$r" "${EXCLUDE[@]}" $mods) >"$r.err" 2>&1
 	rrc=$?
 	tr=$((SECONDS - start - tn))
 	npass=$(grep -c '^pass ' "$n")
