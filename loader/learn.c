@@ -134,6 +134,12 @@ static void learn_record(const struct rsys_event *e)
 	learned[i].n[ev.call]++;
 out:
 	pthread_mutex_unlock(&learn_lock);
+	/* A dual-stack bind to :: binds 0.0.0.0 too, and the delegate wants both allowed. */
+	if (call == RSYS_EV_BIND && ev.family == AF_INET6 &&
+	    IN6_IS_ADDR_UNSPECIFIED((const struct in6_addr *)ev.addr)) {
+		ev.family = AF_INET;
+		learn_record(&ev);
+	}
 }
 
 /* @s on one comment line: control characters would end it or make the policy unreadable. */
