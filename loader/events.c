@@ -91,7 +91,8 @@ void mon_event_emit(struct rsys_event *ev)
 	trace_emit(ev);
 }
 
-void mon_event_exec(pid_t pid, pid_t tid, const char *path, bool trusted, int ret)
+void mon_event_exec(pid_t pid, pid_t tid, const char *path, const char *open_path, bool trusted,
+		    int ret)
 {
 	struct rsys_event ev = {
 		.call = RSYS_EV_EXECVE,
@@ -104,7 +105,7 @@ void mon_event_exec(pid_t pid, pid_t tid, const char *path, bool trusted, int re
 	if (!mon_event_hook && !trace_wanted())
 		return;
 	trace_strcpy(ev.prog, sizeof(ev.prog), path);
-	if (!sha256_file(path, ev.sha256))
+	if (!sha256_file(open_path ? open_path : path, ev.sha256))
 		ev.has_sha256 = 1;
 	mon_event_emit(&ev);
 }

@@ -25,11 +25,16 @@ extern void (*mon_event_hook)(const struct rsys_event *ev);
 void mon_event_emit(struct rsys_event *ev);
 
 /*
- * The passport decision on the program @path that process @pid (thread @tid;
- * 0 if the program does not run yet) executes: @trusted, and the call's
- * result @ret. For sys_execve() after its policy_check_trusted().
+ * The passport decision on the program @path (absolute, as the program names
+ * it: printed, and learned as a "trusted" line) that process @pid (thread
+ * @tid; 0 if it does not run yet) executes: @trusted, and the call's result
+ * @ret. Its sha256 is read from @open_path, a path the monitor can open
+ * (e.g. /proc/PID/root/...), or @path if NULL. For sys_execve() after its
+ * passport check, for every execve, also when the policy trusts everything
+ * ("rsys-load learn" runs so and learns the programs from these events).
  */
-void mon_event_exec(pid_t pid, pid_t tid, const char *path, bool trusted, int ret);
+void mon_event_exec(pid_t pid, pid_t tid, const char *path, const char *open_path, bool trusted,
+		    int ret);
 
 /*
  * The egress call @call (enum rsys_ev_call) of @c on remote socket @h to

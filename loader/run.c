@@ -306,7 +306,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	}
 	/* The passport check says why on stderr. */
 	if (policy_check_trusted(p, prog, stderr)) {
-		mon_event_exec(0, 0, prog, false, -EPERM);
+		mon_event_exec(0, 0, prog, NULL, false, -EPERM);
 		trace_close(RUN_TRACE_WAIT_MS);
 		return 1 << 8;
 	}
@@ -381,7 +381,7 @@ int run_main(struct run_args *ra, struct policy *p)
 		fprintf(stderr, "Error: cannot start the supervisor: %s\n", strerror(-ret));
 		kill(g.pid, SIGKILL);
 	} else {
-		mon_event_exec(g.prog, g.prog, prog, true, 0);
+		mon_event_exec(g.prog, g.prog, prog, NULL, true, 0);
 	}
 	kill(g.prog, SIGCONT);
 
