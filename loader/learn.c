@@ -48,7 +48,7 @@ static void learn_usage(FILE *f)
 		"\n"
 		"Run PROG as \"rsys-load run\" does, in the same sandbox, but with every program\n"
 		"trusted, and write to OUT the smallest policy that allows exactly what it did:\n"
-		"the programs it ran (trusted PATH sha256 HEX), the destinations it connected or\n"
+		"PROG itself (trusted PATH sha256 HEX), the destinations it connected or\n"
 		"sent to (allow PROTO ADDR PORT) and the addresses it bound (allow bind ...), each\n"
 		"commented with the calls that needed it. The delegate at ADDR must allow what\n"
 		"PROG does while it learns: run it without --policy (or with a permissive one).\n"

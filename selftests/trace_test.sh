@@ -75,7 +75,7 @@ trace_stop() {
 	wait "$READER" 2>/dev/null
 }
 
-tap_plan 18
+tap_plan 19
 
 if trace_start; then
 	tap_ok "trace listens on \$RSYS_TRACE_SOCK"
@@ -150,6 +150,19 @@ else
 	tap_not_ok "trace -j: lines that are no JSON, or no connect"
 fi
 
+trace_start --denied
+rsys_run curl -s -o /dev/null "$URL" >/dev/null 2>&1
+rsys_run curl -s -o /dev/null --connect-timeout 5 "http://198.19.0.1/" >/dev/null 2>&1
+sleep 0.3
+trace_stop
+if events text "$RSYS_TMP/trace.out" verdict=denied addr=198.19.0.1:80 >/dev/null &&
+   ! events text "$RSYS_TMP/trace.out" verdict='(?!denied|untrusted|error).*' >"$RSYS_TMP/m"; then
+	tap_ok "trace --denied: the refusals only"
+else
+	tap_diag_file "$RSYS_TMP/trace.out"
+	tap_not_ok "trace --denied: other events, or not the denial"
+fi
+
 # A reader that sleeps (stopped) under a flood: what it misses is counted.
 trace_start
 kill -STOP "$READER"
@@ -174,14 +187,14 @@ else
 	tap_not_ok "flood: delivered + lost != $FLOOD"
 fi
 
-# learn NAME OK_CMD... -- DENIED_CMD...: learn from OK_CMD through a delegate without a
-# policy, then under a delegate enforcing what was learned OK_CMD passes and DENIED_CMD
-# (another destination) is refused.
+# learn NAME DEST OK_CMD... -- DENIED_CMD...: learn from OK_CMD through a delegate without a
+# policy (it allows exactly "allow tcp DEST"), then under a delegate enforcing what was
+# learned OK_CMD passes and DENIED_CMD (another destination) is refused.
 learn_check() {
-	local name=$1 pol=$RSYS_TMP/$1.policy ok=() bad=() lsock=unix:$RSYS_SOCKDIR/learn.sock
+	local name=$1 dest=$2 pol=$RSYS_TMP/$1.policy ok=() bad=() lsock=unix:$RSYS_SOCKDIR/learn.sock
 	local esock=unix:$RSYS_SOCKDIR/enforce.sock pid rc
 
-	shift
+	shift 2
 	while [ "$1" != -- ]; do ok+=("$1"); shift; done
 	shift
 	bad=("$@")
@@ -195,9 +208,9 @@ learn_check() {
 	rc=$?
 	kill "$pid"; wait "$pid" 2>/dev/null
 	if [ $rc -eq 0 ] && grep -q "^trusted /.* sha256 [0-9a-f]\{64\}$" "$pol" &&
-	   grep -q "^allow " "$pol"; then
+	   [ "$(grep '^allow ' "$pol")" = "allow tcp $dest" ]; then
 		tap_diag_file "$pol"
-		tap_ok "learn $name: a policy with its passport and allow lines"
+		tap_ok "learn $name: its passport and exactly allow tcp $dest"
 	else
 		tap_diag_file "$RSYS_TMP/$name.learn.err"
 		[ -f "$pol" ] && tap_diag_file "$pol"
@@ -231,8 +244,8 @@ learn_check() {
 }
 
 echo "hello from nc $$" >"$RSYS_TMP/stdin"
-learn_check curl curl -s "$URL" -- curl -s --connect-timeout 5 "http://$RSYS_WORLD_IP:$ECHO_PORT/"
-learn_check python3 "$PYTHON3" -c "$FETCH_PY" "$URL" -- "$PYTHON3" -c "$FETCH_PY" \
+learn_check curl "$RSYS_WORLD_IP/32 $HTTP_PORT" curl -s "$URL" -- curl -s --connect-timeout 5 "http://$RSYS_WORLD_IP:$ECHO_PORT/"
+learn_check python3 "$RSYS_WORLD_IP/32 $HTTP_PORT" "$PYTHON3" -c "$FETCH_PY" "$URL" -- "$PYTHON3" -c "$FETCH_PY" \
 	"http://$RSYS_WORLD_IP:$ECHO_PORT/"
-learn_check nc nc -N -w 5 "$RSYS_WORLD_IP" "$ECHO_PORT" -- nc -N -w 5 "$RSYS_WORLD_IP" "$HTTP_PORT"
+learn_check nc "$RSYS_WORLD_IP/32 $ECHO_PORT" nc -N -w 5 "$RSYS_WORLD_IP" "$ECHO_PORT" -- nc -N -w 5 "$RSYS_WORLD_IP" "$HTTP_PORT"
 tap_finish
