@@ -26,6 +26,7 @@ struct delegate {
 	int n_client_uids;
 	unsigned int client_sessions[CLIENT_TLS + 1];	/* open, per client; atomic */
 	struct ssl_ctx_st *tls;		/* tcp:/vsock: (mutual TLS), else NULL */
+	bool trace;			/* --trace: decisions go to the trace reader too */
 	unsigned int max_handles;	/* sockets, all sessions (fits RLIMIT_NOFILE) */
 	unsigned int max_workers;	/* delegate and flusher threads, all sessions */
 	unsigned int workers;		/* running now; atomic */

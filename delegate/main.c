@@ -19,6 +19,7 @@
 #include "frame.h"
 #include "log.h"
 #include "tls.h"
+#include "trace.h"
 
 #define DEFAULT_LIMIT_FDS	256
 #define DEFAULT_LIMIT_INFLIGHT	64
@@ -47,7 +48,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: rsys-delegate [--listen ADDR] [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
-		"                     [--policy FILE] [-v]... [--help]\n"
+		"                     [--policy FILE] [--trace] [-v]... [--help]\n"
 		"Execute the socket calls that rsys monitors forward from compute domains.\n"
 		"\n"
 		"  -l, --listen ADDR   listen on unix:PATH, tcp:HOST:PORT or vsock:CID:PORT\n"
@@ -57,7 +58,9 @@ static void usage(FILE *f)
 		"                      and key, and the CA that signed the clients' certificates\n"
 		"  -p, --policy FILE   enforce the egress rules and limits of FILE\n"
 		"                      (without it every destination is allowed)\n"
-		"  -v, --verbose       more messages; repeat for debug messages\n"
+		"  -t, --trace         send every egress decision to the trace reader\n"
+		"                      (rsys-load trace); -v logs them in the same format\n"
+		"  -v, --verbose       more messages (each decision); repeat for debug messages\n"
 		"  -h, --help          print this help and exit\n"
 		"\n"
 		"See rsys-delegate(8) and policy/README.md.\n");
@@ -400,6 +403,7 @@ int main(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "tls-ca", required_argument, NULL, 'A' },
+		{ "trace", no_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -412,7 +416,8 @@ int main(int argc, char **argv)
 	int c, lfd, sfd;
 
 	log_prog = "rsys-delegate";
-	while ((c = getopt_long(argc, argv, "l:p:vh", opts, NULL)) != -1) {
+	trace_init(RSYS_SRC_DELEGATE);
+	while ((c = getopt_long(argc, argv, "l:p:tvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			listen_addr = optarg;
@@ -428,6 +433,9 @@ int main(int argc, char **argv)
 			break;
 		case 'A':
 			tls.ca = optarg;
+			break;
+		case 't':
+			dlg.trace = true;
 			break;
 		case 'v':
 			log_level++;

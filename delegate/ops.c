@@ -16,6 +16,7 @@
 
 #include "delegate.h"
 #include "log.h"
+#include "trace.h"
 
 #define OPT_MAX		4096	/* socket option values, both directions */
 #define ADDR_MAX	((uint32_t)sizeof(struct sockaddr_storage))
@@ -107,10 +108,63 @@ static bool opt_settable(int level, int name)
 	return false;
 }
 
-static int64_t deny(const char *what, struct session *s)
+/*
+ * A decision of ours as a trace event (include/rsys/trace.h): on the -v log,
+ * in the format "rsys-load trace" prints, and to the trace reader with --trace.
+ * @addr (@len bytes) is the address judged, if any.
+ */
+static void dlg_event(struct session *s, int call, int verdict, const struct handle *hd,
+		      const uint8_t *addr, uint32_t len, int rule, int ret)
+{
+	struct rsys_event ev = {
+		.call = call,
+		.verdict = verdict,
+		.session = s->id,
+		.ret = ret,
+		.proto = hd ? hd->proto : 0,
+	};
+	struct sockaddr_storage ss = { 0 };
+	char line[1024];
+
+	if (log_level < LOG_INFO && !dlg.trace)
+		return;
+	if (addr && len >= sizeof(sa_family_t)) {
+		memcpy(&ss, addr, len < sizeof(ss) ? len : sizeof(ss));
+		if (ss.ss_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+			ev.family = AF_INET;
+			memcpy(ev.addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+			ev.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		} else if (ss.ss_family == AF_INET6 && len >= offsetof(struct sockaddr_in6, sin6_scope_id)) {
+			ev.family = AF_INET6;
+			memcpy(ev.addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+			ev.port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		}
+	}
+	if (rule > 0 && dlg.policy) {
+		ev.rule_line = rule;
+		trace_strcpy(ev.rule_file, sizeof(ev.rule_file), dlg.policy->file);
+	}
+	if (dlg.trace)
+		trace_emit(&ev);
+	if (log_level >= LOG_INFO) {
+		if (!ev.time_ns) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ev.time_ns = ts.tv_sec * 1000000000ull + ts.tv_nsec;
+			ev.src = RSYS_SRC_DELEGATE;
+			ev.producer = getpid();
+		}
+		trace_format(&ev, false, line, sizeof(line));
+		pr_info("%s\n", line);
+	}
+}
+
+/* A refusal of @call by an allowlist (raw sockets, control messages, ...). */
+static int64_t deny(struct session *s, int call, const struct handle *hd)
 {
 	stat_add(denied, 1);
-	pr_info("session %u: %s refused by the egress policy\n", s->id, what);
+	dlg_event(s, call, RSYS_VERDICT_DENIED, hd, NULL, 0, 0, -EPERM);
 	return -EPERM;
 }
 
@@ -156,28 +210,33 @@ static bool bind_v4_too(const struct handle *hd, const struct sockaddr_storage *
 }
 
 /*
- * Egress/bind check of the address @addr given to a socket @hd. Addresses
- * the kernel rejects anyway (too short, foreign family) are left to it so
- * that the errno stays native. AF_UNSPEC means AF_INET to IPv4 sockets
- * (sendto, bind) and "no address" to IPv6 sendto, as in the kernel.
+ * Egress/bind check of the address @addr given to a socket @hd: the line of
+ * the rule that allows it, or RSYS_RULE_DENIED, RSYS_RULE_NOPOLICY, or
+ * RSYS_RULE_NONE for addresses the kernel rejects anyway (too short, foreign
+ * family), left to it so that the errno stays native. AF_UNSPEC means
+ * AF_INET to IPv4 sockets (sendto, bind) and "no address" to IPv6 sendto,
+ * as in the kernel.
  */
-static bool allowed(enum policy_rule_kind kind, const struct handle *hd, const uint8_t *addr,
-		    uint32_t len)
+static int egress_rule(enum policy_rule_kind kind, const struct handle *hd, const uint8_t *addr,
+		       uint32_t len)
 {
 	struct sockaddr_storage ss;
+	int rule;
 
-	if (!dlg.policy || len < sizeof(sa_family_t))
-		return true;
+	if (!dlg.policy)
+		return RSYS_RULE_NOPOLICY;
+	if (len < sizeof(sa_family_t))
+		return RSYS_RULE_NONE;
 	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, addr, len);
 	if (ss.ss_family == AF_UNSPEC && hd->family == AF_INET)
 		ss.ss_family = AF_INET;
 	if (ss.ss_family == AF_INET && len < sizeof(struct sockaddr_in))
-		return true;
+		return RSYS_RULE_NONE;
 	if (ss.ss_family == AF_INET6 && len < offsetof(struct sockaddr_in6, sin6_scope_id))
-		return true;
+		return RSYS_RULE_NONE;
 	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
-		return true;
+		return RSYS_RULE_NONE;
 	if (kind == POLICY_ALLOW_BIND && bind_v4_too(hd, &ss)) {
 		struct sockaddr_in any = {
 			.sin_family = AF_INET,
@@ -186,10 +245,33 @@ static bool allowed(enum policy_rule_kind kind, const struct handle *hd, const u
 
 		if (!policy_allows(dlg.policy, kind, hd->proto, (struct sockaddr *)&any,
 				   sizeof(any)))
-			return false;
+			return RSYS_RULE_DENIED;
 	}
 	addr_normalise(kind, &ss, &len);
-	return policy_allows(dlg.policy, kind, hd->proto, (struct sockaddr *)&ss, len);
+	rule = policy_allows(dlg.policy, kind, hd->proto, (struct sockaddr *)&ss, len);
+	return rule ? rule : RSYS_RULE_DENIED;
+}
+
+/*
+ * Check @addr for @call (an enum rsys_ev_call) and say so: in the reply's a5
+ * for the monitor's trace, and on our log. 0, or -EPERM if refused.
+ */
+static int egress_check(struct session *s, int call, const struct handle *hd,
+			const uint8_t *addr, uint32_t len, struct reply *r)
+{
+	enum policy_rule_kind kind = call == RSYS_EV_BIND || call == RSYS_EV_LISTEN ?
+				     POLICY_ALLOW_BIND : POLICY_ALLOW_CONNECT;
+	int rule = egress_rule(kind, hd, addr, len);
+
+	r->f.a[5] = rule;
+	if (rule == RSYS_RULE_DENIED) {
+		stat_add(denied, 1);
+		dlg_event(s, call, RSYS_VERDICT_DENIED, hd, addr, len, 0, -EPERM);
+		return -EPERM;
+	}
+	dlg_event(s, call, rule > 0 ? RSYS_VERDICT_ALLOWED : rule == RSYS_RULE_NOPOLICY ?
+		  RSYS_VERDICT_ALLOWED_ALL : RSYS_VERDICT_UNCHECKED, hd, addr, len, rule, 0);
+	return 0;
 }
 
 /*
@@ -229,7 +311,7 @@ static int64_t op_socket(struct session *s, const struct rsys_frame *f)
 		return -EAFNOSUPPORT;
 	/* Raw sockets would bypass the egress rules (the delegate runs as root). */
 	if (dlg.policy && base != SOCK_STREAM && base != SOCK_DGRAM)
-		return deny("raw/packet socket", s);
+		return deny(s, RSYS_EV_SOCKET, NULL);
 	hd = handle_reserve(s, &h, &err);
 	if (!hd)
 		return err;
@@ -246,28 +328,29 @@ static int64_t op_socket(struct session *s, const struct rsys_frame *f)
 }
 
 static int64_t op_connect(struct session *s, struct handle *hd, const struct rsys_frame *f,
-			  const uint8_t *p)
+			  const uint8_t *p, struct reply *r)
 {
 	/* Connecting to AF_UNSPEC dissolves an association: nothing to check. */
 	if (((const struct sockaddr *)p)->sa_family != AF_UNSPEC &&
-	    !allowed(POLICY_ALLOW_CONNECT, hd, p, f->len))
-		return deny("connect", s);
+	    egress_check(s, RSYS_EV_CONNECT, hd, p, f->len, r))
+		return -EPERM;
 	if (connect(hd->fd, (const struct sockaddr *)p, f->len) < 0)
 		return -errno;
 	return 0;
 }
 
 static int64_t op_bind(struct session *s, struct handle *hd, const struct rsys_frame *f,
-		       const uint8_t *p)
+		       const uint8_t *p, struct reply *r)
 {
-	if (!allowed(POLICY_ALLOW_BIND, hd, p, f->len))
-		return deny("bind", s);
+	if (egress_check(s, RSYS_EV_BIND, hd, p, f->len, r))
+		return -EPERM;
 	if (bind(hd->fd, (const struct sockaddr *)p, f->len) < 0)
 		return -errno;
 	return 0;
 }
 
-static int64_t op_listen(struct session *s, struct handle *hd, const struct rsys_frame *f)
+static int64_t op_listen(struct session *s, struct handle *hd, const struct rsys_frame *f,
+			 struct reply *r)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -276,8 +359,8 @@ static int64_t op_listen(struct session *s, struct handle *hd, const struct rsys
 	if (dlg.policy && !getsockname(hd->fd, (struct sockaddr *)&ss, &len) &&
 	    ((ss.ss_family == AF_INET && !((struct sockaddr_in *)&ss)->sin_port) ||
 	     (ss.ss_family == AF_INET6 && !((struct sockaddr_in6 *)&ss)->sin6_port)) &&
-	    !allowed(POLICY_ALLOW_BIND, hd, (uint8_t *)&ss, len))
-		return deny("listen on an unbound socket", s);
+	    egress_check(s, RSYS_EV_LISTEN, hd, (uint8_t *)&ss, len, r))
+		return -EPERM;
 	if (listen(hd->fd, f->a[1] > INT32_MAX ? INT32_MAX : (int)f->a[1]) < 0)
 		return -errno;
 	return 0;
@@ -348,12 +431,12 @@ static int cmsgs_check(struct session *s, void *ctl, uint32_t clen)
 
 	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
 		if (!cmsg_allowed(cm, (uint8_t *)ctl + clen))
-			return deny("control message", s);
+			return deny(s, RSYS_EV_CMSG, NULL);
 	return 0;
 }
 
 static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_frame *f,
-		       const uint8_t *p)
+		       const uint8_t *p, struct reply *r)
 {
 	uint32_t alen = f->a[2], clen = f->a[3];
 	union {
@@ -374,8 +457,8 @@ static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_f
 	if ((f->a[1] & MSG_FASTOPEN) && dlg.policy &&
 	    (!alen || !policy_allows(dlg.policy, POLICY_ALLOW_CONNECT, hd->proto,
 				     (const struct sockaddr *)p, alen) ||
-	     !allowed(POLICY_ALLOW_CONNECT, hd, p, alen)))
-		return deny("sendto with MSG_FASTOPEN", s);
+	     egress_rule(POLICY_ALLOW_CONNECT, hd, p, alen) == RSYS_RULE_DENIED))
+		return deny(s, RSYS_EV_SENDTO, hd);
 	iov.iov_base = (void *)(p + alen + clen);
 	iov.iov_len = f->len - alen - clen;
 	if (clen) {
@@ -387,8 +470,8 @@ static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_f
 		msg.msg_control = ctl.buf;
 		msg.msg_controllen = clen;
 	}
-	if (alen && !allowed(POLICY_ALLOW_CONNECT, hd, p, alen))
-		return deny("sendto", s);
+	if (alen && egress_check(s, RSYS_EV_SENDTO, hd, p, alen, r))
+		return -EPERM;
 	n = sendmsg(hd->fd, &msg, (int)f->a[1] | MSG_NOSIGNAL);
 	return n < 0 ? -errno : n;
 }
@@ -461,8 +544,9 @@ static int64_t op_setsockopt(struct session *s, struct handle *hd, const struct 
 
 	if (f->a[1] != level || f->a[2] != name || !opt_settable(level, name)) {
 		stat_add(denied, 1);
-		pr_info("session %u: setsockopt level %lld option %lld is not on the allowlist\n",
-			s->id, (long long)f->a[1], (long long)f->a[2]);
+		pr_debug("session %u: setsockopt level %lld option %lld is not on the allowlist\n",
+			 s->id, (long long)f->a[1], (long long)f->a[2]);
+		dlg_event(s, RSYS_EV_SETSOCKOPT, RSYS_VERDICT_DENIED, hd, NULL, 0, 0, -ENOPROTOOPT);
 		return -ENOPROTOOPT;
 	}
 	if (setsockopt(hd->fd, level, name, p, f->len) < 0)
@@ -606,7 +690,7 @@ static int flags_refused(struct session *s, const char *call, int64_t flags)
 static bool op_has_handle(int op)
 {
 	return op != RSYS_OP_HELLO && op != RSYS_OP_SOCKET && op != RSYS_OP_POLL &&
-	       op != RSYS_OP_CANCEL && op != RSYS_OP_STATS;
+	       op != RSYS_OP_CANCEL && op != RSYS_OP_STATS && op != RSYS_OP_INFO;
 }
 
 int op_check(struct session *s, const struct rsys_frame *f, enum op_mode *mode)
@@ -693,15 +777,15 @@ static int64_t exec_handle_op(struct session *s, struct handle *hd, const struct
 {
 	switch (f->op) {
 	case RSYS_OP_CONNECT:
-		return op_connect(s, hd, f, p);
+		return op_connect(s, hd, f, p, r);
 	case RSYS_OP_BIND:
-		return op_bind(s, hd, f, p);
+		return op_bind(s, hd, f, p, r);
 	case RSYS_OP_LISTEN:
-		return op_listen(s, hd, f);
+		return op_listen(s, hd, f, r);
 	case RSYS_OP_ACCEPT:
 		return op_accept(s, hd, f, r);
 	case RSYS_OP_SEND:
-		return op_send(s, hd, f, p);
+		return op_send(s, hd, f, p, r);
 	case RSYS_OP_RECV:
 		return op_recv(hd, f, r);
 	case RSYS_OP_SHUTDOWN:
@@ -734,6 +818,12 @@ void op_exec(struct session *s, const struct rsys_frame *f, const uint8_t *p, st
 	if (f->op == RSYS_OP_STATS) {
 		stats_read((struct rsys_delegate_stats *)r->buf);
 		r->f.len = sizeof(struct rsys_delegate_stats);
+		return;
+	}
+	if (f->op == RSYS_OP_INFO) {
+		/* Names the file whose lines the verdicts in a5 count. */
+		if (dlg.policy)
+			r->f.len = snprintf((char *)r->buf, RSYS_MAX_PAYLOAD, "%s", dlg.policy->file) + 1;
 		return;
 	}
 	stat_add(inflight, 1);

@@ -9,7 +9,7 @@ _rsys_load()
 	local cword=$COMP_CWORD
 
 	local global_opts='-v --verbose -d --debug -j --json -h --help'
-	local commands='attach detach status run help'
+	local commands='attach detach status run learn trace help'
 	local i cmd= cmd_idx=0
 
 	# The command is the first word that is not a global option.
@@ -41,7 +41,16 @@ _rsys_load()
 	status)
 		((cword == cmd_idx + 1)) && COMPREPLY=($(compgen -W '-j --json' -- "$cur"))
 		;;
-	run)
+	trace)
+		case $prev in
+		--pid | -p)
+			COMPREPLY=($(compgen -W "$(ps -e -o pid= 2>/dev/null)" -- "$cur"))
+			return
+			;;
+		esac
+		COMPREPLY=($(compgen -W '-j --json -p --pid -d --denied -h --help' -- "$cur"))
+		;;
+	run | learn)
 		# After "--" comes PROG and its arguments.
 		for ((i = cmd_idx + 1; i < cword; i++)); do
 			if [[ ${words[i]} == -- ]]; then

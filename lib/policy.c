@@ -513,7 +513,7 @@ static bool prefix_match(const uint8_t *a, const uint8_t *net, int prefix)
 	return !rest || !((a[full] ^ net[full]) & (0xff00 >> rest));
 }
 
-bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
+int policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
 		   const struct sockaddr *sa, socklen_t len)
 {
 	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
@@ -523,7 +523,7 @@ bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto
 	int family, i;
 
 	if (!sa || len < sizeof(sa->sa_family))
-		return false;
+		return 0;
 	if (sa->sa_family == AF_INET && len >= sizeof(*sin)) {
 		family = AF_INET;
 		addr = (const uint8_t *)&sin->sin_addr;
@@ -541,7 +541,7 @@ bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto
 			addr = sin6->sin6_addr.s6_addr;
 		}
 	} else {
-		return false;
+		return 0;
 	}
 	for (i = 0; i < p->n_rules; i++) {
 		const struct policy_rule *r = &p->rules[i];
@@ -553,9 +553,9 @@ bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto
 		if (port < r->port_lo || port > r->port_hi)
 			continue;
 		if (prefix_match(addr, r->addr, r->prefix))
-			return true;
+			return r->line;
 	}
-	return false;
+	return 0;
 }
 
 /*

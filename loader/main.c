@@ -23,6 +23,8 @@ static const struct cmd {
 	{ "detach", do_detach },
 	{ "status", do_status },
 	{ "run", do_run },
+	{ "learn", do_learn },
+	{ "trace", do_trace },
 	{ "help", do_help },
 };
 
@@ -40,12 +42,17 @@ static void usage(FILE *f)
 		"      -- PROG [ARGS...]\n"
 		"                    run PROG trusted in the compute domain (a sandbox); its remote\n"
 		"                    sockets are executed by rsys-delegate\n"
+		"  learn --policy OUT --delegate ADDR [run options] -- PROG [ARGS...]\n"
+		"                    run PROG with every program trusted (the sandbox kept) and\n"
+		"                    write to OUT the smallest policy allowing what it did\n"
+		"  trace [-j] [--pid PID] [--denied]\n"
+		"                    print every decision of the monitors and delegates as it happens\n"
 		"  help              this text\n"
 		"\n"
 		"Options:\n"
 		"  -v, --verbose     more messages (repeat for debug messages)\n"
 		"  -d, --debug       print libbpf's messages and verifier logs\n"
-		"  -j, --json        JSON output (status)\n"
+		"  -j, --json        JSON output (status, trace)\n"
 		"  -h, --help        this text\n");
 }
 

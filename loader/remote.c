@@ -48,6 +48,7 @@ struct remote {
 	int wake_fd;			/* eventfd: a call to watch while the event thread sleeps */
 	bool ev_asleep;			/* the event thread sleeps without a timeout */
 	char *rbuf;			/* reply payload of the frame being dispatched */
+	char policy_file[POLICY_PATH_MAX];	/* the delegate's, for the rules its verdicts name */
 };
 
 static void *remote_writer(void *arg)
@@ -157,6 +158,19 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 		close(fd);
 		return -ENOMEM;
 	}
+	/* Which policy the rule lines of its verdicts count in (trace events). */
+	f = (struct rsys_frame){ .op = RSYS_OP_INFO, .id = 2 };
+	ret = frame_send(fd, &f, NULL);
+	if (!ret)
+		ret = frame_recv(fd, &f, rc->policy_file, sizeof(rc->policy_file) - 1);
+	if (ret || f.id != 2 || f.op != RSYS_OP_INFO) {
+		fprintf(err, "Error: delegate at %s did not answer INFO: %s\n", addr,
+			strerror(ret ? -ret : EPROTO));
+		free(rc);
+		close(fd);
+		return ret ? ret : -EPROTO;
+	}
+	rc->policy_file[f.len] = '\0';
 	rc->rbuf = malloc(RSYS_MAX_PAYLOAD);
 	rc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!rc->rbuf || rc->wake_fd < 0) {
@@ -170,7 +184,7 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 	}
 	rc->fd = fd;
 	rc->alive = true;
-	rc->next_id = 2;
+	rc->next_id = 3;
 	pthread_mutex_init(&rc->send_lock, NULL);
 	pthread_mutex_init(&rc->lock, NULL);
 	pthread_mutex_init(&rc->wq_lock, NULL);
@@ -179,6 +193,11 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 		(long long)f.a[1], (long long)f.a[2]);
 	*rcp = rc;
 	return 0;
+}
+
+const char *remote_policy_file(const struct remote *rc)
+{
+	return rc->policy_file;
 }
 
 void remote_close(struct remote *rc)

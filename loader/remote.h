@@ -43,6 +43,9 @@ struct tls_files;
 int remote_open(struct remote **rcp, const char *addr, const struct tls_files *tls, FILE *err);
 void remote_close(struct remote *rc);
 
+/* The delegate's policy file, in which the rule lines of its verdicts (RSYS_RULE_*) count; "" if none. */
+const char *remote_policy_file(const struct remote *rc);
+
 /* Called by the event thread: its sends are queued, never blocking it. */
 void remote_set_event_thread(struct remote *rc);
 

@@ -16,13 +16,15 @@
 #include <sys/wait.h>
 
 #include "cmds.h"
+#include "events.h"
 #include "log.h"
 #include "supervisor.h"
 #include "tls.h"
-#include "../guest/guest.h"
+#include "trace.h"
 
 #define RUN_REAP_ROUNDS	100	/* bound on killing leftover descendants */
 #define RUN_GRACE_S	3	/* after INT/TERM/HUP: the program's time to exit, then the monitor's */
+#define RUN_TRACE_WAIT_MS 200	/* at exit: how long a loss count waits for a slow trace reader */
 
 static volatile pid_t run_child;
 static volatile sig_atomic_t run_stopsig;	/* the first INT/TERM/HUP forwarded */
@@ -180,8 +182,7 @@ static void run_hide_delegate(struct guest_opts *go, const char *delegate, const
 	go->hide[n] = NULL;
 }
 
-/* Exit like the program did: same code, or the same signal. */
-static int pass_status(int status)
+int run_exit(int status)
 {
 	struct sigaction sa = { .sa_handler = SIG_DFL };
 	sigset_t set;
@@ -200,7 +201,8 @@ static int pass_status(int status)
 	return 128 + sig;
 }
 
-int do_run(int argc, char **argv)
+/* The options of "run", which "learn" shares: see cmds.h. */
+int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f))
 {
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' },
@@ -215,70 +217,58 @@ int do_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *policy_file = NULL, *delegate = NULL, *netns = NULL, *uid_arg = NULL;
-	struct tls_files tls = { 0 };
-	struct guest_opts go = { .sandbox = true, .uid = GUEST_UID_DEFAULT };
-	struct guest g = { .sock = -1 };
-	struct sigaction sa = { .sa_handler = run_forward };
-	struct sigaction sa_alarm = { .sa_handler = run_alarm };
-	sigset_t stopsigs, oldmask;
-	struct rsys_maps maps;
-	struct rsys_trusted t;
-	struct rlimit rl;
-	char prog[PATH_MAX];
-	struct policy *p;
-	struct remote *rc;
-	struct sv sv = { 0 };
-	int c, ret, status = 0, lfd = -1;
-	pid_t w;
+	const char *uid_arg = NULL;
+	int c, ret;
 
+	ra->go.sandbox = true;
+	ra->go.uid = GUEST_UID_DEFAULT;
 	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			policy_file = optarg;
+			ra->policy_file = optarg;
 			break;
 		case 'D':
-			delegate = optarg;
+			ra->delegate = optarg;
 			break;
 		case 'n':
-			netns = optarg;
+			ra->go.netns = optarg;
 			break;
 		case 'C':
-			tls.cert = optarg;
+			ra->tls.cert = optarg;
 			break;
 		case 'K':
-			tls.key = optarg;
+			ra->tls.key = optarg;
 			break;
 		case 'A':
-			tls.ca = optarg;
+			ra->tls.ca = optarg;
 			break;
 		case 'u':
 			uid_arg = optarg;
 			break;
 		case 'N':
-			go.sandbox = false;
+			ra->go.sandbox = false;
 			break;
 		case 'v':
 			log_level++;
 			break;
 		case 'h':
-			run_usage(stdout);
-			return 0;
+			usage(stdout);
+			return -1;
 		default:
-			run_usage(stderr);
+			usage(stderr);
 			return 1;
 		}
 	}
-	if (!policy_file || optind >= argc) {
-		fprintf(stderr, "Error: run needs --policy FILE and a program\n");
-		run_usage(stderr);
+	if (!ra->policy_file || optind >= argc) {
+		fprintf(stderr, "Error: %s needs --policy FILE and a program\n", argv[0]);
+		usage(stderr);
 		return 1;
 	}
-	if (uid_arg && !go.sandbox) {
+	if (uid_arg && !ra->go.sandbox) {
 		fprintf(stderr, "Error: --uid and --no-sandbox exclude each other\n");
 		return 1;
 	}
-	ret = uid_arg ? parse_uid(uid_arg, &go.uid) : 0;
+	ret = uid_arg ? parse_uid(uid_arg, &ra->go.uid) : 0;
 	if (ret == -EPERM) {
 		fprintf(stderr, "Error: --uid 0 would make root in the sandbox the host's root\n");
 		return 1;
@@ -287,35 +277,53 @@ int do_run(int argc, char **argv)
 		fprintf(stderr, "Error: --uid %s: not a uid (1 to 4294967294)\n", uid_arg);
 		return 1;
 	}
+	ra->argv = argv + optind;
+	return 0;
+}
 
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return 1;
-	if (policy_load(p, policy_file, stderr)) {
-		fprintf(stderr, "Error: cannot load policy %s\n", policy_file);
-		return 1;
-	}
-	ret = resolve_prog(argv[optind], prog, sizeof(prog));
+int run_main(struct run_args *ra, struct policy *p)
+{
+	struct guest_opts go = ra->go;
+	struct guest g = { .sock = -1 };
+	struct sigaction sa = { .sa_handler = run_forward };
+	struct sigaction sa_alarm = { .sa_handler = run_alarm };
+	const char *delegate = ra->delegate;
+	sigset_t stopsigs, oldmask;
+	struct rsys_maps maps;
+	struct rsys_trusted t;
+	struct rlimit rl;
+	char prog[PATH_MAX];
+	struct remote *rc;
+	struct sv sv = { 0 };
+	int ret, status = 0, lfd = -1;
+	pid_t w;
+
+	trace_init(RSYS_SRC_MONITOR);
+	ret = resolve_prog(ra->argv[0], prog, sizeof(prog));
 	if (ret) {
-		fprintf(stderr, "Error: cannot find program '%s': %s\n", argv[optind], strerror(-ret));
-		return 127;
+		fprintf(stderr, "Error: cannot find program '%s': %s\n", ra->argv[0], strerror(-ret));
+		return 127 << 8;
 	}
 	/* The passport check says why on stderr. */
-	if (policy_check_trusted(p, prog, stderr))
-		return 1;
+	if (policy_check_trusted(p, prog, stderr)) {
+		mon_event_exec(0, 0, prog, NULL, false, -EPERM);
+		trace_close(RUN_TRACE_WAIT_MS);
+		return 1 << 8;
+	}
 	if (!delegate)
 		delegate = p->delegate;
 	if (!*delegate) {
 		fprintf(stderr, "Error: no delegate address: give --delegate ADDR or a 'delegate' line in %s\n",
-			policy_file);
-		return 1;
+			ra->policy_file);
+		return 1 << 8;
 	}
-	ret = remote_open(&rc, delegate, &tls, stderr);
+	ret = remote_open(&rc, delegate, &ra->tls, stderr);
 	if (ret) {
 		fprintf(stderr, "Error: delegate %s is unreachable (is rsys-delegate running there?)\n",
 			delegate);
-		return 1;
+		return 1 << 8;
 	}
+	mon_events_set_policy_file(remote_policy_file(rc));
 	if (maps_open(&maps) == -ENOENT)
 		pr_info("rsys is not attached: the BPF fd table is not published\n");
 
@@ -328,8 +336,7 @@ int do_run(int argc, char **argv)
 	sigaddset(&stopsigs, SIGHUP);
 	sigprocmask(SIG_BLOCK, &stopsigs, &oldmask);
 	go.path = prog;
-	go.argv = argv + optind;
-	go.netns = netns;
+	go.argv = ra->argv;
 	go.policy = p;
 	go.sigmask = &oldmask;
 	run_hide_delegate(&go, delegate, p->delegate);
@@ -373,6 +380,8 @@ int do_run(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "Error: cannot start the supervisor: %s\n", strerror(-ret));
 		kill(g.pid, SIGKILL);
+	} else {
+		mon_event_exec(g.prog, g.prog, prog, NULL, true, 0);
 	}
 	kill(g.prog, SIGCONT);
 
@@ -399,6 +408,28 @@ out_reap:
 	guest_close(&g);
 	remote_close(rc);
 	maps_close(&maps);
+	trace_close(RUN_TRACE_WAIT_MS);
+	return status;
+}
+
+int do_run(int argc, char **argv)
+{
+	struct run_args ra = { 0 };
+	struct policy *p;
+	int ret;
+
+	ret = run_parse(argc, argv, &ra, run_usage);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return 1;
+	if (policy_load(p, ra.policy_file, stderr)) {
+		fprintf(stderr, "Error: cannot load policy %s\n", ra.policy_file);
+		free(p);
+		return 1;
+	}
+	ret = run_main(&ra, p);
 	free(p);
-	return pass_status(status);
+	return run_exit(ret);
 }

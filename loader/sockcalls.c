@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include "epoll.h"
+#include "events.h"
 #include "log.h"
 #include "syscalls.h"
 
@@ -51,6 +52,8 @@ struct sop {
 	bool is_accept;			/* a "take" call: accept (else recv) */
 	bool orphan;			/* its caller was interrupted: the result goes to the stash */
 	bool counted;			/* in the REMOTE class counter already (one per call, not per chunk) */
+	int domain, stype;		/* socket: its family and type, for trace events */
+	int64_t rule;			/* the delegate's egress verdict (reply a5, RSYS_RULE_*) */
 	struct sop *hnext;		/* in hstate.inflight / hstate.waitq */
 };
 
@@ -219,6 +222,8 @@ static void sop_install(struct sop *o, uint64_t h)
 	}
 	vfd = sv_addfd(c, fd, -1, o->cloexec ? O_CLOEXEC : 0, true);
 	if (vfd >= 0) {
+		/* accept: o->h is the listener, o->domain 0 */
+		mon_sock_new(h, c->tgid, o->domain, o->stype, o->h);
 		fdc_set_remote(c->proc, vfd, a, (o->cloexec ? O_CLOEXEC : 0) |
 			       (o->nonblock ? O_NONBLOCK : 0));
 		sv_call_free(c);
@@ -254,9 +259,23 @@ enum sv_verdict sys_socket(struct sv_call *c)
 		return sv_error(c, -ENOMEM);
 	o->r.f.a[1] = type;
 	o->r.f.a[2] = (int)c->n.data.args[2];
+	o->domain = domain;
+	o->stype = type;
 	o->nonblock = type & SOCK_NONBLOCK;
 	o->cloexec = type & SOCK_CLOEXEC;
 	return sop_submit(o, socket_done);
+}
+
+/* connect/bind/listen answered: the delegate's verdict goes to the trace. */
+static void verdict_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	int call = r->f.op == RSYS_OP_CONNECT ? RSYS_EV_CONNECT :
+		   r->f.op == RSYS_OP_BIND ? RSYS_EV_BIND : RSYS_EV_LISTEN;
+
+	mon_event_call(o->c, call, o->h, o->buf, o->alen, sop_result(o), r->lost ? 0 : r->f.a[5],
+		       r->lost);
+	sop_finish(o, sop_result(o));
 }
 
 /* connect/bind(fd, addr, len): the address travels as payload. */
@@ -283,7 +302,8 @@ static enum sv_verdict sys_addr_call(struct sv_call *c, uint16_t op, int lost_er
 	}
 	o->r.f.len = len;
 	o->r.payload = o->buf;
-	return sop_submit(o, sop_done_simple);
+	o->alen = len;
+	return sop_submit(o, verdict_done);
 }
 
 enum sv_verdict sys_connect(struct sv_call *c)
@@ -305,7 +325,7 @@ static enum sv_verdict sys_int_call(struct sv_call *c, uint16_t op, int lost_err
 	if (!o)
 		return v;
 	o->r.f.a[1] = (int)c->n.data.args[1];
-	return sop_submit(o, sop_done_simple);
+	return sop_submit(o, op == RSYS_OP_LISTEN ? verdict_done : sop_done_simple);
 }
 
 enum sv_verdict sys_listen(struct sv_call *c)
@@ -369,6 +389,7 @@ static void accept_answer(struct sop *o, int64_t h, const void *peer, socklen_t 
 		sop_finish(o, ret);
 		return;
 	}
+	mon_event_call(o->c, RSYS_EV_ACCEPT, o->h, peer, plen, 0, RSYS_RULE_NONE, false);
 	sop_install(o, h);
 }
 
@@ -485,6 +506,8 @@ static void recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 		dlen = o->total - o->done;
 	ret = iov_copy(o, (char *)data, o->done, dlen, true);
 	n += o->done;
+	if (n > 0 && !(o->flags & MSG_PEEK))
+		mon_sock_bytes(o->h, n, 0);
 	if (!ret && o->msg) {
 		struct msghdr m;
 
@@ -757,6 +780,7 @@ void sock_handle_gone(struct sv *sv, uint64_t h)
 		hs_put(hs);
 	}
 	pthread_mutex_unlock(&hs_lock);
+	mon_sock_gone(h);
 	while ((s = list)) {
 		list = s->next;
 		if (s->conn)
@@ -923,6 +947,12 @@ static void send_finish(struct sop *o, int64_t ret)
 		ret = o->done;
 	else if (ret == -EPIPE && !(o->flags & MSG_NOSIGNAL))
 		sv_signal(o->c, SIGPIPE);
+	if (ret > 0)
+		mon_sock_bytes(o->h, 0, ret);
+	/* A send that names its destination is an egress decision. */
+	if (o->alen)
+		mon_event_call(o->c, RSYS_EV_SENDTO, o->h, o->buf, o->alen, ret, o->rule,
+			       o->r.lost);
 	if (ret >= 0 && o->mmsg_len) {
 		unsigned int len = ret;
 		int err = sv_write_mem(o->c, o->mmsg_len, &len, sizeof(len));
@@ -938,6 +968,8 @@ static void send_done(struct remote_req *r)
 	struct sv_call *c = o->c;
 	int64_t n = sop_result(o);
 
+	if (!r->lost)
+		o->rule = r->f.a[5];
 	if (n < 0) {
 		send_finish(o, n);
 		return;

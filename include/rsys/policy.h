@@ -71,10 +71,11 @@ bool policy_is_remote_family(const struct policy *p, int family);
 
 /*
  * Egress check done by the delegate: may a socket of @proto connect/send to
- * @sa (kind POLICY_ALLOW_CONNECT) or bind to it (POLICY_ALLOW_BIND)?
+ * @sa (kind POLICY_ALLOW_CONNECT) or bind to it (POLICY_ALLOW_BIND)? The
+ * line of the first rule that allows it (> 0, for trace events), or 0.
  * AF_UNIX and other non-IP families are refused.
  */
-bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
+int policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
 		   const struct sockaddr *sa, socklen_t len);
 
 /*

@@ -62,8 +62,18 @@ enum rsys_op {
 	RSYS_OP_POLL,		/* a0 n, a1 timeout ms (-1 = forever); payload n x struct rsys_pollfd -> a0 count; payload n x struct rsys_pollfd with revents */
 	RSYS_OP_CANCEL,		/* a0 id of the request to cancel; no reply of its own */
 	RSYS_OP_STATS,		/* -> payload struct rsys_delegate_stats */
+	RSYS_OP_INFO,		/* -> payload the delegate's policy file path, for RSYS_RULE_* lines */
 	RSYS_OP_MAX
 };
+
+/*
+ * a5 of the CONNECT, BIND, LISTEN and SEND replies: the egress verdict, for
+ * trace events. > 0: the line of the allowing rule in the delegate's policy
+ * (RSYS_OP_INFO names it); else one of these.
+ */
+#define RSYS_RULE_NONE		0	/* no check was made (no address, or the kernel judges it) */
+#define RSYS_RULE_NOPOLICY	(-1)	/* the delegate has no policy: everything is allowed */
+#define RSYS_RULE_DENIED	(-2)	/* refused by the egress policy */
 
 struct rsys_pollfd {
 	uint64_t handle;
