@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Parser, egress check and passport check for rsys policy files (format: policy/README.md). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <rsys/policy.h>
 
 #include "frame.h"
@@ -92,6 +95,26 @@ static int do_trusted(struct parser *ps, char **w, int n)
 		t->has_sha256 = true;
 	}
 	ps->p->n_trusted++;
+	return 0;
+}
+
+/* "trusted-env NAME...": dynamic-loader variables a trusted program may be started with. */
+static int do_trusted_env(struct parser *ps, char **w, int n)
+{
+	struct policy *p = ps->p;
+	int i;
+
+	if (n < 2)
+		return perr(ps, "usage: trusted-env NAME... (e.g. LD_LIBRARY_PATH)");
+	for (i = 1; i < n; i++) {
+		if (strlen(w[i]) >= POLICY_ENV_NAME || strchr(w[i], '='))
+			return perr(ps, "bad variable name '%s' (at most %d characters, no '=')",
+				    w[i], POLICY_ENV_NAME - 1);
+		if (p->n_trusted_env >= POLICY_MAX_TRUSTED_ENV)
+			return perr(ps, "too many trusted-env names (at most %d)",
+				    POLICY_MAX_TRUSTED_ENV);
+		strcpy(p->trusted_env[p->n_trusted_env++], w[i]);
+	}
 	return 0;
 }
 
@@ -285,6 +308,7 @@ static const struct {
 	int (*fn)(struct parser *ps, char **w, int n);
 } directives[] = {
 	{ "trusted", do_trusted },
+	{ "trusted-env", do_trusted_env },
 	{ "remote", do_remote },
 	{ "delegate", do_delegate },
 	{ "allow", do_allow },
@@ -325,7 +349,7 @@ static int parse_line(struct parser *ps, char *line)
 	for (i = 0; i < sizeof(directives) / sizeof(directives[0]); i++)
 		if (!strcmp(w[0], directives[i].name))
 			return directives[i].fn(ps, w, n);
-	return perr(ps, "unknown directive '%s' (expected trusted, remote, delegate, allow or limit)",
+	return perr(ps, "unknown directive '%s' (expected trusted, trusted-env, remote, delegate, allow or limit)",
 		    w[0]);
 }
 
@@ -448,33 +472,70 @@ bool policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto
 	return false;
 }
 
-int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
+bool policy_trusts_all(const struct policy *p)
+{
+	int i;
+
+	for (i = 0; i < p->n_trusted; i++)
+		if (!strcmp(p->trusted[i].path, "*") && !p->trusted[i].has_sha256)
+			return true;
+	return false;
+}
+
+/* Does the 'trusted' line path @tpath name the file at the canonical path @name (itself or through symlinks)? */
+static bool trusted_path_is(const char *tpath, const char *name)
 {
 	char real[PATH_MAX];
+
+	return !strcmp(tpath, name) || (realpath(tpath, real) && !strcmp(real, name));
+}
+
+/*
+ * The canonical path of the open file @fd in the monitor's view, if that
+ * path still names this very file; "" for a file that has none there (a
+ * memfd, a deleted file, a file of another mount namespace): such an image
+ * is judged by its content alone.
+ */
+static void fd_name(int fd, char *out, size_t cap)
+{
+	struct stat a, b;
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, out, cap - 1);
+	if (n <= 0 || (size_t)n >= cap - 1 || out[0] != '/')
+		goto anon;
+	out[n] = '\0';
+	if (fstat(fd, &a) || stat(out, &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		goto anon;
+	return;
+anon:
+	out[0] = '\0';
+}
+
+int policy_check_fd(const struct policy *p, int fd, const char *what, FILE *err)
+{
+	char name[PATH_MAX];
 	uint8_t digest[32];
 	bool have_digest = false, named = false;
 	int i, ret;
 
-	if (!realpath(path, real)) {
-		ret = -errno;
-		if (err)
-			fprintf(err, "Error: cannot resolve %s: %s\n", path, strerror(-ret));
-		return ret;
-	}
+	fd_name(fd, name, sizeof(name));
 	for (i = 0; i < p->n_trusted; i++) {
 		const struct policy_trusted *t = &p->trusted[i];
 
-		if (strcmp(t->path, "*") && strcmp(t->path, real) && strcmp(t->path, path))
+		if (strcmp(t->path, "*") && !(name[0] && trusted_path_is(t->path, name)))
 			continue;
 		named = true;
 		if (!t->has_sha256)
 			return 0;
 		if (!have_digest) {
-			ret = sha256_file(real, digest);
+			ret = sha256_fd(fd, digest);
 			if (ret) {
 				if (err)
 					fprintf(err, "Error: cannot read %s to check its sha256: %s\n",
-						real, strerror(-ret));
+						what, strerror(-ret));
 				return ret;
 			}
 			have_digest = true;
@@ -483,12 +544,32 @@ int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
 			return 0;
 	}
 	if (err) {
-		if (named)
+		if (!name[0])
+			fprintf(err, "Error: %s is not trusted: it has no path (a memfd or a deleted file) and its sha256 matches no 'trusted * sha256 HEX' line of the policy %s\n",
+				what, p->file);
+		else if (named)
 			fprintf(err, "Error: %s is not trusted: its sha256 does not match the policy %s (update the digest with sha256sum %s)\n",
-				real, p->file, real);
+				name, p->file, name);
 		else
 			fprintf(err, "Error: %s is not trusted: the policy %s has no 'trusted' line for it\n",
-				real, p->file);
+				name, p->file);
 	}
 	return -EPERM;
+}
+
+int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
+{
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		if (err)
+			fprintf(err, "Error: cannot read %s to check its passport: %s\n", path,
+				strerror(-ret));
+		return ret;
+	}
+	ret = policy_check_fd(p, fd, path, err);
+	close(fd);
+	return ret;
 }

@@ -1394,17 +1394,6 @@ enum sv_verdict sys_dup3(struct sv_call *c)
 	return sys_dup2(c);
 }
 
-/* Does the policy trust every program, whatever its digest ("trusted *")? */
-static bool policy_trusts_all(const struct policy *p)
-{
-	int i;
-
-	for (i = 0; i < p->n_trusted; i++)
-		if (!strcmp(p->trusted[i].path, "*") && !p->trusted[i].has_sha256)
-			return true;
-	return false;
-}
-
 /*
  * The program that execve(at) of @c would run, as a path the monitor can
  * open: through the caller's root, cwd or dirfd. 0, or -errno (EFAULT, or
