@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include "cmds.h"
+#include "execguard.h"
 #include "log.h"
 #include "supervisor.h"
 #include "../guest/guest.h"
@@ -175,6 +176,7 @@ int do_run(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = run_forward };
 	struct sigaction sa_alarm = { .sa_handler = run_alarm };
 	sigset_t stopsigs, oldmask;
+	struct execguard *guard = NULL;
 	struct rsys_maps maps;
 	struct rsys_trusted t;
 	struct rlimit rl;
@@ -225,7 +227,7 @@ int do_run(int argc, char **argv)
 		fprintf(stderr, "Error: cannot find program '%s': %s\n", argv[optind], strerror(-ret));
 		return 127;
 	}
-	/* The passport check says why on stderr. */
+	/* The passport check says why on stderr; the monitor repeats it on the file execve opens. */
 	if (policy_check_trusted(p, prog, stderr))
 		return 1;
 	if (!delegate)
@@ -244,6 +246,14 @@ int do_run(int argc, char **argv)
 	if (maps_open(&maps) == -ENOENT)
 		pr_info("rsys is not attached: the BPF fd table is not published\n");
 
+	/* Without the guard the monitor cannot bind its check to what the kernel runs: fail closed. */
+	if (!policy_trusts_all(p)) {
+		ret = execguard_open(&guard, p);
+		if (ret)
+			pr_warn("Error: cannot load the exec guard (BPF: %s): execve of anything but %s will be refused\n",
+				strerror(-ret), prog);
+	}
+
 	/* Orphans of the program come to us, so nothing outlives the run. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	/* A stop signal before the handlers know the program stays pending, never lost. */
@@ -256,6 +266,7 @@ int do_run(int argc, char **argv)
 	if (pid < 0) {
 		fprintf(stderr, "Error: fork: %s\n", strerror(errno));
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
+		execguard_close(guard);
 		return 1;
 	}
 	if (!pid) {
@@ -292,6 +303,15 @@ int do_run(int argc, char **argv)
 		kill(pid, SIGKILL);
 		goto out_wait;
 	}
+	if (guard) {
+		ret = execguard_add(guard, pid);
+		if (ret) {
+			fprintf(stderr, "Error: cannot guard the execs of the program: %s\n",
+				strerror(-ret));
+			kill(pid, SIGKILL);
+			goto out_wait;
+		}
+	}
 	t.monitor = getpid();
 	t.session = getpid();
 	maps_trust(&maps, pid, &t);
@@ -299,6 +319,7 @@ int do_run(int argc, char **argv)
 	sv.policy = p;
 	sv.remote = rc;
 	sv.maps = &maps;
+	sv.guard = guard;
 	ret = sv_start(&sv);
 	if (ret) {
 		fprintf(stderr, "Error: cannot start the supervisor: %s\n", strerror(-ret));
@@ -326,6 +347,7 @@ out_reap:
 	}
 	remote_close(rc);
 	maps_close(&maps);
+	execguard_close(guard);
 	free(p);
 	return pass_status(status);
 }
