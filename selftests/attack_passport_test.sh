@@ -85,7 +85,7 @@ elif [ "$probe_out" != "HELLO " ]; then
 	ksft_skip "the pinned probe does not run under rsys-load ('$probe_out')"
 fi
 
-tap_plan 12
+tap_plan 13
 
 attack "execve(/dev/fd/N) of an untrusted binary" devfd devfd "$PAYLOAD" "${REACH[@]}"
 attack "fexecve() of a memfd holding an untrusted binary" memfd memfd "$PAYLOAD" "${REACH[@]}"
@@ -114,29 +114,39 @@ else
 	tap_ok "#! script: a trusted script cannot start an untrusted interpreter ($got)"
 fi
 
-# The rename race of rsys-load(8) BUGS: another thread swaps the path between the
-# monitor's check and the kernel's read. The guard kills every exec that lost it.
-if [ "$GUARD" != yes ]; then
-	tap_skip "rename race: the exec guard is not available ($GUARD)"
-else
-	got=$(run "$PINNED" race race "$TRUSTED" "$PAYLOAD" "$RSYS_TMP/work" "$TRIES" "${REACH[@]}")
-	ctl=$(run "$OPEN" race.ctl race "$TRUSTED" "$PAYLOAD" "$RSYS_TMP/work" "$TRIES" "${REACH[@]}")
+# race KIND DESC: TRIES children of the pinned probe exec a path that flips between a trusted
+# copy and the payload (race: the name on disk, memrace: the path string in the caller's
+# memory) between the monitor's check and the kernel's read. The guard kills every exec
+# that won the race against the monitor; none may reach the world.
+race()
+{
+	local kind=$1 desc=$2 got ctl bad good cbad won
+
+	if [ "$GUARD" != yes ]; then
+		tap_skip "$desc: the exec guard is not available ($GUARD)"
+		return
+	fi
+	rm -rf "$RSYS_TMP/$kind"
+	mkdir -p "$RSYS_TMP/$kind"
+	got=$(run "$PINNED" "$kind" "$kind" "$TRUSTED" "$PAYLOAD" "$RSYS_TMP/$kind" "$TRIES" "${REACH[@]}")
+	ctl=$(run "$OPEN" "$kind.ctl" "$kind" "$TRUSTED" "$PAYLOAD" "$RSYS_TMP/$kind" "$TRIES" "${REACH[@]}")
 	bad=$(grep -o "REACHED $PAYLOAD_SIZE" <<<"$got" | wc -l)
 	good=$(grep -o "REACHED $TRUSTED_SIZE" <<<"$got" | wc -l)
 	cbad=$(grep -o "REACHED $PAYLOAD_SIZE" <<<"$ctl" | wc -l)
-	won=$(grep -c "untrusted exec killed" "$RSYS_TMP/race.err")
-	summary="${got##*tries}"
-	echo "# pinned: tries$summary, trusted reached $good, payload reached $bad; races won against the monitor's check (killed by the guard): $won; passport off: payload reached $cbad"
+	won=$(grep -c "untrusted exec killed" "$RSYS_TMP/$kind.err")
+	echo "# pinned: tries${got##*tries}, trusted reached $good, payload reached $bad; killed by the guard after the monitor approved: $won; passport off: payload reached $cbad"
 	if [ "$bad" -ne 0 ]; then
-		tap_not_ok "rename race: the payload reached the world $bad times in $TRIES tries"
+		tap_not_ok "$desc: the payload reached the world $bad times in $TRIES tries"
 	elif [ "$cbad" -eq 0 ]; then
-		tap_not_ok "rename race: positive control: the payload never ran with the passport off"
+		tap_not_ok "$desc: positive control: the payload never ran with the passport off"
 	elif [ "$good" -eq 0 ]; then
-		tap_not_ok "rename race: the trusted program never ran either (the case exercised nothing)"
+		tap_not_ok "$desc: the trusted program never ran either (the case exercised nothing)"
 	else
-		tap_ok "rename race: $TRIES tries, the payload never reached the world ($won races won against the check, all killed)"
+		tap_ok "$desc: $TRIES tries, the payload never reached the world ($won execs killed after winning against the check)"
 	fi
-fi
+}
+race race "rename race (the path swapped on disk)"
+race memrace "path-string race (a second thread rewrites the path execve reads)"
 
 # The dynamic loader's environment: foreign code inside a trusted image.
 env_attack()

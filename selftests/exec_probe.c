@@ -17,6 +17,9 @@
  *                                       a thread swaps DIR/prog between copies of
  *                                       GOOD and BAD while TRIES children exec it;
  *                                       prints "tries T killed K"
+ *   exec_probe memrace GOOD BAD DIR TRIES ARGS...
+ *                                       the same, a second thread of each child
+ *                                       flipping the path string execve reads
  * ARGS are the new program's arguments after argv[0] ("probe").
  */
 #include <errno.h>
@@ -139,10 +142,12 @@ static int die(const char *what)
 
 struct race {
 	char prog[4096], other[4096];
+	char *args[64];			/* the new program's argv */
 	atomic_bool stop;
 };
 
-static void *race_swap(void *arg)
+/* "race": swap the two names on disk. */
+static void *race_rename(void *arg)
 {
 	struct race *r = arg;
 
@@ -151,33 +156,65 @@ static void *race_swap(void *arg)
 	return NULL;
 }
 
-static int race(char **argv)
+/* "memrace": flip the path execve reads between DIR/g and DIR/b. */
+static void *race_flip(void *arg)
+{
+	struct race *r = arg;
+	volatile char *last = r->prog + strlen(r->prog) - 1;
+
+	for (;;)
+		*last = *last == 'g' ? 'b' : 'g';
+	return NULL;
+}
+
+/* One try of "memrace": a second thread flips the path while this one execs it. */
+static void memrace_child(struct race *r)
+{
+	pthread_t t;
+
+	if (!pthread_create(&t, NULL, race_flip, r))
+		execv(r->prog, r->args);
+	_exit(126);
+}
+
+/*
+ * TRIES children exec DIR's copy of GOOD while the name (race: on disk)
+ * or the path string (memrace: in memory) flips to BAD's copy.
+ */
+static int race(char **argv, bool in_memory)
 {
 	int tries = atoi(argv[3]), i, killed = 0, status;
 	struct race r = { 0 };
+	char **av = new_argv(argv + 4);
 	pthread_t t;
 	pid_t pid;
 
-	snprintf(r.prog, sizeof(r.prog), "%s/prog", argv[2]);
-	snprintf(r.other, sizeof(r.other), "%s/other", argv[2]);
+	for (i = 0; av[i] && i < 63; i++)
+		r.args[i] = av[i];
+	snprintf(r.prog, sizeof(r.prog), "%s/%s", argv[2], in_memory ? "g" : "prog");
+	snprintf(r.other, sizeof(r.other), "%s/%s", argv[2], in_memory ? "b" : "other");
 	if (copy_file(argv[0], r.prog) < 0 || copy_file(argv[1], r.other) < 0)
 		return die("copy");
-	if (pthread_create(&t, NULL, race_swap, &r))
+	if (!in_memory && pthread_create(&t, NULL, race_rename, &r))
 		return die("pthread_create");
 	for (i = 0; i < tries; i++) {
 		pid = fork();
 		if (pid < 0)
 			break;
 		if (!pid) {
-			execv(r.prog, new_argv(argv + 4));
+			if (in_memory)
+				memrace_child(&r);
+			execv(r.prog, r.args);
 			_exit(126);
 		}
 		if (waitpid(pid, &status, 0) == pid && WIFSIGNALED(status) &&
 		    WTERMSIG(status) == SIGKILL)
 			killed++;
 	}
-	atomic_store(&r.stop, true);
-	pthread_join(t, NULL);
+	if (!in_memory) {
+		atomic_store(&r.stop, true);
+		pthread_join(t, NULL);
+	}
 	printf("tries %d killed %d\n", i, killed);
 	return 0;
 }
@@ -248,8 +285,8 @@ int main(int argc, char **argv)
 		execv(link, new_argv(argv + 4));
 		return die(link);
 	}
-	if (!strcmp(argv[1], "race") && argc >= 6)
-		return race(argv + 2);
+	if ((!strcmp(argv[1], "race") || !strcmp(argv[1], "memrace")) && argc >= 6)
+		return race(argv + 2, !strcmp(argv[1], "memrace"));
 	return 2;
 }
 #endif
