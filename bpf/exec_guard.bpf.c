@@ -3,6 +3,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "exec_guard.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -146,15 +147,19 @@ int BPF_PROG(guard_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	struct rsys_exec_image *a;
 	struct pt_regs *regs;
 	struct inode *ino;
+	struct mount *mnt;
 	__u64 argc = 0;
+	__u32 mnt_id;
 
 	if (!bpf_map_lookup_elem(&guarded, &tgid))
 		return 0;
 	ino = bprm->file->f_inode;
+	mnt = container_of(bprm->file->f_path.mnt, struct mount, mnt);
+	mnt_id = BPF_CORE_READ(mnt, mnt_id);
 	a = bpf_map_lookup_elem(&approved, &tid);
 	if (!a)
 		reason = RSYS_GUARD_UNAPPROVED;
-	else if (a->ino != ino->i_ino || a->dev != ino->i_sb->s_dev)
+	else if (a->ino != ino->i_ino || a->mnt_id != mnt_id)
 		reason = RSYS_GUARD_OTHER_IMAGE;
 	else if (a->ctime_sec != ino->i_ctime_sec ||
 		 a->ctime_nsec != (ino->i_ctime_nsec & ~I_CTIME_QUERIED))

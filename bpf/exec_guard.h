@@ -13,15 +13,16 @@
 
 /*
  * Value of the "approved" map, keyed by the thread id that called execve:
- * the image the monitor judged, as the kernel names it (s_dev is the
- * kernel's dev_t, MAJOR << 20 | MINOR). The change time catches a write
- * between the monitor's check and the kernel's read.
+ * the image the monitor judged, as the kernel names it (the mount id and
+ * inode number of /proc/PID/fdinfo, not stat's: btrfs and overlayfs report
+ * other ones there). The change time catches a write between the
+ * monitor's check and the kernel's read.
  */
 struct rsys_exec_image {
 	__u64 ino;
 	__s64 ctime_sec;
 	__u32 ctime_nsec;
-	__u32 dev;
+	__u32 mnt_id;
 };
 
 enum rsys_guard_reason {

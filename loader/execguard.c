@@ -3,9 +3,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysmacros.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 
@@ -126,17 +126,39 @@ int execguard_add(struct execguard *g, pid_t tgid)
 				    BPF_ANY);
 }
 
-int execguard_approve(struct execguard *g, pid_t tid, const struct stat *st)
+/* The kernel's own names of the open file @fd: its mount id and inode number. */
+static int fd_kernel_id(int fd, __u32 *mnt_id, __u64 *ino)
+{
+	char path[64], line[256];
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "mnt_id: %u", mnt_id) == 1)
+			found |= 1;
+		else if (sscanf(line, "ino: %llu", (unsigned long long *)ino) == 1)
+			found |= 2;
+	}
+	fclose(f);
+	return found == 3 ? 0 : -EIO;
+}
+
+int execguard_approve(struct execguard *g, pid_t tid, int fd, const struct stat *st)
 {
 	struct rsys_exec_image img = {
-		.ino = st->st_ino,
 		.ctime_sec = st->st_ctim.tv_sec,
 		.ctime_nsec = st->st_ctim.tv_nsec,
-		/* the kernel's dev_t, as in inode->i_sb->s_dev */
-		.dev = major(st->st_dev) << 20 | minor(st->st_dev),
 	};
 	__u32 key = tid;
+	int err;
 
+	err = fd_kernel_id(fd, &img.mnt_id, &img.ino);
+	if (err)
+		return err;
 	return bpf_map__update_elem(g->skel->maps.approved, &key, sizeof(key), &img, sizeof(img),
 				    BPF_ANY);
 }

@@ -18,6 +18,9 @@ int execguard_open(struct execguard **gp, const struct policy *p);
 void execguard_close(struct execguard *g);
 /* Guard the process @tgid and, from now on, every process it forks. */
 int execguard_add(struct execguard *g, pid_t tgid);
-/* The next exec of thread @tid must run the file @st (fstat of the image judged) or be killed. */
-int execguard_approve(struct execguard *g, pid_t tid, const struct stat *st);
+/*
+ * The next exec of thread @tid must run the file open as @fd, unchanged
+ * since @st (its fstat before it was judged), or be killed.
+ */
+int execguard_approve(struct execguard *g, pid_t tid, int fd, const struct stat *st);
 #endif

@@ -177,8 +177,9 @@ static bool same_version(const struct stat *a, const struct stat *b)
 
 /*
  * Judge the file @fd (named @what) and, for a "#!" script, each interpreter
- * down to the binary the kernel maps: all must be trusted. *@st: that
- * binary, as judged. 0, -EPERM (the reason is on stderr) or -errno. Closes @fd.
+ * down to the binary the kernel maps: all must be trusted. Consumes @fd.
+ * Returns that binary, open (*@st: its fstat before it was judged), or
+ * -EPERM (the reason is on stderr) or -errno.
  */
 static int exec_judge(struct sv_call *c, int fd, const char *what, struct stat *st)
 {
@@ -200,8 +201,10 @@ static int exec_judge(struct sv_call *c, int fd, const char *what, struct stat *
 			break;
 		}
 		ret = exec_interp(fd, interp, sizeof(interp));
-		if (ret || !interp[0])
+		if (ret)
 			break;
+		if (!interp[0])
+			return fd;
 		close(fd);
 		if (depth == EXEC_MAX_INTERP)
 			return -ELOOP;
@@ -259,19 +262,20 @@ enum sv_verdict sys_execve(struct sv_call *c)
 			path, strerror(-fd));
 		return sv_error(c, -EACCES);
 	}
-	err = exec_judge(c, fd, path, &st);
-	if (err == -ENOENT || err == -ENOTDIR)
-		return sv_error(c, err);
-	if (!err && sv->guard) {
-		err = execguard_approve(sv->guard, c->n.pid, &st);
-		if (err)
-			pr_warn("Error: execve of %s refused: cannot approve it to the exec guard: %s\n",
-				path, strerror(-err));
-	}
-	if (err) {
-		if (err != -EPERM)
+	fd = exec_judge(c, fd, path, &st);
+	if (fd == -ENOENT || fd == -ENOTDIR)
+		return sv_error(c, fd);
+	if (fd < 0) {
+		if (fd != -EPERM)
 			pr_warn("Error: execve of %s refused: its passport cannot be checked: %s\n",
-				path, strerror(-err));
+				path, strerror(-fd));
+		return sv_error(c, -EACCES);
+	}
+	err = sv->guard ? execguard_approve(sv->guard, c->n.pid, fd, &st) : 0;
+	close(fd);
+	if (err) {
+		pr_warn("Error: execve of %s refused: cannot approve it to the exec guard: %s\n",
+			path, strerror(-err));
 		return sv_error(c, -EACCES);
 	}
 out_continue:
