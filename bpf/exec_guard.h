@@ -29,7 +29,7 @@ enum rsys_guard_reason {
 	RSYS_GUARD_UNAPPROVED = 1,	/* no approval by the monitor for this exec */
 	RSYS_GUARD_OTHER_IMAGE,		/* the kernel ran another file than the one judged */
 	RSYS_GUARD_CHANGED,		/* the file judged was written since */
-	RSYS_GUARD_WRITABLE,		/* the file is open for writing: it can change under the program */
+	RSYS_GUARD_WRITABLE,		/* the file is open for writing: it may change under the program */
 	RSYS_GUARD_LOADER_ENV,		/* a dynamic-loader variable the policy does not allow */
 	RSYS_GUARD_ENV_UNCHECKED,	/* the environment could not be read whole */
 };

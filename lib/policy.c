@@ -482,7 +482,7 @@ bool policy_trusts_all(const struct policy *p)
 	return false;
 }
 
-/* Does the 'trusted' line path @tpath name the file at the canonical path @name (itself or through symlinks)? */
+/* Does the 'trusted' path @tpath name the file at the canonical path @name (or link to it)? */
 static bool trusted_path_is(const char *tpath, const char *name)
 {
 	char real[PATH_MAX];

@@ -15,6 +15,7 @@
 #include "../bpf/exec_guard.h"
 
 #define GUARD_POLL_MS	100
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 struct execguard {
 	struct exec_guard_bpf *skel;
@@ -40,7 +41,7 @@ static int guard_event(void *ctx, void *data, size_t len)
 	(void)ctx;
 	if (len < sizeof(*e))
 		return 0;
-	if (e->reason < sizeof(guard_reasons) / sizeof(guard_reasons[0]) && guard_reasons[e->reason])
+	if (e->reason < ARRAY_SIZE(guard_reasons) && guard_reasons[e->reason])
 		why = guard_reasons[e->reason];
 	if (e->reason == RSYS_GUARD_LOADER_ENV)
 		pr_warn("Error: untrusted exec killed: process %u (thread %u, %.16s): %s: %.32s (allow it with 'trusted-env %.32s' in the policy)\n",

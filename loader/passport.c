@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The passport at every execve: judge the file the caller would run, opened as the caller would open it, and approve it to the exec guard. */
+/* The passport at every execve: judge the file the caller would run, opened as it would, and approve it to the exec guard. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -125,8 +125,11 @@ static int exec_open(struct sv_call *c, int dirfd, int vfd, const char *path, bo
 			snprintf(base, sizeof(base), "/proc/%d/fd/%d", c->n.pid, dirfd);
 		}
 		bfd = open(base, O_PATH | O_CLOEXEC);
+		/* no such dirfd: what the kernel answers */
+		if (bfd < 0 && errno == ENOENT && dirfd != AT_FDCWD && path[0] != '/')
+			return -EBADF;
 		if (bfd < 0)
-			return errno == ENOENT && dirfd != AT_FDCWD && path[0] != '/' ? -EBADF : -errno;
+			return -errno;
 		fd = syscall(SYS_openat2, bfd, path, &how, sizeof(how));
 		if (fd < 0)
 			fd = -errno;

@@ -126,7 +126,7 @@ race()
 		tap_skip "$desc: the exec guard is not available ($GUARD)"
 		return
 	fi
-	rm -rf "$RSYS_TMP/$kind"
+	rm -rf "${RSYS_TMP:?}/$kind"
 	mkdir -p "$RSYS_TMP/$kind"
 	got=$(run "$PINNED" "$kind" "$kind" "$TRUSTED" "$PAYLOAD" "$RSYS_TMP/$kind" "$TRIES" "${REACH[@]}")
 	ctl=$(run "$OPEN" "$kind.ctl" "$kind" "$TRUSTED" "$PAYLOAD" "$RSYS_TMP/$kind" "$TRIES" "${REACH[@]}")
