@@ -250,7 +250,7 @@ int do_run(int argc, char **argv)
 	if (!policy_trusts_all(p)) {
 		ret = execguard_open(&guard, p);
 		if (ret)
-			pr_warn("Error: cannot load the exec guard (BPF: %s): execve of anything but %s will be refused\n",
+			pr_warn("Error: cannot load the exec guard (BPF: %s): every execve after the one starting %s will be refused\n",
 				strerror(-ret), prog);
 	}
 

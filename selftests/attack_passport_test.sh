@@ -85,7 +85,7 @@ elif [ "$probe_out" != "HELLO " ]; then
 	ksft_skip "the pinned probe does not run under rsys-load ('$probe_out')"
 fi
 
-tap_plan 13
+tap_plan 14
 
 attack "execve(/dev/fd/N) of an untrusted binary" devfd devfd "$PAYLOAD" "${REACH[@]}"
 attack "fexecve() of a memfd holding an untrusted binary" memfd memfd "$PAYLOAD" "${REACH[@]}"
@@ -203,6 +203,26 @@ else
 	else
 		tap_diag_file "$RSYS_TMP/allow.err"
 		tap_not_ok "trusted-env LD_PRELOAD: expected 'REACHED $TRUSTED_SIZE HELLO', got '$got'"
+	fi
+fi
+
+# Where the kernel refuses the guard (here: every bpf() call fails, injected by strace), the
+# monitor alone cannot win the race, so it refuses every exec after the first.
+if ! command -v strace >/dev/null; then
+	tap_skip "without the exec guard: strace not found (to make bpf() fail)"
+else
+	got=$(timeout 120 strace -o /dev/null -e inject=bpf:error=EPERM \
+		"$RSYS_LOAD" run --policy "$PINNED" --delegate "$RSYS_DELEGATE" -- "$TRUSTED" \
+		race "$TRUSTED" "$PAYLOAD" "$RSYS_TMP/work" 50 "${REACH[@]}" 2>"$RSYS_TMP/noguard.err" |
+		tr '\n' ' ')
+	if [[ "$got" == *REACHED* ]]; then
+		tap_not_ok "without the exec guard: an exec ran ('$got')"
+	elif ! grep -q "cannot load the exec guard" "$RSYS_TMP/noguard.err" ||
+	     ! grep -q "the exec guard (BPF) is not loaded" "$RSYS_TMP/noguard.err"; then
+		tap_diag_file "$RSYS_TMP/noguard.err"
+		tap_not_ok "without the exec guard: no message saying so"
+	else
+		tap_ok "without the exec guard: rsys-load says so and refuses every later exec ($got)"
 	fi
 fi
 
