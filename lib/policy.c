@@ -561,7 +561,8 @@ int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
 {
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named as the program must not hang the check */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		ret = -errno;
 		if (err)
