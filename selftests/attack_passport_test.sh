@@ -85,7 +85,7 @@ elif [ "$probe_out" != "HELLO " ]; then
 	ksft_skip "the pinned probe does not run under rsys-load ('$probe_out')"
 fi
 
-tap_plan 14
+tap_plan 15
 
 attack "execve(/dev/fd/N) of an untrusted binary" devfd devfd "$PAYLOAD" "${REACH[@]}"
 attack "fexecve() of a memfd holding an untrusted binary" memfd memfd "$PAYLOAD" "${REACH[@]}"
@@ -245,6 +245,23 @@ elif [ "$legit" = "$want" ]; then
 else
 	tap_diag_file "$RSYS_TMP/legit.err"
 	tap_not_ok "trusted images: expected '$want', got '$legit'"
+fi
+
+# What the kernel refuses without running anything keeps its errno (execvp's PATH search
+# relies on ENOENT), as natively.
+errs=
+for target in "$RSYS_TMP/nonexistent" "$TRUSTED/x" "$RSYS_TMP/work"; do
+	errs+="$(run "$PINNED" errno env X=1 "$target" hello)| "
+done
+native=
+for target in "$RSYS_TMP/nonexistent" "$TRUSTED/x" "$RSYS_TMP/work"; do
+	native+="$(rsys_native "$TRUSTED" env X=1 "$target" hello 2>/dev/null | tr '\n' ' ')| "
+done
+if [ "$errs" = "$native" ]; then
+	tap_ok "no such file, not a directory, a directory: the same errno as natively ($errs)"
+else
+	tap_diag_file "$RSYS_TMP/errno.err"
+	tap_not_ok "errno: expected '$native' (native), got '$errs'"
 fi
 
 tap_finish
