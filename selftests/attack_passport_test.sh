@@ -24,6 +24,8 @@ rsys_delegate_start
 
 WWW=$RSYS_TMP/www
 mkdir -p "$WWW" "$RSYS_TMP/work"
+# The probe writes its copies there, maybe as an unprivileged uid of the compute domain.
+chmod 1777 "$RSYS_TMP/work"
 echo "rsys-probe-page $$" >"$WWW/probe.html"
 rsys_http_server "$WWW" "$HTTP_PORT" || ksft_skip "HTTP server in the world netns did not start"
 
@@ -128,6 +130,7 @@ race()
 	fi
 	rm -rf "${RSYS_TMP:?}/$kind"
 	mkdir -p "$RSYS_TMP/$kind"
+	chmod 1777 "$RSYS_TMP/$kind"
 	got=$(run "$PINNED" "$kind" "$kind" "$TRUSTED" "$PAYLOAD" "$RSYS_TMP/$kind" "$TRIES" "${REACH[@]}")
 	ctl=$(run "$OPEN" "$kind.ctl" "$kind" "$TRUSTED" "$PAYLOAD" "$RSYS_TMP/$kind" "$TRIES" "${REACH[@]}")
 	bad=$(grep -o "REACHED $PAYLOAD_SIZE" <<<"$got" | wc -l)
