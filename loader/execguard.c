@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ struct execguard {
 	struct exec_guard_bpf *skel;
 	struct ring_buffer *rb;
 	pthread_t reader;
+	bool reading;			/* the reader thread runs */
 	atomic_bool stop;
 };
 
@@ -92,14 +94,9 @@ int execguard_open(struct execguard **gp, const struct policy *p)
 		err = -errno;
 		goto err_destroy;
 	}
-	err = -pthread_create(&g->reader, NULL, guard_reader, g);
-	if (err)
-		goto err_free_rb;
 	*gp = g;
 	return 0;
 
-err_free_rb:
-	ring_buffer__free(g->rb);
 err_destroy:
 	exec_guard_bpf__destroy(g->skel);
 err_free:
@@ -112,7 +109,8 @@ void execguard_close(struct execguard *g)
 	if (!g)
 		return;
 	atomic_store(&g->stop, true);
-	pthread_join(g->reader, NULL);
+	if (g->reading)
+		pthread_join(g->reader, NULL);
 	ring_buffer__consume(g->rb);
 	ring_buffer__free(g->rb);
 	exec_guard_bpf__destroy(g->skel);
@@ -122,9 +120,19 @@ void execguard_close(struct execguard *g)
 int execguard_add(struct execguard *g, pid_t tgid)
 {
 	__u32 key = tgid, one = 1;
+	int err;
 
-	return bpf_map__update_elem(g->skel->maps.guarded, &key, sizeof(key), &one, sizeof(one),
-				    BPF_ANY);
+	err = bpf_map__update_elem(g->skel->maps.guarded, &key, sizeof(key), &one, sizeof(one),
+				   BPF_ANY);
+	if (err || g->reading)
+		return err;
+	/*
+	 * Reports start only now that the program is forked: a thread of ours
+	 * at the fork could hold a lock (malloc's, stdio's) its child inherits.
+	 */
+	err = -pthread_create(&g->reader, NULL, guard_reader, g);
+	g->reading = !err;
+	return err;
 }
 
 /* The kernel's own names of the open file @fd: its mount id and inode number. */

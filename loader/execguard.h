@@ -10,13 +10,16 @@ struct execguard;
 
 /*
  * Load and attach a private instance of bpf/exec_guard.bpf.c for one
- * "rsys-load run" under policy @p (its 'trusted-env' names), and start
- * reporting the execs it kills on stderr. 0 or -errno.
+ * "rsys-load run" under policy @p (its 'trusted-env' names). Starts no
+ * thread: the monitor may fork the program after it. 0 or -errno.
  */
 int execguard_open(struct execguard **gp, const struct policy *p);
 /* Report what is left, detach and free. */
 void execguard_close(struct execguard *g);
-/* Guard the process @tgid and, from now on, every process it forks. */
+/*
+ * Guard the process @tgid and, from now on, every process it forks; the
+ * first call also starts reporting the execs the guard kills on stderr.
+ */
 int execguard_add(struct execguard *g, pid_t tgid);
 /*
  * The next exec of thread @tid must run the file open as @fd, unchanged
