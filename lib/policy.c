@@ -100,6 +100,26 @@ static int do_trusted(struct parser *ps, char **w, int n)
 	return 0;
 }
 
+/* "trusted-env NAME...": dynamic-loader variables a trusted program may be started with. */
+static int do_trusted_env(struct parser *ps, char **w, int n)
+{
+	struct policy *p = ps->p;
+	int i;
+
+	if (n < 2)
+		return perr(ps, "usage: trusted-env NAME... (e.g. LD_LIBRARY_PATH)");
+	for (i = 1; i < n; i++) {
+		if (strlen(w[i]) >= POLICY_ENV_NAME || strchr(w[i], '='))
+			return perr(ps, "bad variable name '%s' (at most %d characters, no '=')",
+				    w[i], POLICY_ENV_NAME - 1);
+		if (p->n_trusted_env >= POLICY_MAX_TRUSTED_ENV)
+			return perr(ps, "too many trusted-env names (at most %d)",
+				    POLICY_MAX_TRUSTED_ENV);
+		strcpy(p->trusted_env[p->n_trusted_env++], w[i]);
+	}
+	return 0;
+}
+
 static int do_remote(struct parser *ps, char **w, int n)
 {
 	int i;
@@ -323,6 +343,7 @@ static const struct {
 	int (*fn)(struct parser *ps, char **w, int n);
 } directives[] = {
 	{ "trusted", do_trusted },
+	{ "trusted-env", do_trusted_env },
 	{ "remote", do_remote },
 	{ "delegate", do_delegate },
 	{ "allow", do_allow },
@@ -364,7 +385,7 @@ static int parse_line(struct parser *ps, char *line)
 	for (i = 0; i < sizeof(directives) / sizeof(directives[0]); i++)
 		if (!strcmp(w[0], directives[i].name))
 			return directives[i].fn(ps, w, n);
-	return perr(ps, "unknown directive '%s' (expected trusted, remote, delegate, allow, limit or client)",
+	return perr(ps, "unknown directive '%s' (expected trusted, trusted-env, remote, delegate, allow, limit or client)",
 		    w[0]);
 }
 
@@ -558,47 +579,70 @@ int policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
 	return 0;
 }
 
-/*
- * Does the trusted entry @tpath name the program whose resolved path is
- * @real? A symlinked entry (/usr/bin/python3) names its target, resolved
- * now as @real was; an entry that cannot be resolved names nothing.
- */
-static bool trusted_path_matches(const char *tpath, const char *real)
+bool policy_trusts_all(const struct policy *p)
 {
-	char buf[PATH_MAX];
+	int i;
 
-	if (!strcmp(tpath, "*") || !strcmp(tpath, real))
-		return true;
-	return realpath(tpath, buf) && !strcmp(buf, real);
+	for (i = 0; i < p->n_trusted; i++)
+		if (!strcmp(p->trusted[i].path, "*") && !p->trusted[i].has_sha256)
+			return true;
+	return false;
 }
 
-int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
+/* Does the 'trusted' path @tpath name the file at the canonical path @name (or link to it)? */
+static bool trusted_path_is(const char *tpath, const char *name)
 {
 	char real[PATH_MAX];
+
+	return !strcmp(tpath, name) || (realpath(tpath, real) && !strcmp(real, name));
+}
+
+/*
+ * The canonical path of the open file @fd in the monitor's view, if that
+ * path still names this very file; "" for a file that has none there (a
+ * memfd, a deleted file, a file of another mount namespace): such an image
+ * is judged by its content alone.
+ */
+static void fd_name(int fd, char *out, size_t cap)
+{
+	struct stat a, b;
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, out, cap - 1);
+	if (n <= 0 || (size_t)n >= cap - 1 || out[0] != '/')
+		goto anon;
+	out[n] = '\0';
+	if (fstat(fd, &a) || stat(out, &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		goto anon;
+	return;
+anon:
+	out[0] = '\0';
+}
+
+int policy_check_fd(const struct policy *p, int fd, const char *what, FILE *err)
+{
+	char name[PATH_MAX];
 	uint8_t digest[32];
 	bool have_digest = false, named = false;
 	int i, ret;
 
-	if (!realpath(path, real)) {
-		ret = -errno;
-		if (err)
-			fprintf(err, "Error: cannot resolve %s: %s\n", path, strerror(-ret));
-		return ret;
-	}
+	fd_name(fd, name, sizeof(name));
 	for (i = 0; i < p->n_trusted; i++) {
 		const struct policy_trusted *t = &p->trusted[i];
 
-		if (!trusted_path_matches(t->path, real))
+		if (strcmp(t->path, "*") && !(name[0] && trusted_path_is(t->path, name)))
 			continue;
 		named = true;
 		if (!t->has_sha256)
 			return 0;
 		if (!have_digest) {
-			ret = sha256_file(real, digest);
+			ret = sha256_fd(fd, digest);
 			if (ret) {
 				if (err)
 					fprintf(err, "Error: cannot read %s to check its sha256: %s\n",
-						real, strerror(-ret));
+						what, strerror(-ret));
 				return ret;
 			}
 			have_digest = true;
@@ -607,12 +651,33 @@ int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
 			return 0;
 	}
 	if (err) {
-		if (named)
+		if (!name[0])
+			fprintf(err, "Error: %s is not trusted: it has no path (a memfd or a deleted file) and its sha256 matches no 'trusted * sha256 HEX' line of the policy %s\n",
+				what, p->file);
+		else if (named)
 			fprintf(err, "Error: %s is not trusted: its sha256 does not match the policy %s (update the digest with sha256sum %s)\n",
-				real, p->file, real);
+				name, p->file, name);
 		else
 			fprintf(err, "Error: %s is not trusted: the policy %s has no 'trusted' line for it\n",
-				real, p->file);
+				name, p->file);
 	}
 	return -EPERM;
+}
+
+int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
+{
+	int fd, ret;
+
+	/* O_NONBLOCK: a FIFO named as the program must not hang the check */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		ret = -errno;
+		if (err)
+			fprintf(err, "Error: cannot read %s to check its passport: %s\n", path,
+				strerror(-ret));
+		return ret;
+	}
+	ret = policy_check_fd(p, fd, path, err);
+	close(fd);
+	return ret;
 }

@@ -102,28 +102,35 @@ void sha256_final(struct sha256_ctx *c, uint8_t out[32])
 	}
 }
 
-int sha256_file(const char *path, uint8_t out[32])
+int sha256_fd(int fd, uint8_t out[32])
 {
 	struct sha256_ctx c;
 	uint8_t buf[65536];
+	off_t off = 0;
 	ssize_t n;
-	int fd, ret = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	sha256_init(&c);
-	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+	/* pread: the digest is of the whole file, wherever the fd's offset is. */
+	while ((n = pread(fd, buf, sizeof(buf), off)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = -errno;
-			goto out_close;
+			return -errno;
 		}
 		sha256_update(&c, buf, n);
+		off += n;
 	}
 	sha256_final(&c, out);
-out_close:
+	return 0;
+}
+
+int sha256_file(const char *path, uint8_t out[32])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = sha256_fd(fd, out);
 	close(fd);
 	return ret;
 }

@@ -17,6 +17,8 @@ void sha256_init(struct sha256_ctx *c);
 void sha256_update(struct sha256_ctx *c, const void *data, size_t len);
 void sha256_final(struct sha256_ctx *c, uint8_t out[32]);
 
+/* Digest of the whole open file @fd into @out: 0 or -errno. */
+int sha256_fd(int fd, uint8_t out[32]);
 /* Digest of the file at @path into @out: 0 or -errno. */
 int sha256_file(const char *path, uint8_t out[32]);
 

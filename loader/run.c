@@ -17,6 +17,7 @@
 
 #include "cmds.h"
 #include "events.h"
+#include "execguard.h"
 #include "log.h"
 #include "supervisor.h"
 #include "tls.h"
@@ -289,6 +290,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	struct sigaction sa_alarm = { .sa_handler = run_alarm };
 	const char *delegate = ra->delegate;
 	sigset_t stopsigs, oldmask;
+	struct execguard *guard = NULL;
 	struct rsys_maps maps;
 	struct rsys_trusted t;
 	struct rlimit rl;
@@ -304,7 +306,7 @@ int run_main(struct run_args *ra, struct policy *p)
 		fprintf(stderr, "Error: cannot find program '%s': %s\n", ra->argv[0], strerror(-ret));
 		return 127 << 8;
 	}
-	/* The passport check says why on stderr. */
+	/* The passport check says why on stderr; the monitor repeats it on the file execve opens. */
 	if (policy_check_trusted(p, prog, stderr)) {
 		mon_event_exec(0, 0, prog, NULL, false, -EPERM);
 		trace_close(RUN_TRACE_WAIT_MS);
@@ -326,6 +328,14 @@ int run_main(struct run_args *ra, struct policy *p)
 	mon_events_set_policy_file(remote_policy_file(rc));
 	if (maps_open(&maps) == -ENOENT)
 		pr_info("rsys is not attached: the BPF fd table is not published\n");
+
+	/* Without the guard the monitor cannot bind its check to what the kernel runs: fail closed. */
+	if (!policy_trusts_all(p)) {
+		ret = execguard_open(&guard, p);
+		if (ret)
+			pr_warn("Error: cannot load the exec guard (BPF: %s): every execve after the one starting %s will be refused\n",
+				strerror(-ret), prog);
+	}
 
 	/* Orphans of the program come to us, so nothing outlives the run. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -369,6 +379,16 @@ int run_main(struct run_args *ra, struct policy *p)
 		kill(g.pid, SIGKILL);
 		goto out_wait;
 	}
+	/* Before the program can fork or exec: it is stopped until SIGCONT. */
+	if (guard) {
+		ret = execguard_add(guard, g.prog);
+		if (ret) {
+			fprintf(stderr, "Error: cannot guard the execs of the program: %s\n",
+				strerror(-ret));
+			kill(g.pid, SIGKILL);
+			goto out_wait;
+		}
+	}
 	t.monitor = getpid();
 	t.session = getpid();
 	maps_trust(&maps, g.prog, &t);
@@ -376,6 +396,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	sv.policy = p;
 	sv.remote = rc;
 	sv.maps = &maps;
+	sv.guard = guard;
 	ret = sv_start(&sv);
 	if (ret) {
 		fprintf(stderr, "Error: cannot start the supervisor: %s\n", strerror(-ret));
@@ -408,6 +429,7 @@ out_reap:
 	guest_close(&g);
 	remote_close(rc);
 	maps_close(&maps);
+	execguard_close(guard);
 	trace_close(RUN_TRACE_WAIT_MS);
 	return status;
 }

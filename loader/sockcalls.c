@@ -159,12 +159,6 @@ static enum sv_verdict sop_submit(struct sop *o, remote_done_fn done)
 	return SV_PENDING;
 }
 
-static enum sv_verdict sv_error(struct sv_call *c, int err)
-{
-	c->ret = err;
-	return SV_REPLY;
-}
-
 /* Answer the call at once with @err (a value or -errno) and drop @o. */
 static enum sv_verdict sop_answer(struct sop *o, int err)
 {
@@ -1509,73 +1503,4 @@ enum sv_verdict sys_dup2(struct sv_call *c)
 enum sv_verdict sys_dup3(struct sv_call *c)
 {
 	return sys_dup2(c);
-}
-
-/* Does the policy trust every program, whatever its digest ("trusted *")? */
-static bool policy_trusts_all(const struct policy *p)
-{
-	int i;
-
-	for (i = 0; i < p->n_trusted; i++)
-		if (!strcmp(p->trusted[i].path, "*") && !p->trusted[i].has_sha256)
-			return true;
-	return false;
-}
-
-/*
- * The program that execve(at) of @c would run, as a path the monitor can
- * open: through the caller's root, cwd or dirfd. 0, or -errno (EFAULT, or
- * the path is too long: the kernel then fails the call itself).
- */
-static int exec_path(struct sv_call *c, char *out, size_t cap)
-{
-	const __u64 *a = c->n.data.args;
-	bool at = c->n.data.nr == SYS_execveat;
-	uint64_t upath = at ? a[1] : a[0];
-	int dirfd = at ? (int)a[0] : AT_FDCWD;
-	char path[PATH_MAX];
-	size_t i, n;
-
-	/* never past the page holding the end of the string: the next one may be unmapped */
-	for (i = 0; i < sizeof(path); i += n) {
-		n = 4096 - ((upath + i) & 4095);
-		if (n > sizeof(path) - i)
-			n = sizeof(path) - i;
-		if (sv_read_mem(c, path + i, upath + i, n))
-			return -EFAULT;
-		if (memchr(path + i, '\0', n))
-			break;
-	}
-	if (i >= sizeof(path))
-		return -ENAMETOOLONG;
-	if (path[0] == '/')
-		snprintf(out, cap, "/proc/%d/root%s", c->tgid, path);
-	else if (at && !path[0] && (a[4] & AT_EMPTY_PATH))
-		snprintf(out, cap, "/proc/%d/fd/%d", c->tgid, dirfd);
-	else if (dirfd == AT_FDCWD)
-		snprintf(out, cap, "/proc/%d/cwd/%s", c->tgid, path);
-	else
-		snprintf(out, cap, "/proc/%d/fd/%d/%s", c->tgid, dirfd, path);
-	return 0;
-}
-
-/*
- * A trusted program may only become a program the policy trusts: the
- * passport check of "rsys-load run" again at every execve. Another one gets
- * EACCES, and the monitor says why on its standard error. What the kernel
- * would refuse anyway (no such file, ...) is left to it.
- */
-enum sv_verdict sys_execve(struct sv_call *c)
-{
-	char path[PATH_MAX + 64];
-	int err;
-
-	if (!policy_trusts_all(c->sv->policy)) {
-		err = exec_path(c, path, sizeof(path));
-		if (!err && access(path, F_OK) == 0 &&
-		    policy_check_trusted(c->sv->policy, path, stderr) == -EPERM)
-			return sv_error(c, -EACCES);
-	}
-	fdc_exec(c->proc);
-	return SV_CONTINUE;
 }

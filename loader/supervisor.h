@@ -32,6 +32,8 @@ struct sv {
 	const struct policy *policy;
 	struct remote *remote;		/* delegate session */
 	struct rsys_maps *maps;		/* BPF mirror (no-op when not attached) */
+	struct execguard *guard;	/* exec guard; NULL: only the first execve may run */
+	unsigned int execs;		/* execve calls judged without a guard */
 };
 
 /* One intercepted system call, from NOTIF_RECV until it is answered. */
@@ -51,6 +53,13 @@ enum sv_verdict {
 };
 
 typedef enum sv_verdict (*sv_handler_fn)(struct sv_call *c);
+
+/* A handler's answer "fail with @err (-errno)". */
+static inline enum sv_verdict sv_error(struct sv_call *c, int err)
+{
+	c->ret = err;
+	return SV_REPLY;
+}
 
 /*
  * Answer a pending call with @ret (value or -errno) / let the kernel run it,

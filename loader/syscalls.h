@@ -37,6 +37,7 @@ enum sv_verdict sys_close_range(struct sv_call *c);
 enum sv_verdict sys_dup(struct sv_call *c);
 enum sv_verdict sys_dup2(struct sv_call *c);
 enum sv_verdict sys_dup3(struct sv_call *c);
+/* passport.c: execve and execveat */
 enum sv_verdict sys_execve(struct sv_call *c);
 
 /* The last placeholder of remote socket @h was closed (called before RSYS_OP_CLOSE is sent). */

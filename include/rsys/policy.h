@@ -14,6 +14,8 @@
 #define POLICY_PATH_MAX		4096
 #define POLICY_MAX_CLIENTS	16
 #define POLICY_FILE_MAX		(1 << 20)	/* bytes; a policy is a few lines */
+#define POLICY_MAX_TRUSTED_ENV	16
+#define POLICY_ENV_NAME		31	/* variable name, NUL included */
 
 struct policy_trusted {
 	char path[POLICY_PATH_MAX];	/* absolute path, or "*" for any program */
@@ -40,6 +42,8 @@ struct policy {
 	char file[POLICY_PATH_MAX];
 	struct policy_trusted trusted[POLICY_MAX_TRUSTED];
 	int n_trusted;
+	char trusted_env[POLICY_MAX_TRUSTED_ENV][POLICY_ENV_NAME];	/* "trusted-env" */
+	int n_trusted_env;
 	uint64_t remote_families;	/* bit (1 << AF_x) per family executed remotely */
 	char delegate[256];		/* delegate address, e.g. "unix:/run/rsys/delegate.sock" */
 	struct policy_rule rules[POLICY_MAX_RULES];
@@ -78,12 +82,18 @@ bool policy_is_remote_family(const struct policy *p, int family);
 int policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
 		   const struct sockaddr *sa, socklen_t len);
 
+/* Does @p trust every program, whatever its digest ("trusted *")? */
+bool policy_trusts_all(const struct policy *p);
 /*
- * Passport check: 0 if the program at @path is trusted by @p, else -EPERM
- * (with a message naming the reason on @err), or -errno if it cannot be read.
- * Paths are compared resolved: a trusted entry naming a symlink trusts its
- * target.
+ * Passport check of the program image open as @fd (named @what in
+ * messages): 0 if @p trusts it, else -EPERM (with a message naming the
+ * reason on @err), or -errno if it cannot be read. A 'trusted PATH' line
+ * matches when PATH, seen from the monitor, is this very file; an
+ * image without such a path (memfd, deleted file) only by a digest of
+ * 'trusted * sha256 HEX'.
  */
+int policy_check_fd(const struct policy *p, int fd, const char *what, FILE *err);
+/* The same for the program at @path. */
 int policy_check_trusted(const struct policy *p, const char *path, FILE *err);
 
 #endif
