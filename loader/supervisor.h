@@ -55,9 +55,10 @@ typedef enum sv_verdict (*sv_handler_fn)(struct sv_call *c);
 /*
  * Answer a pending call with @ret (value or -errno) / let the kernel run it,
  * then free @c. Safe from any thread; an invalid notification (the thread
- * was interrupted by a signal or died) is silently dropped.
+ * was interrupted by a signal or died) is silently dropped: sv_reply then
+ * returns false.
  */
-void sv_reply(struct sv_call *c, int64_t ret);
+bool sv_reply(struct sv_call *c, int64_t ret);
 void sv_continue(struct sv_call *c);
 
 /* Free a call that was answered by other means (sv_addfd with @answer) or cannot be answered. */
