@@ -36,6 +36,8 @@
 #define SIGNAL_MS	500
 #define RETURN_MS	3000
 #define NIOV		4
+#define STORM_MS	10
+#define STORM_MAX	1000
 
 enum call { C_SEND, C_SENDTO, C_SENDMSG, C_WRITE, C_WRITEV, C_N };
 static const char *const call_name[C_N] = { "send", "sendto", "sendmsg", "write", "writev" };
@@ -51,21 +53,34 @@ static void on_usr1(int sig)
 
 struct rx {
 	int fd, go;
+	bool slow;		/* 64 KiB a millisecond at most */
 	size_t got;
 	pthread_t th;
 };
 
-/* Read everything until EOF (bounded by RX_CAP), once told to start. */
+/*
+ * Once told to start, read until EOF: the first RX_CAP bytes are kept,
+ * the rest only counted (a sender that repeats itself must not block).
+ */
 static void *rx_fn(void *arg)
 {
+	static unsigned char scratch[65536];
 	struct rx *rx = arg;
+	unsigned char *p;
+	size_t want;
 	uint64_t v;
 	ssize_t n;
 
 	if (read(rx->go, &v, sizeof(v)) != sizeof(v))
 		return NULL;
-	while (rx->got < RX_CAP) {
-		n = read(rx->fd, rxbuf + rx->got, RX_CAP - rx->got);
+	for (;;) {
+		if (rx->slow)
+			usleep(1000);
+		p = rx->got < RX_CAP ? rxbuf + rx->got : scratch;
+		want = rx->got < RX_CAP ? RX_CAP - rx->got : sizeof(scratch);
+		if (rx->slow && want > sizeof(scratch))
+			want = sizeof(scratch);
+		n = read(rx->fd, p, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -105,27 +120,28 @@ static void *kick_fn(void *arg)
 	return NULL;
 }
 
-static ssize_t do_call(enum call c, int fd, unsigned char *b)
+/* Send @len bytes at @b with @c (writev: in NIOV pieces). */
+static ssize_t do_call(enum call c, int fd, unsigned char *b, size_t len)
 {
 	struct iovec iov[NIOV];
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 1 };
 	int i;
 
 	for (i = 0; i < NIOV; i++) {
-		iov[i].iov_base = b + i * (LEN / NIOV);
-		iov[i].iov_len = LEN / NIOV;
+		iov[i].iov_base = b + i * (len / NIOV);
+		iov[i].iov_len = i < NIOV - 1 ? len / NIOV : len - i * (len / NIOV);
 	}
 	switch (c) {
 	case C_SEND:
-		return send(fd, b, LEN, 0);
+		return send(fd, b, len, 0);
 	case C_SENDTO:
-		return sendto(fd, b, LEN, 0, NULL, 0);
+		return sendto(fd, b, len, 0, NULL, 0);
 	case C_SENDMSG:
 		iov[0].iov_base = b;
-		iov[0].iov_len = LEN;
+		iov[0].iov_len = len;
 		return sendmsg(fd, &m, 0);
 	case C_WRITE:
-		return write(fd, b, LEN);
+		return write(fd, b, len);
 	default:
 		return writev(fd, iov, NIOV);
 	}
@@ -196,7 +212,7 @@ static void run_case(const char *ip, enum call c, bool restart, bool changed, bo
 	pthread_create(&rx.th, NULL, rx_fn, &rx);
 	pthread_create(&k.th, NULL, kick_fn, &k);
 	nsig = 0;
-	r1 = do_call(c, s, buf);
+	r1 = do_call(c, s, buf, LEN);
 	e1 = errno;
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	if (write(k.returned, &one, sizeof(one)) != sizeof(one))
@@ -210,7 +226,7 @@ static void run_case(const char *ip, enum call c, bool restart, bool changed, bo
 			memcpy(b2, buf, LEN);
 			b2[0] ^= 0xff;
 		}
-		r2 = do_call(c, s, b2 ? b2 : buf);
+		r2 = do_call(c, s, b2 ? b2 : buf, LEN);
 		e2 = errno;
 	}
 	shutdown(s, SHUT_WR);
@@ -231,7 +247,7 @@ static void run_case(const char *ip, enum call c, bool restart, bool changed, bo
 
 	if (changed) {
 		/* r1 failed after some bytes; the other data went out whole after them */
-		ok = r1 < 0 && r2 == (ssize_t)LEN && rx.got >= LEN &&
+		ok = r1 < 0 && r2 == (ssize_t)LEN && rx.got >= LEN && rx.got < 2 * LEN &&
 		     stream_is(rx.got, buf, rx.got - LEN, b2, LEN);
 		ktap_result(ok, "%s, %s, other data after EINTR: sent in full (peer %zu = %zu + %u)",
 			    name, how, rx.got, rx.got - (ok ? LEN : 0), ok ? LEN : 0);
@@ -250,6 +266,84 @@ static void run_case(const char *ip, enum call c, bool restart, bool changed, bo
 	       !ok ? "bad" : r1 > 0 ? "partial count, peer == count" : "EINTR, retry count == peer");
 }
 
+struct storm {
+	pid_t tid;
+	int stop;		/* eventfd: the sendall loop is over */
+	pthread_t th;
+};
+
+/* SIGUSR1 to the sender every STORM_MS until told to stop (STORM_MAX at most). */
+static void *storm_fn(void *arg)
+{
+	struct storm *st = arg;
+	struct pollfd p = { .fd = st->stop, .events = POLLIN };
+	int i;
+
+	for (i = 0; i < STORM_MAX; i++) {
+		if (poll(&p, 1, STORM_MS) != 0)
+			break;
+		syscall(SYS_tgkill, getpid(), st->tid, SIGUSR1);
+	}
+	return NULL;
+}
+
+/*
+ * A sendall() loop of 16 MiB with @c to a slow reader while signals keep
+ * coming: they land between chunks, during a restart's wait and during
+ * its answer. The peer must get the 16 MiB once, in order.
+ */
+static void run_storm(const char *ip, enum call c, bool restart)
+{
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = restart ? SA_RESTART : 0 };
+	const char *name = call_name[c], *how = restart ? "SA_RESTART" : "no SA_RESTART";
+	struct storm st = { .tid = gettid(), .stop = eventfd(0, EFD_CLOEXEC) };
+	struct rx rx = { .fd = -1, .slow = true };
+	int s, calls = 0, eintr = 0, err = 0;
+	uint64_t one = 1;
+	size_t off = 0;
+	ssize_t n;
+	bool ok;
+
+	sigaction(SIGUSR1, &sa, NULL);
+	rx.go = eventfd(0, EFD_CLOEXEC);
+	if (rx.go < 0 || st.stop < 0 || tcp_pair(ip, &s, &rx.fd)) {
+		ktap_result(0, "%s, %s, signal storm: setup", name, how);
+		return;
+	}
+	nsig = 0;
+	if (write(rx.go, &one, sizeof(one)) != sizeof(one))
+		printf("# eventfd: %s\n", strerror(errno));
+	pthread_create(&rx.th, NULL, rx_fn, &rx);
+	pthread_create(&st.th, NULL, storm_fn, &st);
+	while (off < LEN && calls++ < 100000) {
+		n = do_call(c, s, buf + off, LEN - off);
+		if (n < 0 && errno == EINTR) {
+			eintr++;
+			continue;
+		}
+		if (n <= 0) {
+			err = n ? errno : EPIPE;
+			break;
+		}
+		off += n;
+	}
+	if (write(st.stop, &one, sizeof(one)) != sizeof(one))
+		printf("# eventfd: %s\n", strerror(errno));
+	pthread_join(st.th, NULL);
+	shutdown(s, SHUT_WR);
+	pthread_join(rx.th, NULL);
+	close(s);
+	close(rx.fd);
+	close(rx.go);
+	close(st.stop);
+	ok = !err && off == LEN && stream_is(rx.got, buf, LEN, NULL, 0);
+	printf("# transcript: %s, %s, signal storm: %d calls, %d EINTR, %d signals, sent %zu, peer got %zu%s%s\n",
+	       name, how, calls, eintr, (int)nsig, off, rx.got, err ? ", error " : "",
+	       err ? strerror(err) : "");
+	ktap_result(ok, "%s, %s, sendall() under a signal every %d ms: peer got the %u bytes once",
+		    name, how, STORM_MS, LEN);
+}
+
 int main(void)
 {
 	const char *ip = getenv("SENDINTR_IP") ?: "127.0.0.1";
@@ -266,12 +360,16 @@ int main(void)
 		memcpy(buf + 4 * i, &(uint32_t){ i }, 4);
 	alarm(300);	/* bounded whatever happens */
 
-	ktap_plan(2 * C_N + (rsys ? 1 : 0));
+	ktap_plan(2 * C_N + 4 + (rsys ? 1 : 0));
 	for (c = 0; c < C_N; c++) {
 		run_case(ip, c, true, false, rsys);
 		run_case(ip, c, false, false, rsys);
 	}
 	if (rsys)
 		run_case(ip, C_SEND, false, true, rsys);
+	run_storm(ip, C_SEND, true);
+	run_storm(ip, C_SEND, false);
+	run_storm(ip, C_WRITEV, true);
+	run_storm(ip, C_WRITEV, false);
 	return ktap_finish();
 }
