@@ -56,7 +56,8 @@ typedef enum sv_verdict (*sv_handler_fn)(struct sv_call *c);
  * Answer a pending call with @ret (value or -errno) / let the kernel run it,
  * then free @c. Safe from any thread; an invalid notification (the thread
  * was interrupted by a signal or died) is silently dropped: sv_reply then
- * returns false.
+ * returns false. True does not promise the thread took the answer: one
+ * that a signal woke just before it came still fails with -ERESTARTSYS.
  */
 bool sv_reply(struct sv_call *c, int64_t ret);
 void sv_continue(struct sv_call *c);
