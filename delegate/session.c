@@ -616,7 +616,8 @@ static void cancel(struct session *s, uint64_t id)
 		s->outstanding--;
 		pthread_mutex_unlock(&s->lock);
 		stat_add(cancelled, 1);
-		send_error(s, &req->f, -EINTR);
+		/* Part of a send may have gone out before it was queued: that is the result. */
+		send_error(s, &req->f, req->done ? req->done : -EINTR);
 		request_free(req);
 		return;
 	}

@@ -26,6 +26,17 @@
 /* A RECV reply carries the data, the peer address and control messages in one frame. */
 #define SOP_MAX_RECV	(RSYS_MAX_PAYLOAD - SOP_MAX_ADDR - RSYS_MAX_CONTROL)
 
+/*
+ * A running hash of the bytes a send got out, the same whatever the chunks
+ * they went in: the restart of an interrupted send (or a retry of it) is
+ * recognised by its data.
+ */
+struct shash {
+	uint64_t h;
+	uint64_t len;
+	uint64_t word;			/* the len % 8 bytes of the word being filled */
+};
+
 /* One remote call in flight: the delegate request and what is needed to answer. */
 struct sop {
 	struct remote_req r;
@@ -42,6 +53,7 @@ struct sop {
 	socklen_t namecap;
 	socklen_t alen;			/* send: destination address at the start of buf */
 	size_t clen;			/* send: control messages after it (first chunk); recv: room for them */
+	size_t doff;			/* send: where the data of the chunk in flight starts in buf */
 	bool want_addr;			/* recv: the reply carries the peer address */
 	size_t chunk;			/* recv: bytes asked for in the request in flight */
 	char *buf;			/* request payload */
@@ -54,7 +66,8 @@ struct sop {
 	bool counted;			/* in the REMOTE class counter already (one per call, not per chunk) */
 	int domain, stype;		/* socket: its family and type, for trace events */
 	int64_t rule;			/* the delegate's egress verdict (reply a5, RSYS_RULE_*) */
-	struct sop *hnext;		/* in hstate.inflight / hstate.waitq */
+	struct shash sh;		/* send: of the o->done bytes sent */
+	struct sop *hnext;		/* in hstate.inflight / waitq / sending / sendq */
 };
 
 /*
@@ -76,11 +89,30 @@ struct stash {
 	char data[];
 };
 
+/*
+ * A blocking send interrupted by a signal fails with EINTR, or is restarted
+ * (SA_RESTART), even if some of its chunks went out: the kernel ends the
+ * seccomp wait at once and the monitor cannot answer it any more. What such
+ * a send got out is kept, per thread, until the thread's next send on the
+ * socket: if that one starts with the same bytes (the restarted call, or
+ * the retry of a sendall() loop) it is answered with their count and
+ * nothing is sent twice; Linux would have returned that count at once.
+ */
+struct sent {
+	struct sent *next;
+	pid_t tid;
+	size_t n;			/* bytes that went out */
+	uint64_t hash;			/* shash_final() of them */
+};
+
 struct hstate {
 	uint64_t handle;
 	struct sop *inflight;		/* take requests at the delegate */
 	struct sop *waitq;		/* take calls waiting for orphans, in arrival order */
 	struct stash *stash;
+	struct sop *sending;		/* send calls at the delegate */
+	struct sop *sendq;		/* send calls waiting for interrupted ones, in arrival order */
+	struct sent *sent;
 	struct hstate *next;
 };
 
@@ -555,7 +587,7 @@ static void hs_put(struct hstate *hs)
 {
 	struct hstate **pp;
 
-	if (hs->inflight || hs->waitq || hs->stash)
+	if (hs->inflight || hs->waitq || hs->stash || hs->sending || hs->sendq || hs->sent)
 		return;
 	for (pp = &hs_tab[hs->handle % HS_BUCKETS]; *pp; pp = &(*pp)->next) {
 		if (*pp == hs) {
@@ -764,6 +796,7 @@ static enum sv_verdict take_start(struct sop *o)
 void sock_handle_gone(struct sv *sv, uint64_t h)
 {
 	struct stash *s, *list = NULL;
+	struct sent *sent = NULL, *t;
 	struct hstate *hs;
 
 	pthread_mutex_lock(&hs_lock);
@@ -771,10 +804,16 @@ void sock_handle_gone(struct sv *sv, uint64_t h)
 	if (hs) {
 		list = hs->stash;
 		hs->stash = NULL;
+		sent = hs->sent;
+		hs->sent = NULL;
 		hs_put(hs);
 	}
 	pthread_mutex_unlock(&hs_lock);
 	mon_sock_gone(h);
+	while ((t = sent)) {
+		sent = t->next;
+		free(t);
+	}
 	while ((s = list)) {
 		list = s->next;
 		if (s->conn)
@@ -909,18 +948,183 @@ enum sv_verdict sys_recvmmsg(struct sv_call *c)
 			   vec + offsetof(struct mmsghdr, msg_len));
 }
 
+static uint64_t shash_mix(uint64_t h, uint64_t w)
+{
+	h ^= w * 0x87c37b91114253d5ULL;
+	return (h << 31 | h >> 33) * 0x9e3779b97f4a7c15ULL;
+}
+
+static void shash_add(struct shash *sh, const unsigned char *p, size_t n)
+{
+	uint64_t w;
+
+	for (; n && sh->len % 8; n--, p++) {
+		sh->word |= (uint64_t)*p << (8 * (sh->len++ % 8));
+		if (!(sh->len % 8)) {
+			sh->h = shash_mix(sh->h, sh->word);
+			sh->word = 0;
+		}
+	}
+	for (; n >= 8; n -= 8, p += 8, sh->len += 8) {
+		memcpy(&w, p, sizeof(w));	/* little-endian, as the bytes above */
+		sh->h = shash_mix(sh->h, w);
+	}
+	for (; n; n--, p++)
+		sh->word |= (uint64_t)*p << (8 * (sh->len++ % 8));
+}
+
+static uint64_t shash_final(const struct shash *sh)
+{
+	uint64_t h = shash_mix(shash_mix(sh->h, sh->word), sh->len);
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	return h ^ h >> 33;
+}
+
+/* What an interrupted send of @tid got out on @hs, or NULL. Called with hs_lock held. */
+static struct sent **sent_find(struct hstate *hs, pid_t tid)
+{
+	struct sent **pp;
+
+	for (pp = &hs->sent; *pp; pp = &(*pp)->next)
+		if ((*pp)->tid == tid)
+			return pp;
+	return NULL;
+}
+
+/* Called with hs_lock held. */
+static void sent_drop(struct hstate *hs, pid_t tid)
+{
+	struct sent **pp = sent_find(hs, tid), *t;
+
+	if (pp) {
+		t = *pp;
+		*pp = t->next;
+		free(t);
+	}
+}
+
+/* Keep what the interrupted send of @o got out. Called with hs_lock held. */
+static void sent_push(struct hstate *hs, pid_t tid, const struct sop *o)
+{
+	struct sent *t;
+
+	sent_drop(hs, tid);
+	t = malloc(sizeof(*t));
+	if (!t)
+		return;		/* its restart sends everything again */
+	t->tid = tid;
+	t->n = o->done;
+	t->hash = shash_final(&o->sh);
+	t->next = hs->sent;
+	hs->sent = t;
+}
+
+/*
+ * Did the first @n bytes of @o's data go out already (hash @hash)? 1, 0 or
+ * -errno; o->sh then has them. Read through the data part of o->buf, after
+ * the address and control messages, before the first chunk is made.
+ */
+static int send_same_data(struct sop *o, size_t n, uint64_t hash)
+{
+	size_t max = RSYS_MAX_PAYLOAD - o->alen - o->clen, off, len;
+	char *data = o->buf + o->alen + o->clen;
+	int ret;
+
+	if (!n || n > o->total)
+		return 0;
+	memset(&o->sh, 0, sizeof(o->sh));
+	for (off = 0; off < n; off += len) {
+		len = n - off < max ? n - off : max;
+		ret = iov_copy(o, data, off, len, false);
+		if (ret)
+			return ret;
+		shash_add(&o->sh, (unsigned char *)data, len);
+	}
+	return shash_final(&o->sh) == hash;
+}
+
+static bool orphans_in(const struct sop *list)
+{
+	for (; list; list = list->hnext)
+		if (list->orphan)
+			return true;
+	return false;
+}
+
+static enum sv_verdict send_begin(struct sop *o);
+
+/*
+ * Answer a send: bytes sent so far, or the error; EPIPE raises SIGPIPE like
+ * the kernel does. A reply that finds the caller interrupted keeps what was
+ * sent for its restart; the sends that waited for that start.
+ */
+static void send_finish(struct sop *o, int64_t ret)
+{
+	struct sv_call *c = o->c;
+	pid_t tid = c->n.pid;
+	struct sop *waiting = NULL, *w;
+	struct hstate *hs;
+	bool answered;
+
+	if (o->done)
+		ret = o->done;
+	else if (ret == -EPIPE && !(o->flags & MSG_NOSIGNAL))
+		sv_signal(c, SIGPIPE);
+	if (ret > 0)
+		mon_sock_bytes(o->h, 0, ret);
+	/* A send that names its destination is an egress decision. */
+	if (o->alen)
+		mon_event_call(c, RSYS_EV_SENDTO, o->h, o->buf, o->alen, ret, o->rule, o->r.lost);
+	if (ret >= 0 && o->mmsg_len) {
+		unsigned int len = ret;
+		int err = sv_write_mem(c, o->mmsg_len, &len, sizeof(len));
+
+		ret = err ? err : 1;
+	}
+	/* Under hs_lock: the restart finds this send either still sending or in hs->sent. */
+	pthread_mutex_lock(&hs_lock);
+	answered = sv_reply(c, ret);
+	hs = hs_get(o->h, false);
+	if (hs) {
+		sop_unlink(&hs->sending, o);
+		if (!answered && o->done)
+			sent_push(hs, tid, o);
+		if (!orphans_in(hs->sending)) {
+			waiting = hs->sendq;
+			hs->sendq = NULL;
+		}
+		hs_put(hs);
+	}
+	pthread_mutex_unlock(&hs_lock);
+	sop_free(o);
+	while ((w = waiting)) {
+		c = w->c;
+		waiting = w->hnext;
+		if (send_begin(w) == SV_REPLY)
+			sv_reply(c, c->ret);
+	}
+}
+
 static void send_done(struct remote_req *r);
 
-/* Send the next chunk of the caller's data (after o->done bytes); control messages go with the first. */
-static enum sv_verdict send_next(struct sop *o)
+/*
+ * Send the next chunk of the caller's data (after o->done bytes); control
+ * messages go with the first. @o is answered from send_done.
+ */
+static void send_next(struct sop *o)
 {
 	size_t max = RSYS_MAX_PAYLOAD - o->alen - o->clen;
 	size_t n = o->total - o->done < max ? o->total - o->done : max;
 	int ret;
 
-	ret = iov_copy(o, o->buf + o->alen + o->clen, o->done, n, false);
-	if (ret)
-		return sop_answer(o, o->done ? (int64_t)o->done : ret);
+	o->doff = o->alen + o->clen;
+	ret = iov_copy(o, o->buf + o->doff, o->done, n, false);
+	if (ret) {
+		send_finish(o, ret);
+		return;
+	}
 	/* The frame holds the previous chunk's reply. */
 	memset(&o->r.f, 0, sizeof(o->r.f));
 	o->r.f.op = RSYS_OP_SEND;
@@ -931,35 +1135,14 @@ static enum sv_verdict send_next(struct sop *o)
 	o->r.f.len = o->alen + o->clen + n;
 	o->r.payload = o->buf;
 	o->clen = 0;
-	return sop_submit(o, send_done);
-}
-
-/* Answer a send: bytes sent so far, or the error; EPIPE raises SIGPIPE like the kernel does. */
-static void send_finish(struct sop *o, int64_t ret)
-{
-	if (o->done)
-		ret = o->done;
-	else if (ret == -EPIPE && !(o->flags & MSG_NOSIGNAL))
-		sv_signal(o->c, SIGPIPE);
-	if (ret > 0)
-		mon_sock_bytes(o->h, 0, ret);
-	/* A send that names its destination is an egress decision. */
-	if (o->alen)
-		mon_event_call(o->c, RSYS_EV_SENDTO, o->h, o->buf, o->alen, ret, o->rule,
-			       o->r.lost);
-	if (ret >= 0 && o->mmsg_len) {
-		unsigned int len = ret;
-		int err = sv_write_mem(o->c, o->mmsg_len, &len, sizeof(len));
-
-		ret = err ? err : 1;
-	}
-	sop_finish(o, ret);
+	o->r.done = send_done;
+	if (sop_send(o))
+		send_finish(o, o->lost_err);
 }
 
 static void send_done(struct remote_req *r)
 {
 	struct sop *o = r->arg;
-	struct sv_call *c = o->c;
 	int64_t n = sop_result(o);
 
 	if (!r->lost)
@@ -968,18 +1151,80 @@ static void send_done(struct remote_req *r)
 		send_finish(o, n);
 		return;
 	}
+	/* the delegate's send took the first n bytes of the chunk in o->buf */
+	shash_add(&o->sh, (unsigned char *)o->buf + o->doff, n);
 	o->done += n;
 	/*
 	 * A blocking send sends everything, whatever the delegate's send gave
 	 * at a time; on a non-blocking socket the next chunk ends in EAGAIN
 	 * and the call returns what was sent, as natively.
 	 */
-	if (!n || o->done >= o->total || !sv_call_valid(c)) {
+	if (!n || o->done >= o->total || !sv_call_valid(o->c)) {
 		send_finish(o, o->done);
 		return;
 	}
-	if (send_next(o) == SV_REPLY)
-		sv_reply(c, c->ret);
+	send_next(o);
+}
+
+/*
+ * Start send @o: behind the interrupted sends of its socket, which are
+ * cancelled (their outcome decides this one's); answered at once when it
+ * is the restart of its thread's interrupted send; else at the delegate.
+ */
+static enum sv_verdict send_begin(struct sop *o)
+{
+	struct remote *rc = o->c->sv->remote;
+	pid_t tid = o->c->n.pid;
+	struct sop **pp, *p;
+	struct sent **tp, t = { 0 };
+	struct hstate *hs;
+	bool wait = false;
+	int same;
+
+	pthread_mutex_lock(&hs_lock);
+	hs = hs_get(o->h, true);
+	if (!hs) {
+		pthread_mutex_unlock(&hs_lock);
+		return sop_answer(o, -ENOMEM);
+	}
+	for (p = hs->sending; p; p = p->hnext) {
+		if (!p->orphan && !sv_call_valid(p->c)) {
+			p->orphan = true;
+			remote_cancel(rc, &p->r);
+		}
+		wait |= p->orphan;
+	}
+	if (wait) {
+		for (pp = &hs->sendq; *pp; pp = &(*pp)->hnext)
+			;
+		o->hnext = NULL;
+		*pp = o;
+		pthread_mutex_unlock(&hs_lock);
+		return SV_PENDING;
+	}
+	tp = sent_find(hs, tid);
+	if (tp)
+		t = **tp;
+	o->hnext = hs->sending;
+	hs->sending = o;
+	pthread_mutex_unlock(&hs_lock);
+
+	if (t.n) {
+		same = send_same_data(o, t.n, t.hash);
+		if (same >= 0) {
+			/* the thread's next send on the socket decides: the record goes */
+			pthread_mutex_lock(&hs_lock);
+			sent_drop(hs, tid);
+			pthread_mutex_unlock(&hs_lock);
+		}
+		if (same > 0) {
+			o->done = t.n;
+			send_finish(o, o->done);
+			return SV_PENDING;
+		}
+	}
+	send_next(o);
+	return SV_PENDING;
 }
 
 /*
@@ -1012,7 +1257,7 @@ static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen, u
 		ret = sv_read_mem(o->c, o->buf + o->alen, ctl, o->clen);
 	if (ret)
 		return sop_answer(o, ret);
-	return send_next(o);
+	return send_begin(o);
 }
 
 static struct sop *send_new(struct sv_call *c, enum sv_verdict *v)

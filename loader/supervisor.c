@@ -226,7 +226,8 @@ void sv_call_free(struct sv_call *c)
 	free(c);
 }
 
-static void sv_send(struct sv_call *c, int64_t ret, bool cont)
+/* false when the notification was gone (the thread took a signal or died). */
+static bool sv_send(struct sv_call *c, int64_t ret, bool cont)
 {
 	struct seccomp_notif_resp resp = { .id = c->n.id };
 
@@ -236,14 +237,20 @@ static void sv_send(struct sv_call *c, int64_t ret, bool cont)
 		resp.error = (int32_t)ret;
 	else
 		resp.val = ret;
-	if (ioctl(c->sv->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) && errno != ENOENT)
-		pr_debug("NOTIF_SEND (nr %d, pid %d): %s\n", c->n.data.nr, c->n.pid, strerror(errno));
+	if (!ioctl(c->sv->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp))
+		return true;
+	if (errno == ENOENT)
+		return false;
+	pr_debug("NOTIF_SEND (nr %d, pid %d): %s\n", c->n.data.nr, c->n.pid, strerror(errno));
+	return true;
 }
 
-void sv_reply(struct sv_call *c, int64_t ret)
+bool sv_reply(struct sv_call *c, int64_t ret)
 {
-	sv_send(c, ret, false);
+	bool sent = sv_send(c, ret, false);
+
 	sv_call_free(c);
+	return sent;
 }
 
 void sv_continue(struct sv_call *c)

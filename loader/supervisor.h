@@ -64,9 +64,11 @@ static inline enum sv_verdict sv_error(struct sv_call *c, int err)
 /*
  * Answer a pending call with @ret (value or -errno) / let the kernel run it,
  * then free @c. Safe from any thread; an invalid notification (the thread
- * was interrupted by a signal or died) is silently dropped.
+ * was interrupted by a signal or died) is silently dropped: sv_reply then
+ * returns false. True does not promise the thread took the answer: one
+ * that a signal woke just before it came still fails with -ERESTARTSYS.
  */
-void sv_reply(struct sv_call *c, int64_t ret);
+bool sv_reply(struct sv_call *c, int64_t ret);
 void sv_continue(struct sv_call *c);
 
 /* Free a call that was answered by other means (sv_addfd with @answer) or cannot be answered. */
