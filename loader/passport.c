@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 
 #include "execguard.h"
+#include "events.h"
 #include "log.h"
 #include "syscalls.h"
 
@@ -222,6 +223,41 @@ static int exec_judge(struct sv_call *c, int fd, const char *what, struct stat *
 }
 
 /*
+ * Tell the trace (and "rsys-load learn") that @c executes @path as named
+ * (made absolute from the caller's cwd), with the verdict; its digest is
+ * read in the caller's view of the file system.
+ */
+static void exec_event(struct sv_call *c, const char *path, bool trusted, int ret)
+{
+	char cwd[PATH_MAX], abs[PATH_MAX], open_path[PATH_MAX + 32];
+	char link[64];
+	ssize_t n;
+
+	if (path[0] == '/') {
+		snprintf(abs, sizeof(abs), "%s", path);
+	} else if (!strncmp(path, "fd ", 3)) {
+		/* execveat(fd, "", AT_EMPTY_PATH): the file the caller's fd names */
+		snprintf(link, sizeof(link), "/proc/%d/fd/%d", c->n.pid, atoi(path + 3));
+		n = readlink(link, abs, sizeof(abs) - 1);
+		if (n < 0)
+			return;
+		abs[n] = '\0';
+		mon_event_exec(c->tgid, c->n.pid, abs, link, trusted, ret);
+		return;
+	} else {
+		snprintf(link, sizeof(link), "/proc/%d/cwd", c->n.pid);
+		n = readlink(link, cwd, sizeof(cwd) - 1);
+		if (n < 0)
+			return;
+		cwd[n] = '\0';
+		if (snprintf(abs, sizeof(abs), "%s/%s", cwd, path) >= (int)sizeof(abs))
+			return;
+	}
+	snprintf(open_path, sizeof(open_path), "/proc/%d/root%s", c->n.pid, abs);
+	mon_event_exec(c->tgid, c->n.pid, abs, open_path, trusted, ret);
+}
+
+/*
  * A trusted program may only become a program the policy trusts: the
  * passport check of "rsys-load run" again at every execve, on the file the
  * caller would run (memfds and deleted files are judged by their content).
@@ -240,15 +276,19 @@ enum sv_verdict sys_execve(struct sv_call *c)
 	char path[PATH_MAX];
 	struct stat st;
 
-	if (policy_trusts_all(sv->policy))
+	if (policy_trusts_all(sv->policy)) {
+		/* what "rsys-load learn" learns the programs from */
+		if (!exec_read_path(c, at ? a[1] : a[0], path, sizeof(path)))
+			exec_event(c, path, true, 0);
 		goto out_continue;
+	}
 	err = exec_read_path(c, at ? a[1] : a[0], path, sizeof(path));
 	if (err)
 		return sv_error(c, err);
 	if (!sv->guard && sv->execs++) {
 		pr_warn("Error: execve of %s refused: the exec guard (BPF) is not loaded, so only the program rsys-load started may run\n",
 			path);
-		return sv_error(c, -EACCES);
+		goto out_refuse;
 	}
 	if (at && !path[0] && (a[4] & AT_EMPTY_PATH)) {
 		fd = exec_open(c, dirfd, dirfd, path, false);
@@ -263,7 +303,7 @@ enum sv_verdict sys_execve(struct sv_call *c)
 	if (fd < 0) {
 		pr_warn("Error: execve of %s refused: cannot open it to check its passport: %s\n",
 			path, strerror(-fd));
-		return sv_error(c, -EACCES);
+		goto out_refuse;
 	}
 	fd = exec_judge(c, fd, path, &st);
 	if (fd == -ENOENT || fd == -ENOTDIR)
@@ -272,16 +312,21 @@ enum sv_verdict sys_execve(struct sv_call *c)
 		if (fd != -EPERM)
 			pr_warn("Error: execve of %s refused: its passport cannot be checked: %s\n",
 				path, strerror(-fd));
-		return sv_error(c, -EACCES);
+		goto out_refuse;
 	}
 	err = sv->guard ? execguard_approve(sv->guard, c->n.pid, fd, &st) : 0;
 	close(fd);
 	if (err) {
 		pr_warn("Error: execve of %s refused: cannot approve it to the exec guard: %s\n",
 			path, strerror(-err));
-		return sv_error(c, -EACCES);
+		goto out_refuse;
 	}
+	exec_event(c, path, true, 0);
 out_continue:
 	fdc_exec(c->proc);
 	return SV_CONTINUE;
+
+out_refuse:
+	exec_event(c, path, false, -EACCES);
+	return sv_error(c, -EACCES);
 }

@@ -75,7 +75,7 @@ trace_stop() {
 	wait "$READER" 2>/dev/null
 }
 
-tap_plan 19
+tap_plan 23
 
 if trace_start; then
 	tap_ok "trace listens on \$RSYS_TRACE_SOCK"
@@ -248,4 +248,16 @@ learn_check curl "$RSYS_WORLD_IP/32 $HTTP_PORT" curl -s "$URL" -- curl -s --conn
 learn_check python3 "$RSYS_WORLD_IP/32 $HTTP_PORT" "$PYTHON3" -c "$FETCH_PY" "$URL" -- "$PYTHON3" -c "$FETCH_PY" \
 	"http://$RSYS_WORLD_IP:$ECHO_PORT/"
 learn_check nc "$RSYS_WORLD_IP/32 $ECHO_PORT" nc -N -w 5 "$RSYS_WORLD_IP" "$ECHO_PORT" -- nc -N -w 5 "$RSYS_WORLD_IP" "$HTTP_PORT"
+# A program that executes another: both are learned (the passport is checked at every execve).
+learn_check sh-curl "$RSYS_WORLD_IP/32 $HTTP_PORT" sh -c "curl -s $URL" -- \
+	sh -c "curl -s --connect-timeout 5 http://$RSYS_WORLD_IP:$ECHO_PORT/"
+if [ "$(grep -c '^trusted /' "$RSYS_TMP/sh-curl.policy")" = 2 ] &&
+   grep -q "^trusted $(readlink -f "$(command -v curl)") sha256 $(sha256sum <"$(command -v curl)" | cut -d' ' -f1)$" \
+	"$RSYS_TMP/sh-curl.policy" ||
+   grep -q "^trusted $(command -v curl) sha256 $(sha256sum <"$(command -v curl)" | cut -d' ' -f1)$" \
+	"$RSYS_TMP/sh-curl.policy"; then
+	tap_ok "learn sh-curl: the shell and the curl it executes, each with its sha256"
+else
+	tap_not_ok "learn sh-curl: want two trusted lines, sh and curl with its sha256"
+fi
 tap_finish
