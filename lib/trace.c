@@ -187,6 +187,7 @@ static const char *const verdict_names[RSYS_VERDICT_MAX] = {
 	[RSYS_VERDICT_ALLOWED_ALL] = "allowed-no-policy", [RSYS_VERDICT_UNCHECKED] = "unchecked",
 	[RSYS_VERDICT_DENIED] = "denied", [RSYS_VERDICT_TRUSTED] = "trusted",
 	[RSYS_VERDICT_UNTRUSTED] = "untrusted", [RSYS_VERDICT_ERROR] = "error",
+	[RSYS_VERDICT_KILLED] = "killed",
 };
 
 #define NAME(tab, i)	((size_t)(i) < sizeof(tab) / sizeof(tab[0]) && (tab)[i] ? (tab)[i] : "unknown")

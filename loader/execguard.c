@@ -10,9 +10,11 @@
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 
+#include "events.h"
 #include "execguard.h"
 #include "exec_guard.skel.h"
 #include "log.h"
+#include "trace.h"
 #include "../bpf/exec_guard.h"
 
 #define GUARD_POLL_MS	100
@@ -38,6 +40,8 @@ static const char *const guard_reasons[] = {
 static int guard_event(void *ctx, void *data, size_t len)
 {
 	const struct rsys_guard_event *e = data;
+	struct rsys_event ev = { .call = RSYS_EV_EXECVE, .verdict = RSYS_VERDICT_KILLED };
+	char comm[sizeof(e->comm) + 1] = "";
 	const char *why = "unknown reason";
 
 	(void)ctx;
@@ -51,6 +55,12 @@ static int guard_event(void *ctx, void *data, size_t len)
 	else
 		pr_warn("Error: untrusted exec killed: process %u (thread %u, %.16s): %s\n",
 			e->tgid, e->tid, e->comm, why);
+	/* The trace names it by its comm: the killed image has no /proc/PID/exe any more. */
+	memcpy(comm, e->comm, sizeof(e->comm));
+	trace_strcpy(ev.prog, sizeof(ev.prog), comm);
+	ev.pid = e->tgid;
+	ev.tid = e->tid;
+	mon_event_emit(&ev);
 	return 0;
 }
 

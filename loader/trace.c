@@ -138,7 +138,8 @@ static void trace_print(const struct rsys_event *ev, const struct trace_filter *
 		if (tf->pid && ev->pid != tf->pid && ev->producer != tf->pid)
 			return;
 		if (tf->denied && ev->verdict != RSYS_VERDICT_DENIED &&
-		    ev->verdict != RSYS_VERDICT_UNTRUSTED && ev->verdict != RSYS_VERDICT_ERROR)
+		    ev->verdict != RSYS_VERDICT_UNTRUSTED && ev->verdict != RSYS_VERDICT_KILLED &&
+		    ev->verdict != RSYS_VERDICT_ERROR)
 			return;
 	}
 	trace_format(ev, tf->json, line, sizeof(line));

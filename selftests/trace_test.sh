@@ -75,7 +75,7 @@ trace_stop() {
 	wait "$READER" 2>/dev/null
 }
 
-tap_plan 23
+tap_plan 24
 
 if trace_start; then
 	tap_ok "trace listens on \$RSYS_TRACE_SOCK"
@@ -135,6 +135,21 @@ if events text "$RSYS_TMP/trace.out" call=execve verdict=untrusted prog='.*/curl
 	tap_ok "an untrusted program shows up (execve untrusted)"
 else
 	tap_not_ok "no untrusted execve event"
+fi
+# The exec guard (BPF) kills an exec the passport judged with a loader variable in its
+# environment: the kill is an event too.
+printf 'trusted /usr/bin/env\ntrusted /usr/bin/true\ndelegate %s\n' "$RSYS_DELEGATE" >"$RSYS_TMP/env.policy"
+RSYS_POLICY=$RSYS_TMP/env.policy rsys_run /usr/bin/env LD_PRELOAD=/nonexistent.so /usr/bin/true \
+	>/dev/null 2>"$RSYS_TMP/killed.err"
+sleep 0.3
+if events text "$RSYS_TMP/trace.out" call=execve verdict=killed prog=true >"$RSYS_TMP/m"; then
+	tap_diag_file "$RSYS_TMP/m"
+	tap_ok "an exec the guard kills shows up (execve killed)"
+elif grep -q "exec guard (BPF) is not loaded" "$RSYS_TMP/killed.err"; then
+	tap_skip "the exec guard cannot be loaded here: $(head -n1 "$RSYS_TMP/killed.err")"
+else
+	tap_diag_file "$RSYS_TMP/killed.err"
+	tap_not_ok "no killed execve event"
 fi
 trace_stop
 

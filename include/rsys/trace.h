@@ -46,6 +46,7 @@ enum rsys_ev_verdict {
 	RSYS_VERDICT_TRUSTED,		/* passport accepted */
 	RSYS_VERDICT_UNTRUSTED,		/* passport refused */
 	RSYS_VERDICT_ERROR,		/* the delegate failed or was unreachable */
+	RSYS_VERDICT_KILLED,		/* the exec guard killed an exec the passport had not approved */
 	RSYS_VERDICT_MAX
 };
 
