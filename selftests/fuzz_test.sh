@@ -51,13 +51,14 @@ for t in "${targets[@]}"; do
 		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art/" \
 		"${dict[@]}" "$corpus" "$RSYS_SRC/fuzz/seeds/$t" >"$log" 2>&1
 	rc=$?
-	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-	speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
-	cov=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -n1)
+	# -a: a target's own output may hold binary bytes
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
+	speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n1)
+	cov=$(grep -ao 'cov: [0-9]* ft: [0-9]* corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -n1)
 	if [ $rc -eq 0 ]; then
 		tap_ok "$t: ${share}s, $execs execs ($speed/s), $cov"
 	else
-		grep -E 'ERROR|SUMMARY|runtime error' "$log" | head -n 5 >"$tmp/why"
+		grep -aE 'ERROR|SUMMARY|runtime error' "$log" | head -n 5 >"$tmp/why"
 		tap_diag_file "$tmp/why"
 		repro=$(sed -n 's/.*Test unit written to //p' "$log" | tail -n1)
 		tap_not_ok "$t: exit $rc after $execs execs; reproducer ${repro:-none} (log $log)"
