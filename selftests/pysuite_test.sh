@@ -65,6 +65,17 @@ for g in $groups; do
 	# natively passing tests that did not pass (or did not run) under rsys
 	lost=$(comm -23 <(sed -n 's/^pass //p' "$n" | sort) <(sed -n 's/^pass //p' "$r" | sort))
 	echo "# $g: native $npass passed in ${tn}s (exit $nrc), rsys $rpass passed in ${tr}s (exit $rrc)"
+	# Some of these suites race with their own threads (timing, not semantics): a test lost
+	# under rsys runs once more on its own, and is lost only if it fails again.
+	if [ -n "$lost" ] && [ "$(echo "$lost" | grep -c .)" -le 10 ] && [ "$rrc" -eq 0 ]; then
+		echo "$lost" | sed 's/^/# again: /'
+		# shellcheck disable=SC2086 # test ids are words
+		(cd "$RSYS_TMP/$g.cwd.r" &&
+			RSYS_RUN_TIMEOUT=$LIMIT rsys_run "$PYTHON3" "$PYSUITE" "$r.again" $lost) \
+			>"$r.again.err" 2>&1
+		lost=$(comm -23 <(echo "$lost" | sort) <(sed -n 's/^pass //p' "$r.again" | sort))
+		cat "$r.again.err" >>"$r.err"
+	fi
 	if [ "$nrc" -ne 0 ] || [ "$npass" -eq 0 ]; then
 		tail -5 "$n.err" | tap_diag_file /dev/stdin
 		tap_not_ok "$g: the native run failed (exit $nrc, $npass passed)"
