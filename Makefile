@@ -47,18 +47,25 @@ BINS := $(O)/rsys-load $(O)/rsys-delegate $(O)/rsys-bench
 DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf-dev zlib1g-dev \
 	iproute2 curl netcat-openbsd python3 procps gnuplot-nox \
 	linux-source-6.12 qemu-system-x86 dwarves ccache busybox-static flex bison bc \
-	libssl-dev cpio xz-utils rsync kmod libpython3.11-testsuite libfuzzer-14-dev libclang-rt-14-dev strace
+	libssl-dev cpio xz-utils rsync kmod libpython3.11-testsuite libfuzzer-14-dev libclang-rt-14-dev strace \
+	passt slirp4netns iperf3 sockperf nginx wrk openssh-server
 
 .DELETE_ON_ERROR:
 # Keep BPF objects and skeletons: they are intermediates of chained pattern rules.
 .SECONDARY:
-.PHONY: all deps deps-check test selftests vmtest demo install uninstall clean fuzz fuzz-build
+.PHONY: all deps deps-check test selftests vmtest peers demo install uninstall clean fuzz fuzz-build
 
 all: $(BINS)
 
+# nginx and openssh-server would start their services on install: selftests/peers.sh runs its
+# own in namespaces, so a policy-rc.d (unless one exists) keeps them from starting meanwhile.
 deps:
 	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PACKAGES)
+	prc=; if [ ! -e /usr/sbin/policy-rc.d ]; then prc=/usr/sbin/policy-rc.d; \
+		printf '#!/bin/sh\n# make deps (rsys): start no service while installing\nexit 101\n' >$$prc && \
+		chmod 0755 $$prc; fi; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PACKAGES); \
+	rc=$$?; [ -z "$$prc" ] || rm -f $$prc; exit $$rc
 
 # "make demo" and "make test" install nothing: they name what "make deps" would install.
 deps-check:
@@ -129,6 +136,11 @@ test: deps-check
 
 vmtest:
 	$(Q)kvm-patch/vmtest.sh
+
+# rsys against native veth, pasta and slirp4netns (selftests/peers.sh); PEERS_ARGS adds options.
+peers: deps-check
+	$(Q)$(MAKE) all
+	$(Q)selftests/peers.sh $(PEERS_ARGS) -o $(abspath $(O))/peers.png
 
 demo: deps-check
 	$(Q)$(MAKE) all
