@@ -51,11 +51,13 @@
  * Message flags forwarded; any other is refused (EPERM). Left out on
  * purpose: MSG_ZEROCOPY (the kernel would read a buffer the delegate reuses
  * for the next request, another session's data) and MSG_DONTROUTE.
+ * MSG_NOSIGNAL means nothing to a receive and the kernel ignores it there,
+ * but programs pass it (sockperf's recvfrom does): refusing it broke them.
  */
 #define SEND_FLAGS	(MSG_OOB | MSG_DONTWAIT | MSG_EOR | MSG_MORE | MSG_NOSIGNAL | \
 			 MSG_CONFIRM | MSG_FASTOPEN)
 #define RECV_FLAGS	(MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_WAITALL | MSG_DONTWAIT | \
-			 MSG_CMSG_CLOEXEC | MSG_ERRQUEUE)
+			 MSG_CMSG_CLOEXEC | MSG_ERRQUEUE | MSG_NOSIGNAL)
 
 /*
  * Socket options a program may set: what real programs use (see
