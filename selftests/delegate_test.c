@@ -282,6 +282,11 @@ static void test_udp(void)
 		    from.sin_addr.s_addr == me.sin_addr.s_addr,
 		    "udp: recvfrom(4 bytes, MSG_TRUNC) -> %lld, 4 bytes + %lld-byte address of the sender",
 		    (long long)ret, (long long)f.a[1]);
+	/* MSG_NOSIGNAL on a receive: meaningless, ignored by Linux, passed by sockperf. */
+	sendto(u, "nosig", 5, 0, (struct sockaddr *)&dsa, sizeof(dsa));
+	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, 16, MSG_NOSIGNAL, 0, &f);
+	EXPECT_TRUE(ret == 5 && !memcmp(rbuf, "nosig", 5),
+		    "udp: recv(MSG_NOSIGNAL) -> %lld (5, as Linux: the flag is ignored)", (long long)ret);
 	ret = call(fd, RSYS_OP_SEND, NULL, 0, h, 0, 0, 0, NULL);
 	EXPECT_TRUE(ret == -EDESTADDRREQ, "udp: send without an address -> %lld (-EDESTADDRREQ)",
 		    (long long)ret);
@@ -886,7 +891,7 @@ int main(void)
 	lfd = tcp_server(&srv);
 	if (lfd < 0)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
-	ktap_plan(67);
+	ktap_plan(68);
 	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
 	pid_open = delegate_start(bin, sock_open, NULL);
 	pid_pol = delegate_start(bin, sock_pol, policy_path);
