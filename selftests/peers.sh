@@ -49,7 +49,10 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] && [ "$RUNS" -le 100 ] || { echo "peers.sh: --runs wants 1..100" >&2; exit 2; }
+if ! [[ $RUNS =~ ^[1-9][0-9]*$ ]] || [ "$RUNS" -gt 100 ]; then
+	echo "peers.sh: --runs wants 1..100" >&2
+	exit 2
+fi
 TESTS=()
 for t in "${ALL_TESTS[@]}"; do
 	[ -z "$ONLY" ] || [[ ,$ONLY, == *,$t,* ]] && TESTS+=("$t")
@@ -61,9 +64,9 @@ done
 
 # Sizes and durations: the quick run only proves that the bytes move.
 if [ "$QUICK" -eq 1 ]; then
-	BIG_MIB=1 SECS=1 SCP_MIB=1
+	BIG_MIB=1 SECS=1
 else
-	BIG_MIB=100 SECS=5 SCP_MIB=100
+	BIG_MIB=100 SECS=5
 fi
 # No single measurement may take longer than this (a stuck peer is "failed", not a hang).
 TMO=$((SECS * 4 + 30))
@@ -313,7 +316,6 @@ nginx_in_up()
 }
 
 # Measurements: each prints "ok VALUE" or "failed WHY" on stdout.
-RES=
 
 # iperf3 against a fresh one-shot server (a client killed mid-test cannot wedge the next run).
 m_iperf()
