@@ -57,6 +57,20 @@ tap_skip()
 	echo "ok $tap_n # SKIP $*"
 }
 
+# tap_report NAME RC LOG: one top-level result for a program's run (exit RC, TAP in LOG),
+# with the program's own TAP lines indented below it as subtests.
+tap_report()
+{
+	sed 's/^/    /' "$3"
+	if [ "$2" -eq 0 ]; then
+		tap_ok "$1"
+	elif [ "$2" -eq 4 ]; then
+		tap_skip "$1: $(grep -m1 SKIP "$3")"
+	else
+		tap_not_ok "$1 (exit $2)"
+	fi
+}
+
 # Print totals and exit with the kselftest status.
 tap_finish()
 {

@@ -10,25 +10,12 @@ rsys_require
 rsys_topology_up
 rsys_delegate_start
 
-# report NAME RC LOG: one top-level result; the program's own TAP lines indented below it.
-report()
-{
-	sed 's/^/    /' "$3"
-	if [ "$2" -eq 0 ]; then
-		tap_ok "$1"
-	elif [ "$2" -eq 4 ]; then
-		tap_skip "$1: $(grep -m1 SKIP "$3")"
-	else
-		tap_not_ok "$1 (exit $2)"
-	fi
-}
-
 tap_plan 3
 export SENDINTR_IP=$RSYS_SERVICE_IP
 SENDINTR_RSYS=0 rsys_native timeout 300 "$SENDINTR" >"$RSYS_TMP/native" 2>&1
-report "sendintr natively" $? "$RSYS_TMP/native"
+tap_report "sendintr natively" $? "$RSYS_TMP/native"
 SENDINTR_RSYS=1 RSYS_RUN_TIMEOUT=300 rsys_run "$SENDINTR" >"$RSYS_TMP/rsys" 2>&1
-report "sendintr under rsys (peer bytes == reported bytes, nothing twice)" $? "$RSYS_TMP/rsys"
+tap_report "sendintr under rsys (peer bytes == reported bytes, nothing twice)" $? "$RSYS_TMP/rsys"
 
 # With SA_RESTART the kernel restarts the interrupted call: rsys must then
 # answer exactly as Linux does (the count sent, which the peer got). Without

@@ -15,31 +15,18 @@ rsys_delegate_start
 # BPF tells the monitor which handlers had SA_RESTART (rsys_signal_deliver)
 rsys_attach_once || echo "# rsys-load attach failed: SA_RESTART cases will differ"
 
-# report NAME RC LOG: one top-level result; the program's own TAP lines indented below it.
-report()
-{
-	sed 's/^/    /' "$3"
-	if [ "$2" -eq 0 ]; then
-		tap_ok "$1"
-	elif [ "$2" -eq 4 ]; then
-		tap_skip "$1: $(grep -m1 SKIP "$3")"
-	else
-		tap_not_ok "$1 (exit $2)"
-	fi
-}
-
 tap_plan 6
 export WAIT_IP=$RSYS_SERVICE_IP WAIT_ECHO=$RSYS_WORLD_IP
 WAIT_RSYS=0 rsys_native timeout 120 "$SELECT" >"$RSYS_TMP/native" 2>&1
-report "wait_select natively" $? "$RSYS_TMP/native"
+tap_report "wait_select natively" $? "$RSYS_TMP/native"
 WAIT_RSYS=1 timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$SELECT" >"$RSYS_TMP/rsys" 2>&1
-report "wait_select under rsys" $? "$RSYS_TMP/rsys"
+tap_report "wait_select under rsys" $? "$RSYS_TMP/rsys"
 rsys_native timeout 120 "$EPOLL" >"$RSYS_TMP/ep.native" 2>&1
-report "wait_epoll natively" $? "$RSYS_TMP/ep.native"
+tap_report "wait_epoll natively" $? "$RSYS_TMP/ep.native"
 timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$EPOLL" >"$RSYS_TMP/ep.rsys" 2>&1
-report "wait_epoll under rsys" $? "$RSYS_TMP/ep.rsys"
+tap_report "wait_epoll under rsys" $? "$RSYS_TMP/ep.rsys"
 # threads DELEGATE_PID: how many threads the delegate has now
 threads()
 {
@@ -62,7 +49,7 @@ done
 after=$(threads "$dpid")
 echo "# delegate threads before the run: $before, after it: $after" >>"$RSYS_TMP/leak"
 [ "$rc" -eq 0 ] && [ "$after" -gt "$before" ] && rc=1
-report "wait_leak under rsys (and no delegate thread left after it)" $rc "$RSYS_TMP/leak"
+tap_report "wait_leak under rsys (and no delegate thread left after it)" $rc "$RSYS_TMP/leak"
 
 # Python's asyncio and selectors (epoll) on remote sockets: same transcript as natively.
 AIO=$RSYS_SRC/selftests/wait_asyncio.py
