@@ -175,14 +175,10 @@ rsys_wait_file()
 	return 1
 }
 
-# Build world + service netns and start the world's servers. Dies with a skip on failure.
-rsys_topology_up()
+# rsys_tmp_up PREFIX: a fresh $RSYS_TMP (/tmp/PREFIX.XXXXXX), its $RSYS_SOCKDIR and $RSYS_DELEGATE.
+rsys_tmp_up()
 {
-	local a=rsw$$ b=rss$$
-
-	trap rsys_cleanup EXIT
-	trap 'exit 143' TERM INT HUP
-	RSYS_TMP=$(mktemp -d /tmp/rsys-test.XXXXXX)
+	RSYS_TMP=$(mktemp -d "/tmp/$1.XXXXXX") || return 1
 	# Programs under rsys-load run write here as the sandbox's unprivileged uid (rsys-load(8)).
 	chmod 1777 "$RSYS_TMP"
 	# ... but rsys-delegate listens only in a directory nobody else may write (rsys-delegate(8));
@@ -190,6 +186,16 @@ rsys_topology_up()
 	RSYS_SOCKDIR=$RSYS_TMP/sock
 	mkdir -m 0711 "$RSYS_SOCKDIR"
 	RSYS_DELEGATE=unix:$RSYS_SOCKDIR/delegate.sock
+}
+
+# Build world + service netns and start the world's servers. Dies with a skip on failure.
+rsys_topology_up()
+{
+	local a=rsw$$ b=rss$$
+
+	trap rsys_cleanup EXIT
+	trap 'exit 143' TERM INT HUP
+	rsys_tmp_up rsys-test
 
 	rsys_netns_add "$RSYS_NS_WORLD" && rsys_netns_add "$RSYS_NS_SERVICE" &&
 	ip link add "$a" type veth peer name "$b" &&

@@ -453,11 +453,7 @@ cleanup()
 
 trap cleanup EXIT
 trap 'exit 143' TERM INT HUP
-RSYS_TMP=$(mktemp -d /tmp/rsys-peers.XXXXXX)
-chmod 1777 "$RSYS_TMP"
-RSYS_SOCKDIR=$RSYS_TMP/sock
-mkdir -m 0711 "$RSYS_SOCKDIR"
-RSYS_DELEGATE=unix:$RSYS_SOCKDIR/delegate.sock
+rsys_tmp_up rsys-peers || exit 1
 
 log "building the namespaces (world $WORLD, service $SVC)"
 world_up || { log "cannot create the network namespaces"; exit 1; }
