@@ -739,14 +739,38 @@ static struct stash *stash_take(struct hstate *hs, struct sop *o)
 	return copy;
 }
 
+/*
+ * The calls of @list whose caller was interrupted become orphans (their
+ * requests are cancelled). While orphans are still in flight, @o waits on
+ * @q behind them, in arrival order: true. Under hs_lock.
+ */
+static bool queue_behind_orphans(struct remote *rc, struct sop *list, struct sop **q, struct sop *o)
+{
+	struct sop *p, **pp;
+	bool wait = false;
+
+	for (p = list; p; p = p->hnext) {
+		if (!p->orphan && !sv_call_valid(p->c)) {
+			p->orphan = true;
+			remote_cancel(rc, &p->r);
+		}
+		wait |= p->orphan;
+	}
+	if (!wait)
+		return false;
+	for (pp = q; *pp; pp = &(*pp)->hnext)
+		;
+	o->hnext = NULL;
+	*pp = o;
+	return true;
+}
+
 /* Start take call @o: behind orphans of its socket, from the stash, or at the delegate. */
 static enum sv_verdict take_start(struct sop *o)
 {
 	struct remote *rc = o->c->sv->remote;
 	struct stash *s = NULL;
-	struct sop **pp, *p;
 	struct hstate *hs;
-	bool wait = false;
 
 	pthread_mutex_lock(&hs_lock);
 	hs = hs_get(o->h, true);
@@ -754,18 +778,7 @@ static enum sv_verdict take_start(struct sop *o)
 		pthread_mutex_unlock(&hs_lock);
 		return sop_answer(o, -ENOMEM);
 	}
-	for (p = hs->inflight; p; p = p->hnext) {
-		if (!p->orphan && !sv_call_valid(p->c)) {
-			p->orphan = true;
-			remote_cancel(rc, &p->r);
-		}
-		wait |= p->orphan;
-	}
-	if (wait) {
-		for (pp = &hs->waitq; *pp; pp = &(*pp)->hnext)
-			;
-		o->hnext = NULL;
-		*pp = o;
+	if (queue_behind_orphans(rc, hs->inflight, &hs->waitq, o)) {
 		pthread_mutex_unlock(&hs_lock);
 		return SV_PENDING;
 	}
@@ -1175,10 +1188,8 @@ static enum sv_verdict send_begin(struct sop *o)
 {
 	struct remote *rc = o->c->sv->remote;
 	pid_t tid = o->c->n.pid;
-	struct sop **pp, *p;
 	struct sent **tp, t = { 0 };
 	struct hstate *hs;
-	bool wait = false;
 	int same;
 
 	pthread_mutex_lock(&hs_lock);
@@ -1187,18 +1198,7 @@ static enum sv_verdict send_begin(struct sop *o)
 		pthread_mutex_unlock(&hs_lock);
 		return sop_answer(o, -ENOMEM);
 	}
-	for (p = hs->sending; p; p = p->hnext) {
-		if (!p->orphan && !sv_call_valid(p->c)) {
-			p->orphan = true;
-			remote_cancel(rc, &p->r);
-		}
-		wait |= p->orphan;
-	}
-	if (wait) {
-		for (pp = &hs->sendq; *pp; pp = &(*pp)->hnext)
-			;
-		o->hnext = NULL;
-		*pp = o;
+	if (queue_behind_orphans(rc, hs->sending, &hs->sendq, o)) {
 		pthread_mutex_unlock(&hs_lock);
 		return SV_PENDING;
 	}
