@@ -25,7 +25,7 @@ endif
 # User CFLAGS/LDFLAGS (e.g. make CFLAGS=-O0) replace only the optimisation and debug flags.
 CFLAGS ?= -O2 -g
 LDFLAGS ?=
-INCLUDES := -Iinclude -I$(O) -Ilib -Iloader
+INCLUDES := -Iinclude -I$(O) -Ilib -Iloader -Ibpf -Iguest
 ALL_CFLAGS := $(CFLAGS) -Wall -Wextra -Werror $(INCLUDES) -D_GNU_SOURCE -MMD -MP
 ALL_LDFLAGS := $(CFLAGS) $(LDFLAGS)
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -Iinclude -I$(O) \

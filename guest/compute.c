@@ -22,7 +22,7 @@
 #include <seccomp.h>
 
 #include "guest.h"
-#include "../loader/supervisor.h"
+#include "supervisor.h"
 
 /* Paths the sandbox never sees, whatever the policy: other namespaces, BPF pins, rsys state. */
 static const char *const sandbox_hidden[] = { "/run/netns", "/sys/fs/bpf", "/run/rsys", NULL };

@@ -20,7 +20,7 @@
 #include "cmds.h"
 #include "log.h"
 #include "rsys.skel.h"
-#include "../bpf/rsys.h"
+#include "rsys.h"
 
 #define BPFFS_DIR	"/sys/fs/bpf"
 #define RUN_DIR		"/run/rsys"

@@ -9,7 +9,7 @@
 #include <linux/bpf.h>
 
 #include "bpfmaps.h"
-#include "../bpf/rsys.h"
+#include "rsys.h"
 
 /*
  * Plain bpf(2), not libbpf: this file is also compiled into the selftests,

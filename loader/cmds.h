@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <rsys/policy.h>
 #include "tls.h"
-#include "../guest/guest.h"
+#include "guest.h"
 
 /* Each takes the arguments after the subcommand name (argv[0] = subcommand) and returns the exit status. */
 int do_attach(int argc, char **argv);	/* attach.c */

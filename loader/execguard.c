@@ -15,7 +15,7 @@
 #include "exec_guard.skel.h"
 #include "log.h"
 #include "trace.h"
-#include "../bpf/exec_guard.h"
+#include "exec_guard.h"
 
 #define GUARD_POLL_MS	100
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))

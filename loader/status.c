@@ -11,7 +11,7 @@
 #include "bpfmaps.h"
 #include "cmds.h"
 #include "log.h"
-#include "../bpf/rsys.h"
+#include "rsys.h"
 
 #define PROG_NAME(name, loses) #name,
 static const char *const prog_names[] = { RSYS_PROGS(PROG_NAME) };

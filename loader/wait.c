@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../bpf/rsys.h"
+#include "rsys.h"
 #include "epoll.h"
 #include "fdcache.h"
 #include "log.h"
