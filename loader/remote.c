@@ -349,7 +349,7 @@ int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1)
 	return wire_send(rc, &f, NULL);
 }
 
-void remote_cancel(struct remote *rc, struct remote_req *r)
+uint64_t remote_cancel_take(struct remote *rc, struct remote_req *r)
 {
 	uint64_t id = 0;
 	struct remote_req *p;
@@ -363,8 +363,18 @@ void remote_cancel(struct remote *rc, struct remote_req *r)
 		}
 	}
 	pthread_mutex_unlock(&rc->lock);
+	return id;
+}
+
+void remote_cancel_send(struct remote *rc, uint64_t id)
+{
 	if (id)
 		remote_post(rc, RSYS_OP_CANCEL, id, 0);
+}
+
+void remote_cancel(struct remote *rc, struct remote_req *r)
+{
+	remote_cancel_send(rc, remote_cancel_take(rc, r));
 }
 
 /* The session is over: every pending request completes as lost. */

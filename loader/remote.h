@@ -77,6 +77,15 @@ int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1);
 
 /* Ask the delegate to interrupt @r (if it is still pending); done() still runs once. */
 void remote_cancel(struct remote *rc, struct remote_req *r);
+/*
+ * remote_cancel() in two steps, for callers holding a lock that must not
+ * be held while sending (supervisor.c, "the lock rule"): take the id of
+ * @r's cancel (0 if @r is no longer pending or its cancel is out) under
+ * the lock, send it after unlocking. A cancel that arrives after its
+ * request's reply is ignored by the delegate.
+ */
+uint64_t remote_cancel_take(struct remote *rc, struct remote_req *r);
+void remote_cancel_send(struct remote *rc, uint64_t id);
 
 /*
  * Event-thread side: read one reply and run its done(). On the end of the

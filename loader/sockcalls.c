@@ -740,11 +740,32 @@ static struct stash *stash_take(struct hstate *hs, struct sop *o)
 }
 
 /*
- * The calls of @list whose caller was interrupted become orphans (their
- * requests are cancelled). While orphans are still in flight, @o waits on
- * @q behind them, in arrival order: true. Under hs_lock.
+ * Cancels of orphans, taken under hs_lock and sent once it is released:
+ * sending may block (the lock rule, supervisor.c). More orphans than fit
+ * are cancelled by the event thread's remote_check_calls() instead.
  */
-static bool queue_behind_orphans(struct remote *rc, struct sop *list, struct sop **q, struct sop *o)
+#define SOP_CANCELS	16
+
+struct cancels {
+	uint64_t id[SOP_CANCELS];
+	unsigned int n;
+};
+
+static void cancels_send(struct remote *rc, const struct cancels *cs)
+{
+	unsigned int i;
+
+	for (i = 0; i < cs->n; i++)
+		remote_cancel_send(rc, cs->id[i]);
+}
+
+/*
+ * The calls of @list whose caller was interrupted become orphans (their
+ * requests' cancels go to @cs). While orphans are still in flight, @o waits
+ * on @q behind them, in arrival order: true. Under hs_lock.
+ */
+static bool queue_behind_orphans(struct remote *rc, struct sop *list, struct sop **q, struct sop *o,
+				 struct cancels *cs)
 {
 	struct sop *p, **pp;
 	bool wait = false;
@@ -752,7 +773,10 @@ static bool queue_behind_orphans(struct remote *rc, struct sop *list, struct sop
 	for (p = list; p; p = p->hnext) {
 		if (!p->orphan && !sv_call_valid(p->c)) {
 			p->orphan = true;
-			remote_cancel(rc, &p->r);
+			if (cs->n < SOP_CANCELS) {
+				cs->id[cs->n] = remote_cancel_take(rc, &p->r);
+				cs->n += cs->id[cs->n] != 0;
+			}
 		}
 		wait |= p->orphan;
 	}
@@ -769,6 +793,7 @@ static bool queue_behind_orphans(struct remote *rc, struct sop *list, struct sop
 static enum sv_verdict take_start(struct sop *o)
 {
 	struct remote *rc = o->c->sv->remote;
+	struct cancels cs = { .n = 0 };
 	struct stash *s = NULL;
 	struct hstate *hs;
 
@@ -778,8 +803,9 @@ static enum sv_verdict take_start(struct sop *o)
 		pthread_mutex_unlock(&hs_lock);
 		return sop_answer(o, -ENOMEM);
 	}
-	if (queue_behind_orphans(rc, hs->inflight, &hs->waitq, o)) {
+	if (queue_behind_orphans(rc, hs->inflight, &hs->waitq, o, &cs)) {
 		pthread_mutex_unlock(&hs_lock);
+		cancels_send(rc, &cs);
 		return SV_PENDING;
 	}
 	if (hs->stash) {
@@ -1189,6 +1215,7 @@ static enum sv_verdict send_begin(struct sop *o)
 	struct remote *rc = o->c->sv->remote;
 	pid_t tid = o->c->n.pid;
 	struct sent **tp, t = { 0 };
+	struct cancels cs = { .n = 0 };
 	struct hstate *hs;
 	int same;
 
@@ -1198,8 +1225,9 @@ static enum sv_verdict send_begin(struct sop *o)
 		pthread_mutex_unlock(&hs_lock);
 		return sop_answer(o, -ENOMEM);
 	}
-	if (queue_behind_orphans(rc, hs->sending, &hs->sendq, o)) {
+	if (queue_behind_orphans(rc, hs->sending, &hs->sendq, o, &cs)) {
 		pthread_mutex_unlock(&hs_lock);
+		cancels_send(rc, &cs);
 		return SV_PENDING;
 	}
 	tp = sent_find(hs, tid);

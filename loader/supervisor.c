@@ -1,5 +1,66 @@
 // SPDX-License-Identifier: GPL-2.0
 /* seccomp user-notification supervisor: dispatch table, filter rules, call helpers, event thread. */
+
+/*
+ * DOC: Theory of operation
+ *
+ * Threads of "rsys-load run" (every one but main exists once per monitor):
+ *
+ *  main        run.c: forks the program, forwards stop signals, reaps it,
+ *              then sv_stop() and remote_close().
+ *  supervisor  sv_thread_fn(): NOTIF_RECV and the handlers (sockcalls.c,
+ *              wait.c, epoll.c). Sends its requests itself: it may block
+ *              on a full delegate socket, never while holding a lock.
+ *  event       ev_thread_fn(): delegate replies (every remote_req.done()
+ *              runs here), placeholder anchors' HUP, exited processes,
+ *              cancels of requests whose caller took a signal. It must
+ *              never block on a send (the delegate may be blocked writing
+ *              replies to it): its frames go to the writer queue.
+ *  writer      remote.c remote_writer(), started by the first send of the
+ *              event thread: writes the queued frames.
+ *  waiter      wait.c waiter_main(), started by the first split wait:
+ *              local halves of select/poll/epoll, resolves and cancels.
+ *  optional    execguard.c guard_reader() (exec guard reports); lib/tls.c
+ *              relay_main() for a tcp:/vsock: delegate (TLS <-> plain).
+ *
+ * Locks (all pthread mutexes), what each protects:
+ *
+ *  hs_lock        sockcalls.c: per remote socket state (hs_tab): take and
+ *                 send calls in flight, their queues behind orphans, the
+ *                 stash of orphans' data, records of interrupted sends.
+ *  ep_lock        epoll.c: epoll instances with remote interest (ep_list).
+ *  fdc_lock       fdcache.c: processes, tids, vfd caches, anchors, refs.
+ *  wait_lock      wait.c: split waits' state flags and refs, the waiter
+ *                 queue, the watch list, records of interrupted waits.
+ *  rc->lock       remote.c: pending requests, ids, alive, cancel_sent.
+ *  rc->wq_lock    remote.c: the writer queue, writer start and stop.
+ *  rc->send_lock  remote.c: one frame at a time on the delegate socket.
+ *  ev_lock        events.c: digest cache, per socket trace info.
+ *  learn_lock     learn.c: the rules learned (--learn).
+ *  tr_lock        lib/trace.c: the trace reader's connection.
+ *
+ * Order: a thread holding one lock takes only locks below it in this list:
+ *
+ *  hs_lock, ep_lock (never both) > fdc_lock > rc->lock > rc->wq_lock
+ *  > rc->send_lock.
+ *
+ * wait_lock, ev_lock, learn_lock and tr_lock are leaves: nothing is taken
+ * under them. (hs_lock > fdc_lock: sv_reply() under hs_lock frees the
+ * call's process reference; ep_lock > fdc_lock: ep_snapshot() classifies
+ * vfds; hs_lock > rc->lock: cancels are taken; hs_lock > rc->wq_lock: the
+ * event thread queues a CLOSE from stash_push().)
+ *
+ * The rule: no lock is held across a send that can block on the wire
+ * (remote_submit(), remote_post(), remote_cancel() from any thread but the
+ * event thread), rc->send_lock excepted, which exists for that. Collect
+ * under the lock, send after unlocking: remote_cancel_take() +
+ * remote_cancel_send() (sockcalls.c queue_behind_orphans()), the gone[]
+ * list of wait.c waiter_check_calls(). Otherwise the event thread, which
+ * takes hs_lock and wait_lock in done(), stops reading replies while the
+ * delegate, blocked writing them, stops reading requests: a deadlock. The
+ * event thread's sends are queue pushes and may happen under hs_lock.
+ * "make check-tsan" runs selftests/stress_recv under ThreadSanitizer.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

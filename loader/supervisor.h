@@ -16,7 +16,9 @@
 #include "remote.h"
 
 /*
- * Threads: one supervisor thread receives notifications and runs the
+ * Threads and locks: "DOC: Theory of operation" in supervisor.c (names
+ * every thread and lock, the lock order and the rule that no lock is held
+ * while sending). One supervisor thread receives notifications and runs the
  * handlers; one event thread reads delegate replies (remote_req.done runs
  * there), watches placeholder anchors and exited processes and cancels
  * requests whose notification became invalid. Handlers must not block on
