@@ -517,16 +517,20 @@ static int iov_copy(struct sop *o, char *buf, size_t off, size_t len, bool to_ca
 /*
  * Answer recv @o: @n (or -errno), @dlen bytes of @data, the peer @addr
  * (@alen bytes), @msg_flags and recvmsg's control messages (@clen bytes at
- * @ctl, which the delegate received with the caller's own room).
+ * @ctl, which the delegate received with the caller's own room). @o's call
+ * is answered or freed; @o is the caller's to free. True when a signal
+ * ended the call before the answer reached it (the call fails with EINTR
+ * or is restarted): the data were not received and must stay the socket's.
  */
-static void recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
+static bool recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 			const void *addr, socklen_t alen, int msg_flags, const void *ctl, size_t clen)
 {
+	bool peek = o->flags & MSG_PEEK;
 	int ret;
 
 	if (n < 0) {
-		sop_finish(o, o->done ? (int64_t)o->done : n);
-		return;
+		sv_reply(o->c, o->done ? (int64_t)o->done : n);
+		return false;
 	}
 	if (dlen > o->total - o->done)
 		dlen = o->total - o->done;
@@ -561,7 +565,11 @@ static void recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 		ret = sv_write_mem(o->c, o->mmsg_len, &len, sizeof(len));
 		n = 1;
 	}
-	sop_finish(o, ret ? ret : n);
+	if (ret == -ENOENT) {
+		sv_call_free(o->c);
+		return !peek;
+	}
+	return !sv_reply(o->c, ret ? ret : n) && !ret && !peek;
 }
 
 static struct hstate *hs_get(uint64_t h, bool create)
@@ -608,58 +616,131 @@ static void sop_unlink(struct sop **list, struct sop *o)
 	}
 }
 
-/* Keep what the orphan @o got (@n, reply @r) for the next take call. Called with hs_lock held. */
+/* A stash entry of @dlen bytes of @data from @addr (@alen bytes), or NULL. */
+static struct stash *stash_new(const void *data, size_t dlen, const void *addr, size_t alen,
+			       int msg_flags)
+{
+	struct stash *s = calloc(1, sizeof(*s) + dlen);
+
+	if (!s)
+		return NULL;
+	if (alen > sizeof(s->addr))
+		alen = sizeof(s->addr);
+	s->n = dlen;
+	s->alen = alen;
+	s->msg_flags = msg_flags;
+	memcpy(s->data, data, dlen);
+	memcpy(&s->addr, addr, alen);
+	return s;
+}
+
+/*
+ * Keep what the orphan @o got (@n, reply @r) for the next take call; what
+ * a MSG_PEEK left at the delegate is not kept. Called with hs_lock held.
+ */
 static void stash_push(struct hstate *hs, struct sop *o, int64_t n, const struct remote_req *r)
 {
 	size_t dlen = 0, alen = r->f.len;
 	struct stash *s, **pp;
 
 	if (!o->is_accept) {
+		if (o->flags & MSG_PEEK)
+			return;
 		alen = o->want_addr ? (size_t)r->f.a[1] : 0;
 		if (alen > r->f.len)
 			alen = r->f.len;
 		dlen = r->f.len - alen;
 	}
-	if (alen > sizeof(s->addr))
-		alen = sizeof(s->addr);
-	s = calloc(1, sizeof(*s) + dlen);
+	s = stash_new(r->rpayload, dlen, (const char *)r->rpayload + dlen, alen, r->f.a[2]);
 	if (!s) {
 		if (o->is_accept)
 			remote_post(o->c->sv->remote, RSYS_OP_CLOSE, n, 0);
 		return;
 	}
 	s->conn = o->is_accept;
-	s->n = o->is_accept ? n : (int64_t)dlen;
-	s->alen = alen;
-	s->msg_flags = r->f.a[2];
-	memcpy(s->data, r->rpayload, dlen);
-	memcpy(&s->addr, (const char *)r->rpayload + dlen, alen);
+	if (o->is_accept)
+		s->n = n;
 	for (pp = &hs->stash; *pp; pp = &(*pp)->next)
 		;
 	*pp = s;
 }
 
+/* The take calls that waited for orphans of @hs, once none is left. Called with hs_lock held. */
+static struct sop *take_release(struct hstate *hs)
+{
+	struct sop *w, *waiting;
+
+	for (w = hs->inflight; w; w = w->hnext)
+		if (w->orphan)
+			return NULL;
+	waiting = hs->waitq;
+	hs->waitq = NULL;
+	return waiting;
+}
+
+static void takes_start(struct sop *waiting)
+{
+	struct sop *w;
+
+	while ((w = waiting)) {
+		struct sv_call *c = w->c;
+
+		waiting = w->hnext;
+		if (take_start(w) == SV_REPLY)
+			sv_reply(c, c->ret);
+	}
+}
+
+/*
+ * A receive is answered outside hs_lock but stays among its socket's take
+ * calls meanwhile, marked as an orphan: a call the kernel restarts after a
+ * signal that came before the answer reached the caller waits behind it.
+ * End receive @o answered so: @keep (the data it did not deliver, or NULL)
+ * goes to the head of the stash, for that call. Frees @o.
+ */
+static void take_answered(struct sop *o, struct stash *keep)
+{
+	struct sop *waiting = NULL;
+	struct hstate *hs;
+
+	pthread_mutex_lock(&hs_lock);
+	hs = hs_get(o->h, keep != NULL);
+	if (hs) {
+		sop_unlink(&hs->inflight, o);
+		if (keep) {
+			keep->off = 0;
+			keep->next = hs->stash;
+			hs->stash = keep;
+			keep = NULL;
+		}
+		waiting = take_release(hs);
+		hs_put(hs);
+	}
+	pthread_mutex_unlock(&hs_lock);
+	free(keep);
+	sop_free(o);
+	takes_start(waiting);
+}
+
 static void take_done(struct remote_req *r)
 {
-	struct sop *o = r->arg, *w, *waiting = NULL;
+	struct sop *o = r->arg, *waiting = NULL;
 	int64_t n = sop_result(o);
 	struct hstate *hs;
-	bool orphan, left = false;
+	bool orphan, answering;
 
 	pthread_mutex_lock(&hs_lock);
 	hs = hs_get(o->h, false);
-	if (hs)
-		sop_unlink(&hs->inflight, o);
 	orphan = o->orphan || !sv_call_valid(o->c);
-	if (hs && orphan && !r->lost && (o->is_accept ? n >= 0 : n > 0))
-		stash_push(hs, o, n, r);
-	if (hs) {
-		for (w = hs->inflight; w; w = w->hnext)
-			left |= w->orphan;
-		if (!left) {
-			waiting = hs->waitq;
-			hs->waitq = NULL;
-		}
+	/* a receive stays in flight while it is answered (take_answered) */
+	answering = hs && !orphan && !o->is_accept;
+	if (answering) {
+		o->orphan = true;
+	} else if (hs) {
+		sop_unlink(&hs->inflight, o);
+		if (orphan && !r->lost && (o->is_accept ? n >= 0 : n > 0))
+			stash_push(hs, o, n, r);
+		waiting = take_release(hs);
 		hs_put(hs);
 	}
 	pthread_mutex_unlock(&hs_lock);
@@ -685,31 +766,43 @@ static void take_done(struct remote_req *r)
 		    !iov_copy(o, (char *)r->rpayload, o->done, dlen, true)) {
 			struct sv_call *c = o->c;
 
+			pthread_mutex_lock(&hs_lock);
+			if (answering)
+				sop_unlink(&hs->inflight, o);
+			o->orphan = false;
+			pthread_mutex_unlock(&hs_lock);
 			o->done += n;
 			if (recv_submit(o) == SV_REPLY)
 				sv_reply(c, c->ret);
 		} else {
-			recv_answer(o, n, r->rpayload, dlen, (const char *)r->rpayload + dlen, alen,
-				    r->f.a[2], (const char *)r->rpayload + dlen + alen, clen);
+			struct stash *keep = NULL;
+
+			if (recv_answer(o, n, r->rpayload, dlen, (const char *)r->rpayload + dlen, alen,
+					r->f.a[2], (const char *)r->rpayload + dlen + alen, clen))
+				keep = stash_new(r->rpayload, dlen, (const char *)r->rpayload + dlen,
+						 alen, r->f.a[2]);
+			take_answered(o, keep);
 		}
 	}
-	while ((w = waiting)) {
-		struct sv_call *c = w->c;
-
-		waiting = w->hnext;
-		if (take_start(w) == SV_REPLY)
-			sv_reply(c, c->ret);
-	}
+	takes_start(waiting);
 }
 
-/* Answer take call @o from stash entry @s (a copy, or the entry itself when it was used up). */
+/*
+ * Answer take call @o from stash entry @s (a copy, or the entry itself when
+ * it was used up); a receive is among the socket's take calls meanwhile.
+ */
 static void take_from_stash(struct sop *o, struct stash *s)
 {
-	if (o->is_accept)
+	if (o->is_accept) {
 		accept_answer(o, s->n, &s->addr, s->alen);
-	else
-		recv_answer(o, s->n, s->data, s->n, &s->addr, s->alen, s->msg_flags, NULL, 0);
-	free(s);
+		free(s);
+		return;
+	}
+	if (!recv_answer(o, s->n, s->data, s->n, &s->addr, s->alen, s->msg_flags, NULL, 0)) {
+		free(s);
+		s = NULL;
+	}
+	take_answered(o, s);
 }
 
 /* Take the answer for @o out of @hs's stash. Called with hs_lock held. */
@@ -810,6 +903,12 @@ static enum sv_verdict take_start(struct sop *o)
 	}
 	if (hs->stash) {
 		s = stash_take(hs, o);
+		if (s && !o->is_accept) {
+			/* answered as one in flight (take_answered) */
+			o->orphan = true;
+			o->hnext = hs->inflight;
+			hs->inflight = o;
+		}
 		hs_put(hs);
 		pthread_mutex_unlock(&hs_lock);
 		if (!s)
