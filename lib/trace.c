@@ -57,7 +57,9 @@ static void tr_connect(void)
 	socklen_t len = sizeof(cr);
 	int fd;
 
-	tr_retry = clock_ns(CLOCK_MONOTONIC_COARSE) + TRACE_RETRY_NS;
+	/* read without tr_lock by trace_wanted() */
+	__atomic_store_n(&tr_retry, clock_ns(CLOCK_MONOTONIC_COARSE) + TRACE_RETRY_NS,
+			 __ATOMIC_RELAXED);
 	if (strlen(path) >= sizeof(sun.sun_path))
 		return;
 	strcpy(sun.sun_path, path);

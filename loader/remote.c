@@ -78,10 +78,11 @@ static void *remote_writer(void *arg)
 	return NULL;
 }
 
+/* The other threads read has_event_thread without a lock: event_thread is set before it. */
 void remote_set_event_thread(struct remote *rc)
 {
 	rc->event_thread = pthread_self();
-	rc->has_event_thread = true;
+	__atomic_store_n(&rc->has_event_thread, true, __ATOMIC_RELEASE);
 }
 
 /* Send one frame; from the event thread it is queued (a copy) for the writer thread. */
@@ -90,7 +91,8 @@ static int wire_send(struct remote *rc, struct rsys_frame *f, const void *payloa
 	struct wq_item *it;
 	int ret = 0;
 
-	if (!rc->has_event_thread || !pthread_equal(pthread_self(), rc->event_thread)) {
+	if (!__atomic_load_n(&rc->has_event_thread, __ATOMIC_ACQUIRE) ||
+	    !pthread_equal(pthread_self(), rc->event_thread)) {
 		pthread_mutex_lock(&rc->send_lock);
 		ret = frame_send(rc->fd, f, payload);
 		pthread_mutex_unlock(&rc->send_lock);
