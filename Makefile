@@ -27,6 +27,10 @@ CFLAGS ?= -O2 -g
 LDFLAGS ?=
 INCLUDES := -Iinclude -I$(O) -Ilib -Iloader -Ibpf -Iguest
 ALL_CFLAGS := $(CFLAGS) -Wall -Wextra -Werror $(INCLUDES) -D_GNU_SOURCE -MMD -MP
+# LOCKDEBUG=1: check the lock rule of rsys-load at run time (loader/lockdebug.h).
+ifeq ($(LOCKDEBUG),1)
+ALL_CFLAGS += -DRSYS_LOCKDEBUG -include loader/lockdebug.h
+endif
 ALL_LDFLAGS := $(CFLAGS) $(LDFLAGS)
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -Iinclude -I$(O) \
 	-I$(dir $(VMLINUX_H))
@@ -53,7 +57,8 @@ DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf
 .DELETE_ON_ERROR:
 # Keep BPF objects and skeletons: they are intermediates of chained pattern rules.
 .SECONDARY:
-.PHONY: all deps deps-check test selftests vmtest peers demo install uninstall clean fuzz fuzz-build
+.PHONY: all deps deps-check test selftests vmtest peers demo install uninstall clean fuzz fuzz-build \
+	check-tsan
 
 all: $(BINS)
 
@@ -128,6 +133,20 @@ fuzz: fuzz-build
 selftests: all
 	$(Q)$(MAKE) -C selftests O=$(abspath $(O))
 
+# rsys-load and rsys-delegate built with ThreadSanitizer and LOCKDEBUG in their own output directory, and
+# selftests/stress_test.sh run with them for TSAN_SECONDS: a TSAN report is a failure. The
+# trusted program (selftests/stress_recv) is built without: TSAN watches the monitor.
+TSAN_O ?= $(O)-tsan
+TSAN_SECONDS ?= 60
+TSAN_CFLAGS := -O1 -g -fsanitize=thread
+
+check-tsan:
+	$(Q)$(MAKE) O=$(TSAN_O) CFLAGS="$(TSAN_CFLAGS)" LDFLAGS="-fsanitize=thread" LOCKDEBUG=1 \
+		$(TSAN_O)/rsys-load $(TSAN_O)/rsys-delegate
+	$(Q)$(MAKE) -C selftests O=$(abspath $(TSAN_O)) $(abspath $(TSAN_O))/selftests/stress_recv
+	$(Q)RSYS_O=$(abspath $(TSAN_O)) RSYS_TSAN=1 RSYS_STRESS_SECONDS=$(TSAN_SECONDS) \
+		selftests/stress_test.sh
+
 # Host-tier selftests, real programs and the KVM tier under QEMU; last line "N passed, N failed".
 test: deps-check
 	$(Q)$(MAKE) all
@@ -162,7 +181,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:
-	rm -rf $(O)
+	rm -rf $(O) $(TSAN_O)
 	$(Q)$(MAKE) -C selftests clean O=$(abspath $(O)) 2>/dev/null || true
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

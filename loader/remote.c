@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "frame.h"
+#include "lockdebug.h"
 #include "log.h"
 #include "remote.h"
 #include "supervisor.h"
@@ -93,6 +94,7 @@ static int wire_send(struct remote *rc, struct rsys_frame *f, const void *payloa
 
 	if (!__atomic_load_n(&rc->has_event_thread, __ATOMIC_ACQUIRE) ||
 	    !pthread_equal(pthread_self(), rc->event_thread)) {
+		rsys_assert_unlocked("a send to the delegate");
 		pthread_mutex_lock(&rc->send_lock);
 		ret = frame_send(rc->fd, f, payload);
 		pthread_mutex_unlock(&rc->send_lock);
