@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <rsys/limits.h>
 
 #include "delegate.h"
 #include "frame.h"
@@ -21,9 +22,6 @@
 #include "tls.h"
 #include "trace.h"
 
-#define DEFAULT_LIMIT_FDS	256
-#define DEFAULT_LIMIT_INFLIGHT	64
-#define DEFAULT_LIMIT_SESSIONS	256
 #define MAX_SESSIONS		1024
 #define MAX_PENDING		1024	/* connections waiting for their HELLO */
 #define MAX_WORKERS		512	/* delegate and flusher threads, all sessions */
@@ -454,9 +452,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	dlg.limit_fds = DEFAULT_LIMIT_FDS;
-	dlg.limit_inflight = DEFAULT_LIMIT_INFLIGHT;
-	dlg.limit_sessions = DEFAULT_LIMIT_SESSIONS;
+	dlg.limit_fds = RSYS_DEF_LIMIT_FDS;
+	dlg.limit_inflight = RSYS_DEF_LIMIT_INFLIGHT;
+	dlg.limit_sessions = RSYS_DEF_LIMIT_SESSIONS;
 	dlg.n_client_uids = 1;		/* root only */
 	if (policy_file) {
 		if (policy_load(&policy, policy_file, stderr))

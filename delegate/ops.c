@@ -14,13 +14,15 @@
 #include <netinet/udp.h>
 #include <linux/sockios.h>
 
+#include <rsys/limits.h>
+
 #include "delegate.h"
 #include "log.h"
 #include "trace.h"
 
-#define OPT_MAX		4096	/* socket option values, both directions */
-#define ADDR_MAX	((uint32_t)sizeof(struct sockaddr_storage))
-#define RECV_MAX	(RSYS_MAX_PAYLOAD - ADDR_MAX - RSYS_MAX_CONTROL)
+#define OPT_MAX		RSYS_MAX_OPT
+#define ADDR_MAX	RSYS_MAX_ADDR
+#define RECV_MAX	RSYS_MAX_RECV
 
 /* asm-generic values the libc headers may not name (x86-64 has no 32-bit time variants). */
 #ifndef SO_TIMESTAMP_OLD

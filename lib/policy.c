@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/stat.h>
+#include <rsys/limits.h>
 #include <rsys/policy.h>
 
 #include "frame.h"
@@ -17,11 +18,8 @@
 
 #define POLICY_LINE_MAX		8192
 #define POLICY_MAX_WORDS	16
-#define POLICY_DEF_FDS		256
-#define POLICY_DEF_INFLIGHT	64
 #define POLICY_CAP_FDS		65536
 #define POLICY_CAP_INFLIGHT	1024
-#define POLICY_DEF_SESSIONS	256
 #define POLICY_CAP_SESSIONS	1024
 
 struct parser {
@@ -448,11 +446,11 @@ int policy_parse_buf(struct policy *p, const char *buf, size_t len, const char *
 	if (!ps.has_remote)
 		p->remote_families = 1ull << AF_INET | 1ull << AF_INET6;
 	if (!ps.has_fds)
-		p->limit_fds = POLICY_DEF_FDS;
+		p->limit_fds = RSYS_DEF_LIMIT_FDS;
 	if (!ps.has_inflight)
-		p->limit_inflight = POLICY_DEF_INFLIGHT;
+		p->limit_inflight = RSYS_DEF_LIMIT_INFLIGHT;
 	if (!ps.has_sessions)
-		p->limit_sessions = POLICY_DEF_SESSIONS;
+		p->limit_sessions = RSYS_DEF_LIMIT_SESSIONS;
 	if (!ps.has_client)
 		p->n_client_uids = 1;	/* client_uids[0] is 0: root only */
 out_free:

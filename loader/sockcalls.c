@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <rsys/limits.h>
 
 #include "epoll.h"
 #include "events.h"
@@ -21,10 +22,9 @@
 #include "syscalls.h"
 
 #define SOP_MAX_IOV	1024			/* UIO_MAXIOV */
-#define SOP_MAX_ADDR	((socklen_t)sizeof(struct sockaddr_storage))
-#define SOP_MAX_OPT	4096
-/* A RECV reply carries the data, the peer address and control messages in one frame. */
-#define SOP_MAX_RECV	(RSYS_MAX_PAYLOAD - SOP_MAX_ADDR - RSYS_MAX_CONTROL)
+#define SOP_MAX_ADDR	RSYS_MAX_ADDR
+#define SOP_MAX_OPT	RSYS_MAX_OPT
+#define SOP_MAX_RECV	RSYS_MAX_RECV
 
 /*
  * A running hash of the bytes a send got out, the same whatever the chunks
