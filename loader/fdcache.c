@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 
 #include "fdcache.h"
+#include "procfs.h"
 
 #define FDC_BUCKETS	256
 #define FDC_MAX_VFD	65536	/* larger vfds are resolved on every call */
@@ -66,19 +67,10 @@ void fdc_init(struct rsys_maps *maps)
 
 static pid_t read_tgid(pid_t tid)
 {
-	char path[64], line[128];
-	pid_t tgid = -1;
-	FILE *f;
+	static const char *const name[] = { "Tgid" };
+	uint64_t tgid;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", tid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Tgid: %d", &tgid) == 1)
-			break;
-	fclose(f);
-	return tgid;
+	return proc_status(0, tid, name, &tgid, 1) == 1 ? (pid_t)tgid : -1;
 }
 
 struct sv_proc *fdc_proc(pid_t tid, pid_t *tgid, bool *created)

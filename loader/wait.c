@@ -21,6 +21,7 @@
 #include "epoll.h"
 #include "fdcache.h"
 #include "log.h"
+#include "procfs.h"
 #include "supervisor.h"
 
 /* What select() asks poll for and which revents set its bits (fs/select.c). */
@@ -612,19 +613,11 @@ static bool wcall_kernel_may_run(const struct wcall *w)
  */
 static bool sig_pending_unmasked(pid_t tgid, pid_t tid, uint64_t mask)
 {
-	char path[64], line[128];
-	uint64_t pend = 0, v;
-	FILE *f;
+	static const char *const names[] = { "SigPnd", "ShdPnd" };
+	uint64_t pend[2] = { 0, 0 };
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", tgid, tid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "SigPnd: %" SCNx64, &v) == 1 || sscanf(line, "ShdPnd: %" SCNx64, &v) == 1)
-			pend |= v;
-	fclose(f);
-	return pend & ~mask;
+	proc_status(tgid, tid, names, pend, 2);
+	return (pend[0] | pend[1]) & ~mask;
 }
 
 /*
@@ -1025,21 +1018,13 @@ static struct wcall *wcall_new(struct sv_call *c, enum wait_kind kind, size_t ni
 /* The kernel clamps select's nfds to the size of the fd table (FDSize in /proc). */
 static int select_clamp(struct sv_call *c, int nfds)
 {
-	char path[64], line[128];
-	FILE *f;
-	int max = -1;
+	static const char *const name[] = { "FDSize" };
+	uint64_t max = 0;
 
 	if (nfds <= (int)NR_OPEN_DEFAULT)
 		return nfds;
-	snprintf(path, sizeof(path), "/proc/%d/status", c->n.pid);
-	f = fopen(path, "re");
-	if (!f)
-		return nfds;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "FDSize: %d", &max) == 1)
-			break;
-	fclose(f);
-	return max > 0 && max < nfds ? max : nfds;
+	proc_status(0, c->n.pid, name, &max, 1);
+	return max > 0 && max < (uint64_t)nfds ? (int)max : nfds;
 }
 
 /*

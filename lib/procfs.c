@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0
+/* proc_status(): fields of /proc/PID/status and /proc/PID/task/TID/status (procfs.h). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "procfs.h"
+
+/* Signal and capability sets are printed in hexadecimal, everything else in decimal. */
+static bool proc_field_hex(const char *name)
+{
+	return !strncmp(name, "Sig", 3) || !strncmp(name, "Shd", 3) || !strncmp(name, "Cap", 3);
+}
+
+int proc_status(pid_t tgid, pid_t tid, const char *const *names, uint64_t *vals, int n)
+{
+	char path[64], line[256], *colon;
+	int found = 0, i;
+	FILE *f;
+
+	if (tgid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", tgid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (found < n && fgets(line, sizeof(line), f)) {
+		colon = strchr(line, ':');
+		if (!colon)
+			continue;
+		*colon = '\0';
+		for (i = 0; i < n; i++) {
+			if (strcmp(line, names[i]))
+				continue;
+			vals[i] = strtoull(colon + 1, NULL, proc_field_hex(names[i]) ? 16 : 10);
+			found++;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}

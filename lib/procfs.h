@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The one reader of /proc/PID/status fields (Tgid, FDSize, SigPnd, ...) of the monitor. */
+#ifndef RSYS_PROCFS_H
+#define RSYS_PROCFS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Read fields of /proc/@tid/status, or of /proc/@tgid/task/@tid/status when
+ * @tgid > 0 (a thread's own SigPnd): for each of the @n @names ("Tgid",
+ * "SigPnd"), its value into @vals[i] (hexadecimal for the Sig*, Shd* and
+ * Cap* masks, decimal for the others); fields not found are left alone.
+ * Returns how many were found, or -errno when the file cannot be opened.
+ */
+int proc_status(pid_t tgid, pid_t tid, const char *const *names, uint64_t *vals, int n);
+
+#endif
