@@ -59,7 +59,10 @@
  * takes hs_lock and wait_lock in done(), stops reading replies while the
  * delegate, blocked writing them, stops reading requests: a deadlock. The
  * event thread's sends are queue pushes and may happen under hs_lock.
- * "make check-tsan" runs selftests/stress_recv under ThreadSanitizer.
+ * "make check-tsan" runs selftests/stress_test.sh with rsys-load built
+ * with ThreadSanitizer (which checks the order) and LOCKDEBUG=1, with which
+ * a send that may block aborts when its thread holds a lock
+ * (loader/lockdebug.h).
  */
 #include <errno.h>
 #include <fcntl.h>
