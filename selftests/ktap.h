@@ -4,6 +4,7 @@
 #define RSYS_KTAP_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,5 +81,86 @@ static inline int ktap_finish(void)
 		}							\
 		ktap_result(1, fmt, ##__VA_ARGS__);			\
 	} while (0)
+
+/*
+ * kselftest_harness.h-style cases, so that the plan is computed, not
+ * counted by hand: TEST(name) { ... } registers a case (in source order),
+ * ktap_run() prints the plan (how many were registered) and runs them, one
+ * result each. Inside a case CHECK() notes a failure and goes on,
+ * REQUIRE() also ends the case, SKIP_CASE() ends it as skipped; each says
+ * what it saw on a "# " line, passing or not.
+ */
+struct ktap_case {
+	const char *name;
+	void (*fn)(void);
+	int line;
+	struct ktap_case *next;
+};
+
+static struct ktap_case *ktap_cases;
+static int ktap_case_failed;
+static char ktap_case_skip[256];
+
+static inline void ktap_case_add(struct ktap_case *c)
+{
+	struct ktap_case **pp = &ktap_cases;
+
+	while (*pp && (*pp)->line < c->line)
+		pp = &(*pp)->next;
+	c->next = *pp;
+	*pp = c;
+}
+
+#define TEST(name)								\
+	static void ktap_test_##name(void);					\
+	static struct ktap_case ktap_case_##name = { #name, ktap_test_##name, __LINE__, NULL }; \
+	static void __attribute__((constructor)) ktap_add_##name(void)		\
+	{									\
+		ktap_case_add(&ktap_case_##name);				\
+	}									\
+	static void ktap_test_##name(void)
+
+#define CHECK(cond, fmt, ...)							\
+	do {									\
+		bool ktap_ok_ = (cond);						\
+										\
+		printf("# %s" fmt "\n", ktap_ok_ ? "" : "FAIL: ", ##__VA_ARGS__);	\
+		if (!ktap_ok_)							\
+			ktap_case_failed = 1;					\
+	} while (0)
+
+#define REQUIRE(cond, fmt, ...)							\
+	do {									\
+		CHECK(cond, fmt, ##__VA_ARGS__);				\
+		if (ktap_case_failed)						\
+			return;							\
+	} while (0)
+
+#define SKIP_CASE(fmt, ...)							\
+	do {									\
+		snprintf(ktap_case_skip, sizeof(ktap_case_skip), fmt, ##__VA_ARGS__); \
+		return;								\
+	} while (0)
+
+/* Print the plan, run every TEST() in order; the exit status of the program. */
+static inline int ktap_run(void)
+{
+	struct ktap_case *c;
+	int n = 0;
+
+	for (c = ktap_cases; c; c = c->next)
+		n++;
+	ktap_plan(n);
+	for (c = ktap_cases; c; c = c->next) {
+		ktap_case_failed = 0;
+		ktap_case_skip[0] = '\0';
+		c->fn();
+		if (ktap_case_skip[0] && !ktap_case_failed)
+			ktap_skip("%s: %s", c->name, ktap_case_skip);
+		else
+			ktap_result(!ktap_case_failed, "%s", c->name);
+	}
+	return ktap_finish();
+}
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -36,22 +37,121 @@ static void on_alarm(int sig)
 	(void)sig;
 }
 
+/* One remote UDP socket and an epoll instance on it, made by main() before the cases run. */
+static struct sockaddr_in a = { .sin_family = AF_INET };
+static int rx, tx, ep;
+static const char *daddr;
+static struct epoll_event ev[4] = { { .events = EPOLLIN, .data.u64 = 0x5eed0000cafeULL } };
+/* the delegate's counters before the interrupted recv; stats: they could be read */
+static struct rsys_delegate_stats s0;
+static bool stats;
+
+TEST(timeout)
+{
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+	double t0, t;
+	long n;
+
+	t0 = now();
+	n = pwait2(ep, ev, 4, &ts);
+	t = now() - t0;
+	/* generous bounds: this machine is shared and loaded */
+	CHECK(n == 0 && t >= 0.25 && t < 5, "epoll_pwait2 0.3 s timeout on a quiet remote socket: %ld%s",
+	      n, t >= 0.25 && t < 5 ? "" : " (wrong duration)");
+}
+
+TEST(datagram)
+{
+	struct timespec ts = { 5, 0 };
+	char b[16];
+	long n;
+
+	sendto(tx, "x", 1, 0, (struct sockaddr *)&a, sizeof(a));
+	n = pwait2(ep, ev, 4, &ts);
+	CHECK(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 0x5eed0000cafeULL,
+	      "datagram: EPOLLIN with the user data kept: %ld %#x %#llx", n, n == 1 ? ev[0].events : 0,
+	      n == 1 ? (unsigned long long)ev[0].data.u64 : 0ULL);
+	while (recv(rx, b, sizeof(b), MSG_DONTWAIT) > 0)
+		;
+}
+
+TEST(bad_nsec)
+{
+	struct timespec ts = { 0, 1000000000 };
+	long n = pwait2(ep, ev, 4, &ts);
+	int e = errno;
+
+	CHECK(n == -1 && e == EINVAL, "tv_nsec = 1e9: %ld %s", n, n < 0 ? strerror(e) : "");
+}
+
+TEST(bad_sec)
+{
+	struct timespec ts = { -1, 0 };
+	long n = pwait2(ep, ev, 4, &ts);
+	int e = errno;
+
+	CHECK(n == -1 && e == EINVAL, "tv_sec = -1: %ld %s", n, n < 0 ? strerror(e) : "");
+}
+
+TEST(zero_timeout)
+{
+	struct timespec ts = { 0, 0 };
+	long n = pwait2(ep, ev, 4, &ts);
+
+	CHECK(n == 0, "zero timeout, nothing ready: %ld", n);
+}
+
+/* A remote recv interrupted by a signal after 2 s without any syscall. */
+TEST(recv_interrupted)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct timespec quiet = { 2, 0 };
+	double t0, t;
+	char b[16];
+	ssize_t r;
+	int e;
+
+	stats = daddr && !delegate_stats(daddr, &s0);
+	sigaction(SIGALRM, &sa, NULL);
+	nanosleep(&quiet, NULL);
+	alarm(1);
+	t0 = now();
+	r = recv(rx, b, sizeof(b), 0);
+	e = errno;
+	t = now() - t0;
+	CHECK(r == -1 && e == EINTR && t < 10, "recv after a quiet period, interrupted by SIGALRM: %zd %s",
+	      r, r < 0 ? strerror(e) : "");
+}
+
+/* The cancelled recv must leave the delegate within 1 s. */
+TEST(delegate_inflight)
+{
+	struct rsys_delegate_stats s1 = { 0 };
+	double t0, t;
+	int i;
+
+	if (!stats)
+		SKIP_CASE("no delegate (natively, or WAIT_DELEGATE unset/unreachable)");
+	t0 = now();
+	for (i = 0; i < 100; i++) {
+		if (delegate_stats(daddr, &s1) || (s1.inflight <= s0.inflight && s1.cancelled > s0.cancelled))
+			break;
+		usleep(10000);
+	}
+	t = now() - t0;
+	CHECK(s1.inflight <= s0.inflight && s1.cancelled > s0.cancelled && t <= 1.0,
+	      "delegate inflight back to %llu (now %llu) and cancelled %llu -> %llu within %.2f s",
+	      (unsigned long long)s0.inflight, (unsigned long long)s1.inflight,
+	      (unsigned long long)s0.cancelled, (unsigned long long)s1.cancelled, t);
+}
+
 int main(void)
 {
 	const char *ip = getenv("WAIT_IP") ? getenv("WAIT_IP") : "127.0.0.1";
-	const char *daddr = getenv("WAIT_DELEGATE");
-	struct sigaction sa = { .sa_handler = on_alarm };
-	struct rsys_delegate_stats s0, s1;
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct timespec ts = { 0, 0 };
 	socklen_t len = sizeof(a);
-	struct epoll_event ev[4] = { { .events = EPOLLIN, .data.u64 = 0x5eed0000cafeULL } };
-	struct timespec ts = { 0, 300 * 1000 * 1000 }, quiet = { 2, 0 };
-	int rx, tx, ep, e, i, stats;
-	double t0, t;
-	ssize_t r;
-	long n;
-	char b[16];
 
+	daddr = getenv("WAIT_DELEGATE");
 	inet_pton(AF_INET, ip, &a.sin_addr);
 	rx = socket(AF_INET, SOCK_DGRAM, 0);
 	tx = socket(AF_INET, SOCK_DGRAM, 0);
@@ -61,65 +161,7 @@ int main(void)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, rx, ev))
 		ktap_exit_skip("epoll: %s", strerror(errno));
-	n = pwait2(ep, ev, 4, &ts);
-	if (n < 0 && errno == ENOSYS)
+	if (pwait2(ep, ev, 4, &ts) < 0 && errno == ENOSYS)
 		ktap_exit_skip("epoll_pwait2 not supported by this kernel");
-	ktap_plan(7);
-
-	t0 = now();
-	n = pwait2(ep, ev, 4, &ts);
-	t = now() - t0;
-	/* generous bounds: this machine is shared and loaded */
-	EXPECT_TRUE(n == 0 && t >= 0.25 && t < 5, "epoll_pwait2 0.3 s timeout on a quiet remote socket: %ld%s",
-		    n, t >= 0.25 && t < 5 ? "" : " (wrong duration)");
-
-	sendto(tx, "x", 1, 0, (struct sockaddr *)&a, sizeof(a));
-	ts = (struct timespec){ 5, 0 };
-	n = pwait2(ep, ev, 4, &ts);
-	EXPECT_TRUE(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 0x5eed0000cafeULL,
-		    "datagram: EPOLLIN with the user data kept: %ld %#x %#llx", n, n == 1 ? ev[0].events : 0,
-		    n == 1 ? (unsigned long long)ev[0].data.u64 : 0ULL);
-	while (recv(rx, b, sizeof(b), MSG_DONTWAIT) > 0)
-		;
-
-	ts = (struct timespec){ 0, 1000000000 };
-	n = pwait2(ep, ev, 4, &ts);
-	e = errno;
-	EXPECT_TRUE(n == -1 && e == EINVAL, "tv_nsec = 1e9: %ld %s", n, n < 0 ? strerror(e) : "");
-	ts = (struct timespec){ -1, 0 };
-	n = pwait2(ep, ev, 4, &ts);
-	e = errno;
-	EXPECT_TRUE(n == -1 && e == EINVAL, "tv_sec = -1: %ld %s", n, n < 0 ? strerror(e) : "");
-	ts = (struct timespec){ 0, 0 };
-	n = pwait2(ep, ev, 4, &ts);
-	EXPECT_TRUE(n == 0, "zero timeout, nothing ready: %ld", n);
-
-	/* remote recv interrupted by a signal after 2 s without any syscall */
-	stats = daddr && !delegate_stats(daddr, &s0);
-	sigaction(SIGALRM, &sa, NULL);
-	nanosleep(&quiet, NULL);
-	alarm(1);
-	t0 = now();
-	r = recv(rx, b, sizeof(b), 0);
-	e = errno;
-	t = now() - t0;
-	EXPECT_TRUE(r == -1 && e == EINTR && t < 10, "recv after a quiet period, interrupted by SIGALRM: %zd %s",
-		    r, r < 0 ? strerror(e) : "");
-	if (!stats) {
-		ktap_skip("delegate inflight check: no delegate (natively, or WAIT_DELEGATE unset/unreachable)");
-		return ktap_finish();
-	}
-	/* the cancelled recv must leave the delegate within 1 s */
-	t0 = now();
-	for (i = 0; i < 100; i++) {
-		if (delegate_stats(daddr, &s1) || (s1.inflight <= s0.inflight && s1.cancelled > s0.cancelled))
-			break;
-		usleep(10000);
-	}
-	t = now() - t0;
-	EXPECT_TRUE(s1.inflight <= s0.inflight && s1.cancelled > s0.cancelled && t <= 1.0,
-		    "delegate inflight back to %llu (now %llu) and cancelled %llu -> %llu within %.2f s",
-		    (unsigned long long)s0.inflight, (unsigned long long)s1.inflight,
-		    (unsigned long long)s0.cancelled, (unsigned long long)s1.cancelled, t);
-	return ktap_finish();
+	return ktap_run();
 }
