@@ -40,14 +40,49 @@ else
 	tap_not_ok "rsys-bench -n 300 -j (exit $rc)"
 fi
 
+# The table's figures are measured: each row's ratio is its seconds over native's, the
+# close after the cancels took time, and the trap floor's ratio is its seconds over native's.
 timeout 300 "$BENCH" -n 300 >"$RSYS_TMP/table" 2>"$RSYS_TMP/err"
 rc=$?
-if [ "$rc" -eq 0 ] && grep -q '^select(LocalFD, \[RemoteFD\]) .* 15 (31)' "$RSYS_TMP/table" &&
-   grep -q '^trap floor:' "$RSYS_TMP/table" && grep -q '^close after 300 cancels' "$RSYS_TMP/table"; then
-	tap_ok "rsys-bench table: the original's column, the close after the cancels, the trap floor"
+if [ "$rc" -eq 0 ] && "$PYTHON3" - "$RSYS_TMP/table" >"$RSYS_TMP/check" 2>&1 <<'PY'; then
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+want = [("native", "1"), ("trapped", "9"), ("select(LocalFD)", "11"),
+        ("select(LocalFD, [RemoteFD])", "15 (31)"), ("select(RemoteFD)", "189"),
+        ("select([LocalFD], RemoteFD)", "253")]
+num = r"([0-9]+\.[0-9]+)"
+rows = []
+for name, orig in want:
+    pat = re.escape(name) + r" +" + num + r" +" + num + r" +" + re.escape(orig) + r" +" + num + r"$"
+    m = [re.match(pat, l) for l in lines]
+    m = [x for x in m if x]
+    assert len(m) == 1, (name, "row missing or twice")
+    sec, ratio, wall = (float(g) for g in m[0].groups())
+    assert sec > 0 and wall > 0, (name, sec, wall)
+    rows.append((name, sec, ratio))
+native = rows[0][1]
+
+def ratio_ok(ratio, sec):
+    # ratio printed with one decimal, seconds with six: within their rounding
+    q = sec / native
+    return abs(ratio - q) <= 0.05 + q * (0.5e-6 / sec + 0.5e-6 / native) + 1e-9
+
+for name, sec, ratio in rows:
+    assert ratio_ok(ratio, sec), (name, ratio, sec / native)
+close = [re.match(r"close after 300 cancels .*: " + num + " s", l) for l in lines]
+close = [x for x in close if x]
+assert len(close) == 1 and float(close[0].group(1)) > 0, "close after 300 cancels"
+floor = re.search(r"nothing else: " + num + r" s, ratio ([0-9]+\.[0-9])", "\n".join(lines))
+assert floor and float(floor.group(1)) > 0, "trap floor"
+assert ratio_ok(float(floor.group(2)), float(floor.group(1))), "trap floor ratio"
+print("# table consistent: " + ", ".join("%s %.1f" % (n, r) for n, _, r in rows))
+PY
+	cat "$RSYS_TMP/check"
+	tap_ok "rsys-bench table: measured seconds, ratios to native, the close after the cancels, the trap floor"
 else
 	tap_diag_file "$RSYS_TMP/err"
 	tap_diag_file "$RSYS_TMP/table"
+	tap_diag_file "$RSYS_TMP/check"
 	tap_not_ok "rsys-bench table (exit $rc)"
 fi
 
