@@ -62,6 +62,8 @@ static const sv_handler_fn sv_table[] = {
 	[SYS_dup] = sys_dup,
 	[SYS_dup2] = sys_dup2,
 	[SYS_dup3] = sys_dup3,
+	[SYS_exit] = sys_exit_group,
+	[SYS_exit_group] = sys_exit_group,
 	[SYS_execve] = sys_execve,
 	[SYS_execveat] = sys_execve,
 	[SYS_select] = wait_select,
@@ -413,6 +415,7 @@ static void sv_dispatch(struct sv_call *c)
 	}
 	if (created)
 		sv_watch_proc(c->proc);
+	sock_exec_done(c);
 	if (nr < SV_NR_MAX && sv_table[nr])
 		v = sv_table[nr](c);
 	switch (v) {
