@@ -451,7 +451,8 @@ bool remote_check_calls(struct remote *rc)
 	pthread_mutex_lock(&rc->lock);
 	for (i = 0; i < REMOTE_BUCKETS && n < 64; i++) {
 		for (r = rc->pending[i]; r && n < 64; r = r->next) {
-			if (r->call && !r->cancel_sent && !sv_call_valid(r->call)) {
+			if (r->call && !r->cancel_sent &&
+			    (sv_call_interrupted(r->call) || !sv_call_valid(r->call))) {
 				r->cancel_sent = true;
 				ids[n++] = r->id;
 			}

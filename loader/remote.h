@@ -89,7 +89,10 @@ void remote_cancel(struct remote *rc, struct remote_req *r);
  * session completes every pending request with lost set and returns -errno.
  */
 int remote_on_readable(struct remote *rc);
-/* Cancel pending requests whose notification became invalid; true if some still wait on a call. */
+/*
+ * Cancel pending requests whose notification became invalid or whose call a
+ * signal ended (sv_call_interrupted); true if some still wait on a call.
+ */
 bool remote_check_calls(struct remote *rc);
 
 #endif

@@ -18,6 +18,7 @@
 #include "epoll.h"
 #include "events.h"
 #include "log.h"
+#include "seccomp_compat.h"
 #include "syscalls.h"
 
 #define SOP_MAX_IOV	1024			/* UIO_MAXIOV */
@@ -329,6 +330,8 @@ static enum sv_verdict sys_addr_call(struct sv_call *c, uint16_t op, int lost_er
 	o->r.f.len = len;
 	o->r.payload = o->buf;
 	o->alen = len;
+	if (op == RSYS_OP_CONNECT)
+		sv_on_signal(c, SV_INTR_RESTART);
 	return sop_submit(o, verdict_done);
 }
 
@@ -442,6 +445,7 @@ enum sv_verdict sys_accept4(struct sv_call *c)
 	o->nonblock = flags & SOCK_NONBLOCK;
 	o->cloexec = flags & SOCK_CLOEXEC;
 	o->is_accept = true;
+	sv_on_signal(c, SV_INTR_RESTART);
 	return take_start(o);
 }
 
@@ -850,9 +854,14 @@ static enum sv_verdict recv_submit(struct sop *o)
 	return take_start(o);
 }
 
+/* A signal ends a blocked receive as Linux's: what the delegate already took is stashed. */
 static struct sop *recv_new(struct sv_call *c, enum sv_verdict *v)
 {
-	return fd_sop_new(c, RSYS_OP_RECV, -ECONNRESET, v);
+	struct sop *o = fd_sop_new(c, RSYS_OP_RECV, -ECONNRESET, v);
+
+	if (o)
+		sv_on_signal(c, SV_INTR_RESTART);
+	return o;
 }
 
 
@@ -1083,6 +1092,8 @@ static void send_finish(struct sop *o, int64_t ret)
 
 	if (o->done)
 		ret = o->done;
+	else if (ret == -EINTR && sv_call_interrupted(c))
+		ret = -SV_ERESTARTSYS;	/* nothing went out: as a Linux send a signal interrupts */
 	else if (ret == -EPIPE && !(o->flags & MSG_NOSIGNAL))
 		sv_signal(c, SIGPIPE);
 	if (ret > 0)
@@ -1132,6 +1143,10 @@ static void send_next(struct sop *o)
 	size_t n = o->total - o->done < max ? o->total - o->done : max;
 	int ret;
 
+	if (sv_call_interrupted(o->c)) {
+		send_finish(o, -EINTR);
+		return;
+	}
 	o->doff = o->alen + o->clen;
 	ret = iov_copy(o, o->buf + o->doff, o->done, n, false);
 	if (ret) {
@@ -1172,7 +1187,7 @@ static void send_done(struct remote_req *r)
 	 * at a time; on a non-blocking socket the next chunk ends in EAGAIN
 	 * and the call returns what was sent, as natively.
 	 */
-	if (!n || o->done >= o->total || !sv_call_valid(o->c)) {
+	if (!n || o->done >= o->total || sv_call_interrupted(o->c) || !sv_call_valid(o->c)) {
 		send_finish(o, o->done);
 		return;
 	}
@@ -1260,9 +1275,18 @@ static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen, u
 	return send_begin(o);
 }
 
+/*
+ * A signal ends a blocked send at its next chunk boundary (the chunk in
+ * flight is cancelled at the delegate) with the count already sent, or
+ * -ERESTARTSYS when nothing went out: Linux's result (send_finish).
+ */
 static struct sop *send_new(struct sv_call *c, enum sv_verdict *v)
 {
-	return fd_sop_new(c, RSYS_OP_SEND, -EPIPE, v);
+	struct sop *o = fd_sop_new(c, RSYS_OP_SEND, -EPIPE, v);
+
+	if (o)
+		sv_on_signal(c, SV_INTR_OWNER);
+	return o;
 }
 
 enum sv_verdict sys_write(struct sv_call *c)
