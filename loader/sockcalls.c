@@ -690,7 +690,11 @@ static void take_done(struct remote_req *r)
 			struct sv_call *c = o->c;
 
 			o->done += n;
-			if (recv_submit(o) == SV_REPLY)
+			/* from now on a signal ends it with what came, as Linux's */
+			sv_on_signal(c, SV_INTR_OWNER);
+			if (sv_call_interrupted(c))
+				recv_answer(o, 0, NULL, 0, NULL, 0, 0, NULL, 0);
+			else if (recv_submit(o) == SV_REPLY)
 				sv_reply(c, c->ret);
 		} else {
 			recv_answer(o, n, r->rpayload, dlen, (const char *)r->rpayload + dlen, alen,
