@@ -691,7 +691,8 @@ static void *ev_thread_fn(void *arg)
 	struct sv *sv = arg;
 	struct epoll_event evs[32];
 	int timeout = -1, n, i;
-	int64_t now, busy = -SV_LINGER_MS;
+	int64_t now, busy = -SV_LINGER_MS, checked = 0;
+	bool signalled;
 
 	remote_set_event_thread(sv->remote);
 	for (;;) {
@@ -700,6 +701,7 @@ static void *ev_thread_fn(void *arg)
 			pr_warn("Error: event loop: %s\n", strerror(errno));
 			break;
 		}
+		signalled = false;
 		for (i = 0; i < n; i++) {
 			uint64_t d = evs[i].data.u64;
 			void *ptr = (void *)(uintptr_t)(d & ~(uint64_t)EV_TAG);
@@ -716,7 +718,7 @@ static void *ev_thread_fn(void *arg)
 				if (d == CTL_STOP)
 					return NULL;
 				if (d == CTL_SIGNAL)
-					ring_buffer__consume(st.sigring);	/* checked below */
+					signalled = ring_buffer__consume(st.sigring) >= 0;
 				else if (d == CTL_WAKE)
 					remote_wake_clear(sv->remote);
 				else if (remote_on_readable(sv->remote))
@@ -730,7 +732,11 @@ static void *ev_thread_fn(void *arg)
 		 * than be woken for each new one.
 		 */
 		now = mono_ms();
-		sv_check_signals(sv);
+		/* on BPF's word, else as often as the rest: not for every reply of a busy session */
+		if (signalled || now - checked >= SV_CHECK_MS) {
+			sv_check_signals(sv);
+			checked = now;
+		}
 		if (remote_check_calls(sv->remote) || (sv->killable && sv_holding()))
 			busy = now;
 		if (now - busy < SV_LINGER_MS || !remote_may_sleep(sv->remote))
