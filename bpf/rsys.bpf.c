@@ -10,6 +10,12 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define SIGKILL 9
+#define SIGSTOP 19
+#define SIGTSTP 20
+#define SIGTTIN 21
+#define SIGTTOU 22
+#define PF_EXITING 0x4
+#define TRACE_SIGNAL_DELIVERED 0
 #define SA_RESTART 0x10000000
 #define ERESTARTSYS 512
 /* x86-64 numbers of the waits Linux never restarts after a handler (signal(7)) */
@@ -45,6 +51,26 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rsys_sigdeliver);
 } sigdeliver SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RSYS_MAX_TRUSTED);
+	__type(key, __u32);
+	__type(value, struct rsys_sigwake);
+} sigwake SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RSYS_MAX_TRUSTED);
+	__type(key, __u32);
+	__type(value, struct rsys_sigwake);
+} sigstop SEC(".maps");
+
+/* Wakes the monitors (they read sigwake/sigstop): only the event counts, not its data. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} sigring SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -273,5 +299,52 @@ int BPF_PROG(rsys_signal_deliver, int sig, struct kernel_siginfo *info, struct k
 	d.ns = bpf_ktime_get_ns();
 	d.nr = nr;
 	bpf_map_update_elem(&sigdeliver, &tid, &d, BPF_ANY);
+	return 0;
+}
+
+/* Does @t block @sig (1..64)? */
+static __always_inline bool sig_blocked(struct task_struct *t, int sig)
+{
+	return t->blocked.sig[0] & (1ULL << ((sig - 1) & 63));
+}
+
+static __always_inline void sigwake_note(void *map, __u32 key, int sig)
+{
+	struct rsys_sigwake w = { .ns = bpf_ktime_get_ns(), .sig = sig };
+
+	bpf_map_update_elem(map, &key, &w, BPF_ANY);
+}
+
+/*
+ * A signal was generated for a trusted task: note the thread that now
+ * surely has TIF_SIGPENDING (the flag that makes the kernel convert a
+ * restart code on the way out), so that the monitor may end a call it
+ * holds for it. After complete_signal(): a thread-directed signal the
+ * thread does not block wakes it, or it was pending already. A
+ * process-wide one goes to @task when @task wants it; when @task blocks it
+ * or is exiting the kernel picked signal->curr_target, which then does
+ * not block it and is woken or was already. When @task does not block it
+ * it may still have been passed over (it had a signal pending and was not
+ * running): then nothing is noted and the signal waits for another
+ * thread. SIGKILL and fatal signals end the killable wait by themselves.
+ */
+SEC("tp_btf/signal_generate")
+int BPF_PROG(rsys_signal_generate, int sig, struct kernel_siginfo *info, struct task_struct *task,
+	     int group, int result)
+{
+	__u32 tgid = task->tgid;
+	struct task_struct *t = task;
+
+	if (result != TRACE_SIGNAL_DELIVERED || sig <= 0 || sig > 64 || sig == SIGKILL)
+		return 0;
+	if (!bpf_map_lookup_elem(&trusted, &tgid))
+		return 0;
+	if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+		sigwake_note(&sigstop, tgid, sig);
+	if (group && (sig_blocked(task, sig) || (task->flags & PF_EXITING)))
+		t = task->signal->curr_target;
+	if (t && !sig_blocked(t, sig) && !(t->flags & PF_EXITING))
+		sigwake_note(&sigwake, t->pid, sig);
+	bpf_ringbuf_output(&sigring, &tgid, sizeof(tgid), BPF_RB_FORCE_WAKEUP);
 	return 0;
 }

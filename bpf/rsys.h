@@ -33,6 +33,21 @@ struct rsys_sigdeliver {
 };
 
 /*
+ * Value of /sys/fs/bpf/rsys/sigwake, keyed by thread id: the last signal
+ * generated for a trusted thread that surely has TIF_SIGPENDING set now
+ * (rsys_signal_generate). A call the monitor holds for that thread (seccomp
+ * SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV keeps it waiting) may then be
+ * answered with a restart code: the kernel converts it as for an
+ * interrupted call. /sys/fs/bpf/rsys/sigstop, keyed by tgid: the last stop
+ * signal generated for the process (a group stop may follow).
+ */
+struct rsys_sigwake {
+	__u64 ns;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 sig;
+	__u32 pad;
+};
+
+/*
  * Programs of rsys.bpf.c, each pinned as /sys/fs/bpf/rsys/link_NAME, with
  * what rsys loses when the kernel refuses it. Each is optional.
  */
@@ -42,6 +57,7 @@ struct rsys_sigdeliver {
 	X(rsys_exec, "dropping close-on-exec fd-table entries at execve")	\
 	X(rsys_exit, "dropping exited processes' entries, noticing monitor exit")	\
 	X(rsys_monitor_exit, "killing trusted tasks the moment their monitor exits") \
-	X(rsys_signal_deliver, "EINTR from split waits after an SA_RESTART handler, as Linux's")
+	X(rsys_signal_deliver, "EINTR from split waits after an SA_RESTART handler, as Linux's") \
+	X(rsys_signal_generate, "signals ending remote calls as Linux's (the count a send got out)")
 
 #endif

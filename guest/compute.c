@@ -20,6 +20,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <seccomp.h>
+#include <linux/filter.h>
+#include <sys/mman.h>
+
+#include "seccomp_compat.h"
 
 #include "guest.h"
 #include "supervisor.h"
@@ -122,22 +126,63 @@ static void fresh_netns_lo(void)
 		guest_die("cannot bring lo up in the compute namespace: %s\n", strerror(-ret));
 }
 
-/* Build and load the filter; returns its listener fd. */
-static int install_filter(const struct policy *p, bool sandboxed)
+/*
+ * Load @ctx with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (libseccomp 2.5 has
+ * no attribute for it: the program is exported and loaded raw): once the
+ * monitor has received a call, only a fatal signal ends its wait, and the
+ * monitor decides how the call ends on any other (supervisor.c). Returns
+ * the listener fd, or -errno (the caller then loads it the usual way).
+ */
+static int load_killable(scmp_filter_ctx ctx)
+{
+	struct sock_fprog prog = { 0 };
+	struct stat sb;
+	int mfd, fd;
+
+	mfd = memfd_create("rsys-filter", MFD_CLOEXEC);
+	if (mfd < 0)
+		return -errno;
+	fd = seccomp_export_bpf(ctx, mfd);
+	if (!fd && (fstat(mfd, &sb) || !sb.st_size || sb.st_size % sizeof(*prog.filter)))
+		fd = -EINVAL;
+	if (!fd) {
+		prog.len = sb.st_size / sizeof(*prog.filter);
+		prog.filter = malloc(sb.st_size);
+		if (!prog.filter || pread(mfd, prog.filter, sb.st_size, 0) != sb.st_size)
+			fd = -EIO;
+	}
+	/* before the filter: close is one of the calls nobody serves until the monitor takes over */
+	close(mfd);
+	if (!fd) {
+		fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+			     SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+			     &prog);
+		if (fd < 0)
+			fd = -errno;
+	}
+	free(prog.filter);	/* free() makes no intercepted call */
+	return fd;
+}
+
+/* Build and load the filter (@killable: see load_killable); returns its listener fd. */
+static int install_filter(const struct policy *p, bool sandboxed, bool killable)
 {
 	scmp_filter_ctx ctx;
-	int ret, fd;
+	int ret, fd = -1;
 
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
 		guest_die("cannot create the seccomp filter\n");
 	ret = sv_filter_add_rules(ctx, p, sandboxed);
-	if (!ret)
+	if (!ret && killable)
+		fd = load_killable(ctx);
+	if (!ret && fd < 0)
 		ret = seccomp_load(ctx);
 	if (ret)
 		guest_die("cannot install the seccomp filter: %s (kernel needs SECCOMP_FILTER and user notification, >= 5.9)\n",
 			  strerror(-ret));
-	fd = seccomp_notify_fd(ctx);
+	if (fd < 0)
+		fd = seccomp_notify_fd(ctx);
 	if (fd < 0)
 		guest_die("seccomp filter has no listener: %s\n", strerror(-fd));
 	seccomp_release(ctx);
@@ -153,7 +198,7 @@ static void __attribute__((noreturn)) filter_exec(const struct guest_opts *o)
 	/* No set-id or file-capability binary gains what the program does not have. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		guest_die("cannot set no_new_privs: %s\n", strerror(errno));
-	fd = install_filter(o->policy, o->sandbox);
+	fd = install_filter(o->policy, o->sandbox, o->killable);
 	/*
 	 * Most ways to talk to the monitor are intercepted now and nobody
 	 * serves them yet: stop, and let the monitor take the listener with

@@ -212,6 +212,9 @@ static int maps_pin(struct rsys_bpf *skel)
 		{ "class_count", skel->maps.class_count },
 		{ "sys_count", skel->maps.sys_count },
 		{ "sigdeliver", skel->maps.sigdeliver },
+		{ "sigwake", skel->maps.sigwake },
+		{ "sigstop", skel->maps.sigstop },
+		{ "sigring", skel->maps.sigring },
 		{ "config", skel->maps.cfg },
 	};
 	char path[PATH_MAX];

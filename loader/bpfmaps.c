@@ -65,6 +65,7 @@ int maps_open(struct rsys_maps *m)
 	int fd;
 
 	m->fdtable = m->trusted = m->class_count = m->sys_count = m->sigdeliver = -1;
+	m->sigwake = m->sigstop = m->sigring = -1;
 	m->class_mem = NULL;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		fd = obj_get(names[i]);
@@ -81,6 +82,12 @@ int maps_open(struct rsys_maps *m)
 	}
 	m->class_mem = mem;
 	m->sigdeliver = obj_get("sigdeliver");	/* optional */
+	/* optional; the maps mean something only while the program fills them */
+	if (!access(RSYS_PIN_DIR "/link_rsys_signal_generate", F_OK)) {
+		m->sigwake = obj_get("sigwake");
+		m->sigstop = obj_get("sigstop");
+		m->sigring = obj_get("sigring");
+	}
 	return 0;
 
 err_close:
@@ -103,7 +110,14 @@ void maps_close(struct rsys_maps *m)
 		close(m->sys_count);
 	if (m->sigdeliver >= 0)
 		close(m->sigdeliver);
+	if (m->sigwake >= 0)
+		close(m->sigwake);
+	if (m->sigstop >= 0)
+		close(m->sigstop);
+	if (m->sigring >= 0)
+		close(m->sigring);
 	m->fdtable = m->trusted = m->class_count = m->sys_count = m->sigdeliver = -1;
+	m->sigwake = m->sigstop = m->sigring = -1;
 }
 
 bool maps_attached(const struct rsys_maps *m)
@@ -159,6 +173,25 @@ int maps_fd_clear(struct rsys_maps *m, __u32 table)
 	}
 	free(keys);
 	return err;
+}
+
+bool maps_sigwake(const struct rsys_maps *m)
+{
+	return m->sigwake >= 0 && m->sigstop >= 0 && m->sigring >= 0;
+}
+
+int maps_sig_woken(struct rsys_maps *m, __u32 tid, struct rsys_sigwake *w)
+{
+	if (m->sigwake < 0)
+		return -ENOENT;
+	return elem_cmd(BPF_MAP_LOOKUP_ELEM, m->sigwake, &tid, w, 0);
+}
+
+int maps_sig_stop(struct rsys_maps *m, __u32 tgid, struct rsys_sigwake *w)
+{
+	if (m->sigstop < 0)
+		return -ENOENT;
+	return elem_cmd(BPF_MAP_LOOKUP_ELEM, m->sigstop, &tgid, w, 0);
 }
 
 int maps_sig_delivered(struct rsys_maps *m, __u32 tid, struct rsys_sigdeliver *d)

@@ -14,6 +14,8 @@ struct rsys_maps {
 	int class_count;
 	int sys_count;
 	int sigdeliver;		/* -1 when the attached objects predate it */
+	int sigwake, sigstop;	/* -1 unless rsys_signal_generate is attached */
+	int sigring;		/* its wake-ups (BPF ring buffer), -1 likewise */
 	__u64 *class_mem;	/* class_count mapped (BPF_F_MMAPABLE) for atomic adds; NULL when not attached */
 };
 
@@ -37,6 +39,16 @@ int maps_trust(struct rsys_maps *m, __u32 tgid, const struct rsys_trusted *t);
 struct rsys_sigdeliver;
 /* The last signal handler thread @tid ran (rsys_signal_deliver): 0, or -ENOENT. */
 int maps_sig_delivered(struct rsys_maps *m, __u32 tid, struct rsys_sigdeliver *d);
+
+struct rsys_sigwake;
+/*
+ * True when rsys_signal_generate is attached: the monitor learns which
+ * held threads a signal woke and may ask for killable seccomp waits.
+ */
+bool maps_sigwake(const struct rsys_maps *m);
+/* The last signal that woke thread @tid / the last stop signal of @tgid: 0, or -ENOENT. */
+int maps_sig_woken(struct rsys_maps *m, __u32 tid, struct rsys_sigwake *w);
+int maps_sig_stop(struct rsys_maps *m, __u32 tgid, struct rsys_sigwake *w);
 
 /* Add @n to class counter @c (userspace-classified calls: remote, split, cancel). */
 void maps_count_class(struct rsys_maps *m, enum rsys_class c, __u64 n);

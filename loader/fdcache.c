@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <linux/kcmp.h>
 
 #include "fdcache.h"
 #include "procfs.h"
@@ -45,6 +46,8 @@ struct sv_proc {
 	bool unsure;
 	bool big;			/* a remote vfd >= FDC_MAX_VFD: never sure */
 	unsigned int unsure_gen;	/* bumped by every fdc_unsure() */
+	ino_t *exec_ino;		/* anchors of its remote vfds at its last execve */
+	unsigned int n_exec;
 	struct sv_proc *next;
 };
 
@@ -150,6 +153,7 @@ static void proc_free(struct sv_proc *p)
 	proc_drop_copies(p);
 	if (p->pidfd >= 0)
 		close(p->pidfd);
+	free(p->exec_ino);
 	free(p->ents);
 	free(p);
 }
@@ -453,9 +457,31 @@ void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi, bool sure)
 	pthread_mutex_unlock(&fdc_lock);
 }
 
+/* Remember the anchors of @p's remote vfds (for fdc_exec_closes); under fdc_lock. */
+static void proc_note_exec(struct sv_proc *p)
+{
+	unsigned int vfd, n = 0;
+	ino_t *ino;
+
+	free(p->exec_ino);
+	p->exec_ino = NULL;
+	p->n_exec = 0;
+	if (!p->nremote)
+		return;
+	ino = calloc(p->nremote, sizeof(*ino));
+	if (!ino)
+		return;		/* they are closed shortly after the exec */
+	for (vfd = 0; vfd < p->n && n < p->nremote; vfd++)
+		if (p->ents[vfd].state == FDC_REMOTE)
+			ino[n++] = p->ents[vfd].a->ino;
+	p->exec_ino = ino;
+	p->n_exec = n;
+}
+
 void fdc_exec(struct sv_proc *p)
 {
 	pthread_mutex_lock(&fdc_lock);
+	proc_note_exec(p);
 	proc_drop_copies(p);
 	if (p->n)
 		memset(p->ents, 0, p->n * sizeof(*p->ents));
@@ -467,6 +493,46 @@ void fdc_exec(struct sv_proc *p)
 	pthread_mutex_unlock(&fdc_lock);
 	/* Surviving remote vfds are re-published when they are next resolved. */
 	maps_fd_clear(fdc_maps, p->tgid);
+}
+
+/* True when the last placeholder of @a is gone; under fdc_lock. */
+static bool anchor_hung_up(const struct anchor *a)
+{
+	struct pollfd pfd = { .fd = a->fd, .events = POLLRDHUP };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
+}
+
+int fdc_exec_closes(struct sv_proc *p, uint64_t **handles, bool *others)
+{
+	unsigned int i, n = 0;
+	struct anchor *a;
+	uint64_t *h;
+
+	*handles = NULL;
+	*others = false;
+	pthread_mutex_lock(&fdc_lock);
+	if (!p->n_exec) {
+		pthread_mutex_unlock(&fdc_lock);
+		return 0;
+	}
+	h = calloc(p->n_exec, sizeof(*h));
+	for (i = 0; h && i < p->n_exec; i++) {
+		a = anchor_by_ino(p->exec_ino[i]);
+		if (!a || a->closed) {
+			*others = true;
+		} else if (anchor_hung_up(a)) {
+			a->closed = true;
+			h[n++] = a->handle;
+		}
+	}
+	*others |= !h;
+	free(p->exec_ino);
+	p->exec_ino = NULL;
+	p->n_exec = 0;
+	pthread_mutex_unlock(&fdc_lock);
+	*handles = h;
+	return n;
 }
 
 void fdc_unsure(struct sv_proc *p)
@@ -523,6 +589,34 @@ bool fdc_all_local(struct sv_proc *p, pid_t tid, unsigned int nfds)
 	return ret;
 }
 
+int fdc_next_remote(struct sv_proc *p, unsigned int lo, unsigned int hi)
+{
+	unsigned int vfd;
+	int ret = -1;
+
+	pthread_mutex_lock(&fdc_lock);
+	for (vfd = lo; vfd < p->n && vfd <= hi; vfd++) {
+		if (p->ents[vfd].state == FDC_REMOTE) {
+			ret = vfd;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fdc_lock);
+	return ret;
+}
+
+bool fdc_files_shared(struct sv_proc *p)
+{
+	struct sv_proc *q;
+	bool shared = false;
+
+	pthread_mutex_lock(&fdc_lock);
+	for (q = procs; q && !shared; q = q->next)
+		shared = q != p && syscall(SYS_kcmp, p->tgid, q->tgid, KCMP_FILES, 0, 0) == 0;
+	pthread_mutex_unlock(&fdc_lock);
+	return shared;
+}
+
 struct anchor *fdc_anchor_add(uint64_t handle, int fd, ino_t ino)
 {
 	struct anchor *a = calloc(1, sizeof(*a));
@@ -557,7 +651,6 @@ int fdc_anchor_close_begin(ino_t ino, uint64_t *handle)
 
 bool fdc_anchor_close_end(ino_t ino)
 {
-	struct pollfd pfd = { .events = POLLRDHUP };
 	struct anchor *a;
 	bool last = true;	/* gone already: the event thread saw the hang-up */
 
@@ -565,8 +658,7 @@ bool fdc_anchor_close_end(ino_t ino)
 	pthread_mutex_lock(&fdc_lock);
 	a = anchor_by_ino(ino);
 	if (a) {
-		pfd.fd = a->fd;
-		last = poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
+		last = anchor_hung_up(a);
 		if (!last)
 			a->closed = false;
 	}

@@ -77,8 +77,19 @@ void fdc_set_flags(struct sv_proc *p, unsigned int lo, unsigned int hi, int set,
  * remote vfd was among them, so a still-open one is never taken for local).
  */
 void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi, bool sure);
-/* @p calls execve: forget everything (close-on-exec vfds vanish). */
+/*
+ * @p calls execve: forget everything (close-on-exec vfds vanish), noting the
+ * anchors of its remote vfds for fdc_exec_closes().
+ */
 void fdc_exec(struct sv_proc *p);
+/*
+ * The first call of @p after fdc_exec: the noted anchors whose last
+ * placeholder is gone (the exec closed it) and that nobody closes yet are
+ * claimed; their handles in *@handles (malloc'd, the caller frees it), the
+ * count returned. *@others: some were closed by someone else (the event
+ * thread), whose CLOSE may still be queued.
+ */
+int fdc_exec_closes(struct sv_proc *p, uint64_t **handles, bool *others);
 
 /*
  * Placeholders may have reached @p behind the cache (F_DUPFD of a remote
@@ -91,6 +102,14 @@ void fdc_unsure(struct sv_proc *p);
  * /proc/@tid/fd once).
  */
 bool fdc_all_local(struct sv_proc *p, pid_t tid, unsigned int nfds);
+
+/*
+ * The lowest cached remote vfd of @p in [@lo, @hi], or -1. Exact for vfds
+ * below FDC_MAX_VFD once fdc_all_local() has re-read the table.
+ */
+int fdc_next_remote(struct sv_proc *p, unsigned int lo, unsigned int hi);
+/* True if another known process shares @p's fd table (clone CLONE_FILES without CLONE_THREAD). */
+bool fdc_files_shared(struct sv_proc *p);
 
 /* New anchor for @handle whose monitor end is @fd and placeholder inode @ino; NULL on ENOMEM. */
 struct anchor *fdc_anchor_add(uint64_t handle, int fd, ino_t ino);

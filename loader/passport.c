@@ -323,7 +323,7 @@ enum sv_verdict sys_execve(struct sv_call *c)
 	}
 	exec_event(c, path, true, 0);
 out_continue:
-	fdc_exec(c->proc);
+	sock_exec(c);
 	return SV_CONTINUE;
 
 out_refuse:

@@ -40,6 +40,8 @@ struct remote {
 	bool writer_started, writer_stop;
 	pthread_mutex_t wq_lock;
 	pthread_cond_t wq_cond;
+	pthread_cond_t wq_sent_cond;	/* wq_sent moved */
+	uint64_t wq_queued, wq_sent;	/* frames queued for the writer / written by it */
 	struct wq_item *wq_head, *wq_tail;
 	uint64_t next_id;
 	pthread_mutex_t send_lock;	/* one frame at a time on the wire */
@@ -74,6 +76,8 @@ static void *remote_writer(void *arg)
 		pthread_mutex_unlock(&rc->send_lock);
 		free(it);
 		pthread_mutex_lock(&rc->wq_lock);
+		rc->wq_sent++;
+		pthread_cond_broadcast(&rc->wq_sent_cond);
 	}
 	pthread_mutex_unlock(&rc->wq_lock);
 	return NULL;
@@ -118,6 +122,7 @@ static int wire_send(struct remote *rc, struct rsys_frame *f, const void *payloa
 		else
 			rc->wq_head = it;
 		rc->wq_tail = it;
+		rc->wq_queued++;
 		pthread_cond_signal(&rc->wq_cond);
 	}
 	pthread_mutex_unlock(&rc->wq_lock);
@@ -193,6 +198,7 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 	pthread_mutex_init(&rc->lock, NULL);
 	pthread_mutex_init(&rc->wq_lock, NULL);
 	pthread_cond_init(&rc->wq_cond, NULL);
+	pthread_cond_init(&rc->wq_sent_cond, NULL);
 	pr_info("delegate %s: max handles %lld, max in flight %lld\n", addr,
 		(long long)f.a[1], (long long)f.a[2]);
 	*rcp = rc;
@@ -232,6 +238,17 @@ void remote_close(struct remote *rc)
 	close(rc->wake_fd);
 	free(rc->rbuf);
 	free(rc);
+}
+
+void remote_flush(struct remote *rc)
+{
+	uint64_t target;
+
+	pthread_mutex_lock(&rc->wq_lock);
+	target = rc->wq_queued;
+	while (rc->writer_started && !rc->writer_stop && rc->wq_sent < target)
+		pthread_cond_wait(&rc->wq_sent_cond, &rc->wq_lock);
+	pthread_mutex_unlock(&rc->wq_lock);
 }
 
 int remote_fd(const struct remote *rc)
@@ -448,7 +465,8 @@ bool remote_check_calls(struct remote *rc)
 	pthread_mutex_lock(&rc->lock);
 	for (i = 0; i < REMOTE_BUCKETS && n < 64; i++) {
 		for (r = rc->pending[i]; r && n < 64; r = r->next) {
-			if (r->call && !r->cancel_sent && !sv_call_valid(r->call)) {
+			if (r->call && !r->cancel_sent &&
+			    (sv_call_interrupted(r->call) || !sv_call_valid(r->call))) {
 				r->cancel_sent = true;
 				ids[n++] = r->id;
 			}

@@ -49,6 +49,12 @@ const char *remote_policy_file(const struct remote *rc);
 /* Called by the event thread: its sends are queued, never blocking it. */
 void remote_set_event_thread(struct remote *rc);
 
+/*
+ * Wait until the frames the event thread has queued so far are on the wire
+ * (a CLOSE it sent must reach the delegate before the caller's next frame).
+ */
+void remote_flush(struct remote *rc);
+
 /* The session's socket, for the event thread's epoll. */
 int remote_fd(const struct remote *rc);
 /*
@@ -92,7 +98,10 @@ void remote_cancel_send(struct remote *rc, uint64_t id);
  * session completes every pending request with lost set and returns -errno.
  */
 int remote_on_readable(struct remote *rc);
-/* Cancel pending requests whose notification became invalid; true if some still wait on a call. */
+/*
+ * Cancel pending requests whose notification became invalid or whose call a
+ * signal ended (sv_call_interrupted); true if some still wait on a call.
+ */
 bool remote_check_calls(struct remote *rc);
 
 #endif

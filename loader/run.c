@@ -349,6 +349,8 @@ int run_main(struct run_args *ra, struct policy *p)
 	go.argv = ra->argv;
 	go.policy = p;
 	go.sigmask = &oldmask;
+	/* Without BPF telling which thread a signal woke, the kernel ends held calls itself. */
+	go.killable = maps_sigwake(&maps);
 	run_hide_delegate(&go, delegate, p->delegate);
 	if (guest_spawn(&g, &go)) {
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
@@ -397,6 +399,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	sv.remote = rc;
 	sv.maps = &maps;
 	sv.guard = guard;
+	sv.killable = go.killable;
 	ret = sv_start(&sv);
 	if (ret) {
 		fprintf(stderr, "Error: cannot start the supervisor: %s\n", strerror(-ret));

@@ -11,5 +11,11 @@
 #ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP	(1UL << 0)
 #endif
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV	(1UL << 5)
+#endif
+/* The kernel's restart codes (include/linux/errno.h), as a seccomp reply's error (supervisor.c). */
+#define SV_ERESTARTSYS		512
+#define SV_ERESTARTNOHAND	514
 
 #endif

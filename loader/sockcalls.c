@@ -19,6 +19,7 @@
 #include "epoll.h"
 #include "events.h"
 #include "log.h"
+#include "seccomp_compat.h"
 #include "syscalls.h"
 
 #define SOP_MAX_IOV	1024			/* UIO_MAXIOV */
@@ -329,6 +330,8 @@ static enum sv_verdict sys_addr_call(struct sv_call *c, uint16_t op, int lost_er
 	o->r.f.len = len;
 	o->r.payload = o->buf;
 	o->alen = len;
+	if (op == RSYS_OP_CONNECT)
+		sv_on_signal(c, SV_INTR_RESTART);
 	return sop_submit(o, verdict_done);
 }
 
@@ -442,6 +445,7 @@ enum sv_verdict sys_accept4(struct sv_call *c)
 	o->nonblock = flags & SOCK_NONBLOCK;
 	o->cloexec = flags & SOCK_CLOEXEC;
 	o->is_accept = true;
+	sv_on_signal(c, SV_INTR_RESTART);
 	return take_start(o);
 }
 
@@ -772,7 +776,11 @@ static void take_done(struct remote_req *r)
 			o->orphan = false;
 			pthread_mutex_unlock(&hs_lock);
 			o->done += n;
-			if (recv_submit(o) == SV_REPLY)
+			/* from now on a signal ends it with what came, as Linux's */
+			sv_on_signal(c, SV_INTR_OWNER);
+			if (sv_call_interrupted(c))
+				recv_answer(o, 0, NULL, 0, NULL, 0, 0, NULL, 0);
+			else if (recv_submit(o) == SV_REPLY)
 				sv_reply(c, c->ret);
 		} else {
 			struct stash *keep = NULL;
@@ -975,9 +983,14 @@ static enum sv_verdict recv_submit(struct sop *o)
 	return take_start(o);
 }
 
+/* A signal ends a blocked receive as Linux's: what the delegate already took is stashed. */
 static struct sop *recv_new(struct sv_call *c, enum sv_verdict *v)
 {
-	return fd_sop_new(c, RSYS_OP_RECV, -ECONNRESET, v);
+	struct sop *o = fd_sop_new(c, RSYS_OP_RECV, -ECONNRESET, v);
+
+	if (o)
+		sv_on_signal(c, SV_INTR_RESTART);
+	return o;
 }
 
 
@@ -1208,6 +1221,8 @@ static void send_finish(struct sop *o, int64_t ret)
 
 	if (o->done)
 		ret = o->done;
+	else if (ret == -EINTR && sv_call_interrupted(c))
+		ret = -SV_ERESTARTSYS;	/* nothing went out: as a Linux send a signal interrupts */
 	else if (ret == -EPIPE && !(o->flags & MSG_NOSIGNAL))
 		sv_signal(c, SIGPIPE);
 	if (ret > 0)
@@ -1257,6 +1272,10 @@ static void send_next(struct sop *o)
 	size_t n = o->total - o->done < max ? o->total - o->done : max;
 	int ret;
 
+	if (sv_call_interrupted(o->c)) {
+		send_finish(o, -EINTR);
+		return;
+	}
 	o->doff = o->alen + o->clen;
 	ret = iov_copy(o, o->buf + o->doff, o->done, n, false);
 	if (ret) {
@@ -1297,7 +1316,7 @@ static void send_done(struct remote_req *r)
 	 * at a time; on a non-blocking socket the next chunk ends in EAGAIN
 	 * and the call returns what was sent, as natively.
 	 */
-	if (!n || o->done >= o->total || !sv_call_valid(o->c)) {
+	if (!n || o->done >= o->total || sv_call_interrupted(o->c) || !sv_call_valid(o->c)) {
 		send_finish(o, o->done);
 		return;
 	}
@@ -1387,9 +1406,18 @@ static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen, u
 	return send_begin(o);
 }
 
+/*
+ * A signal ends a blocked send at its next chunk boundary (the chunk in
+ * flight is cancelled at the delegate) with the count already sent, or
+ * -ERESTARTSYS when nothing went out: Linux's result (send_finish).
+ */
 static struct sop *send_new(struct sv_call *c, enum sv_verdict *v)
 {
-	return fd_sop_new(c, RSYS_OP_SEND, -EPIPE, v);
+	struct sop *o = fd_sop_new(c, RSYS_OP_SEND, -EPIPE, v);
+
+	if (o)
+		sv_on_signal(c, SV_INTR_OWNER);
+	return o;
 }
 
 enum sv_verdict sys_write(struct sv_call *c)
@@ -1758,42 +1786,70 @@ enum sv_verdict sys_ioctl(struct sv_call *c)
 }
 
 /*
- * close() of the last placeholder of a remote socket returns once the
+ * Every way the last placeholder of a remote socket goes away in the
+ * program (close, close_range, dup2/dup3 onto it, exit) returns once the
  * delegate has its CLOSE, ahead of any later call of the program: a port
- * closed this way can be bound again at once and a closed listener refuses
- * connections, as in Linux. The monitor takes its own reference, puts
- * /dev/null in the vfd (the kernel's close then closes that) and drops the
- * reference: if it was the last, the anchor hangs up now and the CLOSE is
- * sent from here, before the call returns. Other placeholders (dups, forks)
- * keep the socket open, as in Linux.
+ * closed this way can be bound again at once and a closed listener
+ * refuses connections, as in Linux. The monitor takes its own reference,
+ * puts @repl (a file of the monitor) in the vfd with ADDFD, @flags its fd
+ * flags, and drops the reference: if it was the last, the anchor hangs up
+ * now and the CLOSE is sent from here, before the call returns. Other
+ * placeholders (dups, forks) keep the socket open, as in Linux. ADDFD's
+ * result (@vfd or -errno); nothing is done if @vfd cannot be copied.
  */
-static void close_remote(struct sv_call *c, int vfd)
+static int replace_remote(struct sv_call *c, int vfd, int repl, unsigned int flags)
 {
 	struct stat sb;
+	bool claimed;
 	uint64_t h;
-	int fd, null;
+	int fd, ret;
 
 	fd = sv_fd_dup(c, vfd);
 	if (fd < 0)
-		return;
-	if (fstat(fd, &sb) || !fdc_anchor_close_begin(sb.st_ino, &h)) {
-		close(fd);
-		return;
-	}
-	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null >= 0) {
-		sv_addfd(c, null, vfd, 0, false);
-		close(null);
-	}
+		return fd;	/* no longer open: the kernel's call decides */
+	claimed = !fstat(fd, &sb) && fdc_anchor_close_begin(sb.st_ino, &h);
+	ret = sv_addfd(c, repl, vfd, flags, false);
 	close(fd);
-	if (fdc_anchor_close_end(sb.st_ino))
+	if (claimed && fdc_anchor_close_end(sb.st_ino))
 		sv_remote_gone(c->sv, h);
+	return ret;
+}
+
+/* Close remote @vfd as above: /dev/null takes its place and the kernel's close closes that. */
+static void close_remote(struct sv_call *c, int vfd)
+{
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (null < 0)
+		return;		/* the kernel closes the placeholder: closed shortly after */
+	replace_remote(c, vfd, null, 0);
+	close(null);
+}
+
+/*
+ * Close the remote vfds among [@lo, @hi] of the caller as close_remote()
+ * does, before the kernel's close_range or exit drops them. Vfds beyond
+ * the cache (fdcache.h: FDC_MAX_VFD) are closed shortly after instead.
+ */
+static void close_remote_range(struct sv_call *c, unsigned int lo, unsigned int hi)
+{
+	int vfd;
+
+	if (fdc_all_local(c->proc, c->n.pid, hi < UINT_MAX ? hi + 1 : UINT_MAX))
+		return;
+	while ((vfd = fdc_next_remote(c->proc, lo, hi)) >= 0) {
+		close_remote(c, vfd);
+		fdc_forget(c->proc, vfd, vfd, true);
+		lo = vfd + 1;
+		if (!lo)
+			break;
+	}
 }
 
 /*
  * The fd-table calls run in the kernel on the placeholders (so numbering,
  * EBADF, EMFILE, close-on-exec are exactly Linux); the cache forgets the
- * vfds they may close. A remote resource is closed by its anchor's HUP.
+ * vfds they may close.
  */
 enum sv_verdict sys_close(struct sv_call *c)
 {
@@ -1806,6 +1862,11 @@ enum sv_verdict sys_close(struct sv_call *c)
 	return SV_CONTINUE;
 }
 
+/*
+ * CLOSE_RANGE_UNSHARE closes in a copy of the table the monitor cannot
+ * reach (the shared one keeps the placeholders): its remote sockets that
+ * lose their last placeholder are closed shortly after.
+ */
 enum sv_verdict sys_close_range(struct sv_call *c)
 {
 	unsigned int lo = c->n.data.args[0], hi = c->n.data.args[1];
@@ -1814,10 +1875,68 @@ enum sv_verdict sys_close_range(struct sv_call *c)
 	/* The kernel's EINVAL cases close nothing. */
 	if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)))
 		return SV_CONTINUE;
-	if (flags & CLOSE_RANGE_CLOEXEC)
+	if (flags & CLOSE_RANGE_CLOEXEC) {
 		fdc_set_flags(c->proc, lo, hi, O_CLOEXEC, 0);
-	else
-		fdc_forget(c->proc, lo, hi, true);
+		return SV_CONTINUE;
+	}
+	if (!(flags & CLOSE_RANGE_UNSHARE))
+		close_remote_range(c, lo, hi);
+	fdc_forget(c->proc, lo, hi, true);
+	return SV_CONTINUE;
+}
+
+void sock_exec(struct sv_call *c)
+{
+	/* an exact cache: every remote vfd noted */
+	fdc_all_local(c->proc, c->n.pid, UINT_MAX);
+	fdc_exec(c->proc);
+}
+
+void sock_exec_done(struct sv_call *c)
+{
+	uint64_t *h;
+	bool others;
+	int i, n = fdc_exec_closes(c->proc, &h, &others);
+
+	for (i = 0; i < n; i++)
+		sv_remote_gone(c->sv, h[i]);
+	/* a CLOSE the event thread sent must not be overtaken by this call's frames */
+	if (others)
+		remote_flush(c->sv->remote);
+	free(h);
+}
+
+/* Lines "Threads: N" of /proc/@tid/status: the threads of its process, 0 if unreadable. */
+static int proc_threads(pid_t tid)
+{
+	char path[64], line[128];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/*
+ * exit_group, and exit of the last thread: the process's remote sockets
+ * whose last placeholder it holds are closed before it exits, so a parent
+ * that waits for it finds their ports free, as in Linux. Not when its fd
+ * table is shared with another process (clone CLONE_FILES): that one keeps
+ * the placeholders. Death by a signal is not a call: closed shortly after.
+ */
+enum sv_verdict sys_exit_group(struct sv_call *c)
+{
+	if (c->n.data.nr == SYS_exit && proc_threads(c->n.pid) != 1)
+		return SV_CONTINUE;
+	if (!fdc_files_shared(c->proc))
+		close_remote_range(c, 0, UINT_MAX);
 	return SV_CONTINUE;
 }
 
@@ -1857,6 +1976,35 @@ enum sv_verdict sys_dup(struct sv_call *c)
 	return dup_remote(c, c->n.data.args[0], -1, 0);
 }
 
+/*
+ * dup2/dup3 onto a remote vfd: the monitor installs its copy of @old
+ * there (what dup2 does: the same open file, with @cloexec) and closes the
+ * socket it replaced as close() does, then answers.
+ */
+static enum sv_verdict dup_onto_remote(struct sv_call *c, int old, int new, int cloexec)
+{
+	int fd, vfd;
+	uint64_t h;
+	bool remote;
+
+	fd = sv_fd_dup(c, old);
+	if (fd < 0) {
+		/* EBADF and the like: the kernel answers, nothing is closed. */
+		fdc_forget(c->proc, new, new, false);
+		return SV_CONTINUE;
+	}
+	remote = sv_fd_remote(c, old, &h) == 1;
+	vfd = replace_remote(c, new, fd, cloexec ? O_CLOEXEC : 0);
+	close(fd);
+	fdc_forget(c->proc, new, new, vfd >= 0);
+	/* @new closed meanwhile and the like: the kernel's dup2 decides; -ENOENT: gone */
+	if (vfd < 0 && vfd != -ENOENT)
+		return SV_CONTINUE;
+	if (vfd >= 0 && remote)
+		fdc_copy(c->proc, old, vfd, cloexec ? O_CLOEXEC : 0);
+	return sv_error(c, vfd);
+}
+
 enum sv_verdict sys_dup2(struct sv_call *c)
 {
 	int old = c->n.data.args[0], new = c->n.data.args[1];
@@ -1864,9 +2012,12 @@ enum sv_verdict sys_dup2(struct sv_call *c)
 	uint64_t h;
 
 	/* dup2(fd, fd), dup3's EINVAL cases and bad numbers: the kernel answers. */
-	if (old == new || (flags & ~O_CLOEXEC) || new < 0 || !arg_remote(c, 0, &h)) {
-		if (new >= 0)
-			fdc_forget(c->proc, new, new, false);
+	if (old == new || (flags & ~O_CLOEXEC) || new < 0)
+		return SV_CONTINUE;
+	if (!fdc_surely_local(c->proc, new) && sv_fd_remote(c, new, &h))
+		return dup_onto_remote(c, old, new, flags & O_CLOEXEC);
+	if (!arg_remote(c, 0, &h)) {
+		fdc_forget(c->proc, new, new, false);
 		return SV_CONTINUE;
 	}
 	return dup_remote(c, old, new, flags & O_CLOEXEC);

@@ -64,8 +64,11 @@
  * a send that may block aborts when its thread holds a lock
  * (loader/lockdebug.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -81,8 +84,10 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <linux/netlink.h>
+#include <bpf/libbpf.h>
 
 #include "log.h"
+#include "rsys.h"
 #include "seccomp_compat.h"
 #include "syscalls.h"
 
@@ -92,7 +97,10 @@
 /* Tags in the low bits of epoll data (pointers are 8-byte aligned). */
 enum { EV_ANCHOR = 0, EV_PROC = 1, EV_CTL = 2, EV_TAG = 3 };
 /* The monitor's own fds carry no pointer: EV_CTL with their number above the tag. */
-enum { CTL_REMOTE = EV_CTL | 1 << 2, CTL_WAKE = EV_CTL | 2 << 2, CTL_STOP = EV_CTL | 3 << 2 };
+enum {
+	CTL_REMOTE = EV_CTL | 1 << 2, CTL_WAKE = EV_CTL | 2 << 2, CTL_STOP = EV_CTL | 3 << 2,
+	CTL_SIGNAL = EV_CTL | 4 << 2,
+};
 
 static const sv_handler_fn sv_table[] = {
 	[SYS_socket] = sys_socket,
@@ -126,6 +134,8 @@ static const sv_handler_fn sv_table[] = {
 	[SYS_dup] = sys_dup,
 	[SYS_dup2] = sys_dup2,
 	[SYS_dup3] = sys_dup3,
+	[SYS_exit] = sys_exit_group,
+	[SYS_exit_group] = sys_exit_group,
 	[SYS_execve] = sys_execve,
 	[SYS_execveat] = sys_execve,
 	[SYS_select] = wait_select,
@@ -279,15 +289,73 @@ struct sv_state {
 	bool stopping;
 	bool sv_done;
 	pthread_t sv_thread, ev_thread;
+	struct ring_buffer *sigring;	/* sv.killable: BPF says a trusted task got a signal */
 };
 
 static struct sv_state st;
 
+/*
+ * Held calls and signals (sv.killable). The filter has
+ * SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: once the monitor has received a
+ * call, seccomp_do_user_notification() (kernel/seccomp.c) waits for the
+ * answer with wait_for_completion_killable(), so only a fatal signal ends
+ * the wait; before, a signal aborted the notification and the kernel
+ * failed or restarted the call on its own. Now the monitor ends a held call
+ * when a signal comes for its thread: seccomp_notify_send() takes any
+ * resp.error and syscall_set_return_value() puts it in ax, so the answer
+ * -ERESTARTSYS (-ERESTARTNOHAND for select/poll/epoll, as Linux's) is what
+ * arch_do_signal_or_restart() (arch/x86/kernel/signal.c) converts on the
+ * way out, exactly as for an interrupted Linux call: -EINTR when a handler
+ * runs (for -ERESTARTSYS only without SA_RESTART), else the call is
+ * restarted, also when no signal is delivered to the thread after all (or
+ * it stops and is continued). That code runs only when the thread has
+ * TIF_SIGPENDING: answered to a thread without it, the restart code
+ * reaches the program as errno 512. So a call is ended only for a thread
+ * that BPF saw woken by a signal after the call came (rsys_signal_generate:
+ * map sigwake), that /proc shows with a signal pending only it can take,
+ * or whose process is in a group stop (a stop signal came and a thread is
+ * stopped: do_signal_stop() marked every thread). A remote send answers
+ * the count already sent instead (sockcalls.c), which needs no flag.
+ */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sv_call *held_head;
+
+static void held_add(struct sv_call *c)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	c->recv_ns = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	pthread_mutex_lock(&held_lock);
+	c->hnext = held_head;
+	if (held_head)
+		held_head->hpprev = &c->hnext;
+	c->hpprev = &held_head;
+	held_head = c;
+	pthread_mutex_unlock(&held_lock);
+}
+
+static void held_del(struct sv_call *c)
+{
+	pthread_mutex_lock(&held_lock);
+	*c->hpprev = c->hnext;
+	if (c->hnext)
+		c->hnext->hpprev = c->hpprev;
+	pthread_mutex_unlock(&held_lock);
+}
+
 void sv_call_free(struct sv_call *c)
 {
+	if (c->hpprev)
+		held_del(c);
 	if (c->proc)
 		fdc_proc_put(c->proc);
 	free(c);
+}
+
+bool sv_call_interrupted(const struct sv_call *c)
+{
+	return __atomic_load_n(&c->intr, __ATOMIC_ACQUIRE);
 }
 
 /* false when the notification was gone (the thread took a signal or died). */
@@ -477,6 +545,9 @@ static void sv_dispatch(struct sv_call *c)
 	}
 	if (created)
 		sv_watch_proc(c->proc);
+	if (c->sv->killable)
+		held_add(c);
+	sock_exec_done(c);
 	if (nr < SV_NR_MAX && sv_table[nr])
 		v = sv_table[nr](c);
 	switch (v) {
@@ -533,6 +604,134 @@ static int64_t mono_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
+/* Fields "NAME: hex" of /proc/@tgid/task/@tid/status: SigPnd, ShdPnd, SigBlk; Threads. */
+struct sv_sigstate {
+	uint64_t pnd, shd, blk;
+	int threads;
+};
+
+static int sig_state(pid_t tgid, pid_t tid, struct sv_sigstate *ss)
+{
+	char path[64], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", tgid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	memset(ss, 0, sizeof(*ss));
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "SigPnd: %" SCNx64, &ss->pnd) == 1 ||
+		    sscanf(line, "ShdPnd: %" SCNx64, &ss->shd) == 1 ||
+		    sscanf(line, "SigBlk: %" SCNx64, &ss->blk) == 1)
+			continue;
+		sscanf(line, "Threads: %d", &ss->threads);
+	}
+	fclose(f);
+	return 0;
+}
+
+/*
+ * A signal pending that only @c's thread can take, so it surely has
+ * TIF_SIGPENDING: one sent to the thread itself that it does not block
+ * (complete_signal() woke it, and nobody else clears the flag), or, in a
+ * process of one thread, one sent to the process.
+ */
+static bool sig_pending_own(const struct sv_call *c)
+{
+	struct sv_sigstate ss;
+
+	if (sig_state(c->tgid, c->n.pid, &ss))
+		return false;
+	return (ss.pnd & ~ss.blk) || (ss.threads == 1 && (ss.shd & ~ss.blk));
+}
+
+/* Is a thread of @tgid stopped ('T'): a group stop is under way? */
+static bool group_stopped(pid_t tgid)
+{
+	char path[320], buf[256], *p;
+	struct dirent *d;
+	bool stopped = false;
+	DIR *dir;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", tgid);
+	dir = opendir(path);
+	if (!dir)
+		return false;
+	while (!stopped && (d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", tgid, d->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		p = strrchr(buf, ')');	/* after the command name, which may hold anything */
+		stopped = p && p[1] == ' ' && p[2] == 'T';
+	}
+	closedir(dir);
+	return stopped;
+}
+
+#define SV_SIG_RECENT_NS	1000000000LL	/* a signal this close before a call: look at /proc */
+
+/* Did a signal come for the thread of held call @c that it will see on its way out? */
+static bool sv_signalled(struct sv *sv, const struct sv_call *c)
+{
+	struct rsys_sigwake w;
+
+	if (!maps_sig_woken(sv->maps, c->n.pid, &w)) {
+		if ((int64_t)w.ns > c->recv_ns)
+			return true;
+		/* just before the call was received: the flag may be set, or long handled */
+		if ((int64_t)w.ns > c->recv_ns - SV_SIG_RECENT_NS && sig_pending_own(c))
+			return true;
+	}
+	return !maps_sig_stop(sv->maps, c->tgid, &w) && (int64_t)w.ns > c->recv_ns &&
+	       group_stopped(c->tgid);
+}
+
+/* End the held calls whose thread a signal is for (see held_lock). */
+static void sv_check_signals(struct sv *sv)
+{
+	enum sv_intr how;
+	struct sv_call *c;
+
+	if (!sv->killable)
+		return;
+	pthread_mutex_lock(&held_lock);
+	for (c = held_head; c; c = c->hnext) {
+		how = __atomic_load_n(&c->on_signal, __ATOMIC_ACQUIRE);
+		if (how == SV_INTR_NONE || sv_call_interrupted(c) || !sv_signalled(sv, c))
+			continue;
+		pr_debug("pid %d: signal while held (nr %d)\n", c->n.pid, c->n.data.nr);
+		__atomic_store_n(&c->intr, true, __ATOMIC_RELEASE);
+		/* under held_lock: @c cannot be freed meanwhile; a second answer fails harmlessly */
+		if (how == SV_INTR_RESTART)
+			sv_send(c, -SV_ERESTARTSYS, false);
+		else if (how == SV_INTR_NOHAND)
+			sv_send(c, -SV_ERESTARTNOHAND, false);
+	}
+	pthread_mutex_unlock(&held_lock);
+}
+
+/* True while some call is held (sv.killable): the event thread keeps checking for signals. */
+static bool sv_holding(void)
+{
+	bool ret;
+
+	pthread_mutex_lock(&held_lock);
+	ret = held_head != NULL;
+	pthread_mutex_unlock(&held_lock);
+	return ret;
+}
+
 /* The remote socket @h has no placeholder left: close it at the delegate. */
 void sv_remote_gone(struct sv *sv, uint64_t h)
 {
@@ -556,7 +755,8 @@ static void *ev_thread_fn(void *arg)
 	struct sv *sv = arg;
 	struct epoll_event evs[32];
 	int timeout = -1, n, i;
-	int64_t now, busy = -SV_LINGER_MS;
+	int64_t now, busy = -SV_LINGER_MS, checked = 0;
+	bool signalled;
 
 	remote_set_event_thread(sv->remote);
 	for (;;) {
@@ -565,6 +765,7 @@ static void *ev_thread_fn(void *arg)
 			pr_warn("Error: event loop: %s\n", strerror(errno));
 			break;
 		}
+		signalled = false;
 		for (i = 0; i < n; i++) {
 			uint64_t d = evs[i].data.u64;
 			void *ptr = (void *)(uintptr_t)(d & ~(uint64_t)EV_TAG);
@@ -580,7 +781,9 @@ static void *ev_thread_fn(void *arg)
 			case EV_CTL:
 				if (d == CTL_STOP)
 					return NULL;
-				if (d == CTL_WAKE)
+				if (d == CTL_SIGNAL)
+					signalled = ring_buffer__consume(st.sigring) >= 0;
+				else if (d == CTL_WAKE)
 					remote_wake_clear(sv->remote);
 				else if (remote_on_readable(sv->remote))
 					epoll_ctl(st.epfd, EPOLL_CTL_DEL, remote_fd(sv->remote), NULL);
@@ -593,7 +796,12 @@ static void *ev_thread_fn(void *arg)
 		 * than be woken for each new one.
 		 */
 		now = mono_ms();
-		if (remote_check_calls(sv->remote))
+		/* on BPF's word, else as often as the rest: not for every reply of a busy session */
+		if (signalled || now - checked >= SV_CHECK_MS) {
+			sv_check_signals(sv);
+			checked = now;
+		}
+		if (remote_check_calls(sv->remote) || (sv->killable && sv_holding()))
 			busy = now;
 		if (now - busy < SV_LINGER_MS || !remote_may_sleep(sv->remote))
 			timeout = SV_CHECK_MS;
@@ -601,6 +809,30 @@ static void *ev_thread_fn(void *arg)
 			timeout = -1;
 	}
 	return NULL;
+}
+
+static int sig_event(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	(void)data;
+	(void)len;
+	return 0;
+}
+
+/* Wake the event thread at once when a trusted task gets a signal (sv_check_signals). */
+static int sv_watch_signals(struct sv *sv)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = CTL_SIGNAL };
+
+	st.sigring = ring_buffer__new(sv->maps->sigring, sig_event, NULL, NULL);
+	if (!st.sigring)
+		return -errno;
+	if (epoll_ctl(st.epfd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(st.sigring), &ev)) {
+		ring_buffer__free(st.sigring);
+		st.sigring = NULL;
+		return -errno;
+	}
+	return 0;
 }
 
 int sv_start(struct sv *sv)
@@ -630,6 +862,10 @@ int sv_start(struct sv *sv)
 	if (epoll_ctl(st.epfd, EPOLL_CTL_ADD, remote_wake_fd(sv->remote), &ev))
 		return -errno;
 
+	/* Without the wake-ups signals are seen within SV_CHECK_MS while calls are held. */
+	if (sv->killable && sv_watch_signals(sv))
+		pr_info("BPF signal ring buffer: %s: signals end held calls within %d ms\n",
+			strerror(errno), SV_CHECK_MS);
 	/* SIGUSR2 without SA_RESTART interrupts NOTIF_RECV when stopping. */
 	sigaction(SIGUSR2, &sa, NULL);
 	ret = pthread_create(&st.ev_thread, NULL, ev_thread_fn, sv);
@@ -655,6 +891,7 @@ void sv_stop(struct sv *sv)
 	if (write(st.stopfd, &one, sizeof(one)) != sizeof(one))
 		pr_debug("stop event: %s\n", strerror(errno));
 	pthread_join(st.ev_thread, NULL);
+	ring_buffer__free(st.sigring);
 	close(st.stopfd);
 	close(st.epfd);
 }

@@ -36,6 +36,20 @@ struct sv {
 	struct rsys_maps *maps;		/* BPF mirror (no-op when not attached) */
 	struct execguard *guard;	/* exec guard; NULL: only the first execve may run */
 	unsigned int execs;		/* execve calls judged without a guard */
+	bool killable;			/* the filter has WAIT_KILLABLE_RECV: signals end held calls here */
+};
+
+/*
+ * What a signal does to a call the monitor holds, when the filter keeps
+ * held calls waiting through signals (sv.killable; supervisor.c says how
+ * the monitor learns of them and why the kernel then does as for an
+ * interrupted Linux call).
+ */
+enum sv_intr {
+	SV_INTR_NONE = 0,	/* nothing: the call does not block (bind, getsockopt, ...) */
+	SV_INTR_RESTART,	/* answered -ERESTARTSYS: restarted (SA_RESTART, no handler) or EINTR */
+	SV_INTR_NOHAND,		/* answered -ERESTARTNOHAND: EINTR once a handler ran, else restarted */
+	SV_INTR_OWNER,		/* only marked (sv_call_interrupted): the handler answers (a send's count) */
 };
 
 /* One intercepted system call, from NOTIF_RECV until it is answered. */
@@ -46,6 +60,11 @@ struct sv_call {
 	struct sv_proc *proc;
 	int64_t ret;			/* value or -errno, for SV_REPLY */
 	void *priv;			/* the handler's own state while pending */
+	enum sv_intr on_signal;		/* set by the handler before the call can block */
+	/* private to supervisor.c */
+	int64_t recv_ns;		/* CLOCK_MONOTONIC when it was received */
+	bool intr;			/* a signal ended it (atomic) */
+	struct sv_call *hnext, **hpprev;	/* calls held (sv.killable) */
 };
 
 enum sv_verdict {
@@ -78,6 +97,14 @@ void sv_call_free(struct sv_call *c);
 
 /* True while the notification of @c is still waiting (NOTIF_ID_VALID). */
 bool sv_call_valid(const struct sv_call *c);
+/* True once a signal ended @c (see enum sv_intr); its requests are then cancelled. */
+bool sv_call_interrupted(const struct sv_call *c);
+
+/* What a signal does to @c from now on (read by the event thread). */
+static inline void sv_on_signal(struct sv_call *c, enum sv_intr how)
+{
+	__atomic_store_n(&c->on_signal, how, __ATOMIC_RELEASE);
+}
 
 /*
  * Copy @len bytes from/to the calling thread's memory at @addr. Reading

@@ -37,8 +37,20 @@ enum sv_verdict sys_close_range(struct sv_call *c);
 enum sv_verdict sys_dup(struct sv_call *c);
 enum sv_verdict sys_dup2(struct sv_call *c);
 enum sv_verdict sys_dup3(struct sv_call *c);
+/* exit and exit_group */
+enum sv_verdict sys_exit_group(struct sv_call *c);
 /* passport.c: execve and execveat */
 enum sv_verdict sys_execve(struct sv_call *c);
+
+/*
+ * execve of the caller's process (approved: it runs in the kernel next):
+ * forget its vfds, noting its remote sockets. Close-on-exec ones are
+ * closed by the kernel's exec; sock_exec_done(), run before every call,
+ * makes sure the first call after it finds their CLOSE at the delegate
+ * (as Linux's order: closed before the new program runs).
+ */
+void sock_exec(struct sv_call *c);
+void sock_exec_done(struct sv_call *c);
 
 /* The last placeholder of remote socket @h was closed (called before RSYS_OP_CLOSE is sent). */
 void sock_handle_gone(struct sv *sv, uint64_t h);

@@ -947,6 +947,8 @@ static enum sv_verdict wcall_run(struct wcall *w)
 	w->req.done = wait_remote_done;
 	w->req.arg = w;
 	w->req.call = c;
+	/* A call's own mask is the kernel's to apply (waiter_mask_signal); else EINTR as Linux's. */
+	sv_on_signal(c, w->has_mask && wcall_kernel_may_run(w) ? SV_INTR_NONE : SV_INTR_NOHAND);
 	pthread_once(&waiter_once, waiter_init);
 	if (waiter_epfd < 0) {
 		err = -ENOMEM;

@@ -544,22 +544,147 @@ static void sc_nbwait(void)
 	lowest_free();
 }
 
+enum drop_how { DROP_CLOSE, DROP_DUP2, DROP_CLOSE_RANGE, DROP_EXIT };
+
+static const char *const drop_name[] = { "close", "dup2/dup3 onto it", "close_range", "exit" };
+
+/* A listener on @sin, or -1 (errno set). */
+static int listener_on(const struct sockaddr_in *sin)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0 || bind(fd, (const struct sockaddr *)sin, sizeof(*sin)) || listen(fd, 1)) {
+		int err = errno;
+
+		if (fd >= 0)
+			close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
 /*
- * close() then act on the port, 1000 times: a rebind must not fail with
- * EADDRINUSE, a connect to the closed listener must be refused.
+ * Let go of the last fd of listener @fd (the highest open fd) as @how says:
+ * dup2 of a local fd onto it or dup3 of another socket onto it (every other
+ * time), close_range from it. 0 or -1 with errno.
  */
-static void sc_closeport(void)
+static int drop_listener(int fd, enum drop_how how, int i)
+{
+	int other, ret;
+
+	if (how == DROP_CLOSE)
+		return close(fd);
+	if (how == DROP_CLOSE_RANGE)
+		return close_range(fd, ~0U, 0);
+	other = i % 2 ? socket(AF_INET, SOCK_STREAM, 0) : open("/dev/null", O_RDONLY);
+	if (other < 0)
+		return -1;
+	ret = i % 2 ? dup3(other, fd, O_CLOEXEC) : dup2(other, fd);
+	close(other);
+	return ret == fd ? close(fd) : -1;
+}
+
+/* A child process listens on @sin and exits; 0 once it is reaped, -1 with the child's errno. */
+static int listen_in_child(const struct sockaddr_in *sin)
+{
+	int st;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (!pid)
+		_exit(listener_on(sin) < 0 ? errno : 0);	/* exit_group with the listener open */
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+		errno = ECHILD;
+		return -1;
+	}
+	errno = WEXITSTATUS(st);
+	return errno ? -1 : 0;
+}
+
+/*
+ * The last fd of a listener goes away (@how), then the program acts on the
+ * port, 1000 times: a rebind must not fail with EADDRINUSE, a connect to
+ * the closed listener must be refused. For exit, a child listens and
+ * exits; the parent reaps it, connects, then binds the port itself.
+ */
+static void closeport_loop(enum drop_how how)
 {
 	struct sockaddr_in sin = sin_of(service_ip, SERVICE_PORT + 3);
 	int i, fd, c, rebind_ok = 0, refused = 0, err = 0;
 
 	for (i = 0; i < 1000; i++) {
-		fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (fd >= 0 && !bind(fd, (struct sockaddr *)&sin, sizeof(sin)) && !listen(fd, 1))
-			rebind_ok++;
+		if (how == DROP_EXIT) {
+			if (listen_in_child(&sin) && !err)
+				err = errno ? errno : ECHILD;
+		} else {
+			fd = listener_on(&sin);
+			if (fd >= 0)
+				rebind_ok++;
+			else if (!err)
+				err = errno;
+			if (fd >= 0 && drop_listener(fd, how, i) && !err)
+				err = errno;
+		}
+		c = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(c, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno == ECONNREFUSED)
+			refused++;
 		else if (!err)
-			err = errno;
-		close(fd);
+			err = errno ? errno : EISCONN;
+		close(c);
+		if (how == DROP_EXIT) {
+			fd = listener_on(&sin);
+			if (fd >= 0)
+				rebind_ok++;
+			else if (!err)
+				err = errno;
+			close(fd);
+		}
+	}
+	printf("listen then %s then connect and bind, 1000 times: bound %d, refused %d, "
+	       "first error %s\n", drop_name[how], rebind_ok, refused,
+	       err ? strerrorname_np(err) : "none");
+	check(rebind_ok == 1000 && refused == 1000, "%s then rebind/connect", drop_name[how]);
+	lowest_free();
+}
+
+static void sc_closeport(void)
+{
+	closeport_loop(DROP_CLOSE);
+}
+
+static void sc_closeport_dup2(void)
+{
+	closeport_loop(DROP_DUP2);
+}
+
+static void sc_closeport_range(void)
+{
+	closeport_loop(DROP_CLOSE_RANGE);
+}
+
+static void sc_closeport_exit(void)
+{
+	closeport_loop(DROP_EXIT);
+}
+
+#define EXEC_ROUNDS	200
+
+/*
+ * Round @round of closeport_exec, in a fresh image: the close-on-exec
+ * listener of the previous image is gone, so the port is refused and free
+ * at once; listen on it again and execute the next round. The counts and
+ * the first error so far travel in argv.
+ */
+static void closeport_exec_round(char **argv)
+{
+	struct sockaddr_in sin = sin_of(service_ip, SERVICE_PORT + 3);
+	int round = atoi(argv[2]), bound = atoi(argv[3]), refused = atoi(argv[4]);
+	int err = atoi(argv[5]), c, fd;
+	char a[4][16];
+
+	if (round) {
 		c = socket(AF_INET, SOCK_STREAM, 0);
 		if (connect(c, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno == ECONNREFUSED)
 			refused++;
@@ -567,10 +692,30 @@ static void sc_closeport(void)
 			err = errno ? errno : EISCONN;
 		close(c);
 	}
-	printf("bind+listen+close then connect, 1000 times: bound %d, refused %d, first error %s\n",
-	       rebind_ok, refused, err ? strerrorname_np(err) : "none");
-	check(rebind_ok == 1000 && refused == 1000, "close then rebind/connect");
-	lowest_free();
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&sin, sizeof(sin)) && !listen(fd, 1))
+		bound += round > 0;
+	else if (!err)
+		err = errno;
+	if (round < EXEC_ROUNDS) {
+		snprintf(a[0], sizeof(a[0]), "%d", round + 1);
+		snprintf(a[1], sizeof(a[1]), "%d", bound);
+		snprintf(a[2], sizeof(a[2]), "%d", refused);
+		snprintf(a[3], sizeof(a[3]), "%d", err);
+		execl(self_exe, self_exe, "closeport-exec", a[0], a[1], a[2], a[3], (char *)NULL);
+		err = errno;
+	}
+	close(fd);
+	printf("listen then execve (close-on-exec) then connect and bind, %d times: bound %d, "
+	       "refused %d, first error %s\n", EXEC_ROUNDS, bound, refused,
+	       err ? strerrorname_np(err) : "none");
+	check(bound == EXEC_ROUNDS && refused == EXEC_ROUNDS, "execve then rebind/connect");
+}
+
+static void sc_closeport_exec(void)
+{
+	execl(self_exe, self_exe, "closeport-exec", "0", "0", "0", "0", (char *)NULL);
+	T(-1, "execl(%s)", self_exe);
 }
 
 /* Print the control messages of @m, their data decoded where it is the same from run to run. */
@@ -1317,6 +1462,10 @@ static const struct scenario {
 	{ "nonblock", sc_nonblock },
 	{ "nbwait", sc_nbwait },
 	{ "closeport", sc_closeport },
+	{ "closeport_dup2", sc_closeport_dup2 },
+	{ "closeport_range", sc_closeport_range },
+	{ "closeport_exit", sc_closeport_exit },
+	{ "closeport_exec", sc_closeport_exec },
 	{ "cmsg", sc_cmsg },
 	{ "ebadf", sc_ebadf },
 	{ "emfile", sc_emfile },
@@ -1357,6 +1506,10 @@ int main(int argc, char **argv)
 	}
 	if (argc == 2 && !strcmp(argv[1], "spawn-child")) {
 		spawn_child();
+		return failed ? KSFT_FAIL : KSFT_PASS;
+	}
+	if (argc == 6 && !strcmp(argv[1], "closeport-exec")) {
+		closeport_exec_round(argv);
 		return failed ? KSFT_FAIL : KSFT_PASS;
 	}
 	if (argc == 3 && !strcmp(argv[1], "cloexec-child")) {
