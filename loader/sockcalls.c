@@ -19,6 +19,7 @@
 #include "epoll.h"
 #include "events.h"
 #include "log.h"
+#include "procfs.h"
 #include "seccomp_compat.h"
 #include "syscalls.h"
 
@@ -1906,22 +1907,13 @@ void sock_exec_done(struct sv_call *c)
 	free(h);
 }
 
-/* Lines "Threads: N" of /proc/@tid/status: the threads of its process, 0 if unreadable. */
+/* "Threads" of /proc/@tid/status: the threads of its process, 0 if unreadable. */
 static int proc_threads(pid_t tid)
 {
-	char path[64], line[128];
-	int n = 0;
-	FILE *f;
+	static const char *const names[] = { "Threads" };
+	uint64_t n = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", tid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Threads: %d", &n) == 1)
-			break;
-	fclose(f);
-	return n;
+	return proc_status(0, tid, names, &n, 1) == 1 ? (int)n : 0;
 }
 
 /*

@@ -13,7 +13,9 @@
  *              on a full delegate socket, never while holding a lock.
  *  event       ev_thread_fn(): delegate replies (every remote_req.done()
  *              runs here), placeholder anchors' HUP, exited processes,
- *              cancels of requests whose caller took a signal. It must
+ *              cancels of requests whose caller took a signal; with
+ *              killable waits (sv.killable) it also ends the held calls a
+ *              signal is for (BPF's sigring, else every SV_CHECK_MS). It must
  *              never block on a send (the delegate may be blocked writing
  *              replies to it): its frames go to the writer queue.
  *  writer      remote.c remote_writer(), started by the first send of the
@@ -35,6 +37,9 @@
  *  rc->lock       remote.c: pending requests, ids, alive, cancel_sent.
  *  rc->wq_lock    remote.c: the writer queue, writer start and stop.
  *  rc->send_lock  remote.c: one frame at a time on the delegate socket.
+ *  held_lock      supervisor.c: the list of held calls a signal may end
+ *                 (sv.killable); under it only NOTIF_SEND answers and
+ *                 /proc reads, never a wire send.
  *  ev_lock        events.c: digest cache, per socket trace info.
  *  learn_lock     learn.c: the rules learned (--learn).
  *  tr_lock        lib/trace.c: the trace reader's connection.
@@ -44,7 +49,7 @@
  *  hs_lock, ep_lock (never both) > fdc_lock > rc->lock > rc->wq_lock
  *  > rc->send_lock.
  *
- * wait_lock, ev_lock, learn_lock and tr_lock are leaves: nothing is taken
+ * wait_lock, held_lock, ev_lock, learn_lock and tr_lock are leaves: nothing is taken
  * under them. (hs_lock > fdc_lock: sv_reply() under hs_lock frees the
  * call's process reference; ep_lock > fdc_lock: ep_snapshot() classifies
  * vfds; hs_lock > rc->lock: cancels are taken; hs_lock > rc->wq_lock: the
@@ -87,6 +92,7 @@
 #include <bpf/libbpf.h>
 
 #include "log.h"
+#include "procfs.h"
 #include "rsys.h"
 #include "seccomp_compat.h"
 #include "syscalls.h"
@@ -604,30 +610,21 @@ static int64_t mono_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* Fields "NAME: hex" of /proc/@tgid/task/@tid/status: SigPnd, ShdPnd, SigBlk; Threads. */
+/* SigPnd, ShdPnd, SigBlk and Threads of /proc/@tgid/task/@tid/status. */
 struct sv_sigstate {
-	uint64_t pnd, shd, blk;
-	int threads;
+	uint64_t pnd, shd, blk, threads;
 };
 
 static int sig_state(pid_t tgid, pid_t tid, struct sv_sigstate *ss)
 {
-	char path[64], line[128];
-	FILE *f;
+	static const char *const names[] = { "SigPnd", "ShdPnd", "SigBlk", "Threads" };
+	uint64_t v[4] = { 0 };
+	int ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", tgid, tid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	memset(ss, 0, sizeof(*ss));
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "SigPnd: %" SCNx64, &ss->pnd) == 1 ||
-		    sscanf(line, "ShdPnd: %" SCNx64, &ss->shd) == 1 ||
-		    sscanf(line, "SigBlk: %" SCNx64, &ss->blk) == 1)
-			continue;
-		sscanf(line, "Threads: %d", &ss->threads);
-	}
-	fclose(f);
+	ret = proc_status(tgid, tid, names, v, 4);
+	if (ret < 0)
+		return ret;
+	*ss = (struct sv_sigstate){ .pnd = v[0], .shd = v[1], .blk = v[2], .threads = v[3] };
 	return 0;
 }
 
