@@ -100,9 +100,13 @@ prepare_source() {
 	git -C "$SRC" checkout -q -f --detach pristine &&
 		git -C "$SRC" clean -q -fdx -e .rsys-pristine ||
 		fail "cannot reset $SRC to pristine"
-	git -C "$SRC" apply --check "${patches[@]}" ||
-		fail "kvm-patch/ does not apply to $TARBALL"
-	git -C "$SRC" apply "${patches[@]}" || fail "cannot apply kvm-patch/"
+	# One at a time: git apply checks every patch of one call against the
+	# same preimage, and several patches change the same files.  A failure
+	# leaves no series.sum, so the next run starts again from pristine.
+	for p in "${patches[@]}"; do
+		git -C "$SRC" apply "$p" ||
+			fail "kvm-patch/${p##*/} does not apply to $TARBALL"
+	done
 	echo "$sum" >"$CACHE/series.sum"
 }
 
