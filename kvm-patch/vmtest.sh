@@ -5,7 +5,8 @@
 # Exit 0 pass, 1 fail, 4 skip (missing packages).  Environment:
 #   RSYS_KVM_CACHE  build cache outside the clone (default /var/cache/rsys-kvm)
 #   RSYS_KVM_SRC    Debian linux-source tarball (default /usr/src/linux-source-6.12.tar.xz)
-#   JOBS            make -j (default 2)    BENCH_ITERS  guest benchmark calls (default 20000)
+#   JOBS            make -j (default 2)    BENCH_ITERS  first benchmark batch (default 20000;
+#                   each case grows it until it runs >= 0.5 s by the host clock)
 #   V=1             show build output
 set -uo pipefail
 
