@@ -10,6 +10,7 @@
 #define KVM_X86_SYSCALL_NATIVE		1
 #define KVM_X86_SYSCALL_COMPLETE	2
 #define KVM_X86_SYSCALL_USER		3
+#define KVM_X86_SYSCALL_FLAG_COMPAT	(1 << 2)
 
 #define F_GETFD		1
 #define FD_CLOEXEC	1
@@ -164,6 +165,10 @@ int BPF_PROG(kvm_x86_syscall_verdict_rsys, struct kvm_vcpu *vcpu,
 	table = bpf_map_lookup_elem(&vm_procs, &proc);
 	if (!table || !bpf_map_lookup_elem(&trusted, table))
 		return KVM_X86_SYSCALL_NATIVE;
+
+	/* A 32-bit process: i386 numbers and registers, the VMM decides. */
+	if (sc->flags & KVM_X86_SYSCALL_FLAG_COMPAT)
+		return KVM_X86_SYSCALL_USER;
 
 	if (nr < RSYS_MAX_SYSCALL)
 		count(&sys_count, nr);
