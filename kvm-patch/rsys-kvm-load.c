@@ -94,7 +94,8 @@ int main(int argc, char **argv)
 			dir, strerror(errno));
 		goto err_destroy;
 	}
-	err = pin(skel->maps.trusted, dir) ?: pin(skel->maps.fdtable, dir);
+	err = pin(skel->maps.vm_procs, dir) ?: pin(skel->maps.trusted, dir) ?:
+	      pin(skel->maps.fdtable, dir);
 	if (err) {
 		fprintf(stderr, "Error: cannot pin maps in %s: %s\n", dir,
 			strerror(-err));
@@ -105,6 +106,7 @@ int main(int argc, char **argv)
 	print_counts(skel);
 
 err_unpin:
+	bpf_map__unpin(skel->maps.vm_procs, NULL);
 	bpf_map__unpin(skel->maps.trusted, NULL);
 	bpf_map__unpin(skel->maps.fdtable, NULL);
 	rmdir(dir);
