@@ -12,7 +12,8 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
-CACHE=${RSYS_KVM_CACHE:-/var/cache/rsys-kvm}
+# the real path: a cache moved behind a symlink keeps its build (kbuild records paths)
+CACHE=$(realpath -m "${RSYS_KVM_CACHE:-/var/cache/rsys-kvm}")
 TARBALL=${RSYS_KVM_SRC:-/usr/src/linux-source-6.12.tar.xz}
 JOBS=${JOBS:-2}
 BENCH_ITERS=${BENCH_ITERS:-20000}
