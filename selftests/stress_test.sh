@@ -15,6 +15,8 @@ rsys_require
 rsys_have_bins || ksft_skip "$RSYS_MISSING"
 [ -x "$STRESS" ] || ksft_skip "stress_recv not built (make -C selftests)"
 rsys_topology_up
+# Attached, held calls are killable and the monitor decides how a signal ends them (sv.killable).
+rsys_attach_once || echo "# rsys-load attach failed: held calls end as the kernel's seccomp code decides"
 if [ "$TSAN" = 1 ]; then
 	# Reports go to files, one per process, whatever the processes' stderr. intercept_send=0:
 	# TSAN marks what send() read as read when the call has returned, by which time the
