@@ -123,7 +123,7 @@ static void fresh_netns_lo(void)
 }
 
 /* Build and load the filter; returns its listener fd. */
-static int install_filter(const struct policy *p, bool sandboxed)
+static int install_filter(const struct policy *p, bool sandboxed, bool direct)
 {
 	scmp_filter_ctx ctx;
 	int ret, fd;
@@ -131,7 +131,7 @@ static int install_filter(const struct policy *p, bool sandboxed)
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
 		guest_die("cannot create the seccomp filter\n");
-	ret = sv_filter_add_rules(ctx, p, sandboxed);
+	ret = sv_filter_add_rules(ctx, p, sandboxed, direct);
 	if (!ret)
 		ret = seccomp_load(ctx);
 	if (ret)
@@ -153,7 +153,7 @@ static void __attribute__((noreturn)) filter_exec(const struct guest_opts *o)
 	/* No set-id or file-capability binary gains what the program does not have. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		guest_die("cannot set no_new_privs: %s\n", strerror(errno));
-	fd = install_filter(o->policy, o->sandbox);
+	fd = install_filter(o->policy, o->sandbox, o->direct);
 	/*
 	 * Most ways to talk to the monitor are intercepted now and nobody
 	 * serves them yet: stop, and let the monitor take the listener with

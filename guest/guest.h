@@ -18,6 +18,7 @@ struct guest_opts {
 	const struct policy *policy;	/* remote families, for the filter */
 	const sigset_t *sigmask;	/* the program's signal mask */
 	bool sandbox;			/* user, mount and pid namespaces around the program */
+	bool direct;			/* direct mode's filter (loader/direct.c) */
 	uid_t uid;			/* sandbox: the id (uid and gid) that root inside is outside, never 0 */
 	const char *hide[GUEST_HIDE_MAX + 1];	/* sandbox: more paths to cover (NULL-terminated) */
 };

@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 #include <linux/netlink.h>
 
+#include "direct.h"
 #include "log.h"
 #include "seccomp_compat.h"
 #include "syscalls.h"
@@ -76,6 +77,23 @@ static const sv_handler_fn sv_table[] = {
 };
 
 #define SV_NR_MAX	(sizeof(sv_table) / sizeof(sv_table[0]))
+
+/* Direct mode (direct.c): data calls, waits and the fd table run untrapped on real sockets. */
+static const sv_handler_fn sv_direct_table[] = {
+	[SYS_socket] = direct_socket,
+	[SYS_connect] = direct_connect,
+	[SYS_bind] = direct_connect,
+	[SYS_listen] = direct_listen,
+	[SYS_sendto] = direct_sendto,
+	[SYS_sendmsg] = direct_sendmsg,
+	[SYS_sendmmsg] = direct_sendmmsg,
+	[SYS_setsockopt] = direct_setsockopt,
+	[SYS_ioctl] = direct_ioctl,
+	[SYS_execve] = sys_execve,
+	[SYS_execveat] = sys_execve,
+};
+
+#define SV_DIRECT_NR_MAX	(sizeof(sv_direct_table) / sizeof(sv_direct_table[0]))
 
 /* socket()'s type without SOCK_NONBLOCK and SOCK_CLOEXEC (the kernel's SOCK_TYPE_MASK) */
 #define SV_SOCK_TYPE_MASK	0xf
@@ -166,7 +184,43 @@ static int sv_filter_namespaces(scmp_filter_ctx ctx)
 	return ret;
 }
 
-int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed)
+/*
+ * Direct mode's rules (see direct.c for why each call is safe): sendto only
+ * with an address or MSG_FASTOPEN, ioctl only of the socket type (0x89), on
+ * the low 32 bits the kernel reads. Sharing the fd table with another
+ * process (clone with CLONE_FILES, not a thread) is refused: a single
+ * threaded process's fd numbers cannot then change under a trapped call.
+ * io_uring could connect and send behind the monitor: ENOSYS.
+ */
+static int sv_filter_direct(scmp_filter_ctx ctx)
+{
+	static const int always[] = {
+		SYS_connect, SYS_bind, SYS_listen, SYS_sendmsg, SYS_sendmmsg, SYS_setsockopt,
+		SYS_execve, SYS_execveat,
+	};
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < sizeof(always) / sizeof(always[0]) && !ret; i++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, always[i], 0);
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_sendto, 1, SCMP_A4_64(SCMP_CMP_NE, 0));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_sendto, 1,
+				       SV_ARG_BIT(3, __builtin_ctz(MSG_FASTOPEN)));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_ioctl, 1,
+				       SCMP_A1_64(SCMP_CMP_MASKED_EQ, 0xff00, 0x8900));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SYS_io_uring_setup, 0);
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SYS_clone, 1,
+				       SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_FILES | CLONE_THREAD,
+						  CLONE_FILES));
+	return ret;
+}
+
+int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed, bool direct)
 {
 	static const unsigned int fcntl_cmds[] = { F_SETFL, F_SETFD, F_DUPFD, F_DUPFD_CLOEXEC };
 	static const unsigned int ioctl_reqs[] = { FIONREAD, FIONBIO };
@@ -177,6 +231,11 @@ int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandbo
 	ret = sv_filter_namespaces(ctx);
 	if (!ret)
 		ret = sv_filter_family(ctx, SYS_socketpair, p, sandboxed);
+	if (direct) {
+		if (!ret)
+			ret = sv_filter_family(ctx, SYS_socket, p, sandboxed);
+		return ret ? ret : sv_filter_direct(ctx);
+	}
 	for (nr = 0; nr < SV_NR_MAX && !ret; nr++) {
 		if (!sv_table[nr])
 			continue;
@@ -413,8 +472,12 @@ static void sv_dispatch(struct sv_call *c)
 	}
 	if (created)
 		sv_watch_proc(c->proc);
-	if (nr < SV_NR_MAX && sv_table[nr])
+	if (c->sv->direct) {
+		if (nr < SV_DIRECT_NR_MAX && sv_direct_table[nr])
+			v = sv_direct_table[nr](c);
+	} else if (nr < SV_NR_MAX && sv_table[nr]) {
 		v = sv_table[nr](c);
+	}
 	switch (v) {
 	case SV_CONTINUE:
 		sv_continue(c);
