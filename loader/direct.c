@@ -36,9 +36,11 @@
  *    the call on that file: connect, bind, listen, sends with an address
  *    and options of a service socket go, with the file, to the delegate
  *    (RSYS_F_FD), which applies its egress policy and allowlists to the
- *    copy it was given. sendmsg on a local socket is made by the monitor on
- *    its copy, after checking that no fd of a service socket (nor a pidfd)
- *    is passed with SCM_RIGHTS. Other calls on a local socket continue only
+ *    copy it was given. sendmsg on a unix socket is made by the monitor on
+ *    its copy, with the program's credentials, after checking that no fd of
+ *    a service socket (nor a pidfd) is passed with SCM_RIGHTS. Nothing else
+ *    is made with the monitor's privileges. Other calls on a local socket
+ *    (netlink, and connect, bind, listen, options of unix ones) continue only
  *    where the fd number cannot change under them: the process has one
  *    thread, and no other process shares its fd table (the filter refuses
  *    clone(CLONE_FILES) without CLONE_THREAD).
@@ -377,24 +379,31 @@ static enum sv_verdict svc_send(struct sv_call *c, int fd, struct dmsg *m, int f
 	return dcall_submit(d, fd, send_done);
 }
 
-/* Is the process of @c single-threaded? Then nothing can change its fd table under a call. */
-static bool single_threaded(struct sv_call *c)
+/* The value of the first field of line @key in /proc/TGID/status of @c's process, or -1. */
+static long proc_status(struct sv_call *c, const char *key)
 {
 	char path[64], line[128];
-	bool one = false;
+	size_t klen = strlen(key);
+	long v = -1;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", c->tgid);
 	f = fopen(path, "re");
 	if (!f)
-		return false;
+		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "Threads:", 8)) {
-			one = atoi(line + 8) == 1;
+		if (!strncmp(line, key, klen)) {
+			v = strtol(line + klen, NULL, 10);
 			break;
 		}
 	fclose(f);
-	return one;
+	return v;
+}
+
+/* Is the process of @c single-threaded? Then nothing can change its fd table under a call. */
+static bool single_threaded(struct sv_call *c)
+{
+	return proc_status(c, "Threads:") == 1;
 }
 
 /* A pidfd would let its receiver take the program's sockets (pidfd_getfd). */
@@ -471,7 +480,7 @@ struct lsend {
 	int nmine;
 	union {
 		struct cmsghdr align;
-		char buf[RSYS_MAX_CONTROL];
+		char buf[RSYS_MAX_CONTROL + CMSG_SPACE(sizeof(struct ucred))];
 	} ctl;
 	struct sockaddr_storage addr;
 	char data[];
@@ -525,7 +534,31 @@ static void *lsend_thread(void *arg)
 	return NULL;
 }
 
-/* sendmsg on the local socket @fd (the monitor's copy, which it owns now). */
+/*
+ * The message goes out with the program's credentials, not the monitor's:
+ * a receiver (SO_PASSCRED) sees the pid, uid and gid it would see natively,
+ * never root. Appended to the control messages at @clen; their new length.
+ */
+static size_t local_creds(struct sv_call *c, struct lsend *l, size_t clen)
+{
+	struct cmsghdr *cm = (struct cmsghdr *)(l->ctl.buf + CMSG_ALIGN(clen));
+	long uid = proc_status(c, "Uid:"), gid = proc_status(c, "Gid:");
+	struct ucred uc = { .pid = c->tgid, .uid = uid, .gid = gid };
+
+	if (uid < 0 || gid < 0)
+		return 0;
+	memset(cm, 0, CMSG_SPACE(sizeof(uc)));
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_CREDENTIALS;
+	cm->cmsg_len = CMSG_LEN(sizeof(uc));
+	memcpy(CMSG_DATA(cm), &uc, sizeof(uc));
+	return CMSG_ALIGN(clen) + CMSG_SPACE(sizeof(uc));
+}
+
+/*
+ * sendmsg on the unix socket @fd (the monitor's copy, which it owns now),
+ * made by the monitor on what it copied and checked.
+ */
 static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, int flags,
 				     uint64_t mmsg_len)
 {
@@ -533,6 +566,7 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 	struct lsend *l = calloc(1, sizeof(*l) + (max ? max : 1));
 	const struct sockaddr_un *sun;
 	int64_t ret;
+	size_t clen;
 	ssize_t n;
 	pthread_t t;
 	int fl;
@@ -562,6 +596,11 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 	}
 	if (!ret)
 		ret = local_fds(c, l->ctl.buf, m->clen, l->mine, &l->nmine);
+	if (!ret) {
+		clen = local_creds(c, l, m->clen);
+		if (!clen)
+			ret = -ESRCH;
+	}
 	if (ret) {
 		lsend_free(l);
 		return sv_error(c, ret);
@@ -570,7 +609,7 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 	l->msg = (struct msghdr){
 		.msg_name = m->alen ? &l->addr : NULL, .msg_namelen = m->alen,
 		.msg_iov = &l->iov, .msg_iovlen = 1,
-		.msg_control = m->clen ? l->ctl.buf : NULL, .msg_controllen = m->clen,
+		.msg_control = l->ctl.buf, .msg_controllen = clen,
 	};
 	ret = lsend_once(l);
 	fl = fcntl(fd, F_GETFL);
@@ -600,10 +639,8 @@ static enum sv_verdict local_continue(struct sv_call *c, int fd)
 	close(fd);
 	if (single_threaded(c))
 		return SV_CONTINUE;
-	pr_warn("direct mode: %s on a local socket refused in a multithreaded process (pid %d): another thread could swap the fd\n",
-		c->n.data.nr == SYS_connect ? "connect" : c->n.data.nr == SYS_bind ? "bind" :
-		c->n.data.nr == SYS_listen ? "listen" : c->n.data.nr == SYS_sendto ? "sendto" :
-		"setsockopt", c->tgid);
+	pr_warn("direct mode: system call %d on a local socket refused in a multithreaded process (pid %d): another thread could swap the fd\n",
+		c->n.data.nr, c->tgid);
 	return sv_error(c, -EPERM);
 }
 
@@ -737,8 +774,11 @@ static enum sv_verdict direct_msghdr(struct sv_call *c, uint64_t msg, int flags,
 		close(fd);
 		return sv_error(c, ret);
 	}
-	if (!remote_family(c, fam))
+	if (fam == AF_UNIX)
 		v = local_sendmsg(c, fd, &m, flags, mmsg_len);	/* owns fd */
+	else if (!remote_family(c, fam))
+		/* netlink: its control messages carry no fd anywhere; its creds must be the program's */
+		v = local_continue(c, fd);
 	else
 		v = svc_done_with(fd, svc_send(c, fd, &m, flags, mmsg_len, sock_type(fd)));
 	free(m.iov);
