@@ -77,7 +77,7 @@ receiver()
 	rm -f "$1"
 	"$ATTACKER" receive "$RSYS_WORLD_IP" "$DENIED" "$1" >"$1.out" 2>&1 &
 	RCV=$!
-	RSYS_PIDS+=($RCV)
+	RSYS_PIDS+=("$RCV")
 	rsys_wait_file "$1"
 }
 
