@@ -781,6 +781,13 @@ int op_check(struct session *s, const struct rsys_frame *f, enum op_mode *mode)
 		/* An fd cannot cross TLS; its reply is written by a thread that may block. */
 		if (s->client == CLIENT_TLS)
 			return -EOPNOTSUPP;
+		/*
+		 * A socket of ours is unchecked egress for whoever holds it: only
+		 * root, who could enter our namespace anyway, gets one (the
+		 * monitor, which keeps it behind its filter).
+		 */
+		if (dlg.client_uids[s->client] != 0)
+			return deny(s, RSYS_EV_SOCKET, NULL);
 		*mode = OP_THREAD;
 		break;
 	default:

@@ -751,6 +751,12 @@ enum sv_verdict direct_sendto(struct sv_call *c)
 	v = fd_call(c, &fd, &fam);
 	if (v != SV_PENDING)
 		return v;
+	/* No control messages, so no fd can leave: the monitor only needs a stable fd number. */
+	if (fam == AF_UNIX && !single_threaded(c) && (uint32_t)a[5] <= D_MAX_ADDR) {
+		m.addr = a[4];
+		m.alen = a[4] ? (uint32_t)a[5] : 0;
+		return local_sendmsg(c, fd, &m, (int)a[3], 0);
+	}
 	if (!remote_family(c, fam))
 		return local_continue(c, fd);
 	if ((ssize_t)a[2] < 0 || (uint32_t)a[5] > D_MAX_ADDR) {
