@@ -566,14 +566,14 @@ static void submit(struct session *s, const struct rsys_frame *f, const uint8_t 
 	if (buffered_full()) {
 		pr_warn("session %u: request refused: %u bytes buffered in all sessions\n", s->id,
 			BUFFERED_MAX);
-		send_error(s, f, done ? done : -ENOBUFS);
 		op_adopted_done(s, f);
+		send_error(s, f, done ? done : -ENOBUFS);
 		return;
 	}
 	req = malloc(sizeof(*req) + f->len);
 	if (!req) {
-		send_error(s, f, done ? done : -ENOMEM);
 		op_adopted_done(s, f);
+		send_error(s, f, done ? done : -ENOMEM);
 		return;
 	}
 	req->f = *f;
@@ -613,8 +613,8 @@ err_unlock:
 	pthread_mutex_unlock(&s->lock);
 	free(req);
 	/* Part of a send already went out: that is the result, as natively. */
-	send_error(s, f, done ? done : err);
 	op_adopted_done(s, f);
+	send_error(s, f, done ? done : err);
 }
 
 /* Signal every cancelled request that is still running; s->lock held. */
@@ -644,8 +644,8 @@ static void cancel(struct session *s, uint64_t id)
 		pthread_mutex_unlock(&s->lock);
 		stat_add(cancelled, 1);
 		/* Part of a send may have gone out before it was queued: that is the result. */
-		send_error(s, &req->f, req->done ? req->done : -EINTR);
 		op_adopted_done(s, &req->f);
+		send_error(s, &req->f, req->done ? req->done : -EINTR);
 		request_free(req);
 		return;
 	}
@@ -751,19 +751,21 @@ static void request_handle(struct session *s, struct rsys_frame *f, uint8_t *buf
 	int64_t done = 0;
 	int err;
 
+	/* An adopted socket is dropped before the answer: the program's close() must be the last. */
 	err = op_check(s, f, &mode);
 	if (err) {
+		op_adopted_done(s, f);
 		send_error(s, f, err);
 	} else if (mode == OP_NOW) {
 		op_exec(s, f, buf, r);
+		op_adopted_done(s, f);
 		send_reply(s, &r->f, r->buf, false);
 	} else if (mode == OP_TRY_FIRST && op_try_now(s, f, buf, r, &done)) {
+		op_adopted_done(s, f);
 		send_reply(s, &r->f, r->buf, false);
 	} else {
 		submit(s, f, buf, done);	/* a delegate thread drops an adopted socket */
-		return;
 	}
-	op_adopted_done(s, f);
 }
 
 static void *session_main(void *arg)
