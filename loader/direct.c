@@ -348,6 +348,32 @@ static ssize_t dmsg_copy(struct sv_call *c, const struct dmsg *m, char *buf, siz
 	return ret ? ret : (ssize_t)done;
 }
 
+static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, int flags,
+				     uint64_t mmsg_len, bool creds);
+
+static int sock_int(int fd, int name)
+{
+	socklen_t len = sizeof(int);
+	int v;
+
+	return getsockopt(fd, SOL_SOCKET, name, &v, &len) < 0 ? -errno : v;
+}
+
+/*
+ * TCP ignores a send's address unless it is a fast open (MSG_FASTOPEN, or
+ * the deferred connect of TCP_FASTOPEN_CONNECT, whose address connect()
+ * gave): without control messages and with plain flags, the monitor sends
+ * the copied data on its copy of the socket, without the address, and no
+ * round trip to the delegate is needed (sockperf sends so).
+ */
+static bool tcp_plain_send(int fd, const struct dmsg *m, int flags)
+{
+	const int plain = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_EOR | MSG_OOB;
+
+	return !m->clen && !(flags & ~plain) && sock_int(fd, SO_TYPE) == SOCK_STREAM &&
+	       sock_int(fd, SO_PROTOCOL) == IPPROTO_TCP;
+}
+
 /* A send with an address, control messages or MSG_FASTOPEN on the service socket @fd. */
 static enum sv_verdict svc_send(struct sv_call *c, int fd, struct dmsg *m, int flags,
 				uint64_t mmsg_len, int stype)
@@ -356,6 +382,14 @@ static enum sv_verdict svc_send(struct sv_call *c, int fd, struct dmsg *m, int f
 	struct dcall *d;
 	ssize_t n;
 
+	if (tcp_plain_send(fd, m, flags)) {
+		struct dmsg data = { .iov = m->iov, .niov = m->niov, .total = m->total };
+		int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+		if (copy < 0)
+			return sv_error(c, -errno);
+		return local_sendmsg(c, copy, &data, flags, mmsg_len, false);	/* owns copy */
+	}
 	/* A datagram goes whole or not at all; a stream send may be short. */
 	if (stype != SOCK_STREAM && m->total > max)
 		return sv_error(c, -EMSGSIZE);
@@ -505,20 +539,23 @@ static int64_t lsend_once(struct lsend *l)
 	return n < 0 ? -errno : n;
 }
 
+/* Our copies go first: once answered, the program's close() must be the last one. */
 static void lsend_answer(struct lsend *l, int64_t ret)
 {
 	struct sv_call *c = l->c;
+	uint64_t mmsg_len = l->mmsg_len;
+	int flags = l->flags;
 
-	if (ret == -EPIPE && !(l->flags & MSG_NOSIGNAL))
+	lsend_free(l);
+	if (ret == -EPIPE && !(flags & MSG_NOSIGNAL))
 		sv_signal(c, SIGPIPE);
-	if (ret >= 0 && l->mmsg_len) {
+	if (ret >= 0 && mmsg_len) {
 		unsigned int len = ret;
-		int err = sv_write_mem(c, l->mmsg_len, &len, sizeof(len));
+		int err = sv_write_mem(c, mmsg_len, &len, sizeof(len));
 
 		ret = err ? err : 1;
 	}
 	sv_reply(c, ret);
-	lsend_free(l);
 }
 
 /* A blocking send that found no room: wait for it here, not in the supervisor. */
@@ -559,10 +596,11 @@ static size_t local_creds(struct sv_call *c, struct lsend *l, size_t clen)
 
 /*
  * sendmsg on the unix socket @fd (the monitor's copy, which it owns now),
- * made by the monitor on what it copied and checked.
+ * made by the monitor on what it copied and checked; with @creds the
+ * program's credentials go along (see local_creds).
  */
 static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, int flags,
-				     uint64_t mmsg_len)
+				     uint64_t mmsg_len, bool creds)
 {
 	size_t max = m->total < D_MAX_LOCAL ? m->total : D_MAX_LOCAL;
 	struct lsend *l = calloc(1, sizeof(*l) + (max ? max : 1));
@@ -598,7 +636,8 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 	}
 	if (!ret)
 		ret = local_fds(c, l->ctl.buf, m->clen, l->mine, &l->nmine);
-	if (!ret) {
+	clen = m->clen;
+	if (!ret && creds) {
 		clen = local_creds(c, l, m->clen);
 		if (!clen)
 			ret = -ESRCH;
@@ -611,7 +650,7 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 	l->msg = (struct msghdr){
 		.msg_name = m->alen ? &l->addr : NULL, .msg_namelen = m->alen,
 		.msg_iov = &l->iov, .msg_iovlen = 1,
-		.msg_control = l->ctl.buf, .msg_controllen = clen,
+		.msg_control = clen ? l->ctl.buf : NULL, .msg_controllen = clen,
 	};
 	ret = lsend_once(l);
 	fl = fcntl(fd, F_GETFL);
@@ -721,7 +760,10 @@ enum sv_verdict direct_setsockopt(struct sv_call *c)
 	enum sv_verdict v;
 	int fd, fam;
 
-	/* On the allowlist (register arguments): harmless on whatever socket the number names. */
+	/*
+	 * The filter lets the allowlist through; should one come anyway (the
+	 * registers decide), it is harmless on whatever socket the number names.
+	 */
 	if (direct_sockopt_ok((int)c->n.data.args[1], (int)c->n.data.args[2]))
 		return SV_CONTINUE;
 	v = fd_call(c, &fd, &fam);
@@ -734,10 +776,7 @@ enum sv_verdict direct_setsockopt(struct sv_call *c)
 
 static int sock_type(int fd)
 {
-	socklen_t len = sizeof(int);
-	int v;
-
-	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0 ? -errno : v;
+	return sock_int(fd, SO_TYPE);
 }
 
 enum sv_verdict direct_sendto(struct sv_call *c)
@@ -755,7 +794,7 @@ enum sv_verdict direct_sendto(struct sv_call *c)
 	if (fam == AF_UNIX && !single_threaded(c) && (uint32_t)a[5] <= D_MAX_ADDR) {
 		m.addr = a[4];
 		m.alen = a[4] ? (uint32_t)a[5] : 0;
-		return local_sendmsg(c, fd, &m, (int)a[3], 0);
+		return local_sendmsg(c, fd, &m, (int)a[3], 0, true);
 	}
 	if (!remote_family(c, fam))
 		return local_continue(c, fd);
@@ -787,7 +826,7 @@ static enum sv_verdict direct_msghdr(struct sv_call *c, uint64_t msg, int flags,
 		return sv_error(c, ret);
 	}
 	if (fam == AF_UNIX)
-		v = local_sendmsg(c, fd, &m, flags, mmsg_len);	/* owns fd */
+		v = local_sendmsg(c, fd, &m, flags, mmsg_len, true);	/* owns fd */
 	else if (!remote_family(c, fam))
 		/* netlink: its control messages carry no fd anywhere; its creds must be the program's */
 		v = local_continue(c, fd);

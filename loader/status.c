@@ -81,6 +81,7 @@ static int count_direct(int fd)
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;
+		memset(&t, 0, sizeof(t));	/* a map pinned by an older rsys-load has no flags */
 		if (!bpf_map_lookup_elem(fd, &key, &t) && (t.flags & RSYS_TRUSTED_DIRECT))
 			n++;
 	}

@@ -40,7 +40,7 @@ rsys_delegate_start
 
 MODES="direct remote"
 CASES=14
-tap_plan $((CASES * 2 + 4))
+tap_plan $((CASES * 2 + 5))
 
 # in_mode MODE CMD...: the attacker under rsys-load run --mode MODE.
 in_mode()
@@ -127,6 +127,35 @@ done
 attack direct "clone(CLONE_FILES) without CLONE_THREAD (would let another process swap fds)" \
 	clone-files "$W" "$DENIED"
 pass direct "TOCTOU: a thread raises sendmsg's msg_controllen over an SCM_RIGHTS" race-cmsg-len
+
+# steal HOLDER...: HOLDER runs "direct_attack hold"; a host process of uid 65534 (nobody)
+# then takes its socket with pidfd_getfd; prints the taker's exit status (0: it reached the
+# denied destination).
+steal()
+{
+	local pid i
+
+	"$@" "$ATTACKER" hold "$W" "$DENIED" 5 >"$RSYS_TMP/hold.out" 2>&1 &
+	for ((i = 0; i < 50; i++)); do
+		pid=$(pgrep -f "^$ATTACKER hold $W $DENIED 5\$" | head -n1)
+		[ -n "$pid" ] && grep -q holding "$RSYS_TMP/hold.out" && break
+		sleep 0.1
+	done
+	"$ATTACKER" steal "$W" "$DENIED" "${pid:-0}" "$(grep -o 'fd [0-9]*' "$RSYS_TMP/hold.out" |
+		cut -d' ' -f2)" 65534 >>"$RSYS_TMP/steal.out" 2>&1
+	echo $?
+	wait
+}
+: >"$RSYS_TMP/steal.out"
+rc=$(steal "$RSYS_LOAD" run --mode direct --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" --)
+nrc=$(steal ip netns exec "$RSYS_NS_SERVICE" setpriv --reuid=65534 --regid=65534 --clear-groups)
+if [ "$rc" = 1 ] && [ "$nrc" = 0 ]; then
+	tap_ok "direct: nobody on the host cannot pidfd_getfd the sandboxed program's socket (the sandbox's user namespace); a native program of uid 65534's it can: $(tail -n1 "$RSYS_TMP/steal.out")"
+else
+	tap_diag_file "$RSYS_TMP/steal.out"
+	tap_diag_file "$RSYS_TMP/hold.out"
+	tap_not_ok "direct: pidfd_getfd by nobody: exit $rc under rsys (want 1), $nrc natively as uid 65534 (want 0)"
+fi
 
 timeout 60 "$RSYS_LOAD" run -v --mode direct --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" \
 	-- true 2>"$RSYS_TMP/v.err"

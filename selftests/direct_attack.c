@@ -2,6 +2,7 @@
 /* A hostile trusted program against direct mode: denied destinations, racing threads, fd passing, options. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -72,7 +73,9 @@ static void usage(void)
 		"                    pass a UDP socket to the receiver listening on unix PATH\n"
 		"  swap-connect ADDR PORT   a thread dup2()s a socket onto the fd being connected\n"
 		"  clone-files ADDR PORT    clone(CLONE_FILES) without CLONE_THREAD\n"
-		"  receive ADDR PORT PATH   (untrusted) take fds on PATH; reach ADDR:PORT with them\n");
+		"  receive ADDR PORT PATH   (untrusted) take fds on PATH; reach ADDR:PORT with them\n"
+		"  hold ADDR PORT SECS      hold a UDP socket for SECS seconds\n"
+		"  steal ADDR PORT PID FD UID   (untrusted, as UID) pidfd_getfd FD of PID, reach ADDR:PORT\n");
 	exit(2);
 }
 
@@ -367,6 +370,39 @@ static int do_clone_files(void)
 	return 0;
 }
 
+/* Hold a UDP socket (fd 3 normally) for @secs seconds: what "steal" tries to take. */
+static int do_hold(int secs)
+{
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (s < 0)
+		return fail("socket");
+	printf("holding fd %d\n", s);
+	sleep(secs);
+	return 0;
+}
+
+/*
+ * As uid @uid (an untrusted process of the host), take fd @fd of process
+ * @pid with pidfd_getfd(2) and reach the denied destination with it.
+ */
+static int do_steal(int pid, int fd, uid_t uid)
+{
+	int pfd, s;
+
+	if (setgroups(0, NULL) || setgid(uid) || setuid(uid))
+		return fail("setuid");
+	pfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return fail("pidfd_open");
+	s = syscall(SYS_pidfd_getfd, pfd, fd, 0);
+	if (s < 0)
+		return fail("pidfd_getfd");
+	if (sendto(s, "x", 1, 0, (struct sockaddr *)&dst, sizeof(dst)) != 1)
+		return fail("sendto with the taken socket");
+	return reached(s, "a socket taken from the program with pidfd_getfd");
+}
+
 /* The untrusted receiver: whatever inet socket arrives, it sends to the denied destination. */
 static int do_receive(const char *path)
 {
@@ -465,6 +501,10 @@ int main(int argc, char **argv)
 		return do_pass(argv[4], "len");
 	if (!strcmp(cmd, "receive"))
 		return do_receive(argv[4]);
+	if (!strcmp(cmd, "hold"))
+		return do_hold(atoi(argv[4]));
+	if (!strcmp(cmd, "steal") && argc >= 7)
+		return do_steal(atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
 	usage();
 	return 2;
 }
