@@ -96,6 +96,7 @@ struct session {
 struct reply {
 	struct rsys_frame f;
 	uint8_t *buf;		/* RSYS_MAX_PAYLOAD bytes */
+	int fd;			/* SOCKFD: the socket to pass with the reply, else -1 */
 };
 
 /* main.c */
@@ -128,6 +129,16 @@ int op_check(struct session *s, const struct rsys_frame *f, enum op_mode *mode);
 /* Execute a checked request; fills r->f.a[] (a[0] the result) and r->f.len bytes of r->buf. */
 void op_exec(struct session *s, const struct rsys_frame *f, const uint8_t *payload,
 	     struct reply *r);
+/*
+ * Direct mode: make the socket @fd that came with request @f (RSYS_F_FD) a
+ * handle for this one call, in f->a[0]. It must be a socket of our own
+ * network namespace, of a remote family, stream or datagram. 0, or -errno
+ * (then @fd is closed).
+ */
+int op_adopt(struct session *s, struct rsys_frame *f, int fd);
+/* The call @f is answered: drop the handle op_adopt() made for it, if any. */
+void op_adopted_done(struct session *s, const struct rsys_frame *f);
+
 /*
  * A call that may block often need not: try an OP_TRY_FIRST call (RECV, SEND,
  * POLL) without blocking, so that the reader answers it without a thread

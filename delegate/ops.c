@@ -15,6 +15,7 @@
 #include <linux/sockios.h>
 
 #include <rsys/limits.h>
+#include <rsys/sockopt.h>
 
 #include "delegate.h"
 #include "log.h"
@@ -24,29 +25,8 @@
 #define ADDR_MAX	RSYS_MAX_ADDR
 #define RECV_MAX	RSYS_MAX_RECV
 
-/* asm-generic values the libc headers may not name (x86-64 has no 32-bit time variants). */
-#ifndef SO_TIMESTAMP_OLD
-#define SO_TIMESTAMP_OLD	29
-#define SO_TIMESTAMPNS_OLD	35
-#define SO_TIMESTAMPING_OLD	37
-#define SO_RCVTIMEO_OLD		20
-#define SO_SNDTIMEO_OLD		21
-#endif
-#ifndef SO_TIMESTAMP_NEW
-#define SO_TIMESTAMP_NEW	63
-#define SO_TIMESTAMPNS_NEW	64
-#define SO_TIMESTAMPING_NEW	65
-#define SO_RCVTIMEO_NEW		66
-#define SO_SNDTIMEO_NEW		67
-#endif
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD		77
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT		103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO			104
 #endif
 
 /*
@@ -61,55 +41,9 @@
 #define RECV_FLAGS	(MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_WAITALL | MSG_DONTWAIT | \
 			 MSG_CMSG_CLOEXEC | MSG_ERRQUEUE | MSG_NOSIGNAL)
 
-/*
- * Socket options a program may set: what real programs use (see
- * rsys-delegate(8)). Anything else is ENOPROTOOPT: options that change
- * where packets go (IP_OPTIONS source routing, IPV6_RTHDR, SO_BINDTODEVICE,
- * SO_MARK, IP_TRANSPARENT), root-only ones (SO_RCVBUFFORCE, TCP_REPAIR,
- * TCP_CONGESTION's module loading), SO_ZEROCOPY, and values holding a
- * pointer or an fd of the caller (SO_ATTACH_FILTER, ...).
- */
-static const struct {
-	int level, name;
-} opt_allowed[] = {
-	{ SOL_SOCKET, SO_REUSEADDR }, { SOL_SOCKET, SO_REUSEPORT },
-	{ SOL_SOCKET, SO_KEEPALIVE }, { SOL_SOCKET, SO_LINGER },
-	{ SOL_SOCKET, SO_RCVBUF }, { SOL_SOCKET, SO_SNDBUF },
-	{ SOL_SOCKET, SO_RCVLOWAT }, { SOL_SOCKET, SO_BROADCAST },
-	{ SOL_SOCKET, SO_OOBINLINE },
-	{ SOL_SOCKET, SO_RCVTIMEO_OLD }, { SOL_SOCKET, SO_SNDTIMEO_OLD },
-	{ SOL_SOCKET, SO_RCVTIMEO_NEW }, { SOL_SOCKET, SO_SNDTIMEO_NEW },
-	{ SOL_SOCKET, SO_TIMESTAMP_OLD }, { SOL_SOCKET, SO_TIMESTAMPNS_OLD },
-	{ SOL_SOCKET, SO_TIMESTAMPING_OLD }, { SOL_SOCKET, SO_TIMESTAMP_NEW },
-	{ SOL_SOCKET, SO_TIMESTAMPNS_NEW }, { SOL_SOCKET, SO_TIMESTAMPING_NEW },
-	{ IPPROTO_IP, IP_TOS }, { IPPROTO_IP, IP_TTL },
-	{ IPPROTO_IP, IP_PKTINFO }, { IPPROTO_IP, IP_RECVTOS },
-	{ IPPROTO_IP, IP_RECVTTL }, { IPPROTO_IP, IP_RECVERR },
-	{ IPPROTO_IP, IP_MTU_DISCOVER }, { IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT },
-	{ IPPROTO_IPV6, IPV6_V6ONLY }, { IPPROTO_IPV6, IPV6_TCLASS },
-	{ IPPROTO_IPV6, IPV6_UNICAST_HOPS }, { IPPROTO_IPV6, IPV6_RECVPKTINFO },
-	{ IPPROTO_IPV6, IPV6_RECVHOPLIMIT }, { IPPROTO_IPV6, IPV6_RECVTCLASS },
-	{ IPPROTO_IPV6, IPV6_RECVERR }, { IPPROTO_IPV6, IPV6_MTU_DISCOVER },
-	{ IPPROTO_TCP, TCP_NODELAY }, { IPPROTO_TCP, TCP_MAXSEG },
-	{ IPPROTO_TCP, TCP_CORK }, { IPPROTO_TCP, TCP_KEEPIDLE },
-	{ IPPROTO_TCP, TCP_KEEPINTVL }, { IPPROTO_TCP, TCP_KEEPCNT },
-	{ IPPROTO_TCP, TCP_SYNCNT }, { IPPROTO_TCP, TCP_LINGER2 },
-	{ IPPROTO_TCP, TCP_DEFER_ACCEPT }, { IPPROTO_TCP, TCP_WINDOW_CLAMP },
-	{ IPPROTO_TCP, TCP_QUICKACK }, { IPPROTO_TCP, TCP_USER_TIMEOUT },
-	{ IPPROTO_TCP, TCP_NOTSENT_LOWAT }, { IPPROTO_TCP, TCP_FASTOPEN },
-	/* connect() still names the destination, and is checked. */
-	{ IPPROTO_TCP, TCP_FASTOPEN_CONNECT },
-	{ IPPROTO_UDP, UDP_CORK }, { IPPROTO_UDP, UDP_SEGMENT }, { IPPROTO_UDP, UDP_GRO },
-};
-
 static bool opt_settable(int level, int name)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(opt_allowed) / sizeof(opt_allowed[0]); i++)
-		if (opt_allowed[i].level == level && opt_allowed[i].name == name)
-			return true;
-	return false;
+	return rsys_sockopt_allowed(level, name);
 }
 
 /*
@@ -300,22 +234,33 @@ static int64_t op_hello(struct session *s, const struct rsys_frame *f, struct re
 	return RSYS_VERSION;
 }
 
-static int64_t op_socket(struct session *s, const struct rsys_frame *f)
+/* The checks of SOCKET and SOCKFD: 0 and the type without flags in *@base, or -errno. */
+static int socket_check(struct session *s, const struct rsys_frame *f, int *base)
 {
 	int domain = f->a[0], type = f->a[1], proto = f->a[2];
-	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-	struct handle *hd;
-	uint64_t h;
-	int fd, err;
 
 	if (f->a[0] != domain || f->a[1] != type || f->a[2] != proto)
 		return -EINVAL;
 	if (dlg.policy ? !policy_is_remote_family(dlg.policy, domain) :
 	    domain != AF_INET && domain != AF_INET6)
 		return -EAFNOSUPPORT;
+	*base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
 	/* Raw sockets would bypass the egress rules (the delegate runs as root). */
-	if (dlg.policy && base != SOCK_STREAM && base != SOCK_DGRAM)
+	if (dlg.policy && *base != SOCK_STREAM && *base != SOCK_DGRAM)
 		return deny(s, RSYS_EV_SOCKET, NULL);
+	return 0;
+}
+
+static int64_t op_socket(struct session *s, const struct rsys_frame *f)
+{
+	int domain = f->a[0], type = f->a[1], proto = f->a[2];
+	struct handle *hd;
+	uint64_t h;
+	int fd, err, base;
+
+	err = socket_check(s, f, &base);
+	if (err)
+		return err;
 	hd = handle_reserve(s, &h, &err);
 	if (!hd)
 		return err;
@@ -329,6 +274,103 @@ static int64_t op_socket(struct session *s, const struct rsys_frame *f)
 		proto = base == SOCK_STREAM ? IPPROTO_TCP : base == SOCK_DGRAM ? IPPROTO_UDP : 0;
 	handle_publish(s, hd, fd, domain, proto, type & SOCK_NONBLOCK);
 	return h;
+}
+
+/*
+ * Direct mode: the socket itself goes to the monitor, which installs it in
+ * the program; we keep no handle. Its later connect, bind, listen, sends
+ * with an address and options come back with it (op_adopt).
+ */
+static int64_t op_sockfd(struct session *s, const struct rsys_frame *f, struct reply *r)
+{
+	int fd, err, base;
+
+	err = socket_check(s, f, &base);
+	if (err)
+		return err;
+	fd = socket(f->a[0], (int)f->a[1] | SOCK_CLOEXEC, f->a[2]);
+	if (fd < 0)
+		return -errno;
+	r->fd = fd;
+	return 0;
+}
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE		71
+#endif
+
+/* The cookie of our network namespace (the service domain's), 0 if unknown. */
+static uint64_t own_netns_cookie(void)
+{
+	static uint64_t cookie;
+	uint64_t c = __atomic_load_n(&cookie, __ATOMIC_RELAXED);
+	socklen_t len = sizeof(c);
+	int fd;
+
+	if (c)
+		return c;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &c, &len) < 0)
+		c = 0;
+	close(fd);
+	__atomic_store_n(&cookie, c, __ATOMIC_RELAXED);
+	return c;
+}
+
+static int sockopt_int(int fd, int name, int *v)
+{
+	socklen_t len = sizeof(*v);
+
+	return getsockopt(fd, SOL_SOCKET, name, v, &len) < 0 ? -errno : 0;
+}
+
+int op_adopt(struct session *s, struct rsys_frame *f, int fd)
+{
+	int domain, type, proto, fl, err = -EPERM;
+	uint64_t cookie = 0, own = own_netns_cookie(), h;
+	socklen_t len = sizeof(cookie);
+	struct handle *hd;
+
+	/* Only the calls that decide where packets go come with a socket. */
+	if (s->client == CLIENT_TLS ||
+	    (f->op != RSYS_OP_CONNECT && f->op != RSYS_OP_BIND && f->op != RSYS_OP_LISTEN &&
+	     f->op != RSYS_OP_SEND && f->op != RSYS_OP_SETSOCKOPT)) {
+		err = -EINVAL;
+		goto err_close;
+	}
+	/* Fail closed: a socket of another namespace (the compute domain's) is not ours to use. */
+	if (!own || getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0 ||
+	    cookie != own || sockopt_int(fd, SO_DOMAIN, &domain) ||
+	    sockopt_int(fd, SO_TYPE, &type) || sockopt_int(fd, SO_PROTOCOL, &proto) ||
+	    (dlg.policy ? !policy_is_remote_family(dlg.policy, domain) :
+	     domain != AF_INET && domain != AF_INET6) ||
+	    (type != SOCK_STREAM && type != SOCK_DGRAM)) {
+		deny(s, RSYS_EV_SOCKET, NULL);
+		goto err_close;
+	}
+	fl = fcntl(fd, F_GETFL);
+	hd = handle_reserve(s, &h, &err);
+	if (!hd || fl < 0) {
+		if (hd)
+			handle_unreserve(s, hd);
+		err = hd ? -EBADF : err;
+		goto err_close;
+	}
+	handle_publish(s, hd, fd, domain, proto, fl & O_NONBLOCK);
+	f->a[0] = h;
+	return 0;
+
+err_close:
+	close(fd);
+	return err;
+}
+
+void op_adopted_done(struct session *s, const struct rsys_frame *f)
+{
+	if (f->flags & RSYS_F_FD)
+		handle_close(s, f->a[0]);
 }
 
 static int64_t op_connect(struct session *s, struct handle *hd, const struct rsys_frame *f,
@@ -694,7 +736,8 @@ static int flags_refused(struct session *s, const char *call, int64_t flags)
 static bool op_has_handle(int op)
 {
 	return op != RSYS_OP_HELLO && op != RSYS_OP_SOCKET && op != RSYS_OP_POLL &&
-	       op != RSYS_OP_CANCEL && op != RSYS_OP_STATS && op != RSYS_OP_INFO;
+	       op != RSYS_OP_CANCEL && op != RSYS_OP_STATS && op != RSYS_OP_INFO &&
+	       op != RSYS_OP_SOCKFD;
 }
 
 int op_check(struct session *s, const struct rsys_frame *f, enum op_mode *mode)
@@ -735,6 +778,19 @@ int op_check(struct session *s, const struct rsys_frame *f, enum op_mode *mode)
 		if (f->a[1])
 			*mode = OP_TRY_FIRST;
 		return 0;
+	case RSYS_OP_SOCKFD:
+		/* An fd cannot cross TLS; its reply is written by a thread that may block. */
+		if (s->client == CLIENT_TLS)
+			return -EOPNOTSUPP;
+		/*
+		 * A socket of ours is unchecked egress for whoever holds it: only
+		 * root, who could enter our namespace anyway, gets one (the
+		 * monitor, which keeps it behind its filter).
+		 */
+		if (dlg.client_uids[s->client] != 0)
+			return deny(s, RSYS_EV_SOCKET, NULL);
+		*mode = OP_THREAD;
+		break;
 	default:
 		break;
 	}
@@ -819,6 +875,7 @@ void op_exec(struct session *s, const struct rsys_frame *f, const uint8_t *p, st
 	r->f.op = f->op;
 	r->f.id = f->id;
 	r->f.flags = RSYS_F_REPLY;
+	r->fd = -1;
 	if (f->op == RSYS_OP_STATS) {
 		stats_read((struct rsys_delegate_stats *)r->buf);
 		r->f.len = sizeof(struct rsys_delegate_stats);
@@ -837,6 +894,9 @@ void op_exec(struct session *s, const struct rsys_frame *f, const uint8_t *p, st
 		break;
 	case RSYS_OP_SOCKET:
 		ret = op_socket(s, f);
+		break;
+	case RSYS_OP_SOCKFD:
+		ret = op_sockfd(s, f, r);
 		break;
 	case RSYS_OP_POLL:
 		ret = op_poll(s, f, p, r);

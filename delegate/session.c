@@ -343,6 +343,23 @@ static void outq_push(struct session *s, struct outbuf *ob, bool head)
 	buffered_add(ob->len - ob->off);
 }
 
+/* A delegate thread's reply that passes the socket @fd (SOCKFD): written blocking, like any of theirs. */
+static void send_reply_fd(struct session *s, struct rsys_frame *f, const void *payload, int fd)
+{
+	int err;
+
+	stat_add(requests, 1);
+	pthread_mutex_lock(&s->out_lock);
+	while (s->writing)
+		pthread_cond_wait(&s->out_cond, &s->out_lock);
+	s->writing = true;
+	pthread_mutex_unlock(&s->out_lock);
+	err = frame_send_fd(s->fd, f, payload, fd);
+	if (err)
+		pr_debug("session %u: reply lost: %s\n", s->id, strerror(-err));
+	outq_flush(s);
+}
+
 static void send_reply(struct session *s, struct rsys_frame *f, const void *payload, bool may_block)
 {
 	struct outbuf *ob;
@@ -503,7 +520,9 @@ static void *worker_main(void *arg)
 			r.f.id = req->f.id;
 			r.f.flags = RSYS_F_REPLY;
 			r.f.a[0] = -ENOMEM;
+			r.fd = -1;
 		}
+		op_adopted_done(s, &req->f);
 
 		pthread_mutex_lock(&s->lock);
 		for (pp = &s->running; *pp != req; pp = &(*pp)->next)
@@ -517,7 +536,12 @@ static void *worker_main(void *arg)
 
 		if (cancelled)
 			drain_cancel_signal();
-		send_reply(s, &r.f, r.buf, true);
+		if (r.fd >= 0) {
+			send_reply_fd(s, &r.f, r.buf, r.fd);
+			close(r.fd);
+		} else {
+			send_reply(s, &r.f, r.buf, true);
+		}
 		request_free(req);
 		pthread_mutex_lock(&s->lock);
 	}
@@ -542,11 +566,13 @@ static void submit(struct session *s, const struct rsys_frame *f, const uint8_t 
 	if (buffered_full()) {
 		pr_warn("session %u: request refused: %u bytes buffered in all sessions\n", s->id,
 			BUFFERED_MAX);
+		op_adopted_done(s, f);
 		send_error(s, f, done ? done : -ENOBUFS);
 		return;
 	}
 	req = malloc(sizeof(*req) + f->len);
 	if (!req) {
+		op_adopted_done(s, f);
 		send_error(s, f, done ? done : -ENOMEM);
 		return;
 	}
@@ -587,6 +613,7 @@ err_unlock:
 	pthread_mutex_unlock(&s->lock);
 	free(req);
 	/* Part of a send already went out: that is the result, as natively. */
+	op_adopted_done(s, f);
 	send_error(s, f, done ? done : err);
 }
 
@@ -617,6 +644,7 @@ static void cancel(struct session *s, uint64_t id)
 		pthread_mutex_unlock(&s->lock);
 		stat_add(cancelled, 1);
 		/* Part of a send may have gone out before it was queued: that is the result. */
+		op_adopted_done(s, &req->f);
 		send_error(s, &req->f, req->done ? req->done : -EINTR);
 		request_free(req);
 		return;
@@ -723,16 +751,20 @@ static void request_handle(struct session *s, struct rsys_frame *f, uint8_t *buf
 	int64_t done = 0;
 	int err;
 
+	/* An adopted socket is dropped before the answer: the program's close() must be the last. */
 	err = op_check(s, f, &mode);
 	if (err) {
+		op_adopted_done(s, f);
 		send_error(s, f, err);
 	} else if (mode == OP_NOW) {
 		op_exec(s, f, buf, r);
+		op_adopted_done(s, f);
 		send_reply(s, &r->f, r->buf, false);
 	} else if (mode == OP_TRY_FIRST && op_try_now(s, f, buf, r, &done)) {
+		op_adopted_done(s, f);
 		send_reply(s, &r->f, r->buf, false);
 	} else {
-		submit(s, f, buf, done);
+		submit(s, f, buf, done);	/* a delegate thread drops an adopted socket */
 	}
 }
 
@@ -742,7 +774,7 @@ static void *session_main(void *arg)
 	struct reply r = { .buf = malloc(RSYS_MAX_PAYLOAD) };
 	uint8_t *buf = malloc(RSYS_MAX_PAYLOAD);
 	struct rsys_frame f;
-	int err;
+	int err, fd;
 
 	if (!buf || !r.buf) {
 		pr_warn("session %u: out of memory\n", s->id);
@@ -752,7 +784,18 @@ static void *session_main(void *arg)
 	for (;;) {
 		outq_wait(s);
 		wait_input(s);
-		err = frame_recv(s->fd, &f, buf, RSYS_MAX_PAYLOAD);
+		/* Only a unix client can pass a socket (direct mode); from others an fd is an error. */
+		if (s->client == CLIENT_TLS)
+			err = frame_recv(s->fd, &f, buf, RSYS_MAX_PAYLOAD);
+		else
+			err = frame_recv_fd(s->fd, &f, buf, RSYS_MAX_PAYLOAD, &fd);
+		if (!err && s->client != CLIENT_TLS && fd >= 0) {
+			err = op_adopt(s, &f, fd);
+			if (err) {
+				send_error(s, &f, err);
+				continue;
+			}
+		}
 		if (err == -ECONNRESET)
 			break;
 		if (err == -EPROTO || (!err && (f.flags & RSYS_F_REPLY))) {

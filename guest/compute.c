@@ -164,8 +164,11 @@ static int load_killable(scmp_filter_ctx ctx)
 	return fd;
 }
 
-/* Build and load the filter (@killable: see load_killable); returns its listener fd. */
-static int install_filter(const struct policy *p, bool sandboxed, bool killable)
+/*
+ * Build and load the filter (@direct: direct mode's rules; @killable: see
+ * load_killable); returns its listener fd.
+ */
+static int install_filter(const struct policy *p, bool sandboxed, bool direct, bool killable)
 {
 	scmp_filter_ctx ctx;
 	int ret, fd = -1;
@@ -173,7 +176,7 @@ static int install_filter(const struct policy *p, bool sandboxed, bool killable)
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
 		guest_die("cannot create the seccomp filter\n");
-	ret = sv_filter_add_rules(ctx, p, sandboxed);
+	ret = sv_filter_add_rules(ctx, p, sandboxed, direct);
 	if (!ret && killable)
 		fd = load_killable(ctx);
 	if (!ret && fd < 0)
@@ -198,7 +201,7 @@ static void __attribute__((noreturn)) filter_exec(const struct guest_opts *o)
 	/* No set-id or file-capability binary gains what the program does not have. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		guest_die("cannot set no_new_privs: %s\n", strerror(errno));
-	fd = install_filter(o->policy, o->sandbox, o->killable);
+	fd = install_filter(o->policy, o->sandbox, o->direct, o->killable);
 	/*
 	 * Most ways to talk to the monitor are intercepted now and nobody
 	 * serves them yet: stop, and let the monitor take the listener with

@@ -32,69 +32,168 @@ static int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* 1 when @len bytes were read, 0 on EOF before the first byte, -EPROTO on EOF after it, or -errno. */
-static int read_full(int fd, void *buf, size_t len)
+/*
+ * Take the fds of a received message: the first into *@rfd (if @rfd and it
+ * is still -1), any other is closed. -EPROTO if one came where none may.
+ */
+static int take_fds(struct msghdr *m, int *rfd)
 {
+	struct cmsghdr *cm;
+	int ret = 0;
+
+	for (cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+		int *fds = (int *)CMSG_DATA(cm);
+		size_t i, n;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < n; i++) {
+			if (rfd && *rfd < 0) {
+				*rfd = fds[i];
+				continue;
+			}
+			close(fds[i]);
+			ret = -EPROTO;
+		}
+	}
+	if (m->msg_flags & MSG_CTRUNC)
+		ret = -EPROTO;
+	return ret;
+}
+
+/*
+ * 1 when @len bytes were read, 0 on EOF before the first byte, -EPROTO on
+ * EOF after it, or -errno. An fd passed with the bytes goes to *@rfd (NULL:
+ * none may come).
+ */
+static int read_full(int fd, void *buf, size_t len, int *rfd)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+	} ctl;
 	char *p = buf;
 	size_t got = 0;
+	int err = 0;
 
 	while (got < len) {
-		ssize_t n = read(fd, p + got, len - got);
+		struct iovec iov = { p + got, len - got };
+		struct msghdr m = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+		};
+		ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			/* not a socket (a test's pipe): plain reads */
+			if (errno == ENOTSOCK)
+				n = read(fd, p + got, len - got);
+			if (n < 0)
+				return -errno;
+		} else if (m.msg_controllen && take_fds(&m, rfd)) {
+			err = -EPROTO;
 		}
 		if (n == 0)
 			return got ? -EPROTO : 0;
 		got += n;
 	}
-	return 1;
+	return err ? err : 1;
 }
 
-int frame_send(int fd, struct rsys_frame *f, const void *payload)
+/* Send @len bytes of @buf with @sendfd (>= 0) attached to the first of them. */
+static int write_fd(int fd, const void *buf, size_t len, int sendfd)
 {
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl = { 0 };
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr m = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	ssize_t n;
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &sendfd, sizeof(int));
+	do
+		n = sendmsg(fd, &m, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return write_full(fd, (const char *)buf + n, len - n);
+}
+
+int frame_send_fd(int fd, struct rsys_frame *f, const void *payload, int sendfd)
+{
+	char buf[sizeof(*f) + 4096];
+	size_t first = sizeof(*f);
 	int err;
 
 	if (f->len > RSYS_MAX_PAYLOAD || (f->len && !payload))
 		return -EINVAL;
 	f->magic = RSYS_MAGIC;
 	f->version = RSYS_VERSION;
-	if (!f->len)
-		return write_full(fd, f, sizeof(*f));
-	/* One writev-like send keeps small frames in one segment. */
+	if (sendfd >= 0)
+		f->flags |= RSYS_F_FD;
+	/* One send keeps small frames in one segment (and the fd with the header). */
+	memcpy(buf, f, sizeof(*f));
 	if (f->len <= 4096) {
-		char buf[sizeof(*f) + 4096];
-
-		memcpy(buf, f, sizeof(*f));
-		memcpy(buf + sizeof(*f), payload, f->len);
-		return write_full(fd, buf, sizeof(*f) + f->len);
+		if (f->len)
+			memcpy(buf + sizeof(*f), payload, f->len);
+		first += f->len;
 	}
-	err = write_full(fd, f, sizeof(*f));
-	if (err)
+	err = sendfd >= 0 ? write_fd(fd, buf, first, sendfd) : write_full(fd, buf, first);
+	if (err || first > sizeof(*f) || !f->len)
 		return err;
 	return write_full(fd, payload, f->len);
 }
 
-int frame_recv(int fd, struct rsys_frame *f, void *buf, size_t cap)
+int frame_send(int fd, struct rsys_frame *f, const void *payload)
 {
+	return frame_send_fd(fd, f, payload, -1);
+}
+
+int frame_recv_fd(int fd, struct rsys_frame *f, void *buf, size_t cap, int *rfd)
+{
+	uint32_t flags = RSYS_F_REPLY | (rfd ? RSYS_F_FD : 0);
 	int ret;
 
-	ret = read_full(fd, f, sizeof(*f));
+	if (rfd)
+		*rfd = -1;
+	ret = read_full(fd, f, sizeof(*f), rfd);
 	if (ret <= 0)
-		return ret ? ret : -ECONNRESET;
-	if (f->magic != RSYS_MAGIC || f->version != RSYS_VERSION ||
-	    f->op == 0 || f->op >= RSYS_OP_MAX || (f->flags & ~RSYS_F_REPLY) ||
-	    f->len > cap || f->len > RSYS_MAX_PAYLOAD)
-		return -EPROTO;
-	if (!f->len)
-		return 0;
-	ret = read_full(fd, buf, f->len);
-	if (ret < 0)
-		return ret;
-	/* EOF inside a frame is a truncated frame, not an orderly end. */
-	return ret ? 0 : -EPROTO;
+		ret = ret ? ret : -ECONNRESET;
+	else if (f->magic != RSYS_MAGIC || f->version != RSYS_VERSION ||
+		 f->op == 0 || f->op >= RSYS_OP_MAX || (f->flags & ~flags) ||
+		 f->len > cap || f->len > RSYS_MAX_PAYLOAD)
+		ret = -EPROTO;
+	/* The fd comes with the header, and only with a frame that says so. */
+	else if (rfd && (*rfd >= 0) != !!(f->flags & RSYS_F_FD))
+		ret = -EPROTO;
+	else if (!f->len)
+		ret = 0;
+	else
+		/* EOF inside a frame is a truncated frame, not an orderly end. */
+		ret = read_full(fd, buf, f->len, NULL) ?: -EPROTO;
+	if (ret > 0)
+		ret = 0;
+	if (ret && rfd && *rfd >= 0) {
+		close(*rfd);
+		*rfd = -1;
+	}
+	return ret;
+}
+
+int frame_recv(int fd, struct rsys_frame *f, void *buf, size_t cap)
+{
+	return frame_recv_fd(fd, f, buf, cap, NULL);
 }
 
 static int parse_port(const char *s, unsigned int *port)

@@ -14,6 +14,8 @@
  * Callers sharing @fd between threads serialise with their own lock.
  */
 int frame_send(int fd, struct rsys_frame *f, const void *payload);
+/* ... with @sendfd (>= 0) passed along (SCM_RIGHTS, RSYS_F_FD set); unix sockets only. */
+int frame_send_fd(int fd, struct rsys_frame *f, const void *payload, int sendfd);
 
 /*
  * Receive one frame into @f and its payload into @buf (@cap bytes).
@@ -21,6 +23,12 @@ int frame_send(int fd, struct rsys_frame *f, const void *payload);
  * payload larger than @cap or RSYS_MAX_PAYLOAD, or -errno.
  */
 int frame_recv(int fd, struct rsys_frame *f, void *buf, size_t cap);
+/*
+ * ... and the fd of a frame with RSYS_F_FD into *@rfd (-1 if none; the
+ * caller closes it). A frame with the flag and no fd, or an fd without the
+ * flag, is -EPROTO. frame_recv() refuses both.
+ */
+int frame_recv_fd(int fd, struct rsys_frame *f, void *buf, size_t cap, int *rfd);
 
 /*
  * Transport addresses: "unix:PATH", "tcp:HOST:PORT" (HOST an IPv4/IPv6

@@ -24,6 +24,7 @@ struct run_args {
 	const char *delegate;		/* --delegate, or NULL */
 	struct tls_files tls;
 	struct guest_opts go;		/* --netns, --uid, --no-sandbox */
+	const char *mode;		/* --mode direct|remote, or NULL */
 	char **argv;			/* PROG ARGS... */
 };
 

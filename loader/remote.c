@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Delegate client (remote.h): request ids, pending table, reply dispatch, cancellation, session loss. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 /* A frame queued by the event thread for the writer thread. */
 struct wq_item {
 	struct wq_item *next;
+	int fd;				/* to pass along, or -1 */
 	struct rsys_frame f;
 	char payload[];
 };
@@ -29,6 +31,7 @@ struct wq_item {
 struct remote {
 	int fd;
 	bool alive;
+	bool unix_fd;			/* a unix socket: fds may travel (direct mode) */
 	/*
 	 * The event thread reads replies and must never block on a send: the
 	 * delegate may be blocked writing replies to us. Its frames go
@@ -71,9 +74,11 @@ static void *remote_writer(void *arg)
 			rc->wq_tail = NULL;
 		pthread_mutex_unlock(&rc->wq_lock);
 		pthread_mutex_lock(&rc->send_lock);
-		if (frame_send(rc->fd, &it->f, it->payload))
+		if (frame_send_fd(rc->fd, &it->f, it->payload, it->fd))
 			pr_debug("delegate send failed (queued frame)\n");
 		pthread_mutex_unlock(&rc->send_lock);
+		if (it->fd >= 0)
+			close(it->fd);
 		free(it);
 		pthread_mutex_lock(&rc->wq_lock);
 		rc->wq_sent++;
@@ -90,23 +95,33 @@ void remote_set_event_thread(struct remote *rc)
 	__atomic_store_n(&rc->has_event_thread, true, __ATOMIC_RELEASE);
 }
 
-/* Send one frame; from the event thread it is queued (a copy) for the writer thread. */
-static int wire_send(struct remote *rc, struct rsys_frame *f, const void *payload)
+/*
+ * Send one frame, with @fd (>= 0) passed along; from the event thread it is
+ * queued (a copy, and a copy of @fd) for the writer thread.
+ */
+static int wire_send(struct remote *rc, struct rsys_frame *f, const void *payload, int fd)
 {
 	struct wq_item *it;
 	int ret = 0;
 
+	if (fd >= 0 && !rc->unix_fd)
+		return -EOPNOTSUPP;
 	if (!__atomic_load_n(&rc->has_event_thread, __ATOMIC_ACQUIRE) ||
 	    !pthread_equal(pthread_self(), rc->event_thread)) {
 		rsys_assert_unlocked("a send to the delegate");
 		pthread_mutex_lock(&rc->send_lock);
-		ret = frame_send(rc->fd, f, payload);
+		ret = frame_send_fd(rc->fd, f, payload, fd);
 		pthread_mutex_unlock(&rc->send_lock);
 		return ret;
 	}
 	it = malloc(sizeof(*it) + f->len);
 	if (!it)
 		return -ENOMEM;
+	it->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (fd >= 0 && it->fd < 0) {
+		free(it);
+		return -errno;
+	}
 	it->next = NULL;
 	it->f = *f;
 	if (f->len)
@@ -126,8 +141,11 @@ static int wire_send(struct remote *rc, struct rsys_frame *f, const void *payloa
 		pthread_cond_signal(&rc->wq_cond);
 	}
 	pthread_mutex_unlock(&rc->wq_lock);
-	if (ret)
+	if (ret) {
+		if (it->fd >= 0)
+			close(it->fd);
 		free(it);
+	}
 	return ret;
 }
 
@@ -193,6 +211,7 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 	}
 	rc->fd = fd;
 	rc->alive = true;
+	rc->unix_fd = unix_addr;
 	rc->next_id = 3;
 	pthread_mutex_init(&rc->send_lock, NULL);
 	pthread_mutex_init(&rc->lock, NULL);
@@ -203,6 +222,11 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 		(long long)f.a[1], (long long)f.a[2]);
 	*rcp = rc;
 	return 0;
+}
+
+bool remote_passes_fds(const struct remote *rc)
+{
+	return rc->unix_fd;
 }
 
 const char *remote_policy_file(const struct remote *rc)
@@ -344,7 +368,7 @@ int remote_submit(struct remote *rc, struct remote_req *r)
 	f = r->f;
 	f.id = r->id;
 	f.flags = 0;
-	ret = wire_send(rc, &f, r->payload);
+	ret = wire_send(rc, &f, r->payload, r->has_fd ? r->fd : -1);
 	if (ret) {
 		pthread_mutex_lock(&rc->lock);
 		/* Gone already if the event thread failed the whole session meanwhile. */
@@ -367,7 +391,7 @@ int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1)
 	pthread_mutex_lock(&rc->lock);
 	f.id = rc->next_id++;
 	pthread_mutex_unlock(&rc->lock);
-	return wire_send(rc, &f, NULL);
+	return wire_send(rc, &f, NULL, -1);
 }
 
 uint64_t remote_cancel_take(struct remote *rc, struct remote_req *r)
@@ -420,6 +444,7 @@ static void remote_fail_all(struct remote *rc)
 		r->f.a[0] = -ECONNRESET;
 		r->f.len = 0;
 		r->rpayload = NULL;
+		r->rfd = -1;
 		r->lost = true;
 		r->done(r);
 	}
@@ -429,9 +454,17 @@ int remote_on_readable(struct remote *rc)
 {
 	struct rsys_frame f;
 	struct remote_req *r;
-	int ret;
+	int ret, rfd = -1;
 
-	ret = frame_recv(rc->fd, &f, rc->rbuf, RSYS_MAX_PAYLOAD);
+	if (rc->unix_fd)
+		ret = frame_recv_fd(rc->fd, &f, rc->rbuf, RSYS_MAX_PAYLOAD, &rfd);
+	else
+		ret = frame_recv(rc->fd, &f, rc->rbuf, RSYS_MAX_PAYLOAD);
+	/* Only a SOCKFD reply brings a socket. */
+	if (rfd >= 0 && f.op != RSYS_OP_SOCKFD) {
+		close(rfd);
+		rfd = -1;
+	}
 	if (!ret && !(f.flags & RSYS_F_REPLY))
 		ret = -EPROTO;
 	if (ret) {
@@ -447,10 +480,13 @@ int remote_on_readable(struct remote *rc)
 	pthread_mutex_unlock(&rc->lock);
 	if (!r) {
 		pr_debug("reply to unknown request %llu (op %u)\n", (unsigned long long)f.id, f.op);
+		if (rfd >= 0)
+			close(rfd);
 		return 0;
 	}
 	r->f = f;
 	r->rpayload = rc->rbuf;
+	r->rfd = rfd;
 	r->done(r);
 	return 0;
 }

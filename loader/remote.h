@@ -25,6 +25,9 @@ struct remote_req {
 	const void *payload;		/* request payload; read only inside remote_submit() */
 	const void *rpayload;		/* reply payload; valid only while done() runs */
 	bool lost;			/* the session died: f.a[0] is -ECONNRESET */
+	bool has_fd;			/* direct mode: pass @fd with the request (RSYS_F_FD) */
+	int fd;				/* the caller's; remote_submit() sends a copy */
+	int rfd;			/* SOCKFD reply: the socket; done() owns it, -1 if none */
 	remote_done_fn done;		/* called exactly once, from the event thread */
 	void *arg;			/* the caller's */
 	struct sv_call *call;		/* if set: the request is cancelled when this notification becomes invalid */
@@ -42,6 +45,9 @@ struct tls_files;
  */
 int remote_open(struct remote **rcp, const char *addr, const struct tls_files *tls, FILE *err);
 void remote_close(struct remote *rc);
+
+/* True if the session can pass fds (unix:): what direct mode needs. */
+bool remote_passes_fds(const struct remote *rc);
 
 /* The delegate's policy file, in which the rule lines of its verdicts (RSYS_RULE_*) count; "" if none. */
 const char *remote_policy_file(const struct remote *rc);

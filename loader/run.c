@@ -35,7 +35,7 @@ static void run_usage(FILE *f)
 	fprintf(f,
 		"Usage: rsys-load run --policy FILE [--delegate ADDR [--tls-cert FILE --tls-key FILE\n"
 		"                     --tls-ca FILE]] [--netns NAME] [--uid UID | --no-sandbox]\n"
-		"                     [-v] -- PROG [ARGS...]\n"
+		"                     [--mode direct|remote] [-v] -- PROG [ARGS...]\n"
 		"\n"
 		"Run PROG trusted in a compute domain: a sandbox (user, mount and pid namespaces,\n"
 		"no capabilities, no_new_privs) around a fresh network namespace holding only lo,\n"
@@ -50,6 +50,10 @@ static void run_usage(FILE *f)
 		"  --uid UID         the host uid and gid that root in the sandbox is (default 65534, never 0)\n"
 		"  --no-sandbox      only the network namespace: PROG runs as root in the host's other\n"
 		"                    namespaces (the compute domain is then no boundary for root)\n"
+		"  --mode MODE       remote (default): every call on a remote socket goes to the\n"
+		"                    delegate; direct: the program holds the delegate's real sockets\n"
+		"                    and only calls that decide where packets go are trapped (unix:\n"
+		"                    delegates and the sandbox only; otherwise remote mode is used)\n"
 		"  -v, --verbose     more messages (repeat for debug messages)\n"
 		"  -h, --help        this text\n");
 }
@@ -214,6 +218,7 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 		{ "tls-ca", required_argument, NULL, 'A' },
 		{ "uid", required_argument, NULL, 'u' },
 		{ "no-sandbox", no_argument, NULL, 'N' },
+		{ "mode", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -249,6 +254,13 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 		case 'N':
 			ra->go.sandbox = false;
 			break;
+		case 'M':
+			if (strcmp(optarg, "direct") && strcmp(optarg, "remote")) {
+				fprintf(stderr, "Error: --mode %s: not 'direct' or 'remote'\n", optarg);
+				return 1;
+			}
+			ra->mode = optarg;
+			break;
 		case 'v':
 			log_level++;
 			break;
@@ -280,6 +292,27 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 	}
 	ra->argv = argv + optind;
 	return 0;
+}
+
+/*
+ * Direct mode if asked for and safe: the delegate must share our kernel
+ * (unix:, an fd can be passed) and the program must run in the sandbox:
+ * without it, root would hold capabilities over the service namespace and a
+ * real socket there (SO_BINDTODEVICE, IP_TRANSPARENT, SO_MARK, raw).
+ */
+static bool run_direct(const struct run_args *ra, const struct remote *rc)
+{
+	if (!ra->mode || strcmp(ra->mode, "direct"))
+		return false;
+	if (!remote_passes_fds(rc)) {
+		pr_info("direct mode needs a unix: delegate: using remote mode\n");
+		return false;
+	}
+	if (!ra->go.sandbox) {
+		pr_info("direct mode needs the sandbox (not --no-sandbox): using remote mode\n");
+		return false;
+	}
+	return true;
 }
 
 int run_main(struct run_args *ra, struct policy *p)
@@ -326,6 +359,8 @@ int run_main(struct run_args *ra, struct policy *p)
 		return 1 << 8;
 	}
 	mon_events_set_policy_file(remote_policy_file(rc));
+	go.direct = run_direct(ra, rc);
+	pr_info("mode: %s\n", go.direct ? "direct" : "remote");
 	if (maps_open(&maps) == -ENOENT)
 		pr_info("rsys is not attached: the BPF fd table is not published\n");
 
@@ -393,6 +428,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	}
 	t.monitor = getpid();
 	t.session = getpid();
+	t.flags = go.direct ? RSYS_TRUSTED_DIRECT : 0;
 	maps_trust(&maps, g.prog, &t);
 	sv.notify_fd = lfd;
 	sv.policy = p;
@@ -400,6 +436,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	sv.maps = &maps;
 	sv.guard = guard;
 	sv.killable = go.killable;
+	sv.direct = go.direct;
 	ret = sv_start(&sv);
 	if (ret) {
 		fprintf(stderr, "Error: cannot start the supervisor: %s\n", strerror(-ret));

@@ -68,8 +68,25 @@ struct status {
 	__u64 calls[RSYS_MAX_SYSCALL];
 	struct rsys_config cfg;
 	bool has_cfg;
-	unsigned int fd_entries, trusted_tasks;
+	unsigned int fd_entries, trusted_tasks, trusted_direct;
 };
+
+/* Trusted tasks whose run uses direct mode (the others use remote mode). */
+static int count_direct(int fd)
+{
+	__u32 key, next, *prev = NULL;
+	struct rsys_trusted t;
+	int n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		memset(&t, 0, sizeof(t));	/* a map pinned by an older rsys-load has no flags */
+		if (!bpf_map_lookup_elem(fd, &key, &t) && (t.flags & RSYS_TRUSTED_DIRECT))
+			n++;
+	}
+	return n;
+}
 
 static int map_count(int fd, void *key, void *next)
 {
@@ -121,6 +138,7 @@ static int status_read(struct rsys_maps *m, struct status *s)
 	if (n < 0)
 		return n;
 	s->trusted_tasks = n;
+	s->trusted_direct = count_direct(m->trusted);
 	fd = bpf_obj_get(RSYS_PIN_DIR "/config");
 	if (fd >= 0) {
 		s->has_cfg = !bpf_map_lookup_elem(fd, &zero, &s->cfg);
@@ -174,7 +192,8 @@ static void status_print_json(const struct status *s)
 		printf("%s\"%s\":%llu", sep, name, (unsigned long long)s->calls[i]);
 		sep = ",";
 	}
-	printf("},\"fdtable_entries\":%u,\"trusted_tasks\":%u", s->fd_entries, s->trusted_tasks);
+	printf("},\"fdtable_entries\":%u,\"trusted_tasks\":%u,\"trusted_direct\":%u",
+	       s->fd_entries, s->trusted_tasks, s->trusted_direct);
 	if (s->has_cfg) {
 		printf(",\"remote_families\":[");
 		families_print(s->cfg.remote_families, true);
@@ -208,7 +227,9 @@ static void status_print(const struct status *s)
 		sys_name(name, sizeof(name), i);
 		printf("  %-20s %llu\n", name, (unsigned long long)s->calls[i]);
 	}
-	printf("fd-table entries: %u\ntrusted tasks: %u\n", s->fd_entries, s->trusted_tasks);
+	printf("fd-table entries: %u\ntrusted tasks: %u (mode: %u direct, %u remote)\n",
+	       s->fd_entries, s->trusted_tasks, s->trusted_direct,
+	       s->trusted_tasks - s->trusted_direct);
 }
 
 int do_status(int argc, char **argv)

@@ -91,6 +91,8 @@
 #include <linux/netlink.h>
 #include <bpf/libbpf.h>
 
+#include <rsys/sockopt.h>
+#include "direct.h"
 #include "log.h"
 #include "procfs.h"
 #include "rsys.h"
@@ -156,6 +158,23 @@ static const sv_handler_fn sv_table[] = {
 };
 
 #define SV_NR_MAX	(sizeof(sv_table) / sizeof(sv_table[0]))
+
+/* Direct mode (direct.c): data calls, waits and the fd table run untrapped on real sockets. */
+static const sv_handler_fn sv_direct_table[] = {
+	[SYS_socket] = direct_socket,
+	[SYS_connect] = direct_connect,
+	[SYS_bind] = direct_connect,
+	[SYS_listen] = direct_listen,
+	[SYS_sendto] = direct_sendto,
+	[SYS_sendmsg] = direct_sendmsg,
+	[SYS_sendmmsg] = direct_sendmmsg,
+	[SYS_setsockopt] = direct_setsockopt,
+	[SYS_ioctl] = direct_ioctl,
+	[SYS_execve] = sys_execve,
+	[SYS_execveat] = sys_execve,
+};
+
+#define SV_DIRECT_NR_MAX	(sizeof(sv_direct_table) / sizeof(sv_direct_table[0]))
 
 /* socket()'s type without SOCK_NONBLOCK and SOCK_CLOEXEC (the kernel's SOCK_TYPE_MASK) */
 #define SV_SOCK_TYPE_MASK	0xf
@@ -246,7 +265,115 @@ static int sv_filter_namespaces(scmp_filter_ctx ctx)
 	return ret;
 }
 
-int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed)
+/*
+ * NOTIFY rules for @nr when argument @arg (its low 32 bits, as the kernel
+ * reads an int) is none of the @n sorted values @ok, ANDed with @extra (a
+ * comparison of another argument, or none): the complement of @ok, cut into
+ * aligned power-of-two blocks that one masked comparison each matches.
+ */
+static int sv_filter_notify_unless(scmp_filter_ctx ctx, int nr, unsigned int arg,
+				   const uint32_t *ok, size_t n, const struct scmp_arg_cmp *extra)
+{
+	uint64_t lo = 0, hi, size;
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i <= n && !ret; i++) {
+		hi = i < n ? ok[i] : 1ULL << 32;	/* the gap is [lo, hi) */
+		while (lo < hi && !ret) {
+			for (size = 1ULL << 32; lo % size || lo + size > hi; size >>= 1)
+				;
+			struct scmp_arg_cmp cmp = SCMP_CMP64(arg, SCMP_CMP_MASKED_EQ,
+							     (uint32_t)~(size - 1), (uint32_t)lo);
+
+			ret = extra ? seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 2, *extra, cmp) :
+				      seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1, cmp);
+			lo += size;
+		}
+		lo = hi + 1;
+	}
+	return ret;
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * setsockopt is trapped unless its (level, name) is on the allowlist of
+ * options that cannot change where packets go (include/rsys/sockopt.h):
+ * the registers decide, whatever socket the fd names. IPV6_V6ONLY is
+ * left out: the delegate judges a bind by it (direct.c).
+ */
+static int sv_filter_sockopts(scmp_filter_ctx ctx)
+{
+	uint32_t levels[8], names[64];
+	size_t nl = 0, nn, i, j;
+	int ret = 0;
+
+	for (i = 0; i < sizeof(rsys_sockopts) / sizeof(rsys_sockopts[0]); i++) {
+		for (j = 0; j < nl && levels[j] != (uint32_t)rsys_sockopts[i].level; j++)
+			;
+		if (j == nl && nl < 8)
+			levels[nl++] = rsys_sockopts[i].level;
+	}
+	qsort(levels, nl, sizeof(levels[0]), u32_cmp);
+	ret = sv_filter_notify_unless(ctx, SYS_setsockopt, 1, levels, nl, NULL);
+	for (j = 0; j < nl && !ret; j++) {
+		struct scmp_arg_cmp level = SV_ARG_INT_EQ(1, levels[j]);
+
+		for (i = nn = 0; i < sizeof(rsys_sockopts) / sizeof(rsys_sockopts[0]) && nn < 64; i++)
+			if ((uint32_t)rsys_sockopts[i].level == levels[j] &&
+			    !(levels[j] == IPPROTO_IPV6 && rsys_sockopts[i].name == IPV6_V6ONLY))
+				names[nn++] = rsys_sockopts[i].name;
+		qsort(names, nn, sizeof(names[0]), u32_cmp);
+		ret = sv_filter_notify_unless(ctx, SYS_setsockopt, 2, names, nn, &level);
+	}
+	return ret;
+}
+
+/*
+ * Direct mode's rules (see direct.c for why each call is safe): sendto only
+ * with an address or MSG_FASTOPEN, ioctl only of the socket type (0x89), on
+ * the low 32 bits the kernel reads. Sharing the fd table with another
+ * process (clone with CLONE_FILES, not a thread) is refused: a single
+ * threaded process's fd numbers cannot then change under a trapped call.
+ * io_uring could connect and send behind the monitor: ENOSYS.
+ */
+static int sv_filter_direct(scmp_filter_ctx ctx)
+{
+	static const int always[] = {
+		SYS_connect, SYS_bind, SYS_listen, SYS_sendmsg, SYS_sendmmsg, SYS_execve,
+		SYS_execveat,
+	};
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < sizeof(always) / sizeof(always[0]) && !ret; i++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, always[i], 0);
+	if (!ret)
+		ret = sv_filter_sockopts(ctx);
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_sendto, 1, SCMP_A4_64(SCMP_CMP_NE, 0));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_sendto, 1,
+				       SV_ARG_BIT(3, __builtin_ctz(MSG_FASTOPEN)));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_ioctl, 1,
+				       SCMP_A1_64(SCMP_CMP_MASKED_EQ, 0xff00, 0x8900));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SYS_io_uring_setup, 0);
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SYS_clone, 1,
+				       SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_FILES | CLONE_THREAD,
+						  CLONE_FILES));
+	return ret;
+}
+
+int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed, bool direct)
 {
 	static const unsigned int fcntl_cmds[] = { F_SETFL, F_SETFD, F_DUPFD, F_DUPFD_CLOEXEC };
 	static const unsigned int ioctl_reqs[] = { FIONREAD, FIONBIO };
@@ -257,6 +384,11 @@ int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandbo
 	ret = sv_filter_namespaces(ctx);
 	if (!ret)
 		ret = sv_filter_family(ctx, SYS_socketpair, p, sandboxed);
+	if (direct) {
+		if (!ret)
+			ret = sv_filter_family(ctx, SYS_socket, p, sandboxed);
+		return ret ? ret : sv_filter_direct(ctx);
+	}
 	for (nr = 0; nr < SV_NR_MAX && !ret; nr++) {
 		if (!sv_table[nr])
 			continue;
@@ -554,8 +686,12 @@ static void sv_dispatch(struct sv_call *c)
 	if (c->sv->killable)
 		held_add(c);
 	sock_exec_done(c);
-	if (nr < SV_NR_MAX && sv_table[nr])
+	if (c->sv->direct) {
+		if (nr < SV_DIRECT_NR_MAX && sv_direct_table[nr])
+			v = sv_direct_table[nr](c);
+	} else if (nr < SV_NR_MAX && sv_table[nr]) {
 		v = sv_table[nr](c);
+	}
 	switch (v) {
 	case SV_CONTINUE:
 		sv_continue(c);

@@ -36,6 +36,7 @@ struct sv {
 	struct rsys_maps *maps;		/* BPF mirror (no-op when not attached) */
 	struct execguard *guard;	/* exec guard; NULL: only the first execve may run */
 	unsigned int execs;		/* execve calls judged without a guard */
+	bool direct;			/* direct mode: the program holds real service sockets (direct.c) */
 	bool killable;			/* the filter has WAIT_KILLABLE_RECV: signals end held calls here */
 };
 
@@ -166,10 +167,11 @@ enum sv_verdict wait_epoll_pwait2(struct sv_call *c);
 /*
  * Add to @ctx a NOTIFY rule for every intercepted syscall and the sandbox's
  * denials (socket families, namespaces: doc/rsys-load.8, FILTER); @sandboxed:
- * the program runs in rsys-load run's sandbox (no capabilities). Run in the
- * child before exec.
+ * the program runs in rsys-load run's sandbox (no capabilities); @direct:
+ * direct mode's smaller set (only the calls that decide where packets go).
+ * Run in the child before exec.
  */
-int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed);
+int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed, bool direct);
 
 /*
  * Serve @sv->notify_fd until sv_stop(): starts the supervisor and event

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,12 +420,52 @@ static int cmd_threads(char **av)
 	return ret;
 }
 
+/*
+ * sockfd ADDR UID HOST PORT: as UID, ask for a socket of the delegate's own
+ * (direct mode's SOCKFD) and reach HOST:PORT with it, past every egress rule.
+ */
+static int cmd_sockfd(char **av)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sockaddr_of(av[2], av[3], &ss);
+	struct pollfd p;
+	struct rsys_frame f;
+	uint64_t id;
+	char buf[64];
+	int fd, sfd = -1;
+
+	if (become(atoi(av[1])))
+		return 2;
+	fd = session_connect(av[0]);
+	if (fd < 0 || !len)
+		return 1;
+	id = req_send(fd, RSYS_OP_SOCKFD, NULL, 0, ss.ss_family, SOCK_STREAM, 0, 0);
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (!id || poll(&p, 1, REPLY_TIMEOUT_MS) != 1 ||
+	    frame_recv_fd(fd, &f, rbuf, sizeof(rbuf), &sfd) || f.id != id) {
+		printf("SOCKFD: no reply\n");
+		return 1;
+	}
+	if (sfd < 0) {
+		printf("SOCKFD as uid %s -> %s, no socket\n", av[1], res(f.a[0]));
+		return 1;
+	}
+	if (connect(sfd, (struct sockaddr *)&ss, len) || send(sfd, TOKEN, strlen(TOKEN), 0) < 0 ||
+	    recv(sfd, buf, sizeof(buf), 0) <= 0) {
+		printf("SOCKFD gave a socket, but it reached nothing: %s\n", strerror(errno));
+		return 1;
+	}
+	printf("SOCKFD as uid %s: a socket of the service domain reached %s:%s\n", av[1], av[2], av[3]);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int args;
 	int (*fn)(char **av);
 } cmds[] = {
 	{ "fetch", 4, cmd_fetch },
+	{ "sockfd", 4, cmd_sockfd },
 	{ "opts", 1, cmd_opts },
 	{ "native-opts", 0, cmd_native_opts },
 	{ "zerocopy", 3, cmd_zerocopy },

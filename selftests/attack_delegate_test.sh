@@ -141,7 +141,7 @@ RSYS_PIDS+=($!)
 rsys_wait_file "$RSYS_TMP/lo4.ready" && rsys_wait_file "$RSYS_TMP/lo6.ready" ||
 	ksft_skip "loopback servers in the service netns did not start"
 
-tap_plan 34
+tap_plan 36
 
 # 1. Who may connect: SO_PEERCRED against 'client uid', from another netns, not under rsys.
 check "peer credentials: uid 65534 from another netns gets no session, nothing fetched" \
@@ -152,6 +152,10 @@ check "  control: uid 1000, which the policy names, fetches the world's echo" \
 	atk fetch "unix:$SOCK_A" 1000 $RSYS_WORLD_IP $ECHO_PORT
 check "  control: uid 65534 fetches it where the policy names it too" \
 	atk fetch "unix:$SOCK_B" 65534 $RSYS_WORLD_IP $ECHO_PORT
+check "direct mode's SOCKFD: uid 1000, a client the policy names, gets no socket of the service domain" \
+	not atk sockfd "unix:$SOCK_A" 1000 $RSYS_WORLD_IP 7003
+check "  control: root gets one, and it reaches a port no rule allows" \
+	atk sockfd "unix:$SOCK_A" 0 $RSYS_WORLD_IP 7003
 
 # 2. Where the socket lives, and transports without peer authentication.
 mkdir -m 0777 "$RSYS_TMP/ww"

@@ -52,7 +52,7 @@ attack()
 		shift
 	done
 	shift
-	RSYS_RUN_TIMEOUT=20 timeout 30 "$RSYS_LOAD" run --policy "$RSYS_POLICY" \
+	RSYS_RUN_TIMEOUT=20 timeout 30 "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$RSYS_POLICY" \
 		--delegate "$RSYS_DELEGATE" "${runargs[@]}" -- "$ATTACKER" "$@" >"$out" 2>&1
 	rc=$?
 	if [ "$NATIVE_NS" = host ]; then
@@ -96,7 +96,7 @@ bad_policy()
 {
 	local name=$1 file=$2 expect=$3 out=$RSYS_TMP/policy.out rc drc
 
-	timeout 5 "$RSYS_LOAD" run --policy "$file" --delegate "$RSYS_DELEGATE" -- \
+	timeout 5 "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$file" --delegate "$RSYS_DELEGATE" -- \
 		"$ATTACKER" noop >"$out" 2>&1
 	rc=$?
 	timeout 5 "$RSYS_DELEGATE_BIN" --listen "unix:$RSYS_SOCKDIR/bad.sock" --policy "$file" \
@@ -116,7 +116,7 @@ good_policy()
 {
 	local name=$1 file=$2 out=$RSYS_TMP/policy.out
 
-	if timeout 20 "$RSYS_LOAD" run --policy "$file" --delegate "$RSYS_DELEGATE" -- \
+	if timeout 20 "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$file" --delegate "$RSYS_DELEGATE" -- \
 		"$ATTACKER" noop >"$out" 2>&1; then
 		tap_ok "$name"
 	else
@@ -263,7 +263,7 @@ sed "s|^trusted .*|trusted $RSYS_TMP/true-link|" "$RSYS_POLICY" >"$RSYS_TMP/othe
 good_policy "trusted symlink path matches its target" "$RSYS_TMP/link.policy"
 if [ -L "$PYTHON3" ]; then
 	sed "s|^trusted .*|trusted $PYTHON3|" "$RSYS_POLICY" >"$RSYS_TMP/python.policy"
-	if timeout 20 "$RSYS_LOAD" run --policy "$RSYS_TMP/python.policy" \
+	if timeout 20 "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$RSYS_TMP/python.policy" \
 		--delegate "$RSYS_DELEGATE" -- "$PYTHON3" -c pass >"$RSYS_TMP/policy.out" 2>&1; then
 		tap_ok "trusted $PYTHON3 (a symlink to $(readlink "$PYTHON3")) runs it"
 	else
@@ -273,7 +273,7 @@ if [ -L "$PYTHON3" ]; then
 else
 	tap_skip "$PYTHON3 is not a symlink"
 fi
-if timeout 20 "$RSYS_LOAD" run --policy "$RSYS_TMP/other.policy" --delegate "$RSYS_DELEGATE" -- \
+if timeout 20 "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$RSYS_TMP/other.policy" --delegate "$RSYS_DELEGATE" -- \
 	"$ATTACKER" noop >"$RSYS_TMP/policy.out" 2>&1; then
 	tap_not_ok "control: a symlink to another program does not trust the attacker"
 else

@@ -14,7 +14,7 @@ rsys_delegate_start
 # in_rsys CMD...: CMD as a trusted program in a fresh compute domain.
 in_rsys()
 {
-	timeout --kill-after=5 30 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$@"
+	timeout --kill-after=5 30 "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$@"
 }
 
 # in_rsys_self CMD...: the same, with the word @MON@ in CMD replaced by its own monitor's pid.
@@ -22,7 +22,7 @@ in_rsys_self()
 {
 	# shellcheck disable=SC2016 # expanded by the inner bash, whose pid becomes rsys-load's
 	timeout --kill-after=5 30 bash -c 'args=("${@//@MON@/$$}"); exec "${args[@]}"' bash \
-		"$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$@"
+		"$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$@"
 }
 
 # attack NAME PATTERN [WHY]: the attack's output is in a.log (exit $arc), the control's in
@@ -51,7 +51,7 @@ tap_plan 19
 
 dpid=$(pgrep -f -n -- "--listen $RSYS_DELEGATE")
 # A monitor to attack natively, as the controls of the attacks on a program's own monitor.
-"$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- sleep 60 &
+"$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- sleep 60 &
 victim=$!
 RSYS_PIDS+=("$victim")
 # victim_ready: its monitor holds the program's seccomp listener
@@ -119,13 +119,13 @@ attack "a set-user-ID-root binary gains nothing (no_new_privs, user namespace)" 
 ROOTFILE=$RSYS_TMP/rootfile
 echo root >"$ROOTFILE" && chmod 644 "$ROOTFILE"
 a in_rsys "$PROBE" write "$ROOTFILE"
-c timeout 30 "$RSYS_LOAD" run --no-sandbox --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+c timeout 30 "$RSYS_LOAD" run $RSYS_MODE_OPT --no-sandbox --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$PROBE" write "$ROOTFILE"
 attack "root in the sandbox writes a root-owned file of the host" "^blocked"
 
 # CAP_NET_ADMIN over a netns of the host's user namespace (joined with --netns).
 rsys_netns_add "rsys-atk-$$"
-a timeout 30 "$RSYS_LOAD" run --netns "rsys-atk-$$" --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+a timeout 30 "$RSYS_LOAD" run $RSYS_MODE_OPT --netns "rsys-atk-$$" --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$PROBE" netadmin
 c ip netns exec "rsys-atk-$$" "$PROBE" netadmin
 attack "CAP_NET_ADMIN over a host netns (--netns)" "^blocked"
@@ -153,15 +153,15 @@ attack "bind-mount from a nested user namespace" "^blocked" \
 	"unprivileged user namespaces are disabled on this host"
 
 # Type into the terminal of the shell that started rsys-load (in a pty of script(1)).
-a script -qec "$(printf '%q ' "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+a script -qec "$(printf '%q ' "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$PROBE" tiocsti)" /dev/null
 c script -qec "$(printf '%q ' "$PROBE" tiocsti)" /dev/null
 attack "TIOCSTI into the controlling terminal" "^blocked" \
 	"this kernel forbids TIOCSTI without CAP_SYS_ADMIN (dev.tty.legacy_tiocsti=0)"
 
 # Fail closed: a sandbox whose root is the host's root is refused, not built.
-a timeout 30 "$RSYS_LOAD" run --uid 0 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$PROBE" write "$ROOTFILE"
-c timeout 30 "$RSYS_LOAD" run --uid 1 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- echo sandbox built
+a timeout 30 "$RSYS_LOAD" run $RSYS_MODE_OPT --uid 0 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$PROBE" write "$ROOTFILE"
+c timeout 30 "$RSYS_LOAD" run $RSYS_MODE_OPT --uid 1 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- echo sandbox built
 attack "--uid 0 is refused (exit 1)" "^Error: --uid 0"
 
 # Fail closed: without user namespaces there is no sandbox, and PROG does not run. The
@@ -187,7 +187,7 @@ userns_max()
 	local p
 
 	unshare --user --mount --setgroups allow /bin/sh "$RSYS_TMP/userns-max.sh" "$1" \
-		timeout 30 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- echo PROG ran &
+		timeout 30 "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- echo PROG ran &
 	p=$!
 	for ((i = 0; i < 100; i++)); do
 		[ "$(readlink "/proc/$p/ns/user")" != "$(readlink /proc/self/ns/user)" ] && break

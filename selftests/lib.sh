@@ -278,11 +278,14 @@ rsys_delegate_start()
 # rsys_run CMD...: run CMD as a trusted program in a fresh compute domain, killed after
 # $RSYS_RUN_TIMEOUT seconds (default 120; SIGKILL 5 s later). RSYS_POLICY and RSYS_DELEGATE
 # may be overridden; RSYS_RUN_OPTS adds options of "rsys-load run" (e.g. --no-sandbox).
+# RSYS_MODE=direct|remote runs the suite in that mode (--mode); scripts that start
+# "rsys-load run" themselves pass $RSYS_MODE_OPT too.
+RSYS_MODE_OPT=${RSYS_MODE:+--mode $RSYS_MODE}
 rsys_run()
 {
 	# shellcheck disable=SC2086 # RSYS_RUN_OPTS is a list of options
-	timeout --kill-after=5 "${RSYS_RUN_TIMEOUT:-120}" "$RSYS_LOAD" run $RSYS_RUN_OPTS --policy "$RSYS_POLICY" \
-		--delegate "$RSYS_DELEGATE" -- "$@"
+	timeout --kill-after=5 "${RSYS_RUN_TIMEOUT:-120}" "$RSYS_LOAD" run $RSYS_MODE_OPT $RSYS_RUN_OPTS \
+		--policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$@"
 }
 
 # rsys_native CMD...: run CMD natively where the network is real (the service netns).

@@ -56,6 +56,26 @@ try:
 except OSError as e:
     print("error", e.errno, flush=True)
 '
+# Direct mode: the real socket outlives the delegate, as a native one would; the next
+# trapped call (a new socket) fails.
+BLOCKED_DIRECT_PY='
+import socket, sys
+s = socket.create_connection((sys.argv[1], 7002))
+s.sendall(b"delegate-killed\n")
+print("connected", flush=True)
+s.settimeout(3)
+try:
+    print("eof" if not s.recv(100) else "data", flush=True)
+except socket.timeout:
+    print("alive", flush=True)
+except OSError as e:
+    print("lost", e.errno, flush=True)
+try:
+    socket.create_connection((sys.argv[1], 7002), timeout=5)
+    print("reconnected", flush=True)
+except OSError as e:
+    print("error", e.errno, flush=True)
+'
 # After any wait, settimeout() makes the listener and the connection non-blocking (F_SETFL):
 # accept() and recv() then poll them, and must see the client and its data.
 SETTIMEOUT_PY='
@@ -246,10 +266,13 @@ params = ctypes.create_string_buffer(120)
 ret = libc.syscall(425, 8, params)
 print("io_uring_setup", "ok" if ret >= 0 else errno.errorcode[ctypes.get_errno()])
 ' "$RSYS_WORLD_IP" "$HTTP_PORT" 2>&1 | tr '\n' ' ')
-if [ "$bypass" = "splice EINVAL io_uring_setup ENOSYS " ]; then
-	tap_ok "splice to a remote socket: EINVAL; io_uring_setup: ENOSYS"
+# In direct mode the socket is real: splice moves the data as natively.
+want="splice EINVAL io_uring_setup ENOSYS "
+[ "${RSYS_MODE:-remote}" = direct ] && want="splice ok io_uring_setup ENOSYS "
+if [ "$bypass" = "$want" ]; then
+	tap_ok "splice to a remote socket: ${want% io_uring*}; io_uring_setup: ENOSYS"
 else
-	tap_not_ok "splice/io_uring: expected 'splice EINVAL io_uring_setup ENOSYS', got '$bypass'"
+	tap_not_ok "splice/io_uring: expected '$want', got '$bypass'"
 fi
 
 # Delegate unreachable: rsys-load run says where it tried and exits 1.
@@ -266,7 +289,9 @@ fi
 # Delegate killed while the program is blocked in a remote recv: an error, not a hang.
 victim=$RSYS_DELEGATE_PID
 out=$RSYS_TMP/killed.out
-RSYS_RUN_TIMEOUT=30 rsys_run "$PYTHON3" -c "$BLOCKED_PY" "$RSYS_WORLD_IP" >"$out" 2>"$out.err" &
+blocked=$BLOCKED_PY
+[ "${RSYS_MODE:-remote}" = direct ] && blocked=$BLOCKED_DIRECT_PY
+RSYS_RUN_TIMEOUT=30 rsys_run "$PYTHON3" -c "$blocked" "$RSYS_WORLD_IP" >"$out" 2>"$out.err" &
 runner=$!
 for ((i = 0; i < 100; i++)); do
 	grep -q connected "$out" && break
@@ -282,6 +307,12 @@ if ! grep -q connected "$out"; then
 	tap_not_ok "delegate killed: the program never connected"
 elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
 	tap_not_ok "delegate killed: the program hung (killed after 30 s)"
+elif [ "${RSYS_MODE:-remote}" = direct ]; then
+	if grep -q '^alive' "$out" && grep -q '^error' "$out"; then
+		tap_ok "delegate killed (direct mode): the connection lives on, a new socket gets an error"
+	else
+		tap_not_ok "delegate killed (direct mode): want 'alive' then 'error', got '$(tr '\n' ' ' <"$out")'"
+	fi
 elif grep -q '^error' "$out" || [ $rc -ne 0 ]; then
 	tap_ok "delegate killed mid-connection: the program gets an error and does not hang"
 else

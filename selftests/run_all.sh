@@ -91,11 +91,26 @@ done
 
 # A script may need longer than the default: a "# timeout: N" line in its header (kselftest's
 # per-test "settings" timeout), unless RSYS_TEST_TIMEOUT is larger.
+script_limit()
+{
+	local limit
+
+	limit=$(sed -n '1,15s/^# timeout: \([0-9][0-9]*\)$/\1/p' "$1" | head -n1)
+	[ -n "$limit" ] && [ "$limit" -gt "$TEST_TIMEOUT" ] || limit=$TEST_TIMEOUT
+	echo "$limit"
+}
+
 for script in "$SRC"/selftests/*_test.sh "$SRC"/selftests/realprogs.sh; do
 	[ -f "$script" ] || continue
-	limit=$(sed -n '1,15s/^# timeout: \([0-9][0-9]*\)$/\1/p' "$script" | head -n1)
-	[ -n "$limit" ] && [ "$limit" -gt "$TEST_TIMEOUT" ] || limit=$TEST_TIMEOUT
-	run_one "$(basename "$script")" "$limit" bash "$script"
+	run_one "$(basename "$script")" "$(script_limit "$script")" bash "$script"
+done
+
+# Direct mode (rsys-load run --mode direct) once more for the suites that compare the
+# program's calls with Linux or attack the sandbox; attack_direct_test runs both modes itself.
+for name in fdsem_test.sh wait_test.sh realprogs.sh attack_filter_test.sh attack_sandbox_test.sh; do
+	script=$SRC/selftests/$name
+	[ -f "$script" ] || continue
+	run_one "$name (direct mode)" "$(script_limit "$script")" env RSYS_MODE=direct bash "$script"
 done
 
 # The KVM tier builds a kernel the first time (~20 min on 2 cores); RSYS_VMTEST=0 skips it.

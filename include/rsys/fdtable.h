@@ -48,6 +48,10 @@ enum rsys_class {
 struct rsys_trusted {
 	__u32 monitor;		/* tgid of the rsys-load process supervising it */
 	__u32 session;		/* delegate session (one per rsys-load run) */
+	__u32 flags;		/* RSYS_TRUSTED_* */
 };
+
+/* Direct mode: the task holds real service-domain sockets; they have no fdtable entries. */
+#define RSYS_TRUSTED_DIRECT	0x1
 
 #endif

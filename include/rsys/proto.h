@@ -25,6 +25,15 @@
 #define RSYS_MAX_CONTROL	4096u		/* control messages of one SEND or RECV */
 
 #define RSYS_F_REPLY		0x1
+/*
+ * Direct mode (unix: transports only): an fd travels with the frame as
+ * SCM_RIGHTS on its first bytes. On a request it is a socket of the
+ * service domain the program holds: the delegate adopts it for this one
+ * call (a0 names it instead of a handle; CONNECT, BIND, LISTEN, SEND and
+ * SETSOCKOPT only) and closes its copy when the call is answered. On a
+ * reply (SOCKFD) it is the new socket.
+ */
+#define RSYS_F_FD		0x2
 
 struct rsys_frame {
 	uint32_t magic;
@@ -63,6 +72,7 @@ enum rsys_op {
 	RSYS_OP_CANCEL,		/* a0 id of the request to cancel; no reply of its own */
 	RSYS_OP_STATS,		/* -> payload struct rsys_delegate_stats */
 	RSYS_OP_INFO,		/* -> payload the delegate's policy file path, for RSYS_RULE_* lines */
+	RSYS_OP_SOCKFD,		/* a0 domain, a1 type, a2 protocol -> a0 0; the socket itself (RSYS_F_FD), no handle */
 	RSYS_OP_MAX
 };
 

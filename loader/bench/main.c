@@ -35,6 +35,7 @@ struct bench_run {
 	double late_close_seconds;
 	uint64_t late_cancelled;	/* the delegate's cancelled counter over BENCH_LATE_LOCAL */
 	double floor_seconds;		/* bench_floor(): 0 if it could not be measured */
+	const char *mode;		/* --mode for rsys-load run: "remote" (default) or "direct" */
 };
 
 /* What a SIGINT/SIGTERM must still clean up: the delegate and its directory. */
@@ -60,13 +61,14 @@ static void on_fatal_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rsys-bench [-n N] [-j] [--png FILE] [-v]\n"
+		"Usage: rsys-bench [-n N] [-j] [--png FILE] [--mode direct|remote] [-v]\n"
 		"Runs the original's synthetic select tests (N iterations each, default %d)\n"
 		"natively and under rsys-load run with a private loopback rsys-delegate,\n"
 		"and prints seconds, ratio to native and the original's ratio.\n"
 		"  -n N        iterations per test\n"
 		"  -j          JSON output\n"
 		"  --png FILE  also write a bar chart of the ratios (needs gnuplot)\n"
+		"  --mode M    rsys-load run --mode M (default remote)\n"
 		"  -v          more messages (repeatable)\n"
 		"  -h, --help  this text\n", DEFAULT_ITERS);
 }
@@ -210,8 +212,8 @@ static int run_test(struct bench_run *r, enum bench_test t)
 		close(pipefd[0]);
 		close(pipefd[1]);
 		if (bench_tests[t].remote)
-			execl(load, "rsys-load", "run", "--policy", r->policy, "--delegate", r->addr, "--", self,
-			      "--worker", test, iters, (char *)NULL);
+			execl(load, "rsys-load", "run", "--mode", r->mode, "--policy", r->policy,
+			      "--delegate", r->addr, "--", self, "--worker", test, iters, (char *)NULL);
 		else
 			execl(self, "rsys-bench", "--worker", test, iters, (char *)NULL);
 		fprintf(stderr, "Error: cannot run %s: %s\n", bench_tests[t].remote ? load : self,
@@ -326,10 +328,11 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "png", required_argument, NULL, 'p' },
+		{ "mode", required_argument, NULL, 'M' },
 		{ "worker", no_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench_run r = { .iters = DEFAULT_ITERS };
+	struct bench_run r = { .iters = DEFAULT_ITERS, .mode = "remote" };
 	const char *png = NULL;
 	bool json = false, worker = false;
 	char *end;
@@ -354,6 +357,13 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			png = optarg;
+			break;
+		case 'M':
+			if (strcmp(optarg, "direct") && strcmp(optarg, "remote")) {
+				fprintf(stderr, "Error: --mode wants direct or remote\n");
+				return 1;
+			}
+			r.mode = optarg;
 			break;
 		case 'v':
 			log_level++;

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Attacks on direct mode (and the same ones on remote mode): denied destinations, racing threads (TOCTOU), fd swaps, SCM_RIGHTS to an untrusted process, options; each with a native control where it works.
+#
+# Usage: selftests/attack_direct_test.sh
+#
+# The attacker (selftests/direct_attack.c) runs trusted under "rsys-load run
+# --mode direct" and "--mode remote" and must not reach its goal; natively, as
+# root in the service netns where nothing stops it, the same attack must work,
+# so that no case passes because the attack was broken. The race cases print
+# how often each racing value got through natively.
+
+. "$(dirname "$0")/lib.sh"
+
+ATTACKER=$RSYS_O/selftests/direct_attack
+ALLOWED_TCP=7003	# the policy's egress: world's query port (TCP) ...
+ALLOWED_UDP=9		# ... and UDP port 9 (nobody answers there)
+DENIED=7		# world's TCP and UDP echo port
+
+rsys_require timeout
+[ -x "$ATTACKER" ] || ksft_skip "$ATTACKER not built (make -C selftests)"
+rsys_have_bins || ksft_skip "$RSYS_MISSING"
+
+rsys_write_policy()
+{
+	cat >"$1" <<EOF
+# attack_direct_test policy (generated)
+trusted *
+remote inet inet6
+delegate $RSYS_DELEGATE
+allow tcp $RSYS_WORLD_IP/32 $ALLOWED_TCP
+allow udp $RSYS_WORLD_IP/32 $ALLOWED_UDP
+allow bind tcp 0.0.0.0/0 *
+allow bind udp 0.0.0.0/0 *
+EOF
+}
+
+rsys_topology_up
+rsys_delegate_start
+
+MODES="direct remote"
+CASES=14
+tap_plan $((CASES * 2 + 5))
+
+# in_mode MODE CMD...: the attacker under rsys-load run --mode MODE.
+in_mode()
+{
+	local mode=$1
+
+	shift
+	timeout --kill-after=5 60 "$RSYS_LOAD" run --mode "$mode" --policy "$RSYS_POLICY" \
+		--delegate "$RSYS_DELEGATE" -- "$ATTACKER" "$@"
+}
+
+# attack MODE NAME ARGS...: refused under rsys (exit 1), reached natively (exit 0).
+attack()
+{
+	local mode=$1 name=$2 out=$RSYS_TMP/a.out nout=$RSYS_TMP/n.out rc nrc
+
+	shift 2
+	in_mode "$mode" "$@" >"$out" 2>&1
+	rc=$?
+	rsys_native timeout 30 "$ATTACKER" "$@" >"$nout" 2>&1
+	nrc=$?
+	if [ $rc -eq 1 ] && [ $nrc -eq 0 ]; then
+		tap_ok "$mode: $name: refused ($(grep -v '^rsys-load' "$out" | tail -n1)); natively: $(tail -n1 "$nout")"
+	else
+		tap_diag_file "$out"
+		tap_diag_file "$nout"
+		tap_not_ok "$mode: $name: rsys exit $rc (want 1), native exit $nrc (want 0)"
+	fi
+}
+
+# receiver PATH: an untrusted process (host netns, not under rsys) taking fds on PATH.
+receiver()
+{
+	rm -f "$1"
+	"$ATTACKER" receive "$RSYS_WORLD_IP" "$DENIED" "$1" >"$1.out" 2>&1 &
+	RCV=$!
+	RSYS_PIDS+=("$RCV")
+	rsys_wait_file "$1"
+}
+
+# pass MODE NAME CMD: the program passes its UDP socket to the receiver; it must not reach.
+pass()
+{
+	local mode=$1 name=$2 cmd=$3 sock=$RSYS_TMP/recv.sock rc nrc
+
+	receiver "$sock"
+	in_mode "$mode" "$cmd" "$RSYS_WORLD_IP" "$DENIED" "$sock" >"$RSYS_TMP/p.out" 2>&1
+	wait "$RCV"
+	rc=$?
+	cp "$sock.out" "$RSYS_TMP/r.out"
+	receiver "$sock"
+	rsys_native timeout 30 "$ATTACKER" "$cmd" "$RSYS_WORLD_IP" "$DENIED" "$sock" >"$RSYS_TMP/pn.out" 2>&1
+	wait "$RCV"
+	nrc=$?
+	if [ $rc -eq 1 ] && [ $nrc -eq 0 ]; then
+		tap_ok "$mode: $name: the receiver got no usable socket ($(tail -n1 "$RSYS_TMP/p.out"); $(tail -n1 "$RSYS_TMP/r.out")); natively: $(tail -n1 "$sock.out")"
+	else
+		tap_diag_file "$RSYS_TMP/p.out"
+		tap_diag_file "$RSYS_TMP/r.out"
+		tap_diag_file "$sock.out"
+		tap_not_ok "$mode: $name: receiver exit $rc under rsys (want 1), $nrc natively (want 0)"
+	fi
+}
+
+W=$RSYS_WORLD_IP
+for mode in $MODES; do
+	attack "$mode" "TCP connect to a denied destination" connect "$W" "$DENIED"
+	attack "$mode" "UDP sendto a denied destination" udp-sendto "$W" "$DENIED"
+	attack "$mode" "TCP fast open (sendto MSG_FASTOPEN) to a denied destination" tfo-sendto "$W" "$DENIED"
+	attack "$mode" "TCP_FASTOPEN_CONNECT + connect to a denied destination" tfo-connect "$W" "$DENIED"
+	attack "$mode" "setsockopt SO_BINDTODEVICE" setsockopt "$W" "$DENIED" bindtodevice
+	attack "$mode" "setsockopt IP_TRANSPARENT" setsockopt "$W" "$DENIED" transparent
+	attack "$mode" "setsockopt SO_MARK" setsockopt "$W" "$DENIED" mark
+	attack "$mode" "setsockopt IP_OPTIONS (source route)" setsockopt "$W" "$DENIED" ipoptions
+	attack "$mode" "TOCTOU: a thread rewrites connect's address" race-connect "$W" "$DENIED" "$ALLOWED_TCP"
+	attack "$mode" "TOCTOU: a thread rewrites sendto's address" race-sendto "$W" "$DENIED" "$ALLOWED_UDP"
+	attack "$mode" "TOCTOU: a thread rewrites sendmsg's msg_name" race-sendmsg "$W" "$DENIED" "$ALLOWED_UDP"
+	attack "$mode" "fd swap: a thread dup2()s a socket onto the fd being connected" swap-connect "$W" "$DENIED"
+	pass "$mode" "SCM_RIGHTS of a socket to an untrusted process" pass-fd
+	pass "$mode" "TOCTOU: a thread puts the socket into sendmsg's SCM_RIGHTS" race-cmsg-fd
+done
+# CASES above, per mode; the direct-only cases follow.
+
+attack direct "clone(CLONE_FILES) without CLONE_THREAD (would let another process swap fds)" \
+	clone-files "$W" "$DENIED"
+pass direct "TOCTOU: a thread raises sendmsg's msg_controllen over an SCM_RIGHTS" race-cmsg-len
+
+# steal HOLDER...: HOLDER runs "direct_attack hold"; a host process of uid 65534 (nobody)
+# then takes its socket with pidfd_getfd; prints the taker's exit status (0: it reached the
+# denied destination).
+steal()
+{
+	local pid i
+
+	"$@" "$ATTACKER" hold "$W" "$DENIED" 5 >"$RSYS_TMP/hold.out" 2>&1 &
+	for ((i = 0; i < 50; i++)); do
+		pid=$(pgrep -f "^$ATTACKER hold $W $DENIED 5\$" | head -n1)
+		[ -n "$pid" ] && grep -q holding "$RSYS_TMP/hold.out" && break
+		sleep 0.1
+	done
+	"$ATTACKER" steal "$W" "$DENIED" "${pid:-0}" "$(grep -o 'fd [0-9]*' "$RSYS_TMP/hold.out" |
+		cut -d' ' -f2)" 65534 >>"$RSYS_TMP/steal.out" 2>&1
+	echo $?
+	wait
+}
+: >"$RSYS_TMP/steal.out"
+rc=$(steal "$RSYS_LOAD" run --mode direct --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" --)
+nrc=$(steal ip netns exec "$RSYS_NS_SERVICE" setpriv --reuid=65534 --regid=65534 --clear-groups)
+if [ "$rc" = 1 ] && [ "$nrc" = 0 ]; then
+	tap_ok "direct: nobody on the host cannot pidfd_getfd the sandboxed program's socket (the sandbox's user namespace); a native program of uid 65534's it can: $(tail -n1 "$RSYS_TMP/steal.out")"
+else
+	tap_diag_file "$RSYS_TMP/steal.out"
+	tap_diag_file "$RSYS_TMP/hold.out"
+	tap_not_ok "direct: pidfd_getfd by nobody: exit $rc under rsys (want 1), $nrc natively as uid 65534 (want 0)"
+fi
+
+timeout 60 "$RSYS_LOAD" run -v --mode direct --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" \
+	-- true 2>"$RSYS_TMP/v.err"
+if grep -q "mode: direct" "$RSYS_TMP/v.err"; then
+	tap_ok "rsys-load run -v --mode direct says 'mode: direct'"
+else
+	tap_diag_file "$RSYS_TMP/v.err"
+	tap_not_ok "rsys-load run -v --mode direct does not say 'mode: direct'"
+fi
+
+# Without the sandbox root holds capabilities over the service netns: direct mode is refused.
+timeout 60 "$RSYS_LOAD" run -v --no-sandbox --mode direct --policy "$RSYS_POLICY" \
+	--delegate "$RSYS_DELEGATE" -- "$ATTACKER" setsockopt "$W" "$DENIED" mark \
+	>"$RSYS_TMP/ns.out" 2>&1
+rc=$?
+rsys_native timeout 30 "$ATTACKER" setsockopt "$W" "$DENIED" mark >"$RSYS_TMP/nsn.out" 2>&1
+nrc=$?
+if [ $rc -eq 1 ] && [ $nrc -eq 0 ] && grep -q "using remote mode" "$RSYS_TMP/ns.out" &&
+   grep -q "mode: remote" "$RSYS_TMP/ns.out"; then
+	tap_ok "--no-sandbox --mode direct falls back to remote mode and SO_MARK is refused (natively as root it works)"
+else
+	tap_diag_file "$RSYS_TMP/ns.out"
+	tap_not_ok "--no-sandbox --mode direct: exit $rc (want 1), native $nrc (want 0), fallback message missing?"
+fi
+tap_finish
