@@ -496,7 +496,13 @@ bool sv_call_interrupted(const struct sv_call *c)
 	return __atomic_load_n(&c->intr, __ATOMIC_ACQUIRE);
 }
 
-/* false when the notification was gone (the thread took a signal or died). */
+/*
+ * false when this answer did not reach the caller: the notification was
+ * gone (the thread took a signal or died), or it was answered already
+ * (EINPROGRESS: sv_check_signals() ended the call, and the thread has not
+ * yet woken to drop the notification). A receive's data then stay the
+ * socket's (sockcalls.c recv_answer()).
+ */
 static bool sv_send(struct sv_call *c, int64_t ret, bool cont)
 {
 	struct seccomp_notif_resp resp = { .id = c->n.id };
@@ -509,7 +515,7 @@ static bool sv_send(struct sv_call *c, int64_t ret, bool cont)
 		resp.val = ret;
 	if (!ioctl(c->sv->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp))
 		return true;
-	if (errno == ENOENT)
+	if (errno == ENOENT || errno == EINPROGRESS)
 		return false;
 	pr_debug("NOTIF_SEND (nr %d, pid %d): %s\n", c->n.data.nr, c->n.pid, strerror(errno));
 	return true;

@@ -15,8 +15,6 @@ rsys_require
 rsys_have_bins || ksft_skip "$RSYS_MISSING"
 [ -x "$STRESS" ] || ksft_skip "stress_recv not built (make -C selftests)"
 rsys_topology_up
-# Attached, held calls are killable and the monitor decides how a signal ends them (sv.killable).
-rsys_attach_once || echo "# rsys-load attach failed: held calls end as the kernel's seccomp code decides"
 if [ "$TSAN" = 1 ]; then
 	# Reports go to files, one per process, whatever the processes' stderr. intercept_send=0:
 	# TSAN marks what send() read as read when the call has returned, by which time the
@@ -25,6 +23,9 @@ if [ "$TSAN" = 1 ]; then
 	export TSAN_OPTIONS="log_path=$RSYS_TMP/tsan halt_on_error=0 second_deadlock_stack=1 intercept_send=0 ${TSAN_OPTIONS:-}"
 fi
 rsys_delegate_start
+# Attached, held calls are killable and the monitor decides how a signal ends them (sv.killable);
+# after rsys_delegate_start, which writes the policy attach reads.
+rsys_attach_once || echo "# rsys-load attach failed: held calls end as the kernel's seccomp code decides"
 
 export STRESS_IP=$RSYS_SERVICE_IP STRESS_SECONDS=$SECONDS_RUN
 # The program waits up to 60 s for a hung receiver; the delegate may be slow under TSAN.
