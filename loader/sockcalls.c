@@ -236,31 +236,56 @@ static struct sop *fd_sop_new(struct sv_call *c, uint16_t op, int lost_err, enum
 	return o;
 }
 
-/* Install a placeholder for the new remote socket @h and answer the call with its vfd. */
-static void sop_install(struct sop *o, uint64_t h)
+/*
+ * Install a placeholder for the new remote socket @h in the caller and answer
+ * the call with its vfd; or -errno, the call unanswered, and @h closed with
+ * the placeholder unless @keep: then *@kept tells whether @h is still open.
+ */
+static int sop_install_fd(struct sop *o, uint64_t h, bool keep, bool *kept)
 {
 	struct sv_call *c = o->c;
 	struct anchor *a;
 	int fd, vfd;
 
+	*kept = false;
 	fd = sv_anchor_new(c->sv, h, o->nonblock, &a);
-	if (fd < 0) {
-		sop_finish(o, fd);
-		return;
-	}
+	if (fd < 0)
+		return fd;
 	vfd = sv_addfd(c, fd, -1, o->cloexec ? O_CLOEXEC : 0, true);
 	if (vfd >= 0) {
 		/* accept: o->h is the listener, o->domain 0 */
 		mon_sock_new(h, c->tgid, o->domain, o->stype, o->h);
 		fdc_set_remote(c->proc, vfd, a, (o->cloexec ? O_CLOEXEC : 0) |
 			       (o->nonblock ? O_NONBLOCK : 0));
-		sv_call_free(c);
+		/* The placeholder now lives in the process only. */
+		close(fd);
+		return vfd;
+	}
+	/*
+	 * With SECCOMP_ADDFD_FLAG_SEND the kernel installs the fd and answers
+	 * in one step (seccomp_handle_addfd): on failure the process has no
+	 * placeholder. EINPROGRESS/ENOENT: a signal ended the call first (or the
+	 * thread is gone), ESRCH: it was killed; else no fd for it (EMFILE).
+	 */
+	if (keep)
+		*kept = sv_anchor_drop(fd, a);
+	else
+		close(fd);	/* closes the handle */
+	return vfd;
+}
+
+/* Install a placeholder for the new remote socket @h and answer the call with its vfd. */
+static void sop_install(struct sop *o, uint64_t h)
+{
+	bool kept;
+	int vfd = sop_install_fd(o, h, false, &kept);
+
+	if (vfd >= 0) {
+		sv_call_free(o->c);
 		sop_free(o);
 	} else {
 		sop_finish(o, vfd);	/* e.g. EMFILE; ENOENT is dropped */
 	}
-	/* The placeholder now lives in the process only; on failure this closes the handle. */
-	close(fd);
 }
 
 static void socket_done(struct remote_req *r)
@@ -404,23 +429,55 @@ static int get_namecap(struct sop *o, uint64_t name, uint64_t lenp)
 static enum sv_verdict take_start(struct sop *o);
 static enum sv_verdict recv_submit(struct sop *o);
 
-/* Answer accept @o with the new remote socket @h (or -errno) whose peer is @peer. */
-static void accept_answer(struct sop *o, int64_t h, const void *peer, socklen_t plen)
+static void take_answered(struct sop *o, struct stash *keep);
+static struct stash *stash_conn(struct sv *sv, uint64_t h, const void *peer, socklen_t plen);
+
+/*
+ * Give accept @o's caller the new remote socket @h whose peer is @peer, and
+ * answer it (with an error if need be): true if the caller did not get @h,
+ * which stays open for the next accept. Linux keeps a connection queued when
+ * it has no fd for it or a signal ends the accept, but drops one whose
+ * address it cannot write.
+ */
+static bool accept_give(struct sop *o, uint64_t h, const void *peer, socklen_t plen)
 {
+	struct sv_call *c = o->c;
+	bool kept = false;
 	int ret;
 
-	if (h < 0) {
-		sop_finish(o, h);
-		return;
-	}
 	ret = put_name(o, peer, plen);
-	if (ret) {
-		remote_post(o->c->sv->remote, RSYS_OP_CLOSE, h, 0);
-		sop_finish(o, ret);
-		return;
+	if (!ret) {
+		mon_event_call(c, RSYS_EV_ACCEPT, o->h, peer, plen, 0, RSYS_RULE_NONE, false);
+		ret = sop_install_fd(o, h, true, &kept);
+		if (ret >= 0) {
+			sv_call_free(c);
+			return false;
+		}
+	} else {
+		kept = ret == -ENOENT;	/* not answerable: a signal ended it, or the thread is gone */
+		if (!kept)
+			remote_post(c->sv->remote, RSYS_OP_CLOSE, h, 0);
 	}
-	mon_event_call(o->c, RSYS_EV_ACCEPT, o->h, peer, plen, 0, RSYS_RULE_NONE, false);
-	sop_install(o, h);
+	sv_reply(c, ret);	/* fails harmlessly where a signal ended the call */
+	return kept;
+}
+
+/*
+ * Answer accept @o, among its socket's take calls, with the new remote socket
+ * @h (or -errno) whose peer is @peer. A connection the caller did not get goes
+ * back to the head of the stash, for the restarted accept (which waits behind
+ * @o meanwhile). Frees @o.
+ */
+static void accept_answer(struct sop *o, int64_t h, const void *peer, socklen_t plen)
+{
+	struct sv *sv = o->c->sv;
+	struct stash *keep = NULL;
+
+	if (h < 0)
+		sv_reply(o->c, h);
+	else if (accept_give(o, h, peer, plen))
+		keep = stash_conn(sv, h, peer, plen);
+	take_answered(o, keep);
 }
 
 enum sv_verdict sys_accept4(struct sv_call *c)
@@ -639,6 +696,20 @@ static struct stash *stash_new(const void *data, size_t dlen, const void *addr, 
 	return s;
 }
 
+/* A stash entry for the connection @h from @peer, or NULL (then @h is closed). */
+static struct stash *stash_conn(struct sv *sv, uint64_t h, const void *peer, socklen_t plen)
+{
+	struct stash *s = stash_new("", 0, peer, plen, 0);
+
+	if (!s) {
+		remote_post(sv->remote, RSYS_OP_CLOSE, h, 0);
+		return NULL;
+	}
+	s->conn = true;
+	s->n = h;
+	return s;
+}
+
 /*
  * Keep what the orphan @o got (@n, reply @r) for the next take call; what
  * a MSG_PEEK left at the delegate is not kept. Called with hs_lock held.
@@ -697,11 +768,11 @@ static void takes_start(struct sop *waiting)
 }
 
 /*
- * A receive is answered outside hs_lock but stays among its socket's take
+ * A take call is answered outside hs_lock but stays among its socket's take
  * calls meanwhile, marked as an orphan: a call the kernel restarts after a
  * signal that came before the answer reached the caller waits behind it.
- * End receive @o answered so: @keep (the data it did not deliver, or NULL)
- * goes to the head of the stash, for that call. Frees @o.
+ * End take call @o answered so: @keep (the data or connection it did not
+ * deliver, or NULL) goes to the head of the stash, for that call. Frees @o.
  */
 static void take_answered(struct sop *o, struct stash *keep)
 {
@@ -737,8 +808,8 @@ static void take_done(struct remote_req *r)
 	pthread_mutex_lock(&hs_lock);
 	hs = hs_get(o->h, false);
 	orphan = o->orphan || !sv_call_valid(o->c);
-	/* a receive stays in flight while it is answered (take_answered) */
-	answering = hs && !orphan && !o->is_accept;
+	/* a take call stays in flight while it is answered (take_answered) */
+	answering = hs && !orphan;
 	if (answering) {
 		o->orphan = true;
 	} else if (hs) {
@@ -798,7 +869,7 @@ static void take_done(struct remote_req *r)
 
 /*
  * Answer take call @o from stash entry @s (a copy, or the entry itself when
- * it was used up); a receive is among the socket's take calls meanwhile.
+ * it was used up); @o is among the socket's take calls meanwhile.
  */
 static void take_from_stash(struct sop *o, struct stash *s)
 {
@@ -912,7 +983,7 @@ static enum sv_verdict take_start(struct sop *o)
 	}
 	if (hs->stash) {
 		s = stash_take(hs, o);
-		if (s && !o->is_accept) {
+		if (s) {
 			/* answered as one in flight (take_answered) */
 			o->orphan = true;
 			o->hnext = hs->inflight;

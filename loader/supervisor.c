@@ -667,6 +667,20 @@ err_close:
 	}
 }
 
+bool sv_anchor_drop(int fd, struct anchor *a)
+{
+	ino_t ino = a->ino;	/* @a may be freed by the event thread once @fd is closed */
+	uint64_t h;
+
+	/* Claimed, the hang-up of the anchor does not close the handle (fdc_anchor_del). */
+	if (!fdc_anchor_close_begin(ino, &h)) {
+		close(fd);
+		return false;
+	}
+	close(fd);
+	return fdc_anchor_close_end(ino);
+}
+
 static void sv_watch_proc(struct sv_proc *p)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uintptr_t)p | EV_PROC };

@@ -62,6 +62,13 @@ void sock_handle_gone(struct sv *sv, uint64_t h);
  * placeholder is gone. *@ap receives the anchor.
  */
 int sv_anchor_new(struct sv *sv, uint64_t handle, bool nonblock, struct anchor **ap);
+/*
+ * Close @fd, the end sv_anchor_new() gave for anchor @a, which no process
+ * got: true if its handle stays open, now the caller's; false if it is
+ * closed with the anchor (or, should a placeholder be out after all, is
+ * that placeholder's).
+ */
+bool sv_anchor_drop(int fd, struct anchor *a);
 /* The last placeholder of remote socket @h is gone: forget it and close it at the delegate. */
 void sv_remote_gone(struct sv *sv, uint64_t h);
 
