@@ -272,7 +272,7 @@ static void mirror_set(struct sv_proc *p, int vfd, struct anchor *a, int flags)
 }
 
 /* File flags of @vfd of @tid from fdinfo (octal "flags:" line), 0 if unreadable. */
-static int read_fd_flags(pid_t tid, int vfd)
+int fdc_fd_flags(pid_t tid, int vfd)
 {
 	char path[64], line[128];
 	unsigned int fl = 0;
@@ -329,7 +329,7 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 		*handle = a->handle;
 	pthread_mutex_unlock(&fdc_lock);
 	if (a)
-		fdc_set_remote(p, vfd, a, read_fd_flags(tid, vfd));
+		fdc_set_remote(p, vfd, a, fdc_fd_flags(tid, vfd));
 	return a != NULL;
 }
 

@@ -43,6 +43,8 @@ void fdc_proc_exit(struct sv_proc *p);
  * caller must check the notification is still valid before trusting it.
  */
 int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle);
+/* The file status flags (O_NONBLOCK, ...) of @vfd as thread @tid sees it, from /proc; 0 if unknown. */
+int fdc_fd_flags(pid_t tid, int vfd);
 
 /*
  * True if @vfd of @p is known not to be remote without reading /proc: cached

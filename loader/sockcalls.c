@@ -1055,6 +1055,43 @@ static enum sv_verdict recv_submit(struct sop *o)
 	return take_start(o);
 }
 
+/* The msg flags of socket call @c, 0 for calls without any (read, connect, accept, ...). */
+static int call_msg_flags(const struct sv_call *c)
+{
+	switch (c->n.data.nr) {
+	case SYS_recvfrom:
+	case SYS_sendto:
+	case SYS_recvmmsg:
+	case SYS_sendmmsg:
+		return c->n.data.args[3];
+	case SYS_recvmsg:
+	case SYS_sendmsg:
+		return c->n.data.args[2];
+	}
+	return 0;
+}
+
+/*
+ * Looked at when a signal comes, not at every call (a /proc read): the
+ * flags are those of that moment, not of the call's start as in Linux,
+ * which matters only to an F_SETFL racing its own call.
+ */
+bool sock_call_nonblock(struct sv_call *c)
+{
+	switch (c->n.data.nr) {
+	case SYS_connect: case SYS_accept: case SYS_accept4:
+	case SYS_read: case SYS_readv: case SYS_recvfrom: case SYS_recvmsg: case SYS_recvmmsg:
+	case SYS_write: case SYS_writev: case SYS_sendto: case SYS_sendmsg: case SYS_sendmmsg:
+	case SYS_sendfile:
+		break;
+	default:
+		return false;	/* not a socket call (select, poll, ...) */
+	}
+	if (call_msg_flags(c) & MSG_DONTWAIT)
+		return true;
+	return fdc_fd_flags(c->n.pid, (int)c->n.data.args[0]) & O_NONBLOCK;
+}
+
 /* A signal ends a blocked receive as Linux's: what the delegate already took is stashed. */
 static struct sop *recv_new(struct sv_call *c, enum sv_verdict *v)
 {

@@ -453,7 +453,9 @@ static struct sv_state st;
  * map sigwake), that /proc shows with a signal pending only it can take,
  * or whose process is in a group stop (a stop signal came and a thread is
  * stopped: do_signal_stop() marked every thread). A remote send answers
- * the count already sent instead (sockcalls.c), which needs no flag.
+ * the count already sent instead (sockcalls.c), which needs no flag. A
+ * socket call that cannot block (O_NONBLOCK, MSG_DONTWAIT) is never ended:
+ * Linux has no EINTR for it, and the delegate answers it soon anyway.
  */
 static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sv_call *held_head;
@@ -863,6 +865,12 @@ static void sv_check_signals(struct sv *sv)
 		how = __atomic_load_n(&c->on_signal, __ATOMIC_ACQUIRE);
 		if (how == SV_INTR_NONE || sv_call_interrupted(c) || !sv_signalled(sv, c))
 			continue;
+		if (sock_call_nonblock(c)) {
+			/* answered soon anyway; unless its handler changed it, not looked at again */
+			__atomic_compare_exchange_n(&c->on_signal, &how, SV_INTR_NONE, false,
+						    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+			continue;
+		}
 		pr_debug("pid %d: signal while held (nr %d)\n", c->n.pid, c->n.data.nr);
 		__atomic_store_n(&c->intr, true, __ATOMIC_RELEASE);
 		/* under held_lock: @c cannot be freed meanwhile; a second answer fails harmlessly */

@@ -54,6 +54,12 @@ void sock_exec_done(struct sv_call *c);
 
 /* The last placeholder of remote socket @h was closed (called before RSYS_OP_CLOSE is sent). */
 void sock_handle_gone(struct sv *sv, uint64_t h);
+/*
+ * True if held call @c is a socket call that cannot block: MSG_DONTWAIT,
+ * or its socket (argument 0) O_NONBLOCK. Linux never ends such a call for
+ * a signal, so neither does sv_check_signals().
+ */
+bool sock_call_nonblock(struct sv_call *c);
 
 /*
  * Create the anchor of a new remote socket @handle: returns the end to
