@@ -21,6 +21,7 @@
 #include "direct.h"
 #include "events.h"
 #include "log.h"
+#include "procfs.h"
 #include "syscalls.h"
 
 /*
@@ -413,31 +414,19 @@ static enum sv_verdict svc_send(struct sv_call *c, int fd, struct dmsg *m, int f
 	return dcall_submit(d, fd, send_done);
 }
 
-/* The value of the first field of line @key in /proc/TGID/status of @c's process, or -1. */
-static long proc_status(struct sv_call *c, const char *key)
+/* The value (the first, for Uid and Gid) of field @name of @c's process's /proc status, or -1. */
+static long call_status(struct sv_call *c, const char *name)
 {
-	char path[64], line[128];
-	size_t klen = strlen(key);
-	long v = -1;
-	FILE *f;
+	const char *const names[] = { name };
+	uint64_t v;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", c->tgid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, klen)) {
-			v = strtol(line + klen, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
+	return proc_status(0, c->tgid, names, &v, 1) == 1 ? (long)v : -1;
 }
 
 /* Is the process of @c single-threaded? Then nothing can change its fd table under a call. */
 static bool single_threaded(struct sv_call *c)
 {
-	return proc_status(c, "Threads:") == 1;
+	return call_status(c, "Threads") == 1;
 }
 
 /* A pidfd would let its receiver take the program's sockets (pidfd_getfd). */
@@ -581,7 +570,7 @@ static void *lsend_thread(void *arg)
 static size_t local_creds(struct sv_call *c, struct lsend *l, size_t clen)
 {
 	struct cmsghdr *cm = (struct cmsghdr *)(l->ctl.buf + CMSG_ALIGN(clen));
-	long uid = proc_status(c, "Uid:"), gid = proc_status(c, "Gid:");
+	long uid = call_status(c, "Uid"), gid = call_status(c, "Gid");
 	struct ucred uc = { .pid = c->tgid, .uid = uid, .gid = gid };
 
 	if (uid < 0 || gid < 0)
@@ -698,11 +687,7 @@ static enum sv_verdict fd_call(struct sv_call *c, int *fdp, int *famp)
 		return sv_error(c, fd);
 	*famp = sock_family(fd);
 	*fdp = fd;
-	if (*famp == -ENOTSOCK) {
-		close(fd);
-		return sv_error(c, -ENOTSOCK);
-	}
-	if (*famp < 0) {
+	if (*famp < 0) {	/* -ENOTSOCK included */
 		close(fd);
 		return sv_error(c, *famp);
 	}
@@ -712,6 +697,18 @@ static enum sv_verdict fd_call(struct sv_call *c, int *fdp, int *famp)
 static bool remote_family(struct sv_call *c, int fam)
 {
 	return policy_is_remote_family(c->sv->policy, fam);
+}
+
+/* fd_call() of a call the delegate makes on a service socket; a local socket's is local_continue()'s. */
+static enum sv_verdict svc_fd_call(struct sv_call *c, int *fdp)
+{
+	enum sv_verdict v;
+	int fam;
+
+	v = fd_call(c, fdp, &fam);
+	if (v == SV_PENDING && !remote_family(c, fam))
+		return local_continue(c, *fdp);
+	return v;
 }
 
 /* The submit sends a copy of @fd: ours is closed once it is on the wire. */
@@ -724,13 +721,11 @@ static enum sv_verdict svc_done_with(int fd, enum sv_verdict v)
 enum sv_verdict direct_connect(struct sv_call *c)
 {
 	enum sv_verdict v;
-	int fd, fam;
+	int fd;
 
-	v = fd_call(c, &fd, &fam);
+	v = svc_fd_call(c, &fd);
 	if (v != SV_PENDING)
 		return v;
-	if (!remote_family(c, fam))
-		return local_continue(c, fd);
 	return svc_done_with(fd, c->n.data.nr == SYS_connect ?
 			     svc_addr_call(c, fd, RSYS_OP_CONNECT, RSYS_EV_CONNECT) :
 			     svc_addr_call(c, fd, RSYS_OP_BIND, RSYS_EV_BIND));
@@ -739,13 +734,11 @@ enum sv_verdict direct_connect(struct sv_call *c)
 enum sv_verdict direct_listen(struct sv_call *c)
 {
 	enum sv_verdict v;
-	int fd, fam;
+	int fd;
 
-	v = fd_call(c, &fd, &fam);
+	v = svc_fd_call(c, &fd);
 	if (v != SV_PENDING)
 		return v;
-	if (!remote_family(c, fam))
-		return local_continue(c, fd);
 	return svc_done_with(fd, svc_listen(c, fd));
 }
 
@@ -758,7 +751,7 @@ static bool direct_sockopt_ok(int level, int name)
 enum sv_verdict direct_setsockopt(struct sv_call *c)
 {
 	enum sv_verdict v;
-	int fd, fam;
+	int fd;
 
 	/*
 	 * The filter lets the allowlist through; should one come anyway (the
@@ -766,11 +759,9 @@ enum sv_verdict direct_setsockopt(struct sv_call *c)
 	 */
 	if (direct_sockopt_ok((int)c->n.data.args[1], (int)c->n.data.args[2]))
 		return SV_CONTINUE;
-	v = fd_call(c, &fd, &fam);
+	v = svc_fd_call(c, &fd);
 	if (v != SV_PENDING)
 		return v;
-	if (!remote_family(c, fam))
-		return local_continue(c, fd);
 	return svc_done_with(fd, svc_setsockopt(c, fd));
 }
 
