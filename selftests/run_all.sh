@@ -25,12 +25,13 @@ failed=0
 skipped=0
 failed_names=()
 log=$(mktemp /tmp/rsys-run-all.XXXXXX)
-trap 'rm -f "$log"' EXIT
+digest=$(mktemp /tmp/rsys-run-all-failed.XXXXXX)
+trap 'rm -f "$log" "$digest"' EXIT
 
 # run_one NAME TIMEOUT CMD...: stream CMD's output under a header, then count its TAP lines.
 run_one()
 {
-	local name=$1 limit=$2 rc p f s plan
+	local name=$1 limit=$2 rc p f s plan why=
 	shift 2
 
 	printf '\n==== %s ====\n' "$name"
@@ -47,14 +48,14 @@ run_one()
 	# The plan a test announced must be what it ran (a test that stops early is a failure).
 	plan=$(grep -m1 -oE '^1\.\.[0-9]+' "$log" | cut -d. -f3)
 	if [ -n "$plan" ] && [ "$plan" -ne $((p + f + s)) ] && [ "$rc" != 4 ]; then
-		echo "# $name: planned $plan results, got $((p + f + s)), counted as a failure"
+		why+="# $name: planned $plan results, got $((p + f + s)), counted as a failure"$'\n'
 		f=$((f + 1))
 	fi
 
 	case $rc in
 	0)
 		if [ $((p + f + s)) -eq 0 ]; then
-			echo "# $name: exit 0 without any TAP result, counted as a failure"
+			why+="# $name: exit 0 without any TAP result, counted as a failure"$'\n'
 			f=1
 		fi
 		;;
@@ -62,21 +63,35 @@ run_one()
 		[ $((p + f + s)) -eq 0 ] && s=1
 		;;
 	124 | 137)
-		echo "# $name: killed after ${limit}s, counted as a failure"
+		why+="# $name: killed after ${limit}s, counted as a failure"$'\n'
 		f=$((f + 1))
 		;;
 	*)
 		if [ "$f" -eq 0 ]; then
-			echo "# $name: exit status $rc without a 'not ok' line, counted as a failure"
+			why+="# $name: exit status $rc without a 'not ok' line, counted as a failure"$'\n'
 			f=1
 		fi
 		;;
 	esac
+	printf '%s' "$why"
 	printf '# %s: %d passed, %d failed, %d skipped (exit %d)\n' "$name" "$p" "$f" "$s" "$rc"
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + s))
-	[ "$f" -gt 0 ] && failed_names+=("$name")
+	if [ "$f" -gt 0 ]; then
+		failed_names+=("$name")
+		# Each failure with the diagnostics just before it, repeated at the end where a
+		# reader of the log's tail finds it.
+		{
+			echo "# == $name (exit $rc)"
+			if grep -qE '^not ok [0-9]+' "$log"; then
+				grep -E -B12 '^not ok [0-9]+' "$log" | grep -vE '^(ok [0-9]+|--$)' | tail -n 40
+			else
+				tail -n 10 "$log"
+			fi
+			printf '%s' "$why"
+		} >>"$digest"
+	fi
 }
 
 # C programs. One that a driver script runs (selftests/NAME_test.sh, or a *_test.sh naming
@@ -121,7 +136,11 @@ elif [ -f "$SRC/kvm-patch/vmtest.sh" ]; then
 fi
 
 echo
-[ ${#failed_names[@]} -gt 0 ] && echo "# failed: ${failed_names[*]}"
+if [ ${#failed_names[@]} -gt 0 ]; then
+	echo "# what failed, with the lines before it:"
+	cat "$digest"
+	echo "# failed: ${failed_names[*]}"
+fi
 echo "# $skipped skipped"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
