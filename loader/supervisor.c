@@ -441,12 +441,13 @@ static struct sv_state st;
  * failed or restarted the call on its own. Now the monitor ends a held call
  * when a signal comes for its thread: seccomp_notify_send() takes any
  * resp.error and syscall_set_return_value() puts it in ax, so the answer
- * -ERESTARTSYS (-ERESTARTNOHAND for select/poll/epoll, as Linux's) is what
+ * -ERESTARTSYS (-ERESTARTNOHAND for select/poll, as Linux's) is what
  * arch_do_signal_or_restart() (arch/x86/kernel/signal.c) converts on the
  * way out, exactly as for an interrupted Linux call: -EINTR when a handler
  * runs (for -ERESTARTSYS only without SA_RESTART), else the call is
  * restarted, also when no signal is delivered to the thread after all (or
- * it stops and is continued). That code runs only when the thread has
+ * it stops and is continued); epoll waits are answered -EINTR, as
+ * ep_poll() fails even then. That code runs only when the thread has
  * TIF_SIGPENDING: answered to a thread without it, the restart code
  * reaches the program as errno 512. So a call is ended only for a thread
  * that BPF saw woken by a signal after the call came (rsys_signal_generate:
@@ -878,6 +879,8 @@ static void sv_check_signals(struct sv *sv)
 			sv_send(c, -SV_ERESTARTSYS, false);
 		else if (how == SV_INTR_NOHAND)
 			sv_send(c, -SV_ERESTARTNOHAND, false);
+		else if (how == SV_INTR_EINTR)
+			sv_send(c, -EINTR, false);
 	}
 	pthread_mutex_unlock(&held_lock);
 }

@@ -50,6 +50,7 @@ enum sv_intr {
 	SV_INTR_NONE = 0,	/* nothing: the call does not block (bind, getsockopt, ...) */
 	SV_INTR_RESTART,	/* answered -ERESTARTSYS: restarted (SA_RESTART, no handler) or EINTR */
 	SV_INTR_NOHAND,		/* answered -ERESTARTNOHAND: EINTR once a handler ran, else restarted */
+	SV_INTR_EINTR,		/* answered -EINTR: epoll waits, which Linux never restarts (ep_poll) */
 	SV_INTR_OWNER,		/* only marked (sv_call_interrupted): the handler answers (a send's count) */
 };
 

@@ -947,8 +947,15 @@ static enum sv_verdict wcall_run(struct wcall *w)
 	w->req.done = wait_remote_done;
 	w->req.arg = w;
 	w->req.call = c;
-	/* A call's own mask is the kernel's to apply (waiter_mask_signal); else EINTR as Linux's. */
-	sv_on_signal(c, w->has_mask && wcall_kernel_may_run(w) ? SV_INTR_NONE : SV_INTR_NOHAND);
+	/*
+	 * A call's own mask is the kernel's to apply (waiter_mask_signal); else
+	 * as Linux's: select and poll restart when no handler ran (after a stop,
+	 * say), epoll fails with EINTR even then.
+	 */
+	if (w->has_mask && wcall_kernel_may_run(w))
+		sv_on_signal(c, SV_INTR_NONE);
+	else
+		sv_on_signal(c, w->kind == WK_EPOLL ? SV_INTR_EINTR : SV_INTR_NOHAND);
 	pthread_once(&waiter_once, waiter_init);
 	if (waiter_epfd < 0) {
 		err = -ENOMEM;
