@@ -360,12 +360,34 @@ static int sock_int(int fd, int name)
 	return getsockopt(fd, SOL_SOCKET, name, &v, &len) < 0 ? -errno : v;
 }
 
+/* The value (the first, for Uid and Gid) of field @name of @c's process's /proc status, or -1. */
+static long call_status(struct sv_call *c, const char *name)
+{
+	const char *const names[] = { name };
+	uint64_t v;
+
+	return proc_status(0, c->tgid, names, &v, 1) == 1 ? (long)v : -1;
+}
+
+/* Is the process of @c single-threaded? Then nothing can change its fd table under a call. */
+static bool single_threaded(struct sv_call *c)
+{
+	return call_status(c, "Threads") == 1;
+}
+
 /*
  * TCP ignores a send's address unless it is a fast open (MSG_FASTOPEN, or
  * the deferred connect of TCP_FASTOPEN_CONNECT, whose address connect()
- * gave): without control messages and with plain flags, the monitor sends
- * the copied data on its copy of the socket, without the address, and no
- * round trip to the delegate is needed (sockperf sends so).
+ * gave): without control messages and with plain flags, no round trip to
+ * the delegate is needed (sockperf sends so). In a single-threaded process
+ * (and not sendmmsg, whose other messages are unread) the kernel makes the
+ * call: nothing can swap the fd before it runs, the address it ignores,
+ * and the only control messages TCP reads (SOL_SOCKET's mark, which needs
+ * CAP_NET_ADMIN over the service domain, priority, timestamps) move no
+ * packet elsewhere should shared memory change them after the check; so
+ * a blocking send sends everything and a signal ends it as Linux's.
+ * Else the monitor sends the copied data on its copy of the socket,
+ * without the address (at most 256 KiB, and it may return short).
  */
 static bool tcp_plain_send(int fd, const struct dmsg *m, int flags)
 {
@@ -383,6 +405,8 @@ static enum sv_verdict svc_send(struct sv_call *c, int fd, struct dmsg *m, int f
 	struct dcall *d;
 	ssize_t n;
 
+	if (tcp_plain_send(fd, m, flags) && !mmsg_len && single_threaded(c))
+		return SV_CONTINUE;	/* see tcp_plain_send: the kernel's send is Linux's */
 	if (tcp_plain_send(fd, m, flags)) {
 		struct dmsg data = { .iov = m->iov, .niov = m->niov, .total = m->total };
 		int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -412,21 +436,6 @@ static enum sv_verdict svc_send(struct sv_call *c, int fd, struct dmsg *m, int f
 	d->flags = flags;
 	d->mmsg_len = mmsg_len;
 	return dcall_submit(d, fd, send_done);
-}
-
-/* The value (the first, for Uid and Gid) of field @name of @c's process's /proc status, or -1. */
-static long call_status(struct sv_call *c, const char *name)
-{
-	const char *const names[] = { name };
-	uint64_t v;
-
-	return proc_status(0, c->tgid, names, &v, 1) == 1 ? (long)v : -1;
-}
-
-/* Is the process of @c single-threaded? Then nothing can change its fd table under a call. */
-static bool single_threaded(struct sv_call *c)
-{
-	return call_status(c, "Threads") == 1;
 }
 
 /* A pidfd would let its receiver take the program's sockets (pidfd_getfd). */

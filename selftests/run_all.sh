@@ -122,7 +122,8 @@ done
 
 # Direct mode (rsys-load run --mode direct) once more for the suites that compare the
 # program's calls with Linux or attack the sandbox; attack_direct_test runs both modes itself.
-for name in fdsem_test.sh wait_test.sh realprogs.sh attack_filter_test.sh attack_sandbox_test.sh; do
+for name in fdsem_test.sh wait_test.sh realprogs.sh sendintr_test.sh attack_filter_test.sh \
+	attack_sandbox_test.sh; do
 	script=$SRC/selftests/$name
 	[ -f "$script" ] || continue
 	run_one "$name (direct mode)" "$(script_limit "$script")" env RSYS_MODE=direct bash "$script"

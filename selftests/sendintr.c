@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -32,7 +33,10 @@
  * asserted: the stream is exactly the first bytes the call reported,
  * nothing twice, nothing missing, and EINTR only when nothing went out.
  * The other cases: a blocking recv, a select and, in a child, a recv
- * across SIGSTOP/SIGCONT, each on a remote socket; and receives that
+ * across SIGSTOP/SIGCONT, each on a remote socket; a select, poll and
+ * epoll_wait across SIGSTOP/SIGCONT (Linux restarts the first two and
+ * fails epoll_wait with EINTR, without any handler); a blocking sendto
+ * with an address on a connected TCP socket, whole; and receives that
  * cannot block, which a signal must never end with EINTR.
  */
 #define LEN		(16u << 20)
@@ -489,6 +493,128 @@ static void run_stop(const char *ip)
 		    "recv across SIGSTOP/SIGCONT: stopped, then got the data");
 }
 
+enum stopwait { SW_SELECT, SW_POLL, SW_EPOLL, SW_N };
+static const char *const stopwait_name[SW_N] = { "select", "poll", "epoll_wait" };
+
+/* In the stopped child: wait up to 2 s for @fd to become readable. */
+static int stopwait_call(enum stopwait k, int fd)
+{
+	struct timeval tv = { 2, 0 };
+	struct pollfd p = { fd, POLLIN, 0 };
+	struct epoll_event ev = { .events = EPOLLIN };
+	fd_set rd;
+	int ep;
+
+	switch (k) {
+	case SW_SELECT:
+		FD_ZERO(&rd);
+		FD_SET(fd, &rd);
+		return select(fd + 1, &rd, NULL, NULL, &tv);
+	case SW_POLL:
+		return poll(&p, 1, 2000);
+	default:
+		ep = epoll_create1(0);
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
+			return -2;
+		return epoll_wait(ep, &ev, 1, 2000);
+	}
+}
+
+/*
+ * A child waits for a remote socket that stays quiet; it is stopped and
+ * continued, with no handler: Linux restarts select and poll (they time
+ * out), epoll_wait fails with EINTR.
+ */
+static void run_stopwait(const char *ip, enum stopwait k)
+{
+	struct timespec ts = { SIGNAL_MS / 1000, (SIGNAL_MS % 1000) * 1000000L };
+	static const char *const res[] = { "0 (timed out)", "-1 EINTR", "-1 (other errno)",
+					   "ready", "did not end" };
+	int s, r, st = 0, i, got = 4;
+	bool stopped = false;
+	pid_t pid;
+
+	if (tcp_pair(ip, &s, &r)) {
+		ktap_result(0, "%s across SIGSTOP/SIGCONT: setup", stopwait_name[k]);
+		return;
+	}
+	pid = fork();
+	if (!pid) {
+		int n = stopwait_call(k, r);
+
+		_exit(n == 0 ? 0 : n == -1 && errno == EINTR ? 1 : n < 0 ? 2 : 3);
+	}
+	nanosleep(&ts, NULL);
+	kill(pid, SIGSTOP);
+	for (i = 0; i < 1000 && !stopped; i++) {
+		if (waitpid(pid, &st, WUNTRACED | WNOHANG) == pid && WIFSTOPPED(st))
+			stopped = true;
+		else
+			usleep(10000);
+	}
+	kill(pid, SIGCONT);
+	/* 10 s at most for the rest of the wait (2 s, or 2 s again under rsys) */
+	for (i = 0; i < 1000; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			got = WIFEXITED(st) ? WEXITSTATUS(st) : 2;
+			break;
+		}
+		usleep(10000);
+	}
+	if (got == 4) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	}
+	close(s);
+	close(r);
+	printf("# transcript: %s across SIGSTOP/SIGCONT: %s, %s\n", stopwait_name[k],
+	       stopped ? "stopped" : "did not stop", res[got]);
+	ktap_result(stopped && got == (k == SW_EPOLL ? 1 : 0),
+		    "%s across SIGSTOP/SIGCONT: stopped, then %s", stopwait_name[k], res[got]);
+	printf("# shape: %s across SIGSTOP/SIGCONT: %s\n", stopwait_name[k], res[got]);
+}
+
+/*
+ * A single-threaded child sends 16 MiB with sendto() and the peer's address
+ * on its connected TCP socket (sockperf's way) to a reader that starts late:
+ * Linux's blocking send returns the whole count.
+ */
+static void run_fullsend(const char *ip)
+{
+	struct timespec ts = { SIGNAL_MS / 1000, (SIGNAL_MS % 1000) * 1000000L };
+	struct sockaddr_in peer;
+	socklen_t plen = sizeof(peer);
+	int s, r, st = 0;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (tcp_pair(ip, &s, &r) || getpeername(s, (struct sockaddr *)&peer, &plen)) {
+		ktap_result(0, "sendto with the address: setup");
+		return;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (!pid) {
+		n = sendto(s, buf, LEN, 0, (struct sockaddr *)&peer, plen);
+		printf("# sendto with the address: %zd%s%s\n", n, n < 0 ? " " : "",
+		       n < 0 ? strerror(errno) : "");
+		fflush(stdout);
+		_exit(n == LEN ? 0 : 1);
+	}
+	close(s);
+	nanosleep(&ts, NULL);
+	while (got < RX_CAP && (n = read(r, rxbuf + got, RX_CAP - got)) > 0)
+		got += n;
+	waitpid(pid, &st, 0);
+	close(r);
+	ktap_result(WIFEXITED(st) && !WEXITSTATUS(st) && stream_is(got, buf, LEN, NULL, 0),
+		    "sendto with the address on a connected TCP socket, single-threaded: all %u bytes in one call, peer got them",
+		    LEN);
+	printf("# shape: sendto with the address: %s\n",
+	       WIFEXITED(st) && !WEXITSTATUS(st) ? "whole" : "short or failed");
+}
+
 int main(void)
 {
 	const char *ip = getenv("SENDINTR_IP") ?: "127.0.0.1";
@@ -504,7 +630,7 @@ int main(void)
 		memcpy(buf + 4 * i, &(uint32_t){ i }, 4);
 	alarm(300);	/* bounded whatever happens */
 
-	ktap_plan(2 * C_N + 4 + 4 + 1 + 2);
+	ktap_plan(2 * C_N + 4 + 1 + SW_N + 1 + 4 + 2);
 	for (c = 0; c < C_N; c++) {
 		run_case(ip, c, true);
 		run_case(ip, c, false);
@@ -514,6 +640,9 @@ int main(void)
 	run_blocked(ip, B_SELECT, true);
 	run_blocked(ip, B_SELECT, false);
 	run_stop(ip);
+	for (c = 0; c < SW_N; c++)
+		run_stopwait(ip, c);
+	run_fullsend(ip);
 	run_storm(ip, C_SEND, true);
 	run_storm(ip, C_SEND, false);
 	run_storm(ip, C_WRITEV, true);
