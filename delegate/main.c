@@ -103,20 +103,20 @@ static int unix_dir_prepare(const struct sockaddr_un *sun)
 	buf[sizeof(buf) - 1] = '\0';
 	dir = dirname(buf);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		pr_debug("cannot create %s: %s\n", dir, strerror(errno));
+		pr_debug("cannot create %s: %s\n", dir, err_str(errno));
 	/* lstat: a symlink's owner could later point it at a directory of theirs. */
 	if (lstat(dir, &st) < 0) {
-		pr_warn("Error: cannot use the directory %s of the socket: %s\n", dir, strerror(errno));
+		pr_err("cannot use the directory %s of the socket: %s\n", dir, err_str(errno));
 		return -EPERM;
 	}
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
-		pr_warn("Error: refusing to listen in %s: not a directory (a symlink is not one) owned by uid %u (the delegate's)\n",
-			dir, geteuid());
+		pr_err("refusing to listen in %s: not a directory (a symlink is not one) owned by uid %u (the delegate's)\n",
+		       dir, geteuid());
 		return -EPERM;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		pr_warn("Error: refusing to listen in %s: it is group or world writable, so anyone could replace the socket (chmod go-w %s, or use a 0700 directory such as /run/rsys)\n",
-			dir, dir);
+		pr_err("refusing to listen in %s: it is group or world writable, so anyone could replace the socket (chmod go-w %s, or use a 0700 directory such as /run/rsys)\n",
+		       dir, dir);
 		return -EPERM;
 	}
 	return 0;
@@ -132,7 +132,7 @@ static rlim_t nofile_raise(void)
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl))
-			pr_debug("cannot raise RLIMIT_NOFILE: %s\n", strerror(errno));
+			pr_debug("cannot raise RLIMIT_NOFILE: %s\n", err_str(errno));
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	return rl.rlim_cur;
@@ -170,7 +170,7 @@ static int client_check(int fd)
 	int i;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
-		pr_warn("refusing a client: no peer credentials: %s\n", strerror(errno));
+		pr_warn("refusing a client: no peer credentials: %s\n", err_str(errno));
 		return -EPERM;
 	}
 	for (i = 0; i < dlg.n_client_uids; i++)
@@ -244,7 +244,7 @@ static void pending_promote(unsigned int i)
 	if (p.ssl) {
 		p.fd = tls_relay(p.ssl, p.fd);
 		if (p.fd < 0) {
-			pr_warn("cannot relay a TLS connection: %s\n", strerror(-p.fd));
+			pr_warn("cannot relay a TLS connection: %s\n", err_str(-p.fd));
 			return;
 		}
 	}
@@ -262,7 +262,7 @@ static void pending_promote(unsigned int i)
 	}
 	err = session_start(p.fd, p.client, &p.f);
 	if (err) {
-		pr_warn("cannot start a session: %s\n", strerror(-err));
+		pr_warn("cannot start a session: %s\n", err_str(-err));
 		hello_refuse(p.fd, &p.f, err);
 	}
 }
@@ -291,7 +291,7 @@ static void pending_read(unsigned int i)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
-			pending_drop(i, n ? strerror(errno) : "closed before its HELLO");
+			pending_drop(i, n ? err_str(errno) : "closed before its HELLO");
 			return;
 		}
 		p->got += n;
@@ -309,7 +309,7 @@ static void accept_one(int lfd)
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0) {
 		if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN)
-			pr_warn("accept: %s\n", strerror(errno));
+			pr_warn("accept: %s\n", err_str(errno));
 		/* Out of fds or memory: do not spin on the pending connection. */
 		if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
 			usleep(100000);
@@ -376,7 +376,7 @@ static void serve(int lfd, int sfd)
 		if (poll(p, 2 + n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
-			pr_warn("Error: poll: %s\n", strerror(errno));
+			pr_err("poll: %s\n", err_str(errno));
 			return;
 		}
 		if (p[1].revents) {
@@ -447,7 +447,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "rsys-delegate: unexpected argument '%s'\n", argv[optind]);
+		pr_err("unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 1;
 	}
@@ -469,7 +469,7 @@ int main(int argc, char **argv)
 			listen_addr = policy.delegate;
 	}
 	if (!listen_addr) {
-		fprintf(stderr, "rsys-delegate: Error: no address to listen on: give --listen ADDR or a policy with a 'delegate' line\n");
+		pr_err("no address to listen on: give --listen ADDR or a policy with a 'delegate' line\n");
 		usage(stderr);
 		return 1;
 	}
@@ -482,16 +482,16 @@ int main(int argc, char **argv)
 	 */
 	if (ss.ss_family != AF_UNIX) {
 		if (!tls_files_complete(&tls, "", NULL)) {
-			fprintf(stderr, "rsys-delegate: Error: refusing to listen on %s without mutual authentication: give --tls-cert, --tls-key and --tls-ca (TLS 1.3 with client certificates), or listen on unix:PATH\n",
-				listen_addr);
+			pr_err("refusing to listen on %s without mutual authentication: give --tls-cert, --tls-key and --tls-ca (TLS 1.3 with client certificates), or listen on unix:PATH\n",
+			       listen_addr);
 			return 1;
 		}
 		dlg.tls = tls_ctx_new(&tls, true, stderr);
 		if (!dlg.tls)
 			return 1;
 	} else if (tls.cert || tls.key || tls.ca) {
-		fprintf(stderr, "rsys-delegate: Error: --tls-* options are for tcp: and vsock: addresses; %s is checked by peer credentials\n",
-			listen_addr);
+		pr_err("--tls-* options are for tcp: and vsock: addresses; %s is checked by peer credentials\n",
+		       listen_addr);
 		return 1;
 	}
 	if (!dlg.policy)
@@ -499,7 +499,7 @@ int main(int argc, char **argv)
 
 	sfd = signals_setup(&term);
 	if (sfd < 0) {
-		pr_warn("Error: cannot set up signal handling: %s\n", strerror(-sfd));
+		pr_err("cannot set up signal handling: %s\n", err_str(-sfd));
 		return 1;
 	}
 	caps_set(nofile_raise());
@@ -512,7 +512,7 @@ int main(int argc, char **argv)
 	if (ss.ss_family == AF_UNIX &&
 	    chmod(((struct sockaddr_un *)&ss)->sun_path,
 		  dlg.n_client_uids == 1 && !dlg.client_uids[0] ? 0600 : 0666) < 0)
-		pr_warn("cannot chmod %s: %s\n", listen_addr, strerror(errno));
+		pr_warn("cannot chmod %s: %s\n", listen_addr, err_str(errno));
 	fcntl(lfd, F_SETFL, O_NONBLOCK);
 	pr_info("listening on %s (limits: %u handles, %u in flight per session, %u sessions per uid; %u handles, %u delegate threads in all)\n",
 		listen_addr, dlg.limit_fds, dlg.limit_inflight, dlg.limit_sessions, dlg.max_handles,

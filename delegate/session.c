@@ -252,7 +252,7 @@ static void outbuf_write(struct session *s, struct outbuf *ob)
 	int err = write_rest(s->fd, ob->data, ob->len, &ob->off);
 
 	if (err)
-		pr_debug("session %u: reply lost: %s\n", s->id, strerror(-err));
+		pr_debug("session %u: reply lost: %s\n", s->id, err_str(-err));
 	free(ob);
 }
 
@@ -356,7 +356,7 @@ static void send_reply_fd(struct session *s, struct rsys_frame *f, const void *p
 	pthread_mutex_unlock(&s->out_lock);
 	err = frame_send_fd(s->fd, f, payload, fd);
 	if (err)
-		pr_debug("session %u: reply lost: %s\n", s->id, strerror(-err));
+		pr_debug("session %u: reply lost: %s\n", s->id, err_str(-err));
 	outq_flush(s);
 }
 
@@ -377,7 +377,7 @@ static void send_reply(struct session *s, struct rsys_frame *f, const void *payl
 		pthread_mutex_unlock(&s->out_lock);
 		err = frame_send(s->fd, f, payload);
 		if (err)
-			pr_debug("session %u: reply lost: %s\n", s->id, strerror(-err));
+			pr_debug("session %u: reply lost: %s\n", s->id, err_str(-err));
 		outq_flush(s);
 		return;
 	}
@@ -396,7 +396,7 @@ static void send_reply(struct session *s, struct rsys_frame *f, const void *payl
 	err = frame_send_nowait(s->fd, f, payload, &off);
 	if (err != -EAGAIN) {
 		if (err)
-			pr_debug("session %u: reply lost: %s\n", s->id, strerror(-err));
+			pr_debug("session %u: reply lost: %s\n", s->id, err_str(-err));
 		outq_flush(s);
 		return;
 	}
@@ -804,7 +804,7 @@ static void *session_main(void *arg)
 			break;
 		}
 		if (err) {
-			pr_info("session %u: %s, closing the connection\n", s->id, strerror(-err));
+			pr_info("session %u: %s, closing the connection\n", s->id, err_str(-err));
 			break;
 		}
 		if (f.op == RSYS_OP_CANCEL) {
@@ -847,7 +847,7 @@ int session_start(int fd, int client, const struct rsys_frame *hello)
 	 * this session's sockets.
 	 */
 	if (getrandom(s->handles, dlg.limit_fds * sizeof(*s->handles), 0) < 0)
-		pr_debug("getrandom: %s\n", strerror(errno));
+		pr_debug("getrandom: %s\n", err_str(errno));
 	for (i = 0; i < dlg.limit_fds; i++) {
 		s->handles[i] = (struct handle){
 			.fd = -1,

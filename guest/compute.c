@@ -27,6 +27,7 @@
 
 #include "guest.h"
 #include "supervisor.h"
+#include "log.h"
 
 /* Paths the sandbox never sees, whatever the policy: other namespaces, BPF pins, rsys state. */
 static const char *const sandbox_hidden[] = { "/run/netns", "/sys/fs/bpf", "/run/rsys", NULL };
@@ -50,7 +51,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) guest_die(const char
 	va_list ap;
 
 	va_start(ap, fmt);
-	fputs("rsys-load: Error: ", stderr);
+	fprintf(stderr, "%s: Error: ", log_prog);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	_exit(1);
@@ -112,9 +113,9 @@ static void join_netns(const char *name)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		guest_die("cannot open network namespace %s: %s (create it with 'ip netns add %s')\n",
-			  path, strerror(errno), name);
+			  path, err_str(errno), name);
 	if (setns(fd, CLONE_NEWNET))
-		guest_die("cannot join network namespace %s: %s\n", path, strerror(errno));
+		guest_die("cannot join network namespace %s: %s\n", path, err_str(errno));
 	close(fd);
 }
 
@@ -123,7 +124,7 @@ static void fresh_netns_lo(void)
 	int ret = lo_up();
 
 	if (ret)
-		guest_die("cannot bring lo up in the compute namespace: %s\n", strerror(-ret));
+		guest_die("cannot bring lo up in the compute namespace: %s\n", err_str(-ret));
 }
 
 /*
@@ -183,11 +184,11 @@ static int install_filter(const struct policy *p, bool sandboxed, bool direct, b
 		ret = seccomp_load(ctx);
 	if (ret)
 		guest_die("cannot install the seccomp filter: %s (kernel needs SECCOMP_FILTER and user notification, >= 5.9)\n",
-			  strerror(-ret));
+			  err_str(-ret));
 	if (fd < 0)
 		fd = seccomp_notify_fd(ctx);
 	if (fd < 0)
-		guest_die("seccomp filter has no listener: %s\n", strerror(-fd));
+		guest_die("seccomp filter has no listener: %s\n", err_str(-fd));
 	seccomp_release(ctx);
 	return fd;
 }
@@ -200,7 +201,7 @@ static void __attribute__((noreturn)) filter_exec(const struct guest_opts *o)
 	sigprocmask(SIG_SETMASK, o->sigmask, NULL);
 	/* No set-id or file-capability binary gains what the program does not have. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
-		guest_die("cannot set no_new_privs: %s\n", strerror(errno));
+		guest_die("cannot set no_new_privs: %s\n", err_str(errno));
 	fd = install_filter(o->policy, o->sandbox, o->direct, o->killable);
 	/*
 	 * Most ways to talk to the monitor are intercepted now and nobody
@@ -211,7 +212,7 @@ static void __attribute__((noreturn)) filter_exec(const struct guest_opts *o)
 	/* Only the monitor may hold the listener: if it dies, intercepted calls fail instead of hanging. */
 	close(fd);
 	execv(o->path, o->argv);
-	fprintf(stderr, "rsys-load: Error: cannot execute %s: %s\n", o->path, strerror(errno));
+	pr_err("cannot execute %s: %s\n", o->path, err_str(errno));
 	_exit(127);
 }
 
@@ -225,7 +226,7 @@ static void __attribute__((noreturn)) plain_exec(const struct guest_opts *o, pid
 	} else {
 		if (unshare(CLONE_NEWNET))
 			guest_die("cannot create the compute network namespace: %s (run as root)\n",
-				  strerror(errno));
+				  err_str(errno));
 		fresh_netns_lo();
 	}
 	filter_exec(o);
@@ -240,7 +241,7 @@ static void close_monitor_fds(int keep)
 
 	d = opendir("/proc/self/fd");
 	if (!d)
-		guest_die("cannot list /proc/self/fd: %s\n", strerror(errno));
+		guest_die("cannot list /proc/self/fd: %s\n", err_str(errno));
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
@@ -263,7 +264,7 @@ static void hide_path(const char *path)
 	if (stat(path, &st)) {
 		if (errno == ENOENT)
 			return;
-		guest_die("cannot hide %s in the sandbox: %s\n", path, strerror(errno));
+		guest_die("cannot hide %s in the sandbox: %s\n", path, err_str(errno));
 	}
 	if (S_ISDIR(st.st_mode))
 		ret = mount("rsys-hidden", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -271,7 +272,7 @@ static void hide_path(const char *path)
 	else
 		ret = mount("/dev/null", path, NULL, MS_BIND, NULL);
 	if (ret)
-		guest_die("cannot hide %s in the sandbox: %s\n", path, strerror(errno));
+		guest_die("cannot hide %s in the sandbox: %s\n", path, err_str(errno));
 }
 
 /*
@@ -285,12 +286,12 @@ static void sandbox_mounts(const struct guest_opts *o)
 	const char *const *p;
 
 	if (unshare(CLONE_NEWNS))
-		guest_die("cannot create the sandbox's mount namespace: %s\n", strerror(errno));
+		guest_die("cannot create the sandbox's mount namespace: %s\n", err_str(errno));
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		guest_die("cannot make the sandbox's mounts private: %s\n", strerror(errno));
+		guest_die("cannot make the sandbox's mounts private: %s\n", err_str(errno));
 	/* We are pid 1 of the new pid namespace: this /proc shows only the sandbox. */
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
-		guest_die("cannot mount /proc for the sandbox's pid namespace: %s\n", strerror(errno));
+		guest_die("cannot mount /proc for the sandbox's pid namespace: %s\n", err_str(errno));
 	for (p = sandbox_hidden; *p; p++)
 		hide_path(*p);
 	for (p = o->hide; *p; p++)
@@ -315,9 +316,9 @@ static void drop_capabilities(void)
 	fclose(f);
 	for (cap = 0; cap <= last; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0))
-			guest_die("cannot drop capability %lu: %s\n", cap, strerror(errno));
+			guest_die("cannot drop capability %lu: %s\n", cap, err_str(errno));
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
-		guest_die("cannot clear the ambient capabilities: %s\n", strerror(errno));
+		guest_die("cannot clear the ambient capabilities: %s\n", err_str(errno));
 }
 
 static int write_file(const char *path, const char *text)
@@ -359,23 +360,23 @@ static void __attribute__((noreturn)) sandbox_init(const struct guest_opts *o, i
 	prctl(PR_SET_NAME, "rsys-sandbox");
 	/* No controlling terminal: TIOCSTI would type commands into the shell that started us. */
 	if (setsid() < 0)
-		guest_die("cannot start a new session: %s\n", strerror(errno));
+		guest_die("cannot start a new session: %s\n", err_str(errno));
 	/* The host's supplementary groups (root's) would still open files by group. */
 	if (setgroups(0, NULL))
-		guest_die("cannot drop supplementary groups: %s\n", strerror(errno));
+		guest_die("cannot drop supplementary groups: %s\n", err_str(errno));
 	/* An existing netns is joined while we may; it stays owned by the host's user namespace. */
 	if (o->netns)
 		join_netns(o->netns);
 	sandbox_mounts(o);
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS | (o->netns ? 0 : CLONE_NEWNET)))
 		guest_die("cannot create the sandbox's user namespace: %s (are user namespaces enabled? see /proc/sys/user/max_user_namespaces)\n",
-			  strerror(errno));
+			  err_str(errno));
 	/* A monitor that is gone (EOF) or failed has said why. */
 	if (guest_send(sock, MSG_USERNS, 0) || guest_recv(sock, &m, NULL, 0) || m.kind != MSG_MAPPED)
 		_exit(1);
 	/* Root inside is the mapped id outside from now on: never the host's root. */
 	if (setresgid(0, 0, 0) || setresuid(0, 0, 0))
-		guest_die("cannot become root of the sandbox's user namespace: %s\n", strerror(errno));
+		guest_die("cannot become root of the sandbox's user namespace: %s\n", err_str(errno));
 	/* The id change cleared the parent-death signal; a monitor gone meanwhile shows as EOF. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || !recv(sock, &m, sizeof(m), MSG_DONTWAIT | MSG_PEEK))
 		_exit(1);
@@ -388,13 +389,13 @@ static void __attribute__((noreturn)) sandbox_init(const struct guest_opts *o, i
 	 */
 	ret = write_file("/proc/sys/user/max_user_namespaces", "0\n");
 	if (ret)
-		guest_die("cannot forbid user namespaces in the sandbox: %s\n", strerror(-ret));
+		guest_die("cannot forbid user namespaces in the sandbox: %s\n", err_str(-ret));
 	/* The program may not ptrace us: our memory came from the monitor (fork, no exec). */
 	prctl(PR_SET_DUMPABLE, 0);
 
 	init_prog = fork();
 	if (init_prog < 0)
-		guest_die("fork: %s\n", strerror(errno));
+		guest_die("fork: %s\n", err_str(errno));
 	if (!init_prog) {
 		/* The credentials of this message tell the monitor our pid in its namespace. */
 		if (guest_send(sock, MSG_PROG, 0))
@@ -478,7 +479,7 @@ int guest_spawn(struct guest *g, const struct guest_opts *o)
 		g->pid = fork();
 		if (g->pid < 0) {
 			ret = -errno;
-			fprintf(stderr, "rsys-load: Error: fork: %s\n", strerror(errno));
+			pr_err("fork: %s\n", err_str(errno));
 			return ret;
 		}
 		if (!g->pid)
@@ -486,7 +487,7 @@ int guest_spawn(struct guest *g, const struct guest_opts *o)
 		return 0;
 	}
 	if (o->uid == 0) {
-		fprintf(stderr, "rsys-load: Error: the sandbox never maps its root to the host's root\n");
+		pr_err("the sandbox never maps its root to the host's root\n");
 		return -EPERM;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
@@ -496,8 +497,8 @@ int guest_spawn(struct guest *g, const struct guest_opts *o)
 	g->pid = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0);
 	if (g->pid < 0) {
 		ret = -errno;
-		fprintf(stderr, "rsys-load: Error: cannot create the sandbox's pid namespace: %s\n",
-			strerror(errno));
+		pr_err("cannot create the sandbox's pid namespace: %s\n",
+		       err_str(errno));
 		close(sv[0]);
 		close(sv[1]);
 		return ret;
@@ -515,8 +516,8 @@ int guest_spawn(struct guest *g, const struct guest_opts *o)
 	if (!ret) {
 		ret = sandbox_map(g->pid, o->uid);
 		if (ret)
-			fprintf(stderr, "rsys-load: Error: cannot write the sandbox's id maps: %s\n",
-				strerror(-ret));
+			pr_err("cannot write the sandbox's id maps: %s\n",
+			       err_str(-ret));
 	}
 	if (!ret)
 		ret = guest_send(g->sock, MSG_MAPPED, 0);

@@ -13,6 +13,7 @@
 #include <linux/vm_sockets.h>
 
 #include "frame.h"
+#include "log.h"
 
 static int write_full(int fd, const void *buf, size_t len)
 {
@@ -328,7 +329,7 @@ int addr_connect(const char *addr, FILE *err)
 
 err_msg:
 	if (err)
-		fprintf(err, "Error: cannot connect to %s: %s\n", addr, strerror(-ret));
+		fprintf(err, "Error: cannot connect to %s: %s\n", addr, err_str(-ret));
 	return ret;
 }
 
@@ -375,7 +376,7 @@ int addr_listen(const char *addr, int backlog, FILE *err)
 
 err_msg:
 	if (err)
-		fprintf(err, "Error: cannot listen on %s: %s%s\n", addr, strerror(-ret),
+		fprintf(err, "Error: cannot listen on %s: %s%s\n", addr, err_str(-ret),
 			ret == -EADDRINUSE ? " (is another rsys-delegate running?)" : "");
 	return ret;
 }

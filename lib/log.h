@@ -18,5 +18,14 @@ extern const char *log_prog;	/* program name printed before each message */
 #define pr_warn(fmt, ...)	pr_at(LOG_WARN, fmt, ##__VA_ARGS__)
 #define pr_info(fmt, ...)	pr_at(LOG_INFO, fmt, ##__VA_ARGS__)
 #define pr_debug(fmt, ...)	pr_at(LOG_DEBUG, fmt, ##__VA_ARGS__)
+/* Always printed: "PROG: Error: ..." is every rsys program's one style of error message. */
+#define pr_err(fmt, ...)	fprintf(stderr, "%s: Error: " fmt, log_prog, ##__VA_ARGS__)
+
+/*
+ * "Connection refused (ECONNREFUSED)": strerror() and the errno's name for
+ * @err (either sign), for messages. Four calls' strings live at once, per
+ * thread.
+ */
+const char *err_str(int err);
 
 #endif

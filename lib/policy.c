@@ -15,6 +15,7 @@
 
 #include "frame.h"
 #include "sha256.h"
+#include "log.h"
 
 #define POLICY_LINE_MAX		8192
 #define POLICY_MAX_WORDS	16
@@ -471,13 +472,13 @@ int policy_load(struct policy *p, const char *path, FILE *err)
 	if (fd < 0) {
 		ret = -errno;
 		if (err)
-			fprintf(err, "Error: cannot open policy %s: %s\n", path, strerror(-ret));
+			fprintf(err, "Error: cannot open policy %s: %s\n", path, err_str(-ret));
 		return ret;
 	}
 	if (fstat(fd, &sb)) {
 		ret = -errno;
 		if (err)
-			fprintf(err, "Error: cannot stat policy %s: %s\n", path, strerror(-ret));
+			fprintf(err, "Error: cannot stat policy %s: %s\n", path, err_str(-ret));
 		goto out_close;
 	}
 	if (!S_ISREG(sb.st_mode)) {
@@ -499,7 +500,7 @@ int policy_load(struct policy *p, const char *path, FILE *err)
 		if (n < 0) {
 			ret = -errno;
 			if (err)
-				fprintf(err, "Error: cannot read policy %s: %s\n", path, strerror(-ret));
+				fprintf(err, "Error: cannot read policy %s: %s\n", path, err_str(-ret));
 			goto out_free;
 		}
 		len += n;
@@ -640,7 +641,7 @@ int policy_check_fd(const struct policy *p, int fd, const char *what, FILE *err)
 			if (ret) {
 				if (err)
 					fprintf(err, "Error: cannot read %s to check its sha256: %s\n",
-						what, strerror(-ret));
+						what, err_str(-ret));
 				return ret;
 			}
 			have_digest = true;
@@ -672,7 +673,7 @@ int policy_check_trusted(const struct policy *p, const char *path, FILE *err)
 		ret = -errno;
 		if (err)
 			fprintf(err, "Error: cannot read %s to check its passport: %s\n", path,
-				strerror(-ret));
+				err_str(-ret));
 		return ret;
 	}
 	ret = policy_check_fd(p, fd, path, err);

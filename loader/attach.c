@@ -57,13 +57,13 @@ static int pins_remove(void)
 			continue;
 		if (pin_path(path, sizeof(path), "", de->d_name) || unlink(path)) {
 			err = -errno;
-			pr_warn("cannot unpin %s: %s\n", path, strerror(errno));
+			pr_warn("cannot unpin %s: %s\n", path, err_str(errno));
 		}
 	}
 	closedir(d);
 	if (rmdir(RSYS_PIN_DIR) && !err) {
 		err = -errno;
-		pr_warn("cannot remove %s: %s\n", RSYS_PIN_DIR, strerror(errno));
+		pr_warn("cannot remove %s: %s\n", RSYS_PIN_DIR, err_str(errno));
 	}
 	return err;
 }
@@ -77,13 +77,13 @@ static int bpffs_mount(void)
 		return 0;
 	if (mkdir(BPFFS_DIR, 0755) && errno != EEXIST) {
 		err = -errno;
-		pr_warn("cannot create %s: %s\n", BPFFS_DIR, strerror(-err));
+		pr_warn("cannot create %s: %s\n", BPFFS_DIR, err_str(-err));
 		return err;
 	}
 	if (mount("bpf", BPFFS_DIR, "bpf", 0, "mode=0700")) {
 		err = -errno;
 		pr_warn("cannot mount bpffs at %s: %s (mount it yourself: mount -t bpf bpf %s)\n",
-			BPFFS_DIR, strerror(-err), BPFFS_DIR);
+			BPFFS_DIR, err_str(-err), BPFFS_DIR);
 		return err;
 	}
 	pr_info("mounted bpffs at %s\n", BPFFS_DIR);
@@ -138,7 +138,7 @@ static struct rsys_bpf *skel_load_accepted(bool accepted[N_PROGS])
 	skel = skel_load(accepted, &first_err);
 	if (skel)
 		return skel;
-	pr_info("loading all programs failed (%s), probing each\n", strerror(-first_err));
+	pr_info("loading all programs failed (%s), probing each\n", err_str(-first_err));
 	for (i = 0; i < N_PROGS; i++) {
 		for (j = 0; j < N_PROGS; j++)
 			one[j] = i == j;
@@ -149,17 +149,17 @@ static struct rsys_bpf *skel_load_accepted(bool accepted[N_PROGS])
 			n++;
 		else
 			pr_warn("warning: the kernel refused BPF program %s (%s): no %s (run with -d for the verifier log)\n",
-				progs[i].name, strerror(-err), progs[i].loses);
+				progs[i].name, err_str(-err), progs[i].loses);
 	}
 	if (!n) {
 		pr_warn("cannot load any rsys BPF program: %s (are you root, and does the kernel have BTF? run with -d for details)\n",
-			strerror(-first_err));
+			err_str(-first_err));
 		return NULL;
 	}
 	skel = skel_load(accepted, &err);
 	if (!skel)
 		pr_warn("cannot load the accepted rsys BPF programs: %s (run with -d for details)\n",
-			strerror(-err));
+			err_str(-err));
 	return skel;
 }
 
@@ -179,7 +179,7 @@ static int progs_attach(struct rsys_bpf *skel, const bool accepted[N_PROGS])
 		link = bpf_program__attach(prog);
 		if (!link) {
 			pr_warn("warning: cannot attach BPF program %s (%s): no %s\n",
-				progs[i].name, strerror(errno), progs[i].loses);
+				progs[i].name, err_str(errno), progs[i].loses);
 			continue;
 		}
 		err = pin_path(path, sizeof(path), "link_", progs[i].name);
@@ -187,7 +187,7 @@ static int progs_attach(struct rsys_bpf *skel, const bool accepted[N_PROGS])
 			err = bpf_link__pin(link, path);
 		bpf_link__destroy(link);
 		if (err) {
-			pr_warn("cannot pin %s: %s\n", path, strerror(-err));
+			pr_warn("cannot pin %s: %s\n", path, err_str(-err));
 			return err;
 		}
 		pr_info("attached %s\n", progs[i].name);
@@ -226,7 +226,7 @@ static int maps_pin(struct rsys_bpf *skel)
 		if (!err)
 			err = bpf_map__pin(pins[i].map, path);
 		if (err) {
-			pr_warn("cannot pin %s: %s\n", path, strerror(-err));
+			pr_warn("cannot pin %s: %s\n", path, err_str(-err));
 			return err;
 		}
 	}
@@ -245,7 +245,7 @@ static int config_write(struct rsys_bpf *skel, const struct policy *p)
 
 	err = bpf_map__update_elem(skel->maps.cfg, &key, sizeof(key), &cfg, sizeof(cfg), BPF_ANY);
 	if (err)
-		pr_warn("cannot write the policy knobs into the config map: %s\n", strerror(-err));
+		pr_warn("cannot write the policy knobs into the config map: %s\n", err_str(-err));
 	return err;
 }
 
@@ -259,13 +259,13 @@ static int policy_copy(const char *src)
 
 	if (mkdir(RUN_DIR, 0755) && errno != EEXIST) {
 		err = -errno;
-		pr_warn("cannot create %s: %s\n", RUN_DIR, strerror(-err));
+		pr_warn("cannot create %s: %s\n", RUN_DIR, err_str(-err));
 		return err;
 	}
 	in = fopen(src, "re");
 	if (!in) {
 		err = -errno;
-		pr_warn("cannot read %s: %s\n", src, strerror(-err));
+		pr_warn("cannot read %s: %s\n", src, err_str(-err));
 		return err;
 	}
 	buf = malloc(POLICY_COPY_MAX);
@@ -282,7 +282,7 @@ static int policy_copy(const char *src)
 	out = fopen(POLICY_COPY ".tmp", "we");
 	if (!out) {
 		err = -errno;
-		pr_warn("cannot write %s.tmp: %s\n", POLICY_COPY, strerror(errno));
+		pr_warn("cannot write %s.tmp: %s\n", POLICY_COPY, err_str(errno));
 		goto out_free;
 	}
 	if (fwrite(buf, 1, len, out) != len)
@@ -292,7 +292,7 @@ static int policy_copy(const char *src)
 	if (!err && rename(POLICY_COPY ".tmp", POLICY_COPY))
 		err = -errno;
 	if (err) {
-		pr_warn("cannot write %s: %s\n", POLICY_COPY, strerror(-err));
+		pr_warn("cannot write %s: %s\n", POLICY_COPY, err_str(-err));
 		unlink(POLICY_COPY ".tmp");
 	}
 out_free:
@@ -335,7 +335,7 @@ int do_attach(int argc, char **argv)
 			pr_warn("already attached (%s exists): run 'rsys-load detach' first\n",
 				RSYS_PIN_DIR);
 		else
-			pr_warn("cannot create %s: %s%s\n", RSYS_PIN_DIR, strerror(-err),
+			pr_warn("cannot create %s: %s%s\n", RSYS_PIN_DIR, err_str(-err),
 				err == -EACCES || err == -EPERM ? " (attach needs root)" : "");
 		goto err_free;
 	}
@@ -382,13 +382,13 @@ int do_detach(int argc, char **argv)
 			pr_warn("not attached (nothing pinned at %s)\n", RSYS_PIN_DIR);
 		else
 			pr_warn("cannot look at %s: %s (detach needs root)\n", RSYS_PIN_DIR,
-				strerror(errno));
+				err_str(errno));
 		return 1;
 	}
 	if (pins_remove())
 		return 1;
 	if (unlink(POLICY_COPY) && errno != ENOENT)
-		pr_warn("cannot remove %s: %s\n", POLICY_COPY, strerror(errno));
+		pr_warn("cannot remove %s: %s\n", POLICY_COPY, err_str(errno));
 	pr_info("detached: unpinned %s\n", RSYS_PIN_DIR);
 	return 0;
 }

@@ -50,11 +50,11 @@ static int guard_event(void *ctx, void *data, size_t len)
 	if (e->reason < ARRAY_SIZE(guard_reasons) && guard_reasons[e->reason])
 		why = guard_reasons[e->reason];
 	if (e->reason == RSYS_GUARD_LOADER_ENV)
-		pr_warn("Error: untrusted exec killed: process %u (thread %u, %.16s): %s: %.32s (allow it with 'trusted-env %.32s' in the policy)\n",
-			e->tgid, e->tid, e->comm, why, e->env, e->env);
+		pr_err("untrusted exec killed: process %u (thread %u, %.16s): %s: %.32s (allow it with 'trusted-env %.32s' in the policy)\n",
+		       e->tgid, e->tid, e->comm, why, e->env, e->env);
 	else
-		pr_warn("Error: untrusted exec killed: process %u (thread %u, %.16s): %s\n",
-			e->tgid, e->tid, e->comm, why);
+		pr_err("untrusted exec killed: process %u (thread %u, %.16s): %s\n",
+		       e->tgid, e->tid, e->comm, why);
 	/* The trace names it by its comm: the killed image has no /proc/PID/exe any more. */
 	memcpy(comm, e->comm, sizeof(e->comm));
 	trace_strcpy(ev.prog, sizeof(ev.prog), comm);

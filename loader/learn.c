@@ -284,7 +284,7 @@ int do_learn(int argc, char **argv)
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	if (!ra.delegate) {
-		fprintf(stderr, "Error: learn needs --delegate ADDR: a delegate that allows what the program does\n");
+		pr_err("learn needs --delegate ADDR: a delegate that allows what the program does\n");
 		return 1;
 	}
 	p = calloc(1, sizeof(*p));
@@ -300,7 +300,7 @@ int do_learn(int argc, char **argv)
 	free(p);
 	ret = learn_write(ra.policy_file, ra.argv, ra.delegate);
 	if (ret) {
-		fprintf(stderr, "Error: cannot write the policy %s: %s\n", ra.policy_file, strerror(-ret));
+		pr_err("cannot write the policy %s: %s\n", ra.policy_file, err_str(-ret));
 		return 1;
 	}
 	pr_info("wrote %s: %d lines learned\n", ra.policy_file, n_learned);

@@ -121,7 +121,7 @@ int main(int argc, char **argv)
 			return cmds[i].func(argc - first, argv + first);
 		}
 	}
-	fprintf(stderr, "Error: unknown command '%s'\nTry 'rsys-load --help' for more information.\n",
-		argv[optind]);
+	pr_err("unknown command '%s'\nTry 'rsys-load --help' for more information.\n",
+	       argv[optind]);
 	return 1;
 }

@@ -200,7 +200,7 @@ static int exec_judge(struct sv_call *c, int fd, const char *what, struct stat *
 		if (ret)
 			break;
 		if (fstat(fd, &after) || !same_version(st, &after)) {
-			pr_warn("Error: %s was written while its passport was checked\n", what);
+			pr_err("%s was written while its passport was checked\n", what);
 			ret = -EPERM;
 			break;
 		}
@@ -286,8 +286,8 @@ enum sv_verdict sys_execve(struct sv_call *c)
 	if (err)
 		return sv_error(c, err);
 	if (!sv->guard && sv->execs++) {
-		pr_warn("Error: execve of %s refused: the exec guard (BPF) is not loaded, so only the program rsys-load started may run\n",
-			path);
+		pr_err("execve of %s refused: the exec guard (BPF) is not loaded, so only the program rsys-load started may run\n",
+		       path);
 		goto out_refuse;
 	}
 	if (at && !path[0] && (a[4] & AT_EMPTY_PATH)) {
@@ -301,8 +301,8 @@ enum sv_verdict sys_execve(struct sv_call *c)
 		return sv_error(c, fd);
 	}
 	if (fd < 0) {
-		pr_warn("Error: execve of %s refused: cannot open it to check its passport: %s\n",
-			path, strerror(-fd));
+		pr_err("execve of %s refused: cannot open it to check its passport: %s\n",
+		       path, err_str(-fd));
 		goto out_refuse;
 	}
 	fd = exec_judge(c, fd, path, &st);
@@ -310,15 +310,15 @@ enum sv_verdict sys_execve(struct sv_call *c)
 		return sv_error(c, fd);
 	if (fd < 0) {
 		if (fd != -EPERM)
-			pr_warn("Error: execve of %s refused: its passport cannot be checked: %s\n",
-				path, strerror(-fd));
+			pr_err("execve of %s refused: its passport cannot be checked: %s\n",
+			       path, err_str(-fd));
 		goto out_refuse;
 	}
 	err = sv->guard ? execguard_approve(sv->guard, c->n.pid, fd, &st) : 0;
 	close(fd);
 	if (err) {
-		pr_warn("Error: execve of %s refused: cannot approve it to the exec guard: %s\n",
-			path, strerror(-err));
+		pr_err("execve of %s refused: cannot approve it to the exec guard: %s\n",
+		       path, err_str(-err));
 		goto out_refuse;
 	}
 	exec_event(c, path, true, 0);

@@ -176,7 +176,7 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 	if (!ret && f.a[0] < 0)
 		ret = f.a[0];
 	if (ret) {
-		fprintf(err, "Error: delegate at %s refused the session: %s\n", addr, strerror(-ret));
+		fprintf(err, "Error: delegate at %s refused the session: %s\n", addr, err_str(-ret));
 		close(fd);
 		return ret;
 	}
@@ -192,7 +192,7 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 		ret = frame_recv(fd, &f, rc->policy_file, sizeof(rc->policy_file) - 1);
 	if (ret || f.id != 2 || f.op != RSYS_OP_INFO) {
 		fprintf(err, "Error: delegate at %s did not answer INFO: %s\n", addr,
-			strerror(ret ? -ret : EPROTO));
+			err_str(ret ? -ret : EPROTO));
 		free(rc);
 		close(fd);
 		return ret ? ret : -EPROTO;
@@ -290,7 +290,7 @@ void remote_wake_clear(struct remote *rc)
 	uint64_t v;
 
 	if (read(rc->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_debug("wake eventfd: %s\n", strerror(errno));
+		pr_debug("wake eventfd: %s\n", err_str(errno));
 }
 
 bool remote_alive(const struct remote *rc)
@@ -317,7 +317,7 @@ static void pending_add(struct remote *rc, struct remote_req *r)
 	if (rc->ev_asleep) {
 		rc->ev_asleep = false;
 		if (write(rc->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			pr_debug("wake eventfd: %s\n", strerror(errno));
+			pr_debug("wake eventfd: %s\n", err_str(errno));
 	}
 }
 
@@ -376,7 +376,7 @@ int remote_submit(struct remote *rc, struct remote_req *r)
 			ret = 0;
 		pthread_mutex_unlock(&rc->lock);
 		if (ret)
-			pr_debug("delegate send failed: %s\n", strerror(-ret));
+			pr_debug("delegate send failed: %s\n", err_str(-ret));
 		return ret ? -ECONNRESET : 0;
 	}
 	return 0;
@@ -469,7 +469,7 @@ int remote_on_readable(struct remote *rc)
 		ret = -EPROTO;
 	if (ret) {
 		if (ret != -ECONNRESET)
-			pr_warn("delegate session ended: %s\n", strerror(-ret));
+			pr_warn("delegate session ended: %s\n", err_str(-ret));
 		else
 			pr_info("delegate closed the session\n");
 		remote_fail_all(rc);

@@ -256,7 +256,7 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 			break;
 		case 'M':
 			if (strcmp(optarg, "direct") && strcmp(optarg, "remote")) {
-				fprintf(stderr, "Error: --mode %s: not 'direct' or 'remote'\n", optarg);
+				pr_err("--mode %s: not 'direct' or 'remote'\n", optarg);
 				return 1;
 			}
 			ra->mode = optarg;
@@ -273,21 +273,21 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 		}
 	}
 	if (!ra->policy_file || optind >= argc) {
-		fprintf(stderr, "Error: %s needs --policy FILE and a program\n", argv[0]);
+		pr_err("%s needs --policy FILE and a program\n", argv[0]);
 		usage(stderr);
 		return 1;
 	}
 	if (uid_arg && !ra->go.sandbox) {
-		fprintf(stderr, "Error: --uid and --no-sandbox exclude each other\n");
+		pr_err("--uid and --no-sandbox exclude each other\n");
 		return 1;
 	}
 	ret = uid_arg ? parse_uid(uid_arg, &ra->go.uid) : 0;
 	if (ret == -EPERM) {
-		fprintf(stderr, "Error: --uid 0 would make root in the sandbox the host's root\n");
+		pr_err("--uid 0 would make root in the sandbox the host's root\n");
 		return 1;
 	}
 	if (ret) {
-		fprintf(stderr, "Error: --uid %s: not a uid (1 to 4294967294)\n", uid_arg);
+		pr_err("--uid %s: not a uid (1 to 4294967294)\n", uid_arg);
 		return 1;
 	}
 	ra->argv = argv + optind;
@@ -336,7 +336,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	trace_init(RSYS_SRC_MONITOR);
 	ret = resolve_prog(ra->argv[0], prog, sizeof(prog));
 	if (ret) {
-		fprintf(stderr, "Error: cannot find program '%s': %s\n", ra->argv[0], strerror(-ret));
+		pr_err("cannot find program '%s': %s\n", ra->argv[0], err_str(-ret));
 		return 127 << 8;
 	}
 	/* The passport check says why on stderr; the monitor repeats it on the file execve opens. */
@@ -348,14 +348,14 @@ int run_main(struct run_args *ra, struct policy *p)
 	if (!delegate)
 		delegate = p->delegate;
 	if (!*delegate) {
-		fprintf(stderr, "Error: no delegate address: give --delegate ADDR or a 'delegate' line in %s\n",
-			ra->policy_file);
+		pr_err("no delegate address: give --delegate ADDR or a 'delegate' line in %s\n",
+		       ra->policy_file);
 		return 1 << 8;
 	}
 	ret = remote_open(&rc, delegate, &ra->tls, stderr);
 	if (ret) {
-		fprintf(stderr, "Error: delegate %s is unreachable (is rsys-delegate running there?)\n",
-			delegate);
+		pr_err("delegate %s is unreachable (is rsys-delegate running there?)\n",
+		       delegate);
 		return 1 << 8;
 	}
 	mon_events_set_policy_file(remote_policy_file(rc));
@@ -368,8 +368,8 @@ int run_main(struct run_args *ra, struct policy *p)
 	if (!policy_trusts_all(p)) {
 		ret = execguard_open(&guard, p);
 		if (ret)
-			pr_warn("Error: cannot load the exec guard (BPF: %s): every execve after the one starting %s will be refused\n",
-				strerror(-ret), prog);
+			pr_err("cannot load the exec guard (BPF: %s): every execve after the one starting %s will be refused\n",
+			       err_str(-ret), prog);
 	}
 
 	/* Orphans of the program come to us, so nothing outlives the run. */
@@ -411,8 +411,8 @@ int run_main(struct run_args *ra, struct policy *p)
 	}
 	lfd = guest_listener(g.prog);
 	if (lfd < 0) {
-		fprintf(stderr, "Error: cannot take the seccomp listener of the program: %s\n",
-			strerror(-lfd));
+		pr_err("cannot take the seccomp listener of the program: %s\n",
+		       err_str(-lfd));
 		kill(g.pid, SIGKILL);
 		goto out_wait;
 	}
@@ -420,8 +420,8 @@ int run_main(struct run_args *ra, struct policy *p)
 	if (guard) {
 		ret = execguard_add(guard, g.prog);
 		if (ret) {
-			fprintf(stderr, "Error: cannot guard the execs of the program: %s\n",
-				strerror(-ret));
+			pr_err("cannot guard the execs of the program: %s\n",
+			       err_str(-ret));
 			kill(g.pid, SIGKILL);
 			goto out_wait;
 		}
@@ -439,7 +439,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	sv.direct = go.direct;
 	ret = sv_start(&sv);
 	if (ret) {
-		fprintf(stderr, "Error: cannot start the supervisor: %s\n", strerror(-ret));
+		pr_err("cannot start the supervisor: %s\n", err_str(-ret));
 		kill(g.pid, SIGKILL);
 	} else {
 		mon_event_exec(g.prog, g.prog, prog, NULL, true, 0);
@@ -487,7 +487,7 @@ int do_run(int argc, char **argv)
 	if (!p)
 		return 1;
 	if (policy_load(p, ra.policy_file, stderr)) {
-		fprintf(stderr, "Error: cannot load policy %s\n", ra.policy_file);
+		pr_err("cannot load policy %s\n", ra.policy_file);
 		free(p);
 		return 1;
 	}

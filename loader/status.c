@@ -257,14 +257,14 @@ int do_status(int argc, char **argv)
 		return 0;
 	}
 	if (err) {
-		pr_warn("cannot open the maps pinned under %s: %s%s\n", RSYS_PIN_DIR, strerror(-err),
+		pr_warn("cannot open the maps pinned under %s: %s%s\n", RSYS_PIN_DIR, err_str(-err),
 			err == -EACCES || err == -EPERM ? " (status needs root)" : "");
 		return 1;
 	}
 	err = status_read(&m, &s);
 	maps_close(&m);
 	if (err) {
-		pr_warn("cannot read the maps pinned under %s: %s\n", RSYS_PIN_DIR, strerror(-err));
+		pr_warn("cannot read the maps pinned under %s: %s\n", RSYS_PIN_DIR, err_str(-err));
 		return 1;
 	}
 	if (json_output)

@@ -520,7 +520,7 @@ static bool sv_send(struct sv_call *c, int64_t ret, bool cont)
 		return true;
 	if (errno == ENOENT || errno == EINPROGRESS)
 		return false;
-	pr_debug("NOTIF_SEND (nr %d, pid %d): %s\n", c->n.data.nr, c->n.pid, strerror(errno));
+	pr_debug("NOTIF_SEND (nr %d, pid %d): %s\n", c->n.data.nr, c->n.pid, err_str(errno));
 	return true;
 }
 
@@ -741,7 +741,7 @@ static void *sv_thread_fn(void *arg)
 		if (!c) {
 			c = malloc(sizeof(*c));
 			if (!c) {
-				pr_warn("Error: out of memory in the supervisor\n");
+				pr_err("out of memory in the supervisor\n");
 				break;
 			}
 		}
@@ -750,7 +750,7 @@ static void *sv_thread_fn(void *arg)
 		if (ioctl(sv->notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &c->n)) {
 			if (errno == EINTR || errno == ENOENT)
 				continue;
-			pr_debug("NOTIF_RECV: %s\n", strerror(errno));
+			pr_debug("NOTIF_RECV: %s\n", err_str(errno));
 			break;
 		}
 		sv_dispatch(c);
@@ -926,7 +926,7 @@ static void *ev_thread_fn(void *arg)
 	for (;;) {
 		n = epoll_wait(st.epfd, evs, 32, timeout);
 		if (n < 0 && errno != EINTR) {
-			pr_warn("Error: event loop: %s\n", strerror(errno));
+			pr_err("event loop: %s\n", err_str(errno));
 			break;
 		}
 		signalled = false;
@@ -1010,7 +1010,7 @@ int sv_start(struct sv *sv)
 	fdc_init(sv->maps);
 	/* The supervisor runs on the CPU of the woken thread: ~2x faster round trips (6.6+). */
 	if (ioctl(sv->notify_fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags))
-		pr_info("seccomp SYNC_WAKE_UP not available: %s\n", strerror(errno));
+		pr_info("seccomp SYNC_WAKE_UP not available: %s\n", err_str(errno));
 
 	st.epfd = epoll_create1(EPOLL_CLOEXEC);
 	st.stopfd = eventfd(0, EFD_CLOEXEC);
@@ -1029,7 +1029,7 @@ int sv_start(struct sv *sv)
 	/* Without the wake-ups signals are seen within SV_CHECK_MS while calls are held. */
 	if (sv->killable && sv_watch_signals(sv))
 		pr_info("BPF signal ring buffer: %s: signals end held calls within %d ms\n",
-			strerror(errno), SV_CHECK_MS);
+			err_str(errno), SV_CHECK_MS);
 	/* SIGUSR2 without SA_RESTART interrupts NOTIF_RECV when stopping. */
 	sigaction(SIGUSR2, &sa, NULL);
 	ret = pthread_create(&st.ev_thread, NULL, ev_thread_fn, sv);
@@ -1053,7 +1053,7 @@ void sv_stop(struct sv *sv)
 	}
 	pthread_join(st.sv_thread, NULL);
 	if (write(st.stopfd, &one, sizeof(one)) != sizeof(one))
-		pr_debug("stop event: %s\n", strerror(errno));
+		pr_debug("stop event: %s\n", err_str(errno));
 	pthread_join(st.ev_thread, NULL);
 	ring_buffer__free(st.sigring);
 	close(st.stopfd);

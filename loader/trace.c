@@ -60,15 +60,15 @@ static int trace_dir_check(const char *path)
 	snprintf(buf, sizeof(buf), "%s", path);
 	dir = dirname(buf);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		pr_debug("cannot create %s: %s\n", dir, strerror(errno));
+		pr_debug("cannot create %s: %s\n", dir, err_str(errno));
 	if (lstat(dir, &st) < 0) {
-		fprintf(stderr, "Error: cannot use the directory %s of %s: %s\n", dir, path,
-			strerror(errno));
+		pr_err("cannot use the directory %s of %s: %s\n", dir, path,
+		       err_str(errno));
 		return -EPERM;
 	}
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-		fprintf(stderr, "Error: refusing to listen in %s: it must be a directory of uid %u that nobody else may write (chmod go-w %s)\n",
-			dir, geteuid(), dir);
+		pr_err("refusing to listen in %s: it must be a directory of uid %u that nobody else may write (chmod go-w %s)\n",
+		       dir, geteuid(), dir);
 		return -EPERM;
 	}
 	return 0;
@@ -86,7 +86,7 @@ static int trace_listen(const char *path)
 	int fd, probe;
 
 	if (strlen(path) + 16 >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "Error: trace socket path %s is too long\n", path);
+		pr_err("trace socket path %s is too long\n", path);
 		return -ENAMETOOLONG;
 	}
 	if (trace_dir_check(path))
@@ -96,7 +96,7 @@ static int trace_listen(const char *path)
 	probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (probe >= 0 && !connect(probe, (struct sockaddr *)&sun, sizeof(sun))) {
 		close(probe);
-		fprintf(stderr, "Error: another rsys-load trace is reading %s\n", path);
+		pr_err("another rsys-load trace is reading %s\n", path);
 		return -EBUSY;
 	}
 	if (probe >= 0)
@@ -107,7 +107,7 @@ static int trace_listen(const char *path)
 	unlink(tmp.sun_path);
 	if (bind(fd, (struct sockaddr *)&tmp, sizeof(tmp)) < 0 || chmod(tmp.sun_path, 0600) < 0 ||
 	    listen(fd, 128) < 0 || rename(tmp.sun_path, path) < 0) {
-		fprintf(stderr, "Error: cannot listen on %s: %s\n", path, strerror(errno));
+		pr_err("cannot listen on %s: %s\n", path, err_str(errno));
 		unlink(tmp.sun_path);
 		close(fd);
 		return -EPERM;
@@ -232,7 +232,7 @@ int do_trace(int argc, char **argv)
 		case 'p':
 			tf.pid = strtol(optarg, &end, 10);
 			if (*end || tf.pid <= 0) {
-				fprintf(stderr, "Error: --pid %s: not a process id\n", optarg);
+				pr_err("--pid %s: not a process id\n", optarg);
 				return 1;
 			}
 			break;
@@ -248,7 +248,7 @@ int do_trace(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "Error: unexpected argument '%s'\n", argv[optind]);
+		pr_err("unexpected argument '%s'\n", argv[optind]);
 		trace_usage(stderr);
 		return 1;
 	}
@@ -267,7 +267,7 @@ int do_trace(int argc, char **argv)
 		unlink(path);
 	close(lfd);
 	if (ret) {
-		fprintf(stderr, "Error: trace: %s\n", strerror(-ret));
+		pr_err("trace: %s\n", err_str(-ret));
 		return 1;
 	}
 	return 0;

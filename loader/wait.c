@@ -508,7 +508,7 @@ static void wait_remote_done(struct remote_req *r)
 	wq_push(w);
 	pthread_mutex_unlock(&wait_lock);
 	if (write(wake_fd, &one, sizeof(one)) < 0)
-		pr_warn("waiter wake-up failed: %s\n", strerror(errno));
+		pr_warn("waiter wake-up failed: %s\n", err_str(errno));
 }
 
 /*
@@ -565,7 +565,7 @@ static void waiter_remote_replies(void)
 	bool was;
 
 	if (read(wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_warn("waiter: eventfd: %s\n", strerror(errno));
+		pr_warn("waiter: eventfd: %s\n", err_str(errno));
 	for (;;) {
 		pthread_mutex_lock(&wait_lock);
 		w = wq_head;
@@ -712,7 +712,7 @@ static void *waiter_main(void *arg)
 		/* one event at a time: a call resolved now never shows up stale later */
 		n = epoll_wait(waiter_epfd, &ev, 1, timeout);
 		if (n < 0 && errno != EINTR) {
-			pr_warn("waiter: epoll_wait: %s\n", strerror(errno));
+			pr_warn("waiter: epoll_wait: %s\n", err_str(errno));
 			return NULL;
 		}
 		if (mono_ms() - last >= WAIT_CHECK_MS) {
@@ -739,7 +739,7 @@ static void waiter_init(void)
 	if (waiter_epfd < 0 || wake_fd < 0 ||
 	    epoll_ctl(waiter_epfd, EPOLL_CTL_ADD, wake_fd, &ev) ||
 	    pthread_create(&t, NULL, waiter_main, NULL)) {
-		pr_warn("cannot start the split-wait thread: %s\n", strerror(errno));
+		pr_warn("cannot start the split-wait thread: %s\n", err_str(errno));
 		if (waiter_epfd >= 0)
 			close(waiter_epfd);
 		waiter_epfd = -1;
@@ -1001,7 +1001,7 @@ static enum sv_verdict wcall_run(struct wcall *w)
 	}
 	pthread_mutex_unlock(&wait_lock);
 	if (wake && write(wake_fd, &one, sizeof(one)) < 0)
-		pr_warn("waiter wake-up failed: %s\n", strerror(errno));
+		pr_warn("waiter wake-up failed: %s\n", err_str(errno));
 	wcall_put(w);
 	return SV_PENDING;
 reply:

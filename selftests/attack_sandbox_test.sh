@@ -162,7 +162,7 @@ attack "TIOCSTI into the controlling terminal" "^blocked" \
 # Fail closed: a sandbox whose root is the host's root is refused, not built.
 a timeout 30 "$RSYS_LOAD" run $RSYS_MODE_OPT --uid 0 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- "$PROBE" write "$ROOTFILE"
 c timeout 30 "$RSYS_LOAD" run $RSYS_MODE_OPT --uid 1 --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- echo sandbox built
-attack "--uid 0 is refused (exit 1)" "^Error: --uid 0"
+attack "--uid 0 is refused (exit 1)" "^rsys-load: Error: --uid 0"
 
 # Fail closed: without user namespaces there is no sandbox, and PROG does not run. The
 # limit is set in a user namespace of our own (all ids mapped), not the host's.

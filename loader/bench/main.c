@@ -93,8 +93,8 @@ static int need_binary(const struct bench_run *r, const char *name, char *path, 
 {
 	snprintf(path, cap, "%s/%s", r->dir, name);
 	if (access(path, X_OK)) {
-		fprintf(stderr, "Error: %s not found next to rsys-bench (build it with make, or install rsys)\n",
-			path);
+		pr_err("%s not found next to rsys-bench (build it with make, or install rsys)\n",
+		       path);
 		return -ENOENT;
 	}
 	return 0;
@@ -108,7 +108,7 @@ static int write_policy(struct bench_run *r)
 	snprintf(r->policy, sizeof(r->policy), "%s/bench.policy", r->tmp);
 	f = fopen(r->policy, "we");
 	if (!f) {
-		fprintf(stderr, "Error: cannot write %s: %s\n", r->policy, strerror(errno));
+		pr_err("cannot write %s: %s\n", r->policy, err_str(errno));
 		return -errno;
 	}
 	fprintf(f, "# rsys-bench policy\ntrusted *\nremote inet inet6\ndelegate %s\n"
@@ -126,7 +126,7 @@ static int delegate_start(struct bench_run *r)
 		return -ENOENT;
 	snprintf(r->tmp, sizeof(r->tmp), "/tmp/rsys-bench.XXXXXX");
 	if (!mkdtemp(r->tmp)) {
-		fprintf(stderr, "Error: cannot create a directory in /tmp: %s\n", strerror(errno));
+		pr_err("cannot create a directory in /tmp: %s\n", err_str(errno));
 		return -errno;
 	}
 	snprintf(r->addr, sizeof(r->addr), "unix:%s/delegate.sock", r->tmp);
@@ -137,7 +137,7 @@ static int delegate_start(struct bench_run *r)
 		return -errno;
 	if (!r->delegate) {
 		execl(path, "rsys-delegate", "--listen", r->addr, "--policy", r->policy, (char *)NULL);
-		fprintf(stderr, "Error: cannot run %s: %s\n", path, strerror(errno));
+		pr_err("cannot run %s: %s\n", path, err_str(errno));
 		_exit(127);
 	}
 	/* ready when it accepts connections; give it 5 s */
@@ -153,8 +153,8 @@ static int delegate_start(struct bench_run *r)
 		}
 		nanosleep(&pause, NULL);
 	}
-	fprintf(stderr, "Error: rsys-delegate did not start listening on %s (run it by hand to see why)\n",
-		r->addr);
+	pr_err("rsys-delegate did not start listening on %s (run it by hand to see why)\n",
+	       r->addr);
 	return -ETIMEDOUT;
 }
 
@@ -216,8 +216,8 @@ static int run_test(struct bench_run *r, enum bench_test t)
 			      "--delegate", r->addr, "--", self, "--worker", test, iters, (char *)NULL);
 		else
 			execl(self, "rsys-bench", "--worker", test, iters, (char *)NULL);
-		fprintf(stderr, "Error: cannot run %s: %s\n", bench_tests[t].remote ? load : self,
-			strerror(errno));
+		pr_err("cannot run %s: %s\n", bench_tests[t].remote ? load : self,
+		       err_str(errno));
 		_exit(127);
 	}
 	close(pipefd[1]);
@@ -230,7 +230,7 @@ static int run_test(struct bench_run *r, enum bench_test t)
 		return -errno;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) || n < 2 ||
 	    ((t == BENCH_LOCAL_NRREMOTE || t == BENCH_LATE_LOCAL) && n < 3)) {
-		fprintf(stderr, "Error: test %s failed (see the messages above)\n", bench_tests[t].name);
+		pr_err("test %s failed (see the messages above)\n", bench_tests[t].name);
 		return -EIO;
 	}
 	r->seconds[t] = v[0];
@@ -294,12 +294,12 @@ static int write_png(const struct bench_run *r, const char *file)
 	int t, pass;
 
 	if (strpbrk(file, "'\n")) {
-		fprintf(stderr, "Error: --png file name must not contain quotes or newlines\n");
+		pr_err("--png file name must not contain quotes or newlines\n");
 		return -EINVAL;
 	}
 	g = popen("gnuplot", "w");
 	if (!g) {
-		fprintf(stderr, "Error: cannot run gnuplot (apt-get install gnuplot-nox)\n");
+		pr_err("cannot run gnuplot (apt-get install gnuplot-nox)\n");
 		return -errno;
 	}
 	fprintf(g, "set terminal png size 900,520\nset output '%s'\n"
@@ -317,7 +317,7 @@ static int write_png(const struct bench_run *r, const char *file)
 		fprintf(g, "e\n");
 	}
 	if (pclose(g)) {
-		fprintf(stderr, "Error: gnuplot failed to write %s\n", file);
+		pr_err("gnuplot failed to write %s\n", file);
 		return -EIO;
 	}
 	return 0;
@@ -351,7 +351,7 @@ int main(int argc, char **argv)
 		case 'n':
 			r.iters = strtol(optarg, &end, 10);
 			if (*end || r.iters <= 0) {
-				fprintf(stderr, "Error: -n wants a positive number of iterations\n");
+				pr_err("-n wants a positive number of iterations\n");
 				return 1;
 			}
 			break;
@@ -360,7 +360,7 @@ int main(int argc, char **argv)
 			break;
 		case 'M':
 			if (strcmp(optarg, "direct") && strcmp(optarg, "remote")) {
-				fprintf(stderr, "Error: --mode wants direct or remote\n");
+				pr_err("--mode wants direct or remote\n");
 				return 1;
 			}
 			r.mode = optarg;
@@ -390,7 +390,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (self_dir(r.dir, sizeof(r.dir))) {
-		fprintf(stderr, "Error: cannot find where rsys-bench is installed (/proc not mounted?)\n");
+		pr_err("cannot find where rsys-bench is installed (/proc not mounted?)\n");
 		return 1;
 	}
 	r.late_iters = r.iters < LATE_MAX_ITERS ? r.iters : LATE_MAX_ITERS;

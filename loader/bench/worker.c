@@ -21,6 +21,7 @@
 
 #include "bench.h"
 #include "seccomp_compat.h"
+#include "log.h"
 
 const struct bench_info bench_tests[BENCH_NTESTS] = {
 	[BENCH_NATIVE]		= { "native", "1", 1, false },
@@ -87,7 +88,7 @@ static int sets_prepare(enum bench_test t, struct bench_sets *s, int *remote)
 	int ready[2], idle[2];
 
 	if (pipe(ready) || pipe(idle) || write(ready[1], "x", 1) != 1) {
-		fprintf(stderr, "rsys-bench: pipe: %s\n", strerror(errno));
+		pr_err("pipe: %s\n", err_str(errno));
 		return -1;
 	}
 	*remote = -1;
@@ -95,7 +96,7 @@ static int sets_prepare(enum bench_test t, struct bench_sets *s, int *remote)
 		/* under rsys-load run an AF_INET socket lives at the delegate */
 		*remote = socket(AF_INET, SOCK_DGRAM, 0);
 		if (*remote < 0) {
-			fprintf(stderr, "rsys-bench: socket(AF_INET): %s\n", strerror(errno));
+			pr_err("socket(AF_INET): %s\n", err_str(errno));
 			return -1;
 		}
 	}
@@ -179,8 +180,8 @@ int bench_worker(enum bench_test t, long iters)
 		if (t == BENCH_LATE_LOCAL && read(s.want_fd, &b, 1) != 1)
 			return 1;
 		if (n != 1 || !FD_ISSET(s.want_fd, s.want_wr ? &wr : &rd)) {
-			fprintf(stderr, "rsys-bench: %s: iteration %ld: select returned %d (%s), want fd %d ready\n",
-				bench_tests[t].name, i, n, n < 0 ? strerror(errno) : "wrong fd", s.want_fd);
+			pr_err("%s: iteration %ld: select returned %d (%s), want fd %d ready\n",
+			       bench_tests[t].name, i, n, n < 0 ? err_str(errno) : "wrong fd", s.want_fd);
 			return 1;
 		}
 		t1 = now();
@@ -203,7 +204,7 @@ int bench_worker(enum bench_test t, long iters)
 		 */
 		t0 = now();
 		if (getsockname(remote, (struct sockaddr *)&sin, &len) || close(remote)) {
-			fprintf(stderr, "rsys-bench: getsockname/close after the loop: %s\n", strerror(errno));
+			pr_err("getsockname/close after the loop: %s\n", err_str(errno));
 			return 1;
 		}
 		t1 = now();
