@@ -12,9 +12,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/bpf.h>
 
+#include "bpfmaps.h"
 #include "ktap.h"
-#include "../loader/bpfmaps.c"
+#include "rsys.h"
 
 #define NR_GETPPID	110
 #define WAIT_MS		3000	/* bound on every wait for a BPF side effect */
@@ -52,7 +54,7 @@ static bool bpf_usable(void)
 	attr.key_size = 4;
 	attr.value_size = 8;
 	attr.max_entries = 1;
-	fd = sys_bpf(BPF_MAP_CREATE, &attr);
+	fd = maps_sys_bpf(BPF_MAP_CREATE, &attr);
 	if (fd < 0)
 		return false;
 	close(fd);
@@ -82,21 +84,21 @@ static bool fd_present(struct rsys_maps *m, __u32 table, __u32 vfd, struct rsys_
 	struct rsys_fd_key key = { .table = table, .vfd = vfd };
 	struct rsys_fd_val tmp;
 
-	return !elem_cmd(BPF_MAP_LOOKUP_ELEM, m->fdtable, &key, v ? v : &tmp, 0);
+	return !maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, m->fdtable, &key, v ? v : &tmp, 0);
 }
 
 static bool trust_get(struct rsys_maps *m, __u32 tgid, struct rsys_trusted *t)
 {
 	struct rsys_trusted tmp;
 
-	return !elem_cmd(BPF_MAP_LOOKUP_ELEM, m->trusted, &tgid, t ? t : &tmp, 0);
+	return !maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, m->trusted, &tgid, t ? t : &tmp, 0);
 }
 
 static __u64 counter(int fd, __u32 idx)
 {
 	__u64 v = 0;
 
-	elem_cmd(BPF_MAP_LOOKUP_ELEM, fd, &idx, &v, 0);
+	maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, fd, &idx, &v, 0);
 	return v;
 }
 
@@ -321,8 +323,8 @@ static void test_monitor_exit(struct rsys_maps *m)
 	close(go[1]);
 	if (!status)
 		waitpid(child, NULL, 0);
-	mfd = obj_get("monitors");
-	EXPECT_TRUE(mfd >= 0 && !elem_cmd(BPF_MAP_LOOKUP_ELEM, mfd, &mon, &rec, 0) && rec.dead,
+	mfd = maps_obj_get("monitors");
+	EXPECT_TRUE(mfd >= 0 && !maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, mfd, &mon, &rec, 0) && rec.dead,
 		    "monitor exit: monitors[%d] recorded dead", mon);
 	if (mfd >= 0)
 		close(mfd);
@@ -339,8 +341,8 @@ static void test_monitor_dead_lazy(struct rsys_maps *m)
 	/* A live monitor marked dead by hand: only rsys_sys_enter can kill the child. */
 	if (supervised_spawn(m, &t, go, &mon, &child))
 		return;
-	mfd = obj_get("monitors");
-	err = mfd < 0 ? mfd : elem_cmd(BPF_MAP_UPDATE_ELEM, mfd, &mon, &dead, BPF_ANY);
+	mfd = maps_obj_get("monitors");
+	err = mfd < 0 ? mfd : maps_elem_cmd(BPF_MAP_UPDATE_ELEM, mfd, &mon, &dead, BPF_ANY);
 	if (mfd >= 0)
 		close(mfd);
 	if (err || write(go[1], "x", 1) != 1)
@@ -358,7 +360,7 @@ static void self_untrust(struct rsys_maps *m)
 	__u32 me = getpid();
 
 	maps_fd_clear(m, me);
-	elem_cmd(BPF_MAP_DELETE_ELEM, m->trusted, &me, NULL, 0);
+	maps_elem_cmd(BPF_MAP_DELETE_ELEM, m->trusted, &me, NULL, 0);
 }
 
 int main(void)
