@@ -12,17 +12,17 @@
 #include "rsys.h"
 
 /*
- * Plain bpf(2), not libbpf: this file is also compiled into the selftests,
- * which link only librsys.a, and it needs just these five commands.
+ * Plain bpf(2), not libbpf: the selftests link this object (with librsys.a,
+ * without libbpf), and it needs just these five commands.
  */
-static int sys_bpf(int cmd, union bpf_attr *attr)
+int maps_sys_bpf(int cmd, union bpf_attr *attr)
 {
 	long ret = syscall(__NR_bpf, cmd, attr, sizeof(*attr));
 
 	return ret < 0 ? -errno : (int)ret;
 }
 
-static int obj_get(const char *name)
+int maps_obj_get(const char *name)
 {
 	char path[64] = RSYS_PIN_DIR "/";
 	union bpf_attr attr;
@@ -30,10 +30,10 @@ static int obj_get(const char *name)
 	strncat(path, name, sizeof(path) - strlen(path) - 1);
 	memset(&attr, 0, sizeof(attr));
 	attr.pathname = (__u64)(unsigned long)path;
-	return sys_bpf(BPF_OBJ_GET, &attr);
+	return maps_sys_bpf(BPF_OBJ_GET, &attr);
 }
 
-static int elem_cmd(int cmd, int fd, const void *key, void *value, __u64 flags)
+int maps_elem_cmd(int cmd, int fd, const void *key, void *value, __u64 flags)
 {
 	union bpf_attr attr;
 
@@ -42,7 +42,7 @@ static int elem_cmd(int cmd, int fd, const void *key, void *value, __u64 flags)
 	attr.key = (__u64)(unsigned long)key;
 	attr.value = (__u64)(unsigned long)value;
 	attr.flags = flags;
-	return sys_bpf(cmd, &attr);
+	return maps_sys_bpf(cmd, &attr);
 }
 
 static int next_key(int fd, const void *key, void *next)
@@ -53,7 +53,7 @@ static int next_key(int fd, const void *key, void *next)
 	attr.map_fd = fd;
 	attr.key = (__u64)(unsigned long)key;
 	attr.next_key = (__u64)(unsigned long)next;
-	return sys_bpf(BPF_MAP_GET_NEXT_KEY, &attr);
+	return maps_sys_bpf(BPF_MAP_GET_NEXT_KEY, &attr);
 }
 
 int maps_open(struct rsys_maps *m)
@@ -68,7 +68,7 @@ int maps_open(struct rsys_maps *m)
 	m->sigwake = m->sigstop = m->sigring = -1;
 	m->class_mem = NULL;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		fd = obj_get(names[i]);
+		fd = maps_obj_get(names[i]);
 		if (fd < 0)
 			goto err_close;
 		*fds[i] = fd;
@@ -81,12 +81,12 @@ int maps_open(struct rsys_maps *m)
 		goto err_close;
 	}
 	m->class_mem = mem;
-	m->sigdeliver = obj_get("sigdeliver");	/* optional */
+	m->sigdeliver = maps_obj_get("sigdeliver");	/* optional */
 	/* optional; the maps mean something only while the program fills them */
 	if (!access(RSYS_PIN_DIR "/link_rsys_signal_generate", F_OK)) {
-		m->sigwake = obj_get("sigwake");
-		m->sigstop = obj_get("sigstop");
-		m->sigring = obj_get("sigring");
+		m->sigwake = maps_obj_get("sigwake");
+		m->sigstop = maps_obj_get("sigstop");
+		m->sigring = maps_obj_get("sigring");
 	}
 	return 0;
 
@@ -131,7 +131,7 @@ int maps_fd_set(struct rsys_maps *m, __u32 table, __u32 vfd, const struct rsys_f
 
 	if (!maps_attached(m))
 		return 0;
-	return elem_cmd(BPF_MAP_UPDATE_ELEM, m->fdtable, &key, (void *)v, BPF_ANY);
+	return maps_elem_cmd(BPF_MAP_UPDATE_ELEM, m->fdtable, &key, (void *)v, BPF_ANY);
 }
 
 int maps_fd_del(struct rsys_maps *m, __u32 table, __u32 vfd)
@@ -141,7 +141,7 @@ int maps_fd_del(struct rsys_maps *m, __u32 table, __u32 vfd)
 
 	if (!maps_attached(m))
 		return 0;
-	err = elem_cmd(BPF_MAP_DELETE_ELEM, m->fdtable, &key, NULL, 0);
+	err = maps_elem_cmd(BPF_MAP_DELETE_ELEM, m->fdtable, &key, NULL, 0);
 	/* BPF drops close-on-exec and exited tables on its own: already gone is fine. */
 	return err == -ENOENT ? 0 : err;
 }
@@ -167,7 +167,7 @@ int maps_fd_clear(struct rsys_maps *m, __u32 table)
 	if (err == -ENOENT || n == RSYS_MAX_FDS)
 		err = 0;
 	for (i = 0; i < n && !err; i++) {
-		err = elem_cmd(BPF_MAP_DELETE_ELEM, m->fdtable, &keys[i], NULL, 0);
+		err = maps_elem_cmd(BPF_MAP_DELETE_ELEM, m->fdtable, &keys[i], NULL, 0);
 		if (err == -ENOENT)
 			err = 0;
 	}
@@ -184,21 +184,21 @@ int maps_sig_woken(struct rsys_maps *m, __u32 tid, struct rsys_sigwake *w)
 {
 	if (m->sigwake < 0)
 		return -ENOENT;
-	return elem_cmd(BPF_MAP_LOOKUP_ELEM, m->sigwake, &tid, w, 0);
+	return maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, m->sigwake, &tid, w, 0);
 }
 
 int maps_sig_stop(struct rsys_maps *m, __u32 tgid, struct rsys_sigwake *w)
 {
 	if (m->sigstop < 0)
 		return -ENOENT;
-	return elem_cmd(BPF_MAP_LOOKUP_ELEM, m->sigstop, &tgid, w, 0);
+	return maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, m->sigstop, &tgid, w, 0);
 }
 
 int maps_sig_delivered(struct rsys_maps *m, __u32 tid, struct rsys_sigdeliver *d)
 {
 	if (m->sigdeliver < 0)
 		return -ENOENT;
-	return elem_cmd(BPF_MAP_LOOKUP_ELEM, m->sigdeliver, &tid, d, 0);
+	return maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, m->sigdeliver, &tid, d, 0);
 }
 
 int maps_trust(struct rsys_maps *m, __u32 tgid, const struct rsys_trusted *t)
@@ -209,14 +209,14 @@ int maps_trust(struct rsys_maps *m, __u32 tgid, const struct rsys_trusted *t)
 	if (!maps_attached(m))
 		return 0;
 	/* A monitor whose pid was used by an exited one must not be taken for dead. */
-	mfd = obj_get("monitors");
+	mfd = maps_obj_get("monitors");
 	if (mfd < 0)
 		return mfd;
-	err = elem_cmd(BPF_MAP_UPDATE_ELEM, mfd, &t->monitor, &alive, BPF_ANY);
+	err = maps_elem_cmd(BPF_MAP_UPDATE_ELEM, mfd, &t->monitor, &alive, BPF_ANY);
 	close(mfd);
 	if (err)
 		return err;
-	return elem_cmd(BPF_MAP_UPDATE_ELEM, m->trusted, &tgid, (void *)t, BPF_ANY);
+	return maps_elem_cmd(BPF_MAP_UPDATE_ELEM, m->trusted, &tgid, (void *)t, BPF_ANY);
 }
 
 void maps_count_class(struct rsys_maps *m, enum rsys_class c, __u64 n)

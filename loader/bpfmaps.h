@@ -53,4 +53,14 @@ int maps_sig_stop(struct rsys_maps *m, __u32 tgid, struct rsys_sigwake *w);
 /* Add @n to class counter @c (userspace-classified calls: remote, split, cancel). */
 void maps_count_class(struct rsys_maps *m, enum rsys_class c, __u64 n);
 
+/*
+ * Plain bpf(2) underneath (also the selftests' way to the maps): @cmd with
+ * @attr; the fd of pinned object RSYS_PIN_DIR/@name; a map element command
+ * (lookup, update, delete). Each returns -errno on failure.
+ */
+union bpf_attr;
+int maps_sys_bpf(int cmd, union bpf_attr *attr);
+int maps_obj_get(const char *name);
+int maps_elem_cmd(int cmd, int fd, const void *key, void *value, __u64 flags);
+
 #endif

@@ -12,9 +12,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/bpf.h>
 
+#include "bpfmaps.h"
 #include "ktap.h"
-#include "../loader/bpfmaps.c"
+#include "rsys.h"
 
 #define NR_GETPPID	110
 #define WAIT_MS		3000	/* bound on every wait for a BPF side effect */
@@ -22,6 +24,8 @@
 static char rsys_load[4096];
 static char policy_tmp[] = "/tmp/rsys-bpf-maps-policy.XXXXXX";
 static const char *policy;
+/* the pinned maps: attached and opened by main() before the cases run */
+static struct rsys_maps maps;
 
 static int run_rsys_load(const char *cmd, const char *arg)
 {
@@ -52,7 +56,7 @@ static bool bpf_usable(void)
 	attr.key_size = 4;
 	attr.value_size = 8;
 	attr.max_entries = 1;
-	fd = sys_bpf(BPF_MAP_CREATE, &attr);
+	fd = maps_sys_bpf(BPF_MAP_CREATE, &attr);
 	if (fd < 0)
 		return false;
 	close(fd);
@@ -82,21 +86,21 @@ static bool fd_present(struct rsys_maps *m, __u32 table, __u32 vfd, struct rsys_
 	struct rsys_fd_key key = { .table = table, .vfd = vfd };
 	struct rsys_fd_val tmp;
 
-	return !elem_cmd(BPF_MAP_LOOKUP_ELEM, m->fdtable, &key, v ? v : &tmp, 0);
+	return !maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, m->fdtable, &key, v ? v : &tmp, 0);
 }
 
 static bool trust_get(struct rsys_maps *m, __u32 tgid, struct rsys_trusted *t)
 {
 	struct rsys_trusted tmp;
 
-	return !elem_cmd(BPF_MAP_LOOKUP_ELEM, m->trusted, &tgid, t ? t : &tmp, 0);
+	return !maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, m->trusted, &tgid, t ? t : &tmp, 0);
 }
 
 static __u64 counter(int fd, __u32 idx)
 {
 	__u64 v = 0;
 
-	elem_cmd(BPF_MAP_LOOKUP_ELEM, fd, &idx, &v, 0);
+	maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, fd, &idx, &v, 0);
 	return v;
 }
 
@@ -120,7 +124,7 @@ static bool fd_wait(struct rsys_maps *m, __u32 table, __u32 vfd, bool want)
 	return false;
 }
 
-static void test_pins(void)
+TEST(pins)
 {
 	static const char *const pins[] = {
 		"fdtable", "trusted", "monitors", "class_count", "sys_count", "sigdeliver", "config",
@@ -138,10 +142,15 @@ static void test_pins(void)
 			missing++;
 		}
 	}
-	EXPECT_TRUE(!missing, "all maps and program links pinned under %s", RSYS_PIN_DIR);
+	CHECK(!missing, "all maps and program links pinned under %s", RSYS_PIN_DIR);
 }
 
-static void test_bpftool_dump(struct rsys_maps *m)
+TEST(second_attach)
+{
+	CHECK(run_rsys_load("attach", policy) == 1, "second attach refused while attached");
+}
+
+TEST(bpftool_dump)
 {
 	struct rsys_fd_val v = { .domain = RSYS_DOM_REMOTE, .flags = RSYS_FD_NONBLOCK,
 				 .handle = 0x5eed };
@@ -149,40 +158,41 @@ static void test_bpftool_dump(struct rsys_maps *m)
 	size_t len;
 	FILE *f;
 
-	if (system("command -v bpftool >/dev/null 2>&1")) {
-		ktap_skip("bpftool not installed");
-		return;
-	}
-	if (maps_fd_set(m, 424242, 77, &v)) {
-		ktap_result(0, "maps_fd_set inserts an entry for bpftool");
-		return;
-	}
+	if (system("command -v bpftool >/dev/null 2>&1"))
+		SKIP_CASE("bpftool not installed");
+	REQUIRE(!maps_fd_set(&maps, 424242, 77, &v), "maps_fd_set inserts an entry for bpftool");
 	f = popen("bpftool map dump pinned " RSYS_PIN_DIR "/fdtable 2>&1", "r");
 	len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
 	buf[len] = '\0';
-	EXPECT_TRUE(f && !pclose(f) && strstr(buf, "\"table\": 424242") && strstr(buf, "\"vfd\": 77") &&
-		    strstr(buf, "\"domain\": 1") && strstr(buf, "\"handle\": 24301"),
-		    "bpftool map dump pinned %s/fdtable prints BTF field names", RSYS_PIN_DIR);
-	maps_fd_del(m, 424242, 77);
+	CHECK(f && !pclose(f) && strstr(buf, "\"table\": 424242") && strstr(buf, "\"vfd\": 77") &&
+	      strstr(buf, "\"domain\": 1") && strstr(buf, "\"handle\": 24301"),
+	      "bpftool map dump pinned %s/fdtable prints BTF field names", RSYS_PIN_DIR);
+	maps_fd_del(&maps, 424242, 77);
+}
+
+TEST(trust)
+{
+	struct rsys_trusted self = { .monitor = getpid(), .session = 7 };
+
+	CHECK(!maps_trust(&maps, getpid(), &self), "maps_trust marks the test process trusted");
 }
 
 /* Fork copies trust and entries, exec drops close-on-exec ones, exit drops the rest. */
-static void test_lifecycle(struct rsys_maps *m)
+TEST(lifecycle)
 {
 	struct rsys_fd_val cloexec = { .domain = RSYS_DOM_REMOTE, .flags = RSYS_FD_CLOEXEC, .handle = 1 };
 	struct rsys_fd_val keep = { .domain = RSYS_DOM_REMOTE, .flags = 0, .handle = 2 };
+	struct rsys_maps *m = &maps;
 	struct rsys_trusted ct;
 	struct rsys_fd_val got;
 	int go[2], execed[2];
 	pid_t child;
 	char c;
 
-	if (pipe(go) || pipe2(execed, O_CLOEXEC)) {
-		ktap_result(0, "pipes for the lifecycle test: %s", strerror(errno));
-		return;
-	}
-	EXPECT_TRUE(!maps_fd_set(m, getpid(), 100, &cloexec) && !maps_fd_set(m, getpid(), 101, &keep),
-		    "maps_fd_set adds the test process's entries");
+	if (pipe(go) || pipe2(execed, O_CLOEXEC))
+		REQUIRE(false, "pipes for the lifecycle test: %s", strerror(errno));
+	CHECK(!maps_fd_set(m, getpid(), 100, &cloexec) && !maps_fd_set(m, getpid(), 101, &keep),
+	      "maps_fd_set adds the test process's entries");
 	child = fork();
 	if (!child) {
 		close(go[1]);
@@ -194,28 +204,29 @@ static void test_lifecycle(struct rsys_maps *m)
 	}
 	close(go[0]);
 	close(execed[1]);
-	EXPECT_TRUE(trust_get(m, child, &ct) && ct.monitor == (__u32)getpid() && ct.session == 7,
-		    "fork: child %d trusted with the parent's monitor and session", child);
-	EXPECT_TRUE(fd_present(m, child, 100, &got) && got.flags == RSYS_FD_CLOEXEC && got.handle == 1 &&
-		    fd_present(m, child, 101, &got) && got.handle == 2,
-		    "fork: child has copies of the parent's fd-table entries");
-	EXPECT_TRUE(fd_present(m, getpid(), 100, NULL) && fd_present(m, getpid(), 101, NULL),
-		    "fork: parent keeps its own entries");
+	CHECK(trust_get(m, child, &ct) && ct.monitor == (__u32)getpid() && ct.session == 7,
+	      "fork: child %d trusted with the parent's monitor and session", child);
+	CHECK(fd_present(m, child, 100, &got) && got.flags == RSYS_FD_CLOEXEC && got.handle == 1 &&
+	      fd_present(m, child, 101, &got) && got.handle == 2,
+	      "fork: child has copies of the parent's fd-table entries");
+	CHECK(fd_present(m, getpid(), 100, NULL) && fd_present(m, getpid(), 101, NULL),
+	      "fork: parent keeps its own entries");
 	if (write(go[1], "x", 1) != 1 || read(execed[0], &c, 1) != 0)
 		printf("# cannot synchronise with the child's exec\n");
-	EXPECT_TRUE(fd_wait(m, child, 100, false) && fd_present(m, child, 101, NULL),
-		    "exec: close-on-exec entry dropped, the other kept");
-	EXPECT_TRUE(trust_get(m, child, NULL), "exec: child still trusted");
+	CHECK(fd_wait(m, child, 100, false) && fd_present(m, child, 101, NULL),
+	      "exec: close-on-exec entry dropped, the other kept");
+	CHECK(trust_get(m, child, NULL), "exec: child still trusted");
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
-	EXPECT_TRUE(fd_wait(m, child, 101, false) && !trust_get(m, child, NULL),
-		    "exit: child's entries and trust dropped");
+	CHECK(fd_wait(m, child, 101, false) && !trust_get(m, child, NULL),
+	      "exit: child's entries and trust dropped");
 	close(go[1]);
 	close(execed[0]);
 }
 
-static void test_counters(struct rsys_maps *m)
+TEST(counters)
 {
+	struct rsys_maps *m = &maps;
 	__u64 sys0, local0, remote0, split0;
 	int i;
 
@@ -229,10 +240,10 @@ static void test_counters(struct rsys_maps *m)
 	for (i = 0; i < 5; i++)
 		fcntl(101, F_GETFD);
 	maps_count_class(m, RSYS_CLASS_SPLIT, 3);
-	EXPECT_TRUE(counter(m->sys_count, NR_GETPPID) >= sys0 + 10, "sys_count[getppid] counts a trusted task's calls");
-	EXPECT_TRUE(counter(m->class_count, RSYS_CLASS_LOCAL) >= local0 + 10, "class local counts fd-less calls");
-	EXPECT_TRUE(counter(m->class_count, RSYS_CLASS_REMOTE) >= remote0 + 5, "class remote counts calls on a remote vfd");
-	EXPECT_TRUE(counter(m->class_count, RSYS_CLASS_SPLIT) == split0 + 3, "maps_count_class adds to class split");
+	CHECK(counter(m->sys_count, NR_GETPPID) >= sys0 + 10, "sys_count[getppid] counts a trusted task's calls");
+	CHECK(counter(m->class_count, RSYS_CLASS_LOCAL) >= local0 + 10, "class local counts fd-less calls");
+	CHECK(counter(m->class_count, RSYS_CLASS_REMOTE) >= remote0 + 5, "class remote counts calls on a remote vfd");
+	CHECK(counter(m->class_count, RSYS_CLASS_SPLIT) == split0 + 3, "maps_count_class adds to class split");
 }
 
 /* Fork a trusted child that waits for a byte on @go, then makes system calls for WAIT_MS. */
@@ -286,7 +297,7 @@ static int supervised_spawn(struct rsys_maps *m, struct rsys_trusted *t, int go[
 			    pid_t *child)
 {
 	if (pipe(go)) {
-		ktap_result(0, "pipe for the monitor test: %s", strerror(errno));
+		CHECK(false, "pipe for the monitor test: %s", strerror(errno));
 		return -1;
 	}
 	*mon = monitor_spawn();
@@ -297,8 +308,9 @@ static int supervised_spawn(struct rsys_maps *m, struct rsys_trusted *t, int go[
 	return 0;
 }
 
+
 /* When a monitor exits, its blocked trusted tasks die at once and it is recorded dead. */
-static void test_monitor_exit(struct rsys_maps *m)
+TEST(monitor_exit)
 {
 	struct rsys_trusted t = { .session = 8 };
 	struct rsys_monitor rec = {};
@@ -306,30 +318,27 @@ static void test_monitor_exit(struct rsys_maps *m)
 	pid_t mon, child;
 	bool killed;
 
-	if (access(RSYS_PIN_DIR "/link_rsys_monitor_exit", F_OK)) {
-		ktap_skip("rsys_monitor_exit refused by this kernel (needs bpf_send_signal_task)");
-		ktap_skip("rsys_monitor_exit refused by this kernel");
-		return;
-	}
-	if (supervised_spawn(m, &t, go, &mon, &child))
+	if (access(RSYS_PIN_DIR "/link_rsys_monitor_exit", F_OK))
+		SKIP_CASE("rsys_monitor_exit refused by this kernel (needs bpf_send_signal_task)");
+	if (supervised_spawn(&maps, &t, go, &mon, &child))
 		return;
 	kill(mon, SIGKILL);
 	waitpid(mon, NULL, 0);
 	killed = killed_within(child, WAIT_MS, &status);
-	EXPECT_TRUE(killed, "monitor exit: blocked supervised task killed by SIGKILL at once (status 0x%x)",
-		    status);
+	CHECK(killed, "monitor exit: blocked supervised task killed by SIGKILL at once (status 0x%x)",
+	      status);
 	close(go[1]);
 	if (!status)
 		waitpid(child, NULL, 0);
-	mfd = obj_get("monitors");
-	EXPECT_TRUE(mfd >= 0 && !elem_cmd(BPF_MAP_LOOKUP_ELEM, mfd, &mon, &rec, 0) && rec.dead,
-		    "monitor exit: monitors[%d] recorded dead", mon);
+	mfd = maps_obj_get("monitors");
+	CHECK(mfd >= 0 && !maps_elem_cmd(BPF_MAP_LOOKUP_ELEM, mfd, &mon, &rec, 0) && rec.dead,
+	      "monitor exit: monitors[%d] recorded dead", mon);
 	if (mfd >= 0)
 		close(mfd);
 }
 
 /* A trusted task whose monitor is recorded dead is killed at its next system call. */
-static void test_monitor_dead_lazy(struct rsys_maps *m)
+TEST(monitor_dead_lazy)
 {
 	struct rsys_trusted t = { .session = 9 };
 	struct rsys_monitor dead = { .dead = 1 };
@@ -337,37 +346,50 @@ static void test_monitor_dead_lazy(struct rsys_maps *m)
 	pid_t mon, child;
 
 	/* A live monitor marked dead by hand: only rsys_sys_enter can kill the child. */
-	if (supervised_spawn(m, &t, go, &mon, &child))
+	if (supervised_spawn(&maps, &t, go, &mon, &child))
 		return;
-	mfd = obj_get("monitors");
-	err = mfd < 0 ? mfd : elem_cmd(BPF_MAP_UPDATE_ELEM, mfd, &mon, &dead, BPF_ANY);
+	mfd = maps_obj_get("monitors");
+	err = mfd < 0 ? mfd : maps_elem_cmd(BPF_MAP_UPDATE_ELEM, mfd, &mon, &dead, BPF_ANY);
 	if (mfd >= 0)
 		close(mfd);
 	if (err || write(go[1], "x", 1) != 1)
 		printf("# cannot mark the monitor dead or wake the child: %s\n", strerror(-err));
 	close(go[1]);
 	waitpid(child, &status, 0);
-	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-		    "dead monitor: supervised task killed at its next system call (status 0x%x)", status);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	      "dead monitor: supervised task killed at its next system call (status 0x%x)", status);
 	kill(mon, SIGKILL);
 	waitpid(mon, NULL, 0);
 }
 
-static void self_untrust(struct rsys_maps *m)
+/* The test process leaves the maps, closes them and detaches. */
+TEST(detach)
 {
 	__u32 me = getpid();
+	struct stat st;
 
-	maps_fd_clear(m, me);
-	elem_cmd(BPF_MAP_DELETE_ELEM, m->trusted, &me, NULL, 0);
+	maps_fd_clear(&maps, me);
+	maps_elem_cmd(BPF_MAP_DELETE_ELEM, maps.trusted, &me, NULL, 0);
+	maps_close(&maps);
+	CHECK(run_rsys_load("detach", NULL) == 0 && stat(RSYS_PIN_DIR, &st) && errno == ENOENT,
+	      "rsys-load detach removes %s", RSYS_PIN_DIR);
+}
+
+TEST(maps_open_detached)
+{
+	CHECK(maps_open(&maps) == -ENOENT && !maps_attached(&maps), "maps_open after detach: -ENOENT, no-op");
+}
+
+TEST(detach_again)
+{
+	CHECK(run_rsys_load("detach", NULL) == 1, "detach when not attached exits 1");
 }
 
 int main(void)
 {
 	const char *o = getenv("RSYS_O");
-	struct rsys_trusted self = { .monitor = getpid(), .session = 7 };
-	struct rsys_maps m;
 	struct stat st;
-	int err;
+	int err, ret;
 
 	if (geteuid())
 		ktap_exit_skip("needs root to load BPF programs");
@@ -384,30 +406,15 @@ int main(void)
 	if (!policy)
 		ktap_exit_skip("no policy file and cannot write one: %s", strerror(errno));
 
-	ktap_plan(22);
-	ASSERT_TRUE(run_rsys_load("attach", policy) == 0, "rsys-load attach %s", policy);
-	test_pins();
-	EXPECT_TRUE(run_rsys_load("attach", policy) == 1, "second attach refused while attached");
-	err = maps_open(&m);
+	if (run_rsys_load("attach", policy))
+		ktap_exit_fail("rsys-load attach %s", policy);
+	err = maps_open(&maps);
 	if (err) {
-		ktap_result(0, "maps_open: %s", strerror(-err));
 		run_rsys_load("detach", NULL);
-		return ktap_finish();
+		ktap_exit_fail("maps_open: %s", strerror(-err));
 	}
-	test_bpftool_dump(&m);
-	EXPECT_TRUE(!maps_trust(&m, getpid(), &self), "maps_trust marks the test process trusted");
-	test_lifecycle(&m);
-	test_counters(&m);
-	test_monitor_exit(&m);
-	test_monitor_dead_lazy(&m);
-	self_untrust(&m);
-	maps_close(&m);
-
-	EXPECT_TRUE(run_rsys_load("detach", NULL) == 0 && stat(RSYS_PIN_DIR, &st) && errno == ENOENT,
-		    "rsys-load detach removes %s", RSYS_PIN_DIR);
-	EXPECT_TRUE(maps_open(&m) == -ENOENT && !maps_attached(&m), "maps_open after detach: -ENOENT, no-op");
-	EXPECT_TRUE(run_rsys_load("detach", NULL) == 1, "detach when not attached exits 1");
+	ret = ktap_run();
 	if (policy == policy_tmp)
 		unlink(policy_tmp);
-	return ktap_finish();
+	return ret;
 }

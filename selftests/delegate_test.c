@@ -26,6 +26,10 @@
 static char tmpdir[] = "/tmp/rsys-delegate-test.XXXXXX";
 static char sock_open[256], sock_pol[256], policy_path[256];
 static pid_t pid_open = -1, pid_pol = -1;
+/* rsys-delegate, and the loopback TCP server the delegates connect to (listening on lfd) */
+static char delegate_bin[512];
+static struct sockaddr_in server;
+static int lfd;
 
 /* On failure, show what the delegates logged as TAP comments. */
 static void log_dump(const char *path)
@@ -198,7 +202,7 @@ static int accept_timeout(int lfd)
 	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 }
 
-static void test_io(int lfd, const struct sockaddr_in *srv)
+TEST(io)
 {
 	struct rsys_frame f;
 	int fd, cfd = -1, i;
@@ -207,39 +211,39 @@ static void test_io(int lfd, const struct sockaddr_in *srv)
 
 	fd = session_open(sock_open);
 	ret = call(fd, RSYS_OP_HELLO, NULL, 0, RSYS_VERSION, 0, 0, 0, &f);
-	EXPECT_TRUE(ret == RSYS_VERSION && f.a[1] == 256 && f.a[2] == 64,
-		    "hello: version %lld, limits %lld handles %lld in flight", (long long)ret,
-		    (long long)f.a[1], (long long)f.a[2]);
+	CHECK(ret == RSYS_VERSION && f.a[1] == 256 && f.a[2] == 64,
+	      "hello: version %lld, limits %lld handles %lld in flight", (long long)ret,
+	      (long long)f.a[1], (long long)f.a[2]);
 	h = d_socket(fd, SOCK_STREAM);
-	EXPECT_TRUE(h > 0, "socket(AF_INET, SOCK_STREAM) -> handle %#llx", (long long)h);
-	ret = d_connect(fd, h, srv);
-	EXPECT_TRUE(ret == 0, "connect to the test's loopback server -> %lld", (long long)ret);
+	CHECK(h > 0, "socket(AF_INET, SOCK_STREAM) -> handle %#llx", (long long)h);
+	ret = d_connect(fd, h, &server);
+	CHECK(ret == 0, "connect to the test's loopback server -> %lld", (long long)ret);
 	cfd = accept_timeout(lfd);
 	ret = call(fd, RSYS_OP_SEND, "ping", 4, h, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == 4 && cfd >= 0 && read(cfd, buf, sizeof(buf)) == 4 && !memcmp(buf, "ping", 4),
-		    "send 'ping' -> %lld, server read it", (long long)ret);
+	CHECK(ret == 4 && cfd >= 0 && read(cfd, buf, sizeof(buf)) == 4 && !memcmp(buf, "ping", 4),
+	      "send 'ping' -> %lld, server read it", (long long)ret);
 	if (cfd >= 0 && write(cfd, "pong!", 5) != 5)
 		ret = -1;
 	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, sizeof(buf), 0, 0, &f);
-	EXPECT_TRUE(ret == 5 && f.len == 5 && !memcmp(rbuf, "pong!", 5),
-		    "recv -> %lld '%.*s'", (long long)ret, (int)(f.len < 16 ? f.len : 16), rbuf);
+	CHECK(ret == 5 && f.len == 5 && !memcmp(rbuf, "pong!", 5),
+	      "recv -> %lld '%.*s'", (long long)ret, (int)(f.len < 16 ? f.len : 16), rbuf);
 	ret = call(fd, RSYS_OP_GETPEERNAME, NULL, 0, h, 0, 0, 0, &f);
-	EXPECT_TRUE(ret == 0 && f.len == sizeof(*srv) &&
-		    ((struct sockaddr_in *)rbuf)->sin_port == srv->sin_port,
-		    "getpeername -> the server's address");
+	CHECK(ret == 0 && f.len == sizeof(server) &&
+	      ((struct sockaddr_in *)rbuf)->sin_port == server.sin_port,
+	      "getpeername -> the server's address");
 	ret = call(fd, RSYS_OP_IOCTL, NULL, 0, h, FIONREAD, 0, 0, &f);
-	EXPECT_TRUE(ret == 0 && f.a[1] == 0, "ioctl(FIONREAD) -> %lld, %lld bytes", (long long)ret,
-		    (long long)f.a[1]);
+	CHECK(ret == 0 && f.a[1] == 0, "ioctl(FIONREAD) -> %lld, %lld bytes", (long long)ret,
+	      (long long)f.a[1]);
 	ret = call(fd, RSYS_OP_FCNTL, NULL, 0, h, F_SETFL, O_NONBLOCK, 0, NULL);
 	ret = ret ?: call(fd, RSYS_OP_RECV, NULL, 0, h, sizeof(buf), 0, 0, NULL);
-	EXPECT_TRUE(ret == -EAGAIN, "O_NONBLOCK via fcntl, recv with no data -> %lld (-EAGAIN)",
-		    (long long)ret);
+	CHECK(ret == -EAGAIN, "O_NONBLOCK via fcntl, recv with no data -> %lld (-EAGAIN)",
+	      (long long)ret);
 	if (cfd >= 0)
 		close(cfd);
 	ret = call(fd, RSYS_OP_FCNTL, NULL, 0, h, F_SETFL, 0, 0, NULL);
 	usleep(20000);
 	ret = ret ?: call(fd, RSYS_OP_RECV, NULL, 0, h, sizeof(buf), 0, 0, NULL);
-	EXPECT_TRUE(ret == 0, "blocking recv after the peer closed -> %lld (EOF)", (long long)ret);
+	CHECK(ret == 0, "blocking recv after the peer closed -> %lld (EOF)", (long long)ret);
 	/* The peer is gone: sends fail (ECONNRESET once, then EPIPE) without killing the delegate. */
 	for (i = 0; i < 10; i++) {
 		ret = call(fd, RSYS_OP_SEND, "x", 1, h, 0, 0, 0, NULL);
@@ -247,13 +251,48 @@ static void test_io(int lfd, const struct sockaddr_in *srv)
 			break;
 		usleep(20000);
 	}
-	EXPECT_TRUE(ret == -EPIPE, "send after the peer closed -> %lld (-EPIPE), no SIGPIPE",
-		    (long long)ret);
-	EXPECT_TRUE(d_close(fd, h) == 0, "close handle");
+	CHECK(ret == -EPIPE, "send after the peer closed -> %lld (-EPIPE), no SIGPIPE",
+	      (long long)ret);
+	CHECK(d_close(fd, h) == 0, "close handle");
 	close(fd);
 }
 
-static void test_udp(void)
+TEST(errno_passthrough)
+{
+	struct sockaddr_in port;
+	int fd, nfd;
+	int64_t h, ret;
+	int native_err = 0;
+
+	fd = session_open(sock_open);
+	if (closed_port(&port)) {
+		close(fd);
+		SKIP_CASE("no free loopback port");
+	}
+	nfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(nfd, (struct sockaddr *)&port, sizeof(port)) < 0)
+		native_err = errno;
+	close(nfd);
+	h = d_socket(fd, SOCK_STREAM);
+	ret = d_connect(fd, h, &port);
+	CHECK(ret == -ECONNREFUSED && native_err == ECONNREFUSED,
+	      "connect to a closed port -> %lld (-ECONNREFUSED, native %d)", (long long)ret,
+	      native_err);
+	d_close(fd, h);
+	h = d_socket(fd, SOCK_STREAM);
+	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, 16, 0, 0, NULL);
+	CHECK(ret == -ENOTCONN, "recv on an unconnected TCP socket -> %lld (-ENOTCONN)",
+	      (long long)ret);
+	ret = call(fd, RSYS_OP_SOCKET, NULL, 0, AF_UNIX, SOCK_STREAM, 0, 0, NULL);
+	CHECK(ret == -EAFNOSUPPORT, "socket(AF_UNIX) is not a remote family -> %lld",
+	      (long long)ret);
+	ret = call(fd, RSYS_OP_CONNECT, "\x02", 1, h, 0, 0, 0, NULL);
+	CHECK(ret == -EINVAL, "connect with a 1-byte sockaddr -> %lld (-EINVAL)", (long long)ret);
+	d_close(fd, h);
+	close(fd);
+}
+
+TEST(udp)
 {
 	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_in me = lo, dsa, from;
@@ -272,31 +311,31 @@ static void test_udp(void)
 	ret = call(fd, RSYS_OP_BIND, &lo, sizeof(lo), h, 0, 0, 0, NULL);
 	ret = ret ?: call(fd, RSYS_OP_GETSOCKNAME, NULL, 0, h, 0, 0, 0, &f);
 	memcpy(&dsa, rbuf, sizeof(dsa));
-	EXPECT_TRUE(ret == 0 && f.len == sizeof(dsa) && dsa.sin_port,
-		    "udp: bind 127.0.0.1:0, getsockname -> port %u", ntohs(dsa.sin_port));
+	CHECK(ret == 0 && f.len == sizeof(dsa) && dsa.sin_port,
+	      "udp: bind 127.0.0.1:0, getsockname -> port %u", ntohs(dsa.sin_port));
 	sendto(u, "datagram", 8, 0, (struct sockaddr *)&dsa, sizeof(dsa));
 	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, 4, MSG_TRUNC, 1, &f);
 	memcpy(&from, rbuf + 4, sizeof(from));
-	EXPECT_TRUE(ret == 8 && f.len == 4 + sizeof(from) && f.a[1] == sizeof(from) &&
-		    (f.a[2] & MSG_TRUNC) && !memcmp(rbuf, "data", 4) && from.sin_port == me.sin_port &&
-		    from.sin_addr.s_addr == me.sin_addr.s_addr,
-		    "udp: recvfrom(4 bytes, MSG_TRUNC) -> %lld, 4 bytes + %lld-byte address of the sender",
-		    (long long)ret, (long long)f.a[1]);
+	CHECK(ret == 8 && f.len == 4 + sizeof(from) && f.a[1] == sizeof(from) &&
+	      (f.a[2] & MSG_TRUNC) && !memcmp(rbuf, "data", 4) && from.sin_port == me.sin_port &&
+	      from.sin_addr.s_addr == me.sin_addr.s_addr,
+	      "udp: recvfrom(4 bytes, MSG_TRUNC) -> %lld, 4 bytes + %lld-byte address of the sender",
+	      (long long)ret, (long long)f.a[1]);
 	/* MSG_NOSIGNAL on a receive: meaningless, ignored by Linux, passed by sockperf. */
 	sendto(u, "nosig", 5, 0, (struct sockaddr *)&dsa, sizeof(dsa));
 	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, 16, MSG_NOSIGNAL, 0, &f);
-	EXPECT_TRUE(ret == 5 && !memcmp(rbuf, "nosig", 5),
-		    "udp: recv(MSG_NOSIGNAL) -> %lld (5, as Linux: the flag is ignored)", (long long)ret);
+	CHECK(ret == 5 && !memcmp(rbuf, "nosig", 5),
+	      "udp: recv(MSG_NOSIGNAL) -> %lld (5, as Linux: the flag is ignored)", (long long)ret);
 	ret = call(fd, RSYS_OP_SEND, NULL, 0, h, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == -EDESTADDRREQ, "udp: send without an address -> %lld (-EDESTADDRREQ)",
-		    (long long)ret);
+	CHECK(ret == -EDESTADDRREQ, "udp: send without an address -> %lld (-EDESTADDRREQ)",
+	      (long long)ret);
 	memcpy(pay, &me, sizeof(me));
 	memcpy(pay + sizeof(me), "reply", 5);
 	ret = call(fd, RSYS_OP_SEND, pay, sizeof(pay), h, 0, sizeof(me), 0, NULL);
 	len = sizeof(from);
-	EXPECT_TRUE(ret == 5 && recvfrom(u, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
-					 &len) == 5 && from.sin_port == dsa.sin_port,
-		    "udp: sendto with an address -> %lld, the test's socket got it", (long long)ret);
+	CHECK(ret == 5 && recvfrom(u, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+				   &len) == 5 && from.sin_port == dsa.sin_port,
+	      "udp: sendto with an address -> %lld, the test's socket got it", (long long)ret);
 	d_close(fd, h);
 	close(u);
 	close(fd);
@@ -320,7 +359,7 @@ static size_t cmsg_put(void *buf, int level, int type, const void *data, size_t 
  * IP_RECVTOS comes back with the program's room; a source-routing one
  * (IP_RETOPTS), which Linux itself accepts, is refused by the delegate.
  */
-static void test_cmsg(void)
+TEST(cmsg)
 {
 	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	static const uint8_t nops[4] = { 1, 1, 1, 0 };	/* IPOPT_NOP x3, IPOPT_END */
@@ -344,8 +383,8 @@ static void test_cmsg(void)
 	bind(u, (struct sockaddr *)&lo, sizeof(lo));
 	getsockname(u, (struct sockaddr *)&dsa, &len);
 	m.msg_controllen = cmsg_put(ctl.buf, IPPROTO_IP, IP_RETOPTS, nops, sizeof(nops));
-	EXPECT_TRUE(sendmsg(u, &m, 0) == 5 && recv(u, pay, sizeof(pay), MSG_DONTWAIT) == 5,
-		    "cmsg: natively, a sendmsg with IP_RETOPTS goes out (positive control)");
+	CHECK(sendmsg(u, &m, 0) == 5 && recv(u, pay, sizeof(pay), MSG_DONTWAIT) == 5,
+	      "cmsg: natively, a sendmsg with IP_RETOPTS goes out (positive control)");
 
 	h = d_socket(fd, SOCK_DGRAM);
 	r = d_socket(fd, SOCK_DGRAM);
@@ -357,7 +396,7 @@ static void test_cmsg(void)
 	clen = cmsg_put(pay + sizeof(dsa), IPPROTO_IP, IP_RETOPTS, nops, sizeof(nops));
 	memcpy(pay + sizeof(dsa) + clen, "dgram", 5);
 	ret = ret ?: call(fd, RSYS_OP_SEND, pay, sizeof(dsa) + clen + 5, h, 0, sizeof(dsa), clen, NULL);
-	EXPECT_TRUE(ret == -EPERM, "cmsg: SEND with IP_RETOPTS -> %lld (-EPERM)", (long long)ret);
+	CHECK(ret == -EPERM, "cmsg: SEND with IP_RETOPTS -> %lld (-EPERM)", (long long)ret);
 
 	{
 		struct in_pktinfo pi = { .ipi_ifindex = 1 };
@@ -368,9 +407,9 @@ static void test_cmsg(void)
 		pi.ipi_ifindex = 0;
 		cmsg_put(pay + sizeof(dsa), IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
 		r2 = call(fd, RSYS_OP_SEND, pay, sizeof(dsa) + clen + 5, h, 0, sizeof(dsa), clen, NULL);
-		EXPECT_TRUE(ret == -EPERM && r2 == 5,
-			    "cmsg: IP_PKTINFO choosing interface 1 -> %lld (-EPERM), interface 0 -> %lld",
-			    (long long)ret, (long long)r2);
+		CHECK(ret == -EPERM && r2 == 5,
+		      "cmsg: IP_PKTINFO choosing interface 1 -> %lld (-EPERM), interface 0 -> %lld",
+		      (long long)ret, (long long)r2);
 		/* drop the datagram that went out */
 		call(fd, RSYS_OP_RECV, NULL, 0, r, 16, 0, 0, NULL);
 	}
@@ -385,58 +424,21 @@ static void test_cmsg(void)
 		ret = frame_send(fd, &q, NULL) ? INT64_MIN : reply_recv(fd, q.id, &f);
 	}
 	memcpy(ctl.buf, rbuf + 5, sizeof(ctl.buf) - 5);
-	EXPECT_TRUE(ret == 5 && f.a[4] == CMSG_SPACE(1) && f.len == 5 + CMSG_SPACE(1) &&
-		    ctl.align.cmsg_level == IPPROTO_IP && ctl.align.cmsg_type == IP_TOS &&
-		    ctl.buf[CMSG_LEN(0)] == tos,
-		    "cmsg: SEND with IP_TOS 0x%x -> delivered; RECV with room -> %lld control bytes, IP_TOS 0x%x",
-		    tos, (long long)f.a[4], ctl.buf[CMSG_LEN(0)]);
+	CHECK(ret == 5 && f.a[4] == CMSG_SPACE(1) && f.len == 5 + CMSG_SPACE(1) &&
+	      ctl.align.cmsg_level == IPPROTO_IP && ctl.align.cmsg_type == IP_TOS &&
+	      ctl.buf[CMSG_LEN(0)] == tos,
+	      "cmsg: SEND with IP_TOS 0x%x -> delivered; RECV with room -> %lld control bytes, IP_TOS 0x%x",
+	      tos, (long long)f.a[4], ctl.buf[CMSG_LEN(0)]);
 	d_close(fd, h);
 	d_close(fd, r);
 	close(u);
 	close(fd);
 }
 
-static void test_errno(void)
-{
-	struct sockaddr_in port;
-	int fd, nfd;
-	int64_t h, ret;
-	int native_err = 0;
-
-	fd = session_open(sock_open);
-	if (closed_port(&port)) {
-		for (int i = 0; i < 4; i++)
-			ktap_skip("no free loopback port");
-		close(fd);
-		return;
-	}
-	nfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (connect(nfd, (struct sockaddr *)&port, sizeof(port)) < 0)
-		native_err = errno;
-	close(nfd);
-	h = d_socket(fd, SOCK_STREAM);
-	ret = d_connect(fd, h, &port);
-	EXPECT_TRUE(ret == -ECONNREFUSED && native_err == ECONNREFUSED,
-		    "connect to a closed port -> %lld (-ECONNREFUSED, native %d)", (long long)ret,
-		    native_err);
-	d_close(fd, h);
-	h = d_socket(fd, SOCK_STREAM);
-	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, 16, 0, 0, NULL);
-	EXPECT_TRUE(ret == -ENOTCONN, "recv on an unconnected TCP socket -> %lld (-ENOTCONN)",
-		    (long long)ret);
-	ret = call(fd, RSYS_OP_SOCKET, NULL, 0, AF_UNIX, SOCK_STREAM, 0, 0, NULL);
-	EXPECT_TRUE(ret == -EAFNOSUPPORT, "socket(AF_UNIX) is not a remote family -> %lld",
-		    (long long)ret);
-	ret = call(fd, RSYS_OP_CONNECT, "\x02", 1, h, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == -EINVAL, "connect with a 1-byte sockaddr -> %lld (-EINVAL)", (long long)ret);
-	d_close(fd, h);
-	close(fd);
-}
-
-static void test_policy(const struct sockaddr_in *srv, int lfd)
+TEST(policy)
 {
 	struct rsys_delegate_stats before = { 0 }, after = { 0 };
-	struct sockaddr_in other = *srv, any = { .sin_family = AF_INET };
+	struct sockaddr_in other = server, any = { .sin_family = AF_INET };
 	int fd, cfd;
 	int64_t h, ret;
 
@@ -445,34 +447,34 @@ static void test_policy(const struct sockaddr_in *srv, int lfd)
 	h = d_socket(fd, SOCK_STREAM);
 	other.sin_addr.s_addr = htonl(0x7f000002);	/* 127.0.0.2: not allowed */
 	ret = d_connect(fd, h, &other);
-	EXPECT_TRUE(ret == -EPERM, "policy: connect to 127.0.0.2 -> %lld (-EPERM)", (long long)ret);
-	ret = d_connect(fd, h, srv);
+	CHECK(ret == -EPERM, "policy: connect to 127.0.0.2 -> %lld (-EPERM)", (long long)ret);
+	ret = d_connect(fd, h, &server);
 	cfd = accept_timeout(lfd);
-	EXPECT_TRUE(ret == 0 && cfd >= 0, "policy: connect to the allowed 127.0.0.1 port -> %lld",
-		    (long long)ret);
+	CHECK(ret == 0 && cfd >= 0, "policy: connect to the allowed 127.0.0.1 port -> %lld",
+	      (long long)ret);
 	if (cfd >= 0)
 		close(cfd);
 	d_close(fd, h);
 	h = d_socket(fd, SOCK_DGRAM);
 	ret = call(fd, RSYS_OP_SEND, &other, sizeof(other), h, 0, sizeof(other), 0, NULL);
-	EXPECT_TRUE(ret == -EPERM, "policy: udp sendto 127.0.0.2 -> %lld (-EPERM)", (long long)ret);
+	CHECK(ret == -EPERM, "policy: udp sendto 127.0.0.2 -> %lld (-EPERM)", (long long)ret);
 	ret = call(fd, RSYS_OP_BIND, &any, sizeof(any), h, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == -EPERM, "policy: bind udp without an 'allow bind udp' rule -> %lld",
-		    (long long)ret);
+	CHECK(ret == -EPERM, "policy: bind udp without an 'allow bind udp' rule -> %lld",
+	      (long long)ret);
 	any.sin_family = AF_UNSPEC;
 	ret = call(fd, RSYS_OP_CONNECT, &any, sizeof(any), h, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == 0, "policy: connect(AF_UNSPEC) dissolves, never denied -> %lld",
-		    (long long)ret);
+	CHECK(ret == 0, "policy: connect(AF_UNSPEC) dissolves, never denied -> %lld",
+	      (long long)ret);
 	d_close(fd, h);
 	ret = call(fd, RSYS_OP_SOCKET, NULL, 0, AF_INET, SOCK_RAW, IPPROTO_ICMP, 0, NULL);
-	EXPECT_TRUE(ret == -EPERM, "policy: raw socket -> %lld (-EPERM)", (long long)ret);
+	CHECK(ret == -EPERM, "policy: raw socket -> %lld (-EPERM)", (long long)ret);
 	stats_get(fd, &after);
-	EXPECT_TRUE(after.denied - before.denied == 4, "stats: denied grew by %llu (4)",
-		    (unsigned long long)(after.denied - before.denied));
+	CHECK(after.denied - before.denied == 4, "stats: denied grew by %llu (4)",
+	      (unsigned long long)(after.denied - before.denied));
 	close(fd);
 }
 
-static void test_isolation(void)
+TEST(isolation)
 {
 	int a = session_open(sock_open), b = session_open(sock_open);
 	int64_t ha, hb, ret;
@@ -480,24 +482,24 @@ static void test_isolation(void)
 	ha = d_socket(a, SOCK_STREAM);
 	hb = d_socket(b, SOCK_STREAM);
 	ret = call(b, RSYS_OP_GETSOCKNAME, NULL, 0, ha, 0, 0, 0, NULL);
-	EXPECT_TRUE(ha > 0 && ret == -EBADF, "session B naming session A's handle -> %lld (-EBADF)",
-		    (long long)ret);
+	CHECK(ha > 0 && ret == -EBADF, "session B naming session A's handle -> %lld (-EBADF)",
+	      (long long)ret);
 	ret = d_close(b, ha);
-	EXPECT_TRUE(ret == -EBADF && call(a, RSYS_OP_GETSOCKNAME, NULL, 0, ha, 0, 0, 0, NULL) == 0,
-		    "session B cannot close it; it still works in A");
+	CHECK(ret == -EBADF && call(a, RSYS_OP_GETSOCKNAME, NULL, 0, ha, 0, 0, 0, NULL) == 0,
+	      "session B cannot close it; it still works in A");
 	d_close(a, ha);
 	ret = call(a, RSYS_OP_GETSOCKNAME, NULL, 0, ha, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == -EBADF, "closed handle -> %lld (-EBADF)", (long long)ret);
+	CHECK(ret == -EBADF, "closed handle -> %lld (-EBADF)", (long long)ret);
 	ret = d_socket(a, SOCK_STREAM);
-	EXPECT_TRUE((ret & UINT32_MAX) == (ha & UINT32_MAX) && ret != ha &&
-		    call(a, RSYS_OP_GETSOCKNAME, NULL, 0, ha, 0, 0, 0, NULL) == -EBADF,
-		    "reused slot gets a new generation; the stale handle stays invalid");
+	CHECK((ret & UINT32_MAX) == (ha & UINT32_MAX) && ret != ha &&
+	      call(a, RSYS_OP_GETSOCKNAME, NULL, 0, ha, 0, 0, 0, NULL) == -EBADF,
+	      "reused slot gets a new generation; the stale handle stays invalid");
 	d_close(b, hb);
 	close(a);
 	close(b);
 }
 
-static void test_limit_fds(void)
+TEST(limit_fds)
 {
 	int fd = session_open(sock_pol), i, ok = 0;
 	int64_t h[4], ret;
@@ -505,29 +507,29 @@ static void test_limit_fds(void)
 	for (i = 0; i < 4; i++)
 		ok += (h[i] = d_socket(fd, SOCK_STREAM)) > 0;
 	ret = d_socket(fd, SOCK_STREAM);
-	EXPECT_TRUE(ok == 4 && ret == -EMFILE, "limit fds 4: 4 sockets, the 5th -> %lld (-EMFILE)",
-		    (long long)ret);
+	CHECK(ok == 4 && ret == -EMFILE, "limit fds 4: 4 sockets, the 5th -> %lld (-EMFILE)",
+	      (long long)ret);
 	d_close(fd, h[2]);
 	h[2] = d_socket(fd, SOCK_STREAM);
-	EXPECT_TRUE(h[2] > 0, "after a close a socket fits again");
+	CHECK(h[2] > 0, "after a close a socket fits again");
 	/* Closing the session must close all four. */
 	close(fd);
 }
 
-static void test_limit_inflight(int lfd, const struct sockaddr_in *srv)
+TEST(limit_inflight)
 {
 	int fd = session_open(sock_pol), cfd, i, eintr = 0;
 	uint64_t id[4];
 	int64_t h, ret;
 
 	h = d_socket(fd, SOCK_STREAM);
-	d_connect(fd, h, srv);
+	d_connect(fd, h, &server);
 	cfd = accept_timeout(lfd);
 	for (i = 0; i < 4; i++)
 		id[i] = req_send(fd, RSYS_OP_RECV, NULL, 0, h, 16, 0, 0);
 	ret = call(fd, RSYS_OP_RECV, NULL, 0, h, 16, 0, 0, NULL);
-	EXPECT_TRUE(ret == -EAGAIN, "limit inflight 4: a 5th blocking recv -> %lld (-EAGAIN)",
-		    (long long)ret);
+	CHECK(ret == -EAGAIN, "limit inflight 4: a 5th blocking recv -> %lld (-EAGAIN)",
+	      (long long)ret);
 	for (i = 0; i < 4; i++)
 		req_send(fd, RSYS_OP_CANCEL, NULL, 0, id[i], 0, 0, 0);
 	/* Replies come in any order. */
@@ -539,14 +541,14 @@ static void test_limit_inflight(int lfd, const struct sockaddr_in *srv)
 		    f.op == RSYS_OP_RECV && f.a[0] == -EINTR)
 			eintr++;
 	}
-	EXPECT_TRUE(eintr == 4, "the 4 cancelled recvs each answered -EINTR (%d)", eintr);
+	CHECK(eintr == 4, "the 4 cancelled recvs each answered -EINTR (%d)", eintr);
 	if (cfd >= 0)
 		close(cfd);
 	close(fd);
 }
 
 /* A blocking send larger than the socket buffer: part goes out at once, the rest blocks. */
-static void test_big_send(int lfd, const struct sockaddr_in *srv)
+TEST(big_send)
 {
 	static uint8_t big[200000], got[65536];
 	int fd, cfd, small = 4096;
@@ -562,7 +564,7 @@ static void test_big_send(int lfd, const struct sockaddr_in *srv)
 	fd = session_open(sock_open);
 	h = d_socket(fd, SOCK_STREAM);
 	call(fd, RSYS_OP_SETSOCKOPT, &small, sizeof(small), h, SOL_SOCKET, SO_SNDBUF, 0, NULL);
-	d_connect(fd, h, srv);
+	d_connect(fd, h, &server);
 	cfd = accept_timeout(lfd);
 	setsockopt(cfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	id = req_send(fd, RSYS_OP_SEND, big, sizeof(big), h, 0, 0, 0);
@@ -576,16 +578,16 @@ static void test_big_send(int lfd, const struct sockaddr_in *srv)
 			total += n;
 	}
 	ret = reply_recv(fd, id, NULL);
-	EXPECT_TRUE(ok && ret == (int64_t)sizeof(big),
-		    "blocking send of %zu bytes through a 4 KiB buffer -> %lld, peer read %zu intact",
-		    sizeof(big), (long long)ret, total);
+	CHECK(ok && ret == (int64_t)sizeof(big),
+	      "blocking send of %zu bytes through a 4 KiB buffer -> %lld, peer read %zu intact",
+	      sizeof(big), (long long)ret, total);
 
 	id = req_send(fd, RSYS_OP_SEND, big, sizeof(big), h, 0, 0, 0);
 	usleep(50000);
 	req_send(fd, RSYS_OP_CANCEL, NULL, 0, id, 0, 0, 0);
 	ret = reply_recv(fd, id, NULL);
-	EXPECT_TRUE(ret > 0 && ret < (int64_t)sizeof(big),
-		    "cancel of a blocked send -> %lld: the bytes sent so far, as natively", (long long)ret);
+	CHECK(ret > 0 && ret < (int64_t)sizeof(big),
+	      "cancel of a blocked send -> %lld: the bytes sent so far, as natively", (long long)ret);
 	if (cfd >= 0)
 		close(cfd);
 	d_close(fd, h);
@@ -596,7 +598,7 @@ static void test_big_send(int lfd, const struct sockaddr_in *srv)
  * The client writes big requests without reading a big reply: the delegate
  * must keep reading (a reader blocked writing the reply would deadlock both).
  */
-static void test_no_write_deadlock(int lfd, const struct sockaddr_in *srv)
+TEST(no_write_deadlock)
 {
 	static uint8_t big[250000];
 	struct timeval tv = { .tv_sec = 5 };
@@ -607,7 +609,7 @@ static void test_no_write_deadlock(int lfd, const struct sockaddr_in *srv)
 
 	fd = session_open(sock_open);
 	h = d_socket(fd, SOCK_STREAM);
-	d_connect(fd, h, srv);
+	d_connect(fd, h, &server);
 	cfd = accept_timeout(lfd);
 	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	u_addr = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -635,9 +637,9 @@ static void test_no_write_deadlock(int lfd, const struct sockaddr_in *srv)
 		replies += (f.op == RSYS_OP_RECV && f.a[0] > 0) ||
 			   (f.op == RSYS_OP_SEND && f.a[0] == -EMSGSIZE);
 	}
-	EXPECT_TRUE(sent == 4 && replies == 5,
-		    "4 x 250 kB requests written while a 200 kB reply is unread: %d written, %d replies",
-		    sent, replies);
+	CHECK(sent == 4 && replies == 5,
+	      "4 x 250 kB requests written while a 200 kB reply is unread: %d written, %d replies",
+	      sent, replies);
 	d_close(fd, h);
 	d_close(fd, hu);
 	close(u);
@@ -646,7 +648,7 @@ static void test_no_write_deadlock(int lfd, const struct sockaddr_in *srv)
 	close(fd);
 }
 
-static void test_cancel(int lfd, const struct sockaddr_in *srv)
+TEST(cancel)
 {
 	struct rsys_delegate_stats st = { 0 };
 	struct pollfd p;
@@ -658,19 +660,19 @@ static void test_cancel(int lfd, const struct sockaddr_in *srv)
 
 	fd = session_open(sock_open);
 	h = d_socket(fd, SOCK_STREAM);
-	d_connect(fd, h, srv);
+	d_connect(fd, h, &server);
 	cfd = accept_timeout(lfd);
 
 	id = req_send(fd, RSYS_OP_RECV, NULL, 0, h, 64, 0, 0);
 	p = (struct pollfd){ .fd = fd, .events = POLLIN };
 	ret = poll(&p, 1, 100);
-	EXPECT_TRUE(ret == 0, "blocking recv stays blocked (no reply after 100 ms)");
+	CHECK(ret == 0, "blocking recv stays blocked (no reply after 100 ms)");
 	t0 = now_ms();
 	req_send(fd, RSYS_OP_CANCEL, NULL, 0, id, 0, 0, 0);
 	ret = reply_recv(fd, id, NULL);
 	dt = now_ms() - t0;
-	EXPECT_TRUE(ret == -EINTR && dt < 100, "cancel of a blocked recv -> %lld (-EINTR) in %.2f ms",
-		    (long long)ret, dt);
+	CHECK(ret == -EINTR && dt < 100, "cancel of a blocked recv -> %lld (-EINTR) in %.2f ms",
+	      (long long)ret, dt);
 
 	/* Cancel sent right behind the request: the signal may land before recv blocks. */
 	for (i = 0; i < 200; i++) {
@@ -683,23 +685,23 @@ static void test_cancel(int lfd, const struct sockaddr_in *srv)
 			worst = dt;
 		good += ret == -EINTR;
 	}
-	EXPECT_TRUE(good == 200 && worst < 100,
-		    "200 back-to-back recv+cancel: %d x -EINTR, one reply each, slowest %.2f ms", good,
-		    worst);
+	CHECK(good == 200 && worst < 100,
+	      "200 back-to-back recv+cancel: %d x -EINTR, one reply each, slowest %.2f ms", good,
+	      worst);
 
 	rp = (struct rsys_pollfd){ .handle = h, .events = POLLIN };
 	id = req_send(fd, RSYS_OP_POLL, &rp, sizeof(rp), 1, -1, 0, 0);
 	usleep(20000);
 	req_send(fd, RSYS_OP_CANCEL, NULL, 0, id, 0, 0, 0);
 	ret = reply_recv(fd, id, NULL);
-	EXPECT_TRUE(ret == -EINTR, "cancel of poll(timeout -1) -> %lld (-EINTR)", (long long)ret);
+	CHECK(ret == -EINTR, "cancel of poll(timeout -1) -> %lld (-EINTR)", (long long)ret);
 
 	ret = call(fd, RSYS_OP_SEND, "after", 5, h, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == 5, "the session keeps working after cancels (send -> %lld)",
-		    (long long)ret);
+	CHECK(ret == 5, "the session keeps working after cancels (send -> %lld)",
+	      (long long)ret);
 	stats_get(fd, &st);
-	EXPECT_TRUE(st.inflight == 0, "stats: nothing in flight after the cancels (%llu)",
-		    (unsigned long long)st.inflight);
+	CHECK(st.inflight == 0, "stats: nothing in flight after the cancels (%llu)",
+	      (unsigned long long)st.inflight);
 
 	/* A blocked request when the client goes away: the delegate must end it. */
 	req_send(fd, RSYS_OP_RECV, NULL, 0, h, 64, MSG_PEEK, 0);
@@ -709,10 +711,10 @@ static void test_cancel(int lfd, const struct sockaddr_in *srv)
 	if (cfd >= 0)
 		close(cfd);
 	ret = wait_quiet(sock_open, &st);
-	EXPECT_TRUE(ret == 0,
-		    "client gone with a blocked recv: sessions %llu handles %llu threads %llu inflight %llu (1/0/1/0)",
-		    (unsigned long long)st.sessions, (unsigned long long)st.handles,
-		    (unsigned long long)st.threads, (unsigned long long)st.inflight);
+	CHECK(ret == 0,
+	      "client gone with a blocked recv: sessions %llu handles %llu threads %llu inflight %llu (1/0/1/0)",
+	      (unsigned long long)st.sessions, (unsigned long long)st.handles,
+	      (unsigned long long)st.threads, (unsigned long long)st.inflight);
 }
 
 /* Send @len raw bytes on a new session; 1 if the delegate then closes the connection. */
@@ -736,7 +738,7 @@ static int garbage_closes(const void *bytes, size_t len, bool half_close)
 	return ret;
 }
 
-static void test_garbage(void)
+TEST(garbage)
 {
 	struct rsys_delegate_stats before = { 0 }, after = { 0 };
 	struct rsys_frame f = { .magic = RSYS_MAGIC, .version = RSYS_VERSION, .op = RSYS_OP_HELLO };
@@ -748,35 +750,35 @@ static void test_garbage(void)
 	stats_of(sock_open, &before);
 	g = f;
 	g.magic = 0xdeadbeef;
-	EXPECT_TRUE(garbage_closes(&g, sizeof(g), false), "bad magic closes the connection");
+	CHECK(garbage_closes(&g, sizeof(g), false), "bad magic closes the connection");
 	g = f;
 	g.len = 0xfffffff0;
-	EXPECT_TRUE(garbage_closes(&g, sizeof(g), false), "huge len closes the connection");
+	CHECK(garbage_closes(&g, sizeof(g), false), "huge len closes the connection");
 	g = f;
 	g.op = RSYS_OP_MAX + 7;
-	EXPECT_TRUE(garbage_closes(&g, sizeof(g), false), "bad op closes the connection");
+	CHECK(garbage_closes(&g, sizeof(g), false), "bad op closes the connection");
 	g = f;
 	g.len = 100;
 	memcpy(trunc, &g, sizeof(g));
-	EXPECT_TRUE(garbage_closes(trunc, sizeof(trunc), true),
-		    "truncated frame (100-byte payload, 10 sent, EOF) closes the connection");
+	CHECK(garbage_closes(trunc, sizeof(trunc), true),
+	      "truncated frame (100-byte payload, 10 sent, EOF) closes the connection");
 	g = f;
 	g.flags = RSYS_F_REPLY;
-	EXPECT_TRUE(garbage_closes(&g, sizeof(g), false), "a reply frame from the client closes it");
+	CHECK(garbage_closes(&g, sizeof(g), false), "a reply frame from the client closes it");
 
 	fd = session_open(sock_open);
 	ret = call(fd, RSYS_OP_HELLO, NULL, 0, RSYS_VERSION, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == RSYS_VERSION, "a new session is still served (hello -> %lld)", (long long)ret);
+	CHECK(ret == RSYS_VERSION, "a new session is still served (hello -> %lld)", (long long)ret);
 	ret = call(fd, RSYS_OP_GETSOCKOPT, NULL, 0, 12345, SOL_SOCKET, SO_TYPE, 4, NULL);
-	EXPECT_TRUE(ret == -EBADF, "a made-up handle -> %lld (-EBADF)", (long long)ret);
+	CHECK(ret == -EBADF, "a made-up handle -> %lld (-EBADF)", (long long)ret);
 	ret = call(fd, RSYS_OP_POLL, NULL, 0, 100000, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == -EINVAL, "poll with n beyond limit fds -> %lld (-EINVAL)", (long long)ret);
+	CHECK(ret == -EINVAL, "poll with n beyond limit fds -> %lld (-EINVAL)", (long long)ret);
 	ret = call(fd, RSYS_OP_HELLO, "xx", 2, RSYS_VERSION, 0, 0, 0, NULL);
-	EXPECT_TRUE(ret == -EINVAL, "hello with a payload -> %lld (-EINVAL)", (long long)ret);
+	CHECK(ret == -EINVAL, "hello with a payload -> %lld (-EINVAL)", (long long)ret);
 	close(fd);
 	stats_of(sock_open, &after);
-	EXPECT_TRUE(after.bad_frames - before.bad_frames == 5, "stats: bad_frames grew by %llu (5)",
-		    (unsigned long long)(after.bad_frames - before.bad_frames));
+	CHECK(after.bad_frames - before.bad_frames == 5, "stats: bad_frames grew by %llu (5)",
+	      (unsigned long long)(after.bad_frames - before.bad_frames));
 }
 
 static int write_policy(uint16_t port)
@@ -827,7 +829,40 @@ static int run_capture(const char *bin, const char *const *args, int fdno, char 
 	return WEXITSTATUS(status);
 }
 
-static void test_cli(const char *bin)
+TEST(no_leaks)
+{
+	struct rsys_delegate_stats st = { 0 };
+	int ret;
+
+	ret = wait_quiet(sock_open, &st);
+	CHECK(ret == 0,
+	      "no leaks (no policy): sessions %llu handles %llu threads %llu inflight %llu",
+	      (unsigned long long)st.sessions, (unsigned long long)st.handles,
+	      (unsigned long long)st.threads, (unsigned long long)st.inflight);
+	ret = wait_quiet(sock_pol, &st);
+	CHECK(ret == 0,
+	      "no leaks (policy): sessions %llu handles %llu threads %llu inflight %llu",
+	      (unsigned long long)st.sessions, (unsigned long long)st.handles,
+	      (unsigned long long)st.threads, (unsigned long long)st.inflight);
+}
+
+/* TCP has no peer credentials: without mutual TLS the delegate must refuse to listen. */
+TEST(tcp_listen)
+{
+	struct sockaddr_in port;
+	char addr[64], out[4096];
+	const char *args[] = { "--listen", addr, NULL };
+	int ret;
+
+	if (closed_port(&port))
+		SKIP_CASE("no free loopback port");
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u", ntohs(port.sin_port));
+	ret = run_capture(delegate_bin, args, 2, out, sizeof(out));
+	CHECK(ret == 1 && strstr(out, "TLS"),
+	      "--listen %s without TLS: refused, exit %d, says why (TLS)", addr, ret);
+}
+
+TEST(cli)
 {
 	const char *help[] = { "--help", NULL };
 	const char *none[] = { NULL };
@@ -836,50 +871,40 @@ static void test_cli(const char *bin)
 	FILE *f;
 	int ret;
 
-	ret = run_capture(bin, help, 1, out, sizeof(out));
-	EXPECT_TRUE(ret == 0 && !strncmp(out, "Usage: rsys-delegate", 20),
-		    "--help: usage on stdout, exit %d", ret);
-	ret = run_capture(bin, none, 2, out, sizeof(out));
-	EXPECT_TRUE(ret == 1 && strstr(out, "Usage:"), "no address: usage on stderr, exit %d", ret);
+	ret = run_capture(delegate_bin, help, 1, out, sizeof(out));
+	CHECK(ret == 0 && !strncmp(out, "Usage: rsys-delegate", 20),
+	      "--help: usage on stdout, exit %d", ret);
+	ret = run_capture(delegate_bin, none, 2, out, sizeof(out));
+	CHECK(ret == 1 && strstr(out, "Usage:"), "no address: usage on stderr, exit %d", ret);
 	f = fopen(policy_path, "w");
 	if (f) {
 		fputs("# broken\nremote inet\nallow tcp 10.1.2.3/8 *\n", f);
 		fclose(f);
 	}
 	snprintf(want, sizeof(want), "%s:3: bad CIDR '10.1.2.3/8'", policy_path);
-	ret = run_capture(bin, bad, 2, out, sizeof(out));
-	EXPECT_TRUE(ret == 1 && strstr(out, want), "bad policy: exit %d, message '%s'", ret, want);
+	ret = run_capture(delegate_bin, bad, 2, out, sizeof(out));
+	CHECK(ret == 1 && strstr(out, want), "bad policy: exit %d, message '%s'", ret, want);
 }
 
-/* TCP has no peer credentials: without mutual TLS the delegate must refuse to listen. */
-static void test_tcp_listen(const char *bin)
+TEST(sigterm)
 {
-	struct sockaddr_in port;
-	char addr[64], out[4096];
-	const char *args[] = { "--listen", addr, NULL };
-	int ret;
+	int status;
 
-	if (closed_port(&port)) {
-		ktap_skip("no free loopback port");
-		return;
-	}
-	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u", ntohs(port.sin_port));
-	ret = run_capture(bin, args, 2, out, sizeof(out));
-	EXPECT_TRUE(ret == 1 && strstr(out, "TLS"),
-		    "--listen %s without TLS: refused, exit %d, says why (TLS)", addr, ret);
+	kill(pid_open, SIGTERM);
+	CHECK(waitpid(pid_open, &status, 0) == pid_open && WIFEXITED(status) &&
+	      !WEXITSTATUS(status) && access(sock_open, F_OK) && errno == ENOENT,
+	      "SIGTERM: exit 0 and the socket is removed");
+	pid_open = -1;
 }
 
 int main(void)
 {
-	struct rsys_delegate_stats st = { 0 };
-	struct sockaddr_in srv;
 	const char *o = getenv("RSYS_O");
-	char bin[512];
-	int lfd, status, ret;
+	int ret;
 
-	snprintf(bin, sizeof(bin), "%s/rsys-delegate", o ? o : ".output");
-	if (access(bin, X_OK))
-		ktap_exit_skip("%s not built (set RSYS_O to the build directory)", bin);
+	snprintf(delegate_bin, sizeof(delegate_bin), "%s/rsys-delegate", o ? o : ".output");
+	if (access(delegate_bin, X_OK))
+		ktap_exit_skip("%s not built (set RSYS_O to the build directory)", delegate_bin);
 	if (!mkdtemp(tmpdir))
 		ktap_exit_skip("cannot create a temporary directory: %s", strerror(errno));
 	atexit(cleanup);
@@ -888,47 +913,16 @@ int main(void)
 	snprintf(sock_pol, sizeof(sock_pol), "%s/policy.sock", tmpdir);
 	snprintf(policy_path, sizeof(policy_path), "%s/test.policy", tmpdir);
 
-	lfd = tcp_server(&srv);
+	lfd = tcp_server(&server);
 	if (lfd < 0)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
-	ktap_plan(68);
-	ASSERT_TRUE(write_policy(ntohs(srv.sin_port)) == 0, "write the test policy");
-	pid_open = delegate_start(bin, sock_open, NULL);
-	pid_pol = delegate_start(bin, sock_pol, policy_path);
-	ASSERT_TRUE(pid_open > 0 && pid_pol > 0, "start %s without and with --policy", bin);
-
-	test_io(lfd, &srv);
-	test_errno();
-	test_udp();
-	test_cmsg();
-	test_policy(&srv, lfd);
-	test_isolation();
-	test_limit_fds();
-	test_limit_inflight(lfd, &srv);
-	test_big_send(lfd, &srv);
-	test_no_write_deadlock(lfd, &srv);
-	test_cancel(lfd, &srv);
-	test_garbage();
-
-	ret = wait_quiet(sock_open, &st);
-	EXPECT_TRUE(ret == 0,
-		    "no leaks (no policy): sessions %llu handles %llu threads %llu inflight %llu",
-		    (unsigned long long)st.sessions, (unsigned long long)st.handles,
-		    (unsigned long long)st.threads, (unsigned long long)st.inflight);
-	ret = wait_quiet(sock_pol, &st);
-	EXPECT_TRUE(ret == 0,
-		    "no leaks (policy): sessions %llu handles %llu threads %llu inflight %llu",
-		    (unsigned long long)st.sessions, (unsigned long long)st.handles,
-		    (unsigned long long)st.threads, (unsigned long long)st.inflight);
-
-	test_tcp_listen(bin);
-	test_cli(bin);
-
-	kill(pid_open, SIGTERM);
-	EXPECT_TRUE(waitpid(pid_open, &status, 0) == pid_open && WIFEXITED(status) &&
-		    !WEXITSTATUS(status) && access(sock_open, F_OK) && errno == ENOENT,
-		    "SIGTERM: exit 0 and the socket is removed");
-	pid_open = -1;
+	if (write_policy(ntohs(server.sin_port)))
+		ktap_exit_fail("write the test policy");
+	pid_open = delegate_start(delegate_bin, sock_open, NULL);
+	pid_pol = delegate_start(delegate_bin, sock_pol, policy_path);
+	if (pid_open <= 0 || pid_pol <= 0)
+		ktap_exit_fail("start %s without and with --policy", delegate_bin);
+	ret = ktap_run();
 	close(lfd);
-	return ktap_finish();
+	return ret;
 }

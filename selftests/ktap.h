@@ -71,6 +71,20 @@ static inline int ktap_finish(void)
 	return ktap_skipped == ktap_n && ktap_n ? KSFT_SKIP : KSFT_PASS;
 }
 
+/* End the program on a failure before ktap_run() (in its setup): one failed result. */
+static inline void __attribute__((noreturn, format(printf, 1, 2))) ktap_exit_fail(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ktap_plan(1);
+	ktap_result(0, "%s", msg);
+	exit(ktap_finish());
+}
+
 /* EXPECT_* records a failure and continues; ASSERT_* also ends the program. */
 #define EXPECT_TRUE(cond, fmt, ...)	ktap_result(!!(cond), fmt, ##__VA_ARGS__)
 #define ASSERT_TRUE(cond, fmt, ...)					\

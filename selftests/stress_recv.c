@@ -317,17 +317,84 @@ static int conn_setup(struct conn *c, int l, int i)
 	return 0;
 }
 
+/* What the run (the first case) saw; the cases after it judge it. */
+static unsigned long eintr, timeouts, shutdowns;
+static int seconds;
+static bool hung;
+
+/* Start the receivers, senders and the storm; stop the senders after @seconds. */
+static void storm_run(pthread_t *storm)
+{
+	int i;
+
+	for (i = 0; i < NRX; i++) {
+		pthread_create(&conns[i].rx_th, NULL, rx_fn, &conns[i]);
+		pthread_create(&conns[i].tx_th, NULL, tx_fn, &conns[i]);
+	}
+	pthread_create(storm, NULL, storm_fn, NULL);
+	printf("# %d receivers, %d s\n", NRX, seconds);
+	fflush(stdout);
+	sleep(seconds);
+	atomic_store(&senders_stop, true);
+}
+
+/* Every receiver ends, with every byte its sender sent, once and in order. */
+TEST(every_byte_once)
+{
+	struct timespec deadline;
+	pthread_t storm;
+	int i;
+
+	storm_run(&storm);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += HANG_S;
+	for (i = 0; i < NRX; i++) {
+		struct conn *c = &conns[i];
+
+		if (pthread_timedjoin_np(c->tx_th, NULL, &deadline) ||
+		    pthread_timedjoin_np(c->rx_th, NULL, &deadline)) {
+			CHECK(false, "receiver %d (%s): hangs %d s after the senders stopped", i,
+			      mode_name[i % MODES], HANG_S);
+			hung = true;
+			continue;
+		}
+		eintr += c->eintr;
+		timeouts += c->timeouts;
+		shutdowns += c->shutdowns;
+		CHECK(!c->errors && !c->idle_errors && c->bad_at == UINT64_MAX &&
+		      c->got == c->sent && c->sent > 0,
+		      "receiver %d (%s): got %llu of %llu bytes, first wrong byte at %lld, %lu errors, %lu idle errors (last: %s)",
+		      i, mode_name[i % MODES], (unsigned long long)c->got,
+		      (unsigned long long)c->sent,
+		      c->bad_at == UINT64_MAX ? -1LL : (long long)c->bad_at, c->errors,
+		      c->idle_errors, c->last_err ? strerror(c->last_err) : "none");
+	}
+	atomic_store(&all_stop, true);
+	if (!hung)
+		pthread_join(storm, NULL);
+	printf("# %lu signals, %lu EINTR, %lu timeouts, %lu idle shutdowns\n",
+	       (unsigned long)atomic_load(&signals_sent), eintr, timeouts, shutdowns);
+}
+
+/* The run exercised what it is for: signals interrupted calls, timeouts and shutdowns ended them */
+TEST(signals_and_timeouts)
+{
+	CHECK(!hung && eintr > 0 && timeouts > 0, "signals interrupted receives and timeouts expired");
+}
+
+TEST(shutdowns)
+{
+	CHECK(!hung && shutdowns > 0, "shutdowns ended blocked receives");
+}
+
 int main(void)
 {
 	const char *ip = getenv("STRESS_IP") ?: "127.0.0.1";
 	const char *secs = getenv("STRESS_SECONDS");
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
-	struct timespec deadline;
-	unsigned long eintr = 0, timeouts = 0, shutdowns = 0;
-	pthread_t storm;
-	int seconds = secs ? atoi(secs) : 8, l, i;
-	bool hung = false;
+	int l, i, ret;
 
+	seconds = secs ? atoi(secs) : 8;
 	addr.sin_family = AF_INET;
 	if (inet_pton(AF_INET, ip, &addr.sin_addr) != 1 || seconds <= 0)
 		ktap_exit_skip("bad STRESS_IP or STRESS_SECONDS");
@@ -338,60 +405,16 @@ int main(void)
 	sigaddset(&storm_set, SIGUSR1);
 	sigaddset(&storm_set, SIGUSR2);
 
-	ktap_plan(NRX + 2);
 	l = listener();
 	if (l < 0)
 		ktap_exit_skip("cannot listen on %s: %s", ip, strerror(errno));
-	for (i = 0; i < NRX; i++) {
-		if (conn_setup(&conns[i], l, i)) {
-			ktap_result(0, "connection %d set up: %s", i, strerror(errno));
-			return ktap_finish();
-		}
-	}
-	for (i = 0; i < NRX; i++) {
-		pthread_create(&conns[i].rx_th, NULL, rx_fn, &conns[i]);
-		pthread_create(&conns[i].tx_th, NULL, tx_fn, &conns[i]);
-	}
-	pthread_create(&storm, NULL, storm_fn, NULL);
-	printf("# %d receivers, %d s\n", NRX, seconds);
-	fflush(stdout);
-	sleep(seconds);
-	atomic_store(&senders_stop, true);
-
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += HANG_S;
-	for (i = 0; i < NRX; i++) {
-		struct conn *c = &conns[i];
-
-		if (pthread_timedjoin_np(c->tx_th, NULL, &deadline) ||
-		    pthread_timedjoin_np(c->rx_th, NULL, &deadline)) {
-			ktap_result(0, "receiver %d (%s): hangs %d s after the senders stopped", i,
-				    mode_name[i % MODES], HANG_S);
-			hung = true;
-			continue;
-		}
-		eintr += c->eintr;
-		timeouts += c->timeouts;
-		shutdowns += c->shutdowns;
-		EXPECT_TRUE(!c->errors && !c->idle_errors && c->bad_at == UINT64_MAX &&
-			    c->got == c->sent && c->sent > 0,
-			    "receiver %d (%s): got %llu of %llu bytes, first wrong byte at %lld, %lu errors, %lu idle errors (last: %s)",
-			    i, mode_name[i % MODES], (unsigned long long)c->got,
-			    (unsigned long long)c->sent,
-			    c->bad_at == UINT64_MAX ? -1LL : (long long)c->bad_at, c->errors,
-			    c->idle_errors, c->last_err ? strerror(c->last_err) : "none");
-	}
-	atomic_store(&all_stop, true);
-	if (!hung)
-		pthread_join(storm, NULL);
-	printf("# %lu signals, %lu EINTR, %lu timeouts, %lu idle shutdowns\n",
-	       (unsigned long)atomic_load(&signals_sent), eintr, timeouts, shutdowns);
-	/* the run exercised what it is for: signals interrupted calls, timeouts and shutdowns ended them */
-	EXPECT_TRUE(!hung && eintr > 0 && timeouts > 0, "signals interrupted receives and timeouts expired");
-	EXPECT_TRUE(!hung && shutdowns > 0, "shutdowns ended blocked receives");
+	for (i = 0; i < NRX; i++)
+		if (conn_setup(&conns[i], l, i))
+			ktap_exit_fail("connection %d set up: %s", i, strerror(errno));
+	ret = ktap_run();
 	if (hung) {
 		fflush(stdout);
-		_exit(ktap_finish());
+		_exit(ret);
 	}
-	return ktap_finish();
+	return ret;
 }

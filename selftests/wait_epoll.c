@@ -16,6 +16,10 @@
 
 /* Remote fds are AF_INET UDP sockets (at the delegate under rsys-load run); local ones pipes. */
 
+/* The epoll instance, a pipe and a remote UDP pair, made by main() before the cases run. */
+static int ep, p[2];
+static struct udp u;
+
 /* A datagram to rx, and a moment for it to arrive. */
 static void fire(struct udp *u)
 {
@@ -30,6 +34,107 @@ static int add(int ep, int fd, uint32_t events, uint64_t data)
 	struct epoll_event ev = { .events = events, .data.u64 = data };
 
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+TEST(add_local_remote)
+{
+	CHECK(add(ep, p[0], EPOLLIN, 0x1111) == 0 && add(ep, u.rx, EPOLLIN, 0xabcdef0123ULL) == 0,
+	      "add a local and a remote fd");
+}
+
+TEST(add_twice)
+{
+	int n = add(ep, u.rx, EPOLLIN, 1), e = errno;
+
+	CHECK(n == -1 && e == EEXIST, "add twice: %d %s", n, strerror(e));
+}
+
+TEST(nothing_ready)
+{
+	struct epoll_event ev[8];
+	int n = epoll_wait(ep, ev, 8, 100);
+
+	CHECK(n == 0, "nothing ready: timeout %d", n);
+}
+
+TEST(remote_ready)
+{
+	struct epoll_event ev[8];
+	int n;
+
+	fire(&u);
+	n = epoll_wait(ep, ev, 8, 1000);
+	CHECK(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 0xabcdef0123ULL,
+	      "remote ready, user data kept: %d %#x %#llx", n, ev[0].events,
+	      (unsigned long long)ev[0].data.u64);
+}
+
+TEST(level_triggered)
+{
+	struct epoll_event ev[8];
+	int n = epoll_wait(ep, ev, 8, 1000);
+
+	CHECK(n == 1 && ev[0].data.u64 == 0xabcdef0123ULL, "level-triggered: reported again: %d", n);
+	udp_drain(&u);
+}
+
+TEST(local_ready)
+{
+	struct epoll_event ev[8];
+	int n;
+	char b;
+
+	if (write(p[1], "x", 1) != 1)
+		REQUIRE(false, "write to the pipe: %s", strerror(errno));
+	n = epoll_wait(ep, ev, 8, 1000);
+	CHECK(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 0x1111,
+	      "local ready: %d %#llx", n, (unsigned long long)ev[0].data.u64);
+	if (read(p[0], &b, 1) != 1)
+		CHECK(false, "read the pipe: %s", strerror(errno));
+}
+
+TEST(mod_oneshot)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = 7 };
+
+	CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, u.rx, &ev) == 0, "EPOLL_CTL_MOD to one-shot");
+}
+
+TEST(oneshot)
+{
+	struct epoll_event ev[8];
+	int n, e;
+
+	fire(&u);
+	n = epoll_wait(ep, ev, 8, 1000);
+	e = n == 1 ? (int)ev[0].data.u64 : -1;
+	n = n == 1 ? epoll_wait(ep, ev, 8, 100) : -2;
+	CHECK(e == 7 && n == 0, "one-shot: reported once (data %d), then silent (%d)", e, n);
+}
+
+TEST(rearm)
+{
+	struct epoll_event ev[8] = { { .events = EPOLLIN, .data.u64 = 8 } };
+	int n;
+
+	epoll_ctl(ep, EPOLL_CTL_MOD, u.rx, &ev[0]);
+	n = epoll_wait(ep, ev, 8, 1000);
+	CHECK(n == 1 && ev[0].data.u64 == 8, "re-armed by EPOLL_CTL_MOD: %d", n);
+	udp_drain(&u);
+}
+
+TEST(del)
+{
+	CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, u.rx, NULL) == 0, "EPOLL_CTL_DEL of the remote fd");
+}
+
+TEST(del_twice)
+{
+	int n = epoll_ctl(ep, EPOLL_CTL_DEL, u.rx, NULL), e = errno;
+
+	CHECK(n == -1 && e == ENOENT, "second EPOLL_CTL_DEL: %d %s", n, strerror(e));
+	/* back in the interest list for the cases below */
+	add(ep, u.rx, EPOLLIN, 9);
 }
 
 static volatile sig_atomic_t got_sig;
@@ -60,7 +165,7 @@ static pid_t sigusr1_later(void)
  * the process after 100 ms; the wait (a local and a remote fd, neither
  * ready) ends with EINTR once the handler ran, as the race-free idiom expects.
  */
-static void pwait_mask_case(int ep)
+TEST(pwait_mask)
 {
 	struct sigaction sa = { .sa_handler = on_sig };
 	struct epoll_event ev[8];
@@ -86,13 +191,13 @@ static void pwait_mask_case(int ep)
 	if (child > 0)
 		waitpid(child, NULL, 0);
 	sigprocmask(SIG_UNBLOCK, &block, NULL);
-	EXPECT_TRUE(n == -1 && e == EINTR && got_sig && el < 2.0,
-		    "epoll_pwait mask lets a blocked signal in: %d %s, handler %s", n,
-		    n < 0 ? strerror(e) : "no error", got_sig ? "ran" : "did not run");
+	CHECK(n == -1 && e == EINTR && got_sig && el < 2.0,
+	      "epoll_pwait mask lets a blocked signal in: %d %s, handler %s", n,
+	      n < 0 ? strerror(e) : "no error", got_sig ? "ran" : "did not run");
 }
 
 /* A handler with SA_RESTART still ends epoll_wait with EINTR (signal(7)). */
-static void restart_case(int ep)
+TEST(sa_restart)
 {
 	struct sigaction sa = { .sa_handler = on_sig, .sa_flags = SA_RESTART };
 	struct epoll_event ev[8];
@@ -107,42 +212,50 @@ static void restart_case(int ep)
 	e = errno;
 	if (child > 0)
 		waitpid(child, NULL, 0);
-	EXPECT_TRUE(n == -1 && e == EINTR && got_sig, "epoll_wait + SA_RESTART signal: %d %s", n,
-		    n < 0 ? strerror(e) : "no error");
+	CHECK(n == -1 && e == EINTR && got_sig, "epoll_wait + SA_RESTART signal: %d %s", n,
+	      n < 0 ? strerror(e) : "no error");
 }
 
 /*
  * Edge-triggered remote fd: reported when data arrives, not again while it
  * lies unread; after the program read it all, the next arrival is reported.
  */
-static void et_case(int ep, struct udp *u)
+TEST(edge_triggered)
 {
 	struct epoll_event ev[8] = { { .events = EPOLLIN | EPOLLET, .data.u64 = 0xe7 } };
 	int n1, n2, n3;
 
-	udp_drain(u);
-	epoll_ctl(ep, EPOLL_CTL_MOD, u->rx, &ev[0]);
-	fire(u);
+	udp_drain(&u);
+	epoll_ctl(ep, EPOLL_CTL_MOD, u.rx, &ev[0]);
+	fire(&u);
 	n1 = epoll_wait(ep, ev, 8, 1000);
 	n1 = n1 == 1 && ev[0].data.u64 == 0xe7 ? 1 : -n1 - 10;
 	n2 = epoll_wait(ep, ev, 8, 100);
-	udp_drain(u);
-	fire(u);
+	udp_drain(&u);
+	fire(&u);
 	n3 = epoll_wait(ep, ev, 8, 1000);
-	udp_drain(u);
-	EXPECT_TRUE(n1 == 1 && n2 == 0 && n3 == 1,
-		    "EPOLLET remote fd: on arrival %d, again while unread %d, next arrival %d", n1, n2, n3);
+	udp_drain(&u);
+	CHECK(n1 == 1 && n2 == 0 && n3 == 1,
+	      "EPOLLET remote fd: on arrival %d, again while unread %d, next arrival %d", n1, n2, n3);
 	ev[0] = (struct epoll_event){ .events = EPOLLIN, .data.u64 = 9 };
-	epoll_ctl(ep, EPOLL_CTL_MOD, u->rx, &ev[0]);
+	epoll_ctl(ep, EPOLL_CTL_MOD, u.rx, &ev[0]);
+}
+
+/* Closed while registered: it leaves the interest list. */
+TEST(closed_while_registered)
+{
+	struct epoll_event ev[8];
+	int n;
+
+	fire(&u);
+	close(u.rx);
+	n = epoll_wait(ep, ev, 8, 100);
+	CHECK(n == 0, "remote fd closed while registered: not reported (%d)", n);
 }
 
 int main(void)
 {
 	const char *ip = getenv("WAIT_IP") ? getenv("WAIT_IP") : "127.0.0.1";
-	struct epoll_event ev[8];
-	struct udp u;
-	int ep, p[2], n, e;
-	char b;
 
 	if (pipe(p))
 		ktap_exit_skip("pipe: %s", strerror(errno));
@@ -151,60 +264,5 @@ int main(void)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		ktap_exit_skip("epoll_create1: %s", strerror(errno));
-	ktap_plan(15);
-
-	EXPECT_TRUE(add(ep, p[0], EPOLLIN, 0x1111) == 0 && add(ep, u.rx, EPOLLIN, 0xabcdef0123ULL) == 0,
-		    "add a local and a remote fd");
-	n = add(ep, u.rx, EPOLLIN, 1);
-	e = errno;
-	EXPECT_TRUE(n == -1 && e == EEXIST, "add twice: %d %s", n, strerror(e));
-	n = epoll_wait(ep, ev, 8, 100);
-	EXPECT_TRUE(n == 0, "nothing ready: timeout %d", n);
-
-	fire(&u);
-	n = epoll_wait(ep, ev, 8, 1000);
-	EXPECT_TRUE(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 0xabcdef0123ULL,
-		    "remote ready, user data kept: %d %#x %#llx", n, ev[0].events,
-		    (unsigned long long)ev[0].data.u64);
-	n = epoll_wait(ep, ev, 8, 1000);
-	EXPECT_TRUE(n == 1 && ev[0].data.u64 == 0xabcdef0123ULL, "level-triggered: reported again: %d", n);
-	udp_drain(&u);
-
-	if (write(p[1], "x", 1) != 1)
-		return 1;
-	n = epoll_wait(ep, ev, 8, 1000);
-	EXPECT_TRUE(n == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == 0x1111,
-		    "local ready: %d %#llx", n, (unsigned long long)ev[0].data.u64);
-	if (read(p[0], &b, 1) != 1)
-		return 1;
-
-	ev[0] = (struct epoll_event){ .events = EPOLLIN | EPOLLONESHOT, .data.u64 = 7 };
-	EXPECT_TRUE(epoll_ctl(ep, EPOLL_CTL_MOD, u.rx, &ev[0]) == 0, "EPOLL_CTL_MOD to one-shot");
-	fire(&u);
-	n = epoll_wait(ep, ev, 8, 1000);
-	e = n == 1 ? (int)ev[0].data.u64 : -1;
-	n = n == 1 ? epoll_wait(ep, ev, 8, 100) : -2;
-	EXPECT_TRUE(e == 7 && n == 0, "one-shot: reported once (data %d), then silent (%d)", e, n);
-	ev[0] = (struct epoll_event){ .events = EPOLLIN, .data.u64 = 8 };
-	epoll_ctl(ep, EPOLL_CTL_MOD, u.rx, &ev[0]);
-	n = epoll_wait(ep, ev, 8, 1000);
-	EXPECT_TRUE(n == 1 && ev[0].data.u64 == 8, "re-armed by EPOLL_CTL_MOD: %d", n);
-	udp_drain(&u);
-
-	EXPECT_TRUE(epoll_ctl(ep, EPOLL_CTL_DEL, u.rx, NULL) == 0, "EPOLL_CTL_DEL of the remote fd");
-	n = epoll_ctl(ep, EPOLL_CTL_DEL, u.rx, NULL);
-	e = errno;
-	EXPECT_TRUE(n == -1 && e == ENOENT, "second EPOLL_CTL_DEL: %d %s", n, strerror(e));
-
-	add(ep, u.rx, EPOLLIN, 9);
-	pwait_mask_case(ep);
-	restart_case(ep);
-	et_case(ep, &u);
-
-	/* closed while registered: it leaves the interest list */
-	fire(&u);
-	close(u.rx);
-	n = epoll_wait(ep, ev, 8, 100);
-	EXPECT_TRUE(n == 0, "remote fd closed while registered: not reported (%d)", n);
-	return ktap_finish();
+	return ktap_run();
 }

@@ -150,15 +150,69 @@ static long proc_count(pid_t pid, const char *what)
 	return v;
 }
 
+/* The delegate (WAIT_DELEGATE, its pid) and what main() saw of it after the warm-up. */
+static const char *addr;
+static pid_t pid;
+static struct rsys_delegate_stats s0;
+static long fd0, rss0, thr0;
+static int u;
+
+TEST(split_selects)
+{
+	long i = split_selects(u, ITERS);
+
+	CHECK(i == ITERS, "%ld of %d split selects won by the local half", i, ITERS);
+}
+
+TEST(interrupted_selects)
+{
+	long i = interrupted_selects(u, SIGNALLED);
+
+	CHECK(i >= SIGNALLED / 2, "%ld of %d blocked split selects interrupted by a signal (EINTR)",
+	      i, SIGNALLED);
+}
+
+/* Nothing left behind (requests, threads, handles, memory); a cancel per select that reached it. */
+TEST(delegate_clean)
+{
+	struct timespec settle = { 0, 100000000 };
+	struct rsys_delegate_stats s1;
+	long fd1, rss1, thr1;
+	int k;
+
+	/* the cancels travel behind the calls: give the delegate a moment to finish them */
+	for (k = 0; k < 50; k++) {
+		nanosleep(&settle, NULL);
+		if (delegate_stats(addr, &s1))
+			break;
+		if (s1.inflight <= s0.inflight)
+			break;
+	}
+	fd1 = proc_count(pid, "fd");
+	rss1 = proc_count(pid, "VmRSS");
+	thr1 = proc_count(pid, "Threads");
+	CHECK(s1.inflight <= s0.inflight, "delegate requests in flight: %llu -> %llu",
+	      (unsigned long long)s0.inflight, (unsigned long long)s1.inflight);
+	/* the session's pool follows the peak of concurrent requests, never the count of calls */
+	CHECK(s1.threads <= s0.threads + 16 && thr1 <= thr0 + 16,
+	      "delegate threads: %llu -> %llu (/proc: %ld -> %ld)", (unsigned long long)s0.threads,
+	      (unsigned long long)s1.threads, thr0, thr1);
+	CHECK(s1.handles == s0.handles && fd1 <= fd0 + 2,
+	      "delegate handles %llu -> %llu, fds %ld -> %ld", (unsigned long long)s0.handles, (unsigned long long)s1.handles, fd0, fd1);
+	CHECK(rss1 < rss0 + 8192, "delegate VmRSS %ld -> %ld kB", rss0, rss1);
+	CHECK(s1.cancelled - s0.cancelled <= ITERS + SIGNALLED &&
+	      s1.cancelled - s0.cancelled >= ITERS / 2,
+	      "delegate cancelled %llu requests (one per split select that reached it)",
+	      (unsigned long long)(s1.cancelled - s0.cancelled));
+}
+
 int main(void)
 {
-	const char *addr = getenv("WAIT_DELEGATE"), *dpid = getenv("WAIT_DELEGATE_PID");
-	struct rsys_delegate_stats s0, s1;
-	long fd0, fd1, rss0, rss1, thr0, thr1, i;
+	const char *dpid = getenv("WAIT_DELEGATE_PID");
 	struct timespec settle = { 0, 100000000 };
-	pid_t pid = dpid ? atoi(dpid) : 0;
-	int u, k;
 
+	addr = getenv("WAIT_DELEGATE");
+	pid = dpid ? atoi(dpid) : 0;
 	if (!addr || !pid)
 		ktap_exit_skip("needs WAIT_DELEGATE and WAIT_DELEGATE_PID (run by wait_test.sh under rsys)");
 	if (pipe(go) || pipe(data))
@@ -166,7 +220,6 @@ int main(void)
 	u = socket(AF_INET, SOCK_DGRAM, 0);
 	if (u < 0)
 		ktap_exit_skip("socket: %s", strerror(errno));
-	ktap_plan(7);
 	/*
 	 * Warm up with the same pattern: the delegate keeps a pool of threads
 	 * per session as large as the most requests it ever ran at once (async
@@ -180,36 +233,5 @@ int main(void)
 	fd0 = proc_count(pid, "fd");
 	rss0 = proc_count(pid, "VmRSS");
 	thr0 = proc_count(pid, "Threads");
-
-	i = split_selects(u, ITERS);
-	EXPECT_TRUE(i == ITERS, "%ld of %d split selects won by the local half", i, ITERS);
-	i = interrupted_selects(u, SIGNALLED);
-	EXPECT_TRUE(i >= SIGNALLED / 2, "%ld of %d blocked split selects interrupted by a signal (EINTR)",
-		    i, SIGNALLED);
-
-	/* the cancels travel behind the calls: give the delegate a moment to finish them */
-	for (k = 0; k < 50; k++) {
-		nanosleep(&settle, NULL);
-		if (delegate_stats(addr, &s1))
-			break;
-		if (s1.inflight <= s0.inflight)
-			break;
-	}
-	fd1 = proc_count(pid, "fd");
-	rss1 = proc_count(pid, "VmRSS");
-	thr1 = proc_count(pid, "Threads");
-	EXPECT_TRUE(s1.inflight <= s0.inflight, "delegate requests in flight: %llu -> %llu",
-		    (unsigned long long)s0.inflight, (unsigned long long)s1.inflight);
-	/* the session's pool follows the peak of concurrent requests, never the count of calls */
-	EXPECT_TRUE(s1.threads <= s0.threads + 16 && thr1 <= thr0 + 16,
-		    "delegate threads: %llu -> %llu (/proc: %ld -> %ld)", (unsigned long long)s0.threads,
-		    (unsigned long long)s1.threads, thr0, thr1);
-	EXPECT_TRUE(s1.handles == s0.handles && fd1 <= fd0 + 2, "delegate handles %llu -> %llu, fds %ld -> %ld",
-		    (unsigned long long)s0.handles, (unsigned long long)s1.handles, fd0, fd1);
-	EXPECT_TRUE(rss1 < rss0 + 8192, "delegate VmRSS %ld -> %ld kB", rss0, rss1);
-	EXPECT_TRUE(s1.cancelled - s0.cancelled <= ITERS + SIGNALLED &&
-		    s1.cancelled - s0.cancelled >= ITERS / 2,
-		    "delegate cancelled %llu requests (one per split select that reached it)",
-		    (unsigned long long)(s1.cancelled - s0.cancelled));
-	return ktap_finish();
+	return ktap_run();
 }
