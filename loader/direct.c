@@ -22,7 +22,7 @@
 #include "events.h"
 #include "log.h"
 #include "procfs.h"
-#include "syscalls.h"
+#include "sockcalls.h"
 
 /*
  * Why this is safe (doc/rsys-load.8, DIRECT MODE). The filter traps the

@@ -15,7 +15,7 @@
 #include "execguard.h"
 #include "events.h"
 #include "log.h"
-#include "syscalls.h"
+#include "sockcalls.h"
 
 #define EXEC_MAX_INTERP	4	/* "#!" levels followed, as the kernel's binfmt recursion */
 #define EXEC_LINE_MAX	256	/* the kernel reads a script's "#!" line from this many bytes */

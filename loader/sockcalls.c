@@ -21,7 +21,7 @@
 #include "log.h"
 #include "procfs.h"
 #include "seccomp_compat.h"
-#include "syscalls.h"
+#include "sockcalls.h"
 
 #define SOP_MAX_IOV	1024			/* UIO_MAXIOV */
 #define SOP_MAX_ADDR	RSYS_MAX_ADDR

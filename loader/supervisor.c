@@ -97,7 +97,7 @@
 #include "procfs.h"
 #include "rsys.h"
 #include "seccomp_compat.h"
-#include "syscalls.h"
+#include "sockcalls.h"
 
 #define SV_CHECK_MS	20	/* how often blocked remote calls are checked for a signal */
 #define SV_LINGER_MS	1000	/* ... and for how long after the last one was seen */

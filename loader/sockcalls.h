@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Handlers of the intercepted socket and fd-table calls (sockcalls.c), registered in supervisor.c. */
-#ifndef RSYS_SYSCALLS_H
-#define RSYS_SYSCALLS_H
+#ifndef RSYS_SOCKCALLS_H
+#define RSYS_SOCKCALLS_H
 
 #include "fdcache.h"
 #include "supervisor.h"
