@@ -4,6 +4,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <rsys/fdtable.h>
+#include <rsys/syscalls.h>
 #include "rsys.h"
 #include "maps.h"
 
@@ -18,14 +19,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define TRACE_SIGNAL_DELIVERED 0
 #define SA_RESTART 0x10000000
 #define ERESTARTSYS 512
-/* x86-64 numbers of the waits Linux never restarts after a handler (signal(7)) */
-#define __NR_poll 7
-#define __NR_select 23
-#define __NR_epoll_wait 232
-#define __NR_pselect6 270
-#define __NR_ppoll 271
-#define __NR_epoll_pwait 281
-#define __NR_epoll_pwait2 441
 #define KILL_BATCH 64	/* tasks killed at once when their monitor exits; power of 2 */
 
 /* Only rsys_monitor_exit uses these (kernel >= 6.13): a kernel without them refuses only it. */
@@ -293,8 +286,7 @@ int BPF_PROG(rsys_signal_deliver, int sig, struct kernel_siginfo *info, struct k
 	if (!regs || (long)regs->ax != -ERESTARTSYS)
 		return 0;
 	nr = regs->orig_ax;
-	if (nr != __NR_select && nr != __NR_pselect6 && nr != __NR_poll && nr != __NR_ppoll &&
-	    nr != __NR_epoll_wait && nr != __NR_epoll_pwait && nr != __NR_epoll_pwait2)
+	if (!(rsys_syscall_flags(nr) & RSYS_WAIT))
 		return 0;
 	d.ns = bpf_ktime_get_ns();
 	d.nr = nr;
