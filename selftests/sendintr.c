@@ -212,7 +212,7 @@ static void run_case(const char *ip, enum call c, bool restart)
 	sigaction(SIGUSR1, &sa, NULL);
 	rx.go = k.go = eventfd(0, EFD_CLOEXEC);
 	if (rx.go < 0 || k.returned < 0 || tcp_pair(ip, &s, &rx.fd)) {
-		ktap_result(0, "%s, %s: setup", name, how);
+		CHECK(0, "%s, %s: setup", name, how);
 		return;
 	}
 	pthread_create(&rx.th, NULL, rx_fn, &rx);
@@ -238,7 +238,7 @@ static void run_case(const char *ip, enum call c, bool restart)
 		ok = nsig == 1 && r1 > 0 && (size_t)r1 < LEN && stream_is(rx.got, buf, r1, NULL, 0);
 	else
 		ok = nsig == 1 && e1 == EINTR && rx.got == 0;
-	ktap_result(ok, "%s, %s: %s, peer got %s", name, how,
+	CHECK(ok, "%s, %s: %s, peer got %s", name, how,
 		    r1 >= 0 ? "returned a partial count" : strerror(e1),
 		    ok ? "exactly the bytes reported" : "something else");
 	/* the line the shell test compares with the native run */
@@ -287,7 +287,7 @@ static void run_storm(const char *ip, enum call c, bool restart)
 	sigaction(SIGUSR1, &sa, NULL);
 	rx.go = eventfd(0, EFD_CLOEXEC);
 	if (rx.go < 0 || st.stop < 0 || tcp_pair(ip, &s, &rx.fd)) {
-		ktap_result(0, "%s, %s, signal storm: setup", name, how);
+		CHECK(0, "%s, %s, signal storm: setup", name, how);
 		return;
 	}
 	nsig = 0;
@@ -320,7 +320,7 @@ static void run_storm(const char *ip, enum call c, bool restart)
 	printf("# transcript: %s, %s, signal storm: %d calls, %d EINTR, %d signals, sent %zu, peer got %zu%s%s\n",
 	       name, how, calls, eintr, (int)nsig, off, rx.got, err ? ", error " : "",
 	       err ? strerror(err) : "");
-	ktap_result(ok, "%s, %s, sendall() under a signal every %d ms: peer got the %u bytes once",
+	CHECK(ok, "%s, %s, sendall() under a signal every %d ms: peer got the %u bytes once",
 		    name, how, STORM_MS, LEN);
 }
 
@@ -362,7 +362,7 @@ static void run_nbstorm(const char *ip, bool nonblock)
 
 	sigaction(SIGUSR1, &sa, NULL);
 	if (tcp_pair(ip, &s, &r) || (nonblock && fcntl(r, F_SETFL, O_NONBLOCK))) {
-		ktap_result(0, "recv, %s, signal storm: setup", how);
+		CHECK(0, "recv, %s, signal storm: setup", how);
 		return;
 	}
 	nsig = 0;
@@ -380,7 +380,7 @@ static void run_nbstorm(const char *ip, bool nonblock)
 	close(r);
 	printf("# transcript: recv, %s, signal storm: %d calls, %d EINTR, %d other, %d signals\n",
 	       how, calls, eintr, other, (int)nsig);
-	ktap_result(!other && eintr * 4 < (int)nsig,
+	CHECK(!other && eintr * 4 < (int)nsig,
 		    "recv, %s, under a signal every ms: EAGAIN, EINTR only before the monitor has the call",
 		    how);
 }
@@ -427,7 +427,7 @@ static void run_blocked(const char *ip, enum blocked b, bool restart)
 
 	sigaction(SIGUSR1, &sa, NULL);
 	if (tcp_pair(ip, &l.fd, &r)) {
-		ktap_result(0, "%s, %s: setup", name, how);
+		CHECK(0, "%s, %s: setup", name, how);
 		return;
 	}
 	nsig = 0;
@@ -445,7 +445,7 @@ static void run_blocked(const char *ip, enum blocked b, bool restart)
 		snprintf(got, sizeof(got), "%ld", n);
 	ok = nsig == 1 && (b == B_SELECT || !restart ? n < 0 && e == EINTR : n == 4);
 	printf("# transcript: %s, %s: %s, signals %d\n", name, how, got, (int)nsig);
-	ktap_result(ok, "%s, %s interrupted: %s", name, how, got);
+	CHECK(ok, "%s, %s interrupted: %s", name, how, got);
 	printf("# shape: %s, %s: %s\n", name, how, got);
 }
 
@@ -463,7 +463,7 @@ static void run_stop(const char *ip)
 	pid_t pid;
 
 	if (tcp_pair(ip, &s, &r)) {
-		ktap_result(0, "recv across SIGSTOP/SIGCONT: setup");
+		CHECK(0, "recv across SIGSTOP/SIGCONT: setup");
 		return;
 	}
 	pid = fork();
@@ -489,7 +489,7 @@ static void run_stop(const char *ip)
 	printf("# transcript: recv across SIGSTOP/SIGCONT: %s, then %s\n",
 	       stopped ? "stopped" : "did not stop", WIFEXITED(st) && !WEXITSTATUS(st) ?
 	       "got the data" : "did not get the data");
-	ktap_result(stopped && WIFEXITED(st) && !WEXITSTATUS(st),
+	CHECK(stopped && WIFEXITED(st) && !WEXITSTATUS(st),
 		    "recv across SIGSTOP/SIGCONT: stopped, then got the data");
 }
 
@@ -535,7 +535,7 @@ static void run_stopwait(const char *ip, enum stopwait k)
 	pid_t pid;
 
 	if (tcp_pair(ip, &s, &r)) {
-		ktap_result(0, "%s across SIGSTOP/SIGCONT: setup", stopwait_name[k]);
+		CHECK(0, "%s across SIGSTOP/SIGCONT: setup", stopwait_name[k]);
 		return;
 	}
 	pid = fork();
@@ -569,7 +569,7 @@ static void run_stopwait(const char *ip, enum stopwait k)
 	close(r);
 	printf("# transcript: %s across SIGSTOP/SIGCONT: %s, %s\n", stopwait_name[k],
 	       stopped ? "stopped" : "did not stop", res[got]);
-	ktap_result(stopped && got == (k == SW_EPOLL ? 1 : 0),
+	CHECK(stopped && got == (k == SW_EPOLL ? 1 : 0),
 		    "%s across SIGSTOP/SIGCONT: stopped, then %s", stopwait_name[k], res[got]);
 	printf("# shape: %s across SIGSTOP/SIGCONT: %s\n", stopwait_name[k], res[got]);
 }
@@ -590,7 +590,7 @@ static void run_fullsend(const char *ip)
 	pid_t pid;
 
 	if (tcp_pair(ip, &s, &r) || getpeername(s, (struct sockaddr *)&peer, &plen)) {
-		ktap_result(0, "sendto with the address: setup");
+		CHECK(0, "sendto with the address: setup");
 		return;
 	}
 	fflush(stdout);
@@ -608,19 +608,70 @@ static void run_fullsend(const char *ip)
 		got += n;
 	waitpid(pid, &st, 0);
 	close(r);
-	ktap_result(WIFEXITED(st) && !WEXITSTATUS(st) && stream_is(got, buf, LEN, NULL, 0),
+	CHECK(WIFEXITED(st) && !WEXITSTATUS(st) && stream_is(got, buf, LEN, NULL, 0),
 		    "sendto with the address on a connected TCP socket, single-threaded: all %u bytes in one call, peer got them",
 		    LEN);
 	printf("# shape: sendto with the address: %s\n",
 	       WIFEXITED(st) && !WEXITSTATUS(st) ? "whole" : "short or failed");
 }
 
-int main(void)
+static const char *server_ip;	/* SENDINTR_IP */
+
+TEST(send_interrupted)
 {
-	const char *ip = getenv("SENDINTR_IP") ?: "127.0.0.1";
-	size_t i;
 	int c;
 
+	for (c = 0; c < C_N; c++) {
+		run_case(server_ip, c, true);
+		run_case(server_ip, c, false);
+	}
+}
+
+TEST(recv_and_select_interrupted)
+{
+	run_blocked(server_ip, B_RECV, true);
+	run_blocked(server_ip, B_RECV, false);
+	run_blocked(server_ip, B_SELECT, true);
+	run_blocked(server_ip, B_SELECT, false);
+}
+
+TEST(recv_across_stop)
+{
+	run_stop(server_ip);
+}
+
+TEST(waits_across_stop)
+{
+	int k;
+
+	for (k = 0; k < SW_N; k++)
+		run_stopwait(server_ip, k);
+}
+
+TEST(sendto_address_whole)
+{
+	run_fullsend(server_ip);
+}
+
+TEST(sendall_signal_storm)
+{
+	run_storm(server_ip, C_SEND, true);
+	run_storm(server_ip, C_SEND, false);
+	run_storm(server_ip, C_WRITEV, true);
+	run_storm(server_ip, C_WRITEV, false);
+}
+
+TEST(nonblocking_recv_signal_storm)
+{
+	run_nbstorm(server_ip, false);
+	run_nbstorm(server_ip, true);
+}
+
+int main(void)
+{
+	size_t i;
+
+	server_ip = getenv("SENDINTR_IP") ?: "127.0.0.1";
 	buf = malloc(LEN);
 	rxbuf = malloc(RX_CAP);
 	if (!buf || !rxbuf)
@@ -629,25 +680,5 @@ int main(void)
 	for (i = 0; i < LEN / 4; i++)
 		memcpy(buf + 4 * i, &(uint32_t){ i }, 4);
 	alarm(300);	/* bounded whatever happens */
-
-	ktap_plan(2 * C_N + 4 + 1 + SW_N + 1 + 4 + 2);
-	for (c = 0; c < C_N; c++) {
-		run_case(ip, c, true);
-		run_case(ip, c, false);
-	}
-	run_blocked(ip, B_RECV, true);
-	run_blocked(ip, B_RECV, false);
-	run_blocked(ip, B_SELECT, true);
-	run_blocked(ip, B_SELECT, false);
-	run_stop(ip);
-	for (c = 0; c < SW_N; c++)
-		run_stopwait(ip, c);
-	run_fullsend(ip);
-	run_storm(ip, C_SEND, true);
-	run_storm(ip, C_SEND, false);
-	run_storm(ip, C_WRITEV, true);
-	run_storm(ip, C_WRITEV, false);
-	run_nbstorm(ip, false);
-	run_nbstorm(ip, true);
-	return ktap_finish();
+	return ktap_run();
 }
