@@ -476,18 +476,25 @@ static void held_add(struct sv_call *c)
 	pthread_mutex_unlock(&held_lock);
 }
 
+/*
+ * hpprev is read under held_lock too: the thread that frees @c learned of
+ * it through the delegate (another process), an order ThreadSanitizer
+ * cannot see.
+ */
 static void held_del(struct sv_call *c)
 {
 	pthread_mutex_lock(&held_lock);
-	*c->hpprev = c->hnext;
-	if (c->hnext)
-		c->hnext->hpprev = c->hpprev;
+	if (c->hpprev) {
+		*c->hpprev = c->hnext;
+		if (c->hnext)
+			c->hnext->hpprev = c->hpprev;
+	}
 	pthread_mutex_unlock(&held_lock);
 }
 
 void sv_call_free(struct sv_call *c)
 {
-	if (c->hpprev)
+	if (c->sv->killable)
 		held_del(c);
 	if (c->proc)
 		fdc_proc_put(c->proc);
