@@ -85,17 +85,6 @@ static inline void __attribute__((noreturn, format(printf, 1, 2))) ktap_exit_fai
 	exit(ktap_finish());
 }
 
-/* EXPECT_* records a failure and continues; ASSERT_* also ends the program. */
-#define EXPECT_TRUE(cond, fmt, ...)	ktap_result(!!(cond), fmt, ##__VA_ARGS__)
-#define ASSERT_TRUE(cond, fmt, ...)					\
-	do {								\
-		if (!(cond)) {						\
-			ktap_result(0, fmt, ##__VA_ARGS__);		\
-			exit(ktap_finish());				\
-		}							\
-		ktap_result(1, fmt, ##__VA_ARGS__);			\
-	} while (0)
-
 /*
  * kselftest_harness.h-style cases, so that the plan is computed, not
  * counted by hand: TEST(name) { ... } registers a case (in source order),
