@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "procfs.h"
 
@@ -42,4 +43,19 @@ int proc_status(pid_t tgid, pid_t tid, const char *const *names, uint64_t *vals,
 	}
 	fclose(f);
 	return found;
+}
+
+int fd_link(int fd, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	if (len < 1)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
 }

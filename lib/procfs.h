@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The one reader of /proc/PID/status fields (Tgid, FDSize, SigPnd, ...) of the monitor. */
+/* The monitor's readers of /proc: status fields (Tgid, FDSize, SigPnd, ...) and what its own fds are. */
 #ifndef RSYS_PROCFS_H
 #define RSYS_PROCFS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,5 +15,11 @@
  * Returns how many were found, or -errno when the file cannot be opened.
  */
 int proc_status(pid_t tgid, pid_t tid, const char *const *names, uint64_t *vals, int n);
+
+/*
+ * What the monitor's own @fd is, as /proc/self/fd names it ("socket:[123]",
+ * "anon_inode:[eventpoll]", ...), into @buf of @len bytes. 0 or -errno.
+ */
+int fd_link(int fd, char *buf, size_t len);
 
 #endif

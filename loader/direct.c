@@ -441,14 +441,10 @@ static enum sv_verdict svc_send(struct sv_call *c, int fd, struct dmsg *m, int f
 /* A pidfd would let its receiver take the program's sockets (pidfd_getfd). */
 static bool is_pidfd(int fd)
 {
-	char path[64], link[64];
-	ssize_t n;
+	char link[64];
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
+	if (fd_link(fd, link, sizeof(link)))
 		return true;	/* fail closed */
-	link[n] = '\0';
 	/* "anon_inode:[pidfd]", or "pidfd:[N]" where pidfs names them */
 	return strstr(link, "pidfd") != NULL;
 }

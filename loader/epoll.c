@@ -11,6 +11,7 @@
 #include <linux/kcmp.h>
 
 #include "epoll.h"
+#include "procfs.h"
 
 /* One epoll instance of one process; identified by its vfd and checked with kcmp(KCMP_FILE). */
 struct ep {
@@ -83,15 +84,9 @@ static struct ep_reg *ep_reg_find(struct ep *e, int vfd)
 /* Is @fd of the caller an epoll instance? */
 static bool is_epoll(int fd)
 {
-	char path[64], link[64];
-	ssize_t n;
+	char link[64];
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return false;
-	link[n] = '\0';
-	return !strcmp(link, "anon_inode:[eventpoll]");
+	return !fd_link(fd, link, sizeof(link)) && !strcmp(link, "anon_inode:[eventpoll]");
 }
 
 int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_t events,
