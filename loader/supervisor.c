@@ -474,6 +474,7 @@ static void held_add(struct sv_call *c)
 	c->hpprev = &held_head;
 	held_head = c;
 	pthread_mutex_unlock(&held_lock);
+	c->held = true;
 }
 
 static void held_del(struct sv_call *c)
@@ -487,7 +488,8 @@ static void held_del(struct sv_call *c)
 
 void sv_call_free(struct sv_call *c)
 {
-	if (c->hpprev)
+	/* not hpprev: a call added after @c rewrites it under held_lock meanwhile */
+	if (c->held)
 		held_del(c);
 	if (c->proc)
 		fdc_proc_put(c->proc);
