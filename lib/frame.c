@@ -203,13 +203,16 @@ int frame_reader_init(struct frame_reader *fr, int fd, bool fds)
 void frame_reader_free(struct frame_reader *fr)
 {
 	while (fr->nq)
-		close(fr->q[--fr->nq]);
+		close(fr->q[--fr->nq].fd);
 	free(fr->buf);
 	fr->buf = NULL;
 }
 
-/* Queue the fds of a received message; -EPROTO if none may come or too many did. */
-static int reader_take_fds(struct frame_reader *fr, struct msghdr *m)
+/*
+ * Queue the fds of a received message, which brought the stream bytes
+ * [@start, @end); -EPROTO if none may come or too many did.
+ */
+static int reader_take_fds(struct frame_reader *fr, struct msghdr *m, uint64_t start, uint64_t end)
 {
 	struct cmsghdr *cm;
 	int ret = 0;
@@ -223,7 +226,9 @@ static int reader_take_fds(struct frame_reader *fr, struct msghdr *m)
 		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (i = 0; i < n; i++) {
 			if (fr->fds && fr->nq < FRAME_READER_FDS) {
-				fr->q[fr->nq++] = fds[i];
+				fr->q[fr->nq].fd = fds[i];
+				fr->q[fr->nq].start = start;
+				fr->q[fr->nq++].end = end;
 				continue;
 			}
 			close(fds[i]);
@@ -287,7 +292,9 @@ int frame_reader_fill(struct frame_reader *fr, bool wait)
 	if (n < 0)
 		return -errno;
 	if (m.msg_controllen) {
-		err = reader_take_fds(fr, &m);
+		uint64_t start = fr->pos + (fr->tail - fr->head);
+
+		err = reader_take_fds(fr, &m, start, start + (n > 0 ? n : 0));
 		if (err)
 			return err;
 	}
@@ -304,24 +311,32 @@ int frame_reader_next(struct frame_reader *fr, struct rsys_frame *f, uint8_t **p
 	size_t have = fr->tail - fr->head;
 
 	*rfd = -1;
+	/*
+	 * An fd comes with its frame's first byte (frame_send_fd() sends it
+	 * with the header, and a unix stream read stops after the segment
+	 * that carried fds): one whose read ended at or before this frame
+	 * belonged to none.
+	 */
+	if (fr->nq && fr->q[0].end <= fr->pos)
+		return -EPROTO;
 	if (have < sizeof(*f))
-		/* an fd comes with its frame's first bytes: with none left it had no frame */
-		return !have && fr->nq ? -EPROTO : 0;
+		return 0;
 	memcpy(f, fr->buf + fr->head, sizeof(*f));
 	if (f->magic != RSYS_MAGIC || f->version != RSYS_VERSION || f->op == 0 ||
 	    f->op >= RSYS_OP_MAX || (f->flags & ~flags) || f->len > RSYS_MAX_PAYLOAD)
 		return -EPROTO;
 	if (have < sizeof(*f) + f->len)
 		return 0;
-	/* Frames with an fd take the fds in the order they came (frame_send_fd() sends one each). */
+	/* Frames with an fd take the fds in the order they came, each one that came with it. */
 	if (f->flags & RSYS_F_FD) {
-		if (!fr->nq)
+		if (!fr->nq || fr->q[0].start > fr->pos)
 			return -EPROTO;
-		*rfd = fr->q[0];
+		*rfd = fr->q[0].fd;
 		memmove(fr->q, fr->q + 1, --fr->nq * sizeof(fr->q[0]));
 	}
 	*payload = fr->buf + fr->head + sizeof(*f);
 	fr->head += sizeof(*f) + f->len;
+	fr->pos += sizeof(*f) + f->len;
 	return 1;
 }
 

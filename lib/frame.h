@@ -45,7 +45,11 @@ struct frame_reader {
 	bool fds;		/* fds may come (unix socket): frames with RSYS_F_FD take them */
 	uint8_t *buf;
 	size_t cap, head, tail;	/* bytes [head, tail) of buf are not parsed yet */
-	int q[FRAME_READER_FDS];	/* fds received, oldest first, not yet given out */
+	uint64_t pos;		/* stream offset of buf[head] */
+	struct {
+		int fd;
+		uint64_t start, end;	/* stream offsets of the read that brought it */
+	} q[FRAME_READER_FDS];	/* fds received, oldest first, not yet given out */
 	unsigned int nq;
 };
 
@@ -64,8 +68,9 @@ int frame_reader_fill(struct frame_reader *fr, bool wait);
  * *@payload (writable; valid until the next frame_reader_fill()) and its
  * fd (RSYS_F_FD) in *@rfd, else -1 (the caller closes it); 0 when more
  * bytes are needed; -EPROTO on a bad magic/version/op/flag or length, a
- * frame with RSYS_F_FD without an fd, or an fd left without a frame. As
- * frame_recv_fd(), it accepts RSYS_F_REPLY in either direction.
+ * frame with RSYS_F_FD without an fd that came with its first byte, or an
+ * fd that came with none such. As frame_recv_fd(), it accepts RSYS_F_REPLY
+ * in either direction.
  */
 int frame_reader_next(struct frame_reader *fr, struct rsys_frame *f, uint8_t **payload, int *rfd);
 
