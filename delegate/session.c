@@ -768,28 +768,49 @@ static void request_handle(struct session *s, struct rsys_frame *f, uint8_t *buf
 	}
 }
 
+/*
+ * The next request of @s into @f and *@payload (in @rd's buffer, valid
+ * until the next call), its fd into *@fd: 0 or -errno. Requests already
+ * read are served before the reader waits for the client again.
+ */
+static int request_next(struct session *s, struct frame_reader *rd, struct rsys_frame *f,
+			uint8_t **payload, int *fd)
+{
+	int ret;
+
+	for (;;) {
+		outq_wait(s);
+		ret = frame_reader_next(rd, f, payload, fd);
+		if (ret)
+			return ret < 0 ? ret : 0;
+		wait_input(s);
+		ret = frame_reader_fill(rd, true);
+		if (ret < 0)
+			return ret;
+	}
+}
+
 static void *session_main(void *arg)
 {
 	struct session *s = arg;
 	struct reply r = { .buf = malloc(RSYS_MAX_PAYLOAD) };
-	uint8_t *buf = malloc(RSYS_MAX_PAYLOAD);
+	uint8_t *buf = malloc(RSYS_MAX_PAYLOAD), *payload;
+	struct frame_reader rd;
 	struct rsys_frame f;
 	int err, fd;
 
-	if (!buf || !r.buf) {
+	/* Only a unix client can pass a socket (direct mode); from others an fd is an error. */
+	err = frame_reader_init(&rd, s->fd, s->client != CLIENT_TLS);
+	if (err || !buf || !r.buf) {
 		pr_warn("session %u: out of memory\n", s->id);
+		if (!err)
+			frame_reader_free(&rd);
 		goto out;
 	}
 	request_handle(s, &s->hello, buf, &r);
 	for (;;) {
-		outq_wait(s);
-		wait_input(s);
-		/* Only a unix client can pass a socket (direct mode); from others an fd is an error. */
-		if (s->client == CLIENT_TLS)
-			err = frame_recv(s->fd, &f, buf, RSYS_MAX_PAYLOAD);
-		else
-			err = frame_recv_fd(s->fd, &f, buf, RSYS_MAX_PAYLOAD, &fd);
-		if (!err && s->client != CLIENT_TLS && fd >= 0) {
+		err = request_next(s, &rd, &f, &payload, &fd);
+		if (!err && fd >= 0) {
 			err = op_adopt(s, &f, fd);
 			if (err) {
 				send_error(s, &f, err);
@@ -812,8 +833,9 @@ static void *session_main(void *arg)
 			cancel(s, f.a[0]);
 			continue;
 		}
-		request_handle(s, &f, buf, &r);
+		request_handle(s, &f, payload, &r);
 	}
+	frame_reader_free(&rd);
 out:
 	pr_info("session %u: ended\n", s->id);
 	free(buf);

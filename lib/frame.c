@@ -9,29 +9,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <linux/vm_sockets.h>
 
 #include "frame.h"
 #include "log.h"
-
-static int write_full(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
 
 /*
  * Take the fds of a received message: the first into *@rfd (if @rfd and it
@@ -104,38 +87,58 @@ static int read_full(int fd, void *buf, size_t len, int *rfd)
 	return err ? err : 1;
 }
 
-/* Send @len bytes of @buf with @sendfd (>= 0) attached to the first of them. */
-static int write_fd(int fd, const void *buf, size_t len, int sendfd)
+/*
+ * Send the @n buffers of @iov (modified) with @sendfd (>= 0) attached to the
+ * first byte; short writes continue where they stopped, without the fd.
+ */
+static int send_iov(int fd, struct iovec *iov, int n, int sendfd)
 {
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} ctl = { 0 };
-	struct iovec iov = { (void *)buf, len };
-	struct msghdr m = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-	ssize_t n;
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
+	struct cmsghdr *cm;
+	ssize_t k;
 
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &sendfd, sizeof(int));
-	do
-		n = sendmsg(fd, &m, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return write_full(fd, (const char *)buf + n, len - n);
+	if (sendfd >= 0) {
+		m.msg_control = ctl.buf;
+		m.msg_controllen = sizeof(ctl.buf);
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &sendfd, sizeof(int));
+	}
+	while (m.msg_iovlen) {
+		k = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			/* not a socket (a test's pipe): plain writes, no fd */
+			if (errno == ENOTSOCK && sendfd < 0)
+				k = writev(fd, m.msg_iov, m.msg_iovlen);
+			if (k < 0)
+				return -errno;
+		}
+		m.msg_control = NULL;
+		m.msg_controllen = 0;
+		while (m.msg_iovlen && (size_t)k >= m.msg_iov->iov_len) {
+			k -= m.msg_iov->iov_len;
+			m.msg_iov++;
+			m.msg_iovlen--;
+		}
+		if (m.msg_iovlen) {
+			m.msg_iov->iov_base = (char *)m.msg_iov->iov_base + k;
+			m.msg_iov->iov_len -= k;
+		}
+	}
+	return 0;
 }
 
 int frame_send_fd(int fd, struct rsys_frame *f, const void *payload, int sendfd)
 {
-	char buf[sizeof(*f) + 4096];
-	size_t first = sizeof(*f);
-	int err;
+	struct iovec iov[2] = { { f, sizeof(*f) }, { (void *)payload, f->len } };
 
 	if (f->len > RSYS_MAX_PAYLOAD || (f->len && !payload))
 		return -EINVAL;
@@ -143,17 +146,8 @@ int frame_send_fd(int fd, struct rsys_frame *f, const void *payload, int sendfd)
 	f->version = RSYS_VERSION;
 	if (sendfd >= 0)
 		f->flags |= RSYS_F_FD;
-	/* One send keeps small frames in one segment (and the fd with the header). */
-	memcpy(buf, f, sizeof(*f));
-	if (f->len <= 4096) {
-		if (f->len)
-			memcpy(buf + sizeof(*f), payload, f->len);
-		first += f->len;
-	}
-	err = sendfd >= 0 ? write_fd(fd, buf, first, sendfd) : write_full(fd, buf, first);
-	if (err || first > sizeof(*f) || !f->len)
-		return err;
-	return write_full(fd, payload, f->len);
+	/* One sendmsg, no copy: the frame goes out whole (with the fd) unless the socket is full. */
+	return send_iov(fd, iov, f->len ? 2 : 1, sendfd);
 }
 
 int frame_send(int fd, struct rsys_frame *f, const void *payload)
@@ -195,6 +189,155 @@ int frame_recv_fd(int fd, struct rsys_frame *f, void *buf, size_t cap, int *rfd)
 int frame_recv(int fd, struct rsys_frame *f, void *buf, size_t cap)
 {
 	return frame_recv_fd(fd, f, buf, cap, NULL);
+}
+
+int frame_reader_init(struct frame_reader *fr, int fd, bool fds)
+{
+	*fr = (struct frame_reader){ .fd = fd, .fds = fds };
+	/* room for the largest frame, and for the small ones queued behind it */
+	fr->cap = sizeof(struct rsys_frame) + RSYS_MAX_PAYLOAD + 64 * 1024;
+	fr->buf = malloc(fr->cap);
+	return fr->buf ? 0 : -ENOMEM;
+}
+
+void frame_reader_free(struct frame_reader *fr)
+{
+	while (fr->nq)
+		close(fr->q[--fr->nq].fd);
+	free(fr->buf);
+	fr->buf = NULL;
+}
+
+/*
+ * Queue the fds of a received message, which brought the stream bytes
+ * [@start, @end); -EPROTO if none may come or too many did.
+ */
+static int reader_take_fds(struct frame_reader *fr, struct msghdr *m, uint64_t start, uint64_t end)
+{
+	struct cmsghdr *cm;
+	int ret = 0;
+
+	for (cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+		int *fds = (int *)CMSG_DATA(cm);
+		size_t i, n;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < n; i++) {
+			if (fr->fds && fr->nq < FRAME_READER_FDS) {
+				fr->q[fr->nq].fd = fds[i];
+				fr->q[fr->nq].start = start;
+				fr->q[fr->nq++].end = end;
+				continue;
+			}
+			close(fds[i]);
+			ret = -EPROTO;
+		}
+	}
+	if (m->msg_flags & MSG_CTRUNC)
+		ret = -EPROTO;
+	return ret;
+}
+
+/* Make room after the unread bytes for the whole frame they start. */
+static void reader_compact(struct frame_reader *fr)
+{
+	size_t need = sizeof(struct rsys_frame), have = fr->tail - fr->head;
+	struct rsys_frame f;
+
+	if (have >= sizeof(f)) {
+		memcpy(&f, fr->buf + fr->head, sizeof(f));
+		if (f.len <= RSYS_MAX_PAYLOAD)
+			need += f.len;
+	}
+	/*
+	 * A few bytes are moved to the front at once, so that a large frame
+	 * they start fits without moving it (a copy of its payload) later.
+	 */
+	if (!have)
+		fr->head = fr->tail = 0;
+	else if (fr->head && (have <= 4096 || fr->head + need > fr->cap)) {
+		memmove(fr->buf, fr->buf + fr->head, have);
+		fr->head = 0;
+		fr->tail = have;
+	}
+}
+
+int frame_reader_fill(struct frame_reader *fr, bool wait)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * FRAME_READER_FDS)];
+	} ctl;
+	struct iovec iov;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+	int err;
+
+	reader_compact(fr);
+	iov = (struct iovec){ fr->buf + fr->tail, fr->cap - fr->tail };
+	for (;;) {
+		m.msg_control = ctl.buf;
+		m.msg_controllen = sizeof(ctl.buf);
+		n = recvmsg(fr->fd, &m, MSG_CMSG_CLOEXEC | (wait ? 0 : MSG_DONTWAIT));
+		if (n >= 0 || errno != EINTR)
+			break;
+	}
+	if (n < 0 && errno == ENOTSOCK) {
+		/* not a socket (a test's pipe): plain reads */
+		m.msg_controllen = 0;
+		n = read(fr->fd, iov.iov_base, iov.iov_len);
+	}
+	if (n < 0)
+		return -errno;
+	if (m.msg_controllen) {
+		uint64_t start = fr->pos + (fr->tail - fr->head);
+
+		err = reader_take_fds(fr, &m, start, start + (n > 0 ? n : 0));
+		if (err)
+			return err;
+	}
+	if (n == 0)
+		/* EOF inside a frame is a truncated frame, not an orderly end. */
+		return fr->tail > fr->head ? -EPROTO : -ECONNRESET;
+	fr->tail += n;
+	return n;
+}
+
+int frame_reader_next(struct frame_reader *fr, struct rsys_frame *f, uint8_t **payload, int *rfd)
+{
+	uint32_t flags = RSYS_F_REPLY | (fr->fds ? RSYS_F_FD : 0);
+	size_t have = fr->tail - fr->head;
+
+	*rfd = -1;
+	/*
+	 * An fd comes with its frame's first byte (frame_send_fd() sends it
+	 * with the header, and a unix stream read stops after the segment
+	 * that carried fds): one whose read ended at or before this frame
+	 * belonged to none.
+	 */
+	if (fr->nq && fr->q[0].end <= fr->pos)
+		return -EPROTO;
+	if (have < sizeof(*f))
+		return 0;
+	memcpy(f, fr->buf + fr->head, sizeof(*f));
+	if (f->magic != RSYS_MAGIC || f->version != RSYS_VERSION || f->op == 0 ||
+	    f->op >= RSYS_OP_MAX || (f->flags & ~flags) || f->len > RSYS_MAX_PAYLOAD)
+		return -EPROTO;
+	if (have < sizeof(*f) + f->len)
+		return 0;
+	/* Frames with an fd take the fds in the order they came, each one that came with it. */
+	if (f->flags & RSYS_F_FD) {
+		if (!fr->nq || fr->q[0].start > fr->pos)
+			return -EPROTO;
+		*rfd = fr->q[0].fd;
+		memmove(fr->q, fr->q + 1, --fr->nq * sizeof(fr->q[0]));
+	}
+	*payload = fr->buf + fr->head + sizeof(*f);
+	fr->head += sizeof(*f) + f->len;
+	fr->pos += sizeof(*f) + f->len;
+	return 1;
 }
 
 static int parse_port(const char *s, unsigned int *port)

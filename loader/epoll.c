@@ -33,10 +33,23 @@ static void ep_free(struct ep *e)
 	free(e);
 }
 
+/* The monitor's pid, asked once: glibc does not cache it, and every epoll call compares files. */
+static pid_t self_pid(void)
+{
+	static pid_t pid;
+	pid_t p = __atomic_load_n(&pid, __ATOMIC_RELAXED);
+
+	if (!p) {
+		p = getpid();
+		__atomic_store_n(&pid, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
 /* Same open file? (kcmp compares the struct file behind two fds.) */
 static bool same_file(pid_t tgid, int vfd, int dup)
 {
-	return syscall(SYS_kcmp, getpid(), tgid, KCMP_FILE, dup, vfd) == 0;
+	return syscall(SYS_kcmp, self_pid(), tgid, KCMP_FILE, dup, vfd) == 0;
 }
 
 /* The instance behind @epfd of the caller, dropping stale ones. Called with ep_lock held. */
@@ -94,17 +107,31 @@ int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_
 {
 	struct ep_reg *r;
 	struct ep *e;
-	int dup, ret = 0;
+	int dup = -1, ret = 0;
 
-	dup = sv_fd_dup(c, epfd);
-	if (dup < 0)
-		return -EBADF;
-	if (!is_epoll(dup) || fd == epfd) {
-		close(dup);
-		return -EINVAL;
-	}
+	/*
+	 * An instance the monitor knows is an epoll fd: the kcmp of ep_find()
+	 * proves @epfd is that open file still. Only an unknown one needs a
+	 * copy and a look at what it is (4 more syscalls for each call).
+	 */
 	pthread_mutex_lock(&ep_lock);
 	e = ep_find(c, epfd);
+	if (!e) {
+		pthread_mutex_unlock(&ep_lock);
+		dup = sv_fd_dup(c, epfd);
+		if (dup < 0)
+			return -EBADF;
+		if (!is_epoll(dup)) {
+			close(dup);
+			return -EINVAL;
+		}
+		pthread_mutex_lock(&ep_lock);
+		e = ep_find(c, epfd);	/* another thread of the process may have added it */
+	}
+	if (fd == epfd) {
+		ret = -EINVAL;
+		goto out;
+	}
 	if (!e && op == EPOLL_CTL_ADD) {
 		ep_sweep();
 		e = calloc(1, sizeof(*e));

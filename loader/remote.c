@@ -53,7 +53,7 @@ struct remote {
 	unsigned int n_waiting;		/* pending requests with a call */
 	int wake_fd;			/* eventfd: a call to watch while the event thread sleeps */
 	bool ev_asleep;			/* the event thread sleeps without a timeout */
-	char *rbuf;			/* reply payload of the frame being dispatched */
+	struct frame_reader rd;		/* replies: read by the event thread only */
 	char policy_file[POLICY_PATH_MAX];	/* the delegate's, for the rules its verdicts name */
 };
 
@@ -198,13 +198,11 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 		return ret ? ret : -EPROTO;
 	}
 	rc->policy_file[f.len] = '\0';
-	rc->rbuf = malloc(RSYS_MAX_PAYLOAD);
 	rc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!rc->rbuf || rc->wake_fd < 0) {
-		ret = rc->wake_fd < 0 ? -errno : -ENOMEM;
+	ret = rc->wake_fd < 0 ? -errno : frame_reader_init(&rc->rd, fd, unix_addr);
+	if (ret) {
 		if (rc->wake_fd >= 0)
 			close(rc->wake_fd);
-		free(rc->rbuf);
 		free(rc);
 		close(fd);
 		return ret;
@@ -260,7 +258,7 @@ void remote_close(struct remote *rc)
 	}
 	close(rc->fd);
 	close(rc->wake_fd);
-	free(rc->rbuf);
+	frame_reader_free(&rc->rd);
 	free(rc);
 }
 
@@ -450,23 +448,52 @@ static void remote_fail_all(struct remote *rc)
 	}
 }
 
-int remote_on_readable(struct remote *rc)
+/* Run the done() of the reply @f (payload @payload, socket @rfd or -1). */
+static void reply_dispatch(struct remote *rc, const struct rsys_frame *f, const void *payload,
+			   int rfd)
 {
-	struct rsys_frame f;
 	struct remote_req *r;
-	int ret, rfd = -1;
 
-	if (rc->unix_fd)
-		ret = frame_recv_fd(rc->fd, &f, rc->rbuf, RSYS_MAX_PAYLOAD, &rfd);
-	else
-		ret = frame_recv(rc->fd, &f, rc->rbuf, RSYS_MAX_PAYLOAD);
 	/* Only a SOCKFD reply brings a socket. */
-	if (rfd >= 0 && f.op != RSYS_OP_SOCKFD) {
+	if (rfd >= 0 && f->op != RSYS_OP_SOCKFD) {
 		close(rfd);
 		rfd = -1;
 	}
-	if (!ret && !(f.flags & RSYS_F_REPLY))
-		ret = -EPROTO;
+	pthread_mutex_lock(&rc->lock);
+	r = pending_take(rc, f->id);
+	pthread_mutex_unlock(&rc->lock);
+	if (!r) {
+		pr_debug("reply to unknown request %llu (op %u)\n", (unsigned long long)f->id, f->op);
+		if (rfd >= 0)
+			close(rfd);
+		return;
+	}
+	r->f = *f;
+	r->rpayload = payload;
+	r->rfd = rfd;
+	r->done(r);
+}
+
+int remote_on_readable(struct remote *rc)
+{
+	struct rsys_frame f;
+	uint8_t *payload;
+	int ret, rfd;
+
+	/* One read brings every reply queued: a busy session costs fewer syscalls than replies. */
+	ret = frame_reader_fill(&rc->rd, false);
+	if (ret == -EAGAIN)
+		return 0;
+	while (ret > 0) {
+		ret = frame_reader_next(&rc->rd, &f, &payload, &rfd);
+		if (ret > 0 && !(f.flags & RSYS_F_REPLY)) {
+			if (rfd >= 0)
+				close(rfd);
+			ret = -EPROTO;
+		}
+		if (ret > 0)
+			reply_dispatch(rc, &f, payload, rfd);
+	}
 	if (ret) {
 		if (ret != -ECONNRESET)
 			pr_warn("delegate session ended: %s\n", err_str(-ret));
@@ -475,19 +502,6 @@ int remote_on_readable(struct remote *rc)
 		remote_fail_all(rc);
 		return ret;
 	}
-	pthread_mutex_lock(&rc->lock);
-	r = pending_take(rc, f.id);
-	pthread_mutex_unlock(&rc->lock);
-	if (!r) {
-		pr_debug("reply to unknown request %llu (op %u)\n", (unsigned long long)f.id, f.op);
-		if (rfd >= 0)
-			close(rfd);
-		return 0;
-	}
-	r->f = f;
-	r->rpayload = rc->rbuf;
-	r->rfd = rfd;
-	r->done(r);
 	return 0;
 }
 

@@ -477,9 +477,8 @@ static void held_add(struct sv_call *c)
 }
 
 /*
- * hpprev is read under held_lock too: the thread that frees @c learned of
- * it through the delegate (another process), an order ThreadSanitizer
- * cannot see.
+ * hpprev is read under held_lock too: a call added after @c rewrites it
+ * meanwhile, under that lock.
  */
 static void held_del(struct sv_call *c)
 {
@@ -927,7 +926,7 @@ static void *ev_thread_fn(void *arg)
 	struct epoll_event evs[32];
 	int timeout = -1, n, i;
 	int64_t now, busy = -SV_LINGER_MS, checked = 0;
-	bool signalled;
+	bool signalled, waiting = false;
 
 	remote_set_event_thread(sv->remote);
 	for (;;) {
@@ -967,12 +966,18 @@ static void *ev_thread_fn(void *arg)
 		 * than be woken for each new one.
 		 */
 		now = mono_ms();
-		/* on BPF's word, else as often as the rest: not for every reply of a busy session */
+		/*
+		 * On BPF's word, else as often as the rest: not for every reply
+		 * of a busy session. remote_check_calls() asks the kernel about
+		 * each pending request's call (one ioctl each): with many calls
+		 * in flight, doing it per reply cost more than the replies.
+		 */
 		if (signalled || now - checked >= SV_CHECK_MS) {
 			sv_check_signals(sv);
+			waiting = remote_check_calls(sv->remote);
 			checked = now;
 		}
-		if (remote_check_calls(sv->remote) || (sv->killable && sv_holding()))
+		if (waiting || (sv->killable && sv_holding()))
 			busy = now;
 		if (now - busy < SV_LINGER_MS || !remote_may_sleep(sv->remote))
 			timeout = SV_CHECK_MS;

@@ -66,7 +66,7 @@ struct sv_call {
 	/* private to supervisor.c */
 	int64_t recv_ns;		/* CLOCK_MONOTONIC when it was received */
 	bool intr;			/* a signal ended it (atomic) */
-	struct sv_call *hnext, **hpprev;	/* calls held (sv.killable) */
+	struct sv_call *hnext, **hpprev;	/* calls held (sv.killable), under held_lock */
 };
 
 enum sv_verdict {
