@@ -19,6 +19,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define TRACE_SIGNAL_DELIVERED 0
 #define SA_RESTART 0x10000000
 #define ERESTARTSYS 512
+#define ERESTARTNOHAND 514
 #define KILL_BATCH 64	/* tasks killed at once when their monitor exits; power of 2 */
 
 /* Only rsys_monitor_exit uses these (kernel >= 6.13): a kernel without them refuses only it. */
@@ -264,10 +265,12 @@ int BPF_PROG(rsys_monitor_exit, struct task_struct *p, bool group_dead)
 }
 
 /*
- * A trusted thread runs a handler with SA_RESTART for a signal that
- * interrupted it in a select, poll or epoll wait held by the monitor
- * (seccomp left -ERESTARTSYS): the kernel is about to restart that call,
- * where Linux itself would fail it with EINTR. Tell the monitor.
+ * A trusted thread runs a handler for a signal that interrupted it in a
+ * select, poll or epoll wait held by the monitor: with SA_RESTART where
+ * seccomp left -ERESTARTSYS, the kernel is about to restart that call,
+ * where Linux itself would fail it with EINTR; where the monitor answered
+ * -ERESTARTNOHAND, the call fails with EINTR (no handler: it restarts).
+ * Tell the monitor (wait.c, wcall_restarted).
  */
 SEC("tp_btf/signal_deliver")
 int BPF_PROG(rsys_signal_deliver, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
@@ -280,10 +283,16 @@ int BPF_PROG(rsys_signal_deliver, int sig, struct kernel_siginfo *info, struct k
 
 	if (!bpf_map_lookup_elem(&trusted, &tgid))
 		return 0;
-	if ((unsigned long)ka->sa.sa_handler <= 1 || !(ka->sa.sa_flags & SA_RESTART))
-		return 0;	/* SIG_DFL, SIG_IGN: no handler; without SA_RESTART: EINTR anyway */
+	if ((unsigned long)ka->sa.sa_handler <= 1)
+		return 0;	/* SIG_DFL, SIG_IGN: no handler */
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (!regs || (long)regs->ax != -ERESTARTSYS)
+	if (!regs)
+		return 0;
+	if ((long)regs->ax == -ERESTARTSYS && (ka->sa.sa_flags & SA_RESTART))
+		d.code = ERESTARTSYS;	/* without SA_RESTART: EINTR anyway */
+	else if ((long)regs->ax == -ERESTARTNOHAND)
+		d.code = ERESTARTNOHAND;
+	else
 		return 0;
 	nr = regs->orig_ax;
 	if (!(rsys_syscall_flags(nr) & RSYS_WAIT))

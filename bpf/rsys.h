@@ -22,14 +22,18 @@ struct rsys_monitor {
 
 /*
  * Value of /sys/fs/bpf/rsys/sigdeliver, keyed by thread id: the last time
- * a signal handler with SA_RESTART interrupted a trusted thread waiting in
- * a select, poll or epoll call held by the monitor. The kernel's seccomp
- * code then restarts the call; Linux itself fails it with EINTR.
+ * a signal handler interrupted a trusted thread waiting in a select, poll
+ * or epoll call held by the monitor. @code 512: the kernel's seccomp code
+ * left -ERESTARTSYS and the handler has SA_RESTART, so the kernel restarts
+ * the call where Linux itself fails it with EINTR; 514: the monitor's
+ * -ERESTARTNOHAND, which a handler turns into EINTR (no restart).
  */
 struct rsys_sigdeliver {
 	__u64 ns;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u32 sig;
 	__u32 nr;		/* the interrupted call */
+	__u32 code;		/* ERESTARTSYS (512) or ERESTARTNOHAND (514) */
+	__u32 pad;
 };
 
 /*

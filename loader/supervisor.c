@@ -862,6 +862,7 @@ static bool sv_signalled(struct sv *sv, const struct sv_call *c)
 /* End the held calls whose thread a signal is for (see held_lock). */
 static void sv_check_signals(struct sv *sv)
 {
+	struct timespec ts;
 	enum sv_intr how;
 	struct sv_call *c;
 
@@ -879,6 +880,8 @@ static void sv_check_signals(struct sv *sv)
 			continue;
 		}
 		pr_debug("pid %d: signal while held (nr %d)\n", c->n.pid, c->n.data.nr);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		c->intr_ns = ts.tv_sec * 1000000000LL + ts.tv_nsec;
 		__atomic_store_n(&c->intr, true, __ATOMIC_RELEASE);
 		/* under held_lock: @c cannot be freed meanwhile; a second answer fails harmlessly */
 		if (how == SV_INTR_RESTART)

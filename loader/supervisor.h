@@ -66,6 +66,7 @@ struct sv_call {
 	/* private to supervisor.c */
 	int64_t recv_ns;		/* CLOCK_MONOTONIC when it was received */
 	bool intr;			/* a signal ended it (atomic) */
+	int64_t intr_ns;		/* CLOCK_MONOTONIC when it did (written before intr) */
 	struct sv_call *hnext, **hpprev;	/* calls held (sv.killable), under held_lock */
 };
 
@@ -101,6 +102,11 @@ void sv_call_free(struct sv_call *c);
 bool sv_call_valid(const struct sv_call *c);
 /* True once a signal ended @c (see enum sv_intr); its requests are then cancelled. */
 bool sv_call_interrupted(const struct sv_call *c);
+/* When a signal ended @c (CLOCK_MONOTONIC ns), once sv_call_interrupted() says it did. */
+static inline int64_t sv_call_intr_ns(const struct sv_call *c)
+{
+	return c->intr_ns;
+}
 
 /* What a signal does to @c from now on (read by the event thread). */
 static inline void sv_on_signal(struct sv_call *c, enum sv_intr how)

@@ -22,6 +22,7 @@
 #include "fdcache.h"
 #include "log.h"
 #include "procfs.h"
+#include "seccomp_compat.h"
 #include "supervisor.h"
 
 /* What select() asks poll for and which revents set its bits (fs/select.c). */
@@ -130,6 +131,8 @@ struct intr_rec {
 	int64_t start_ns;
 	struct timespec deadline;
 	int timeout_ms;
+	bool by_monitor;		/* answered by the monitor (-ERESTARTNOHAND, epoll -EINTR) */
+	int64_t intr_ns;		/* ... at this time */
 };
 
 #define INTR_RECS	32
@@ -146,11 +149,21 @@ static void watch_add(struct wcall *w)
 	watch_head = w;
 }
 
-/* Called with wait_lock held. */
+/* Note @w, whose caller a signal interrupted, for its restart (wcall_restarted). With wait_lock held. */
+static void intr_note(struct wcall *w)
+{
+	intr_recs[intr_next++ % INTR_RECS] = (struct intr_rec){
+		w->c->n.pid, w->c->n.data, w->start_ns, w->deadline, w->timeout_ms,
+		sv_call_interrupted(w->c), sv_call_intr_ns(w->c) };
+}
+
+/* Called with wait_lock held. A wait the monitor ended for a signal is noted on its way out. */
 static void watch_del(struct wcall *w)
 {
 	if (!w->wpprev)
 		return;
+	if (sv_call_interrupted(w->c))
+		intr_note(w);
 	*w->wpprev = w->wnext;
 	if (w->wnext)
 		w->wnext->wpprev = w->wpprev;
@@ -668,9 +681,9 @@ static void waiter_check_calls(void)
 			continue;
 		}
 		/* hold it so that done() cannot free it; the call itself may end meanwhile */
+		if (!sv_call_interrupted(w->c))
+			intr_note(w);	/* seccomp gave up on it (watch_del notes the others) */
 		watch_del(w);
-		intr_recs[intr_next++ % INTR_RECS] = (struct intr_rec){
-			w->c->n.pid, w->c->n.data, w->start_ns, w->deadline, w->timeout_ms };
 		w->refs++;
 		rc[n] = w->c->sv->remote;
 		gone[n++] = w;
@@ -864,15 +877,25 @@ static int wcall_own_local(struct wcall *w)
  * interrupted in the monitor's hands? The kernel's seccomp code restarts
  * such a call after a handler with SA_RESTART (rsys_signal_deliver saw
  * that), where Linux fails select, poll and epoll waits with EINTR
- * whatever the handler's flags (signal(7)). If so, @w takes over the
- * interrupted wait's deadline, for the time left that Linux writes back.
- * Costs nothing unless a wait of this thread was interrupted.
+ * whatever the handler's flags (signal(7)): R_EINTR. One that no handler
+ * interrupted (a stop and SIGCONT, say: the monitor answered
+ * -ERESTARTNOHAND, or seccomp gave up on it) is restarted by the kernel
+ * as Linux's, which waits only the time left (select and pselect6 from
+ * the time they wrote back, poll and ppoll from their restart block):
+ * R_RESUME. Either way @w takes over the interrupted wait's deadline.
+ * After a handler that did not restart it (EINTR came back), or with no
+ * wait of this thread interrupted, it is a new call: R_NEW (costs
+ * nothing then).
  */
-static bool wcall_restarted(struct wcall *w)
+enum restart { R_NEW, R_EINTR, R_RESUME };
+
+static enum restart wcall_restarted(struct wcall *w)
 {
 	__u32 tid = w->c->n.pid;
-	struct rsys_sigdeliver d;
+	struct rsys_sigdeliver d = { 0 };
 	struct intr_rec old = { 0 };
+	struct timespec left;
+	enum restart how;
 	struct wcall *o;
 	unsigned int i;
 
@@ -881,7 +904,8 @@ static bool wcall_restarted(struct wcall *w)
 		if (o->c->n.pid == tid && o->submitted)
 			break;
 	if (o)
-		old = (struct intr_rec){ tid, o->c->n.data, o->start_ns, o->deadline, o->timeout_ms };
+		old = (struct intr_rec){ tid, o->c->n.data, o->start_ns, o->deadline, o->timeout_ms,
+					 sv_call_interrupted(o->c), sv_call_intr_ns(o->c) };
 	for (i = 0; i < INTR_RECS; i++) {
 		if (intr_recs[i].tid != tid)
 			continue;
@@ -890,13 +914,31 @@ static bool wcall_restarted(struct wcall *w)
 		intr_recs[i].tid = 0;	/* this wait is the thread's next one */
 	}
 	pthread_mutex_unlock(&wait_lock);
-	/* the same call from the same place, and BPF saw an SA_RESTART handler interrupt it */
-	if (!old.tid || memcmp(&old.call, &w->c->n.data, sizeof(old.call)) ||
-	    maps_sig_delivered(w->c->sv->maps, tid, &d) || (int64_t)d.ns < old.start_ns)
-		return false;
+	if (!old.tid || memcmp(&old.call, &w->c->n.data, sizeof(old.call)))
+		return R_NEW;	/* not the same call from the same place */
+	if (!maps_sig_delivered(w->c->sv->maps, tid, &d) && (int64_t)d.ns >= old.start_ns)
+		how = d.code == SV_ERESTARTSYS ? R_EINTR : R_NEW;	/* a handler ran */
+	else	/* the monitor's answers record every handler; seccomp's only SA_RESTART ones */
+		how = old.by_monitor && w->kind != WK_EPOLL ? R_RESUME : R_NEW;
+	if (how == R_NEW)
+		return how;
 	w->deadline = old.deadline;
 	w->timeout_ms = old.timeout_ms;
-	return true;
+	if (how == R_RESUME && w->timeout_ms > 0) {
+		/*
+		 * select, pselect6 and ppoll restart from the time left they
+		 * wrote back when interrupted (the time stopped does not count),
+		 * poll from its restart block's end time.
+		 */
+		if (w->kind != WK_POLL) {
+			int64_t end = w->start_ns + ts_ns(&old.deadline) - old.intr_ns;
+
+			w->deadline = (struct timespec){ end / 1000000000, end % 1000000000 };
+		}
+		left = wcall_remaining(w);
+		w->timeout_ms = (left.tv_sec * 1000000000LL + left.tv_nsec + 999999) / 1000000;
+	}
+	return how;
 }
 
 /*
@@ -915,7 +957,7 @@ static enum sv_verdict wcall_run(struct wcall *w)
 	int local, err;
 	size_t i;
 
-	if (wcall_restarted(w)) {
+	if (wcall_restarted(w) == R_EINTR) {
 		wcall_write_time_left(w);
 		err = -EINTR;
 		goto reply;

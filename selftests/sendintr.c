@@ -496,10 +496,14 @@ static void run_stop(const char *ip)
 enum stopwait { SW_SELECT, SW_POLL, SW_EPOLL, SW_N };
 static const char *const stopwait_name[SW_N] = { "select", "poll", "epoll_wait" };
 
-/* In the stopped child: wait up to 2 s for @fd to become readable. */
+#define STOPWAIT_MS	3000	/* the wait's timeout */
+#define STOP_AT_MS	1500	/* when it is stopped */
+#define STOPPED_MS	1000	/* for how long */
+
+/* In the stopped child: wait up to STOPWAIT_MS for @fd to become readable. */
 static int stopwait_call(enum stopwait k, int fd)
 {
-	struct timeval tv = { 2, 0 };
+	struct timeval tv = { STOPWAIT_MS / 1000, 0 };
 	struct pollfd p = { fd, POLLIN, 0 };
 	struct epoll_event ev = { .events = EPOLLIN };
 	fd_set rd;
@@ -511,27 +515,56 @@ static int stopwait_call(enum stopwait k, int fd)
 		FD_SET(fd, &rd);
 		return select(fd + 1, &rd, NULL, NULL, &tv);
 	case SW_POLL:
-		return poll(&p, 1, 2000);
+		return poll(&p, 1, STOPWAIT_MS);
 	default:
 		ep = epoll_create1(0);
 		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
 			return -2;
-		return epoll_wait(ep, &ev, 1, 2000);
+		return epoll_wait(ep, &ev, 1, STOPWAIT_MS);
 	}
 }
 
+/* The child's exit status: the result (0-3) and how long the call took, in tenths of a second. */
+static int stopwait_child(enum stopwait k, int fd)
+{
+	struct timespec t0, t1;
+	long ds;
+	int n;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	n = stopwait_call(k, fd);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ds = ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000) / 100;
+	return (n == 0 ? 0 : n == -1 && errno == EINTR ? 1 : n < 0 ? 2 : 3) << 6 | (ds > 63 ? 63 : ds);
+}
+
 /*
- * A child waits for a remote socket that stays quiet; it is stopped and
- * continued, with no handler: Linux restarts select and poll (they time
- * out), epoll_wait fails with EINTR.
+ * When Linux's call ends, in ms after it started: epoll_wait fails with
+ * EINTR once continued; poll restarts towards its first end time;
+ * select (and pselect6, ppoll) from the time left it wrote back when
+ * stopped, so the time stopped does not count.
+ */
+static int stopwait_end_ms(enum stopwait k)
+{
+	return k == SW_EPOLL ? STOP_AT_MS + STOPPED_MS :
+	       k == SW_POLL ? STOPWAIT_MS : STOPWAIT_MS + STOPPED_MS;
+}
+
+/*
+ * A child waits for a remote socket that stays quiet; it is stopped for
+ * STOPPED_MS and continued, with no handler: Linux restarts select and
+ * poll and fails epoll_wait with EINTR, each at its time
+ * (stopwait_end_ms; a restart that waited its whole timeout again would
+ * end 1.5 s late).
  */
 static void run_stopwait(const char *ip, enum stopwait k)
 {
-	struct timespec ts = { SIGNAL_MS / 1000, (SIGNAL_MS % 1000) * 1000000L };
+	struct timespec ts = { STOP_AT_MS / 1000, (STOP_AT_MS % 1000) * 1000000L };
+	struct timespec held = { STOPPED_MS / 1000, (STOPPED_MS % 1000) * 1000000L };
 	static const char *const res[] = { "0 (timed out)", "-1 EINTR", "-1 (other errno)",
 					   "ready", "did not end" };
-	int s, r, st = 0, i, got = 4;
-	bool stopped = false;
+	int s, r, st = 0, i, got = 4, ds = 0;
+	bool stopped = false, on_time;
 	pid_t pid;
 
 	if (tcp_pair(ip, &s, &r)) {
@@ -539,11 +572,8 @@ static void run_stopwait(const char *ip, enum stopwait k)
 		return;
 	}
 	pid = fork();
-	if (!pid) {
-		int n = stopwait_call(k, r);
-
-		_exit(n == 0 ? 0 : n == -1 && errno == EINTR ? 1 : n < 0 ? 2 : 3);
-	}
+	if (!pid)
+		_exit(stopwait_child(k, r));
 	nanosleep(&ts, NULL);
 	kill(pid, SIGSTOP);
 	for (i = 0; i < 1000 && !stopped; i++) {
@@ -552,11 +582,13 @@ static void run_stopwait(const char *ip, enum stopwait k)
 		else
 			usleep(10000);
 	}
+	nanosleep(&held, NULL);
 	kill(pid, SIGCONT);
-	/* 10 s at most for the rest of the wait (2 s, or 2 s again under rsys) */
+	/* 10 s at most for the rest of the wait */
 	for (i = 0; i < 1000; i++) {
 		if (waitpid(pid, &st, WNOHANG) == pid) {
-			got = WIFEXITED(st) ? WEXITSTATUS(st) : 2;
+			got = WIFEXITED(st) ? WEXITSTATUS(st) >> 6 : 2;
+			ds = WIFEXITED(st) ? WEXITSTATUS(st) & 63 : 0;
 			break;
 		}
 		usleep(10000);
@@ -567,11 +599,14 @@ static void run_stopwait(const char *ip, enum stopwait k)
 	}
 	close(s);
 	close(r);
-	printf("# transcript: %s across SIGSTOP/SIGCONT: %s, %s\n", stopwait_name[k],
-	       stopped ? "stopped" : "did not stop", res[got]);
-	CHECK(stopped && got == (k == SW_EPOLL ? 1 : 0),
-		    "%s across SIGSTOP/SIGCONT: stopped, then %s", stopwait_name[k], res[got]);
-	printf("# shape: %s across SIGSTOP/SIGCONT: %s\n", stopwait_name[k], res[got]);
+	on_time = abs(ds * 100 - stopwait_end_ms(k)) <= 700;
+	printf("# transcript: %s across SIGSTOP/SIGCONT: %s, %s after %.1f s\n", stopwait_name[k],
+	       stopped ? "stopped" : "did not stop", res[got], ds / 10.0);
+	CHECK(stopped && got == (k == SW_EPOLL ? 1 : 0) && on_time,
+	      "%s across SIGSTOP/SIGCONT: stopped, then %s %s", stopwait_name[k], res[got],
+	      on_time ? "on time" : "early or late");
+	printf("# shape: %s across SIGSTOP/SIGCONT: %s %s\n", stopwait_name[k], res[got],
+	       on_time ? "on time" : "early or late");
 }
 
 /*
