@@ -8,12 +8,12 @@
 # $GOROOT/src/net, where its testdata is. -test.short leaves out the tests that need the
 # internet (DNS lookups of google.com, ...). Go's runtime waits in edge-triggered epoll from
 # many threads: the kernel's epoll meets rsys's placeholders and the delegate's sockets here.
-# timeout: 420
+# timeout: 300
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/suites.sh"
 
-SUITE_LIMIT=${RSYS_GONET_TIMEOUT:-120}
+SUITE_LIMIT=${RSYS_GONET_TIMEOUT:-60}
 GONET=$RSYS_O/gonet
 GONET_BIN=$GONET/net.test
 # The portion: all that -test.short runs (7 s natively on two cores).
