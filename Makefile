@@ -52,7 +52,7 @@ DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf
 	iproute2 curl netcat-openbsd python3 procps gnuplot-nox \
 	linux-source-6.12 qemu-system-x86 dwarves ccache busybox-static flex bison bc \
 	libssl-dev cpio xz-utils rsync kmod libpython3.11-testsuite libfuzzer-14-dev libclang-rt-14-dev strace \
-	passt slirp4netns iperf3 sockperf nginx wrk openssh-server
+	passt slirp4netns iperf3 sockperf nginx wrk openssh-server golang-go
 
 .DELETE_ON_ERROR:
 # Keep BPF objects and skeletons: they are intermediates of chained pattern rules.

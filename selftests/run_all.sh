@@ -123,11 +123,14 @@ done
 # Direct mode (rsys-load run --mode direct) once more for the suites that compare the
 # program's calls with Linux or attack the sandbox; attack_direct_test runs both modes itself.
 for name in fdsem_test.sh wait_test.sh realprogs.sh sendintr_test.sh attack_filter_test.sh \
-	attack_sandbox_test.sh; do
+	attack_sandbox_test.sh gonet_test.sh; do
 	script=$SRC/selftests/$name
 	[ -f "$script" ] || continue
 	run_one "$name (direct mode)" "$(script_limit "$script")" env RSYS_MODE=direct bash "$script"
 done
+# ... and the groups of Python's suite that fit the CI budget twice (some 2 minutes).
+run_one "pysuite_test.sh aioloop aiossl servers handlers (direct mode)" 600 \
+	env RSYS_MODE=direct bash "$SRC/selftests/pysuite_test.sh" aioloop aiossl servers handlers
 
 # The KVM tier builds a kernel the first time (~20 min on 2 cores); RSYS_VMTEST=0 skips it.
 if [ "${RSYS_VMTEST:-1}" = 0 ]; then
