@@ -20,6 +20,11 @@ GONET_BIN=$GONET/net.test
 GONET_RUN=${1:-.}
 
 rsys_require go
+# Remote mode: Go's poller blocks in epoll_pwait while other threads add sockets to the
+# instance, and a wait that began before a remote fd was added (or an EPOLLET one re-armed)
+# does not see it (rsys-load(8) BUGS): the suite hangs at its first dial.
+[ "${RSYS_MODE:-remote}" = direct ] || [ "${RSYS_GONET_REMOTE:-0}" = 1 ] ||
+	ksft_skip "remote mode: a blocked epoll wait does not see a remote fd another thread adds meanwhile (rsys-load(8) BUGS; RSYS_GONET_REMOTE=1 runs it anyway); run_all runs this suite in direct mode"
 rsys_have_bins || ksft_skip "$RSYS_MISSING"
 GOROOT=$(go env GOROOT) || ksft_skip "go does not run"
 mkdir -p "$GONET"
