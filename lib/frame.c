@@ -17,10 +17,11 @@
 #include "log.h"
 
 /*
- * Take the fds of a received message: the first into *@rfd (if @rfd and it
- * is still -1), any other is closed. -EPROTO if one came where none may.
+ * Walk the SCM_RIGHTS fds of a received message: each goes to @keep, which
+ * returns false for one it does not take; that one is closed. -EPROTO if
+ * one was not taken or the control data were cut short.
  */
-static int take_fds(struct msghdr *m, int *rfd)
+static int walk_fds(struct msghdr *m, bool (*keep)(void *arg, int fd), void *arg)
 {
 	struct cmsghdr *cm;
 	int ret = 0;
@@ -33,10 +34,8 @@ static int take_fds(struct msghdr *m, int *rfd)
 			continue;
 		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (i = 0; i < n; i++) {
-			if (rfd && *rfd < 0) {
-				*rfd = fds[i];
+			if (keep(arg, fds[i]))
 				continue;
-			}
 			close(fds[i]);
 			ret = -EPROTO;
 		}
@@ -44,6 +43,26 @@ static int take_fds(struct msghdr *m, int *rfd)
 	if (m->msg_flags & MSG_CTRUNC)
 		ret = -EPROTO;
 	return ret;
+}
+
+/* take_fds' keep: the first fd into *@arg (an int, if still -1). */
+static bool keep_first(void *arg, int fd)
+{
+	int *rfd = arg;
+
+	if (!rfd || *rfd >= 0)
+		return false;
+	*rfd = fd;
+	return true;
+}
+
+/*
+ * Take the fds of a received message: the first into *@rfd (if @rfd and it
+ * is still -1), any other is closed. -EPROTO if one came where none may.
+ */
+static int take_fds(struct msghdr *m, int *rfd)
+{
+	return walk_fds(m, keep_first, rfd);
 }
 
 /*
@@ -208,36 +227,34 @@ void frame_reader_free(struct frame_reader *fr)
 	fr->buf = NULL;
 }
 
+struct reader_keep {
+	struct frame_reader *fr;
+	uint64_t start, end;
+};
+
+/* reader_take_fds' keep: queue @fd with the stream bytes its read brought. */
+static bool keep_queued(void *arg, int fd)
+{
+	struct reader_keep *k = arg;
+	struct frame_reader *fr = k->fr;
+
+	if (!fr->fds || fr->nq >= FRAME_READER_FDS)
+		return false;
+	fr->q[fr->nq].fd = fd;
+	fr->q[fr->nq].start = k->start;
+	fr->q[fr->nq++].end = k->end;
+	return true;
+}
+
 /*
  * Queue the fds of a received message, which brought the stream bytes
  * [@start, @end); -EPROTO if none may come or too many did.
  */
 static int reader_take_fds(struct frame_reader *fr, struct msghdr *m, uint64_t start, uint64_t end)
 {
-	struct cmsghdr *cm;
-	int ret = 0;
+	struct reader_keep k = { fr, start, end };
 
-	for (cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
-		int *fds = (int *)CMSG_DATA(cm);
-		size_t i, n;
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (i = 0; i < n; i++) {
-			if (fr->fds && fr->nq < FRAME_READER_FDS) {
-				fr->q[fr->nq].fd = fds[i];
-				fr->q[fr->nq].start = start;
-				fr->q[fr->nq++].end = end;
-				continue;
-			}
-			close(fds[i]);
-			ret = -EPROTO;
-		}
-	}
-	if (m->msg_flags & MSG_CTRUNC)
-		ret = -EPROTO;
-	return ret;
+	return walk_fds(m, keep_queued, &k);
 }
 
 /* Make room after the unread bytes for the whole frame they start. */
