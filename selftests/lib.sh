@@ -87,10 +87,11 @@ ksft_skip()
 	exit 4
 }
 
-# Indent a file's contents as TAP diagnostics.
+# Indent a file's contents as TAP diagnostics. Each line ends with a newline, the last one
+# too (a killed program's output often has none): a TAP line printed next starts a line.
 tap_diag_file()
 {
-	sed 's/^/# /' "$1"
+	awk '{ print "# " $0 }' "$1"
 }
 
 # Skip unless we are root and have ip netns, python3 and the given commands.

@@ -1,12 +1,18 @@
 # SPDX-License-Identifier: GPL-2.0
 """Runs Python standard-library test modules, writing one "OUTCOME test-id" line per test.
 
-Usage: pysuite.py OUTFILE [-x SUBSTRING]... MODULE...
+Usage: pysuite.py OUTFILE [-x SUBSTRING]... MODULE-OR-TEST-ID...
 (run by selftests/pysuite_test.sh natively and under rsys; -x leaves out tests whose id contains SUBSTRING)
-Outcomes: pass, fail, error, skip, xfail, xpass.
+Outcomes: pass, fail, error, skip, xfail, xpass; "start TEST-ID" comes before each. A test
+that runs longer than PYSUITE_TEST_LIMIT seconds (default 120) hangs: every thread's
+traceback goes to stderr and the run exits 1, its "start" line the last in OUTFILE.
 """
+import faulthandler
+import os
 import sys
 import unittest
+
+TEST_LIMIT = float(os.environ.get("PYSUITE_TEST_LIMIT", "120"))
 
 
 class Recorder(unittest.TextTestResult):
@@ -17,6 +23,17 @@ class Recorder(unittest.TextTestResult):
     def _rec(self, outcome, test):
         self.out.write("%s %s\n" % (outcome, test.id()))
         self.out.flush()
+
+    def startTest(self, test):
+        self._rec("start", test)
+        sys.stderr.write("\n%s: " % test.id())
+        sys.stderr.flush()
+        faulthandler.dump_traceback_later(TEST_LIMIT, exit=True)
+        super().startTest(test)
+
+    def stopTest(self, test):
+        faulthandler.cancel_dump_traceback_later()
+        super().stopTest(test)
 
     def addSuccess(self, test):
         super().addSuccess(test)

@@ -84,8 +84,9 @@ run_one()
 		# reader of the log's tail finds it.
 		{
 			echo "# == $name (exit $rc)"
-			if grep -qE '^not ok [0-9]+' "$log"; then
-				grep -E -B12 '^not ok [0-9]+' "$log" | grep -vE '^(ok [0-9]+|--$)' | tail -n 40
+			# unanchored: a "not ok" glued to a line without its newline is shown too
+			if grep -qE 'not ok [0-9]+' "$log"; then
+				grep -E -B12 'not ok [0-9]+' "$log" | grep -vE '^(ok [0-9]+|--$)' | tail -n 40
 			else
 				tail -n 10 "$log"
 			fi

@@ -4,7 +4,8 @@
 # Sourced after lib.sh by pysuite_test.sh and gonet_test.sh. A runner is a shell function
 #   RUNNER MODE OUT CWD TEST...
 # that runs TEST... (the group's, or test ids to try again) with "suite_exec MODE" in CWD and
-# leaves one "pass TEST-ID" line per passing test in OUT (other lines are ignored).
+# leaves one "pass TEST-ID" line per passing test in OUT (other lines are ignored but a
+# last "start TEST-ID": that test hung, see suite_hung).
 # A group passes when every test that passes natively (in the service netns) also passes
 # under "rsys-load run". SUITE_LIMIT bounds each run (seconds, default 400); SUITE_SAVE=DIR
 # keeps each group's logs and outcomes there (the temporary directory goes on exit).
@@ -44,11 +45,18 @@ suite_again()
 	comm -12 <(echo "$4" | sort) <(suite_passed "$base")
 }
 
+# suite_hung FILE: the test whose "start TEST-ID" line is the last of FILE (a runner's
+# watchdog ended the run there: it hung); fails when there is none.
+suite_hung()
+{
+	tail -n 1 "$1" | sed -n 's/^start //p' | grep .
+}
+
 # suite_group NAME RUNNER TEST...: one TAP result for the group NAME.
 suite_group()
 {
 	local g=$1 runner=$2 n=$RSYS_TMP/$1.native r=$RSYS_TMP/$1.rsys
-	local nrc rrc tn tr npass rpass lost again flips start
+	local nrc rrc tn tr npass rpass lost again flips start k hung rest
 
 	shift 2
 	mkdir -m 1777 "$RSYS_TMP/$g.cwd.native" "$RSYS_TMP/$g.cwd.rsys"
@@ -60,8 +68,24 @@ suite_group()
 	tn=$((SECONDS - start))
 	"$runner" rsys "$r" "$RSYS_TMP/$g.cwd.rsys" "$@" >"$r.err" 2>&1
 	rrc=$?
-	tr=$((SECONDS - start - tn))
 	touch "$n" "$r"
+	# A test that hung under rsys ended the run: the tests after it run on (3 hangs at most).
+	# The hung one is lost, and tried again below as any other.
+	for k in 1 2 3; do
+		hung=$(suite_hung "$r") || break
+		rrc=0
+		echo "# $g: $hung hung under rsys; the tests after it run on"
+		rest=$(comm -23 <(suite_passed "$n") <(sed -n 's/^[a-z]* //p' "$r" | sort -u))
+		[ -n "$rest" ] || break
+		# shellcheck disable=SC2086 # test ids are words
+		"$runner" rsys "$r.$k" "$RSYS_TMP/$g.cwd.rsys" $rest >>"$r.err" 2>&1
+		rrc=$?
+		touch "$r.$k"
+		cat "$r.$k" >>"$r"
+	done
+	# where each hang was: the runner's dump of its threads
+	grep -A24 -E '^Timeout \(|: Timeout \(' "$r.err" | head -n 80 | tap_diag_file /dev/stdin
+	tr=$((SECONDS - start - tn))
 	npass=$(suite_passed "$n" | grep -c .)
 	rpass=$(suite_passed "$r" | grep -c .)
 	# natively passing tests that did not pass (or did not run) under rsys
