@@ -369,12 +369,6 @@ static long call_status(struct sv_call *c, const char *name)
 	return proc_status(0, c->tgid, names, &v, 1) == 1 ? (long)v : -1;
 }
 
-/* Is the process of @c single-threaded? Then nothing can change its fd table under a call. */
-static bool single_threaded(struct sv_call *c)
-{
-	return call_status(c, "Threads") == 1;
-}
-
 /*
  * TCP ignores a send's address unless it is a fast open (MSG_FASTOPEN, or
  * the deferred connect of TCP_FASTOPEN_CONNECT, whose address connect()
@@ -405,7 +399,7 @@ static enum sv_verdict svc_send(struct sv_call *c, int fd, struct dmsg *m, int f
 	struct dcall *d;
 	ssize_t n;
 
-	if (tcp_plain_send(fd, m, flags) && !mmsg_len && single_threaded(c))
+	if (tcp_plain_send(fd, m, flags) && !mmsg_len && sv_threads(c) == 1)
 		return SV_CONTINUE;	/* see tcp_plain_send: the kernel's send is Linux's */
 	if (tcp_plain_send(fd, m, flags)) {
 		struct dmsg data = { .iov = m->iov, .niov = m->niov, .total = m->total };
@@ -674,7 +668,7 @@ static enum sv_verdict local_continue(struct sv_call *c, int fd)
 	static unsigned int warned;
 
 	close(fd);
-	if (single_threaded(c))
+	if (sv_threads(c) == 1)
 		return SV_CONTINUE;
 	/* A hostile loop must not flood the log: the first few say why. */
 	if (__atomic_fetch_add(&warned, 1, __ATOMIC_RELAXED) < 3)
@@ -787,7 +781,7 @@ enum sv_verdict direct_sendto(struct sv_call *c)
 	if (v != SV_PENDING)
 		return v;
 	/* No control messages, so no fd can leave: the monitor only needs a stable fd number. */
-	if (fam == AF_UNIX && !single_threaded(c) && (uint32_t)a[5] <= D_MAX_ADDR) {
+	if (fam == AF_UNIX && sv_threads(c) != 1 && (uint32_t)a[5] <= D_MAX_ADDR) {
 		m.addr = a[4];
 		m.alen = a[4] ? (uint32_t)a[5] : 0;
 		return local_sendmsg(c, fd, &m, (int)a[3], 0, true);

@@ -20,6 +20,7 @@ struct ep {
 	int dup;		/* the monitor's copy of the instance */
 	struct ep_reg *regs;
 	size_t n, cap;
+	unsigned int gen;	/* counts the changes of the interest list (ep_gen) */
 	struct ep *next;
 };
 
@@ -102,49 +103,71 @@ static bool is_epoll(int fd)
 	return !fd_link(fd, link, sizeof(link)) && !strcmp(link, "anon_inode:[eventpoll]");
 }
 
+/*
+ * The instance behind @epfd of the caller, with ep_lock held on return
+ * (also on failure). One the monitor does not know yet is checked (*@err
+ * -EBADF: no such fd, -EINVAL: no epoll instance) and, with @create, added
+ * with no registration (or *@err -ENOMEM); else NULL with *@err 0.
+ */
+static struct ep *ep_get(struct sv_call *c, int epfd, bool create, int *err)
+{
+	struct ep *e;
+	int dup;
+
+	*err = 0;
+	pthread_mutex_lock(&ep_lock);
+	e = ep_find(c, epfd);
+	if (e)
+		return e;
+	/*
+	 * Only an unknown instance needs a copy and a look at what it is (4
+	 * more syscalls): for a known one the kcmp of ep_find() proves @epfd
+	 * is that open file still.
+	 */
+	pthread_mutex_unlock(&ep_lock);
+	dup = sv_fd_dup(c, epfd);
+	if (dup >= 0 && !is_epoll(dup)) {
+		close(dup);
+		*err = -EINVAL;
+	} else if (dup < 0) {
+		*err = -EBADF;
+	}
+	pthread_mutex_lock(&ep_lock);
+	if (*err)
+		return NULL;
+	e = ep_find(c, epfd);	/* another thread of the process may have added it */
+	if (!e && create) {
+		ep_sweep();
+		e = calloc(1, sizeof(*e));
+		if (!e) {
+			*err = -ENOMEM;
+		} else {
+			e->tgid = c->tgid;
+			e->vfd = epfd;
+			e->dup = dup;
+			dup = -1;
+			e->next = ep_list;
+			ep_list = e;
+		}
+	}
+	if (dup >= 0)
+		close(dup);
+	return e;
+}
+
 int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_t events,
 	   uint64_t data)
 {
 	struct ep_reg *r;
 	struct ep *e;
-	int dup = -1, ret = 0;
+	int ret;
 
-	/*
-	 * An instance the monitor knows is an epoll fd: the kcmp of ep_find()
-	 * proves @epfd is that open file still. Only an unknown one needs a
-	 * copy and a look at what it is (4 more syscalls for each call).
-	 */
-	pthread_mutex_lock(&ep_lock);
-	e = ep_find(c, epfd);
-	if (!e) {
-		pthread_mutex_unlock(&ep_lock);
-		dup = sv_fd_dup(c, epfd);
-		if (dup < 0)
-			return -EBADF;
-		if (!is_epoll(dup)) {
-			close(dup);
-			return -EINVAL;
-		}
-		pthread_mutex_lock(&ep_lock);
-		e = ep_find(c, epfd);	/* another thread of the process may have added it */
-	}
+	e = ep_get(c, epfd, op == EPOLL_CTL_ADD && fd != epfd, &ret);
+	if (ret)
+		goto out;
 	if (fd == epfd) {
 		ret = -EINVAL;
 		goto out;
-	}
-	if (!e && op == EPOLL_CTL_ADD) {
-		ep_sweep();
-		e = calloc(1, sizeof(*e));
-		if (!e) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		e->tgid = c->tgid;
-		e->vfd = epfd;
-		e->dup = dup;
-		dup = -1;
-		e->next = ep_list;
-		ep_list = e;
 	}
 	r = e ? ep_reg_find(e, fd) : NULL;
 	if (r && r->handle != handle) {
@@ -169,7 +192,7 @@ int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_
 			e->regs = n;
 			e->cap = cap;
 		}
-		e->regs[e->n++] = (struct ep_reg){ fd, handle, events, data, false, false };
+		e->regs[e->n++] = (struct ep_reg){ fd, handle, events, data, false, 0 };
 		break;
 	case EPOLL_CTL_MOD:
 		if (!r) {
@@ -179,7 +202,7 @@ int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_
 		r->events = events;
 		r->data = data;
 		r->disabled = false;
-		r->quiet = false;
+		r->fired = 0;
 		break;
 	case EPOLL_CTL_DEL:
 		if (!r) {
@@ -191,24 +214,39 @@ int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_
 	default:
 		ret = -EINVAL;
 	}
+	if (!ret)
+		e->gen++;
 out:
 	pthread_mutex_unlock(&ep_lock);
-	if (dup >= 0)
-		close(dup);
+	/* a wait held on the instance now watches another interest list */
+	if (!ret)
+		wait_epoll_changed(c->tgid, epfd);
 	return ret;
 }
 
-int ep_snapshot(struct sv_call *c, int epfd, struct ep_reg **regs, int *epdup)
+int ep_snapshot(struct sv_call *c, int epfd, bool track, struct ep_reg **regs, int *epdup,
+		unsigned int *gen)
 {
 	struct ep_reg *out = NULL;
 	uint64_t h;
 	struct ep *e;
 	size_t i;
-	int n = 0;
+	int n;
 
-	pthread_mutex_lock(&ep_lock);
-	e = ep_find(c, epfd);
-	for (i = 0; e && i < e->n;) {
+	*regs = NULL;
+	if (track) {
+		e = ep_get(c, epfd, true, &n);
+	} else {
+		/* no look at an unknown fd: the hot path of every epoll wait */
+		pthread_mutex_lock(&ep_lock);
+		e = ep_find(c, epfd);
+		n = 0;
+	}
+	if (!e) {
+		pthread_mutex_unlock(&ep_lock);
+		return n ? n : -ENOENT;
+	}
+	for (i = 0; i < e->n;) {
 		/* a remote fd closed (last placeholder) leaves the interest list, as in Linux */
 		if (sv_fd_remote(c, e->regs[i].vfd, &h) != 1 || h != e->regs[i].handle) {
 			e->regs[i] = e->regs[--e->n];
@@ -216,25 +254,51 @@ int ep_snapshot(struct sv_call *c, int epfd, struct ep_reg **regs, int *epdup)
 		}
 		i++;
 	}
-	if (e && e->n) {
-		out = malloc(e->n * sizeof(*out));
-		*epdup = dup(e->dup);
-		if (!out || *epdup < 0) {
-			free(out);
-			if (*epdup >= 0)
-				close(*epdup);
-			n = -ENOMEM;
-		} else {
-			memcpy(out, e->regs, e->n * sizeof(*out));
-			n = e->n;
-		}
+	n = e->n;
+	*gen = e->gen;
+	*epdup = dup(e->dup);
+	if (n)
+		out = malloc(n * sizeof(*out));
+	if (*epdup < 0 || (n && !out)) {
+		free(out);
+		if (*epdup >= 0)
+			close(*epdup);
+		n = -ENOMEM;
+	} else if (n) {
+		memcpy(out, e->regs, n * sizeof(*out));
+		*regs = out;
 	}
 	pthread_mutex_unlock(&ep_lock);
-	*regs = out;
 	return n;
 }
 
-void ep_fired(pid_t tgid, int epfd, int vfd)
+unsigned int ep_gen(pid_t tgid, int epfd)
+{
+	unsigned int gen = 0;
+	struct ep *e;
+
+	pthread_mutex_lock(&ep_lock);
+	for (e = ep_list; e; e = e->next)
+		if (e->tgid == tgid && e->vfd == epfd)
+			gen = e->gen;
+	pthread_mutex_unlock(&ep_lock);
+	return gen;
+}
+
+/* Poll bits: everything but the flags and the error and hang-up that poll reports anyway. */
+#define EP_POLL_BITS	0xffffu
+#define EP_ALWAYS	(EPOLLERR | EPOLLHUP)
+
+bool ep_reg_live(const struct ep_reg *r, uint32_t *events)
+{
+	uint32_t asked = r->events & EP_POLL_BITS & ~EP_ALWAYS;
+
+	*events = r->events & EP_POLL_BITS & ~r->fired;
+	/* one that asks for nothing but an error or hang-up (events 0) still gets those */
+	return !r->disabled && !(r->fired & EP_ALWAYS) && (!asked || (asked & ~r->fired));
+}
+
+void ep_fired(pid_t tgid, int epfd, int vfd, uint32_t events)
 {
 	struct ep_reg *r;
 	struct ep *e;
@@ -246,25 +310,36 @@ void ep_fired(pid_t tgid, int epfd, int vfd)
 			if (r && (r->events & EPOLLONESHOT))
 				r->disabled = true;
 			else if (r && (r->events & EPOLLET))
-				r->quiet = true;
+				r->fired |= events;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&ep_lock);
 }
 
-void ep_used(pid_t tgid, uint64_t handle)
+void ep_used(pid_t tgid, uint64_t handle, uint32_t events)
 {
+	uint32_t clear = events ? events | EP_ALWAYS : 0;
+	int woke[8], n = 0, i;
 	struct ep *e;
-	size_t i;
+	size_t k;
 
 	/* most processes have no epoll instance with remote interest */
-	if (!__atomic_load_n(&ep_list, __ATOMIC_RELAXED))
+	if (!clear || !__atomic_load_n(&ep_list, __ATOMIC_RELAXED))
 		return;
 	pthread_mutex_lock(&ep_lock);
-	for (e = ep_list; e; e = e->next)
-		for (i = 0; e->tgid == tgid && i < e->n; i++)
-			if (e->regs[i].handle == handle)
-				e->regs[i].quiet = false;
+	for (e = ep_list; e; e = e->next) {
+		for (k = 0; e->tgid == tgid && k < e->n; k++) {
+			if (e->regs[k].handle != handle || !(e->regs[k].fired & clear))
+				continue;
+			e->regs[k].fired &= ~clear;
+			e->gen++;
+			if (n < 8)
+				woke[n++] = e->vfd;
+		}
+	}
 	pthread_mutex_unlock(&ep_lock);
+	/* another thread's wait on the instance may report it again */
+	for (i = 0; i < n; i++)
+		wait_epoll_changed(tgid, woke[i]);
 }

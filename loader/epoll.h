@@ -19,8 +19,11 @@ struct ep_reg {
 	uint32_t events;	/* EPOLLIN... | EPOLLET | EPOLLONESHOT */
 	uint64_t data;		/* the caller's epoll_data, returned as is */
 	bool disabled;		/* EPOLLONESHOT fired: silent until EPOLL_CTL_MOD */
-	bool quiet;		/* EPOLLET fired: silent until the fd is used or modified */
+	uint32_t fired;		/* EPOLLET: events reported, silent until the fd is used or modified */
 };
+
+/* Is @r to be waited for now, and for which *@events? (ep_fired and ep_used tell.) */
+bool ep_reg_live(const struct ep_reg *r, uint32_t *events);
 
 /*
  * EPOLL_CTL_ADD/MOD/DEL of remote @fd (delegate handle @handle) on @epfd of
@@ -30,22 +33,40 @@ int ep_ctl(struct sv_call *c, int epfd, int op, int fd, uint64_t handle, uint32_
 	   uint64_t data);
 
 /*
- * The live remote registrations of @epfd, copied to *@regs (caller frees),
- * and a monitor copy of the epoll fd in *@epdup (caller closes). Returns how
- * many (0: none, nothing to free), or -errno. Registrations whose fd was
- * closed meanwhile are dropped, as the kernel drops them.
+ * The live remote registrations of @epfd, copied to *@regs (caller frees;
+ * NULL when none), a monitor copy of the epoll fd in *@epdup (caller
+ * closes) and the list's generation in *@gen (ep_gen). Returns how many (0
+ * or more), -ENOENT when the monitor does not know the instance (with
+ * @track, it does from now on if @epfd is one), or another -errno.
+ * Registrations whose fd was closed meanwhile are dropped, as the kernel
+ * drops them.
  */
-int ep_snapshot(struct sv_call *c, int epfd, struct ep_reg **regs, int *epdup);
+int ep_snapshot(struct sv_call *c, int epfd, bool track, struct ep_reg **regs, int *epdup,
+		unsigned int *gen);
 
 /*
- * The registration of @vfd on @epfd of @tgid was reported: an EPOLLONESHOT
- * one is disabled until EPOLL_CTL_MOD; an EPOLLET one stays quiet until
- * then or until the program makes a call on that fd (ep_used). Remote
- * readiness is polled as a level: that call is the edge rsys can see.
+ * How many times the interest list of @epfd of @tgid changed (ep_ctl, and
+ * ep_used making a registration live again), as ep_snapshot's *@gen: a wait
+ * that took its snapshot before a change looks again (wait_epoll_changed).
  */
-void ep_fired(pid_t tgid, int epfd, int vfd);
+unsigned int ep_gen(pid_t tgid, int epfd);
 
-/* @tgid makes a call on the remote socket @handle: its EPOLLET registrations may fire again. */
-void ep_used(pid_t tgid, uint64_t handle);
+/*
+ * The registration of @vfd on @epfd of @tgid was reported with @events: an
+ * EPOLLONESHOT one is disabled until EPOLL_CTL_MOD; an EPOLLET one is not
+ * reported those events again until then or until the program makes a call
+ * on that fd that could end them (ep_used), and nothing at all after an
+ * error or hang-up. Remote readiness is polled as a level: that call is
+ * the edge rsys can see.
+ */
+void ep_fired(pid_t tgid, int epfd, int vfd, uint32_t events);
+
+/*
+ * @tgid makes a call on the remote socket @handle that may end its
+ * readiness for @events (EPOLLIN for a receive, EPOLLOUT for a send, both
+ * for others): its EPOLLET registrations may report them again (and waits
+ * held on their instances look again).
+ */
+void ep_used(pid_t tgid, uint64_t handle, uint32_t events);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -123,6 +124,24 @@ struct hstate {
 static pthread_mutex_t hs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hstate *hs_tab[HS_BUCKETS];
 
+/*
+ * The readiness that a call @op may end (epoll.h, ep_used): a receive's, a
+ * send's or a connect's; the others (options, names, fcntl) end none.
+ */
+static uint32_t sop_ends(uint16_t op)
+{
+	switch (op) {
+	case RSYS_OP_RECV:
+	case RSYS_OP_ACCEPT:
+		return EPOLLIN | EPOLLRDNORM | EPOLLRDBAND | EPOLLPRI | EPOLLRDHUP;
+	case RSYS_OP_SEND:
+	case RSYS_OP_CONNECT:
+		return EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND;
+	default:
+		return 0;
+	}
+}
+
 static struct sop *sop_new(struct sv_call *c, uint16_t op, uint64_t h, int lost_err)
 {
 	struct sop *o = calloc(1, sizeof(*o));
@@ -137,7 +156,7 @@ static struct sop *sop_new(struct sv_call *c, uint16_t op, uint64_t h, int lost_
 	o->r.f.a[0] = h;
 	o->r.arg = o;
 	o->r.call = c;
-	ep_used(c->tgid, h);
+	ep_used(c->tgid, h, sop_ends(op));
 	return o;
 }
 
@@ -2015,15 +2034,6 @@ void sock_exec_done(struct sv_call *c)
 	free(h);
 }
 
-/* "Threads" of /proc/@tid/status: the threads of its process, 0 if unreadable. */
-static int proc_threads(pid_t tid)
-{
-	static const char *const names[] = { "Threads" };
-	uint64_t n = 0;
-
-	return proc_status(0, tid, names, &n, 1) == 1 ? (int)n : 0;
-}
-
 /*
  * exit_group, and exit of the last thread: the process's remote sockets
  * whose last placeholder it holds are closed before it exits, so a parent
@@ -2033,7 +2043,7 @@ static int proc_threads(pid_t tid)
  */
 enum sv_verdict sys_exit_group(struct sv_call *c)
 {
-	if (c->n.data.nr == SYS_exit && proc_threads(c->n.pid) != 1)
+	if (c->n.data.nr == SYS_exit && sv_threads(c) != 1)
 		return SV_CONTINUE;
 	if (!fdc_files_shared(c->proc))
 		close_remote_range(c, 0, UINT_MAX);

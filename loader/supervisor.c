@@ -607,6 +607,14 @@ int sv_fd_remote(struct sv_call *c, int vfd, uint64_t *handle)
 	return fdc_lookup(c->proc, c->n.pid, vfd, handle);
 }
 
+int sv_threads(struct sv_call *c)
+{
+	static const char *const names[] = { "Threads" };
+	uint64_t n = 0;
+
+	return proc_status(0, c->n.pid, names, &n, 1) == 1 ? (int)n : 0;
+}
+
 int sv_fd_dup(struct sv_call *c, int vfd)
 {
 	int fd = syscall(SYS_pidfd_getfd, fdc_proc_pidfd(c->proc), vfd, 0);

@@ -142,6 +142,9 @@ int sv_fd_remote(struct sv_call *c, int vfd, uint64_t *handle);
 /* A copy, in the monitor, of the caller's file @vfd (pidfd_getfd), or -errno. Caller closes it. */
 int sv_fd_dup(struct sv_call *c, int vfd);
 
+/* The threads of @c's process now ("Threads" of /proc status), 0 if unreadable. */
+int sv_threads(struct sv_call *c);
+
 /*
  * Install @fd (a file of the monitor) into the caller with
  * SECCOMP_IOCTL_NOTIF_ADDFD: at @vfd (>= 0, replacing what is there, like
@@ -170,6 +173,12 @@ enum sv_verdict wait_epoll_ctl(struct sv_call *c);
 enum sv_verdict wait_epoll_wait(struct sv_call *c);
 enum sv_verdict wait_epoll_pwait(struct sv_call *c);
 enum sv_verdict wait_epoll_pwait2(struct sv_call *c);
+/*
+ * The interest list of epoll instance @epfd of @tgid changed (or an EPOLLET
+ * registration may fire again): waits held on it start again with the new
+ * list, for the time they have left, as a Linux wait sees every change.
+ */
+void wait_epoll_changed(pid_t tgid, int epfd);
 
 /*
  * Add to @ctx a NOTIFY rule for every intercepted syscall and the sandbox's

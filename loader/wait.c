@@ -66,6 +66,7 @@ struct wcall {
 	int nfds;			/* select: bits; poll: entries; epoll: maxevents */
 	int epfd;			/* epoll: the instance's vfd and the monitor's copy */
 	int epdup;
+	unsigned int epgen;		/* epoll: the interest list's generation (ep_gen) */
 	uint64_t uptr[3];		/* select: in/out/ex sets; poll: the array in uptr[0] */
 	uint64_t utime;			/* timeout to write back (0 = none) */
 	struct timespec deadline;	/* CLOCK_MONOTONIC; valid when timeout_ms > 0 */
@@ -93,8 +94,9 @@ struct wcall {
 	bool armed;			/* waited: lp[] registered, the waiter may resolve */
 	bool early;			/* waited: the reply came before armed */
 	bool submitted;			/* the request is out: it can be cancelled */
+	bool rearm;			/* epoll: on rq_head, its interest list changed */
 	int refs;
-	struct wcall *qnext;
+	struct wcall *qnext, *rnext;
 	struct wcall *wnext, **wpprev;	/* on watch_head while the remote half may block */
 	struct witem its[];		/* it[] points here: one allocation per call */
 };
@@ -109,6 +111,7 @@ static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
 static int waiter_epfd = -1, wake_fd = -1;
 static struct wcall *wq_head, *wq_tail;
+static struct wcall *rq_head;	/* epoll waits to start again (wait_epoll_changed) */
 
 /*
  * Calls whose remote half is in flight, checked every WAIT_CHECK_MS by the
@@ -290,7 +293,7 @@ static int64_t wcall_write_events(struct wcall *w)
 		ev[count].data.u64 = w->it[i].epdata;
 		count++;
 		if (w->it[i].epevents & (EPOLLONESHOT | EPOLLET))
-			ep_fired(w->c->tgid, w->epfd, w->it[i].vfd);
+			ep_fired(w->c->tgid, w->epfd, w->it[i].vfd, got);
 	}
 	if (count && sv_write_mem(w->c, w->uptr[0], ev, count * sizeof(*ev)) == -EFAULT)
 		count = -EFAULT;
@@ -549,9 +552,33 @@ static bool waiter_resolve(struct wcall *w)
 	return !w->remote_done;
 }
 
+/*
+ * The local half of epoll wait @w is ready: its events, taken from the
+ * instance itself (the monitor's copy, lp[0]) as the caller's own wait
+ * would take them, written to the caller. The count, 0 when none is ready
+ * any more (another thread of the caller took them), or -errno. Not left
+ * to the kernel (CONTINUE): there the caller would wait its whole timeout
+ * again when they are gone, and for local fds only.
+ */
+static int64_t wcall_epoll_local(struct wcall *w)
+{
+	struct epoll_event ev[256];
+	int n;
+
+	n = epoll_wait(w->lp[0].fd, ev, w->nfds < 256 ? w->nfds : 256, 0);
+	if (n < 0)
+		return -errno;
+	if (n > 0 && sv_write_mem(w->c, w->uptr[0], ev, n * sizeof(*ev)) == -EFAULT)
+		return -EFAULT;
+	return n;
+}
+
+static void epoll_again(struct wcall *w);
+
 /* The waiter thread saw a local fd of @w ready: the local half wins if it really is. */
 static void waiter_local_event(struct wcall *w)
 {
+	int64_t n = 0;
 	bool cancel;
 
 	pthread_mutex_lock(&wait_lock);
@@ -562,12 +589,15 @@ static void waiter_local_event(struct wcall *w)
 	cancel = waiter_resolve(w);
 	pthread_mutex_unlock(&wait_lock);
 	wcall_clear(w, true);
-	waiter_end_halves(w, cancel);
-	/* epoll: the kernel reports the local events itself, at once */
 	if (w->kind == WK_EPOLL)
-		sv_continue(w->c);
-	else
+		n = wcall_epoll_local(w);
+	waiter_end_halves(w, cancel);
+	if (w->kind != WK_EPOLL)
 		wcall_answer(w, 0);
+	else if (n)
+		sv_reply(w->c, n);
+	else
+		epoll_again(w);	/* gone: the wait goes on */
 	wcall_put(w);
 }
 
@@ -710,6 +740,8 @@ static int64_t mono_ms(void)
 	return ts_ns(&now) / 1000000;
 }
 
+static void waiter_rearms(void);
+
 static void *waiter_main(void *arg)
 {
 	int64_t last = mono_ms();
@@ -734,10 +766,12 @@ static void *waiter_main(void *arg)
 		}
 		if (n <= 0)
 			continue;
-		if (ev.data.ptr)
+		if (ev.data.ptr) {
 			waiter_local_event(ev.data.ptr);
-		else
+		} else {
 			waiter_remote_replies();
+			waiter_rearms();
+		}
 	}
 	return NULL;
 }
@@ -942,13 +976,14 @@ static enum restart wcall_restarted(struct wcall *w)
 }
 
 /*
- * Run a call with at least one remote fd. The local half is polled at once:
+ * Run a call with a remote half (for epoll, possibly empty: wait_epoll).
+ * The local half is polled at once:
  * if it is ready it wins before the remote half is even sent (the cheapest
  * cancel there is). Otherwise the remote POLL goes out and the local half is
  * watched by the waiter thread; whichever completes first answers, the
  * other is cancelled asynchronously.
  */
-static enum sv_verdict wcall_run(struct wcall *w)
+static enum sv_verdict wcall_start(struct wcall *w)
 {
 	struct epoll_event ev;
 	struct sv_call *c = w->c;
@@ -957,19 +992,18 @@ static enum sv_verdict wcall_run(struct wcall *w)
 	int local, err;
 	size_t i;
 
-	if (wcall_restarted(w) == R_EINTR) {
-		wcall_write_time_left(w);
-		err = -EINTR;
-		goto reply;
-	}
 	err = wcall_prepare(w);
 	if (err)
 		goto reply;
 	local = wcall_poll_local(w);
 	maps_count_class(c->sv->maps, w->nl ? RSYS_CLASS_SPLIT : RSYS_CLASS_REMOTE, 1);
 	if (local && w->kind == WK_EPOLL) {
-		wcall_free(w);
-		return SV_CONTINUE;
+		c->ret = wcall_epoll_local(w);
+		if (c->ret) {
+			wcall_free(w);
+			return SV_REPLY;
+		}
+		local = 0;	/* another thread took them: wait */
 	}
 	if (local && w->timeout_ms != 0) {
 		maps_count_class(c->sv->maps, RSYS_CLASS_CANCEL, 1);
@@ -1044,12 +1078,27 @@ static enum sv_verdict wcall_run(struct wcall *w)
 	pthread_mutex_unlock(&wait_lock);
 	if (wake && write(wake_fd, &one, sizeof(one)) < 0)
 		pr_warn("waiter wake-up failed: %s\n", err_str(errno));
+	/* a change of the interest list since the snapshot found no armed wait to restart */
+	if (w->kind == WK_EPOLL && ep_gen(c->tgid, w->epfd) != w->epgen)
+		wait_epoll_changed(c->tgid, w->epfd);
 	wcall_put(w);
 	return SV_PENDING;
 reply:
 	c->ret = err;
 	wcall_free(w);
 	return SV_REPLY;
+}
+
+/* wcall_start() for a new call, or the restart of one a signal interrupted (wcall_restarted). */
+static enum sv_verdict wcall_run(struct wcall *w)
+{
+	if (wcall_restarted(w) == R_EINTR) {
+		wcall_write_time_left(w);
+		w->c->ret = -EINTR;
+		wcall_free(w);
+		return SV_REPLY;
+	}
+	return wcall_start(w);
 }
 
 /* A call with room for @nitems items. */
@@ -1375,54 +1424,80 @@ enum sv_verdict wait_epoll_ctl(struct sv_call *c)
 }
 
 /*
- * epoll_wait/epoll_pwait/epoll_pwait2 on an instance with remote interest:
- * its own fd is the local half. epoll_pwait2's timeout is a timespec (NULL:
- * none), read before the signal mask as the kernel does.
+ * An epoll wait on @epfd of @c as a split call: the instance itself is the
+ * local half (the kernel reports its local fds), its live remote
+ * registrations the remote half. NULL when the kernel alone can do the
+ * wait: the monitor knows of no remote registration live, and with
+ * @hold_empty not even then (the instance is known from now on).
+ */
+static struct wcall *wcall_epoll(struct sv_call *c, int epfd, int maxevents, bool hold_empty)
+{
+	struct ep_reg *regs;
+	struct wcall *w;
+	int n, i, epdup;
+	unsigned int gen;
+	size_t k = 0;
+	uint32_t ev;
+
+	n = ep_snapshot(c, epfd, hold_empty, &regs, &epdup, &gen);
+	if (n < 0)
+		return NULL;	/* the kernel has the error to tell, if any */
+	w = wcall_new(c, WK_EPOLL, n + 1);
+	if (!w) {
+		free(regs);
+		close(epdup);
+		return NULL;
+	}
+	w->epdup = epdup;
+	w->epfd = epfd;
+	w->epgen = gen;
+	w->nfds = maxevents;
+	w->it[k++] = (struct witem){ .vfd = epfd, .events = POLLIN };
+	for (i = 0; i < n; i++) {
+		if (!ep_reg_live(&regs[i], &ev))
+			continue;
+		w->it[k++] = (struct witem){ .vfd = regs[i].vfd, .remote = true,
+					     .handle = regs[i].handle, .events = (uint16_t)ev,
+					     .epevents = ev | (regs[i].events & ~0xffffu),
+					     .epdata = regs[i].data };
+	}
+	free(regs);
+	w->n = k;
+	w->nl = 1;
+	w->nr = k - 1;
+	if (!w->nr && !hold_empty) {
+		wcall_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/*
+ * epoll_wait/epoll_pwait/epoll_pwait2 on an instance with remote interest.
+ * epoll_pwait2's timeout is a timespec (NULL: none), read before the signal
+ * mask as the kernel does. Another thread may add a remote registration
+ * meanwhile (or make an EPOLLET one fire again), which the kernel would not
+ * see: a blocking wait in a process with more threads is held by the
+ * monitor even with none live, and starts again on each change
+ * (wait_epoll_changed).
  */
 enum ep_kind { EP_WAIT, EP_PWAIT, EP_PWAIT2 };
 
 static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 {
 	const __u64 *a = c->n.data.args;
-	struct ep_reg *regs = NULL;
 	struct timespec ts, *tp = NULL;
 	struct wcall *w;
-	int n, i, epdup = -1, err;
-	size_t k = 0;
+	int err;
 
 	if ((int)a[2] <= 0 || (int)a[2] > (int)(0x7fffffff / sizeof(struct epoll_event)))
 		return SV_CONTINUE;	/* EINVAL from the kernel */
-	n = ep_snapshot(c, (int)a[0], &regs, &epdup);
-	if (n <= 0)
+	w = wcall_epoll(c, (int)a[0], (int)a[2], false);
+	if (!w && (kind == EP_PWAIT2 || (int)a[3] != 0) && sv_threads(c) > 1)
+		w = wcall_epoll(c, (int)a[0], (int)a[2], true);
+	if (!w)
 		return SV_CONTINUE;
-	w = wcall_new(c, WK_EPOLL, n + 1);
-	if (!w) {
-		err = -ENOMEM;
-		goto reply;
-	}
-	w->epdup = epdup;
-	epdup = -1;
-	w->epfd = (int)a[0];
-	w->nfds = (int)a[2];
 	w->uptr[0] = a[1];
-	w->it[k++] = (struct witem){ .vfd = w->epfd, .events = POLLIN };
-	for (i = 0; i < n; i++) {
-		if (regs[i].disabled || regs[i].quiet)
-			continue;
-		w->it[k++] = (struct witem){ .vfd = regs[i].vfd, .remote = true,
-					     .handle = regs[i].handle,
-					     .events = (uint16_t)regs[i].events,
-					     .epevents = regs[i].events, .epdata = regs[i].data };
-	}
-	free(regs);
-	regs = NULL;
-	w->n = k;
-	w->nl = 1;
-	w->nr = k - 1;
-	if (!w->nr) {
-		wcall_free(w);
-		return SV_CONTINUE;
-	}
 	if (kind == EP_PWAIT2) {
 		if (a[3]) {
 			err = read_timeout(c, a[3], false, &ts);
@@ -1441,15 +1516,115 @@ static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 			goto reply;
 	}
 	wcall_set_timeout(w, tp);
+	if (!w->nr && !w->timeout_ms) {
+		wcall_free(w);
+		return SV_CONTINUE;	/* a zero timeout polls once: the kernel's */
+	}
 	return wcall_run(w);
 reply:
-	free(regs);
-	if (epdup >= 0)
-		close(epdup);
-	if (w)
-		wcall_free(w);
+	wcall_free(w);
 	c->ret = err;
 	return SV_REPLY;
+}
+
+/*
+ * Start epoll wait @w, which the waiter thread resolved, again: same
+ * caller, buffer, mask and deadline, and the instance's interest list of
+ * now. The caller's call goes on to the new wait.
+ */
+static void epoll_again(struct wcall *w)
+{
+	struct sv_call *c = w->c;
+	struct timespec left;
+	struct wcall *nw;
+
+	nw = wcall_epoll(c, w->epfd, w->nfds, true);
+	if (!nw) {
+		sv_continue(c);	/* the instance is gone: the kernel's error */
+		return;
+	}
+	nw->uptr[0] = w->uptr[0];
+	nw->sigmask = w->sigmask;
+	nw->has_mask = w->has_mask;
+	nw->start_ns = w->start_ns;
+	nw->deadline = w->deadline;
+	nw->timeout_ms = w->timeout_ms;
+	if (nw->timeout_ms > 0) {
+		left = wcall_remaining(nw);
+		/* at least 1 ms: a zero timeout would poll both halves once */
+		nw->timeout_ms = (left.tv_sec * 1000000000LL + left.tv_nsec + 999999) / 1000000;
+		if (!nw->timeout_ms)
+			nw->timeout_ms = 1;
+	}
+	switch (wcall_start(nw)) {
+	case SV_PENDING:
+		break;
+	case SV_CONTINUE:
+		sv_continue(c);
+		break;
+	default:
+		sv_reply(c, c->ret);
+	}
+}
+
+/*
+ * The waiter thread starts the epoll wait @w again (wait_epoll_changed),
+ * unless it ended meanwhile.
+ */
+static void waiter_rearm(struct wcall *w)
+{
+	bool cancel;
+
+	pthread_mutex_lock(&wait_lock);
+	w->rearm = false;
+	if (w->resolved) {
+		pthread_mutex_unlock(&wait_lock);
+		return;
+	}
+	cancel = waiter_resolve(w);
+	pthread_mutex_unlock(&wait_lock);
+	waiter_end_halves(w, cancel);
+	epoll_again(w);
+	wcall_put(w);	/* the waiter side's reference */
+}
+
+static void waiter_rearms(void)
+{
+	struct wcall *w;
+
+	for (;;) {
+		pthread_mutex_lock(&wait_lock);
+		w = rq_head;
+		if (w)
+			rq_head = w->rnext;
+		pthread_mutex_unlock(&wait_lock);
+		if (!w)
+			return;
+		waiter_rearm(w);
+		wcall_put(w);	/* rq_head's */
+	}
+}
+
+void wait_epoll_changed(pid_t tgid, int epfd)
+{
+	struct wcall *w;
+	uint64_t one = 1;
+	bool wake = false;
+
+	pthread_mutex_lock(&wait_lock);
+	for (w = watch_head; w; w = w->wnext) {
+		if (w->kind != WK_EPOLL || w->c->tgid != tgid || w->epfd != epfd ||
+		    !w->armed || w->rearm)
+			continue;
+		w->rearm = true;
+		w->refs++;
+		w->rnext = rq_head;
+		rq_head = w;
+		wake = true;
+	}
+	pthread_mutex_unlock(&wait_lock);
+	if (wake && write(wake_fd, &one, sizeof(one)) < 0)
+		pr_warn("waiter wake-up failed: %s\n", err_str(errno));
 }
 
 enum sv_verdict wait_epoll_wait(struct sv_call *c)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* epoll interest lists with local and remote fds: level, one-shot, user data, errors, fd closed while registered. */
+/* epoll interest lists with local and remote fds: level, one-shot, user data, errors, fd closed while registered, changes by another thread during a wait. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -253,9 +255,164 @@ TEST(closed_while_registered)
 	CHECK(n == 0, "remote fd closed while registered: not reported (%d)", n);
 }
 
+/*
+ * Another thread changes the interest list while this one waits: Linux's
+ * wait sees each change at once. A waiter thread runs epoll_wait (4 s) on
+ * @ep; the case changes the list after 200 ms and makes its fd ready.
+ */
+struct waiter {
+	pthread_t t;
+	int ep, n;
+	struct epoll_event ev[8];
+	double took;		/* seconds in epoll_wait */
+};
+
+static double mono(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	double t0 = mono();
+
+	w->n = epoll_wait(w->ep, w->ev, 8, 4000);
+	w->took = mono() - t0;
+	return NULL;
+}
+
+static void waiter_start(struct waiter *w, int ep)
+{
+	struct timespec d = { 0, 200000000 };
+
+	w->ep = ep;
+	pthread_create(&w->t, NULL, waiter_main, w);
+	nanosleep(&d, NULL);	/* it is waiting by now */
+}
+
+/* The waiter returned the one event @data within 2 s (a missed change waits 4 s). */
+static bool waiter_saw(struct waiter *w, uint64_t data)
+{
+	pthread_join(w->t, NULL);
+	return w->n == 1 && w->ev[0].data.u64 == data && w->took < 2.0;
+}
+
+static const char *wait_ip(void)
+{
+	return getenv("WAIT_IP") ? getenv("WAIT_IP") : "127.0.0.1";
+}
+
+/* An instance that had only a local fd: the first remote one comes while a wait is on. */
+TEST(thread_adds_first_remote)
+{
+	struct waiter w;
+	struct udp v;
+	int e = epoll_create1(EPOLL_CLOEXEC);
+
+	if (udp_open(&v, wait_ip()) || add(e, p[0], EPOLLIN, 1))
+		ktap_exit_fail("setup: %s", strerror(errno));
+	waiter_start(&w, e);
+	add(e, v.rx, EPOLLIN, 0xadd1);
+	fire(&v);
+	CHECK(waiter_saw(&w, 0xadd1), "remote fd added by another thread during a wait: %d event(s), data %#llx, after %.2f s",
+	      w.n, (unsigned long long)w.ev[0].data.u64, w.took);
+	close(e);
+	close(v.rx);
+	close(v.tx);
+}
+
+/* An instance waiting for a remote fd: another remote fd added meanwhile is watched too. */
+TEST(thread_adds_second_remote)
+{
+	struct waiter w;
+	struct udp v, x;
+	int e = epoll_create1(EPOLL_CLOEXEC);
+
+	if (udp_open(&v, wait_ip()) || udp_open(&x, wait_ip()) || add(e, v.rx, EPOLLIN, 1))
+		ktap_exit_fail("setup: %s", strerror(errno));
+	waiter_start(&w, e);
+	add(e, x.rx, EPOLLIN, 0xadd2);
+	fire(&x);
+	CHECK(waiter_saw(&w, 0xadd2), "second remote fd added during a wait: %d event(s), data %#llx, after %.2f s",
+	      w.n, (unsigned long long)w.ev[0].data.u64, w.took);
+	close(e);
+	close(v.rx);
+	close(v.tx);
+	close(x.rx);
+	close(x.tx);
+}
+
+/* A one-shot registration that fired is re-armed by another thread (EPOLL_CTL_MOD). */
+TEST(thread_rearms_oneshot)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = 0x0e };
+	struct waiter w;
+	struct udp v;
+	int e = epoll_create1(EPOLL_CLOEXEC), n;
+
+	if (udp_open(&v, wait_ip()) || epoll_ctl(e, EPOLL_CTL_ADD, v.rx, &ev))
+		ktap_exit_fail("setup: %s", strerror(errno));
+	fire(&v);
+	n = epoll_wait(e, w.ev, 8, 1000);	/* fires once, then disabled */
+	waiter_start(&w, e);
+	ev.data.u64 = 0x0f;
+	epoll_ctl(e, EPOLL_CTL_MOD, v.rx, &ev);
+	CHECK(n == 1 && waiter_saw(&w, 0x0f), "one-shot fired (%d), re-armed by another thread during a wait: %d event(s), data %#llx, after %.2f s",
+	      n, w.n, (unsigned long long)w.ev[0].data.u64, w.took);
+	close(e);
+	close(v.rx);
+	close(v.tx);
+}
+
+/* An edge-triggered registration that fired: another thread reads it all, then more arrives. */
+TEST(thread_reads_edge)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = 0xed };
+	struct waiter w;
+	struct udp v;
+	int e = epoll_create1(EPOLL_CLOEXEC), n;
+
+	if (udp_open(&v, wait_ip()) || epoll_ctl(e, EPOLL_CTL_ADD, v.rx, &ev))
+		ktap_exit_fail("setup: %s", strerror(errno));
+	fire(&v);
+	n = epoll_wait(e, w.ev, 8, 1000);
+	waiter_start(&w, e);
+	udp_drain(&v);
+	fire(&v);
+	CHECK(n == 1 && waiter_saw(&w, 0xed), "edge-triggered fd read by another thread, new arrival during a wait: %d event(s), data %#llx, after %.2f s",
+	      w.n, (unsigned long long)w.ev[0].data.u64, w.took);
+	close(e);
+	close(v.rx);
+	close(v.tx);
+}
+
+/* Deleted by another thread during a wait: its arrival is not reported, the wait times out. */
+TEST(thread_deletes)
+{
+	struct waiter w;
+	struct udp v;
+	int e = epoll_create1(EPOLL_CLOEXEC);
+
+	if (udp_open(&v, wait_ip()) || add(e, v.rx, EPOLLIN, 0xde1))
+		ktap_exit_fail("setup: %s", strerror(errno));
+	waiter_start(&w, e);
+	epoll_ctl(e, EPOLL_CTL_DEL, v.rx, NULL);
+	fire(&v);
+	pthread_join(w.t, NULL);
+	CHECK(w.n == 0 && w.took > 3.5, "remote fd deleted during a wait: %d event(s) after %.2f s (timeout 4 s)",
+	      w.n, w.took);
+	close(e);
+	close(v.rx);
+	close(v.tx);
+}
+
 int main(void)
 {
-	const char *ip = getenv("WAIT_IP") ? getenv("WAIT_IP") : "127.0.0.1";
+	const char *ip = wait_ip();
 
 	if (pipe(p))
 		ktap_exit_skip("pipe: %s", strerror(errno));
