@@ -62,7 +62,7 @@ struct sop {
 	char *buf;			/* request payload */
 	uint64_t out, outlen;		/* getsockopt / ioctl out pointers */
 	uint64_t h;			/* the remote socket */
-	int infd;			/* sendfile: the monitor's copy of in_fd, -1 if none */
+	int infd;			/* sendfile, splice: the monitor's copy of in_fd, -1 if none */
 	int64_t pos;			/* sendfile: where the data was read */
 	bool is_accept;			/* a "take" call: accept (else recv) */
 	bool orphan;			/* its caller was interrupted: the result goes to the stash */
@@ -1626,17 +1626,232 @@ enum sv_verdict sys_sendmmsg(struct sv_call *c)
 }
 
 /*
- * splice to or from a remote socket would move the data through its
- * placeholder, not the network: refused with EINVAL, which programs take
- * as "splice cannot do this here" and fall back to read/write.
+ * splice from a pipe to a remote socket (Go's io.Copy from a unix socket to
+ * a TCP connection, say): the bytes are taken from the pipe with tee(), so
+ * that the pipe keeps what the delegate does not send, and consumed once
+ * they went out (splice_done, struct splice_rec). SPLICE_F_NONBLOCK makes the send
+ * MSG_DONTWAIT, as Linux's splice_to_socket does. A splice from a remote
+ * socket would fill the pipe through the placeholder, not the network:
+ * refused with EINVAL, which programs take as "splice cannot do this here"
+ * and fall back to read/write; so is a splice that would wait for an empty
+ * pipe (nothing but the program could fill it).
  */
+/*
+ * The splices to remote sockets that a signal may interrupt, one record per
+ * thread and socket: a thread's wait for a held call ends at a signal
+ * unless rsys is attached, and the kernel restarts the call at once (same
+ * arguments). The restart must not send the bytes again: while the
+ * interrupted splice is at the delegate the restart waits for it (@next)
+ * and takes its count. One that comes after the bytes went out (they left
+ * the pipe) takes the count too when the thread surely missed it (@lost),
+ * or when it finds the pipe empty: a splice with the same arguments right
+ * after one that emptied the pipe is its restart (sv_reply cannot promise
+ * that the thread took an answer).
+ */
+struct splice_rec {
+	pid_t tid;		/* 0: a free slot */
+	uint64_t h;
+	bool busy;		/* a splice of this thread to @h is at the delegate */
+	bool lost;		/* the thread missed the last one's answer */
+	int64_t n;		/* the last one's count (0: none) and arguments */
+	uint64_t fd, len, flags;
+	struct sv_call *next;	/* a splice of the thread to @h that came meanwhile */
+};
+
+#define SPLICE_RECS	32
+static struct splice_rec splice_recs[SPLICE_RECS];
+static pthread_mutex_t splice_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The record of @tid and @h, a new one if @add (an idle slot goes). With splice_lock. */
+static struct splice_rec *splice_rec(pid_t tid, uint64_t h, bool add)
+{
+	static unsigned int next;
+	struct splice_rec *r;
+	int i;
+
+	for (i = 0; i < SPLICE_RECS; i++) {
+		r = &splice_recs[i];
+		if (r->tid == tid && r->h == h)
+			return r;
+	}
+	for (i = 0; add && i < SPLICE_RECS; i++) {
+		r = &splice_recs[next++ % SPLICE_RECS];
+		if (!r->busy) {
+			*r = (struct splice_rec){ .tid = tid, .h = h };
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* Is @c the restart of the splice @r counts (same arguments)? */
+static bool splice_same(const struct splice_rec *r, const struct sv_call *c)
+{
+	const __u64 *a = c->n.data.args;
+
+	return r->n > 0 && r->fd == a[0] && r->len == a[4] && r->flags == a[5];
+}
+
+static enum sv_verdict splice_start(struct sv_call *c, uint64_t h);
+
+/* The bytes the delegate sent leave the pipe before the thread can splice again. */
+static void splice_done(struct remote_req *r)
+{
+	struct sop *o = r->arg;
+	struct sv_call *c = o->c, *next = NULL;
+	struct splice_rec *rec;
+	pid_t tid = c->n.pid;
+	uint64_t h = o->h;
+	int64_t n = sop_result(o);
+	bool answered;
+
+	if (n > 0) {
+		if (read(o->infd, o->buf, n) != n)
+			pr_warn("splice: another reader took bytes from the pipe meanwhile\n");
+		mon_sock_bytes(o->h, 0, n);
+	} else if (n == -EINTR && sv_call_interrupted(c)) {
+		n = -SV_ERESTARTSYS;	/* nothing went out: as a Linux splice a signal interrupts */
+	} else if (n == -EPIPE && !(o->flags & MSG_NOSIGNAL)) {
+		sv_signal(c, SIGPIPE);
+	}
+	pthread_mutex_lock(&splice_lock);
+	rec = splice_rec(tid, h, false);
+	if (rec) {
+		rec->n = n > 0 ? n : 0;
+		rec->fd = c->n.data.args[0];
+		rec->len = c->n.data.args[4];
+		rec->flags = c->n.data.args[5];
+	}
+	pthread_mutex_unlock(&splice_lock);
+	sop_free(o);
+	answered = sv_reply(c, n);
+	pthread_mutex_lock(&splice_lock);
+	rec = splice_rec(tid, h, false);
+	if (rec) {
+		rec->busy = false;
+		rec->lost = !answered;
+		next = rec->next;
+		rec->next = NULL;
+	}
+	pthread_mutex_unlock(&splice_lock);
+	if (!next)
+		return;
+	switch (splice_start(next, h)) {
+	case SV_PENDING:
+		break;
+	case SV_CONTINUE:
+		sv_continue(next);
+		break;
+	default:
+		sv_reply(next, next->ret);
+	}
+}
+
 enum sv_verdict sys_splice(struct sv_call *c)
 {
 	uint64_t h;
 
-	if (arg_remote(c, 0, &h) == 1 || arg_remote(c, 2, &h) == 1)
+	if (arg_remote(c, 0, &h) == 1)
 		return sv_error(c, -EINVAL);
-	return SV_CONTINUE;
+	if (arg_remote(c, 2, &h) != 1)
+		return SV_CONTINUE;
+	return splice_start(c, h);
+}
+
+/* Take the data from the pipe (tee, kept there) into o->buf: how much, or -errno. */
+static ssize_t splice_peek(struct sop *o, size_t count, unsigned int flags)
+{
+	ssize_t got;
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	got = count ? tee(o->infd, p[1], count, SPLICE_F_NONBLOCK) : 0;
+	if (got > 0)
+		got = read(p[0], o->buf, got);
+	if (got < 0 && errno == EAGAIN && !(flags & SPLICE_F_NONBLOCK) &&
+	    !(fcntl(o->infd, F_GETFL) & O_NONBLOCK))
+		errno = EINVAL;	/* it would wait for the program to fill it */
+	got = got < 0 ? -errno : got;
+	close(p[0]);
+	close(p[1]);
+	return got;
+}
+
+static enum sv_verdict splice_start(struct sv_call *c, uint64_t h)
+{
+	const __u64 *a = c->n.data.args;
+	size_t count = a[4] > RSYS_MAX_PAYLOAD ? RSYS_MAX_PAYLOAD : a[4];
+	struct splice_rec *rec;
+	struct sv_call *old;
+	int64_t got, last = 0;
+	struct stat st;
+	struct sop *o;
+	bool missed;
+
+	pthread_mutex_lock(&splice_lock);
+	rec = splice_rec(c->n.pid, h, true);
+	if (rec && rec->busy) {
+		old = rec->next;	/* a restart interrupted in turn: its thread left it */
+		rec->next = c;
+		pthread_mutex_unlock(&splice_lock);
+		if (old)
+			sv_reply(old, -EINTR);
+		return SV_PENDING;
+	}
+	if (rec && splice_same(rec, c))
+		last = rec->n;
+	/* answered again if the thread misses this answer too (see below) */
+	missed = last && rec->lost;
+	if (missed)
+		rec->lost = false;
+	else if (rec)
+		rec->busy = true;
+	pthread_mutex_unlock(&splice_lock);
+	if (missed)
+		return sv_error(c, last);	/* the count its thread missed */
+	o = sop_new(c, RSYS_OP_SEND, h, -EPIPE);
+	if (!o) {
+		got = -ENOMEM;
+		goto unbusy;
+	}
+	sv_on_signal(c, SV_INTR_OWNER);
+	o->infd = sv_fd_dup(c, (int)a[0]);
+	got = o->infd < 0 ? -EBADF : 0;
+	if (!got && (fstat(o->infd, &st) || !S_ISFIFO(st.st_mode)))
+		got = -EINVAL;
+	if (!got && (a[1] || a[3]))
+		got = -ESPIPE;	/* offsets of a pipe or socket */
+	if (!got) {
+		o->buf = malloc(count ? count : 1);
+		got = o->buf ? splice_peek(o, count, a[5]) : -ENOMEM;
+	}
+	if ((got == -EAGAIN || got == -EINVAL) && last)
+		got = last;	/* the last one emptied the pipe: this is its restart */
+	else if (got > 0) {
+		o->flags = (a[5] & SPLICE_F_MORE ? MSG_MORE : 0) |
+			   (a[5] & SPLICE_F_NONBLOCK ? MSG_DONTWAIT : 0);
+		o->r.f.a[1] = o->flags;
+		o->r.f.a[2] = 0;
+		o->r.f.len = got;
+		o->r.payload = o->buf;
+		if (sop_submit(o, splice_done) == SV_PENDING)
+			return SV_PENDING;	/* @o and @c may be gone already */
+		o = NULL;
+		got = c->ret;
+	}
+	if (o)
+		sop_free(o);	/* got 0: no data and no writer */
+unbusy:
+	pthread_mutex_lock(&splice_lock);
+	rec = splice_rec(c->n.pid, h, false);
+	if (rec) {
+		rec->busy = false;
+		if (got != last)
+			rec->n = 0;
+	}
+	pthread_mutex_unlock(&splice_lock);
+	return sv_error(c, got);
 }
 
 /*

@@ -47,8 +47,10 @@
 #define STORM_MS	10
 #define STORM_MAX	1000
 
-enum call { C_SEND, C_SENDTO, C_SENDMSG, C_WRITE, C_WRITEV, C_N };
-static const char *const call_name[C_N] = { "send", "sendto", "sendmsg", "write", "writev" };
+/* C_SPLICE: from a pipe, only in the signal storm (its count is a pipe's at most). */
+enum call { C_SEND, C_SENDTO, C_SENDMSG, C_WRITE, C_WRITEV, C_N, C_SPLICE = C_N };
+static const char *const call_name[C_N + 1] = { "send", "sendto", "sendmsg", "write", "writev",
+					       "splice" };
 
 static unsigned char *buf, *rxbuf;
 static volatile sig_atomic_t nsig;
@@ -129,6 +131,42 @@ static void *kick_fn(void *arg)
 }
 
 /* Send @len bytes at @b with @c (writev: in NIOV pieces). */
+/*
+ * splice to @fd: the bytes at @b go through a pipe, written 64 KiB at a
+ * time as it empties (sp_held: how many of them it holds); as Go's
+ * io.Copy from a unix socket to a TCP connection.
+ */
+static int sp[2] = { -1, -1 };
+static size_t sp_held;
+
+static ssize_t splice_call(int fd, unsigned char *b, size_t len)
+{
+	ssize_t n;
+
+	if (sp[0] < 0 && pipe(sp))
+		return -1;
+	if (!sp_held) {
+		n = write(sp[1], b, len < 65536 ? len : 65536);
+		if (n < 0)
+			return -1;
+		sp_held = n;
+	}
+	n = splice(sp[0], NULL, fd, NULL, sp_held, 0);
+	if (n > 0)
+		sp_held -= n;
+	return n;
+}
+
+static void splice_reset(void)
+{
+	if (sp[0] >= 0) {
+		close(sp[0]);
+		close(sp[1]);
+	}
+	sp[0] = sp[1] = -1;
+	sp_held = 0;
+}
+
 static ssize_t do_call(enum call c, int fd, unsigned char *b, size_t len)
 {
 	struct iovec iov[NIOV];
@@ -150,6 +188,8 @@ static ssize_t do_call(enum call c, int fd, unsigned char *b, size_t len)
 		return sendmsg(fd, &m, 0);
 	case C_WRITE:
 		return write(fd, b, len);
+	case C_SPLICE:
+		return splice_call(fd, b, len);
 	default:
 		return writev(fd, iov, NIOV);
 	}
@@ -316,6 +356,7 @@ static void run_storm(const char *ip, enum call c, bool restart)
 	close(rx.fd);
 	close(rx.go);
 	close(st.stop);
+	splice_reset();
 	ok = !err && off == LEN && stream_is(rx.got, buf, LEN, NULL, 0);
 	printf("# transcript: %s, %s, signal storm: %d calls, %d EINTR, %d signals, sent %zu, peer got %zu%s%s\n",
 	       name, how, calls, eintr, (int)nsig, off, rx.got, err ? ", error " : "",
@@ -695,6 +736,13 @@ TEST(sendall_signal_storm)
 	run_storm(server_ip, C_SEND, false);
 	run_storm(server_ip, C_WRITEV, true);
 	run_storm(server_ip, C_WRITEV, false);
+}
+
+/* splice from a pipe to a remote socket: each piece goes out once, whatever the signals. */
+TEST(splice_signal_storm)
+{
+	run_storm(server_ip, C_SPLICE, true);
+	run_storm(server_ip, C_SPLICE, false);
 }
 
 TEST(nonblocking_recv_signal_storm)
