@@ -562,14 +562,24 @@ static bool waiter_resolve(struct wcall *w)
  */
 static int64_t wcall_epoll_local(struct wcall *w)
 {
-	struct epoll_event ev[256];
-	int n;
+	struct epoll_event small[64], *ev = small;
+	int max = w->nfds < 65536 ? w->nfds : 65536, n;
 
-	n = epoll_wait(w->lp[0].fd, ev, w->nfds < 256 ? w->nfds : 256, 0);
+	/* as many as the caller asked for: a program may count on getting all that are ready */
+	if (max > 64) {
+		ev = malloc((size_t)max * sizeof(*ev));
+		if (!ev) {
+			ev = small;
+			max = 64;
+		}
+	}
+	n = epoll_wait(w->lp[0].fd, ev, max, 0);
 	if (n < 0)
-		return -errno;
-	if (n > 0 && sv_write_mem(w->c, w->uptr[0], ev, n * sizeof(*ev)) == -EFAULT)
-		return -EFAULT;
+		n = -errno;
+	else if (n > 0 && sv_write_mem(w->c, w->uptr[0], ev, n * sizeof(*ev)) == -EFAULT)
+		n = -EFAULT;
+	if (ev != small)
+		free(ev);
 	return n;
 }
 
