@@ -60,14 +60,40 @@ allow bind any 127.0.0.0/8 *
 allow bind any ::/0 *'
 rsys_delegate_start
 
+# A test that runs longer than this hangs (seconds; the suites' slowest take some 20).
+PYSUITE_TEST_LIMIT=${PYSUITE_TEST_LIMIT:-120}
+
+# py_watchdog OUT: SIGABRT to the pysuite.py writing OUT once the test of its last "start"
+# line has run PYSUITE_TEST_LIMIT seconds: faulthandler dumps its threads' stacks and it ends.
+py_watchdog()
+{
+	local out=$1 last= line since=$SECONDS
+
+	while sleep 2; do
+		line=$(tail -n 1 "$out" 2>/dev/null)
+		if [ "$line" != "$last" ]; then
+			last=$line
+			since=$SECONDS
+		elif [ "${line#start }" != "$line" ] && [ $((SECONDS - since)) -ge "$PYSUITE_TEST_LIMIT" ]; then
+			pkill -ABRT -f -- "$PYSUITE $out " && since=$SECONDS
+		fi
+	done
+}
+
 # py_run MODE OUT CWD MODULE-OR-TEST-ID...: the suite's runner (selftests/suites.sh).
 py_run()
 (
 	mode=$1 out=$2 cwd=$3
 	shift 3
+	py_watchdog "$out" &
+	dog=$!
 	# The suites write their files (and bind unix sockets) in the current directory:
 	# one the sandbox's uid may write, for both runs.
 	cd "$cwd" && suite_exec "$mode" "$PYTHON3" "$PYSUITE" "$out" "${EXCLUDE[@]}" "$@"
+	rc=$?
+	kill "$dog" 2>/dev/null
+	wait "$dog" 2>/dev/null
+	return $rc
 )
 
 groups=${*:-$ORDER}

@@ -84,7 +84,7 @@ suite_group()
 		cat "$r.$k" >>"$r"
 	done
 	# where each hang was: the runner's dump of its threads
-	grep -A24 -E '^Timeout \(|: Timeout \(' "$r.err" | head -n 80 | tap_diag_file /dev/stdin
+	grep -A24 -E 'Fatal Python error: Aborted' "$r.err" | head -n 80 | tap_diag_file /dev/stdin
 	tr=$((SECONDS - start - tn))
 	npass=$(suite_passed "$n" | grep -c .)
 	rpass=$(suite_passed "$r" | grep -c .)
