@@ -249,8 +249,9 @@ else
 	tap_not_ok "execve passport: expected 'EACCES python again', got '$only'"
 fi
 
-# splice and io_uring would bypass the monitor: splice to a remote socket gets EINVAL,
-# io_uring_setup ENOSYS (as without io_uring), so programs fall back to routed calls.
+# splice from a pipe to a remote socket is routed (the delegate sends the bytes); splice from
+# a remote socket and io_uring would bypass the monitor: EINVAL, and ENOSYS (as without
+# io_uring), so programs fall back to routed calls.
 bypass=$(rsys_run "$PYTHON3" -c '
 import ctypes, errno, os, socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
@@ -261,16 +262,21 @@ try:
     print("splice ok")
 except OSError as e:
     print("splice", errno.errorcode[e.errno])
+try:
+    os.splice(s.fileno(), w, 1, flags=os.SPLICE_F_NONBLOCK)
+    print("splice-in ok")
+except OSError as e:
+    print("splice-in", errno.errorcode[e.errno])
 libc = ctypes.CDLL(None, use_errno=True)
 params = ctypes.create_string_buffer(120)
 ret = libc.syscall(425, 8, params)
 print("io_uring_setup", "ok" if ret >= 0 else errno.errorcode[ctypes.get_errno()])
 ' "$RSYS_WORLD_IP" "$HTTP_PORT" 2>&1 | tr '\n' ' ')
-# In direct mode the socket is real: splice moves the data as natively.
-want="splice EINVAL io_uring_setup ENOSYS "
-[ "${RSYS_MODE:-remote}" = direct ] && want="splice ok io_uring_setup ENOSYS "
+# In direct mode the socket is real: splice moves the data as natively (nothing to read yet).
+want="splice ok splice-in EINVAL io_uring_setup ENOSYS "
+[ "${RSYS_MODE:-remote}" = direct ] && want="splice ok splice-in EAGAIN io_uring_setup ENOSYS "
 if [ "$bypass" = "$want" ]; then
-	tap_ok "splice to a remote socket: ${want% io_uring*}; io_uring_setup: ENOSYS"
+	tap_ok "splice to and from a remote socket: ${want% io_uring*}; io_uring_setup: ENOSYS"
 else
 	tap_not_ok "splice/io_uring: expected '$want', got '$bypass'"
 fi
