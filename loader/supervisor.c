@@ -530,10 +530,136 @@ static bool sv_send(struct sv_call *c, int64_t ret, bool cont)
 	return true;
 }
 
+/*
+ * Calls that a second run would not repeat harmlessly (an EPOLL_CTL_ADD
+ * gets EEXIST, a bind EINVAL), when their thread misses the answer: without
+ * WAIT_KILLABLE_RECV (rsys not attached) a signal ends a thread's wait for
+ * its answer, and the kernel restarts the call at once after a handler
+ * with SA_RESTART (Go's), or fails it with EINTR. The first run's effect
+ * happened; its restart gets its answer instead of a second run:
+ * - the restart comes while the first run is still pending (a bind at the
+ *   delegate; the thread can make no other call meanwhile): it waits for
+ *   that answer (sv_pend);
+ * - it comes after the answer was lost (sv_lost): the thread's next call,
+ *   if the same from the same place, takes a successful answer.
+ * Sends, splices, receives and waits have their own ways (sockcalls.c,
+ * wait.c).
+ */
+struct sv_pend {
+	struct sv_call *c;		/* NULL: a free slot */
+	struct sv_call *restart;	/* its thread's same call, come meanwhile */
+};
+
+struct sv_lost {
+	pid_t tid;			/* 0: a free slot */
+	struct seccomp_data call;
+	int64_t ret;
+};
+
+#define SV_PEND		64
+#define SV_LOST		64
+static struct sv_pend sv_pend[SV_PEND];
+static struct sv_lost sv_lost[SV_LOST];
+static unsigned int sv_lost_next, sv_live;	/* sv_live: slots in use in both */
+static pthread_mutex_t sv_lost_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool sv_lost_worth(const struct sv_call *c)
+{
+	return !c->sv->killable && (c->n.data.nr == SYS_epoll_ctl || c->n.data.nr == SYS_bind);
+}
+
+static bool sv_same_call(const struct sv_call *a, const struct sv_call *b)
+{
+	return a->n.pid == b->n.pid && !memcmp(&a->n.data, &b->n.data, sizeof(a->n.data));
+}
+
+/*
+ * Before @c runs: true if it is the restart of a call its thread left
+ * (then it is answered or waits for that answer); else @c is noted as
+ * pending (sv_lost_worth calls only).
+ */
+static bool sv_restart_of_lost(struct sv_call *c)
+{
+	struct sv_call *gone = NULL;
+	int64_t ret = 0;
+	bool found = false, answer = false;
+	int i;
+
+	if (!__atomic_load_n(&sv_live, __ATOMIC_RELAXED) && !sv_lost_worth(c))
+		return false;
+	pthread_mutex_lock(&sv_lost_lock);
+	for (i = 0; i < SV_PEND && !found; i++) {
+		struct sv_pend *p = &sv_pend[i];
+
+		if (!p->c || p->c->n.pid != c->n.pid || !sv_same_call(p->c, c))
+			continue;
+		gone = p->restart;	/* a restart that was itself interrupted */
+		p->restart = c;
+		found = true;
+	}
+	for (i = 0; i < SV_LOST && !found; i++) {
+		if (sv_lost[i].tid != (pid_t)c->n.pid)
+			continue;
+		found = answer = !memcmp(&sv_lost[i].call, &c->n.data, sizeof(c->n.data));
+		ret = sv_lost[i].ret;
+		sv_lost[i].tid = 0;
+		sv_live--;
+		break;
+	}
+	for (i = 0; i < SV_PEND && !found && sv_lost_worth(c); i++) {
+		if (!sv_pend[i].c) {
+			sv_pend[i] = (struct sv_pend){ c, NULL };
+			sv_live++;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&sv_lost_lock);
+	if (gone)
+		sv_reply(gone, -EINTR);	/* its thread left it too */
+	if (answer)
+		sv_reply(c, ret);
+	return found;
+}
+
+/*
+ * @c was answered (@sent: its thread took it, as far as the kernel knows;
+ * @cont: left to the kernel).
+ */
+static void sv_answered(struct sv_call *c, int64_t ret, bool sent, bool cont)
+{
+	struct sv_call *restart = NULL;
+	struct sv_lost *l;
+	int i;
+
+	if (!__atomic_load_n(&sv_live, __ATOMIC_RELAXED) || !sv_lost_worth(c))
+		return;
+	pthread_mutex_lock(&sv_lost_lock);
+	for (i = 0; i < SV_PEND; i++) {
+		if (sv_pend[i].c == c) {
+			restart = sv_pend[i].restart;
+			sv_pend[i] = (struct sv_pend){ NULL, NULL };
+			sv_live--;
+			break;
+		}
+	}
+	if (!restart && !sent && !cont && ret >= 0) {
+		l = &sv_lost[sv_lost_next++ % SV_LOST];
+		if (!l->tid)
+			sv_live++;
+		*l = (struct sv_lost){ c->n.pid, c->n.data, ret };
+	}
+	pthread_mutex_unlock(&sv_lost_lock);
+	if (restart && cont)
+		sv_continue(restart);
+	else if (restart)
+		sv_reply(restart, ret);	/* the thread is in the restart now */
+}
+
 bool sv_reply(struct sv_call *c, int64_t ret)
 {
 	bool sent = sv_send(c, ret, false);
 
+	sv_answered(c, ret, sent, false);
 	sv_call_free(c);
 	return sent;
 }
@@ -541,6 +667,7 @@ bool sv_reply(struct sv_call *c, int64_t ret)
 void sv_continue(struct sv_call *c)
 {
 	sv_send(c, 0, true);
+	sv_answered(c, 0, true, true);
 	sv_call_free(c);
 }
 
@@ -722,6 +849,8 @@ static void sv_dispatch(struct sv_call *c)
 		sv_watch_proc(c->proc);
 	if (c->sv->killable)
 		held_add(c);
+	if (sv_restart_of_lost(c))
+		return;		/* answered, or waits for its first run's answer */
 	sock_exec_done(c);
 	if (c->sv->direct) {
 		if (nr < SV_DIRECT_NR_MAX && sv_direct_table[nr])

@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Split select/poll/epoll selftests: wait_select, wait_epoll natively and under rsys; wait_leak, asyncio under rsys.
+# Split select/poll/epoll selftests: wait_select, wait_epoll, ctl_restart natively and under rsys; wait_leak, asyncio under rsys.
 
 . "$(dirname "$0")/lib.sh"
 
 SELECT=$RSYS_O/selftests/wait_select
 EPOLL=$RSYS_O/selftests/wait_epoll
 LEAK=$RSYS_O/selftests/wait_leak
+RESTART=$RSYS_O/selftests/ctl_restart
 rsys_require
-[ -x "$SELECT" ] && [ -x "$EPOLL" ] && [ -x "$LEAK" ] ||
-	ksft_skip "wait_select/wait_epoll/wait_leak not built (make -C selftests)"
+[ -x "$SELECT" ] && [ -x "$EPOLL" ] && [ -x "$LEAK" ] && [ -x "$RESTART" ] ||
+	ksft_skip "wait_select/wait_epoll/wait_leak/ctl_restart not built (make -C selftests)"
 rsys_topology_up
 rsys_delegate_start
+
+tap_plan 8
+export WAIT_IP=$RSYS_SERVICE_IP WAIT_ECHO=$RSYS_WORLD_IP
+# Without the BPF objects a signal ends a thread's wait for an answer and the kernel restarts
+# the call: epoll_ctl and bind must still take effect once (before rsys_attach_once).
+rsys_native timeout 120 "$RESTART" >"$RSYS_TMP/restart.native" 2>&1
+tap_report "ctl_restart natively" $? "$RSYS_TMP/restart.native"
+if [ -e /sys/fs/bpf/rsys/fdtable ]; then
+	tap_skip "ctl_restart under rsys without the BPF objects: rsys is attached on this machine"
+else
+	RSYS_RUN_TIMEOUT=120 rsys_run "$RESTART" >"$RSYS_TMP/restart.rsys" 2>&1
+	tap_report "ctl_restart under rsys without the BPF objects (SA_RESTART signal storm)" $? \
+		"$RSYS_TMP/restart.rsys"
+fi
 # BPF tells the monitor which handlers had SA_RESTART (rsys_signal_deliver)
 rsys_attach_once || echo "# rsys-load attach failed: SA_RESTART cases will differ"
 
-tap_plan 6
-export WAIT_IP=$RSYS_SERVICE_IP WAIT_ECHO=$RSYS_WORLD_IP
 WAIT_RSYS=0 rsys_native timeout 120 "$SELECT" >"$RSYS_TMP/native" 2>&1
 tap_report "wait_select natively" $? "$RSYS_TMP/native"
 WAIT_RSYS=1 timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
