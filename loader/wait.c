@@ -674,6 +674,25 @@ static bool sig_pending_unmasked(pid_t tgid, pid_t tid, uint64_t mask)
 }
 
 /*
+ * The waiter thread ends @w unless it was resolved already: false then.
+ * Both halves are over when it returns true; the caller still answers.
+ */
+static bool waiter_take(struct wcall *w)
+{
+	bool cancel;
+
+	pthread_mutex_lock(&wait_lock);
+	if (w->resolved) {
+		pthread_mutex_unlock(&wait_lock);
+		return false;
+	}
+	cancel = waiter_resolve(w);
+	pthread_mutex_unlock(&wait_lock);
+	waiter_end_halves(w, cancel);
+	return true;
+}
+
+/*
  * The caller of @w (pselect6, ppoll, epoll_pwait) blocks a signal that
  * the call's mask lets through, and it is pending: natively the wait ends
  * now, with EINTR once the handler ran, or restarts. The monitor cannot
@@ -683,16 +702,8 @@ static bool sig_pending_unmasked(pid_t tgid, pid_t tid, uint64_t mask)
  */
 static void waiter_mask_signal(struct wcall *w)
 {
-	bool cancel;
-
-	pthread_mutex_lock(&wait_lock);
-	if (w->resolved) {
-		pthread_mutex_unlock(&wait_lock);
+	if (!waiter_take(w))
 		return;
-	}
-	cancel = waiter_resolve(w);
-	pthread_mutex_unlock(&wait_lock);
-	waiter_end_halves(w, cancel);
 	wcall_write_time_left(w);
 	sv_continue(w->c);
 	wcall_put(w);	/* the waiter side's reference */
@@ -1583,17 +1594,11 @@ static void epoll_again(struct wcall *w)
  */
 static void waiter_rearm(struct wcall *w)
 {
-	bool cancel;
-
 	pthread_mutex_lock(&wait_lock);
 	w->rearm = false;
-	if (w->resolved) {
-		pthread_mutex_unlock(&wait_lock);
-		return;
-	}
-	cancel = waiter_resolve(w);
 	pthread_mutex_unlock(&wait_lock);
-	waiter_end_halves(w, cancel);
+	if (!waiter_take(w))
+		return;
 	epoll_again(w);
 	wcall_put(w);	/* the waiter side's reference */
 }

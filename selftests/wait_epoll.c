@@ -306,6 +306,25 @@ static const char *wait_ip(void)
 	return getenv("WAIT_IP") ? getenv("WAIT_IP") : "127.0.0.1";
 }
 
+/* A new instance and a remote UDP pair, @v.rx registered with @events and @data. */
+static int instance_with(struct udp *v, uint32_t events, uint64_t data)
+{
+	int e = epoll_create1(EPOLL_CLOEXEC);
+
+	if (e < 0 || udp_open(v, wait_ip()) || add(e, v->rx, events, data))
+		ktap_exit_fail("setup: %s", strerror(errno));
+	return e;
+}
+
+static void udp_close(struct udp *u)
+{
+	close(u->rx);
+	close(u->tx);
+}
+
+/* What the waiter got, for the CHECK lines. */
+#define SEEN(w) (w).n, (unsigned long long)(w).ev[0].data.u64, (w).took
+
 /* An instance that had only a local fd: the first remote one comes while a wait is on. */
 TEST(thread_adds_first_remote)
 {
@@ -313,16 +332,16 @@ TEST(thread_adds_first_remote)
 	struct udp v;
 	int e = epoll_create1(EPOLL_CLOEXEC);
 
-	if (udp_open(&v, wait_ip()) || add(e, p[0], EPOLLIN, 1))
+	if (e < 0 || udp_open(&v, wait_ip()) || add(e, p[0], EPOLLIN, 1))
 		ktap_exit_fail("setup: %s", strerror(errno));
 	waiter_start(&w, e);
 	add(e, v.rx, EPOLLIN, 0xadd1);
 	fire(&v);
-	CHECK(waiter_saw(&w, 0xadd1), "remote fd added by another thread during a wait: %d event(s), data %#llx, after %.2f s",
-	      w.n, (unsigned long long)w.ev[0].data.u64, w.took);
+	CHECK(waiter_saw(&w, 0xadd1),
+	      "remote fd added by another thread during a wait: %d event(s), data %#llx, after %.2f s",
+	      SEEN(w));
 	close(e);
-	close(v.rx);
-	close(v.tx);
+	udp_close(&v);
 }
 
 /* An instance waiting for a remote fd: another remote fd added meanwhile is watched too. */
@@ -330,64 +349,56 @@ TEST(thread_adds_second_remote)
 {
 	struct waiter w;
 	struct udp v, x;
-	int e = epoll_create1(EPOLL_CLOEXEC);
+	int e = instance_with(&v, EPOLLIN, 1);
 
-	if (udp_open(&v, wait_ip()) || udp_open(&x, wait_ip()) || add(e, v.rx, EPOLLIN, 1))
+	if (udp_open(&x, wait_ip()))
 		ktap_exit_fail("setup: %s", strerror(errno));
 	waiter_start(&w, e);
 	add(e, x.rx, EPOLLIN, 0xadd2);
 	fire(&x);
-	CHECK(waiter_saw(&w, 0xadd2), "second remote fd added during a wait: %d event(s), data %#llx, after %.2f s",
-	      w.n, (unsigned long long)w.ev[0].data.u64, w.took);
+	CHECK(waiter_saw(&w, 0xadd2),
+	      "second remote fd added during a wait: %d event(s), data %#llx, after %.2f s", SEEN(w));
 	close(e);
-	close(v.rx);
-	close(v.tx);
-	close(x.rx);
-	close(x.tx);
+	udp_close(&v);
+	udp_close(&x);
 }
 
 /* A one-shot registration that fired is re-armed by another thread (EPOLL_CTL_MOD). */
 TEST(thread_rearms_oneshot)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = 0x0e };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = 0x0f };
 	struct waiter w;
 	struct udp v;
-	int e = epoll_create1(EPOLL_CLOEXEC), n;
+	int e = instance_with(&v, ev.events, 0x0e), n;
 
-	if (udp_open(&v, wait_ip()) || epoll_ctl(e, EPOLL_CTL_ADD, v.rx, &ev))
-		ktap_exit_fail("setup: %s", strerror(errno));
 	fire(&v);
 	n = epoll_wait(e, w.ev, 8, 1000);	/* fires once, then disabled */
 	waiter_start(&w, e);
-	ev.data.u64 = 0x0f;
 	epoll_ctl(e, EPOLL_CTL_MOD, v.rx, &ev);
-	CHECK(n == 1 && waiter_saw(&w, 0x0f), "one-shot fired (%d), re-armed by another thread during a wait: %d event(s), data %#llx, after %.2f s",
-	      n, w.n, (unsigned long long)w.ev[0].data.u64, w.took);
+	CHECK(n == 1 && waiter_saw(&w, 0x0f),
+	      "one-shot fired (%d), re-armed by another thread during a wait: %d event(s), data %#llx, after %.2f s",
+	      n, SEEN(w));
 	close(e);
-	close(v.rx);
-	close(v.tx);
+	udp_close(&v);
 }
 
 /* An edge-triggered registration that fired: another thread reads it all, then more arrives. */
 TEST(thread_reads_edge)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = 0xed };
 	struct waiter w;
 	struct udp v;
-	int e = epoll_create1(EPOLL_CLOEXEC), n;
+	int e = instance_with(&v, EPOLLIN | EPOLLET, 0xed), n;
 
-	if (udp_open(&v, wait_ip()) || epoll_ctl(e, EPOLL_CTL_ADD, v.rx, &ev))
-		ktap_exit_fail("setup: %s", strerror(errno));
 	fire(&v);
 	n = epoll_wait(e, w.ev, 8, 1000);
 	waiter_start(&w, e);
 	udp_drain(&v);
 	fire(&v);
-	CHECK(n == 1 && waiter_saw(&w, 0xed), "edge-triggered fd read by another thread, new arrival during a wait: %d event(s), data %#llx, after %.2f s",
-	      w.n, (unsigned long long)w.ev[0].data.u64, w.took);
+	CHECK(n == 1 && waiter_saw(&w, 0xed),
+	      "edge-triggered fd read by another thread, new arrival during a wait: %d event(s), data %#llx, after %.2f s",
+	      SEEN(w));
 	close(e);
-	close(v.rx);
-	close(v.tx);
+	udp_close(&v);
 }
 
 /* Deleted by another thread during a wait: its arrival is not reported, the wait times out. */
@@ -395,19 +406,16 @@ TEST(thread_deletes)
 {
 	struct waiter w;
 	struct udp v;
-	int e = epoll_create1(EPOLL_CLOEXEC);
+	int e = instance_with(&v, EPOLLIN, 0xde1);
 
-	if (udp_open(&v, wait_ip()) || add(e, v.rx, EPOLLIN, 0xde1))
-		ktap_exit_fail("setup: %s", strerror(errno));
 	waiter_start(&w, e);
 	epoll_ctl(e, EPOLL_CTL_DEL, v.rx, NULL);
 	fire(&v);
 	pthread_join(w.t, NULL);
-	CHECK(w.n == 0 && w.took > 3.5, "remote fd deleted during a wait: %d event(s) after %.2f s (timeout 4 s)",
-	      w.n, w.took);
+	CHECK(w.n == 0 && w.took > 3.5,
+	      "remote fd deleted during a wait: %d event(s) after %.2f s (timeout 4 s)", w.n, w.took);
 	close(e);
-	close(v.rx);
-	close(v.tx);
+	udp_close(&v);
 }
 
 int main(void)
