@@ -21,7 +21,8 @@
  *  writer      remote.c remote_writer(), started by the first send of the
  *              event thread: writes the queued frames.
  *  waiter      wait.c waiter_main(), started by the first split wait:
- *              local halves of select/poll/epoll, resolves and cancels.
+ *              local halves of select/poll/epoll, resolves, cancels and
+ *              restarts epoll waits; ended by sv_stop() (wait_stop()).
  *  optional    execguard.c guard_reader() (exec guard reports); lib/tls.c
  *              relay_main() for a tcp:/vsock: delegate (TLS <-> plain).
  *
@@ -560,7 +561,8 @@ struct sv_lost {
 #define SV_LOST		64
 static struct sv_pend sv_pend[SV_PEND];
 static struct sv_lost sv_lost[SV_LOST];
-static unsigned int sv_lost_next, sv_live;	/* sv_live: slots in use in both */
+static unsigned int sv_lost_next;
+static unsigned int sv_live;	/* slots in use in both; written under sv_lost_lock, read without */
 static pthread_mutex_t sv_lost_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool sv_lost_worth(const struct sv_call *c)
@@ -603,13 +605,13 @@ static bool sv_restart_of_lost(struct sv_call *c)
 		found = answer = !memcmp(&sv_lost[i].call, &c->n.data, sizeof(c->n.data));
 		ret = sv_lost[i].ret;
 		sv_lost[i].tid = 0;
-		sv_live--;
+		__atomic_sub_fetch(&sv_live, 1, __ATOMIC_RELAXED);
 		break;
 	}
 	for (i = 0; i < SV_PEND && !found && sv_lost_worth(c); i++) {
 		if (!sv_pend[i].c) {
 			sv_pend[i] = (struct sv_pend){ c, NULL };
-			sv_live++;
+			__atomic_add_fetch(&sv_live, 1, __ATOMIC_RELAXED);
 			break;
 		}
 	}
@@ -638,14 +640,14 @@ static void sv_answered(struct sv_call *c, int64_t ret, bool sent, bool cont)
 		if (sv_pend[i].c == c) {
 			restart = sv_pend[i].restart;
 			sv_pend[i] = (struct sv_pend){ NULL, NULL };
-			sv_live--;
+			__atomic_sub_fetch(&sv_live, 1, __ATOMIC_RELAXED);
 			break;
 		}
 	}
 	if (!restart && !sent && !cont && ret >= 0) {
 		l = &sv_lost[sv_lost_next++ % SV_LOST];
 		if (!l->tid)
-			sv_live++;
+			__atomic_add_fetch(&sv_live, 1, __ATOMIC_RELAXED);
 		*l = (struct sv_lost){ c->n.pid, c->n.data, ret };
 	}
 	pthread_mutex_unlock(&sv_lost_lock);
@@ -1207,6 +1209,7 @@ void sv_stop(struct sv *sv)
 	if (write(st.stopfd, &one, sizeof(one)) != sizeof(one))
 		pr_debug("stop event: %s\n", err_str(errno));
 	pthread_join(st.ev_thread, NULL);
+	wait_stop();
 	ring_buffer__free(st.sigring);
 	close(st.stopfd);
 	close(st.epfd);

@@ -179,6 +179,8 @@ enum sv_verdict wait_epoll_pwait2(struct sv_call *c);
  * list, for the time they have left, as a Linux wait sees every change.
  */
 void wait_epoll_changed(pid_t tgid, int epfd);
+/* End the waiter thread (sv_stop, once no call can come): nothing uses the delegate after it. */
+void wait_stop(void);
 
 /*
  * Add to @ctx a NOTIFY rule for every intercepted syscall and the sandbox's

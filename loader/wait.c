@@ -110,6 +110,8 @@ struct wcall {
 static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t waiter_once = PTHREAD_ONCE_INIT;
 static int waiter_epfd = -1, wake_fd = -1;
+static pthread_t waiter_thread;
+static bool waiter_started, waiter_stopping;	/* wait_stop() */
 static struct wcall *wq_head, *wq_tail;
 static struct wcall *rq_head;	/* epoll waits to start again (wait_epoll_changed) */
 
@@ -770,7 +772,7 @@ static void *waiter_main(void *arg)
 	int n, timeout;
 
 	(void)arg;
-	for (;;) {
+	while (!__atomic_load_n(&waiter_stopping, __ATOMIC_ACQUIRE)) {
 		pthread_mutex_lock(&wait_lock);
 		timeout = watch_head ? WAIT_CHECK_MS : -1;
 		waiter_idle = !watch_head;
@@ -800,20 +802,31 @@ static void *waiter_main(void *arg)
 static void waiter_init(void)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-	pthread_t t;
 
 	waiter_epfd = epoll_create1(EPOLL_CLOEXEC);
 	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (waiter_epfd < 0 || wake_fd < 0 ||
 	    epoll_ctl(waiter_epfd, EPOLL_CTL_ADD, wake_fd, &ev) ||
-	    pthread_create(&t, NULL, waiter_main, NULL)) {
+	    pthread_create(&waiter_thread, NULL, waiter_main, NULL)) {
 		pr_warn("cannot start the split-wait thread: %s\n", err_str(errno));
 		if (waiter_epfd >= 0)
 			close(waiter_epfd);
 		waiter_epfd = -1;
 		return;
 	}
-	pthread_detach(t);
+	__atomic_store_n(&waiter_started, true, __ATOMIC_RELEASE);
+}
+
+void wait_stop(void)
+{
+	uint64_t one = 1;
+
+	if (!__atomic_load_n(&waiter_started, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&waiter_stopping, true, __ATOMIC_RELEASE);
+	if (write(wake_fd, &one, sizeof(one)) < 0)
+		pr_warn("waiter wake-up failed: %s\n", err_str(errno));
+	pthread_join(waiter_thread, NULL);
 }
 
 /* The start, the timeout in ms (-1 infinite) and the deadline, from a relative timespec. */
@@ -1008,6 +1021,7 @@ static enum sv_verdict wcall_start(struct wcall *w)
 {
 	struct epoll_event ev;
 	struct sv_call *c = w->c;
+	pid_t tgid = c->tgid;
 	uint64_t one = 1;
 	bool wake;
 	int local, err;
@@ -1099,9 +1113,12 @@ static enum sv_verdict wcall_start(struct wcall *w)
 	pthread_mutex_unlock(&wait_lock);
 	if (wake && write(wake_fd, &one, sizeof(one)) < 0)
 		pr_warn("waiter wake-up failed: %s\n", err_str(errno));
-	/* a change of the interest list since the snapshot found no armed wait to restart */
-	if (w->kind == WK_EPOLL && ep_gen(c->tgid, w->epfd) != w->epgen)
-		wait_epoll_changed(c->tgid, w->epfd);
+	/*
+	 * A change of the interest list since the snapshot found no armed
+	 * wait to restart. (@c may be answered and gone by now: not @tgid.)
+	 */
+	if (w->kind == WK_EPOLL && ep_gen(tgid, w->epfd) != w->epgen)
+		wait_epoll_changed(tgid, w->epfd);
 	wcall_put(w);
 	return SV_PENDING;
 reply:
