@@ -1383,8 +1383,7 @@ static void send_finish(struct sop *o, int64_t ret)
 	while ((w = waiting)) {
 		c = w->c;
 		waiting = w->hnext;
-		if (send_begin(w) == SV_REPLY)
-			sv_reply(c, c->ret);
+		sv_verdict_do(c, send_begin(w));
 	}
 }
 
@@ -1736,15 +1735,7 @@ static void splice_done(struct remote_req *r)
 	pthread_mutex_unlock(&splice_lock);
 	if (!next)
 		return;
-	switch (splice_start(next, h)) {
-	case SV_PENDING:
-		break;
-	case SV_CONTINUE:
-		sv_continue(next);
-		break;
-	default:
-		sv_reply(next, next->ret);
-	}
+	sv_verdict_do(next, splice_start(next, h));
 }
 
 enum sv_verdict sys_splice(struct sv_call *c)

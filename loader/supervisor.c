@@ -673,6 +673,14 @@ void sv_continue(struct sv_call *c)
 	sv_call_free(c);
 }
 
+void sv_verdict_do(struct sv_call *c, enum sv_verdict v)
+{
+	if (v == SV_CONTINUE)
+		sv_continue(c);
+	else if (v == SV_REPLY)
+		sv_reply(c, c->ret);
+}
+
 bool sv_call_valid(const struct sv_call *c)
 {
 	__u64 id = c->n.id;
@@ -860,16 +868,7 @@ static void sv_dispatch(struct sv_call *c)
 	} else if (nr < SV_NR_MAX && sv_table[nr]) {
 		v = sv_table[nr](c);
 	}
-	switch (v) {
-	case SV_CONTINUE:
-		sv_continue(c);
-		break;
-	case SV_REPLY:
-		sv_reply(c, c->ret);
-		break;
-	case SV_PENDING:
-		break;
-	}
+	sv_verdict_do(c, v);
 }
 
 static void sv_wake(int sig)

@@ -95,6 +95,9 @@ static inline enum sv_verdict sv_error(struct sv_call *c, int err)
 bool sv_reply(struct sv_call *c, int64_t ret);
 void sv_continue(struct sv_call *c);
 
+/* What a handler's verdict @v says, for a handler run outside the dispatcher (SV_PENDING: nothing). */
+void sv_verdict_do(struct sv_call *c, enum sv_verdict v);
+
 /* Free a call that was answered by other means (sv_addfd with @answer) or cannot be answered. */
 void sv_call_free(struct sv_call *c);
 

@@ -1594,15 +1594,7 @@ static void epoll_again(struct wcall *w)
 		if (!nw->timeout_ms)
 			nw->timeout_ms = 1;
 	}
-	switch (wcall_start(nw)) {
-	case SV_PENDING:
-		break;
-	case SV_CONTINUE:
-		sv_continue(c);
-		break;
-	default:
-		sv_reply(c, c->ret);
-	}
+	sv_verdict_do(c, wcall_start(nw));
 }
 
 /*
