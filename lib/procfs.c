@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-/* proc_status(): fields of /proc/PID/status and /proc/PID/task/TID/status (procfs.h). */
+/* proc_status(): fields of /proc/PID/status and /proc/PID/task/TID/status; proc_threads() (procfs.h). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "procfs.h"
 
@@ -58,4 +59,15 @@ int fd_link(int fd, char *buf, size_t len)
 		return -errno;
 	buf[n] = '\0';
 	return 0;
+}
+
+int proc_threads(pid_t tid)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)tid);
+	if (stat(path, &st))
+		return -errno;
+	return st.st_nlink > 2 ? (int)(st.st_nlink - 2) : 0;
 }

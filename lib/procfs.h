@@ -17,6 +17,14 @@
 int proc_status(pid_t tgid, pid_t tid, const char *const *names, uint64_t *vals, int n);
 
 /*
+ * The threads of @tid's process, or -errno: the link count of
+ * /proc/@tid/task (the kernel's nr_threads + 2), one stat() where
+ * reading "Threads" of the status file costs four times as much; the
+ * blocking epoll waits of a monitored process ask it on every call.
+ */
+int proc_threads(pid_t tid);
+
+/*
  * What the monitor's own @fd is, as /proc/self/fd names it ("socket:[123]",
  * "anon_inode:[eventpoll]", ...), into @buf of @len bytes. 0 or -errno.
  */

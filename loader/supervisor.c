@@ -746,10 +746,9 @@ int sv_fd_remote(struct sv_call *c, int vfd, uint64_t *handle)
 
 int sv_threads(struct sv_call *c)
 {
-	static const char *const names[] = { "Threads" };
-	uint64_t n = 0;
+	int n = proc_threads(c->n.pid);
 
-	return proc_status(0, c->n.pid, names, &n, 1) == 1 ? (int)n : 0;
+	return n > 0 ? n : 0;
 }
 
 int sv_fd_dup(struct sv_call *c, int vfd)

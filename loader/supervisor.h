@@ -145,7 +145,7 @@ int sv_fd_remote(struct sv_call *c, int vfd, uint64_t *handle);
 /* A copy, in the monitor, of the caller's file @vfd (pidfd_getfd), or -errno. Caller closes it. */
 int sv_fd_dup(struct sv_call *c, int vfd);
 
-/* The threads of @c's process now ("Threads" of /proc status), 0 if unreadable. */
+/* The threads of @c's process now (proc_threads: /proc/TID/task), 0 if unreadable. */
 int sv_threads(struct sv_call *c);
 
 /*
