@@ -1465,19 +1465,38 @@ enum sv_verdict wait_epoll_ctl(struct sv_call *c)
  * An epoll wait on @epfd of @c as a split call: the instance itself is the
  * local half (the kernel reports its local fds), its live remote
  * registrations the remote half. NULL when the kernel alone can do the
- * wait: the monitor knows of no remote registration live, and with
- * @hold_empty not even then (the instance is known from now on).
+ * wait: the monitor knows of no remote registration live, and @hold does
+ * not say to hold the wait even so. One snapshot of the interest list, and
+ * at most one thread count; an instance the monitor has not seen yet is
+ * looked up only for a wait it holds (then known from now on).
  */
-static struct wcall *wcall_epoll(struct sv_call *c, int epfd, int maxevents, bool hold_empty)
+enum ep_hold {
+	EP_HOLD_LIVE,		/* only with a live remote registration (a wait that polls) */
+	EP_HOLD_THREADS,	/* or if another thread could add one meanwhile (a blocking wait) */
+	EP_HOLD_ALWAYS,		/* in any case (a held wait started again) */
+};
+
+static bool ep_hold_empty(struct sv_call *c, enum ep_hold hold, int *threads)
+{
+	if (hold != EP_HOLD_THREADS)
+		return hold == EP_HOLD_ALWAYS;
+	if (!*threads)
+		*threads = sv_threads(c);
+	return *threads > 1;
+}
+
+static struct wcall *wcall_epoll(struct sv_call *c, int epfd, int maxevents, enum ep_hold hold)
 {
 	struct ep_reg *regs;
 	struct wcall *w;
-	int n, i, epdup;
+	int n, i, epdup, threads = 0;
 	unsigned int gen;
 	size_t k = 0;
 	uint32_t ev;
 
-	n = ep_snapshot(c, epfd, hold_empty, &regs, &epdup, &gen);
+	n = ep_snapshot(c, epfd, false, &regs, &epdup, &gen);
+	if (n == -ENOENT && ep_hold_empty(c, hold, &threads))
+		n = ep_snapshot(c, epfd, true, &regs, &epdup, &gen);
 	if (n < 0)
 		return NULL;	/* the kernel has the error to tell, if any */
 	w = wcall_new(c, WK_EPOLL, n + 1);
@@ -1503,7 +1522,7 @@ static struct wcall *wcall_epoll(struct sv_call *c, int epfd, int maxevents, boo
 	w->n = k;
 	w->nl = 1;
 	w->nr = k - 1;
-	if (!w->nr && !hold_empty) {
+	if (!w->nr && !ep_hold_empty(c, hold, &threads)) {
 		wcall_free(w);
 		return NULL;
 	}
@@ -1530,9 +1549,8 @@ static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 
 	if ((int)a[2] <= 0 || (int)a[2] > (int)(0x7fffffff / sizeof(struct epoll_event)))
 		return SV_CONTINUE;	/* EINVAL from the kernel */
-	w = wcall_epoll(c, (int)a[0], (int)a[2], false);
-	if (!w && (kind == EP_PWAIT2 || (int)a[3] != 0) && sv_threads(c) > 1)
-		w = wcall_epoll(c, (int)a[0], (int)a[2], true);
+	w = wcall_epoll(c, (int)a[0], (int)a[2],
+			kind == EP_PWAIT2 || (int)a[3] != 0 ? EP_HOLD_THREADS : EP_HOLD_LIVE);
 	if (!w)
 		return SV_CONTINUE;
 	w->uptr[0] = a[1];
@@ -1576,7 +1594,7 @@ static void epoll_again(struct wcall *w)
 	struct timespec left;
 	struct wcall *nw;
 
-	nw = wcall_epoll(c, w->epfd, w->nfds, true);
+	nw = wcall_epoll(c, w->epfd, w->nfds, EP_HOLD_ALWAYS);
 	if (!nw) {
 		sv_continue(c);	/* the instance is gone: the kernel's error */
 		return;
