@@ -145,16 +145,35 @@ static inline void ktap_case_add(struct ktap_case *c)
 		return;								\
 	} while (0)
 
-/* Print the plan, run every TEST() in order; the exit status of the program. */
+/* Is case @name one that $KTAP_ONLY (names, comma-separated) selects? Unset: all are. */
+static inline bool ktap_selected(const char *name)
+{
+	const char *only = getenv("KTAP_ONLY"), *p;
+	size_t len = strlen(name);
+
+	if (!only || !*only)
+		return true;
+	for (p = only; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, name, len) && (p[len] == ',' || !p[len]))
+			return true;
+	return false;
+}
+
+/*
+ * Print the plan, run every TEST() in order (those $KTAP_ONLY names, as
+ * kselftest_harness's -t); the exit status of the program.
+ */
 static inline int ktap_run(void)
 {
 	struct ktap_case *c;
 	int n = 0;
 
 	for (c = ktap_cases; c; c = c->next)
-		n++;
+		n += ktap_selected(c->name);
 	ktap_plan(n);
 	for (c = ktap_cases; c; c = c->next) {
+		if (!ktap_selected(c->name))
+			continue;
 		ktap_case_failed = 0;
 		ktap_case_skip[0] = '\0';
 		c->fn();
