@@ -1628,81 +1628,28 @@ enum sv_verdict sys_sendmmsg(struct sv_call *c)
  * splice from a pipe to a remote socket (Go's io.Copy from a unix socket to
  * a TCP connection, say): the bytes are taken from the pipe with tee(), so
  * that the pipe keeps what the delegate does not send, and consumed once
- * they went out (splice_done, struct splice_rec). SPLICE_F_NONBLOCK makes the send
+ * they went out (splice_done). SPLICE_F_NONBLOCK makes the send
  * MSG_DONTWAIT, as Linux's splice_to_socket does. A splice from a remote
  * socket would fill the pipe through the placeholder, not the network:
  * refused with EINVAL, which programs take as "splice cannot do this here"
  * and fall back to read/write; so is a splice that would wait for an empty
  * pipe (nothing but the program could fill it).
+ *
+ * Without rsys attached a signal ends the thread's wait for a held splice
+ * and the kernel restarts it at once, same arguments: the supervisor gives
+ * the restart the first run's count (sv_restart_of_lost), so no byte is
+ * sent twice. One rule is splice's own: a splice that finds the pipe empty
+ * right after the same splice of its thread emptied it is that splice's
+ * restart (sv_reply cannot promise that the thread took an answer), and
+ * takes its count (sv_call.prev_ret).
  */
-/*
- * The splices to remote sockets that a signal may interrupt, one record per
- * thread and socket: a thread's wait for a held call ends at a signal
- * unless rsys is attached, and the kernel restarts the call at once (same
- * arguments). The restart must not send the bytes again: while the
- * interrupted splice is at the delegate the restart waits for it (@next)
- * and takes its count. One that comes after the bytes went out (they left
- * the pipe) takes the count too when the thread surely missed it (@lost),
- * or when it finds the pipe empty: a splice with the same arguments right
- * after one that emptied the pipe is its restart (sv_reply cannot promise
- * that the thread took an answer).
- */
-struct splice_rec {
-	pid_t tid;		/* 0: a free slot */
-	uint64_t h;
-	bool busy;		/* a splice of this thread to @h is at the delegate */
-	bool lost;		/* the thread missed the last one's answer */
-	int64_t n;		/* the last one's count (0: none) and arguments */
-	uint64_t fd, len, flags;
-	struct sv_call *next;	/* a splice of the thread to @h that came meanwhile */
-};
-
-#define SPLICE_RECS	32
-static struct splice_rec splice_recs[SPLICE_RECS];
-static pthread_mutex_t splice_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* The record of @tid and @h, a new one if @add (an idle slot goes). With splice_lock. */
-static struct splice_rec *splice_rec(pid_t tid, uint64_t h, bool add)
-{
-	static unsigned int next;
-	struct splice_rec *r;
-	int i;
-
-	for (i = 0; i < SPLICE_RECS; i++) {
-		r = &splice_recs[i];
-		if (r->tid == tid && r->h == h)
-			return r;
-	}
-	for (i = 0; add && i < SPLICE_RECS; i++) {
-		r = &splice_recs[next++ % SPLICE_RECS];
-		if (!r->busy) {
-			*r = (struct splice_rec){ .tid = tid, .h = h };
-			return r;
-		}
-	}
-	return NULL;
-}
-
-/* Is @c the restart of the splice @r counts (same arguments)? */
-static bool splice_same(const struct splice_rec *r, const struct sv_call *c)
-{
-	const __u64 *a = c->n.data.args;
-
-	return r->n > 0 && r->fd == a[0] && r->len == a[4] && r->flags == a[5];
-}
-
-static enum sv_verdict splice_start(struct sv_call *c, uint64_t h);
 
 /* The bytes the delegate sent leave the pipe before the thread can splice again. */
 static void splice_done(struct remote_req *r)
 {
 	struct sop *o = r->arg;
-	struct sv_call *c = o->c, *next = NULL;
-	struct splice_rec *rec;
-	pid_t tid = c->n.pid;
-	uint64_t h = o->h;
+	struct sv_call *c = o->c;
 	int64_t n = sop_result(o);
-	bool answered;
 
 	if (n > 0) {
 		if (read(o->infd, o->buf, n) != n)
@@ -1713,40 +1660,8 @@ static void splice_done(struct remote_req *r)
 	} else if (n == -EPIPE && !(o->flags & MSG_NOSIGNAL)) {
 		sv_signal(c, SIGPIPE);
 	}
-	pthread_mutex_lock(&splice_lock);
-	rec = splice_rec(tid, h, false);
-	if (rec) {
-		rec->n = n > 0 ? n : 0;
-		rec->fd = c->n.data.args[0];
-		rec->len = c->n.data.args[4];
-		rec->flags = c->n.data.args[5];
-	}
-	pthread_mutex_unlock(&splice_lock);
 	sop_free(o);
-	answered = sv_reply(c, n);
-	pthread_mutex_lock(&splice_lock);
-	rec = splice_rec(tid, h, false);
-	if (rec) {
-		rec->busy = false;
-		rec->lost = !answered;
-		next = rec->next;
-		rec->next = NULL;
-	}
-	pthread_mutex_unlock(&splice_lock);
-	if (!next)
-		return;
-	sv_verdict_do(next, splice_start(next, h));
-}
-
-enum sv_verdict sys_splice(struct sv_call *c)
-{
-	uint64_t h;
-
-	if (arg_remote(c, 0, &h) == 1)
-		return sv_error(c, -EINVAL);
-	if (arg_remote(c, 2, &h) != 1)
-		return SV_CONTINUE;
-	return splice_start(c, h);
+	sv_reply(c, n);
 }
 
 /* Take the data from the pipe (tee, kept there) into o->buf: how much, or -errno. */
@@ -1773,39 +1688,13 @@ static enum sv_verdict splice_start(struct sv_call *c, uint64_t h)
 {
 	const __u64 *a = c->n.data.args;
 	size_t count = a[4] > RSYS_MAX_PAYLOAD ? RSYS_MAX_PAYLOAD : a[4];
-	struct splice_rec *rec;
-	struct sv_call *old;
-	int64_t got, last = 0;
-	struct stat st;
 	struct sop *o;
-	bool missed;
+	struct stat st;
+	int64_t got;
 
-	pthread_mutex_lock(&splice_lock);
-	rec = splice_rec(c->n.pid, h, true);
-	if (rec && rec->busy) {
-		old = rec->next;	/* a restart interrupted in turn: its thread left it */
-		rec->next = c;
-		pthread_mutex_unlock(&splice_lock);
-		if (old)
-			sv_reply(old, -EINTR);
-		return SV_PENDING;
-	}
-	if (rec && splice_same(rec, c))
-		last = rec->n;
-	/* answered again if the thread misses this answer too (see below) */
-	missed = last && rec->lost;
-	if (missed)
-		rec->lost = false;
-	else if (rec)
-		rec->busy = true;
-	pthread_mutex_unlock(&splice_lock);
-	if (missed)
-		return sv_error(c, last);	/* the count its thread missed */
 	o = sop_new(c, RSYS_OP_SEND, h, -EPIPE);
-	if (!o) {
-		got = -ENOMEM;
-		goto unbusy;
-	}
+	if (!o)
+		return sv_error(c, -ENOMEM);
 	sv_on_signal(c, SV_INTR_OWNER);
 	o->infd = sv_fd_dup(c, (int)a[0]);
 	got = o->infd < 0 ? -EBADF : 0;
@@ -1817,8 +1706,8 @@ static enum sv_verdict splice_start(struct sv_call *c, uint64_t h)
 		o->buf = malloc(count ? count : 1);
 		got = o->buf ? splice_peek(o, count, a[5]) : -ENOMEM;
 	}
-	if ((got == -EAGAIN || got == -EINVAL) && last)
-		got = last;	/* the last one emptied the pipe: this is its restart */
+	if ((got == -EAGAIN || got == -EINVAL) && c->prev_ret > 0)
+		got = c->prev_ret;	/* the last one emptied the pipe: this is its restart */
 	else if (got > 0) {
 		o->flags = (a[5] & SPLICE_F_MORE ? MSG_MORE : 0) |
 			   (a[5] & SPLICE_F_NONBLOCK ? MSG_DONTWAIT : 0);
@@ -1826,23 +1715,20 @@ static enum sv_verdict splice_start(struct sv_call *c, uint64_t h)
 		o->r.f.a[2] = 0;
 		o->r.f.len = got;
 		o->r.payload = o->buf;
-		if (sop_submit(o, splice_done) == SV_PENDING)
-			return SV_PENDING;	/* @o and @c may be gone already */
-		o = NULL;
-		got = c->ret;
+		return sop_submit(o, splice_done);	/* SV_PENDING: @o and @c may be gone already */
 	}
-	if (o)
-		sop_free(o);	/* got 0: no data and no writer */
-unbusy:
-	pthread_mutex_lock(&splice_lock);
-	rec = splice_rec(c->n.pid, h, false);
-	if (rec) {
-		rec->busy = false;
-		if (got != last)
-			rec->n = 0;
-	}
-	pthread_mutex_unlock(&splice_lock);
-	return sv_error(c, got);
+	return sop_answer(o, got);	/* got 0: no data and no writer */
+}
+
+enum sv_verdict sys_splice(struct sv_call *c)
+{
+	uint64_t h;
+
+	if (arg_remote(c, 0, &h) == 1)
+		return sv_error(c, -EINVAL);
+	if (arg_remote(c, 2, &h) != 1)
+		return SV_CONTINUE;
+	return splice_start(c, h);
 }
 
 /*

@@ -543,8 +543,14 @@ static bool sv_send(struct sv_call *c, int64_t ret, bool cont)
  *   that answer (sv_pend);
  * - it comes after the answer was lost (sv_lost): the thread's next call,
  *   if the same from the same place, takes a successful answer.
- * Sends, splices, receives and waits have their own ways (sockcalls.c,
- * wait.c).
+ * A first run that a signal ended before it did anything (a splice whose
+ * send the delegate cancelled: -ERESTARTSYS) leaves its restart to run;
+ * so does one whose answer the thread took before the monitor saw it
+ * answered: the same call made again at once (a splice loop) is new.
+ * splice, whose restart the kernel may make even after its thread took
+ * the answer, also notes a count its thread took, for the next same call
+ * to see (sv_call.prev_ret: sys_splice's empty-pipe rule). Sends,
+ * receives and waits have their own ways (sockcalls.c, wait.c).
  */
 struct sv_pend {
 	struct sv_call *c;		/* NULL: a free slot */
@@ -555,6 +561,7 @@ struct sv_lost {
 	pid_t tid;			/* 0: a free slot */
 	struct seccomp_data call;
 	int64_t ret;
+	bool taken;			/* the thread took it, as far as the kernel knows (splice) */
 };
 
 #define SV_PEND		64
@@ -567,13 +574,12 @@ static pthread_mutex_t sv_lost_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool sv_lost_worth(const struct sv_call *c)
 {
-	return !c->sv->killable && (c->n.data.nr == SYS_epoll_ctl || c->n.data.nr == SYS_bind);
+	unsigned int nr = c->n.data.nr;
+
+	return !c->sv->killable && (nr == SYS_epoll_ctl || nr == SYS_bind || nr == SYS_splice);
 }
 
-static bool sv_same_call(const struct sv_call *a, const struct sv_call *b)
-{
-	return a->n.pid == b->n.pid && !memcmp(&a->n.data, &b->n.data, sizeof(a->n.data));
-}
+static void sv_run(struct sv_call *c);
 
 /*
  * Before @c runs: true if it is the restart of a call its thread left
@@ -593,7 +599,8 @@ static bool sv_restart_of_lost(struct sv_call *c)
 	for (i = 0; i < SV_PEND && !found; i++) {
 		struct sv_pend *p = &sv_pend[i];
 
-		if (!p->c || p->c->n.pid != c->n.pid || !sv_same_call(p->c, c))
+		if (!p->c || p->c->n.pid != c->n.pid ||
+		    memcmp(&p->c->n.data, &c->n.data, sizeof(c->n.data)))
 			continue;
 		gone = p->restart;	/* a restart that was itself interrupted */
 		p->restart = c;
@@ -602,7 +609,10 @@ static bool sv_restart_of_lost(struct sv_call *c)
 	for (i = 0; i < SV_LOST && !found; i++) {
 		if (sv_lost[i].tid != (pid_t)c->n.pid)
 			continue;
-		found = answer = !memcmp(&sv_lost[i].call, &c->n.data, sizeof(c->n.data));
+		if (!memcmp(&sv_lost[i].call, &c->n.data, sizeof(c->n.data))) {
+			found = answer = !sv_lost[i].taken;
+			c->prev_ret = sv_lost[i].ret;
+		}
 		ret = sv_lost[i].ret;
 		sv_lost[i].tid = 0;
 		__atomic_sub_fetch(&sv_live, 1, __ATOMIC_RELAXED);
@@ -644,15 +654,20 @@ static void sv_answered(struct sv_call *c, int64_t ret, bool sent, bool cont)
 			break;
 		}
 	}
-	if (!restart && !sent && !cont && ret >= 0) {
+	if (!cont && (sent ? ret > 0 && c->n.data.nr == SYS_splice : !restart && ret >= 0)) {
 		l = &sv_lost[sv_lost_next++ % SV_LOST];
 		if (!l->tid)
 			__atomic_add_fetch(&sv_live, 1, __ATOMIC_RELAXED);
-		*l = (struct sv_lost){ c->n.pid, c->n.data, ret };
+		*l = (struct sv_lost){ c->n.pid, c->n.data, ret, sent };
 	}
 	pthread_mutex_unlock(&sv_lost_lock);
-	if (restart && cont)
-		sv_continue(restart);
+	/*
+	 * A thread that took the answer (as far as the kernel knows) and made
+	 * the same call again before this ran, or whose first run did nothing,
+	 * has a call of its own: it runs.
+	 */
+	if (restart && (sent || cont || ret == -SV_ERESTARTSYS))
+		sv_run(restart);
 	else if (restart)
 		sv_reply(restart, ret);	/* the thread is in the restart now */
 }
@@ -845,8 +860,6 @@ static void sv_watch_proc(struct sv_proc *p)
 
 static void sv_dispatch(struct sv_call *c)
 {
-	unsigned int nr = c->n.data.nr;
-	enum sv_verdict v = SV_CONTINUE;
 	bool created;
 
 	c->proc = fdc_proc(c->n.pid, &c->tgid, &created);
@@ -858,6 +871,15 @@ static void sv_dispatch(struct sv_call *c)
 		sv_watch_proc(c->proc);
 	if (c->sv->killable)
 		held_add(c);
+	sv_run(c);
+}
+
+/* Run @c's handler, unless @c restarts a call its thread left. */
+static void sv_run(struct sv_call *c)
+{
+	unsigned int nr = c->n.data.nr;
+	enum sv_verdict v = SV_CONTINUE;
+
 	if (sv_restart_of_lost(c))
 		return;		/* answered, or waits for its first run's answer */
 	sock_exec_done(c);

@@ -63,6 +63,7 @@ struct sv_call {
 	int64_t ret;			/* value or -errno, for SV_REPLY */
 	void *priv;			/* the handler's own state while pending */
 	enum sv_intr on_signal;		/* set by the handler before the call can block */
+	int64_t prev_ret;		/* splice: the count its thread's last call, the same, took (0: none) */
 	/* private to supervisor.c */
 	int64_t recv_ns;		/* CLOCK_MONOTONIC when it was received */
 	bool intr;			/* a signal ended it (atomic) */
