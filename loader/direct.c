@@ -148,7 +148,7 @@ static void socket_done(struct remote_req *r)
 
 enum sv_verdict direct_socket(struct sv_call *c)
 {
-	int domain = c->n.data.args[0], type = c->n.data.args[1];
+	int domain = c->sys.args[0], type = c->sys.args[1];
 	struct dcall *d;
 
 	if (!policy_is_remote_family(c->sv->policy, domain))
@@ -158,7 +158,7 @@ enum sv_verdict direct_socket(struct sv_call *c)
 		return sv_error(c, -ENOMEM);
 	d->r.f.a[0] = domain;
 	d->r.f.a[1] = type;
-	d->r.f.a[2] = (int)c->n.data.args[2];
+	d->r.f.a[2] = (int)c->sys.args[2];
 	d->flags = type;
 	return dcall_submit(d, -1, socket_done);
 }
@@ -217,7 +217,7 @@ static int dcall_read(struct dcall *d, uint64_t addr, size_t len, size_t cap)
 /* connect/bind(fd, addr, len) of the service socket @fd. */
 static enum sv_verdict svc_addr_call(struct sv_call *c, int fd, uint16_t op, int ev)
 {
-	int len = (int)c->n.data.args[2];
+	int len = (int)c->sys.args[2];
 	struct dcall *d;
 	int ret;
 
@@ -226,7 +226,7 @@ static enum sv_verdict svc_addr_call(struct sv_call *c, int fd, uint16_t op, int
 	d = dcall_new(c, op);
 	if (!d)
 		return sv_error(c, -ENOMEM);
-	ret = dcall_read(d, c->n.data.args[1], len, len);
+	ret = dcall_read(d, c->sys.args[1], len, len);
 	if (ret) {
 		dcall_free(d);
 		return sv_error(c, ret);
@@ -243,14 +243,14 @@ static enum sv_verdict svc_listen(struct sv_call *c, int fd)
 
 	if (!d)
 		return sv_error(c, -ENOMEM);
-	d->r.f.a[1] = (int)c->n.data.args[1];
+	d->r.f.a[1] = (int)c->sys.args[1];
 	d->ev = RSYS_EV_LISTEN;
 	return dcall_submit(d, fd, verdict_done);
 }
 
 static enum sv_verdict svc_setsockopt(struct sv_call *c, int fd)
 {
-	int len = (int)c->n.data.args[4];
+	int len = (int)c->sys.args[4];
 	struct dcall *d;
 	int ret;
 
@@ -259,13 +259,13 @@ static enum sv_verdict svc_setsockopt(struct sv_call *c, int fd)
 	d = dcall_new(c, RSYS_OP_SETSOCKOPT);
 	if (!d)
 		return sv_error(c, -ENOMEM);
-	ret = dcall_read(d, c->n.data.args[3], len, len);
+	ret = dcall_read(d, c->sys.args[3], len, len);
 	if (ret) {
 		dcall_free(d);
 		return sv_error(c, ret);
 	}
-	d->r.f.a[1] = (int)c->n.data.args[1];
-	d->r.f.a[2] = (int)c->n.data.args[2];
+	d->r.f.a[1] = (int)c->sys.args[1];
+	d->r.f.a[2] = (int)c->sys.args[2];
 	d->r.f.len = len;
 	return dcall_submit(d, fd, verdict_done);
 }
@@ -654,7 +654,7 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 /* The file of the caller's argument 0, or -errno as the call would fail. */
 static int arg_file(struct sv_call *c)
 {
-	int fd = sv_fd_dup(c, (int)c->n.data.args[0]);
+	int fd = sv_fd_dup(c, (int)c->sys.args[0]);
 
 	return fd == -ENOENT || fd == -EBADF ? -EBADF : fd;
 }
@@ -673,7 +673,7 @@ static enum sv_verdict local_continue(struct sv_call *c, int fd)
 	/* A hostile loop must not flood the log: the first few say why. */
 	if (__atomic_fetch_add(&warned, 1, __ATOMIC_RELAXED) < 3)
 		pr_warn("direct mode: system call %d on a local socket refused in a multithreaded process (pid %d): another thread could swap the fd\n",
-			c->n.data.nr, c->tgid);
+			c->sys.nr, c->tgid);
 	return sv_error(c, -EPERM);
 }
 
@@ -725,7 +725,7 @@ enum sv_verdict direct_connect(struct sv_call *c)
 	v = svc_fd_call(c, &fd);
 	if (v != SV_PENDING)
 		return v;
-	return svc_done_with(fd, c->n.data.nr == SYS_connect ?
+	return svc_done_with(fd, c->sys.nr == SYS_connect ?
 			     svc_addr_call(c, fd, RSYS_OP_CONNECT, RSYS_EV_CONNECT) :
 			     svc_addr_call(c, fd, RSYS_OP_BIND, RSYS_EV_BIND));
 }
@@ -756,7 +756,7 @@ enum sv_verdict direct_setsockopt(struct sv_call *c)
 	 * The filter lets the allowlist through; should one come anyway (the
 	 * registers decide), it is harmless on whatever socket the number names.
 	 */
-	if (direct_sockopt_ok((int)c->n.data.args[1], (int)c->n.data.args[2]))
+	if (direct_sockopt_ok((int)c->sys.args[1], (int)c->sys.args[2]))
 		return SV_CONTINUE;
 	v = svc_fd_call(c, &fd);
 	if (v != SV_PENDING)
@@ -771,7 +771,7 @@ static int sock_type(int fd)
 
 enum sv_verdict direct_sendto(struct sv_call *c)
 {
-	const __u64 *a = c->n.data.args;
+	const __u64 *a = c->sys.args;
 	struct iovec iov = { (void *)(uintptr_t)a[1], a[2] };
 	struct dmsg m = { .iov = &iov, .niov = 1, .total = a[2] };
 	enum sv_verdict v;
@@ -828,16 +828,16 @@ static enum sv_verdict direct_msghdr(struct sv_call *c, uint64_t msg, int flags,
 
 enum sv_verdict direct_sendmsg(struct sv_call *c)
 {
-	return direct_msghdr(c, c->n.data.args[1], c->n.data.args[2], 0);
+	return direct_msghdr(c, c->sys.args[1], c->sys.args[2], 0);
 }
 
 enum sv_verdict direct_sendmmsg(struct sv_call *c)
 {
-	uint64_t vec = c->n.data.args[1];
+	uint64_t vec = c->sys.args[1];
 
-	if (!(unsigned int)c->n.data.args[2])
+	if (!(unsigned int)c->sys.args[2])
 		return sv_error(c, 0);
-	return direct_msghdr(c, vec, c->n.data.args[3], vec + offsetof(struct mmsghdr, msg_len));
+	return direct_msghdr(c, vec, c->sys.args[3], vec + offsetof(struct mmsghdr, msg_len));
 }
 
 /*
@@ -848,7 +848,7 @@ enum sv_verdict direct_sendmmsg(struct sv_call *c)
  */
 enum sv_verdict direct_ioctl(struct sv_call *c)
 {
-	unsigned int req = c->n.data.args[1];
+	unsigned int req = c->sys.args[1];
 	int fd, fam;
 
 	switch (req) {

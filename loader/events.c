@@ -149,7 +149,7 @@ void mon_event_call(struct sv_call *c, int call, uint64_t h, const void *addr, s
 	struct rsys_event ev = {
 		.call = call,
 		.pid = c->tgid,
-		.tid = c->n.pid,
+		.tid = c->tid,
 		.ret = ret,
 	};
 	struct sockinfo *si;

@@ -53,7 +53,7 @@ static bool exec_own_path(struct sv_call *c, const char *path, char *out, size_t
 	long fd;
 
 	if (!strcmp(path, "/proc/self/exe") || !strcmp(path, "/proc/thread-self/exe")) {
-		snprintf(out, cap, "/proc/%d/exe", c->n.pid);
+		snprintf(out, cap, "/proc/%d/exe", c->tid);
 		return true;
 	}
 	for (i = 0; i < sizeof(fd_dirs) / sizeof(fd_dirs[0]); i++) {
@@ -64,7 +64,7 @@ static bool exec_own_path(struct sv_call *c, const char *path, char *out, size_t
 		fd = strtol(path + n, &end, 10);
 		if (*end || errno || fd > INT_MAX)
 			return false;
-		snprintf(out, cap, "/proc/%d/fd/%ld", c->n.pid, fd);
+		snprintf(out, cap, "/proc/%d/fd/%ld", c->tid, fd);
 		return true;
 	}
 	return false;
@@ -111,19 +111,19 @@ static int exec_open(struct sv_call *c, int dirfd, int vfd, const char *path, bo
 	int bfd, fd;
 
 	if (vfd >= 0)
-		snprintf(base, sizeof(base), "/proc/%d/fd/%d", c->n.pid, vfd);
+		snprintf(base, sizeof(base), "/proc/%d/fd/%d", c->tid, vfd);
 	if (vfd >= 0 || exec_own_path(c, path, base, sizeof(base))) {
 		fd = open(base, O_PATH | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
 	} else {
 		if (path[0] == '/') {
-			snprintf(base, sizeof(base), "/proc/%d/root", c->n.pid);
+			snprintf(base, sizeof(base), "/proc/%d/root", c->tid);
 			how.resolve |= RESOLVE_IN_ROOT;
 		} else if (dirfd == AT_FDCWD) {
-			snprintf(base, sizeof(base), "/proc/%d/cwd", c->n.pid);
+			snprintf(base, sizeof(base), "/proc/%d/cwd", c->tid);
 		} else {
-			snprintf(base, sizeof(base), "/proc/%d/fd/%d", c->n.pid, dirfd);
+			snprintf(base, sizeof(base), "/proc/%d/fd/%d", c->tid, dirfd);
 		}
 		bfd = open(base, O_PATH | O_CLOEXEC);
 		/* no such dirfd: what the kernel answers */
@@ -237,15 +237,15 @@ static void exec_event(struct sv_call *c, const char *path, bool trusted, int re
 		snprintf(abs, sizeof(abs), "%s", path);
 	} else if (!strncmp(path, "fd ", 3)) {
 		/* execveat(fd, "", AT_EMPTY_PATH): the file the caller's fd names */
-		snprintf(link, sizeof(link), "/proc/%d/fd/%d", c->n.pid, atoi(path + 3));
+		snprintf(link, sizeof(link), "/proc/%d/fd/%d", c->tid, atoi(path + 3));
 		n = readlink(link, abs, sizeof(abs) - 1);
 		if (n < 0)
 			return;
 		abs[n] = '\0';
-		mon_event_exec(c->tgid, c->n.pid, abs, link, trusted, ret);
+		mon_event_exec(c->tgid, c->tid, abs, link, trusted, ret);
 		return;
 	} else {
-		snprintf(link, sizeof(link), "/proc/%d/cwd", c->n.pid);
+		snprintf(link, sizeof(link), "/proc/%d/cwd", c->tid);
 		n = readlink(link, cwd, sizeof(cwd) - 1);
 		if (n < 0)
 			return;
@@ -253,8 +253,8 @@ static void exec_event(struct sv_call *c, const char *path, bool trusted, int re
 		if (snprintf(abs, sizeof(abs), "%s/%s", cwd, path) >= (int)sizeof(abs))
 			return;
 	}
-	snprintf(open_path, sizeof(open_path), "/proc/%d/root%s", c->n.pid, abs);
-	mon_event_exec(c->tgid, c->n.pid, abs, open_path, trusted, ret);
+	snprintf(open_path, sizeof(open_path), "/proc/%d/root%s", c->tid, abs);
+	mon_event_exec(c->tgid, c->tid, abs, open_path, trusted, ret);
 }
 
 /*
@@ -269,8 +269,8 @@ static void exec_event(struct sv_call *c, const char *path, bool trusted, int re
  */
 enum sv_verdict sys_execve(struct sv_call *c)
 {
-	const __u64 *a = c->n.data.args;
-	bool at = c->n.data.nr == SYS_execveat;
+	const __u64 *a = c->sys.args;
+	bool at = c->sys.nr == SYS_execveat;
 	int dirfd = at ? (int)a[0] : AT_FDCWD, fd, err;
 	struct sv *sv = c->sv;
 	char path[PATH_MAX];
@@ -314,7 +314,7 @@ enum sv_verdict sys_execve(struct sv_call *c)
 			       path, err_str(-fd));
 		goto out_refuse;
 	}
-	err = sv->guard ? execguard_approve(sv->guard, c->n.pid, fd, &st) : 0;
+	err = sv->guard ? execguard_approve(sv->guard, c->tid, fd, &st) : 0;
 	close(fd);
 	if (err) {
 		pr_err("execve of %s refused: cannot approve it to the exec guard: %s\n",

@@ -430,6 +430,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	t.session = getpid();
 	t.flags = go.direct ? RSYS_TRUSTED_DIRECT : 0;
 	maps_trust(&maps, g.prog, &t);
+	sv.front = &sv_seccomp;
 	sv.notify_fd = lfd;
 	sv.policy = p;
 	sv.remote = rc;

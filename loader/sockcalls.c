@@ -232,7 +232,7 @@ static void sop_done_simple(struct remote_req *r)
 /* Remote vfd of argument @i: 1 and *@h, or 0 (local: continue). */
 static int arg_remote(struct sv_call *c, int i, uint64_t *h)
 {
-	return sv_fd_remote(c, (int)c->n.data.args[i], h);
+	return sv_fd_remote(c, (int)c->sys.args[i], h);
 }
 
 /*
@@ -320,7 +320,7 @@ static void socket_done(struct remote_req *r)
 
 enum sv_verdict sys_socket(struct sv_call *c)
 {
-	int domain = c->n.data.args[0], type = c->n.data.args[1];
+	int domain = c->sys.args[0], type = c->sys.args[1];
 	struct sop *o;
 
 	/* The filter sends only remote families; fail closed should it disagree. */
@@ -330,7 +330,7 @@ enum sv_verdict sys_socket(struct sv_call *c)
 	if (!o)
 		return sv_error(c, -ENOMEM);
 	o->r.f.a[1] = type;
-	o->r.f.a[2] = (int)c->n.data.args[2];
+	o->r.f.a[2] = (int)c->sys.args[2];
 	o->domain = domain;
 	o->stype = type;
 	o->nonblock = type & SOCK_NONBLOCK;
@@ -353,7 +353,7 @@ static void verdict_done(struct remote_req *r)
 /* connect/bind(fd, addr, len): the address travels as payload. */
 static enum sv_verdict sys_addr_call(struct sv_call *c, uint16_t op, int lost_err)
 {
-	int len = (int)c->n.data.args[2];
+	int len = (int)c->sys.args[2];
 	struct sop *o;
 	uint64_t h;
 	int ret;
@@ -367,7 +367,7 @@ static enum sv_verdict sys_addr_call(struct sv_call *c, uint16_t op, int lost_er
 		free(o);
 		return sv_error(c, -ENOMEM);
 	}
-	ret = sv_read_mem(c, o->buf, c->n.data.args[1], len);
+	ret = sv_read_mem(c, o->buf, c->sys.args[1], len);
 	if (ret) {
 		sop_free(o);
 		return sv_error(c, ret);
@@ -398,7 +398,7 @@ static enum sv_verdict sys_int_call(struct sv_call *c, uint16_t op, int lost_err
 
 	if (!o)
 		return v;
-	o->r.f.a[1] = (int)c->n.data.args[1];
+	o->r.f.a[1] = (int)c->sys.args[1];
 	return sop_submit(o, op == RSYS_OP_LISTEN ? verdict_done : sop_done_simple);
 }
 
@@ -501,7 +501,7 @@ static void accept_answer(struct sop *o, int64_t h, const void *peer, socklen_t 
 
 enum sv_verdict sys_accept4(struct sv_call *c)
 {
-	int flags = c->n.data.args[3];
+	int flags = c->sys.args[3];
 	struct sop *o;
 	uint64_t h;
 	int ret;
@@ -513,7 +513,7 @@ enum sv_verdict sys_accept4(struct sv_call *c)
 	o = sop_new(c, RSYS_OP_ACCEPT, h, -ECONNRESET);
 	if (!o)
 		return sv_error(c, -ENOMEM);
-	ret = get_namecap(o, c->n.data.args[1], c->n.data.args[2]);
+	ret = get_namecap(o, c->sys.args[1], c->sys.args[2]);
 	if (ret) {
 		sop_free(o);
 		return sv_error(c, ret);
@@ -528,7 +528,7 @@ enum sv_verdict sys_accept4(struct sv_call *c)
 
 enum sv_verdict sys_accept(struct sv_call *c)
 {
-	c->n.data.args[3] = 0;
+	c->sys.args[3] = 0;
 	return sys_accept4(c);
 }
 
@@ -1077,15 +1077,15 @@ static enum sv_verdict recv_submit(struct sop *o)
 /* The msg flags of socket call @c, 0 for calls without any (read, connect, accept, ...). */
 static int call_msg_flags(const struct sv_call *c)
 {
-	switch (c->n.data.nr) {
+	switch (c->sys.nr) {
 	case SYS_recvfrom:
 	case SYS_sendto:
 	case SYS_recvmmsg:
 	case SYS_sendmmsg:
-		return c->n.data.args[3];
+		return c->sys.args[3];
 	case SYS_recvmsg:
 	case SYS_sendmsg:
-		return c->n.data.args[2];
+		return c->sys.args[2];
 	}
 	return 0;
 }
@@ -1097,7 +1097,7 @@ static int call_msg_flags(const struct sv_call *c)
  */
 bool sock_call_nonblock(struct sv_call *c)
 {
-	switch (c->n.data.nr) {
+	switch (c->sys.nr) {
 	case SYS_connect: case SYS_accept: case SYS_accept4:
 	case SYS_read: case SYS_readv: case SYS_recvfrom: case SYS_recvmsg: case SYS_recvmmsg:
 	case SYS_write: case SYS_writev: case SYS_sendto: case SYS_sendmsg: case SYS_sendmmsg:
@@ -1108,7 +1108,7 @@ bool sock_call_nonblock(struct sv_call *c)
 	}
 	if (call_msg_flags(c) & MSG_DONTWAIT)
 		return true;
-	return fdc_fd_flags(c->n.pid, (int)c->n.data.args[0]) & O_NONBLOCK;
+	return fdc_fd_flags(c->tid, (int)c->sys.args[0]) & O_NONBLOCK;
 }
 
 /* A signal ends a blocked receive as Linux's: what the delegate already took is stashed. */
@@ -1136,7 +1136,7 @@ enum sv_verdict sys_read(struct sv_call *c)
 
 	if (!o)
 		return v;
-	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
+	ret = set_buf(o, c->sys.args[1], c->sys.args[2]);
 	return ret ? sop_answer(o, ret) : read_submit(o);
 }
 
@@ -1148,12 +1148,12 @@ enum sv_verdict sys_recvfrom(struct sv_call *c)
 
 	if (!o)
 		return v;
-	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
+	ret = set_buf(o, c->sys.args[1], c->sys.args[2]);
 	if (!ret)
-		ret = get_namecap(o, c->n.data.args[4], c->n.data.args[5]);
+		ret = get_namecap(o, c->sys.args[4], c->sys.args[5]);
 	if (ret)
 		return sop_answer(o, ret);
-	o->flags = c->n.data.args[3];
+	o->flags = c->sys.args[3];
 	o->want_addr = o->namelen != 0;
 	return recv_submit(o);
 }
@@ -1166,7 +1166,7 @@ enum sv_verdict sys_readv(struct sv_call *c)
 
 	if (!o)
 		return v;
-	ret = get_iov(o, c->n.data.args[1], c->n.data.args[2]);
+	ret = get_iov(o, c->sys.args[1], c->sys.args[2]);
 	return ret ? sop_answer(o, ret) : read_submit(o);
 }
 
@@ -1207,7 +1207,7 @@ enum sv_verdict sys_recvmsg(struct sv_call *c)
 
 	if (!arg_remote(c, 0, &h))
 		return recvmsg_local(c);
-	return recv_msghdr(c, c->n.data.args[1], c->n.data.args[2], 0);
+	return recv_msghdr(c, c->sys.args[1], c->sys.args[2], 0);
 }
 
 /*
@@ -1216,14 +1216,14 @@ enum sv_verdict sys_recvmsg(struct sv_call *c)
  */
 enum sv_verdict sys_recvmmsg(struct sv_call *c)
 {
-	uint64_t vec = c->n.data.args[1];
+	uint64_t vec = c->sys.args[1];
 	uint64_t h;
 
 	if (!arg_remote(c, 0, &h))
 		return recvmsg_local(c);
-	if (!(unsigned int)c->n.data.args[2])
+	if (!(unsigned int)c->sys.args[2])
 		return sv_error(c, 0);
-	return recv_msghdr(c, vec, c->n.data.args[3] & ~MSG_WAITFORONE,
+	return recv_msghdr(c, vec, c->sys.args[3] & ~MSG_WAITFORONE,
 			   vec + offsetof(struct mmsghdr, msg_len));
 }
 
@@ -1342,7 +1342,7 @@ static enum sv_verdict send_begin(struct sop *o);
 static void send_finish(struct sop *o, int64_t ret)
 {
 	struct sv_call *c = o->c;
-	pid_t tid = c->n.pid;
+	pid_t tid = c->tid;
 	struct sop *waiting = NULL, *w;
 	struct hstate *hs;
 	bool answered;
@@ -1458,7 +1458,7 @@ static void send_done(struct remote_req *r)
 static enum sv_verdict send_begin(struct sop *o)
 {
 	struct remote *rc = o->c->sv->remote;
-	pid_t tid = o->c->n.pid;
+	pid_t tid = o->c->tid;
 	struct sent **tp, t = { 0 };
 	struct cancels cs = { .n = 0 };
 	struct hstate *hs;
@@ -1555,7 +1555,7 @@ enum sv_verdict sys_write(struct sv_call *c)
 
 	if (!o)
 		return v;
-	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
+	ret = set_buf(o, c->sys.args[1], c->sys.args[2]);
 	return ret ? sop_answer(o, ret) : send_start(o, 0, 0, 0, 0);
 }
 
@@ -1567,11 +1567,11 @@ enum sv_verdict sys_sendto(struct sv_call *c)
 
 	if (!o)
 		return v;
-	ret = set_buf(o, c->n.data.args[1], c->n.data.args[2]);
+	ret = set_buf(o, c->sys.args[1], c->sys.args[2]);
 	if (ret)
 		return sop_answer(o, ret);
-	o->flags = c->n.data.args[3];
-	return send_start(o, c->n.data.args[4], (uint32_t)c->n.data.args[5], 0, 0);
+	o->flags = c->sys.args[3];
+	return send_start(o, c->sys.args[4], (uint32_t)c->sys.args[5], 0, 0);
 }
 
 enum sv_verdict sys_writev(struct sv_call *c)
@@ -1582,7 +1582,7 @@ enum sv_verdict sys_writev(struct sv_call *c)
 
 	if (!o)
 		return v;
-	ret = get_iov(o, c->n.data.args[1], c->n.data.args[2]);
+	ret = get_iov(o, c->sys.args[1], c->sys.args[2]);
 	return ret ? sop_answer(o, ret) : send_start(o, 0, 0, 0, 0);
 }
 
@@ -1609,19 +1609,19 @@ static enum sv_verdict send_msghdr(struct sv_call *c, uint64_t msg, int flags, u
 
 enum sv_verdict sys_sendmsg(struct sv_call *c)
 {
-	return send_msghdr(c, c->n.data.args[1], c->n.data.args[2], 0);
+	return send_msghdr(c, c->sys.args[1], c->sys.args[2], 0);
 }
 
 enum sv_verdict sys_sendmmsg(struct sv_call *c)
 {
-	uint64_t vec = c->n.data.args[1];
+	uint64_t vec = c->sys.args[1];
 	uint64_t h;
 
 	if (!arg_remote(c, 0, &h))
 		return SV_CONTINUE;
-	if (!(unsigned int)c->n.data.args[2])
+	if (!(unsigned int)c->sys.args[2])
 		return sv_error(c, 0);
-	return send_msghdr(c, vec, c->n.data.args[3], vec + offsetof(struct mmsghdr, msg_len));
+	return send_msghdr(c, vec, c->sys.args[3], vec + offsetof(struct mmsghdr, msg_len));
 }
 
 /*
@@ -1686,7 +1686,7 @@ static ssize_t splice_peek(struct sop *o, size_t count, unsigned int flags)
 
 static enum sv_verdict splice_start(struct sv_call *c, uint64_t h)
 {
-	const __u64 *a = c->n.data.args;
+	const __u64 *a = c->sys.args;
 	size_t count = a[4] > RSYS_MAX_PAYLOAD ? RSYS_MAX_PAYLOAD : a[4];
 	struct sop *o;
 	struct stat st;
@@ -1763,7 +1763,7 @@ static void sendfile_done(struct remote_req *r)
 
 enum sv_verdict sys_sendfile(struct sv_call *c)
 {
-	size_t count = c->n.data.args[3];
+	size_t count = c->sys.args[3];
 	enum sv_verdict v;
 	struct sop *o = send_new(c, &v);
 	ssize_t got;
@@ -1771,10 +1771,10 @@ enum sv_verdict sys_sendfile(struct sv_call *c)
 
 	if (!o)
 		return v;
-	o->infd = sv_fd_dup(c, c->n.data.args[1]);
+	o->infd = sv_fd_dup(c, c->sys.args[1]);
 	if (o->infd < 0)
 		return sop_answer(o, o->infd == -ENOENT ? -EBADF : o->infd);
-	o->out = c->n.data.args[2];
+	o->out = c->sys.args[2];
 	if (o->out) {
 		ret = sv_read_mem(c, &o->pos, o->out, sizeof(o->pos));
 		if (ret)
@@ -1825,7 +1825,7 @@ enum sv_verdict sys_getsockopt(struct sv_call *c)
 
 	if (!arg_remote(c, 0, &h))
 		return SV_CONTINUE;
-	ret = sv_read_mem(c, &len, c->n.data.args[4], sizeof(len));
+	ret = sv_read_mem(c, &len, c->sys.args[4], sizeof(len));
 	if (ret)
 		return sv_error(c, ret);
 	if (len < 0)
@@ -1833,17 +1833,17 @@ enum sv_verdict sys_getsockopt(struct sv_call *c)
 	o = sop_new(c, RSYS_OP_GETSOCKOPT, h, -ENOTCONN);
 	if (!o)
 		return sv_error(c, -ENOMEM);
-	o->r.f.a[1] = (int)c->n.data.args[1];
-	o->r.f.a[2] = (int)c->n.data.args[2];
+	o->r.f.a[1] = (int)c->sys.args[1];
+	o->r.f.a[2] = (int)c->sys.args[2];
 	o->r.f.a[3] = len < SOP_MAX_OPT ? len : SOP_MAX_OPT;
-	o->out = c->n.data.args[3];
-	o->outlen = c->n.data.args[4];
+	o->out = c->sys.args[3];
+	o->outlen = c->sys.args[4];
 	return sop_submit(o, getsockopt_done);
 }
 
 enum sv_verdict sys_setsockopt(struct sv_call *c)
 {
-	int len = (int)c->n.data.args[4];
+	int len = (int)c->sys.args[4];
 	struct sop *o;
 	uint64_t h;
 	int ret;
@@ -1857,11 +1857,11 @@ enum sv_verdict sys_setsockopt(struct sv_call *c)
 		free(o);
 		return sv_error(c, -ENOMEM);
 	}
-	ret = sv_read_mem(c, o->buf, c->n.data.args[3], len);
+	ret = sv_read_mem(c, o->buf, c->sys.args[3], len);
 	if (ret)
 		return sop_answer(o, ret);
-	o->r.f.a[1] = (int)c->n.data.args[1];
-	o->r.f.a[2] = (int)c->n.data.args[2];
+	o->r.f.a[1] = (int)c->sys.args[1];
+	o->r.f.a[2] = (int)c->sys.args[2];
 	o->r.f.len = len;
 	o->r.payload = o->buf;
 	return sop_submit(o, sop_done_simple);
@@ -1889,9 +1889,9 @@ static enum sv_verdict sys_name_call(struct sv_call *c, uint16_t op)
 
 	if (!o)
 		return v;
-	if (!c->n.data.args[1] || !c->n.data.args[2])
+	if (!c->sys.args[1] || !c->sys.args[2])
 		return sop_answer(o, -EFAULT);
-	ret = get_namecap(o, c->n.data.args[1], c->n.data.args[2]);
+	ret = get_namecap(o, c->sys.args[1], c->sys.args[2]);
 	return ret ? sop_answer(o, ret) : sop_submit(o, name_done);
 }
 
@@ -1911,7 +1911,7 @@ static void flags_done(struct remote_req *r)
 	struct sop *o = r->arg;
 	int64_t ret = sop_result(o);
 	struct sv_call *c = o->c;
-	unsigned int vfd = c->n.data.args[0];
+	unsigned int vfd = c->sys.args[0];
 
 	if (ret < 0) {
 		sop_finish(o, ret);
@@ -1929,8 +1929,8 @@ static enum sv_verdict dup_remote(struct sv_call *c, int old, int new, int cloex
 
 enum sv_verdict sys_fcntl(struct sv_call *c)
 {
-	int vfd = c->n.data.args[0];
-	unsigned int cmd = c->n.data.args[1];	/* the kernel's view, as the filter's */
+	int vfd = c->sys.args[0];
+	unsigned int cmd = c->sys.args[1];	/* the kernel's view, as the filter's */
 	struct sop *o;
 	uint64_t h;
 
@@ -1944,14 +1944,14 @@ enum sv_verdict sys_fcntl(struct sv_call *c)
 		 * number and select/poll re-read the table before trusting
 		 * the cache.
 		 */
-		if (!(unsigned int)c->n.data.args[2])
+		if (!(unsigned int)c->sys.args[2])
 			return dup_remote(c, vfd, -1, cmd == F_DUPFD_CLOEXEC);
 		fdc_unsure(c->proc);
 		return SV_CONTINUE;
 	}
 	if (cmd != F_SETFL) {
 		/* F_SETFD: the kernel sets it on the placeholder, the mirror follows. */
-		if (c->n.data.args[2] & FD_CLOEXEC)
+		if (c->sys.args[2] & FD_CLOEXEC)
 			fdc_set_flags(c->proc, vfd, vfd, O_CLOEXEC, 0);
 		else
 			fdc_set_flags(c->proc, vfd, vfd, 0, O_CLOEXEC);
@@ -1961,7 +1961,7 @@ enum sv_verdict sys_fcntl(struct sv_call *c)
 	if (!o)
 		return sv_error(c, -ENOMEM);
 	o->r.f.a[1] = F_SETFL;
-	o->r.f.a[2] = (int)c->n.data.args[2];
+	o->r.f.a[2] = (int)c->sys.args[2];
 	o->flags = o->r.f.a[2] & O_NONBLOCK;
 	return sop_submit(o, flags_done);
 }
@@ -1983,7 +1983,7 @@ static void fionread_done(struct remote_req *r)
 
 enum sv_verdict sys_ioctl(struct sv_call *c)
 {
-	unsigned int req = c->n.data.args[1];
+	unsigned int req = c->sys.args[1];
 	struct sop *o;
 	uint64_t h;
 	int v = 0, ret;
@@ -1991,7 +1991,7 @@ enum sv_verdict sys_ioctl(struct sv_call *c)
 	if (!arg_remote(c, 0, &h))
 		return SV_CONTINUE;
 	if (req == FIONBIO) {
-		ret = sv_read_mem(c, &v, c->n.data.args[2], sizeof(v));
+		ret = sv_read_mem(c, &v, c->sys.args[2], sizeof(v));
 		if (ret)
 			return sv_error(c, ret);
 	}
@@ -2001,7 +2001,7 @@ enum sv_verdict sys_ioctl(struct sv_call *c)
 	o->r.f.a[1] = req;
 	o->r.f.a[2] = v;
 	o->flags = v ? O_NONBLOCK : 0;
-	o->out = c->n.data.args[2];
+	o->out = c->sys.args[2];
 	return sop_submit(o, req == FIONBIO ? flags_done : fionread_done);
 }
 
@@ -2055,7 +2055,7 @@ static void close_remote_range(struct sv_call *c, unsigned int lo, unsigned int 
 {
 	int vfd;
 
-	if (fdc_all_local(c->proc, c->n.pid, hi < UINT_MAX ? hi + 1 : UINT_MAX))
+	if (fdc_all_local(c->proc, c->tid, hi < UINT_MAX ? hi + 1 : UINT_MAX))
 		return;
 	while ((vfd = fdc_next_remote(c->proc, lo, hi)) >= 0) {
 		close_remote(c, vfd);
@@ -2073,7 +2073,7 @@ static void close_remote_range(struct sv_call *c, unsigned int lo, unsigned int 
  */
 enum sv_verdict sys_close(struct sv_call *c)
 {
-	int vfd = c->n.data.args[0];
+	int vfd = c->sys.args[0];
 	uint64_t h;
 
 	if (!fdc_surely_local(c->proc, vfd) && sv_fd_remote(c, vfd, &h))
@@ -2089,8 +2089,8 @@ enum sv_verdict sys_close(struct sv_call *c)
  */
 enum sv_verdict sys_close_range(struct sv_call *c)
 {
-	unsigned int lo = c->n.data.args[0], hi = c->n.data.args[1];
-	unsigned int flags = c->n.data.args[2];
+	unsigned int lo = c->sys.args[0], hi = c->sys.args[1];
+	unsigned int flags = c->sys.args[2];
 
 	/* The kernel's EINVAL cases close nothing. */
 	if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)))
@@ -2108,7 +2108,7 @@ enum sv_verdict sys_close_range(struct sv_call *c)
 void sock_exec(struct sv_call *c)
 {
 	/* an exact cache: every remote vfd noted */
-	fdc_all_local(c->proc, c->n.pid, UINT_MAX);
+	fdc_all_local(c->proc, c->tid, UINT_MAX);
 	fdc_exec(c->proc);
 }
 
@@ -2135,7 +2135,7 @@ void sock_exec_done(struct sv_call *c)
  */
 enum sv_verdict sys_exit_group(struct sv_call *c)
 {
-	if (c->n.data.nr == SYS_exit && sv_threads(c) != 1)
+	if (c->sys.nr == SYS_exit && sv_threads(c) != 1)
 		return SV_CONTINUE;
 	if (!fdc_files_shared(c->proc))
 		close_remote_range(c, 0, UINT_MAX);
@@ -2175,7 +2175,7 @@ enum sv_verdict sys_dup(struct sv_call *c)
 
 	if (!arg_remote(c, 0, &h))
 		return SV_CONTINUE;
-	return dup_remote(c, c->n.data.args[0], -1, 0);
+	return dup_remote(c, c->sys.args[0], -1, 0);
 }
 
 /*
@@ -2209,8 +2209,8 @@ static enum sv_verdict dup_onto_remote(struct sv_call *c, int old, int new, int 
 
 enum sv_verdict sys_dup2(struct sv_call *c)
 {
-	int old = c->n.data.args[0], new = c->n.data.args[1];
-	int flags = c->n.data.nr == SYS_dup3 ? (int)c->n.data.args[2] : 0;
+	int old = c->sys.args[0], new = c->sys.args[1];
+	int flags = c->sys.nr == SYS_dup3 ? (int)c->sys.args[2] : 0;
 	uint64_t h;
 
 	/* dup2(fd, fd), dup3's EINVAL cases and bad numbers: the kernel answers. */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* seccomp user-notification supervisor: dispatch table, filter rules, call helpers, event thread. */
+/* The monitor's core dispatcher: dispatch tables, restarts, held calls and signals, the event thread; calls come from a front end (struct sv_front, seccomp.c). */
 
 /*
  * DOC: Theory of operation
@@ -8,8 +8,9 @@
  *
  *  main        run.c: forks the program, forwards stop signals, reaps it,
  *              then sv_stop() and remote_close().
- *  supervisor  sv_thread_fn(): NOTIF_RECV and the handlers (sockcalls.c,
- *              wait.c, epoll.c). Sends its requests itself: it may block
+ *  supervisor  sv_thread_fn(): the front end's next call (seccomp.c:
+ *              NOTIF_RECV) and the handlers (sockcalls.c, wait.c,
+ *              epoll.c). Sends its requests itself: it may block
  *              on a full delegate socket, never while holding a lock.
  *  event       ev_thread_fn(): delegate replies (every remote_req.done()
  *              runs here), placeholder anchors' HUP, exited processes,
@@ -89,10 +90,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <linux/netlink.h>
 #include <bpf/libbpf.h>
 
-#include <rsys/sockopt.h>
 #include "direct.h"
 #include "log.h"
 #include "procfs.h"
@@ -177,248 +176,9 @@ static const sv_handler_fn sv_direct_table[] = {
 
 #define SV_DIRECT_NR_MAX	(sizeof(sv_direct_table) / sizeof(sv_direct_table[0]))
 
-/* socket()'s type without SOCK_NONBLOCK and SOCK_CLOEXEC (the kernel's SOCK_TYPE_MASK) */
-#define SV_SOCK_TYPE_MASK	0xf
-
-/*
- * Argument @i, an int or unsigned int to the kernel, equals @v: only the low
- * 32 bits count. libseccomp 2.5's SCMP_A0_32() only truncates the datum and
- * still compares all 64 bits, which (1ULL << 32) | v would pass.
- */
-#define SV_ARG_INT_EQ(i, v)	SCMP_CMP64(i, SCMP_CMP_MASKED_EQ, 0xffffffffu, (uint32_t)(v))
-/* ... has bit @b (of the low 32) set */
-#define SV_ARG_BIT(i, b)	SCMP_CMP64(i, SCMP_CMP_MASKED_EQ, 1u << (b), 1u << (b))
-
-/*
- * Default-deny for socket families, on the kernel's 32-bit view of the int
- * arguments: (1ULL << 32) | AF_INET is AF_INET to the kernel and must not
- * pass as an unknown family. AF_UNIX stays local; sockets of the policy's
- * remote families go to the monitor (socket) or are left to the kernel
- * (socketpair: EOPNOTSUPP); every other family fails with EAFNOSUPPORT.
- * Raw and packet sockets of remote families would bypass the delegate's
- * egress rules: EPERM, as the delegate answers. AF_NETLINK is refused too,
- * rtnetlink (NETLINK_ROUTE) excepted in a sandbox (@sandboxed): there the
- * program has no capability anywhere, so rtnetlink only reads its own
- * namespace (getifaddrs, if_nametoindex, "ip addr"); without the sandbox
- * a root program could move or configure interfaces of other namespaces
- * with it (IFLA_TARGET_NETNSID, IFLA_NET_NS_FD) without setns.
- */
-static int sv_filter_family(scmp_filter_ctx ctx, int nr, const struct policy *p, bool sandboxed)
+bool sv_handles(unsigned int nr, bool direct)
 {
-	int ret = 0, af, type, bit;
-
-	/*
-	 * Every family number below 64 has its rule; "64 or more" (negative
-	 * ones included) is "one of bits 6..31 set", as GE would compare 64 bits.
-	 */
-	for (af = 0; af < 64 && !ret; af++) {
-		if (af == AF_UNIX)
-			continue;
-		if (af == AF_NETLINK && sandboxed && nr == SYS_socket) {
-			/* any protocol but NETLINK_ROUTE (0), on all 64 bits: garbage is refused */
-			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 2,
-					       SV_ARG_INT_EQ(0, af),
-					       SCMP_A2_64(SCMP_CMP_NE, NETLINK_ROUTE));
-			continue;
-		}
-		if (!policy_is_remote_family(p, af)) {
-			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1,
-					       SV_ARG_INT_EQ(0, af));
-			continue;
-		}
-		if (nr != SYS_socket)
-			continue;
-		for (type = 0; type <= SV_SOCK_TYPE_MASK && !ret; type++)
-			ret = seccomp_rule_add(ctx, type == SOCK_RAW || type == SOCK_PACKET ?
-					       SCMP_ACT_ERRNO(EPERM) : SCMP_ACT_NOTIFY, nr, 2,
-					       SV_ARG_INT_EQ(0, af),
-					       SCMP_A1_64(SCMP_CMP_MASKED_EQ, SV_SOCK_TYPE_MASK, type));
-	}
-	for (bit = 6; bit < 32 && !ret; bit++)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, SV_ARG_BIT(0, bit));
-	return ret;
-}
-
-/*
- * No way into another network namespace (the service domain's is reachable
- * through /run/netns or /proc/PID/ns/net): setns is refused, and so are new
- * network and user namespaces (a user namespace would give an unprivileged
- * program CAP_NET_ADMIN and rtnetlink back). clone3 passes its flags in
- * memory the filter cannot read: ENOSYS, and libc falls back to clone.
- * The flags are masked: bits above 31 (clone ignores them) do not matter.
- */
-static int sv_filter_namespaces(scmp_filter_ctx ctx)
-{
-	static const uint32_t ns_flags[] = { CLONE_NEWNET, CLONE_NEWUSER };
-	int ret;
-	size_t i;
-
-	ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setns), 0);
-	if (!ret)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-	for (i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]) && !ret; i++) {
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 1,
-				       SCMP_A0_64(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
-		if (!ret)
-			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-					       SCMP_A0_64(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
-	}
-	return ret;
-}
-
-/*
- * NOTIFY rules for @nr when argument @arg (its low 32 bits, as the kernel
- * reads an int) is none of the @n sorted values @ok, ANDed with @extra (a
- * comparison of another argument, or none): the complement of @ok, cut into
- * aligned power-of-two blocks that one masked comparison each matches.
- */
-static int sv_filter_notify_unless(scmp_filter_ctx ctx, int nr, unsigned int arg,
-				   const uint32_t *ok, size_t n, const struct scmp_arg_cmp *extra)
-{
-	uint64_t lo = 0, hi, size;
-	size_t i;
-	int ret = 0;
-
-	for (i = 0; i <= n && !ret; i++) {
-		hi = i < n ? ok[i] : 1ULL << 32;	/* the gap is [lo, hi) */
-		while (lo < hi && !ret) {
-			for (size = 1ULL << 32; lo % size || lo + size > hi; size >>= 1)
-				;
-			struct scmp_arg_cmp cmp = SCMP_CMP64(arg, SCMP_CMP_MASKED_EQ,
-							     (uint32_t)~(size - 1), (uint32_t)lo);
-
-			ret = extra ? seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 2, *extra, cmp) :
-				      seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1, cmp);
-			lo += size;
-		}
-		lo = hi + 1;
-	}
-	return ret;
-}
-
-static int u32_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/*
- * setsockopt is trapped unless its (level, name) is on the allowlist of
- * options that cannot change where packets go (include/rsys/sockopt.h):
- * the registers decide, whatever socket the fd names. IPV6_V6ONLY is
- * left out: the delegate judges a bind by it (direct.c).
- */
-static int sv_filter_sockopts(scmp_filter_ctx ctx)
-{
-	uint32_t levels[8], names[64];
-	size_t nl = 0, nn, i, j;
-	int ret = 0;
-
-	for (i = 0; i < sizeof(rsys_sockopts) / sizeof(rsys_sockopts[0]); i++) {
-		for (j = 0; j < nl && levels[j] != (uint32_t)rsys_sockopts[i].level; j++)
-			;
-		if (j == nl && nl < 8)
-			levels[nl++] = rsys_sockopts[i].level;
-	}
-	qsort(levels, nl, sizeof(levels[0]), u32_cmp);
-	ret = sv_filter_notify_unless(ctx, SYS_setsockopt, 1, levels, nl, NULL);
-	for (j = 0; j < nl && !ret; j++) {
-		struct scmp_arg_cmp level = SV_ARG_INT_EQ(1, levels[j]);
-
-		for (i = nn = 0; i < sizeof(rsys_sockopts) / sizeof(rsys_sockopts[0]) && nn < 64; i++)
-			if ((uint32_t)rsys_sockopts[i].level == levels[j] &&
-			    !(levels[j] == IPPROTO_IPV6 && rsys_sockopts[i].name == IPV6_V6ONLY))
-				names[nn++] = rsys_sockopts[i].name;
-		qsort(names, nn, sizeof(names[0]), u32_cmp);
-		ret = sv_filter_notify_unless(ctx, SYS_setsockopt, 2, names, nn, &level);
-	}
-	return ret;
-}
-
-/*
- * Direct mode's rules (see direct.c for why each call is safe): sendto only
- * with an address or MSG_FASTOPEN, ioctl only of the socket type (0x89), on
- * the low 32 bits the kernel reads. Sharing the fd table with another
- * process (clone with CLONE_FILES, not a thread) is refused: a single
- * threaded process's fd numbers cannot then change under a trapped call.
- * io_uring could connect and send behind the monitor: ENOSYS.
- */
-static int sv_filter_direct(scmp_filter_ctx ctx)
-{
-	static const int always[] = {
-		SYS_connect, SYS_bind, SYS_listen, SYS_sendmsg, SYS_sendmmsg, SYS_execve,
-		SYS_execveat,
-	};
-	size_t i;
-	int ret = 0;
-
-	for (i = 0; i < sizeof(always) / sizeof(always[0]) && !ret; i++)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, always[i], 0);
-	if (!ret)
-		ret = sv_filter_sockopts(ctx);
-	if (!ret)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_sendto, 1, SCMP_A4_64(SCMP_CMP_NE, 0));
-	if (!ret)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_sendto, 1,
-				       SV_ARG_BIT(3, __builtin_ctz(MSG_FASTOPEN)));
-	if (!ret)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_ioctl, 1,
-				       SCMP_A1_64(SCMP_CMP_MASKED_EQ, 0xff00, 0x8900));
-	if (!ret)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SYS_io_uring_setup, 0);
-	if (!ret)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SYS_clone, 1,
-				       SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_FILES | CLONE_THREAD,
-						  CLONE_FILES));
-	return ret;
-}
-
-int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed, bool direct)
-{
-	static const unsigned int fcntl_cmds[] = { F_SETFL, F_SETFD, F_DUPFD, F_DUPFD_CLOEXEC };
-	static const unsigned int ioctl_reqs[] = { FIONREAD, FIONBIO };
-	unsigned int nr;
-	size_t i;
-	int ret;
-
-	ret = sv_filter_namespaces(ctx);
-	if (!ret)
-		ret = sv_filter_family(ctx, SYS_socketpair, p, sandboxed);
-	if (direct) {
-		if (!ret)
-			ret = sv_filter_family(ctx, SYS_socket, p, sandboxed);
-		return ret ? ret : sv_filter_direct(ctx);
-	}
-	for (nr = 0; nr < SV_NR_MAX && !ret; nr++) {
-		if (!sv_table[nr])
-			continue;
-		switch (nr) {
-		case SYS_socket:
-			ret = sv_filter_family(ctx, nr, p, sandboxed);
-			break;
-		case SYS_fcntl:
-			/*
-			 * F_GETFL/F_GETFD act on the placeholder exactly as
-			 * needed; F_DUPFD* of a remote vfd are published in
-			 * the fd table (from 0) or make the vfd summary of
-			 * select/poll re-read the table (sys_fcntl). The
-			 * kernel reads cmd as an unsigned int.
-			 */
-			for (i = 0; i < sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]) && !ret; i++)
-				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
-						       SV_ARG_INT_EQ(1, fcntl_cmds[i]));
-			break;
-		case SYS_ioctl:
-			for (i = 0; i < sizeof(ioctl_reqs) / sizeof(ioctl_reqs[0]) && !ret; i++)
-				ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1,
-						       SV_ARG_INT_EQ(1, ioctl_reqs[i]));
-			break;
-		default:
-			ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 0);
-		}
-	}
-	return ret;
+	return direct ? nr < SV_DIRECT_NR_MAX && sv_direct_table[nr] : nr < SV_NR_MAX && sv_table[nr];
 }
 
 struct sv_state {
@@ -507,28 +267,14 @@ bool sv_call_interrupted(const struct sv_call *c)
 }
 
 /*
- * false when this answer did not reach the caller: the notification was
- * gone (the thread took a signal or died), or it was answered already
- * (EINPROGRESS: sv_check_signals() ended the call, and the thread has not
- * yet woken to drop the notification). A receive's data then stay the
- * socket's (sockcalls.c recv_answer()).
+ * false when this answer did not reach the caller: the caller was gone
+ * (the thread took a signal or died), or the call was answered already
+ * (sv_check_signals() ended it, and the thread has not yet woken to drop
+ * it). A receive's data then stay the socket's (sockcalls.c recv_answer()).
  */
 static bool sv_send(struct sv_call *c, int64_t ret, bool cont)
 {
-	struct seccomp_notif_resp resp = { .id = c->n.id };
-
-	if (cont)
-		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-	else if (ret < 0)
-		resp.error = (int32_t)ret;
-	else
-		resp.val = ret;
-	if (!ioctl(c->sv->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp))
-		return true;
-	if (errno == ENOENT || errno == EINPROGRESS)
-		return false;
-	pr_debug("NOTIF_SEND (nr %d, pid %d): %s\n", c->n.data.nr, c->n.pid, err_str(errno));
-	return true;
+	return c->sv->front->answer(c, ret, cont);
 }
 
 /*
@@ -559,7 +305,7 @@ struct sv_pend {
 
 struct sv_lost {
 	pid_t tid;			/* 0: a free slot */
-	struct seccomp_data call;
+	struct sv_syscall call;
 	int64_t ret;
 	bool taken;			/* the thread took it, as far as the kernel knows (splice) */
 };
@@ -574,7 +320,7 @@ static pthread_mutex_t sv_lost_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool sv_lost_worth(const struct sv_call *c)
 {
-	unsigned int nr = c->n.data.nr;
+	unsigned int nr = c->sys.nr;
 
 	return !c->sv->killable && (nr == SYS_epoll_ctl || nr == SYS_bind || nr == SYS_splice);
 }
@@ -599,17 +345,17 @@ static bool sv_restart_of_lost(struct sv_call *c)
 	for (i = 0; i < SV_PEND && !found; i++) {
 		struct sv_pend *p = &sv_pend[i];
 
-		if (!p->c || p->c->n.pid != c->n.pid ||
-		    memcmp(&p->c->n.data, &c->n.data, sizeof(c->n.data)))
+		if (!p->c || p->c->tid != c->tid ||
+		    memcmp(&p->c->sys, &c->sys, sizeof(c->sys)))
 			continue;
 		gone = p->restart;	/* a restart that was itself interrupted */
 		p->restart = c;
 		found = true;
 	}
 	for (i = 0; i < SV_LOST && !found; i++) {
-		if (sv_lost[i].tid != (pid_t)c->n.pid)
+		if (sv_lost[i].tid != c->tid)
 			continue;
-		if (!memcmp(&sv_lost[i].call, &c->n.data, sizeof(c->n.data))) {
+		if (!memcmp(&sv_lost[i].call, &c->sys, sizeof(c->sys))) {
 			found = answer = !sv_lost[i].taken;
 			c->prev_ret = sv_lost[i].ret;
 		}
@@ -654,11 +400,11 @@ static void sv_answered(struct sv_call *c, int64_t ret, bool sent, bool cont)
 			break;
 		}
 	}
-	if (!cont && (sent ? ret > 0 && c->n.data.nr == SYS_splice : !restart && ret >= 0)) {
+	if (!cont && (sent ? ret > 0 && c->sys.nr == SYS_splice : !restart && ret >= 0)) {
 		l = &sv_lost[sv_lost_next++ % SV_LOST];
 		if (!l->tid)
 			__atomic_add_fetch(&sv_live, 1, __ATOMIC_RELAXED);
-		*l = (struct sv_lost){ c->n.pid, c->n.data, ret, sent };
+		*l = (struct sv_lost){ c->tid, c->sys, ret, sent };
 	}
 	pthread_mutex_unlock(&sv_lost_lock);
 	/*
@@ -698,9 +444,7 @@ void sv_verdict_do(struct sv_call *c, enum sv_verdict v)
 
 bool sv_call_valid(const struct sv_call *c)
 {
-	__u64 id = c->n.id;
-
-	return ioctl(c->sv->notify_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+	return c->sv->front->valid(c);
 }
 
 int sv_read_mem(struct sv_call *c, void *dst, uint64_t addr, size_t len)
@@ -710,7 +454,7 @@ int sv_read_mem(struct sv_call *c, void *dst, uint64_t addr, size_t len)
 
 	if (!len)
 		return 0;
-	n = process_vm_readv(c->n.pid, &local, 1, &remote, 1, 0);
+	n = c->sv->front->mem(c, &local, &remote, 1, false);
 	if (!sv_call_valid(c))
 		return -ENOENT;
 	return n == (ssize_t)len ? 0 : -EFAULT;
@@ -724,7 +468,7 @@ int sv_write_mem(struct sv_call *c, uint64_t addr, const void *src, size_t len)
 		return 0;
 	if (!sv_call_valid(c))
 		return -ENOENT;
-	return process_vm_writev(c->n.pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+	return c->sv->front->mem(c, &local, &remote, 1, true) == (ssize_t)len ? 0 : -EFAULT;
 }
 
 int sv_write_memv(struct sv_call *c, const struct iovec *local, const struct iovec *remote,
@@ -740,13 +484,12 @@ int sv_write_memv(struct sv_call *c, const struct iovec *local, const struct iov
 		return 0;
 	if (!sv_call_valid(c))
 		return -ENOENT;
-	if (process_vm_writev(c->n.pid, local, n, remote, n, 0) == (ssize_t)total)
+	if (c->sv->front->mem(c, local, remote, n, true) == (ssize_t)total)
 		return 0;
 	/* a fault somewhere: write the pieces one by one to tell which */
 	for (i = 0; i < n; i++) {
 		if (!local[i].iov_len ||
-		    process_vm_writev(c->n.pid, &local[i], 1, &remote[i], 1, 0) ==
-		    (ssize_t)local[i].iov_len)
+		    c->sv->front->mem(c, &local[i], &remote[i], 1, true) == (ssize_t)local[i].iov_len)
 			continue;
 		*failed = i;
 		return -EFAULT;
@@ -756,41 +499,27 @@ int sv_write_memv(struct sv_call *c, const struct iovec *local, const struct iov
 
 int sv_fd_remote(struct sv_call *c, int vfd, uint64_t *handle)
 {
-	return fdc_lookup(c->proc, c->n.pid, vfd, handle);
+	return fdc_lookup(c->proc, c->tid, vfd, handle);
 }
 
 int sv_threads(struct sv_call *c)
 {
-	int n = proc_threads(c->n.pid);
-
-	return n > 0 ? n : 0;
+	return c->sv->front->threads(c);
 }
 
 int sv_fd_dup(struct sv_call *c, int vfd)
 {
-	int fd = syscall(SYS_pidfd_getfd, fdc_proc_pidfd(c->proc), vfd, 0);
-
-	return fd < 0 ? -errno : fd;
+	return c->sv->front->fd_dup(c, vfd);
 }
 
 int sv_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags, bool answer)
 {
-	struct seccomp_notif_addfd af = {
-		.id = c->n.id,
-		.srcfd = fd,
-		.newfd = vfd >= 0 ? vfd : 0,
-		.newfd_flags = newfd_flags,
-		.flags = (vfd >= 0 ? SECCOMP_ADDFD_FLAG_SETFD : 0) |
-			 (answer ? SECCOMP_ADDFD_FLAG_SEND : 0),
-	};
-	int ret = ioctl(c->sv->notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &af);
-
-	return ret < 0 ? -errno : ret;
+	return c->sv->front->addfd(c, fd, vfd, newfd_flags, answer);
 }
 
 void sv_signal(struct sv_call *c, int sig)
 {
-	syscall(SYS_tgkill, c->tgid, c->n.pid, sig);
+	c->sv->front->signal(c, sig);
 }
 
 int sv_anchor_new(struct sv *sv, uint64_t handle, bool nonblock, struct anchor **ap)
@@ -862,7 +591,7 @@ static void sv_dispatch(struct sv_call *c)
 {
 	bool created;
 
-	c->proc = fdc_proc(c->n.pid, &c->tgid, &created);
+	c->proc = fdc_proc(c->tid, &c->tgid, &created);
 	if (!c->proc) {
 		sv_continue(c);		/* the thread is gone; nothing to answer */
 		return;
@@ -877,7 +606,7 @@ static void sv_dispatch(struct sv_call *c)
 /* Run @c's handler, unless @c restarts a call its thread left. */
 static void sv_run(struct sv_call *c)
 {
-	unsigned int nr = c->n.data.nr;
+	unsigned int nr = c->sys.nr;
 	enum sv_verdict v = SV_CONTINUE;
 
 	if (sv_restart_of_lost(c))
@@ -901,6 +630,7 @@ static void *sv_thread_fn(void *arg)
 {
 	struct sv *sv = arg;
 	struct sv_call *c = NULL;
+	int err;
 
 	while (!__atomic_load_n(&st.stopping, __ATOMIC_ACQUIRE)) {
 		if (!c) {
@@ -912,10 +642,11 @@ static void *sv_thread_fn(void *arg)
 		}
 		memset(c, 0, sizeof(*c));
 		c->sv = sv;
-		if (ioctl(sv->notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &c->n)) {
-			if (errno == EINTR || errno == ENOENT)
-				continue;
-			pr_debug("NOTIF_RECV: %s\n", err_str(errno));
+		err = sv->front->next(sv, c);
+		if (err == -EINTR || err == -ENOENT)
+			continue;
+		if (err) {
+			pr_debug("%s: %s\n", sv->front->name, err_str(-err));
 			break;
 		}
 		sv_dispatch(c);
@@ -962,7 +693,7 @@ static bool sig_pending_own(const struct sv_call *c)
 {
 	struct sv_sigstate ss;
 
-	if (sig_state(c->tgid, c->n.pid, &ss))
+	if (sig_state(c->tgid, c->tid, &ss))
 		return false;
 	return (ss.pnd & ~ss.blk) || (ss.threads == 1 && (ss.shd & ~ss.blk));
 }
@@ -1007,7 +738,7 @@ static bool sv_signalled(struct sv *sv, const struct sv_call *c)
 {
 	struct rsys_sigwake w;
 
-	if (!maps_sig_woken(sv->maps, c->n.pid, &w)) {
+	if (!maps_sig_woken(sv->maps, c->tid, &w)) {
 		if ((int64_t)w.ns > c->recv_ns)
 			return true;
 		/* just before the call was received: the flag may be set, or long handled */
@@ -1038,7 +769,7 @@ static void sv_check_signals(struct sv *sv)
 						    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 			continue;
 		}
-		pr_debug("pid %d: signal while held (nr %d)\n", c->n.pid, c->n.data.nr);
+		pr_debug("pid %d: signal while held (nr %d)\n", c->tid, c->sys.nr);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		c->intr_ns = ts.tv_sec * 1000000000LL + ts.tv_nsec;
 		__atomic_store_n(&c->intr, true, __ATOMIC_RELEASE);
@@ -1177,14 +908,12 @@ int sv_start(struct sv *sv)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct sigaction sa = { .sa_handler = sv_wake };
-	__u64 flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
 	int ret;
 
 	st.sv = sv;
 	fdc_init(sv->maps);
-	/* The supervisor runs on the CPU of the woken thread: ~2x faster round trips (6.6+). */
-	if (ioctl(sv->notify_fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags))
-		pr_info("seccomp SYNC_WAKE_UP not available: %s\n", err_str(errno));
+	if (sv->front->start)
+		sv->front->start(sv);
 
 	st.epfd = epoll_create1(EPOLL_CLOEXEC);
 	st.stopfd = eventfd(0, EFD_CLOEXEC);

@@ -28,8 +28,41 @@
  */
 
 struct sv_proc;		/* one trusted process (tgid): its vfd cache */
+struct sv_call;
+struct sv;
+
+/*
+ * A front end: where trapped calls come from, and how the core (this
+ * header's handlers: sockcalls.c, wait.c, epoll.c, direct.c, fdcache.c)
+ * acts on their callers. The core reaches a caller only through these,
+ * by way of the sv_* helpers below. The host tier's is seccomp user
+ * notification (seccomp.c: sv_seccomp); the KVM tier's (rsys-load vm)
+ * is to be a vCPU's syscall exit, with guest memory and a guest agent
+ * behind the same operations.
+ */
+struct sv_front {
+	const char *name;
+	/* Optional: set up before the first call (sv_start). */
+	void (*start)(struct sv *sv);
+	/* The next trapped call into @c (id, tid, sys): 0, -EINTR/-ENOENT (try again) or -errno. */
+	int (*next)(struct sv *sv, struct sv_call *c);
+	/* Answer @ret (value or -errno), or let the caller's kernel run the call (@cont). */
+	bool (*answer)(struct sv_call *c, int64_t ret, bool cont);
+	/* Is the caller still waiting for this call's answer? */
+	bool (*valid)(const struct sv_call *c);
+	/* process_vm_readv/writev on the caller's memory: bytes moved, or -1. */
+	ssize_t (*mem)(struct sv_call *c, const struct iovec *local, const struct iovec *remote,
+		       int n, bool write);
+	int (*threads)(struct sv_call *c);
+	int (*fd_dup)(struct sv_call *c, int vfd);
+	int (*addfd)(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags, bool answer);
+	void (*signal)(struct sv_call *c, int sig);
+};
+
+extern const struct sv_front sv_seccomp;
 
 struct sv {
+	const struct sv_front *front;	/* where its calls come from (sv_seccomp) */
 	int notify_fd;			/* seccomp listener */
 	const struct policy *policy;
 	struct remote *remote;		/* delegate session */
@@ -54,10 +87,20 @@ enum sv_intr {
 	SV_INTR_OWNER,		/* only marked (sv_call_interrupted): the handler answers (a send's count) */
 };
 
+/* What a trapped system call is, whichever front end trapped it (seccomp_data's layout). */
+struct sv_syscall {
+	int nr;
+	__u32 arch;
+	__u64 ip;			/* where it was made: a restart comes back with the same */
+	__u64 args[6];
+};
+
 /* One intercepted system call, from NOTIF_RECV until it is answered. */
 struct sv_call {
 	struct sv *sv;
-	struct seccomp_notif n;		/* n.id, n.pid (tid), n.data.nr, n.data.args[] */
+	uint64_t id;			/* the front end's name for it (the notification's id) */
+	pid_t tid;			/* the calling thread */
+	struct sv_syscall sys;
 	pid_t tgid;
 	struct sv_proc *proc;
 	int64_t ret;			/* value or -errno, for SV_REPLY */
@@ -128,6 +171,17 @@ int sv_read_mem(struct sv_call *c, void *dst, uint64_t addr, size_t len);
 int sv_write_mem(struct sv_call *c, uint64_t addr, const void *src, size_t len);
 
 /*
+ * Read @n pieces of the caller's memory without checking that the call is
+ * still waiting: for hot paths that mostly end in SV_CONTINUE, where stale
+ * data do no harm, and whose results are written checked. Bytes read, or -1.
+ */
+static inline ssize_t sv_peek_memv(struct sv_call *c, const struct iovec *local,
+				   const struct iovec *remote, int n)
+{
+	return c->sv->front->mem(c, local, remote, n, false);
+}
+
+/*
  * Write @n pieces (process_vm_writev iovecs, @remote in the caller) with one
  * NOTIF_ID_VALID check before them all and, normally, one system call. 0,
  * -ENOENT, or -EFAULT with the first piece that faulted in *@failed (the
@@ -194,6 +248,9 @@ void wait_stop(void);
  * Run in the child before exec.
  */
 int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed, bool direct);
+
+/* Does the core handle syscall @nr (in direct mode: @direct)? The filter traps those. */
+bool sv_handles(unsigned int nr, bool direct);
 
 /*
  * Serve @sv->notify_fd until sv_stop(): starts the supervisor and event

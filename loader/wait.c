@@ -131,8 +131,8 @@ static bool waiter_idle;
  * thread's next wait: if the kernel restarts one, that is the one.
  */
 struct intr_rec {
-	__u32 tid;
-	struct seccomp_data call;	/* a restart comes back with the same */
+	pid_t tid;
+	struct sv_syscall call;	/* a restart comes back with the same */
 	int64_t start_ns;
 	struct timespec deadline;
 	int timeout_ms;
@@ -158,7 +158,7 @@ static void watch_add(struct wcall *w)
 static void intr_note(struct wcall *w)
 {
 	intr_recs[intr_next++ % INTR_RECS] = (struct intr_rec){
-		w->c->n.pid, w->c->n.data, w->start_ns, w->deadline, w->timeout_ms,
+		w->c->tid, w->c->sys, w->start_ns, w->deadline, w->timeout_ms,
 		sv_call_interrupted(w->c), sv_call_intr_ns(w->c) };
 }
 
@@ -749,7 +749,7 @@ static void waiter_check_calls(void)
 	}
 	for (i = 0; i < nm; i++) {
 		w = masked[i];
-		if (sig_pending_unmasked(w->c->tgid, w->c->n.pid, w->sigmask))
+		if (sig_pending_unmasked(w->c->tgid, w->c->tid, w->sigmask))
 			waiter_mask_signal(w);
 		wcall_put(w);
 	}
@@ -959,7 +959,7 @@ enum restart { R_NEW, R_EINTR, R_RESUME };
 
 static enum restart wcall_restarted(struct wcall *w)
 {
-	__u32 tid = w->c->n.pid;
+	pid_t tid = w->c->tid;
 	struct rsys_sigdeliver d = { 0 };
 	struct intr_rec old = { 0 };
 	struct timespec left;
@@ -969,10 +969,10 @@ static enum restart wcall_restarted(struct wcall *w)
 
 	pthread_mutex_lock(&wait_lock);
 	for (o = watch_head; o; o = o->wnext)
-		if (o->c->n.pid == tid && o->submitted)
+		if (o->c->tid == tid && o->submitted)
 			break;
 	if (o)
-		old = (struct intr_rec){ tid, o->c->n.data, o->start_ns, o->deadline, o->timeout_ms,
+		old = (struct intr_rec){ tid, o->c->sys, o->start_ns, o->deadline, o->timeout_ms,
 					 sv_call_interrupted(o->c), sv_call_intr_ns(o->c) };
 	for (i = 0; i < INTR_RECS; i++) {
 		if (intr_recs[i].tid != tid)
@@ -982,7 +982,7 @@ static enum restart wcall_restarted(struct wcall *w)
 		intr_recs[i].tid = 0;	/* this wait is the thread's next one */
 	}
 	pthread_mutex_unlock(&wait_lock);
-	if (!old.tid || memcmp(&old.call, &w->c->n.data, sizeof(old.call)))
+	if (!old.tid || memcmp(&old.call, &w->c->sys, sizeof(old.call)))
 		return R_NEW;	/* not the same call from the same place */
 	if (!maps_sig_delivered(w->c->sv->maps, tid, &d) && (int64_t)d.ns >= old.start_ns)
 		how = d.code == SV_ERESTARTSYS ? R_EINTR : R_NEW;	/* a handler ran */
@@ -1161,7 +1161,7 @@ static int select_clamp(struct sv_call *c, int nfds)
 
 	if (nfds <= (int)NR_OPEN_DEFAULT)
 		return nfds;
-	proc_status(0, c->n.pid, name, &max, 1);
+	proc_status(0, c->tid, name, &max, 1);
 	return max > 0 && max < (uint64_t)nfds ? (int)max : nfds;
 }
 
@@ -1187,7 +1187,7 @@ static int read_sets(struct sv_call *c, const __u64 *a, unsigned long *set, size
 	}
 	if (!n)
 		return 0;
-	return process_vm_readv(c->n.pid, local, n, remote, n, 0) == (ssize_t)total ? 0 : -EFAULT;
+	return sv_peek_memv(c, local, remote, n) == (ssize_t)total ? 0 : -EFAULT;
 }
 
 /*
@@ -1247,7 +1247,7 @@ static bool sets_have_remote(struct sv_call *c, const unsigned long *set, size_t
 static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
 {
 	unsigned long small[3 * FDS_LONGS(FD_SETSIZE)];
-	const __u64 *a = c->n.data.args;
+	const __u64 *a = c->sys.args;
 	int nfds = (int)a[0], fd, k;
 	unsigned long *set = small;
 	struct timespec ts, *tp = NULL;
@@ -1258,7 +1258,7 @@ static enum sv_verdict wait_fdsets(struct sv_call *c, enum wait_kind kind)
 	if (nfds <= 0)
 		return SV_CONTINUE;	/* no fds (or EINVAL): the kernel's business */
 	/* Fast path: no remote vfd below nfds, nothing to read from the caller. */
-	if (fdc_all_local(c->proc, c->n.pid, nfds))
+	if (fdc_all_local(c->proc, c->tid, nfds))
 		return SV_CONTINUE;
 	nfds = select_clamp(c, nfds);
 	longs = FDS_LONGS(nfds);
@@ -1335,7 +1335,7 @@ reply:
 
 static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 {
-	const __u64 *a = c->n.data.args;
+	const __u64 *a = c->sys.args;
 	struct pollfd small[64], *pfd = small;
 	struct iovec local, remote;
 	uint64_t nfds = a[1], h;
@@ -1348,7 +1348,7 @@ static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 	if (!nfds || nfds > WAIT_MAX_POLLFDS)
 		return SV_CONTINUE;
 	/* Fast path: the process holds no remote vfd at all. */
-	if (fdc_all_local(c->proc, c->n.pid, UINT_MAX))
+	if (fdc_all_local(c->proc, c->tid, UINT_MAX))
 		return SV_CONTINUE;
 	if (nfds > 1024 && (prlimit(c->tgid, RLIMIT_NOFILE, NULL, &rl) || nfds > rl.rlim_cur))
 		return SV_CONTINUE;	/* EINVAL from the kernel */
@@ -1360,7 +1360,7 @@ static enum sv_verdict wait_pollfds(struct sv_call *c, enum wait_kind kind)
 	/* as read_sets(): no NOTIF_ID_VALID check on the hot path, results are written checked */
 	local = (struct iovec){ pfd, nfds * sizeof(*pfd) };
 	remote = (struct iovec){ (void *)(uintptr_t)a[0], nfds * sizeof(*pfd) };
-	if (process_vm_readv(c->n.pid, &local, 1, &remote, 1, 0) != (ssize_t)local.iov_len)
+	if (sv_peek_memv(c, &local, &remote, 1) != (ssize_t)local.iov_len)
 		goto local;	/* EFAULT from the kernel */
 	for (i = 0; i < nfds; i++)
 		if (pfd[i].fd >= 0 && sv_fd_remote(c, pfd[i].fd, &h) == 1)
@@ -1447,7 +1447,7 @@ enum sv_verdict wait_epoll_create1(struct sv_call *c)
 
 enum sv_verdict wait_epoll_ctl(struct sv_call *c)
 {
-	const __u64 *a = c->n.data.args;
+	const __u64 *a = c->sys.args;
 	struct epoll_event ev = { 0, { 0 } };
 	uint64_t h;
 
@@ -1542,7 +1542,7 @@ enum ep_kind { EP_WAIT, EP_PWAIT, EP_PWAIT2 };
 
 static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 {
-	const __u64 *a = c->n.data.args;
+	const __u64 *a = c->sys.args;
 	struct timespec ts, *tp = NULL;
 	struct wcall *w;
 	int err;
