@@ -27,6 +27,39 @@
  *  optional    execguard.c guard_reader() (exec guard reports); lib/tls.c
  *              relay_main() for a tcp:/vsock: delegate (TLS <-> plain).
  *
+ * Why threads, not one event loop as in passt or lxc's notifier: every fd
+ * could be polled by one loop (the notification fd, the delegate socket,
+ * pidfds, anchors, the sigring), but three things would block it.
+ *  - Sends to the delegate block while its socket is full: a frame carries
+ *    up to 256 KiB copied straight from the caller's memory, and one loop
+ *    would need a per-frame output queue with partial writes and a copy of
+ *    every payload. Instead the supervisor sends synchronously and the
+ *    event thread, which must keep reading replies so that the delegate's
+ *    own writes drain, never sends (writer queue).
+ *  - The local half of a split wait is the kernel's own ppoll/epoll_wait
+ *    on the caller's fds with its sigmask, over sets that change on every
+ *    call: one loop would have to add and remove each fd in its epoll set
+ *    per wait (O(n) syscalls where ppoll takes the set in one). The waiter
+ *    thread runs them; select/poll results stay the kernel's.
+ *  - Handlers read /proc and the caller's memory synchronously; that is
+ *    short, but a loop would serialise the delegate's replies behind it.
+ * The price is the lock order below, checked by TSAN and LOCKDEBUG.
+ *
+ * States of a trapped call (struct sv_call), from the front end's next()
+ * to its answer:
+ *
+ *   RECEIVED    sv_dispatch(): its process found (fdc_proc), noted as held
+ *               when signals may end it (sv.killable: held_add).
+ *   RESTART?    sv_restart_of_lost(): a call its thread left and now makes
+ *               again takes the first run's answer or waits for it.
+ *   HANDLED     the handler's verdict: SV_CONTINUE (the kernel runs it:
+ *               all its fds are local), SV_REPLY (answered now), or
+ *               SV_PENDING: the handler owns it while a delegate request
+ *               (sockcalls.c) or a split wait (wait.c) is out, and a signal
+ *               may end it meanwhile (on_signal, intr: sv_check_signals).
+ *   ANSWERED    sv_reply()/sv_continue() from whichever thread finished it
+ *               (sv_answered notes what a restart must get); then freed.
+ *
  * Locks (all pthread mutexes), what each protects:
  *
  *  hs_lock        sockcalls.c: per remote socket state (hs_tab): take and

@@ -55,6 +55,27 @@ struct witem {
 };
 
 /*
+ * States of a split wait (its flags under wait_lock say which):
+ *
+ *   SET UP      wcall_run(): halves sorted; a call with no remote fd left
+ *               goes back to the kernel (SV_CONTINUE), one with a zero
+ *               timeout polls both halves once (merge).
+ *   SUBMITTED   the remote half is at the delegate (submitted): a signal
+ *               for the caller cancels it (waiter_check_calls).
+ *   ARMED       waited: the local copies are in the waiter's epoll
+ *               (registered, armed). A remote reply that came before this
+ *               was noted (early) and is queued now.
+ *   RESOLVED    one winner, decided under wait_lock (resolved): the remote
+ *               reply (wait_remote_done, then the waiter: wq_push), a local
+ *               event (waiter_local_event), the deadline, or the waiter
+ *               taking it (waiter_take: a mask signal, an epoll interest
+ *               list that changed: rearm). The loser is ended: local copies
+ *               dropped, remote half cancelled (its reply is discarded when
+ *               it comes: remote_done after resolved).
+ *   ANSWERED    the caller got its result (sv_reply, or sv_continue for
+ *               the kernel to finish), or an epoll wait started again
+ *               (epoll_again) as a new wcall; the last reference frees it.
+ *
  * A remote or split call in flight. Owned jointly by the waiter side (the
  * handler, then the waiter thread) and the remote side (the request until
  * its done() ran), and by wcall_run() while it sets the call up: @refs
@@ -90,7 +111,6 @@ struct wcall {
 	/* under wait_lock */
 	bool resolved;
 	bool remote_done;
-	bool queued;
 	bool armed;			/* waited: lp[] registered, the waiter may resolve */
 	bool early;			/* waited: the reply came before armed */
 	bool submitted;			/* the request is out: it can be cancelled */
@@ -480,7 +500,6 @@ static void wcall_remote_won(struct wcall *w)
 /* Hand @w, whose remote half has answered, to the waiter thread. Called with wait_lock held. */
 static void wq_push(struct wcall *w)
 {
-	w->queued = true;
 	w->qnext = NULL;
 	if (wq_tail)
 		wq_tail->qnext = w;
@@ -628,7 +647,6 @@ static void waiter_remote_replies(void)
 			wq_head = w->qnext;
 			if (!wq_head)
 				wq_tail = NULL;
-			w->queued = false;
 			was = w->resolved;
 			w->resolved = true;
 		}
