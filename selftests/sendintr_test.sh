@@ -16,11 +16,14 @@ tap_plan 4
 export SENDINTR_IP=$RSYS_SERVICE_IP
 # Without the BPF objects a signal ends a thread's wait for a held splice and the kernel
 # restarts it at once: the restart must take the first run's count, and a splice loop's
-# next call must still run (before rsys_attach_once).
+# next call must still run (before rsys_attach_once). The kernel may also restart a call
+# whose answer it had just taken (rsys-load(8) BUGS): that count is lost to the program,
+# but no byte may go twice (SENDINTR_COUNT_MAY_DROP).
 if [ -e /sys/fs/bpf/rsys/fdtable ]; then
 	tap_skip "splice signal storm under rsys without the BPF objects: rsys is attached on this machine"
 else
-	KTAP_ONLY=splice_signal_storm RSYS_RUN_TIMEOUT=120 rsys_run "$SENDINTR" >"$RSYS_TMP/splice" 2>&1
+	KTAP_ONLY=splice_signal_storm SENDINTR_COUNT_MAY_DROP=1 RSYS_RUN_TIMEOUT=120 \
+		rsys_run "$SENDINTR" >"$RSYS_TMP/splice" 2>&1
 	tap_report "splice signal storm under rsys without the BPF objects (restarts send nothing twice)" \
 		$? "$RSYS_TMP/splice"
 fi
