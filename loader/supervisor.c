@@ -496,12 +496,9 @@ int sv_read_mem(struct sv_call *c, void *dst, uint64_t addr, size_t len)
 int sv_write_mem(struct sv_call *c, uint64_t addr, const void *src, size_t len)
 {
 	struct iovec local = { (void *)src, len }, remote = { (void *)(uintptr_t)addr, len };
+	int failed;
 
-	if (!len)
-		return 0;
-	if (!sv_call_valid(c))
-		return -ENOENT;
-	return c->sv->front->mem(c, &local, &remote, 1, true) == (ssize_t)len ? 0 : -EFAULT;
+	return sv_write_memv(c, &local, &remote, 1, &failed);
 }
 
 int sv_write_memv(struct sv_call *c, const struct iovec *local, const struct iovec *remote,

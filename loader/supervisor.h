@@ -95,7 +95,7 @@ struct sv_syscall {
 	__u64 args[6];
 };
 
-/* One intercepted system call, from NOTIF_RECV until it is answered. */
+/* One intercepted system call, from the front end's next() until it is answered. */
 struct sv_call {
 	struct sv *sv;
 	uint64_t id;			/* the front end's name for it (the notification's id) */
