@@ -107,7 +107,7 @@ $(O)/rsys-load: $(LOAD_OBJS) $(O)/librsys.a
 
 $(O)/rsys-delegate: $(DELEGATE_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lssl -lcrypto -lpthread
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lbpf -lelf -lz -lssl -lcrypto -lpthread
 
 $(O)/rsys-bench: $(BENCH_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)

@@ -27,6 +27,7 @@ struct delegate {
 	unsigned int client_sessions[CLIENT_TLS + 1];	/* open, per client; atomic */
 	struct ssl_ctx_st *tls;		/* tcp:/vsock: (mutual TLS), else NULL */
 	bool trace;			/* --trace: decisions go to the trace reader too */
+	bool egress_guard;		/* guard.c's programs judge our sockets' addressed datagrams */
 	unsigned int max_handles;	/* sockets, all sessions (fits RLIMIT_NOFILE) */
 	unsigned int max_workers;	/* delegate and flusher threads, all sessions */
 	unsigned int workers;		/* running now; atomic */
@@ -101,6 +102,18 @@ struct reply {
 
 /* main.c */
 void stats_read(struct rsys_delegate_stats *out);
+
+/*
+ * guard.c: move into a cgroup of our own whose cgroup/sendmsg4/6 programs
+ * judge, by @p's egress rules, every datagram a socket we create sends with
+ * an address (rsys-delegate(8), EGRESS GUARD). 0 or -errno (nothing kept).
+ */
+int egress_guard_start(const struct policy *p);
+void egress_guard_stop(void);
+/* May a socket of @type and @proto be handed out whole (direct mode)? Always without the guard. */
+bool egress_guard_covers(int type, int proto);
+/* Sends the programs refused so far. */
+uint64_t egress_guard_denied(void);
 
 /* session.c */
 /*

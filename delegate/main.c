@@ -56,6 +56,9 @@ static void usage(FILE *f)
 		"                      and key, and the CA that signed the clients' certificates\n"
 		"  -p, --policy FILE   enforce the egress rules and limits of FILE\n"
 		"                      (without it every destination is allowed)\n"
+		"      --no-egress-guard\n"
+		"                      do not judge datagrams in the kernel (cgroup BPF):\n"
+		"                      direct-mode programs' sends with an address are trapped\n"
 		"  -t, --trace         send every egress decision to the trace reader\n"
 		"                      (rsys-load trace); -v logs them in the same format\n"
 		"  -v, --verbose       more messages (each decision); repeat for debug messages\n"
@@ -402,6 +405,7 @@ int main(int argc, char **argv)
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "tls-ca", required_argument, NULL, 'A' },
 		{ "trace", no_argument, NULL, 't' },
+		{ "no-egress-guard", no_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -410,8 +414,9 @@ int main(int argc, char **argv)
 	struct tls_files tls = { 0 };
 	struct sockaddr_storage ss;
 	socklen_t sslen;
+	bool egress_guard = true;
 	sigset_t term;
-	int c, lfd, sfd;
+	int c, lfd, sfd, ret;
 
 	log_prog = "rsys-delegate";
 	trace_init(RSYS_SRC_DELEGATE);
@@ -434,6 +439,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			dlg.trace = true;
+			break;
+		case 'G':
+			egress_guard = false;
 			break;
 		case 'v':
 			log_level++;
@@ -502,6 +510,15 @@ int main(int argc, char **argv)
 		pr_err("cannot set up signal handling: %s\n", err_str(-sfd));
 		return 1;
 	}
+	/* Before the first socket: each is guarded by the cgroup it is created in. */
+	if (dlg.policy && egress_guard) {
+		ret = egress_guard_start(dlg.policy);
+		if (ret)
+			pr_warn("no egress guard (%s): direct-mode programs' sends with an address stay trapped\n",
+				err_str(-ret));
+		else
+			pr_info("egress guard: the policy's allow lines judge every datagram sent with an address (cgroup BPF)\n");
+	}
 	caps_set(nofile_raise());
 	if (ss.ss_family == AF_UNIX && unix_dir_prepare((struct sockaddr_un *)&ss))
 		return 1;
@@ -520,6 +537,10 @@ int main(int argc, char **argv)
 
 	serve(lfd, sfd);
 
+	if (egress_guard_denied())
+		pr_info("egress guard: %llu datagrams refused\n",
+			(unsigned long long)egress_guard_denied());
+	egress_guard_stop();
 	close(lfd);
 	if (ss.ss_family == AF_UNIX)
 		unlink(((struct sockaddr_un *)&ss)->sun_path);

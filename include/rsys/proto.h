@@ -35,6 +35,13 @@
  */
 #define RSYS_F_FD		0x2
 
+/*
+ * HELLO reply a3: the delegate's egress guard judges, in the kernel, every
+ * datagram a socket it created sends with an address; direct mode need not
+ * trap sendto() with an address (rsys-delegate(8), EGRESS GUARD).
+ */
+#define RSYS_HELLO_EGRESS_GUARD	0x1
+
 struct rsys_frame {
 	uint32_t magic;
 	uint16_t version;
@@ -52,7 +59,7 @@ struct rsys_frame {
  * Argument use per op (request a[], payload -> reply a[], payload):
  */
 enum rsys_op {
-	RSYS_OP_HELLO = 1,	/* a0 version -> a1 max handles, a2 max in flight */
+	RSYS_OP_HELLO = 1,	/* a0 version -> a1 max handles, a2 max in flight, a3 RSYS_HELLO_* */
 	RSYS_OP_SOCKET,		/* a0 domain, a1 type (SOCK_NONBLOCK honoured), a2 protocol -> a0 handle */
 	RSYS_OP_CONNECT,	/* a0 h; payload sockaddr */
 	RSYS_OP_BIND,		/* a0 h; payload sockaddr */
