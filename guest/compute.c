@@ -165,11 +165,8 @@ static int load_killable(scmp_filter_ctx ctx)
 	return fd;
 }
 
-/*
- * Build and load the filter (@direct: direct mode's rules; @killable: see
- * load_killable); returns its listener fd.
- */
-static int install_filter(const struct policy *p, bool sandboxed, bool direct, bool killable)
+/* Build and load the filter of @o's mode (killable: see load_killable); returns its listener fd. */
+static int install_filter(const struct guest_opts *o)
 {
 	scmp_filter_ctx ctx;
 	int ret, fd = -1;
@@ -177,8 +174,10 @@ static int install_filter(const struct policy *p, bool sandboxed, bool direct, b
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
 		guest_die("cannot create the seccomp filter\n");
-	ret = sv_filter_add_rules(ctx, p, sandboxed, direct);
-	if (!ret && killable)
+	ret = sv_filter_add_rules(ctx, o->policy, o->sandbox,
+				  o->direct ? (o->guarded ? SV_FILTER_GUARDED : SV_FILTER_DIRECT) :
+				  SV_FILTER_REMOTE);
+	if (!ret && o->killable)
 		fd = load_killable(ctx);
 	if (!ret && fd < 0)
 		ret = seccomp_load(ctx);
@@ -202,7 +201,7 @@ static void __attribute__((noreturn)) filter_exec(const struct guest_opts *o)
 	/* No set-id or file-capability binary gains what the program does not have. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		guest_die("cannot set no_new_privs: %s\n", err_str(errno));
-	fd = install_filter(o->policy, o->sandbox, o->direct, o->killable);
+	fd = install_filter(o);
 	/*
 	 * Most ways to talk to the monitor are intercepted now and nobody
 	 * serves them yet: stop, and let the monitor take the listener with

@@ -20,6 +20,7 @@ struct guest_opts {
 	bool sandbox;			/* user, mount and pid namespaces around the program */
 	bool killable;			/* the monitor ends held calls on signals: killable seccomp waits */
 	bool direct;			/* direct mode's filter (loader/direct.c) */
+	bool guarded;			/* ... with the delegate's egress guard: sendto with an address untrapped */
 	uid_t uid;			/* sandbox: the id (uid and gid) that root inside is outside, never 0 */
 	const char *hide[GUEST_HIDE_MAX + 1];	/* sandbox: more paths to cover (NULL-terminated) */
 };

@@ -32,6 +32,7 @@ struct remote {
 	int fd;
 	bool alive;
 	bool unix_fd;			/* a unix socket: fds may travel (direct mode) */
+	bool egress_guard;		/* HELLO: RSYS_HELLO_EGRESS_GUARD */
 	/*
 	 * The event thread reads replies and must never block on a send: the
 	 * delegate may be blocked writing replies to us. Its frames go
@@ -154,6 +155,7 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 	struct rsys_frame f = { .op = RSYS_OP_HELLO, .a = { RSYS_VERSION } };
 	bool unix_addr = !strncmp(addr, "unix:", 5);
 	struct remote *rc;
+	bool guarded;
 	int fd, ret;
 
 	/* Only unix: carries the peer's identity; elsewhere both ends show certificates. */
@@ -180,11 +182,13 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 		close(fd);
 		return ret;
 	}
+	guarded = f.a[3] & RSYS_HELLO_EGRESS_GUARD;
 	rc = calloc(1, sizeof(*rc));
 	if (!rc) {
 		close(fd);
 		return -ENOMEM;
 	}
+	rc->egress_guard = guarded;
 	/* Which policy the rule lines of its verdicts count in (trace events). */
 	f = (struct rsys_frame){ .op = RSYS_OP_INFO, .id = 2 };
 	ret = frame_send(fd, &f, NULL);
@@ -225,6 +229,11 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 bool remote_passes_fds(const struct remote *rc)
 {
 	return rc->unix_fd;
+}
+
+bool remote_egress_guard(const struct remote *rc)
+{
+	return rc->egress_guard;
 }
 
 const char *remote_policy_file(const struct remote *rc)

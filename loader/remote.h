@@ -51,6 +51,8 @@ bool remote_passes_fds(const struct remote *rc);
 
 /* The delegate's policy file, in which the rule lines of its verdicts (RSYS_RULE_*) count; "" if none. */
 const char *remote_policy_file(const struct remote *rc);
+/* Does the delegate's egress guard judge its sockets' datagrams sent with an address (RSYS_HELLO_EGRESS_GUARD)? */
+bool remote_egress_guard(const struct remote *rc);
 
 /* Called by the event thread: its sends are queued, never blocking it. */
 void remote_set_event_thread(struct remote *rc);

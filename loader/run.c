@@ -360,7 +360,10 @@ int run_main(struct run_args *ra, struct policy *p)
 	}
 	mon_events_set_policy_file(remote_policy_file(rc));
 	go.direct = run_direct(ra, rc);
-	pr_info("mode: %s\n", go.direct ? "direct" : "remote");
+	go.guarded = go.direct && remote_egress_guard(rc);
+	pr_info("mode: %s%s\n", go.direct ? "direct" : "remote",
+		go.guarded ? " (the delegate's egress guard judges datagrams: sendto with an address runs untrapped)" :
+		go.direct ? " (no egress guard at the delegate: sendto with an address is trapped)" : "");
 	if (maps_open(&maps) == -ENOENT)
 		pr_info("rsys is not attached: the BPF fd table is not published\n");
 
@@ -428,7 +431,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	}
 	t.monitor = getpid();
 	t.session = getpid();
-	t.flags = go.direct ? RSYS_TRUSTED_DIRECT : 0;
+	t.flags = (go.direct ? RSYS_TRUSTED_DIRECT : 0) | (go.guarded ? RSYS_TRUSTED_GUARDED : 0);
 	maps_trust(&maps, g.prog, &t);
 	sv.front = &sv_seccomp;
 	sv.notify_fd = lfd;

@@ -183,13 +183,14 @@ static int sv_filter_sockopts(scmp_filter_ctx ctx)
 
 /*
  * Direct mode's rules (see direct.c for why each call is safe): sendto only
- * with an address or MSG_FASTOPEN, ioctl only of the socket type (0x89), on
+ * with an address (unless @guarded: the delegate's egress guard judges the
+ * datagrams in the kernel and TCP ignores the address) or MSG_FASTOPEN, ioctl only of the socket type (0x89), on
  * the low 32 bits the kernel reads. Sharing the fd table with another
  * process (clone with CLONE_FILES, not a thread) is refused: a single
  * threaded process's fd numbers cannot then change under a trapped call.
  * io_uring could connect and send behind the monitor: ENOSYS.
  */
-static int sv_filter_direct(scmp_filter_ctx ctx)
+static int sv_filter_direct(scmp_filter_ctx ctx, bool guarded)
 {
 	static const int always[] = {
 		SYS_connect, SYS_bind, SYS_listen, SYS_sendmsg, SYS_sendmmsg, SYS_execve,
@@ -202,7 +203,7 @@ static int sv_filter_direct(scmp_filter_ctx ctx)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, always[i], 0);
 	if (!ret)
 		ret = sv_filter_sockopts(ctx);
-	if (!ret)
+	if (!ret && !guarded)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_sendto, 1, SCMP_A4_64(SCMP_CMP_NE, 0));
 	if (!ret)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SYS_sendto, 1,
@@ -219,7 +220,8 @@ static int sv_filter_direct(scmp_filter_ctx ctx)
 	return ret;
 }
 
-int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed, bool direct)
+int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed,
+			enum sv_filter_mode mode)
 {
 	static const unsigned int fcntl_cmds[] = { F_SETFL, F_SETFD, F_DUPFD, F_DUPFD_CLOEXEC };
 	static const unsigned int ioctl_reqs[] = { FIONREAD, FIONBIO };
@@ -230,10 +232,10 @@ int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandbo
 	ret = sv_filter_namespaces(ctx);
 	if (!ret)
 		ret = sv_filter_family(ctx, SYS_socketpair, p, sandboxed);
-	if (direct) {
+	if (mode != SV_FILTER_REMOTE) {
 		if (!ret)
 			ret = sv_filter_family(ctx, SYS_socket, p, sandboxed);
-		return ret ? ret : sv_filter_direct(ctx);
+		return ret ? ret : sv_filter_direct(ctx, mode == SV_FILTER_GUARDED);
 	}
 	for (nr = 0; nr < SV_NR_BOUND && !ret; nr++) {
 		if (!sv_handles(nr, false))

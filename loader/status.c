@@ -40,11 +40,11 @@ struct status {
 	__u64 calls[RSYS_MAX_SYSCALL];
 	struct rsys_config cfg;
 	bool has_cfg;
-	unsigned int fd_entries, trusted_tasks, trusted_direct;
+	unsigned int fd_entries, trusted_tasks, trusted_direct, trusted_guarded;
 };
 
-/* Trusted tasks whose run uses direct mode (the others use remote mode). */
-static int count_direct(int fd)
+/* Trusted tasks with all of @flags (RSYS_TRUSTED_*) in their entry. */
+static int count_flags(int fd, __u32 flags)
 {
 	__u32 key, next, *prev = NULL;
 	struct rsys_trusted t;
@@ -54,7 +54,7 @@ static int count_direct(int fd)
 		key = next;
 		prev = &key;
 		memset(&t, 0, sizeof(t));	/* a map pinned by an older rsys-load has no flags */
-		if (!bpf_map_lookup_elem(fd, &key, &t) && (t.flags & RSYS_TRUSTED_DIRECT))
+		if (!bpf_map_lookup_elem(fd, &key, &t) && (t.flags & flags) == flags)
 			n++;
 	}
 	return n;
@@ -110,7 +110,8 @@ static int status_read(struct rsys_maps *m, struct status *s)
 	if (n < 0)
 		return n;
 	s->trusted_tasks = n;
-	s->trusted_direct = count_direct(m->trusted);
+	s->trusted_direct = count_flags(m->trusted, RSYS_TRUSTED_DIRECT);
+	s->trusted_guarded = count_flags(m->trusted, RSYS_TRUSTED_DIRECT | RSYS_TRUSTED_GUARDED);
 	fd = bpf_obj_get(RSYS_PIN_DIR "/config");
 	if (fd >= 0) {
 		s->has_cfg = !bpf_map_lookup_elem(fd, &zero, &s->cfg);
@@ -164,8 +165,8 @@ static void status_print_json(const struct status *s)
 		printf("%s\"%s\":%llu", sep, name, (unsigned long long)s->calls[i]);
 		sep = ",";
 	}
-	printf("},\"fdtable_entries\":%u,\"trusted_tasks\":%u,\"trusted_direct\":%u",
-	       s->fd_entries, s->trusted_tasks, s->trusted_direct);
+	printf("},\"fdtable_entries\":%u,\"trusted_tasks\":%u,\"trusted_direct\":%u,\"trusted_direct_guarded\":%u",
+	       s->fd_entries, s->trusted_tasks, s->trusted_direct, s->trusted_guarded);
 	if (s->has_cfg) {
 		printf(",\"remote_families\":[");
 		families_print(s->cfg.remote_families, true);
@@ -199,8 +200,8 @@ static void status_print(const struct status *s)
 		sys_name(name, sizeof(name), i);
 		printf("  %-20s %llu\n", name, (unsigned long long)s->calls[i]);
 	}
-	printf("fd-table entries: %u\ntrusted tasks: %u (mode: %u direct, %u remote)\n",
-	       s->fd_entries, s->trusted_tasks, s->trusted_direct,
+	printf("fd-table entries: %u\ntrusted tasks: %u (mode: %u direct, %u of them with the delegate's egress guard; %u remote)\n",
+	       s->fd_entries, s->trusted_tasks, s->trusted_direct, s->trusted_guarded,
 	       s->trusted_tasks - s->trusted_direct);
 }
 

@@ -240,14 +240,20 @@ void wait_epoll_changed(pid_t tgid, int epfd);
 /* End the waiter thread (sv_stop, once no call can come): nothing uses the delegate after it. */
 void wait_stop(void);
 
+enum sv_filter_mode {
+	SV_FILTER_REMOTE,	/* every call the core handles */
+	SV_FILTER_DIRECT,	/* direct mode: only the calls that decide where packets go */
+	SV_FILTER_GUARDED,	/* ... less sendto with an address: the delegate's egress guard judges it */
+};
+
 /*
- * Add to @ctx a NOTIFY rule for every intercepted syscall and the sandbox's
+ * Add to @ctx a NOTIFY rule for every call @mode traps and the sandbox's
  * denials (socket families, namespaces: doc/rsys-load.8, FILTER); @sandboxed:
- * the program runs in rsys-load run's sandbox (no capabilities); @direct:
- * direct mode's smaller set (only the calls that decide where packets go).
- * Run in the child before exec.
+ * the program runs in rsys-load run's sandbox (no capabilities). Run in the
+ * child before exec.
  */
-int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed, bool direct);
+int sv_filter_add_rules(scmp_filter_ctx ctx, const struct policy *p, bool sandboxed,
+			enum sv_filter_mode mode);
 
 /* Does the core handle syscall @nr (in direct mode: @direct)? The filter traps those. */
 bool sv_handles(unsigned int nr, bool direct);

@@ -53,5 +53,7 @@ struct rsys_trusted {
 
 /* Direct mode: the task holds real service-domain sockets; they have no fdtable entries. */
 #define RSYS_TRUSTED_DIRECT	0x1
+/* ... and its delegate's egress guard judges their datagrams: sendto() with an address is not trapped. */
+#define RSYS_TRUSTED_GUARDED	0x2
 
 #endif
