@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Attacks on direct mode (and the same ones on remote mode): denied destinations, racing threads (TOCTOU), fd swaps, SCM_RIGHTS to an untrusted process, options; each with a native control where it works.
+# Attacks on direct mode, with the delegate's egress guard and without it (and the same ones on remote mode): denied destinations, racing threads (TOCTOU), fd swaps, SCM_RIGHTS to an untrusted process, options; each with a native control where it works.
 #
 # Usage: selftests/attack_direct_test.sh
 #
 # The attacker (selftests/direct_attack.c) runs trusted under "rsys-load run
-# --mode direct" and "--mode remote" and must not reach its goal; natively, as
+# --mode direct" (a delegate with its egress guard, where sendto() with an
+# address is not trapped, and "direct-trap": one started --no-egress-guard)
+# and "--mode remote" and must not reach its goal; natively, as
 # root in the service netns where nothing stops it, the same attack must work,
 # so that no case passes because the attack was broken. The race cases print
 # how often each racing value got through natively.
@@ -36,20 +38,40 @@ EOF
 }
 
 rsys_topology_up
+# Ping sockets, for root (the delegate, and the native controls) in the service netns.
+ip netns exec "$RSYS_NS_SERVICE" sysctl -qw net.ipv4.ping_group_range="0 0" ||
+	ksft_skip "cannot allow ping sockets in the service netns"
 rsys_delegate_start
+TRAP_DELEGATE=unix:$RSYS_SOCKDIR/trap.sock
+rsys_bg "$RSYS_NS_SERVICE" "$RSYS_DELEGATE_BIN" --listen "$TRAP_DELEGATE" --policy "$RSYS_POLICY" \
+	--no-egress-guard 2>"$RSYS_TMP/trap.log"
+rsys_wait_file "$RSYS_SOCKDIR/trap.sock" || ksft_skip "the second rsys-delegate did not start"
+timeout 60 "$RSYS_LOAD" run -v --mode direct --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" \
+	-- true 2>"$RSYS_TMP/v.err"
+timeout 60 "$RSYS_LOAD" run -v --mode direct --policy "$RSYS_POLICY" --delegate "$TRAP_DELEGATE" \
+	-- true 2>"$RSYS_TMP/vt.err"
+grep -q "mode: direct (no egress guard" "$RSYS_TMP/v.err" && {
+	tap_diag_file "$RSYS_TMP/delegate.log"
+	ksft_skip "rsys-delegate has no egress guard here (cgroup BPF; its log says why)"
+}
 
-MODES="direct remote"
-CASES=14
-tap_plan $((CASES * 2 + 5))
+MODES="direct direct-trap remote"
+CASES=16
+tap_plan $((CASES * 3 + 6))
 
-# in_mode MODE CMD...: the attacker under rsys-load run --mode MODE.
+# in_mode MODE CMD...: the attacker under rsys-load run --mode MODE (direct-trap: direct,
+# with the delegate that has no egress guard).
 in_mode()
 {
-	local mode=$1
+	local mode=$1 dlg=$RSYS_DELEGATE
 
 	shift
+	if [ "$mode" = direct-trap ]; then
+		mode=direct
+		dlg=$TRAP_DELEGATE
+	fi
 	timeout --kill-after=5 60 "$RSYS_LOAD" run --mode "$mode" --policy "$RSYS_POLICY" \
-		--delegate "$RSYS_DELEGATE" -- "$ATTACKER" "$@"
+		--delegate "$dlg" -- "$ATTACKER" "$@"
 }
 
 # attack MODE NAME ARGS...: refused under rsys (exit 1), reached natively (exit 0).
@@ -109,6 +131,7 @@ W=$RSYS_WORLD_IP
 for mode in $MODES; do
 	attack "$mode" "TCP connect to a denied destination" connect "$W" "$DENIED"
 	attack "$mode" "UDP sendto a denied destination" udp-sendto "$W" "$DENIED"
+	attack "$mode" "ICMP echo from a ping socket to a denied destination" icmp-sendto "$W" "$DENIED"
 	attack "$mode" "TCP fast open (sendto MSG_FASTOPEN) to a denied destination" tfo-sendto "$W" "$DENIED"
 	attack "$mode" "TCP_FASTOPEN_CONNECT + connect to a denied destination" tfo-connect "$W" "$DENIED"
 	attack "$mode" "setsockopt SO_BINDTODEVICE" setsockopt "$W" "$DENIED" bindtodevice
@@ -119,6 +142,8 @@ for mode in $MODES; do
 	attack "$mode" "TOCTOU: a thread rewrites sendto's address" race-sendto "$W" "$DENIED" "$ALLOWED_UDP"
 	attack "$mode" "TOCTOU: a thread rewrites sendmsg's msg_name" race-sendmsg "$W" "$DENIED" "$ALLOWED_UDP"
 	attack "$mode" "fd swap: a thread dup2()s a socket onto the fd being connected" swap-connect "$W" "$DENIED"
+	attack "$mode" "fd swap: a thread dup2()s a UDP socket onto a TCP one that sendto()s with an address" \
+		swap-sendto "$W" "$DENIED" "$ALLOWED_TCP"
 	pass "$mode" "SCM_RIGHTS of a socket to an untrusted process" pass-fd
 	pass "$mode" "TOCTOU: a thread puts the socket into sendmsg's SCM_RIGHTS" race-cmsg-fd
 done
@@ -157,13 +182,44 @@ else
 	tap_not_ok "direct: pidfd_getfd by nobody: exit $rc under rsys (want 1), $nrc natively as uid 65534 (want 0)"
 fi
 
-timeout 60 "$RSYS_LOAD" run -v --mode direct --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" \
-	-- true 2>"$RSYS_TMP/v.err"
-if grep -q "mode: direct" "$RSYS_TMP/v.err"; then
-	tap_ok "rsys-load run -v --mode direct says 'mode: direct'"
+if grep -q "mode: direct (the delegate's egress guard" "$RSYS_TMP/v.err" &&
+   grep -q "mode: direct (no egress guard" "$RSYS_TMP/vt.err"; then
+	tap_ok "rsys-load run -v --mode direct says 'mode: direct' and whether the delegate's egress guard is on"
 else
 	tap_diag_file "$RSYS_TMP/v.err"
-	tap_not_ok "rsys-load run -v --mode direct does not say 'mode: direct'"
+	tap_diag_file "$RSYS_TMP/vt.err"
+	tap_not_ok "rsys-load run -v --mode direct does not say 'mode: direct' with the egress guard's state"
+fi
+
+# The positive control of the egress guard: its programs detached from the delegate's cgroup
+# (the monitor still trusts them, so sendto() with an address is not trapped), the denied
+# datagram goes out; attached again, it is refused.
+guard_cg()
+{
+	local mnt
+
+	mnt=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+		/proc/self/mountinfo | head -n1)
+	[ -n "$mnt" ] && echo "$mnt$(sed -n 's/^0:://p' "/proc/$RSYS_DELEGATE_PID/cgroup")"
+}
+CG=$(guard_cg)
+ID=$([ -n "$CG" ] && bpftool cgroup show "$CG" 2>/dev/null | awk '$NF == "egress_sendmsg4" { print $1 }')
+if [ -z "$ID" ]; then
+	tap_skip "the egress guard's control: no cgroup2 mount or no egress_sendmsg4 at '$CG'"
+else
+	bpftool cgroup detach "$CG" sendmsg4 id "$ID"
+	in_mode direct udp-sendto "$W" "$DENIED" >"$RSYS_TMP/g0.out" 2>&1
+	rc0=$?
+	bpftool cgroup attach "$CG" sendmsg4 id "$ID" multi
+	in_mode direct udp-sendto "$W" "$DENIED" >"$RSYS_TMP/g1.out" 2>&1
+	rc1=$?
+	if [ $rc0 -eq 0 ] && [ $rc1 -eq 1 ]; then
+		tap_ok "direct: the egress guard is what refuses: detached, the datagram reached the denied port ($(tail -n1 "$RSYS_TMP/g0.out")); attached again: $(tail -n1 "$RSYS_TMP/g1.out")"
+	else
+		tap_diag_file "$RSYS_TMP/g0.out"
+		tap_diag_file "$RSYS_TMP/g1.out"
+		tap_not_ok "direct: egress guard control: exit $rc0 detached (want 0), $rc1 attached (want 1)"
+	fi
 fi
 
 # Without the sandbox root holds capabilities over the service netns: direct mode is refused.

@@ -72,6 +72,9 @@ static void usage(void)
 		"  pass-fd | race-cmsg-fd | race-cmsg-len ADDR PORT PATH\n"
 		"                    pass a UDP socket to the receiver listening on unix PATH\n"
 		"  swap-connect ADDR PORT   a thread dup2()s a socket onto the fd being connected\n"
+		"  swap-sendto ADDR PORT ALLOWED_TCP_PORT   a thread dup2()s a UDP socket onto a\n"
+		"                    TCP one (connected to ALLOWED_TCP_PORT) that sendto()s PORT\n"
+		"  icmp-sendto ADDR PORT    an ICMP echo from a ping socket (SOCK_DGRAM)\n"
 		"  clone-files ADDR PORT    clone(CLONE_FILES) without CLONE_THREAD\n"
 		"  receive ADDR PORT PATH   (untrusted) take fds on PATH; reach ADDR:PORT with them\n"
 		"  hold ADDR PORT SECS      hold a UDP socket for SECS seconds\n"
@@ -122,6 +125,19 @@ static int do_udp_sendto(void)
 	if (sendto(s, "x", 1, 0, (struct sockaddr *)&dst, sizeof(dst)) != 1)
 		return fail("sendto");
 	return reached(s, "udp sendto");
+}
+
+/* Ping sockets have no cgroup hook on their sends: the egress guard must not let them out whole. */
+static int do_icmp_sendto(void)
+{
+	struct { uint8_t type, code; uint16_t sum, id, seq; } echo = { 8, 0, 0, 0, htons(1) };
+	int s = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+
+	if (s < 0)
+		return fail("socket(SOCK_DGRAM, IPPROTO_ICMP)");
+	if (sendto(s, &echo, sizeof(echo), 0, (struct sockaddr *)&dst, sizeof(dst)) != sizeof(echo))
+		return fail("sendto (ICMP echo)");
+	return reached(s, "ICMP echo");
 }
 
 static int do_tfo(bool connect_first)
@@ -357,6 +373,38 @@ static int do_swap_connect(void)
 	return 0;
 }
 
+/*
+ * TCP ignores a send's address, so direct mode with the egress guard lets
+ * sendto() with one run untrapped; a thread dup2()s a UDP socket onto the
+ * number meanwhile: its datagram to the denied port must still be judged.
+ */
+static int do_swap_sendto(void)
+{
+	struct sockaddr_in ok = dst;
+	bool answered = false;
+	pthread_t t;
+	char b;
+	int i;
+
+	ok.sin_port = port_ok;
+	swap_n = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(swap_n, (struct sockaddr *)&ok, sizeof(ok)))
+		return fail("connect to the allowed TCP port");
+	swap_a = dup(swap_n);
+	swap_b = socket(AF_INET, SOCK_DGRAM, 0);
+	pthread_create(&t, NULL, swap_fds, NULL);
+	for (i = 0; race_on(i, answered); i++) {
+		sendto(swap_n, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&dst,
+		       sizeof(dst));
+		/* only the denied UDP port answers */
+		answered = recv(swap_b, &b, 1, MSG_DONTWAIT | MSG_PEEK) == 1;
+	}
+	stop = 1;
+	pthread_join(t, NULL);
+	printf("swap-sendto: %d sends\n", i);
+	return reached(swap_b, "a datagram from a swapped-in UDP socket to the denied port");
+}
+
 static int do_clone_files(void)
 {
 	long pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
@@ -474,6 +522,8 @@ int main(int argc, char **argv)
 		return do_connect();
 	if (!strcmp(cmd, "udp-sendto"))
 		return do_udp_sendto();
+	if (!strcmp(cmd, "icmp-sendto"))
+		return do_icmp_sendto();
 	if (!strcmp(cmd, "tfo-sendto"))
 		return do_tfo(false);
 	if (!strcmp(cmd, "tfo-connect"))
@@ -493,6 +543,8 @@ int main(int argc, char **argv)
 		return do_race_send(false);
 	if (!strcmp(cmd, "race-sendmsg"))
 		return do_race_send(true);
+	if (!strcmp(cmd, "swap-sendto"))
+		return do_swap_sendto();
 	if (!strcmp(cmd, "pass-fd"))
 		return do_pass(argv[4], NULL);
 	if (!strcmp(cmd, "race-cmsg-fd"))

@@ -116,12 +116,26 @@ rsys_have_bins()
 	[ -z "$RSYS_MISSING" ]
 }
 
+# rsys_alive PID: PID runs (a zombie does not).
+rsys_alive()
+{
+	[ -n "$1" ] && [ -r "/proc/$1/status" ] && ! grep -q '^State:.Z' "/proc/$1/status" 2>/dev/null
+}
+
 rsys_cleanup()
 {
-	local pid ns
+	local pid ns i
 
 	for pid in "${RSYS_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null
+	done
+	# A second for SIGTERM (a delegate removes its egress guard's cgroup), then SIGKILL.
+	for ((i = 0; i < 20; i++)); do
+		for pid in "${RSYS_PIDS[@]}"; do
+			rsys_alive "$pid" && break
+		done
+		rsys_alive "$pid" || break
+		sleep 0.05
 	done
 	for ns in "${RSYS_NETNS[@]}"; do
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
