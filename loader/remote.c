@@ -28,6 +28,26 @@ struct wq_item {
 	char payload[];
 };
 
+/*
+ * What the delegate's POLL replies said is ready, per handle (wait.c's
+ * select answers from it). Readiness that comes from the network only
+ * grows until a call of ours takes it away: data, connections, errors and
+ * hang-ups arrive and room to send frees up; receiving, accepting, sending,
+ * options (SO_ERROR, SO_RCVLOWAT) and shutdown are our calls. So a bit a
+ * POLL reply reported stays true until the next call on that handle starts.
+ * A slot (handles hashed; several may share one) counts the calls in
+ * flight on its handles and a generation that each start and end of one
+ * moves: a POLL reply is kept only if none ran while it was out.
+ */
+#define READY_SLOTS	1024
+
+struct ready_slot {
+	uint64_t handle;
+	uint32_t gen;
+	uint16_t busy;			/* calls in flight on the slot's handles */
+	uint16_t bits;			/* of @handle: poll bits known ready */
+};
+
 struct remote {
 	int fd;
 	bool alive;
@@ -56,6 +76,7 @@ struct remote {
 	bool ev_asleep;			/* the event thread sleeps without a timeout */
 	struct frame_reader rd;		/* replies: read by the event thread only */
 	char policy_file[POLICY_PATH_MAX];	/* the delegate's, for the rules its verdicts name */
+	struct ready_slot ready[READY_SLOTS];	/* under @lock */
 };
 
 static void *remote_writer(void *arg)
@@ -355,6 +376,73 @@ static struct remote_req *pending_take(struct remote *rc, uint64_t id)
 	return NULL;
 }
 
+static struct ready_slot *ready_slot(struct remote *rc, uint64_t handle)
+{
+	return &rc->ready[(handle ^ handle >> 32) % READY_SLOTS];
+}
+
+/* Ops whose a0 names a handle; POLL only looks. Called with rc->lock held. */
+static void ready_start(struct remote *rc, struct remote_req *r)
+{
+	struct ready_slot *s;
+
+	r->ready = NULL;
+	if (r->f.op == RSYS_OP_POLL || r->f.op == RSYS_OP_SOCKET || r->f.op == RSYS_OP_SOCKFD ||
+	    r->f.op == RSYS_OP_STATS || r->f.op == RSYS_OP_INFO || r->f.op == RSYS_OP_HELLO ||
+	    r->has_fd)
+		return;
+	s = ready_slot(rc, r->f.a[0]);
+	s->gen++;
+	s->busy++;
+	s->bits = 0;
+	r->ready = s;
+}
+
+/* @r's call has ended (replied, lost or never sent). Called with rc->lock held. */
+static void ready_end(struct remote_req *r)
+{
+	if (!r->ready)
+		return;
+	r->ready->gen++;
+	r->ready->busy--;
+	r->ready->bits = 0;
+	r->ready = NULL;
+}
+
+uint32_t remote_ready_gen(struct remote *rc, uint64_t handle)
+{
+	struct ready_slot *s = ready_slot(rc, handle);
+	uint32_t gen;
+
+	pthread_mutex_lock(&rc->lock);
+	gen = s->busy ? 0 : s->gen | 1u << 31;
+	pthread_mutex_unlock(&rc->lock);
+	return gen;
+}
+
+void remote_ready_note(struct remote *rc, uint64_t handle, uint32_t gen, uint16_t bits)
+{
+	struct ready_slot *s = ready_slot(rc, handle);
+
+	pthread_mutex_lock(&rc->lock);
+	if (gen && !s->busy && (s->gen | 1u << 31) == gen) {
+		s->handle = handle;
+		s->bits = bits;
+	}
+	pthread_mutex_unlock(&rc->lock);
+}
+
+uint16_t remote_ready_bits(struct remote *rc, uint64_t handle)
+{
+	struct ready_slot *s = ready_slot(rc, handle);
+	uint16_t bits;
+
+	pthread_mutex_lock(&rc->lock);
+	bits = s->handle == handle && !s->busy ? s->bits : 0;
+	pthread_mutex_unlock(&rc->lock);
+	return bits;
+}
+
 int remote_submit(struct remote *rc, struct remote_req *r)
 {
 	struct rsys_frame f;
@@ -369,6 +457,7 @@ int remote_submit(struct remote *rc, struct remote_req *r)
 	r->cancel_sent = false;
 	r->lost = false;
 	pending_add(rc, r);
+	ready_start(rc, r);
 	pthread_mutex_unlock(&rc->lock);
 
 	/* r may complete (and be freed) as soon as it is on the wire: send a copy. */
@@ -381,6 +470,8 @@ int remote_submit(struct remote *rc, struct remote_req *r)
 		/* Gone already if the event thread failed the whole session meanwhile. */
 		if (pending_take(rc, f.id) != r)
 			ret = 0;
+		else
+			ready_end(r);
 		pthread_mutex_unlock(&rc->lock);
 		if (ret)
 			pr_debug("delegate send failed: %s\n", err_str(-ret));
@@ -397,6 +488,10 @@ int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1)
 		return -ECONNRESET;
 	pthread_mutex_lock(&rc->lock);
 	f.id = rc->next_id++;
+	if (op == RSYS_OP_CLOSE) {
+		ready_slot(rc, a0)->gen++;
+		ready_slot(rc, a0)->bits = 0;
+	}
 	pthread_mutex_unlock(&rc->lock);
 	return wire_send(rc, &f, NULL, -1);
 }
@@ -440,6 +535,7 @@ static void remote_fail_all(struct remote *rc)
 	for (i = 0; i < REMOTE_BUCKETS; i++) {
 		while ((r = rc->pending[i])) {
 			rc->pending[i] = r->next;
+			ready_end(r);
 			r->next = list;
 			list = r;
 		}
@@ -470,6 +566,8 @@ static void reply_dispatch(struct remote *rc, const struct rsys_frame *f, const 
 	}
 	pthread_mutex_lock(&rc->lock);
 	r = pending_take(rc, f->id);
+	if (r)
+		ready_end(r);
 	pthread_mutex_unlock(&rc->lock);
 	if (!r) {
 		pr_debug("reply to unknown request %llu (op %u)\n", (unsigned long long)f->id, f->op);

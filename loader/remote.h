@@ -11,6 +11,7 @@
 
 struct remote;
 struct remote_req;
+struct ready_slot;
 struct sv_call;
 
 typedef void (*remote_done_fn)(struct remote_req *r);
@@ -34,6 +35,7 @@ struct remote_req {
 	/* private to remote.c */
 	uint64_t id;
 	bool cancel_sent;
+	struct ready_slot *ready;	/* the slot whose calls in flight it counts in */
 	struct remote_req *next;
 };
 
@@ -85,6 +87,17 @@ bool remote_alive(const struct remote *rc);
  * handlers must never block on the delegate (see supervisor.h).
  */
 int remote_submit(struct remote *rc, struct remote_req *r);
+
+/*
+ * Readiness the delegate reported (remote.c says why it holds): take
+ * remote_ready_gen() of @handle before a POLL that asks for it is
+ * submitted, give it to remote_ready_note() with the bits its reply says
+ * are ready; remote_ready_bits() is what is known ready now (0 when
+ * unknown: a call on the handle started since, or is still out).
+ */
+uint32_t remote_ready_gen(struct remote *rc, uint64_t handle);
+void remote_ready_note(struct remote *rc, uint64_t handle, uint32_t gen, uint16_t bits);
+uint16_t remote_ready_bits(struct remote *rc, uint64_t handle);
 
 /* Fire-and-forget request without a reply callback (e.g. RSYS_OP_CLOSE). */
 int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1);

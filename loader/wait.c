@@ -98,6 +98,7 @@ struct wcall {
 	size_t *lidx;			/* lp[i] is it[lidx[i]] */
 	size_t nl;
 	struct rsys_pollfd *rp;		/* remote half: request, then reply */
+	uint32_t *rgen;			/* rp[i]'s remote_ready_gen() when asked */
 	size_t *ridx;
 	size_t nr;
 	struct remote_req req;
@@ -430,8 +431,42 @@ static void wcall_take_reply(struct wcall *w, const struct remote_req *r)
 		w->rret = -EIO;
 		return;
 	}
-	for (i = 0; i < w->nr; i++)
+	for (i = 0; i < w->nr; i++) {
 		w->it[w->ridx[i]].revents = rp[i].revents;
+		if (rp[i].revents && !(rp[i].revents & POLLNVAL))
+			remote_ready_note(w->c->sv->remote, w->rp[i].handle, w->rgen[i],
+					  rp[i].revents);
+	}
+}
+
+/*
+ * select: are all the remote fds known ready (remote_ready_bits) for every
+ * set they are in? Then they are ready now, and Linux would report just
+ * that: their revents are what is known.
+ */
+static bool wcall_known_ready(struct wcall *w)
+{
+	static const short mask[3] = { POLLIN_SET, POLLOUT_SET, POLLEX_SET };
+	size_t i;
+	int k;
+
+	if (w->kind != WK_SELECT && w->kind != WK_PSELECT6)
+		return false;
+	for (i = 0; i < w->nr; i++) {
+		struct witem *it = &w->it[w->ridx[i]];
+
+		w->rp[i].revents = remote_ready_bits(w->c->sv->remote, it->handle);
+		for (k = 0; k < 3; k++)
+			if ((it->sel & (1 << k)) && !(w->rp[i].revents & mask[k])) {
+				w->rp[i].revents = 0;	/* the request's */
+				while (i--)
+					w->rp[i].revents = 0;
+				return false;
+			}
+	}
+	for (i = 0; i < w->nr; i++)
+		w->it[w->ridx[i]].revents = w->rp[i].revents;
+	return true;
 }
 
 /* Clear the revents of the half that lost. */
@@ -897,14 +932,15 @@ static int wcall_prepare(struct wcall *w)
 	size_t i, l = 0, r = 0;
 	int fd;
 
-	/* one block, most aligned first: rp[nr], ridx[nr], lidx[nl], lp[nl] */
+	/* one block, most aligned first: rp[nr], ridx[nr], lidx[nl], lp[nl], rgen[nr] */
 	w->rp = calloc(1, w->nr * sizeof(*w->rp) + (w->nr + w->nl) * sizeof(size_t) +
-			  (w->nl ? w->nl : 1) * sizeof(*w->lp));
+			  (w->nl ? w->nl : 1) * sizeof(*w->lp) + w->nr * sizeof(*w->rgen));
 	if (!w->rp)
 		return -ENOMEM;
 	w->ridx = (size_t *)(w->rp + w->nr);
 	w->lidx = w->ridx + w->nr;
 	w->lp = (struct pollfd *)(w->lidx + w->nl);
+	w->rgen = (uint32_t *)(w->lp + (w->nl ? w->nl : 1));
 	for (i = 0; i < w->n; i++) {
 		struct witem *it = &w->it[i];
 
@@ -913,6 +949,7 @@ static int wcall_prepare(struct wcall *w)
 		if (it->remote) {
 			w->rp[r].handle = it->handle;
 			w->rp[r].events = it->events;
+			w->rgen[r] = remote_ready_gen(w->c->sv->remote, it->handle);
 			w->ridx[r++] = i;
 			continue;
 		}
@@ -1050,6 +1087,12 @@ static enum sv_verdict wcall_start(struct wcall *w)
 		goto reply;
 	local = wcall_poll_local(w);
 	maps_count_class(c->sv->maps, w->nl ? RSYS_CLASS_SPLIT : RSYS_CLASS_REMOTE, 1);
+	/* Nothing to ask the delegate: both halves are what they are now. */
+	if (wcall_known_ready(w)) {
+		c->ret = wcall_write_result(w);
+		wcall_free(w);
+		return SV_REPLY;
+	}
 	if (local && w->kind == WK_EPOLL) {
 		c->ret = wcall_epoll_local(w);
 		if (c->ret) {

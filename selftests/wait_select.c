@@ -167,14 +167,20 @@ TEST(select_remote_ready)
 /*
  * 3: both ready: Linux reports both. rsys polls the local half before
  * it sends the remote one, and a ready local half wins at once: only
- * the local fd (rsys-load(8), BUGS).
+ * the local fd (rsys-load(8), BUGS), unless an earlier wait's reply
+ * showed the remote fd ready and no call on it started since.
  */
 TEST(select_both_ready)
 {
+	socklen_t len = sizeof(int);
+	int n, n2, type;
 	fd_set r;
-	int n;
 
 	write(p[1], "x", 1);
+	udp_fire(&u);
+	usleep(20000);
+	/* a call on the socket: rsys forgets what it knew of its readiness */
+	getsockopt(u.rx, SOL_SOCKET, SO_TYPE, &type, &len);
 	n = select(mixed_set(&r), &r, NULL, NULL, NULL);
 	if (under_rsys)
 		CHECK(n == 1 && FD_ISSET(p[0], &r) && !FD_ISSET(u.rx, &r),
@@ -182,6 +188,12 @@ TEST(select_both_ready)
 	else
 		CHECK(n == 2 && FD_ISSET(p[0], &r) && FD_ISSET(u.rx, &r),
 		      "select mixed, both ready: %d", n);
+	/* once a wait of its own saw the remote fd ready, rsys reports both, as Linux */
+	FD_ZERO(&r); FD_SET(u.rx, &r);
+	select(u.rx + 1, &r, NULL, NULL, NULL);
+	n2 = select(mixed_set(&r), &r, NULL, NULL, NULL);
+	CHECK(n2 == 2 && FD_ISSET(p[0], &r) && FD_ISSET(u.rx, &r),
+	      "select mixed, both ready, the remote fd known ready: %d", n2);
 	pipe_drain(p[0]);
 	udp_drain(&u);
 }
@@ -264,6 +276,42 @@ TEST(select_all_remote)
 	FD_ZERO(&w); FD_SET(u.tx, &w);
 	n = select(maxfd(u.rx, u.tx), &r, &w, NULL, NULL);
 	CHECK(n == 1 && FD_ISSET(u.tx, &w) && !FD_ISSET(u.rx, &r), "select all remote: %d", n);
+}
+
+/*
+ * Readiness rsys knows must not outlive the calls that take it away: a
+ * datagram makes the remote fd readable (the same answer twice, the second
+ * from what the monitor knows); once read, it is not, with or without a
+ * local fd beside it; a second datagram makes it readable again.
+ */
+TEST(select_remote_read_away)
+{
+	struct timeval tv = { 0, 0 };
+	int n1, n2, n3, n4, n5;
+	fd_set r;
+
+	pipe_drain(p[0]);
+	udp_drain(&u);
+	udp_fire(&u);
+	usleep(20000);
+	FD_ZERO(&r); FD_SET(u.rx, &r);
+	n1 = select(u.rx + 1, &r, NULL, NULL, NULL);
+	FD_ZERO(&r); FD_SET(u.rx, &r);
+	n2 = select(u.rx + 1, &r, NULL, NULL, NULL);
+	udp_drain(&u);
+	FD_ZERO(&r); FD_SET(u.rx, &r);
+	n3 = select(u.rx + 1, &r, NULL, NULL, &tv);
+	tv = (struct timeval){ 0, 0 };
+	n4 = select(mixed_set(&r), &r, NULL, NULL, &tv);
+	udp_fire(&u);
+	usleep(20000);
+	FD_ZERO(&r); FD_SET(u.rx, &r);
+	tv = (struct timeval){ 0, 0 };
+	n5 = select(u.rx + 1, &r, NULL, NULL, &tv);
+	udp_drain(&u);
+	CHECK(n1 == 1 && n2 == 1 && n3 == 0 && n4 == 0 && n5 == 1,
+	      "select readable, again, after reading (alone, mixed), after a new datagram: %d %d %d %d %d (want 1 1 0 0 1)",
+	      n1, n2, n3, n4, n5);
 }
 
 /* 9: EBADF for a closed fd in a mixed set (a timeout so that a miss fails, not hangs) */
