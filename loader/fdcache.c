@@ -45,6 +45,15 @@ struct sv_proc {
 	unsigned int lo_remote;		/* UINT_MAX when nremote == 0 */
 	bool unsure;
 	bool big;			/* a remote vfd >= FDC_MAX_VFD: never sure */
+	/*
+	 * Placeholders being installed (fdc_install_begin/end): ADDFD with
+	 * SECCOMP_ADDFD_FLAG_SEND answers the call as it installs, so another
+	 * thread of the program may use the new vfd before the cache hears of
+	 * it. Meanwhile no entry is trusted, and a lookup keeps what it found
+	 * only if no install began or ended while it looked (@install_gen).
+	 */
+	unsigned int installing;
+	unsigned int install_gen;
 	unsigned int unsure_gen;	/* bumped by every fdc_unsure() */
 	ino_t *exec_ino;		/* anchors of its remote vfds at its last execve */
 	unsigned int n_exec;
@@ -294,7 +303,9 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 	char path[64], link[64];
 	struct fdc_ent *e;
 	struct anchor *a = NULL;
+	unsigned int gen;
 	unsigned long ino;
+	bool keep;
 	ssize_t n;
 	int ret;
 
@@ -302,13 +313,14 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 		return 0;
 	pthread_mutex_lock(&fdc_lock);
 	e = ent_get(p, vfd, false);
-	if (e && e->state != FDC_UNKNOWN) {
+	if (e && e->state != FDC_UNKNOWN && !p->installing) {
 		ret = e->state == FDC_REMOTE;
 		if (ret)
 			*handle = e->a->handle;
 		pthread_mutex_unlock(&fdc_lock);
 		return ret;
 	}
+	gen = p->install_gen;
 	pthread_mutex_unlock(&fdc_lock);
 
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", tid, vfd);
@@ -320,17 +332,35 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 	pthread_mutex_lock(&fdc_lock);
 	if (sscanf(link, "socket:[%lu]", &ino) == 1)
 		a = anchor_by_ino(ino);
-	e = ent_get(p, vfd, true);
+	/* An install meanwhile may have put another file at @vfd: what we saw is not kept. */
+	keep = !p->installing && p->install_gen == gen;
+	e = keep ? ent_get(p, vfd, true) : NULL;
 	if (e)
 		ent_set(p, vfd, a ? FDC_REMOTE : FDC_LOCAL, a);
-	else if (a)
+	else if (a && keep)
 		p->big = true;
 	if (a)
 		*handle = a->handle;
 	pthread_mutex_unlock(&fdc_lock);
-	if (a)
+	if (a && keep)
 		fdc_set_remote(p, vfd, a, fdc_fd_flags(tid, vfd));
 	return a != NULL;
+}
+
+void fdc_install_begin(struct sv_proc *p)
+{
+	pthread_mutex_lock(&fdc_lock);
+	p->installing++;
+	p->install_gen++;
+	pthread_mutex_unlock(&fdc_lock);
+}
+
+void fdc_install_end(struct sv_proc *p)
+{
+	pthread_mutex_lock(&fdc_lock);
+	p->installing--;
+	p->install_gen++;
+	pthread_mutex_unlock(&fdc_lock);
 }
 
 bool fdc_surely_local(struct sv_proc *p, int vfd)
@@ -340,7 +370,9 @@ bool fdc_surely_local(struct sv_proc *p, int vfd)
 
 	pthread_mutex_lock(&fdc_lock);
 	e = vfd >= 0 ? ent_get(p, vfd, false) : NULL;
-	if (e && e->state != FDC_UNKNOWN)
+	if (p->installing)
+		ret = false;
+	else if (e && e->state != FDC_UNKNOWN)
 		ret = e->state == FDC_LOCAL;
 	else
 		ret = !p->unsure && !p->big;
@@ -584,7 +616,7 @@ bool fdc_all_local(struct sv_proc *p, pid_t tid, unsigned int nfds)
 	if (unsure)
 		proc_rescan(p, tid);
 	pthread_mutex_lock(&fdc_lock);
-	ret = !p->unsure && !p->big && (!p->nremote || p->lo_remote >= nfds);
+	ret = !p->unsure && !p->big && !p->installing && (!p->nremote || p->lo_remote >= nfds);
 	pthread_mutex_unlock(&fdc_lock);
 	return ret;
 }

@@ -63,6 +63,13 @@ bool fdc_surely_local(struct sv_proc *p, int vfd);
  */
 int fdc_local_copy(struct sv_proc *p, int vfd, bool *owned);
 
+/*
+ * Around an ADDFD that answers the call as it installs (another thread of
+ * @p may use the new vfd before fdc_set_remote/fdc_copy run): meanwhile
+ * fdc_lookup() trusts no entry of @p.
+ */
+void fdc_install_begin(struct sv_proc *p);
+void fdc_install_end(struct sv_proc *p);
 /* @vfd of @p now holds @a's placeholder (fd flags: O_CLOEXEC, O_NONBLOCK). */
 void fdc_set_remote(struct sv_proc *p, int vfd, struct anchor *a, int flags);
 /* @to now holds the same remote socket as @from (dup); -ENOENT if @from is not known remote. */

@@ -270,16 +270,19 @@ static int sop_install_fd(struct sop *o, uint64_t h, bool keep, bool *kept)
 	fd = sv_anchor_new(c->sv, h, o->nonblock, &a);
 	if (fd < 0)
 		return fd;
+	fdc_install_begin(c->proc);
 	vfd = sv_addfd(c, fd, -1, o->cloexec ? O_CLOEXEC : 0, true);
 	if (vfd >= 0) {
 		/* accept: o->h is the listener, o->domain 0 */
 		mon_sock_new(h, c->tgid, o->domain, o->stype, o->h);
 		fdc_set_remote(c->proc, vfd, a, (o->cloexec ? O_CLOEXEC : 0) |
 			       (o->nonblock ? O_NONBLOCK : 0));
+		fdc_install_end(c->proc);
 		/* The placeholder now lives in the process only. */
 		close(fd);
 		return vfd;
 	}
+	fdc_install_end(c->proc);
 	/*
 	 * With SECCOMP_ADDFD_FLAG_SEND the kernel installs the fd and answers
 	 * in one step (seccomp_handle_addfd): on failure the process has no
@@ -2160,11 +2163,14 @@ static enum sv_verdict dup_remote(struct sv_call *c, int old, int new, int cloex
 	}
 	if (new >= 0)
 		fdc_forget(c->proc, new, new, false);
+	fdc_install_begin(c->proc);
 	vfd = sv_addfd(c, fd, new, cloexec ? O_CLOEXEC : 0, true);
 	close(fd);
+	if (vfd >= 0)
+		fdc_copy(c->proc, old, vfd, cloexec ? O_CLOEXEC : 0);
+	fdc_install_end(c->proc);
 	if (vfd < 0)
 		return sv_error(c, vfd);
-	fdc_copy(c->proc, old, vfd, cloexec ? O_CLOEXEC : 0);
 	sv_call_free(c);
 	return SV_PENDING;	/* answered by ADDFD */
 }
