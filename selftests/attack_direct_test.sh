@@ -32,10 +32,33 @@ remote inet inet6
 delegate $RSYS_DELEGATE
 allow tcp $RSYS_WORLD_IP/32 $ALLOWED_TCP
 allow udp $RSYS_WORLD_IP/32 $ALLOWED_UDP
+allow udp 10.20.0.0/17 1000-2000
+allow udplite 10.40.128.0/23 *
+allow any 172.16.0.0/12 53
+allow udp 2001:db8:1:2::/64 *
+allow udp 2001:db8:1:3:8000::/65 5000-5001
+allow any 2001:db8:ff::1/128 9
 allow bind tcp 0.0.0.0/0 *
 allow bind udp 0.0.0.0/0 *
 EOF
 }
+
+# The egress rules above at their edges (prefix bits, port ranges, protocols, v4-mapped):
+# DEST=VERDICT as the policy says, for selftests/egress_probe.
+PROBES="udp:$RSYS_WORLD_IP:$ALLOWED_UDP=allowed udp:$RSYS_WORLD_IP:$DENIED=denied
+udp:10.20.0.1:1000=allowed udp:10.20.127.255:2000=allowed udp:10.20.128.0:1500=denied
+udp:10.20.0.1:999=denied udp:10.20.0.1:2001=denied udplite:10.20.0.1:1500=denied
+udplite:10.40.128.5:1=allowed udplite:10.40.129.255:65535=allowed udplite:10.40.130.0:1=denied
+udplite:10.40.127.255:1=denied udp:10.40.128.5:1=denied
+udp:172.16.0.1:53=allowed udplite:172.31.255.255:53=allowed udp:172.32.0.0:53=denied
+udp:172.15.255.255:53=denied udp:172.16.0.1:54=denied
+udp:[2001:db8:1:2::1]:1=allowed udp:[2001:db8:1:2:ffff:ffff:ffff:ffff]:65535=allowed
+udp:[2001:db8:1:3::1]:1=denied udplite:[2001:db8:1:2::1]:1=denied
+udp:[2001:db8:1:3:8000::1]:5000=allowed udp:[2001:db8:1:3:ffff::]:5001=allowed
+udp:[2001:db8:1:3:7fff:ffff:ffff:ffff]:5000=denied udp:[2001:db8:1:3:8000::1]:5002=denied
+udplite:[2001:db8:ff::1]:9=allowed udp:[2001:db8:ff::2]:9=denied udp:[2001:db8:ff::1]:8=denied
+udp:[::ffff:$RSYS_WORLD_IP]:$ALLOWED_UDP=allowed udp:[::ffff:$RSYS_WORLD_IP]:$DENIED=denied
+udp:[::ffff:10.20.0.1]:1000=allowed udp:[::ffff:10.20.128.0]:1000=denied"
 
 rsys_topology_up
 # Ping sockets, for root (the delegate, and the native controls) in the service netns.
@@ -57,11 +80,20 @@ grep -q "mode: direct (no egress guard" "$RSYS_TMP/v.err" && {
 
 MODES="direct direct-trap remote"
 CASES=16
-tap_plan $((CASES * 3 + 6))
+tap_plan $((CASES * 3 + 7))
 
 # in_mode MODE CMD...: the attacker under rsys-load run --mode MODE (direct-trap: direct,
 # with the delegate that has no egress guard).
 in_mode()
+{
+	local mode=$1
+
+	shift
+	in_mode_prog "$mode" "$ATTACKER" "$@"
+}
+
+# in_mode_prog MODE PROG ARGS...: PROG (not the attacker) under rsys-load run as in_mode.
+in_mode_prog()
 {
 	local mode=$1 dlg=$RSYS_DELEGATE
 
@@ -71,7 +103,7 @@ in_mode()
 		dlg=$TRAP_DELEGATE
 	fi
 	timeout --kill-after=5 60 "$RSYS_LOAD" run --mode "$mode" --policy "$RSYS_POLICY" \
-		--delegate "$dlg" -- "$ATTACKER" "$@"
+		--delegate "$dlg" -- "$@"
 }
 
 # attack MODE NAME ARGS...: refused under rsys (exit 1), reached natively (exit 0).
@@ -220,6 +252,32 @@ else
 		tap_diag_file "$RSYS_TMP/g1.out"
 		tap_not_ok "direct: egress guard control: exit $rc0 detached (want 0), $rc1 attached (want 1)"
 	fi
+fi
+
+# The guard's programs (direct), the delegate's own check (direct-trap) and both (remote)
+# judge the same edges as the policy says; natively every datagram goes.
+PROBE=$RSYS_O/selftests/egress_probe
+want=$(for p in $PROBES; do echo "${p%=*} ${p##*=}"; done)
+dests=$(for p in $PROBES; do echo "${p%=*}"; done)
+bad=
+for mode in $MODES; do
+	# shellcheck disable=SC2086 # one word per destination
+	got=$(in_mode_prog "$mode" "$PROBE" $dests 2>"$RSYS_TMP/probe.err")
+	if [ "$got" != "$want" ]; then
+		bad="$bad $mode"
+		diff <(echo "$want") <(echo "$got") | sed 's/^/# /'
+		tap_diag_file "$RSYS_TMP/probe.err"
+	fi
+done
+# shellcheck disable=SC2086
+native=$(rsys_native "$PROBE" $dests)
+nden=$(echo "$want" | grep -c ' denied$')
+if [ -z "$bad" ] && [ "$nden" -gt 0 ] && ! echo "$native" | grep -q ' denied$' &&
+   [ "$(echo "$native" | wc -l)" = "$(echo "$want" | wc -l)" ]; then
+	tap_ok "egress rules at their edges (prefix bits, ports, protocols, v4-mapped): $(echo "$want" | wc -l) datagrams, $nden refused alike by the egress guard, the delegate's check and remote mode; natively none"
+else
+	echo "$native" | sed 's/^/# native: /'
+	tap_not_ok "egress rules at their edges: modes that disagree with the policy:${bad:- none}; natively refused: $(echo "$native" | grep -c ' denied$')"
 fi
 
 # Without the sandbox root holds capabilities over the service netns: direct mode is refused.
