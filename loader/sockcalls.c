@@ -416,17 +416,28 @@ enum sv_verdict sys_shutdown(struct sv_call *c)
 }
 
 /* Write the address of a reply (@addr, @len bytes) to the caller's (name, namelen) pair. */
+/*
+ * The result of a call that fills a buffer and says its length (names,
+ * options): @n bytes of @src at @buf, then @len at @lenp, as Linux writes
+ * them (a fault in the buffer leaves the length unwritten); one check and
+ * one write.
+ */
+static int put_with_len(struct sv_call *c, uint64_t buf, const void *src, size_t n,
+			uint64_t lenp, socklen_t len)
+{
+	struct iovec l[2] = { { (void *)src, n }, { &len, sizeof(len) } };
+	struct iovec r[2] = { { (void *)(uintptr_t)buf, n }, { (void *)(uintptr_t)lenp, sizeof(len) } };
+	int failed;
+
+	return sv_write_memv(c, l, r, 2, &failed);
+}
+
 static int put_name(struct sop *o, const void *addr, socklen_t len)
 {
-	socklen_t n = len < o->namecap ? len : o->namecap;
-	int ret;
-
 	if (!o->namelen)
 		return 0;
-	ret = sv_write_mem(o->c, o->name, addr, n);
-	if (!ret)
-		ret = sv_write_mem(o->c, o->namelen, &len, sizeof(len));
-	return ret;
+	return put_with_len(o->c, o->name, addr, len < o->namecap ? len : o->namecap, o->namelen,
+			    len);
 }
 
 /* Read the caller's address buffer size *(socklen_t *)@lenp for a later put_name. */
@@ -1811,9 +1822,8 @@ static void getsockopt_done(struct remote_req *r)
 
 	if (ret >= 0) {
 		len = r->f.a[1];
-		err = sv_write_mem(o->c, o->out, r->rpayload, r->f.len < len ? r->f.len : len);
-		if (!err)
-			err = sv_write_mem(o->c, o->outlen, &len, sizeof(len));
+		err = put_with_len(o->c, o->out, r->rpayload, r->f.len < len ? r->f.len : len,
+				   o->outlen, len);
 		if (err)
 			ret = err;
 	}
