@@ -45,6 +45,7 @@ static struct {
 	struct egress_guard_bpf *skel;
 	int parent;		/* the cgroup we came from, a directory fd */
 	char name[32];		/* ours, in @parent */
+	bool entered;		/* we are in it */
 } guard = { .parent = -1 };
 
 /* The root of the cgroup2 hierarchy as our cgroup namespace shows it: a mount of our own, attached nowhere. */
@@ -195,6 +196,7 @@ int egress_guard_start(const struct policy *p)
 	/* Last: a socket is created only once we are where the programs are. */
 	if (!ret)
 		ret = cgroup_enter(cg);
+	guard.entered = !ret;
 	if (cg >= 0)
 		close(cg);
 	if (ret) {
@@ -228,7 +230,7 @@ void egress_guard_stop(void)
 
 	if (guard.parent >= 0) {
 		/* Back where we came from, then our cgroup goes; the sockets keep its programs. */
-		ret = dlg.egress_guard ? cgroup_enter(guard.parent) : 0;
+		ret = guard.entered ? cgroup_enter(guard.parent) : 0;
 		if (ret)
 			pr_warn("egress guard: cannot leave cgroup %s: %s\n", guard.name, err_str(-ret));
 		if (guard.name[0] && unlinkat(guard.parent, guard.name, AT_REMOVEDIR) < 0 &&
@@ -237,7 +239,8 @@ void egress_guard_stop(void)
 		close(guard.parent);
 		guard.parent = -1;
 	}
+	/* dlg.egress_guard stays: HELLO read it, and sockets made meanwhile keep the programs. */
 	egress_guard_bpf__destroy(guard.skel);
 	guard.skel = NULL;
-	dlg.egress_guard = false;
+	guard.entered = false;
 }
