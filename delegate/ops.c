@@ -291,12 +291,8 @@ static int64_t op_sockfd(struct session *s, const struct rsys_frame *f, struct r
 		return err;
 	/* Its sends with an address are not trapped: a socket the guard does not cover stays here. */
 	if (!egress_guard_covers(base, f->a[2])) {
-		static unsigned int warned;
-
-		/* A hostile loop must not flood the log: the first few say why. */
-		if (__atomic_fetch_add(&warned, 1, __ATOMIC_RELAXED) < 3)
-			pr_warn("direct mode: socket type %d protocol %lld refused: the egress guard cannot judge its sends (use --mode remote)\n",
-				base, (long long)f->a[2]);
+		pr_warn_few("direct mode: socket type %d protocol %lld refused: the egress guard cannot judge its sends (use --mode remote)\n",
+			    base, (long long)f->a[2]);
 		return -EPROTONOSUPPORT;
 	}
 	fd = socket(f->a[0], (int)f->a[1] | SOCK_CLOEXEC, f->a[2]);

@@ -18,6 +18,13 @@ extern const char *log_prog;	/* program name printed before each message */
 #define pr_warn(fmt, ...)	pr_at(LOG_WARN, fmt, ##__VA_ARGS__)
 #define pr_info(fmt, ...)	pr_at(LOG_INFO, fmt, ##__VA_ARGS__)
 #define pr_debug(fmt, ...)	pr_at(LOG_DEBUG, fmt, ##__VA_ARGS__)
+/* pr_warn for what a hostile loop could repeat: its first 3 times at this place in the code. */
+#define pr_warn_few(fmt, ...)						\
+	do {								\
+		static unsigned int pr_few_;				\
+		if (__atomic_fetch_add(&pr_few_, 1, __ATOMIC_RELAXED) < 3) \
+			pr_warn(fmt, ##__VA_ARGS__);			\
+	} while (0)
 /* Always printed: "PROG: Error: ..." is every rsys program's one style of error message. */
 #define pr_err(fmt, ...)	fprintf(stderr, "%s: Error: " fmt, log_prog, ##__VA_ARGS__)
 

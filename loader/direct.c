@@ -452,7 +452,6 @@ static bool is_pidfd(int fd)
  */
 static int local_fds(struct sv_call *c, void *ctl, size_t clen, int *mine, int *nmine)
 {
-	static unsigned int warned;	/* a hostile loop must not flood the log */
 	struct msghdr msg = { .msg_control = ctl, .msg_controllen = clen };
 	struct cmsghdr *cm;
 	size_t i, n;
@@ -481,9 +480,8 @@ static int local_fds(struct sv_call *c, void *ctl, size_t clen, int *mine, int *
 			mine[(*nmine)++] = fd;
 			fam = sock_family(fd);
 			if ((fam >= 0 && policy_is_remote_family(c->sv->policy, fam)) || is_pidfd(fd)) {
-				if (__atomic_fetch_add(&warned, 1, __ATOMIC_RELAXED) < 3)
-					pr_warn("direct mode: sendmsg passing fd %d refused: a socket of the service domain (or a pidfd) must not leave the program (pid %d)\n",
-						fds[i], c->tgid);
+				pr_warn_few("direct mode: sendmsg passing fd %d refused: a socket of the service domain (or a pidfd) must not leave the program (pid %d)\n",
+					    fds[i], c->tgid);
 				return -EPERM;
 			}
 			fds[i] = fd;
@@ -665,15 +663,11 @@ static int arg_file(struct sv_call *c)
  */
 static enum sv_verdict local_continue(struct sv_call *c, int fd)
 {
-	static unsigned int warned;
-
 	close(fd);
 	if (sv_threads(c) == 1)
 		return SV_CONTINUE;
-	/* A hostile loop must not flood the log: the first few say why. */
-	if (__atomic_fetch_add(&warned, 1, __ATOMIC_RELAXED) < 3)
-		pr_warn("direct mode: system call %d on a local socket refused in a multithreaded process (pid %d): another thread could swap the fd\n",
-			c->sys.nr, c->tgid);
+	pr_warn_few("direct mode: system call %d on a local socket refused in a multithreaded process (pid %d): another thread could swap the fd\n",
+		    c->sys.nr, c->tgid);
 	return sv_error(c, -EPERM);
 }
 
