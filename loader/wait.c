@@ -29,6 +29,9 @@
 #define POLLIN_SET	(POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR | POLLNVAL)
 #define POLLOUT_SET	(POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR | POLLNVAL)
 #define POLLEX_SET	(POLLPRI | POLLNVAL)
+
+/* The poll bits that put a select fd in its read, write and except set. */
+static const short sel_mask[3] = { POLLIN_SET, POLLOUT_SET, POLLEX_SET };
 #define SEL_WANT_IN	(POLLIN | POLLRDNORM | POLLRDBAND)
 #define SEL_WANT_OUT	(POLLOUT | POLLWRNORM | POLLWRBAND)
 
@@ -330,7 +333,6 @@ static int64_t wcall_write_events(struct wcall *w)
  */
 static int64_t wcall_write_result(struct wcall *w)
 {
-	static const short mask[3] = { POLLIN_SET, POLLOUT_SET, POLLEX_SET };
 	unsigned long small_set[3 * FDS_LONGS(FD_SETSIZE)], *set;
 	size_t bytes = FDS_BYTES(w->nfds), i;
 	struct pollfd small_pfd[64], *pfd;
@@ -353,7 +355,7 @@ static int64_t wcall_write_result(struct wcall *w)
 			struct witem *it = &w->it[i];
 
 			for (k = 0; k < 3; k++) {
-				if (!(it->sel & (1 << k)) || !(it->revents & mask[k]))
+				if (!(it->sel & (1 << k)) || !(it->revents & sel_mask[k]))
 					continue;
 				set[k * FDS_LONGS(w->nfds) + it->vfd / BITS_PER_LONG] |=
 					1UL << (it->vfd % BITS_PER_LONG);
@@ -439,36 +441,6 @@ static void wcall_take_reply(struct wcall *w, const struct remote_req *r)
 	}
 }
 
-/*
- * select: are all the remote fds known ready (remote_ready_bits) for every
- * set they are in? Then they are ready now, and Linux would report just
- * that: their revents are what is known.
- */
-static bool wcall_known_ready(struct wcall *w)
-{
-	static const short mask[3] = { POLLIN_SET, POLLOUT_SET, POLLEX_SET };
-	size_t i;
-	int k;
-
-	if (w->kind != WK_SELECT && w->kind != WK_PSELECT6)
-		return false;
-	for (i = 0; i < w->nr; i++) {
-		struct witem *it = &w->it[w->ridx[i]];
-
-		w->rp[i].revents = remote_ready_bits(w->c->sv->remote, it->handle);
-		for (k = 0; k < 3; k++)
-			if ((it->sel & (1 << k)) && !(w->rp[i].revents & mask[k])) {
-				w->rp[i].revents = 0;	/* the request's */
-				while (i--)
-					w->rp[i].revents = 0;
-				return false;
-			}
-	}
-	for (i = 0; i < w->nr; i++)
-		w->it[w->ridx[i]].revents = w->rp[i].revents;
-	return true;
-}
-
 /* Clear the revents of the half that lost. */
 static void wcall_clear(struct wcall *w, bool remote)
 {
@@ -477,6 +449,31 @@ static void wcall_clear(struct wcall *w, bool remote)
 	for (i = 0; i < w->n; i++)
 		if (w->it[i].remote == remote)
 			w->it[i].revents = 0;
+}
+
+/*
+ * select: are all the remote fds known ready (remote_ready_bits) for every
+ * set they are in? Then they are ready now, and Linux would report just
+ * that: their revents are what is known.
+ */
+static bool wcall_known_ready(struct wcall *w)
+{
+	size_t i;
+	int k;
+
+	if (w->kind != WK_SELECT && w->kind != WK_PSELECT6)
+		return false;
+	for (i = 0; i < w->nr; i++) {
+		struct witem *it = &w->it[w->ridx[i]];
+
+		it->revents = remote_ready_bits(w->c->sv->remote, it->handle);
+		for (k = 0; k < 3; k++)
+			if ((it->sel & (1 << k)) && !(it->revents & sel_mask[k])) {
+				wcall_clear(w, true);	/* the delegate will say */
+				return false;
+			}
+	}
+	return true;
 }
 
 /* The local half is over: stop watching it and close the monitor's copies at once. */
