@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Sends one datagram to each ADDR/PORT it is given and prints whether the send was refused (EPERM): what attack_direct_test compares between the egress guard, the delegate's own check and Linux. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+
+#include "frame.h"
 
 #ifndef IPPROTO_UDPLITE
 #define IPPROTO_UDPLITE 136
@@ -25,43 +25,21 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (i = 1; i < argc; i++) {
-		struct sockaddr_storage ss = { 0 };
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		char buf[128], *addr, *port, *end;
-		int proto, s, fam;
+		const char *colon = strchr(argv[i], ':');
+		struct sockaddr_storage ss;
+		char tcp[128];
 		socklen_t len;
+		int proto, s;
 
-		snprintf(buf, sizeof(buf), "%s", argv[i]);
-		addr = strchr(buf, ':');
-		port = strrchr(buf, ':');
-		if (!addr || port == addr)
+		if (!colon)
 			goto usage;
-		*addr++ = '\0';
-		*port++ = '\0';
-		proto = !strcmp(buf, "udp") ? IPPROTO_UDP : !strcmp(buf, "udplite") ? IPPROTO_UDPLITE : -1;
-		if (proto < 0)
+		proto = !strncmp(argv[i], "udp:", 4) ? IPPROTO_UDP :
+			!strncmp(argv[i], "udplite:", 8) ? IPPROTO_UDPLITE : -1;
+		/* ADDR:PORT as the transports write it (lib/frame.c), whatever the protocol */
+		snprintf(tcp, sizeof(tcp), "tcp:%s", colon + 1);
+		if (proto < 0 || addr_parse(tcp, &ss, &len, stderr))
 			goto usage;
-		if (*addr == '[') {
-			end = strchr(++addr, ']');
-			if (!end)
-				goto usage;
-			*end = '\0';
-			fam = AF_INET6;
-			sin6->sin6_family = AF_INET6;
-			sin6->sin6_port = htons(atoi(port));
-			len = sizeof(*sin6);
-			if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) != 1)
-				goto usage;
-		} else {
-			fam = AF_INET;
-			sin->sin_family = AF_INET;
-			sin->sin_port = htons(atoi(port));
-			len = sizeof(*sin);
-			if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
-				goto usage;
-		}
-		s = socket(fam, SOCK_DGRAM, proto);
+		s = socket(ss.ss_family, SOCK_DGRAM, proto);
 		if (s < 0) {
 			printf("%s socket-failed %s\n", argv[i], strerror(errno));
 			continue;
