@@ -415,6 +415,7 @@ int main(int argc, char **argv)
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	bool egress_guard = true;
+	uint64_t denied;
 	sigset_t term;
 	int c, lfd, sfd, ret;
 
@@ -537,9 +538,9 @@ int main(int argc, char **argv)
 
 	serve(lfd, sfd);
 
-	if (egress_guard_denied())
-		pr_info("egress guard: %llu datagrams refused\n",
-			(unsigned long long)egress_guard_denied());
+	denied = egress_guard_denied();
+	if (denied)
+		pr_info("egress guard: %llu datagrams refused\n", (unsigned long long)denied);
 	egress_guard_stop();
 	close(lfd);
 	if (ss.ss_family == AF_UNIX)

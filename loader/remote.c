@@ -489,8 +489,10 @@ int remote_post(struct remote *rc, uint16_t op, int64_t a0, int64_t a1)
 	pthread_mutex_lock(&rc->lock);
 	f.id = rc->next_id++;
 	if (op == RSYS_OP_CLOSE) {
-		ready_slot(rc, a0)->gen++;
-		ready_slot(rc, a0)->bits = 0;
+		struct ready_slot *s = ready_slot(rc, a0);
+
+		s->gen++;
+		s->bits = 0;
 	}
 	pthread_mutex_unlock(&rc->lock);
 	return wire_send(rc, &f, NULL, -1);

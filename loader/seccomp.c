@@ -183,9 +183,9 @@ static int sv_filter_sockopts(scmp_filter_ctx ctx)
 
 /*
  * Direct mode's rules (see direct.c for why each call is safe): sendto only
- * with an address (unless @guarded: the delegate's egress guard judges the
- * datagrams in the kernel and TCP ignores the address) or MSG_FASTOPEN, ioctl only of the socket type (0x89), on
- * the low 32 bits the kernel reads. Sharing the fd table with another
+ * with MSG_FASTOPEN or, unless @guarded (the delegate's egress guard judges
+ * the datagrams in the kernel, and TCP ignores the address), an address;
+ * ioctl only of the socket type (0x89), on the low 32 bits the kernel reads. Sharing the fd table with another
  * process (clone with CLONE_FILES, not a thread) is refused: a single
  * threaded process's fd numbers cannot then change under a trapped call.
  * io_uring could connect and send behind the monitor: ENOSYS.

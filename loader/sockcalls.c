@@ -415,7 +415,6 @@ enum sv_verdict sys_shutdown(struct sv_call *c)
 	return sys_int_call(c, RSYS_OP_SHUTDOWN, -ENOTCONN);
 }
 
-/* Write the address of a reply (@addr, @len bytes) to the caller's (name, namelen) pair. */
 /*
  * The result of a call that fills a buffer and says its length (names,
  * options): @n bytes of @src at @buf, then @len at @lenp, as Linux writes
@@ -432,6 +431,7 @@ static int put_with_len(struct sv_call *c, uint64_t buf, const void *src, size_t
 	return sv_write_memv(c, l, r, 2, &failed);
 }
 
+/* Write the address of a reply (@addr, @len bytes) to the caller's (name, namelen) pair. */
 static int put_name(struct sop *o, const void *addr, socklen_t len)
 {
 	if (!o->namelen)

@@ -124,17 +124,18 @@ rsys_alive()
 
 rsys_cleanup()
 {
-	local pid ns i
+	local pid ns i alive
 
 	for pid in "${RSYS_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null
 	done
 	# A second for SIGTERM (a delegate removes its egress guard's cgroup), then SIGKILL.
 	for ((i = 0; i < 20; i++)); do
+		alive=
 		for pid in "${RSYS_PIDS[@]}"; do
-			rsys_alive "$pid" && break
+			rsys_alive "$pid" && alive=1
 		done
-		rsys_alive "$pid" || break
+		[ -z "$alive" ] && break
 		sleep 0.05
 	done
 	for ns in "${RSYS_NETNS[@]}"; do
