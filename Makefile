@@ -47,6 +47,13 @@ DELEGATE_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard delegate/*.c))
 BENCH_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard loader/bench/*.c))
 
 BINS := $(O)/rsys-load $(O)/rsys-delegate $(O)/rsys-bench
+# The compute VM's init (guest/init/), static: the guest has no libraries for it.
+GUEST_INIT := $(O)/rsys-guest-init
+# make guest-image: the kernel make vmtest builds (the 6.12 tree with kvm-patch/), and the programs
+# GUEST_PROGS names, with busybox and GUEST_INIT, into $(O)/guest-image/.
+RSYS_KVM_CACHE ?= /var/cache/rsys-kvm
+GUEST_KERNEL ?= $(RSYS_KVM_CACHE)/build/arch/x86/boot/bzImage
+GUEST_PROGS ?=
 
 DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf-dev zlib1g-dev \
 	iproute2 curl netcat-openbsd python3 procps gnuplot-nox \
@@ -58,9 +65,9 @@ DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf
 # Keep BPF objects and skeletons: they are intermediates of chained pattern rules.
 .SECONDARY:
 .PHONY: all deps deps-check test selftests vmtest peers demo install uninstall clean fuzz fuzz-build \
-	check-tsan
+	check-tsan guest-image
 
-all: $(BINS)
+all: $(BINS) $(GUEST_INIT)
 
 # nginx and openssh-server would start their services on install: selftests/peers.sh runs its
 # own in namespaces, so a policy-rc.d (unless one exists) keeps them from starting meanwhile.
@@ -112,6 +119,18 @@ $(O)/rsys-delegate: $(DELEGATE_OBJS) $(O)/librsys.a
 $(O)/rsys-bench: $(BENCH_OBJS) $(O)/librsys.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread -lm
+
+$(GUEST_INIT): guest/init/init.c include/rsys/vm.h
+	@mkdir -p $(dir $@)
+	$(call msg,CC-STATIC,$@)
+	$(Q)$(CC) $(CFLAGS) -Wall -Wextra -Werror -Iinclude -D_GNU_SOURCE -static $(LDFLAGS) -o $@ $<
+
+guest-image: $(GUEST_INIT)
+	$(Q)guest/mkimage.sh -o $(O)/guest-image/image.cpio.gz -i $(GUEST_INIT) $(GUEST_PROGS)
+	$(Q)if [ -f "$(GUEST_KERNEL)" ]; then cp "$(GUEST_KERNEL)" $(O)/guest-image/bzImage && \
+		echo "guest kernel: $(O)/guest-image/bzImage"; \
+	else echo "Error: no guest kernel at $(GUEST_KERNEL): make vmtest builds it, or set GUEST_KERNEL" >&2; \
+		exit 1; fi
 
 # libFuzzer targets of the parsers that read untrusted input (fuzz/), built with clang's
 # sanitizers straight from lib/; "make fuzz FUZZ_SECONDS=N" runs them N s in all.
@@ -170,6 +189,7 @@ install: all
 		$(DESTDIR)$(DATADIR)/policy \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(GUEST_INIT) guest/mkimage.sh $(DESTDIR)$(DATADIR)/
 	install -m 0644 doc/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 doc/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 policy/*.policy $(DESTDIR)$(DATADIR)/policy/
