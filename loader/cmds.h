@@ -15,6 +15,7 @@ int do_status(int argc, char **argv);	/* status.c */
 int do_run(int argc, char **argv);	/* run.c */
 int do_trace(int argc, char **argv);	/* trace.c */
 int do_learn(int argc, char **argv);	/* learn.c */
+int do_vm(int argc, char **argv);	/* vm.c */
 
 extern int json_output;			/* -j */
 

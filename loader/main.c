@@ -24,6 +24,7 @@ static const struct cmd {
 	{ "status", do_status },
 	{ "run", do_run },
 	{ "learn", do_learn },
+	{ "vm", do_vm },
 	{ "trace", do_trace },
 	{ "help", do_help },
 };
@@ -45,6 +46,8 @@ static void usage(FILE *f)
 		"  learn --policy OUT --delegate ADDR [run options] -- PROG [ARGS...]\n"
 		"                    run PROG with every program trusted (the sandbox kept) and\n"
 		"                    write to OUT the smallest policy allowing what it did\n"
+		"  vm --kernel BZIMAGE --initrd FILE [--mem MIB] -- PROG [ARGS...]\n"
+		"                    boot a compute VM with rsys's VMM on /dev/kvm and run PROG in it\n"
 		"  trace [-j] [--pid PID] [--denied]\n"
 		"                    print every decision of the monitors and delegates as it happens\n"
 		"  help              this text\n"

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+/* "rsys-load vm": boot a compute VM on /dev/kvm with rsys's VMM and run one program in it. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "log.h"
+#include "vmm.h"
+
+static void vm_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: rsys-load vm --kernel BZIMAGE --initrd FILE [--mem MIB] [--append ARGS]\n"
+		"                    [-v] -- PROG [ARGS...]\n"
+		"\n"
+		"Boot a compute VM (one vCPU, no network, its serial console on stdout) with\n"
+		"rsys's own VMM on /dev/kvm, run PROG in it and exit with PROG's status.\n"
+		"make guest-image builds a kernel and an initrd with the guest's init.\n"
+		"\n"
+		"  --kernel BZIMAGE  the guest's Linux kernel (x86 boot protocol 2.12 or later)\n"
+		"  --initrd FILE     its initramfs; /init must be rsys-guest-init\n"
+		"  --mem MIB         guest memory (default %u, %u to %u)\n"
+		"  --append ARGS     more kernel command line\n"
+		"  -v, --verbose     the guest kernel's messages too, and the VM's layout\n"
+		"  -h, --help        this text\n"
+		"\n"
+		"PROG is looked up in the guest (its PATH), with stdin /dev/null; its stdout and\n"
+		"stderr both reach stdout through the console.\n",
+		VMM_MEM_DEFAULT_MIB, VMM_MEM_MIN_MIB, VMM_MEM_MAX_MIB);
+}
+
+static int parse_mib(const char *s, unsigned int *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > UINT_MAX)
+		return -EINVAL;
+	*out = (unsigned int)v;
+	return 0;
+}
+
+int do_vm(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "append", required_argument, NULL, 'a' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct vmm_opts o = { .mem_mib = VMM_MEM_DEFAULT_MIB };
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+k:i:m:a:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			o.kernel = optarg;
+			break;
+		case 'i':
+			o.initrd = optarg;
+			break;
+		case 'm':
+			if (parse_mib(optarg, &o.mem_mib)) {
+				pr_err("--mem %s: not a number of MiB\n", optarg);
+				return 2;
+			}
+			break;
+		case 'a':
+			o.append = optarg;
+			break;
+		case 'v':
+			log_level++;
+			break;
+		case 'h':
+			vm_usage(stdout);
+			return 0;
+		default:
+			vm_usage(stderr);
+			return 2;
+		}
+	}
+	if (!o.kernel || !o.initrd || optind >= argc) {
+		pr_err("vm needs --kernel, --initrd and a program to run\n");
+		vm_usage(stderr);
+		return 2;
+	}
+	o.argv = argv + optind;
+	o.kernel_log = log_level > LOG_WARN;
+	ret = vmm_run(&o);
+	return ret < 0 ? 1 : run_exit(ret);
+}
