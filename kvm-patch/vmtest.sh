@@ -7,6 +7,8 @@
 #   RSYS_KVM_SRC    Debian linux-source tarball (default /usr/src/linux-source-6.12.tar.xz)
 #   JOBS            make -j (default 2)    BENCH_ITERS  first benchmark batch (default 20000;
 #                   each case grows it until it runs >= 0.5 s by the host clock)
+#   RSYS_O          rsys's build output for rsys-load and the guest init (default .output)
+#   RSYS_VMTEST_ONLY=vm   only the compute-VM stage (rsys-load vm), not the KVM selftests
 #   V=1             show build output
 set -uo pipefail
 
@@ -17,6 +19,7 @@ CACHE=$(realpath -m "${RSYS_KVM_CACHE:-/var/cache/rsys-kvm}")
 TARBALL=${RSYS_KVM_SRC:-/usr/src/linux-source-6.12.tar.xz}
 JOBS=${JOBS:-2}
 BENCH_ITERS=${BENCH_ITERS:-20000}
+RSYS_O=$(realpath -m "${RSYS_O:-$ROOT/.output}")
 SRC=$CACHE/linux
 BUILD=$CACHE/build
 OUT=$CACHE/out
@@ -58,7 +61,7 @@ check_deps() {
 		   qemu-system-x86_64 busybox xz; do
 		command -v "$cmd" >/dev/null || missing="$missing $cmd"
 	done
-	for lib in libbpf.a libelf.a libz.a; do
+	for lib in libbpf.a libelf.a libz.a libseccomp.so libssl.so; do
 		[ -f "/usr/lib/x86_64-linux-gnu/$lib" ] || missing="$missing $lib"
 	done
 	[ -f "$TARBALL" ] || missing="$missing $TARBALL"
@@ -161,6 +164,16 @@ build_tests() {
 		-lbpf -lelf -lz || fail "rsys-kvm-load does not build"
 }
 
+# The compute VM of "rsys-load vm", booted one level deeper: rsys-load (with its libraries)
+# in the first level, the same kernel and a busybox image for the second.
+build_guest() {
+	step "building rsys-load and the compute VM's image"
+	quiet make -C "$ROOT" O="$RSYS_O" "$RSYS_O/rsys-load" "$RSYS_O/rsys-guest-init" ||
+		fail "cannot build rsys-load and rsys-guest-init"
+	quiet "$ROOT/guest/mkimage.sh" -o "$OUT/guest.cpio.gz" -i "$RSYS_O/rsys-guest-init" ||
+		fail "cannot make the compute VM's image"
+}
+
 make_initramfs() {
 	local dir=$OUT/initramfs t names=syscall_trap_test
 
@@ -172,9 +185,13 @@ make_initramfs() {
 		cp "$OUT/kvm/$t" "$dir/kvm/$t"
 	done
 	cp "$OUT/rsys-kvm-load" "$dir/bin/"
+	"$ROOT/guest/mkimage.sh" -d "$dir" -f "$BUILD/arch/x86/boot/bzImage:/guest/bzImage" \
+		-f "$OUT/guest.cpio.gz:/guest/image.cpio.gz" -f "$HERE/vm_test.sh:/guest/vm_test.sh" \
+		"$RSYS_O/rsys-load" >/dev/null || fail "cannot put rsys-load into the initramfs"
 	for t in $INTREE_TESTS; do
 		names="$names $(basename "$t")"
 	done
+	[ "${RSYS_VMTEST_ONLY:-}" = vm ] && names=""
 	cat >"$dir/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -194,8 +211,11 @@ run() {
 for t in $names; do
 	run \$t ./x86_64/\$t
 done
-run rsys_kvm_bpf rsys-kvm-load /sys/fs/bpf/rsys-kvm ./x86_64/syscall_trap_test -p /sys/fs/bpf/rsys-kvm
-run benchmark ./x86_64/syscall_trap_test -b $BENCH_ITERS
+if [ -n "$names" ]; then
+	run rsys_kvm_bpf rsys-kvm-load /sys/fs/bpf/rsys-kvm ./x86_64/syscall_trap_test -p /sys/fs/bpf/rsys-kvm
+	run benchmark ./x86_64/syscall_trap_test -b $BENCH_ITERS
+fi
+run guest_vm sh /guest/vm_test.sh $RSYS_O/rsys-load /guest/bzImage /guest/image.cpio.gz
 echo RSYS-DONE
 reboot -f
 EOF
@@ -272,6 +292,7 @@ main() {
 	prepare_source
 	build_kernel
 	build_tests
+	build_guest
 	make_initramfs
 	boot
 	report

@@ -1,0 +1,87 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Run inside the first-level guest by vmtest.sh: "rsys-load vm" boots the compute VM one level
+# deeper (our VMM on the patched KVM) and runs programs in it; TAP on stdout.
+# Usage: vm_test.sh RSYS_LOAD KERNEL IMAGE
+LOAD=$1
+KERNEL=$2
+IMAGE=$3
+n=0
+failed=0
+OUT=/tmp/vm_test.out
+VMV=${VMV:-}
+
+ok() {
+	n=$((n + 1))
+	echo "ok $n - $1"
+}
+
+not_ok() {
+	n=$((n + 1))
+	failed=1
+	echo "not ok $n - $1"
+	sed 's/^/# /' "$OUT" | tail -n 30
+}
+
+# vm ARGS...: rsys-load vm on the test kernel and image; output in $OUT, status in $rc.
+vm() {
+	timeout 120 "$LOAD" vm --kernel "$KERNEL" --initrd "$IMAGE" --mem 128 $VMV "$@" >"$OUT" 2>&1
+	rc=$?
+}
+
+t0=$(date +%s)
+vm -- /bin/sh -c 'echo hello from the compute VM; exit 7'
+t1=$(date +%s)
+if [ "$rc" = 7 ] && grep -qx 'hello from the compute VM' "$OUT"; then
+	ok "vm: the program's output and exit status (7) come back"
+else
+	not_ok "vm: the program's output and exit status (7) come back (rc $rc)"
+fi
+echo "# boot, run and power-off of the compute VM: $((t1 - t0)) s"
+
+vm -- /bin/busybox printf '%s|' 'a b' '"q"' '' "$(printf 'x\ny')" 'c=d'
+if [ "$rc" = 0 ] && [ "$(cat "$OUT")" = "$(printf '%s|' 'a b' '"q"' '' "$(printf 'x\ny')" 'c=d')" ]; then
+	ok "vm: arguments with spaces, quotes, newlines and '=' arrive unchanged"
+else
+	not_ok "vm: arguments with spaces, quotes, newlines and '=' arrive unchanged (rc $rc)"
+fi
+
+vm -- /bin/sh -c 'kill -TERM $$'
+if [ "$rc" = 143 ]; then
+	ok "vm: a program killed by SIGTERM makes rsys-load exit 143 (killed by the same signal)"
+else
+	not_ok "vm: a program killed by SIGTERM makes rsys-load exit 143 (rc $rc)"
+fi
+
+vm -- /no/such/program
+if [ "$rc" = 127 ] && grep -q 'cannot execute /no/such/program' "$OUT"; then
+	ok "vm: a program missing in the guest: exit 127 and a message"
+else
+	not_ok "vm: a program missing in the guest: exit 127 and a message (rc $rc)"
+fi
+
+vm -- /bin/sh -c 'cat /proc/cmdline; cat /proc/1/cmdline | tr "\0" " "; echo; read x; echo "stdin:$?"'
+if [ "$rc" = 0 ] && grep -q 'console=ttyS0' "$OUT" && grep -q '^/init' "$OUT" &&
+   grep -qx 'stdin:1' "$OUT"; then
+	ok "vm: the guest runs our init as pid 1, console on ttyS0, stdin at end of file"
+else
+	not_ok "vm: the guest runs our init as pid 1, console on ttyS0, stdin at end of file (rc $rc)"
+fi
+
+"$LOAD" vm --kernel "$IMAGE" --initrd "$IMAGE" -- /bin/true >"$OUT" 2>&1
+rc=$?
+if [ "$rc" = 1 ] && grep -q 'not a bzImage' "$OUT"; then
+	ok "vm: a kernel that is not a bzImage is refused with a message"
+else
+	not_ok "vm: a kernel that is not a bzImage is refused with a message (rc $rc)"
+fi
+
+vm --mem 16 -- /bin/true
+if [ "$rc" = 1 ] && grep -q -- '--mem 16' "$OUT"; then
+	ok "vm: too little memory is refused with a message"
+else
+	not_ok "vm: too little memory is refused with a message (rc $rc)"
+fi
+
+echo "1..$n"
+exit "$failed"
