@@ -9,7 +9,7 @@ _rsys_load()
 	local cword=$COMP_CWORD
 
 	local global_opts='-v --verbose -d --debug -j --json -h --help'
-	local commands='attach detach status run learn trace help'
+	local commands='attach detach status run learn vm trace help'
 	local i cmd= cmd_idx=0
 
 	# The command is the first word that is not a global option.
@@ -49,6 +49,21 @@ _rsys_load()
 			;;
 		esac
 		COMPREPLY=($(compgen -W '-j --json -p --pid -d --denied -h --help' -- "$cur"))
+		;;
+	vm)
+		for ((i = cmd_idx + 1; i < cword; i++)); do
+			[[ ${words[i]} == -- ]] && return
+		done
+		case $prev in
+		--kernel | --initrd)
+			COMPREPLY=($(compgen -f -- "$cur"))
+			return
+			;;
+		--mem | --append)
+			return
+			;;
+		esac
+		COMPREPLY=($(compgen -W '--kernel --initrd --mem --append -v --verbose -h --help --' -- "$cur"))
 		;;
 	run | learn)
 		# After "--" comes PROG and its arguments.

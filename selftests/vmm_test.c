@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The parts of rsys's VMM that need no /dev/kvm: the UART as Linux's 8250
+ * driver probes and drives it, the bzImage loader's layout and refusals,
+ * and the argv archive the guest's init unpacks (checked with cpio(1)).
+ * The VMM itself boots guests in kvm-patch/vm_test.sh (make vmtest).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rsys/vm.h>
+
+#include "ktap.h"
+#include "linuxboot.h"
+#include "uart.h"
+
+#define MIB (1u << 20)
+
+static uint8_t uart_rd(struct uart *u, unsigned int reg, bool *irq)
+{
+	uint8_t v = 0;
+
+	*irq = uart_access(u, reg, false, &v);
+	return v;
+}
+
+static bool uart_wr(struct uart *u, unsigned int reg, uint8_t v)
+{
+	return uart_access(u, reg, true, &v);
+}
+
+/* What serial8250's autoconfig() checks before it registers ttyS0. */
+TEST(uart_passes_the_8250_probe)
+{
+	struct uart u = { 0 };
+	bool irq;
+
+	uart_wr(&u, 7, 0xa5);
+	CHECK(uart_rd(&u, 7, &irq) == 0xa5, "scratch register keeps 0xa5");
+	uart_wr(&u, 1, 0);
+	CHECK(uart_rd(&u, 1, &irq) == 0, "IER reads back 0");
+	uart_wr(&u, 1, 0x0f);
+	CHECK(uart_rd(&u, 1, &irq) == 0x0f, "IER reads back 0x0f");
+	uart_wr(&u, 1, 0);
+	uart_wr(&u, 4, 0x10 | 0x0a);	/* loopback, RTS, OUT2 */
+	CHECK((uart_rd(&u, 6, &irq) & 0xf0) == 0x90, "loopback: MSR shows CTS and DCD (0x90)");
+	uart_wr(&u, 0, 'x');
+	CHECK(u.out_len == 0, "loopback: a transmitted byte does not reach the host");
+	uart_wr(&u, 4, 0);
+	CHECK(uart_rd(&u, 5, &irq) == 0x60, "LSR: transmitter empty, nothing received");
+	CHECK(uart_rd(&u, 2, &irq) == 0x01, "IIR: no interrupt pending");
+	uart_wr(&u, 3, 0x80);		/* DLAB: the divisor latch */
+	uart_wr(&u, 0, 0x01);
+	uart_wr(&u, 1, 0x00);
+	CHECK(uart_rd(&u, 0, &irq) == 0x01, "DLL reads back under DLAB");
+	uart_wr(&u, 3, 0x03);
+	uart_wr(&u, 0, 'A');
+	CHECK(u.out_len == 1 && u.out[0] == 'A', "without DLAB a write to THR transmits");
+}
+
+/* The driver sends a byte per THR-empty interrupt: the line must rise again after each. */
+TEST(uart_raises_thr_empty_per_byte)
+{
+	struct uart u = { 0 };
+	bool irq;
+
+	CHECK(!uart_wr(&u, 1, 0x02), "THRI enabled without OUT2: the line stays low");
+	CHECK(uart_wr(&u, 4, 0x08), "OUT2 set: the pending THRI raises the line");
+	CHECK(uart_rd(&u, 2, &irq) == 0x02 && !irq, "IIR reports THRI once and the line falls");
+	CHECK(uart_rd(&u, 2, &irq) == 0x01, "... then no interrupt");
+	CHECK(uart_wr(&u, 0, 'h'), "a byte sent: the line rises again");
+	CHECK(uart_rd(&u, 2, &irq) == 0x02 && !irq, "IIR reports THRI again");
+	uart_wr(&u, 0, 'i');
+	uart_wr(&u, 0, '\n');
+	CHECK(u.out_len == 3 && !memcmp(u.out, "hi\n", 3), "the host gets \"hi\\n\"");
+	CHECK(uart_flush_due(&u), "a finished line is due for flushing");
+	CHECK(!uart_wr(&u, 1, 0), "THRI disabled: the line falls");
+}
+
+/* A bzImage header as the 6.12 build writes it; @version and @loadflags vary. */
+static uint8_t *fake_bzimage(size_t len, uint16_t version, uint8_t loadflags)
+{
+	uint8_t *img = calloc(1, len);
+	uint32_t v32;
+	uint64_t v64;
+
+	img[0x1f1] = 3;				/* setup_sects: the kernel at 4 * 512 */
+	img[0x1fe] = 0x55;
+	img[0x1ff] = 0xaa;
+	img[0x201] = 0x6a;			/* header length past 0x202 */
+	memcpy(img + 0x202, "HdrS", 4);
+	memcpy(img + 0x206, &version, 2);
+	img[0x211] = loadflags;
+	v32 = 0x100000;
+	memcpy(img + 0x214, &v32, 4);		/* code32_start */
+	v32 = 0x7fffffff;
+	memcpy(img + 0x22c, &v32, 4);		/* initrd_addr_max */
+	v32 = 2047;
+	memcpy(img + 0x238, &v32, 4);		/* cmdline_size */
+	v64 = 0x1000000;
+	memcpy(img + 0x258, &v64, 8);		/* pref_address */
+	v32 = 8 * MIB;
+	memcpy(img + 0x260, &v32, 4);		/* init_size */
+	memset(img + 4 * 512, 0xcc, len - 4 * 512);
+	return img;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+TEST(bzimage_layout)
+{
+	size_t len = 64 * 1024, mem_size = 64 * MIB;
+	uint8_t *img = fake_bzimage(len, 0x020f, 0x01), *mem = calloc(1, mem_size);
+	const uint8_t *bp = mem + LB_BOOT_PARAMS_ADDR;
+	uint8_t initrd[5000];
+	struct lb_entry e;
+	uint32_t ramdisk;
+	int err;
+
+	memset(initrd, 0x5a, sizeof(initrd));
+	err = lb_load(mem, mem_size, img, len, "console=ttyS0", initrd, sizeof(initrd), &e);
+	REQUIRE(err == 0, "lb_load: %d", err);
+	CHECK(e.rip == 0x100000 && e.rsi == LB_BOOT_PARAMS_ADDR, "entry at 1 MiB, %%esi = boot_params");
+	CHECK(mem[0x100000] == 0xcc && mem[0x100000 + len - 4 * 512 - 1] == 0xcc &&
+	      mem[0x100000 + len - 4 * 512] == 0, "the protected-mode kernel, and only it, at 1 MiB");
+	CHECK(!memcmp(bp + 0x1f1, img + 0x1f1, 0x210 - 0x1f1) && !memcmp(bp + 0x258, img + 0x258, 12),
+	      "setup header copied (up to type_of_loader; pref_address and init_size)");
+	CHECK(bp[0x210] == 0xff, "type_of_loader 0xff");
+	CHECK(rd32(bp + 0x228) == LB_CMDLINE_ADDR && !strcmp((char *)mem + LB_CMDLINE_ADDR, "console=ttyS0"),
+	      "cmd_line_ptr and the command line");
+	ramdisk = rd32(bp + 0x218);
+	CHECK(rd32(bp + 0x21c) == sizeof(initrd) && ramdisk % 4096 == 0 &&
+	      ramdisk + sizeof(initrd) <= mem_size && ramdisk + sizeof(initrd) > mem_size - 4096 &&
+	      mem[ramdisk] == 0x5a, "initrd page-aligned at the top of memory (%#x)", ramdisk);
+	CHECK(bp[0x1e8] == 2 && rd32(bp + 0x2d0 + 20 + 16) == 1 &&
+	      *(const uint64_t *)(bp + 0x2d0 + 20 + 8) == mem_size - 0x100000,
+	      "e820: two RAM ranges, the second up to the end of memory");
+	free(mem);
+	free(img);
+}
+
+TEST(bzimage_refusals)
+{
+	size_t len = 64 * 1024;
+	uint8_t *img = fake_bzimage(len, 0x020f, 0x01), *mem = calloc(1, 64 * MIB);
+	uint8_t *old = fake_bzimage(len, 0x0204, 0x01), *low = fake_bzimage(len, 0x020f, 0);
+	char cmdline[3000];
+	struct lb_entry e;
+	uint32_t v32 = 0x200000;
+
+	CHECK(lb_check(img, len) == 0, "positive control: the fake bzImage passes");
+	CHECK(lb_check(img, 1000) == -EINVAL, "shorter than its setup: refused");
+	CHECK(lb_check(old, len) == -EINVAL, "boot protocol 2.04: refused");
+	CHECK(lb_check(low, len) == -EINVAL, "a zImage (not LOADED_HIGH): refused");
+	memcpy(old, "\x7f" "ELF", 4);
+	old[0x202] = 'X';
+	CHECK(lb_check(old, len) == -EINVAL, "no HdrS (an ELF vmlinux): refused");
+	memcpy(low + 0x214, &v32, 4);
+	low[0x211] = 1;
+	CHECK(lb_check(low, len) == -EINVAL, "32-bit entry not at 1 MiB: refused");
+	CHECK(lb_load(mem, 20 * MIB, img, len, "", (uint8_t *)"x", 1, &e) == -E2BIG,
+	      "20 MiB cannot hold a kernel that decompresses to 24 MiB: -E2BIG");
+	memset(cmdline, 'a', sizeof(cmdline) - 1);
+	cmdline[sizeof(cmdline) - 1] = '\0';
+	CHECK(lb_load(mem, 64 * MIB, img, len, cmdline, (uint8_t *)"x", 1, &e) == -E2BIG,
+	      "a command line over cmdline_size: -E2BIG");
+	free(mem);
+	free(img);
+	free(old);
+	free(low);
+}
+
+/* The archive unpacked by cpio(1), as the kernel unpacks it: the same bytes. */
+TEST(argv_archive_unpacks)
+{
+	char *const argv[] = { "/bin/prog", "a b", "", "x\ny", "\"q\"", NULL };
+	const char want[] = "/bin/prog\0a b\0\0x\ny\0\"q\"";
+	char dir[] = "/tmp/rsys-vmm-test.XXXXXX", cmd[256], got[256], *big[3];
+	uint8_t *a;
+	long len;
+	FILE *f;
+	size_t n;
+
+	len = lb_argv_cpio(argv, &a);
+	REQUIRE(len > 0 && len % 4 == 0, "archive of %ld bytes, 4-byte aligned", len);
+	REQUIRE(mkdtemp(dir), "temporary directory");
+	snprintf(cmd, sizeof(cmd), "%s/a.cpio", dir);
+	f = fopen(cmd, "w");
+	REQUIRE(f && fwrite(a, 1, (size_t)len, f) == (size_t)len && !fclose(f), "archive written");
+	free(a);
+	snprintf(cmd, sizeof(cmd), "cd %s && cpio -id --quiet <a.cpio 2>&1", dir);
+	if (system("command -v cpio >/dev/null 2>&1"))
+		SKIP_CASE("no cpio(1) (make deps installs it)");
+	CHECK(system(cmd) == 0, "cpio -id unpacks it");
+	snprintf(cmd, sizeof(cmd), "%s/%s", dir, RSYS_VM_ARGV_FILE);
+	f = fopen(cmd, "r");
+	REQUIRE(f, "%s exists", RSYS_VM_ARGV_FILE);
+	n = fread(got, 1, sizeof(got), f);
+	fclose(f);
+	CHECK(n == sizeof(want) && !memcmp(got, want, n), "its %zu bytes are the arguments, NUL-terminated", n);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0, "cleaned up");
+
+	big[0] = "prog";
+	big[1] = calloc(1, RSYS_VM_ARGV_MAX);
+	big[2] = NULL;
+	memset(big[1], 'z', RSYS_VM_ARGV_MAX - 1);
+	CHECK(lb_argv_cpio(big, &a) == -E2BIG, "arguments over %u bytes: -E2BIG", RSYS_VM_ARGV_MAX);
+	free(big[1]);
+}
+
+/* The kernel make vmtest builds (or $RSYS_GUEST_KERNEL) is a bzImage this loader boots. */
+TEST(real_bzimage_accepted)
+{
+	const char *path = getenv("RSYS_GUEST_KERNEL");
+	static uint8_t img[16 * MIB];
+	size_t len;
+	FILE *f;
+
+	if (!path)
+		path = "/var/cache/rsys-kvm/build/arch/x86/boot/bzImage";
+	f = fopen(path, "r");
+	if (!f)
+		SKIP_CASE("no kernel at %s (make vmtest builds one)", path);
+	len = fread(img, 1, sizeof(img), f);
+	fclose(f);
+	CHECK(len > 0 && len < sizeof(img) && lb_check(img, len) == 0, "%s: %zu bytes, accepted", path, len);
+}
+
+int main(void)
+{
+	return ktap_run();
+}
