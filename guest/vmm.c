@@ -146,6 +146,12 @@ static int vm_create(struct vm *vm, uint64_t mem_size)
 	struct kvm_userspace_memory_region region;
 	uint64_t ident = VMM_IDENTITY_MAP_ADDR;
 
+	/* A PVM host's KVM (kvm_pvm alone) runs only PVM guest kernels: ours would hang or fail at boot. */
+	if (!access("/sys/module/kvm_pvm", F_OK) && access("/sys/module/kvm_amd", F_OK) &&
+	    access("/sys/module/kvm_intel", F_OK)) {
+		pr_err("/dev/kvm is PVM's (kvm_pvm), which boots only PVM guest kernels; rsys-load vm needs kvm_amd or kvm_intel (or the KVM tier's kernel under QEMU, see make vmtest)\n");
+		return -EOPNOTSUPP;
+	}
 	vm->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm < 0) {
 		int err = -errno;
