@@ -59,11 +59,11 @@ _rsys_load()
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return
 			;;
-		--mem | --append)
+		--mem | --cpus | --append)
 			return
 			;;
 		esac
-		COMPREPLY=($(compgen -W '--kernel --initrd --mem --append -v --verbose -h --help --' -- "$cur"))
+		COMPREPLY=($(compgen -W '--kernel --initrd --mem --cpus --append -v --verbose -h --help --' -- "$cur"))
 		;;
 	run | learn)
 		# After "--" comes PROG and its arguments.

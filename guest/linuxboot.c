@@ -184,6 +184,101 @@ int lb_load(uint8_t *mem, uint64_t mem_size, const uint8_t *img, size_t img_len,
 	return 0;
 }
 
+/* MP table entry types and sizes (Intel MP spec 1.4, chapter 4). */
+enum { MP_PROCESSOR, MP_BUS, MP_IOAPIC, MP_INTSRC, MP_LINTSRC };
+#define MP_FLOATING_LEN		16
+#define MP_HEADER_LEN		44
+#define MP_PROCESSOR_LEN	20
+#define MP_ENTRY_LEN		8
+#define MP_ISA_IRQS		16
+#define MP_INT			0
+#define MP_NMI			1
+#define MP_EXTINT		3
+
+static uint8_t mp_checksum(const uint8_t *p, size_t len)
+{
+	uint8_t sum = 0;
+
+	while (len--)
+		sum += *p++;
+	return (uint8_t)-sum;
+}
+
+static uint8_t *mp_irq(uint8_t *e, uint8_t type, uint8_t bus_irq, uint8_t apic, uint8_t pin,
+		       uint8_t kind)
+{
+	e[0] = kind;
+	e[1] = type;
+	e[2] = e[3] = 0;	/* polarity and trigger as the bus has them */
+	e[4] = 0;		/* bus 0 */
+	e[5] = bus_irq;
+	e[6] = apic;
+	e[7] = pin;
+	return e + MP_ENTRY_LEN;
+}
+
+int lb_mptable(uint8_t *mem, unsigned int ncpus)
+{
+	uint8_t *fp = mem + LB_MPTABLE_ADDR, *t = fp + MP_FLOATING_LEN, *e;
+	uint8_t ioapic = (uint8_t)ncpus;
+	unsigned int i, entries = 0;
+	uint32_t v32;
+	uint16_t v16;
+
+	if (ncpus < 1 || ncpus > LB_CPUS_MAX)
+		return -EINVAL;
+	e = t + MP_HEADER_LEN;
+	for (i = 0; i < ncpus; i++, entries++) {
+		memset(e, 0, MP_PROCESSOR_LEN);
+		e[0] = MP_PROCESSOR;
+		e[1] = (uint8_t)i;		/* local APIC id: KVM's vcpu id */
+		e[2] = 0x14;			/* local APIC version */
+		e[3] = 0x01 | (i == 0 ? 0x02 : 0);	/* enabled, bootstrap processor */
+		v32 = 0x600;			/* family 6 */
+		memcpy(e + 4, &v32, 4);
+		v32 = 0x201;			/* FPU, APIC */
+		memcpy(e + 8, &v32, 4);
+		e += MP_PROCESSOR_LEN;
+	}
+	memcpy(e, "\x01\x00ISA   ", MP_ENTRY_LEN);	/* bus 0 is ISA */
+	e += MP_ENTRY_LEN;
+	e[0] = MP_IOAPIC;
+	e[1] = ioapic;
+	e[2] = 0x11;				/* IOAPIC version */
+	e[3] = 0x01;				/* enabled */
+	v32 = LB_IOAPIC_ADDR;
+	memcpy(e + 4, &v32, 4);
+	e += MP_ENTRY_LEN;
+	entries += 2;
+	for (i = 0; i < MP_ISA_IRQS; i++, entries++)
+		e = mp_irq(e, MP_INT, (uint8_t)i, ioapic, (uint8_t)i, MP_INTSRC);
+	e = mp_irq(e, MP_EXTINT, 0, 0xff, 0, MP_LINTSRC);	/* every local APIC: LINT0 ExtINT */
+	e = mp_irq(e, MP_NMI, 0, 0xff, 1, MP_LINTSRC);		/* ... LINT1 NMI */
+	entries += 2;
+
+	memset(t, 0, MP_HEADER_LEN);
+	memcpy(t, "PCMP", 4);
+	v16 = (uint16_t)(e - t);
+	memcpy(t + 4, &v16, 2);
+	t[6] = 4;				/* spec 1.4 */
+	memcpy(t + 8, "RSYS    ", 8);
+	memcpy(t + 16, "COMPUTE VM  ", 12);
+	v16 = (uint16_t)entries;
+	memcpy(t + 34, &v16, 2);
+	v32 = LB_LAPIC_ADDR;
+	memcpy(t + 36, &v32, 4);
+	t[7] = mp_checksum(t, (size_t)(e - t));
+
+	memset(fp, 0, MP_FLOATING_LEN);
+	memcpy(fp, "_MP_", 4);
+	v32 = (uint32_t)(LB_MPTABLE_ADDR + MP_FLOATING_LEN);
+	memcpy(fp + 4, &v32, 4);
+	fp[8] = 1;				/* length in 16-byte units */
+	fp[9] = 4;
+	fp[10] = mp_checksum(fp, MP_FLOATING_LEN);
+	return 0;
+}
+
 /* One newc member: header, name, data, each padded to 4 bytes. Returns the bytes written. */
 static size_t cpio_member(uint8_t *out, const char *name, unsigned int mode, const void *data,
 			  size_t len)

@@ -14,6 +14,11 @@
 #define LB_KERNEL_ADDR		0x100000
 #define LB_LOW_RAM_END		0x9fc00		/* conventional memory ends where the EBDA would start */
 
+#define LB_MPTABLE_ADDR		LB_LOW_RAM_END	/* the last KiB of base memory, where Linux looks */
+#define LB_CPUS_MAX		8
+#define LB_IOAPIC_ADDR		0xfec00000
+#define LB_LAPIC_ADDR		0xfee00000
+
 #define LB_BOOT_CS		0x10		/* __BOOT_CS and __BOOT_DS of the 32-bit entry */
 #define LB_BOOT_DS		0x18
 
@@ -39,6 +44,14 @@ int lb_check(const uint8_t *img, size_t img_len);
  */
 int lb_load(uint8_t *mem, uint64_t mem_size, const uint8_t *img, size_t img_len,
 	    const char *cmdline, const uint8_t *initrd, size_t initrd_len, struct lb_entry *e);
+
+/*
+ * An Intel MultiProcessor table (spec 1.4) at LB_MPTABLE_ADDR: @ncpus
+ * processors with local APIC ids 0..ncpus-1 (0 boots), one ISA bus, KVM's
+ * IOAPIC with ISA IRQ n on its pin n (KVM's default routing), ExtINT on
+ * LINT0 and NMI on LINT1. 0, or -EINVAL for ncpus outside 1..LB_CPUS_MAX.
+ */
+int lb_mptable(uint8_t *mem, unsigned int ncpus);
 
 /*
  * A newc cpio archive holding RSYS_VM_ARGV_FILE with @argv (and its

@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * KVM-tier compute side: rsys's own VMM. One vCPU on /dev/kvm with the
- * in-kernel interrupt controllers and PIT, a Linux guest booted by the
- * 32-bit boot protocol (guest/linuxboot.c), COM1 as its console
+ * KVM-tier compute side: rsys's own VMM. vCPUs on /dev/kvm (one thread
+ * each, the boot vCPU on the caller's) with the in-kernel interrupt
+ * controllers and PIT, an MP table naming them, a Linux guest booted by
+ * the 32-bit boot protocol (guest/linuxboot.c), COM1 as its console
  * (guest/uart.c), and an exit port on which the guest's init reports the
  * program's wait status. Every other port reads as nothing there.
+ *
+ * vm->lock covers COM1, its interrupt line and the outcome; the first vCPU
+ * to stop (exit port, reset, error, signal) sets vm->stopping and kicks the
+ * others out of KVM_RUN with immediate_exit and SIGUSR1.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,20 +41,35 @@
 #define VMM_CMDLINE		"console=ttyS0 8250.nr_uarts=1 panic=-1 reboot=k rdinit=/init"
 #define VMM_CMDLINE_QUIET	" quiet loglevel=1"
 
-struct vm {
-	int kvm, fd, vcpu;
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int id;
+	int fd;
 	struct kvm_run *run;
+	pthread_t thread;
+	bool started;		/* its thread runs (the boot vCPU's: the caller's) */
+	int err;		/* how its loop ended */
+};
+
+struct vm {
+	int kvm, fd;
+	unsigned int ncpus;
+	struct vcpu vcpus[LB_CPUS_MAX];
 	size_t run_size;
 	uint8_t *mem;
 	uint64_t mem_size;
+	pthread_mutex_t lock;
 	struct uart com1;
 	bool irq4;		/* COM1's line as last told to KVM */
 	bool reported;		/* the guest's init wrote the exit port */
 	int status;		/* ... this wait status */
+	bool stopping;		/* a vCPU stopped: every loop ends */
 };
 
 static volatile sig_atomic_t vmm_stop_sig;
-static struct kvm_run *volatile vmm_run_page;
+static struct kvm_run *volatile vmm_run_page;	/* the boot vCPU's: INT/TERM/HUP reach its thread */
 
 /* The next KVM_RUN returns at once (KVM_CAP_IMMEDIATE_EXIT): no window between the check and the call. */
 static void vmm_on_signal(int sig)
@@ -57,6 +78,12 @@ static void vmm_on_signal(int sig)
 		vmm_stop_sig = sig;
 	if (vmm_run_page)
 		vmm_run_page->immediate_exit = 1;
+}
+
+/* SIGUSR1 only interrupts KVM_RUN of a vCPU thread being stopped. */
+static void vmm_on_kick(int sig)
+{
+	(void)sig;
 }
 
 /* A whole file into memory: its length with *buf malloc'ed, or -errno after a message. */
@@ -201,7 +228,7 @@ static int vm_create(struct vm *vm, uint64_t mem_size)
 }
 
 /* What the host's KVM can give a guest, given: the guest sees KVM's paravirt clock and the host's features. */
-static int vcpu_set_cpuid(struct vm *vm)
+static int vcpu_set_cpuid(struct vm *vm, struct vcpu *v)
 {
 	struct kvm_cpuid2 *c;
 	uint32_t i;
@@ -212,12 +239,19 @@ static int vcpu_set_cpuid(struct vm *vm)
 		return -ENOMEM;
 	c->nent = VMM_CPUID_MAX;
 	ret = ioctl(vm->kvm, KVM_GET_SUPPORTED_CPUID, c);
-	/* "Running on a hypervisor": without it Linux never looks at KVM's leaves (kvm-clock). */
-	for (i = 0; !ret && i < c->nent; i++)
-		if (c->entries[i].function == 1)
-			c->entries[i].ecx |= 1u << 31;
+	for (i = 0; !ret && i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *l = &c->entries[i];
+
+		if (l->function == 1) {
+			/* "Running on a hypervisor": without it Linux never looks at KVM's leaves (kvm-clock). */
+			l->ecx |= 1u << 31;
+			l->ebx = (l->ebx & 0x00ffffff) | v->id << 24;	/* initial APIC id */
+		}
+		if (l->function == 0xb || l->function == 0x1f)
+			l->edx = v->id;				/* x2APIC id */
+	}
 	if (!ret)
-		ret = ioctl(vm->vcpu, KVM_SET_CPUID2, c);
+		ret = ioctl(v->fd, KVM_SET_CPUID2, c);
 	free(c);
 	return ret ? kvm_fail("KVM_GET_SUPPORTED_CPUID/KVM_SET_CPUID2") : 0;
 }
@@ -231,12 +265,12 @@ static void flat_segment(struct kvm_segment *s, uint16_t selector, uint8_t type)
 }
 
 /* 32-bit protected mode, paging off, flat __BOOT_CS/__BOOT_DS, %esi = boot_params (boot.rst). */
-static int vcpu_boot_state(struct vm *vm, const struct lb_entry *e)
+static int vcpu_boot_state(struct vcpu *v, const struct lb_entry *e)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = { .rip = e->rip, .rsi = e->rsi, .rflags = 0x2 };
 
-	if (ioctl(vm->vcpu, KVM_GET_SREGS, &sregs))
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs))
 		return kvm_fail("KVM_GET_SREGS");
 	flat_segment(&sregs.cs, LB_BOOT_CS, 0xb);
 	flat_segment(&sregs.ds, LB_BOOT_DS, 0x3);
@@ -246,32 +280,37 @@ static int vcpu_boot_state(struct vm *vm, const struct lb_entry *e)
 	sregs.cr0 = (sregs.cr0 | 0x1) & ~0x80000000ULL;	/* PE on, PG off */
 	sregs.cr4 = 0;
 	sregs.efer = 0;
-	if (ioctl(vm->vcpu, KVM_SET_SREGS, &sregs))
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs))
 		return kvm_fail("KVM_SET_SREGS");
-	if (ioctl(vm->vcpu, KVM_SET_REGS, &regs))
+	if (ioctl(v->fd, KVM_SET_REGS, &regs))
 		return kvm_fail("KVM_SET_REGS");
 	return 0;
 }
 
-static int vcpu_create(struct vm *vm, const struct lb_entry *e)
+/* vCPU @id; the boot vCPU (0) gets the boot protocol's state, the others wait for INIT/SIPI in KVM. */
+static int vcpu_create(struct vm *vm, unsigned int id, const struct lb_entry *e)
 {
+	struct vcpu *v = &vm->vcpus[id];
 	int size, err;
 
-	vm->vcpu = ioctl(vm->fd, KVM_CREATE_VCPU, 0);
-	if (vm->vcpu < 0)
+	v->vm = vm;
+	v->id = id;
+	v->fd = ioctl(vm->fd, KVM_CREATE_VCPU, id);
+	if (v->fd < 0)
 		return kvm_fail("KVM_CREATE_VCPU");
 	size = ioctl(vm->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (size < (int)sizeof(struct kvm_run))
 		return kvm_fail("KVM_GET_VCPU_MMAP_SIZE");
-	vm->run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu, 0);
-	if (vm->run == MAP_FAILED) {
-		vm->run = NULL;
+	v->run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
 		return kvm_fail("cannot map the vCPU's kvm_run");
 	}
 	vm->run_size = (size_t)size;
-	vmm_run_page = vm->run;
-	err = vcpu_set_cpuid(vm);
-	return err ? err : vcpu_boot_state(vm, e);
+	if (id == 0)
+		vmm_run_page = v->run;
+	err = vcpu_set_cpuid(vm, v);
+	return err || id ? err : vcpu_boot_state(v, e);
 }
 
 static int set_irq4(struct vm *vm, bool level)
@@ -284,7 +323,7 @@ static int set_irq4(struct vm *vm, bool level)
 	return ioctl(vm->fd, KVM_IRQ_LINE, &irq) ? kvm_fail("KVM_IRQ_LINE") : 0;
 }
 
-/* One port access of the guest: 1 once the VM is to end, 0 to go on, -errno. */
+/* One port access of the guest, under vm->lock: 1 once the VM is to end, 0 to go on, -errno. */
 static int vm_port(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsigned int size)
 {
 	if (port >= UART_COM1_BASE && port < UART_COM1_BASE + UART_NR_REGS && size == 1) {
@@ -306,63 +345,64 @@ static int vm_port(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsign
 	return 0;
 }
 
-static int vm_exit_io(struct vm *vm)
+static int vm_exit_io(struct vcpu *v)
 {
-	struct kvm_run *r = vm->run;
+	struct kvm_run *r = v->run;
 	uint8_t *data = (uint8_t *)r + r->io.data_offset;
+	struct vm *vm = v->vm;
 	uint32_t i;
-	int ret;
+	int ret = 0;
 
 	if (r->io.data_offset + (uint64_t)r->io.count * r->io.size > vm->run_size)
 		return -EFAULT;
-	for (i = 0; i < r->io.count; i++, data += r->io.size) {
+	pthread_mutex_lock(&vm->lock);
+	for (i = 0; i < r->io.count && !ret; i++, data += r->io.size)
 		ret = vm_port(vm, r->io.port, r->io.direction == KVM_EXIT_IO_OUT, data, r->io.size);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
 }
 
-static void vm_internal_error(struct vm *vm)
+static void vm_internal_error(struct vcpu *v)
 {
-	struct kvm_run *r = vm->run;
+	struct kvm_run *r = v->run;
 	struct kvm_regs regs = { 0 };
 	struct kvm_sregs sregs = { 0 };
 	uint32_t i;
 
-	ioctl(vm->vcpu, KVM_GET_REGS, &regs);
-	ioctl(vm->vcpu, KVM_GET_SREGS, &sregs);
-	pr_err("KVM internal error %u in the guest at rip %#llx (cs %#x, cr0 %#llx, efer %#llx)\n",
-	       r->internal.suberror, (unsigned long long)regs.rip, sregs.cs.selector,
+	ioctl(v->fd, KVM_GET_REGS, &regs);
+	ioctl(v->fd, KVM_GET_SREGS, &sregs);
+	pr_err("KVM internal error %u on vCPU %u at rip %#llx (cs %#x, cr0 %#llx, efer %#llx)\n",
+	       r->internal.suberror, v->id, (unsigned long long)regs.rip, sregs.cs.selector,
 	       (unsigned long long)sregs.cr0, (unsigned long long)sregs.efer);
 	for (i = 0; i < r->internal.ndata && i < 16; i++)
 		pr_info("  internal data[%u] = %#llx\n", i, (unsigned long long)r->internal.data[i]);
 }
 
 /* KVM_RUN until the guest reports or stops: 0 once it reported, -errno after a message. */
-static int vm_loop(struct vm *vm)
+static int vcpu_loop(struct vcpu *v)
 {
-	struct kvm_run *r = vm->run;
+	struct kvm_run *r = v->run;
+	struct vm *vm = v->vm;
 	int ret;
 
 	for (;;) {
+		if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+			return 0;
 		if (vmm_stop_sig) {
 			pr_err("stopped by signal %d before the guest's program finished\n",
 			       (int)vmm_stop_sig);
 			return -EINTR;
 		}
-		if (ioctl(vm->vcpu, KVM_RUN, 0)) {
+		if (ioctl(v->fd, KVM_RUN, 0)) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			return kvm_fail("KVM_RUN");
 		}
 		switch (r->exit_reason) {
 		case KVM_EXIT_IO:
-			ret = vm_exit_io(vm);
-			if (ret < 0)
-				return ret;
-			if (ret > 0)
-				goto stopped;
+			ret = vm_exit_io(v);
+			if (ret)
+				return ret < 0 ? ret : 0;
 			break;
 		case KVM_EXIT_MMIO:
 			if (!r->mmio.is_write)
@@ -372,35 +412,101 @@ static int vm_loop(struct vm *vm)
 			break;
 		case KVM_EXIT_SHUTDOWN:
 		case KVM_EXIT_SYSTEM_EVENT:
-			goto stopped;
+			return 0;
 		case KVM_EXIT_FAIL_ENTRY:
 			pr_err("KVM cannot enter the guest (hardware reason %#llx)\n",
 			       (unsigned long long)r->fail_entry.hardware_entry_failure_reason);
 			return -EIO;
 		case KVM_EXIT_INTERNAL_ERROR:
-			vm_internal_error(vm);
+			vm_internal_error(v);
 			return -EIO;
 		default:
 			pr_err("unexpected KVM exit %u from the guest\n", r->exit_reason);
 			return -EIO;
 		}
 	}
-stopped:
-	if (vm->reported)
-		return 0;
+}
+
+/* The first vCPU to stop ends the others' KVM_RUN. */
+static void vm_stop(struct vcpu *self)
+{
+	struct vm *vm = self->vm;
+	unsigned int i;
+
+	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	for (i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v == self || !v->run)
+			continue;
+		v->run->immediate_exit = 1;
+		if (__atomic_load_n(&v->started, __ATOMIC_ACQUIRE))
+			pthread_kill(v->thread, SIGUSR1);
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+
+	v->err = vcpu_loop(v);
+	vm_stop(v);
+	return NULL;
+}
+
+/* Run every vCPU until one stops; its outcome: 0 once the guest reported, or -errno. */
+static int vm_run(struct vm *vm)
+{
+	struct sigaction kick = { .sa_handler = vmm_on_kick };
+	sigset_t block, old;
+	unsigned int i;
+	int err = 0;
+
+	/* INT, TERM and HUP stay with the boot vCPU's thread; SIGUSR1 kicks any. */
+	sigaction(SIGUSR1, &kick, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	for (i = 1; i < vm->ncpus; i++) {
+		if (pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i])) {
+			pr_err("cannot start a thread for vCPU %u\n", i);
+			err = -EAGAIN;
+			break;
+		}
+		__atomic_store_n(&vm->vcpus[i].started, true, __ATOMIC_RELEASE);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	vm->vcpus[0].thread = pthread_self();
+	__atomic_store_n(&vm->vcpus[0].started, true, __ATOMIC_RELEASE);
+	vm->vcpus[0].err = err ? err : vcpu_loop(&vm->vcpus[0]);
+	vm_stop(&vm->vcpus[0]);
+	__atomic_store_n(&vm->vcpus[0].started, false, __ATOMIC_RELEASE);
+	for (i = 1; i < vm->ncpus; i++)
+		if (vm->vcpus[i].started)
+			pthread_join(vm->vcpus[i].thread, NULL);
+	for (i = 0; i < vm->ncpus && !err; i++)
+		err = vm->vcpus[i].err;
+	if (err || vm->reported)
+		return err;
 	pr_err("the guest stopped before its init reported the program's status (a kernel panic, or no rsys init: see make guest-image; -v shows the kernel's messages)\n");
 	return -EIO;
 }
 
 static void vm_destroy(struct vm *vm)
 {
+	unsigned int i;
+
 	vmm_run_page = NULL;
-	if (vm->run)
-		munmap(vm->run, vm->run_size);
+	for (i = 0; i < vm->ncpus; i++) {
+		if (vm->vcpus[i].run)
+			munmap(vm->vcpus[i].run, vm->run_size);
+		if (vm->vcpus[i].fd >= 0)
+			close(vm->vcpus[i].fd);
+	}
 	if (vm->mem)
 		munmap(vm->mem, vm->mem_size);
-	if (vm->vcpu >= 0)
-		close(vm->vcpu);
 	if (vm->fd >= 0)
 		close(vm->fd);
 	if (vm->kvm >= 0)
@@ -413,6 +519,7 @@ static int vmm_boot(struct vm *vm, const struct vmm_opts *o)
 	char cmdline[LB_CMDLINE_MAX];
 	long klen, ilen;
 	struct lb_entry e;
+	unsigned int i;
 	int err, n;
 
 	n = snprintf(cmdline, sizeof(cmdline), "%s%s%s%s", VMM_CMDLINE,
@@ -439,13 +546,15 @@ static int vmm_boot(struct vm *vm, const struct vmm_opts *o)
 	if (!err)
 		err = lb_load(vm->mem, vm->mem_size, kernel, (size_t)klen, cmdline, initrd,
 			      (size_t)ilen, &e);
+	if (!err)
+		err = lb_mptable(vm->mem, vm->ncpus);
 	free(kernel);
 	free(initrd);
+	for (i = 0; i < vm->ncpus && !err; i++)
+		err = vcpu_create(vm, i, &e);
 	if (!err)
-		err = vcpu_create(vm, &e);
-	if (!err)
-		pr_info("guest: %u MiB, kernel %s (boot protocol %u.%02u), initrd %ld KiB at %#llx, \"%s\"\n",
-			o->mem_mib, o->kernel, e.version >> 8, e.version & 0xff, ilen >> 10,
+		pr_info("guest: %u vCPUs, %u MiB, kernel %s (boot protocol %u.%02u), initrd %ld KiB at %#llx, \"%s\"\n",
+			vm->ncpus, o->mem_mib, o->kernel, e.version >> 8, e.version & 0xff, ilen >> 10,
 			(unsigned long long)e.initrd, cmdline);
 	return err;
 }
@@ -453,9 +562,16 @@ static int vmm_boot(struct vm *vm, const struct vmm_opts *o)
 int vmm_run(const struct vmm_opts *o)
 {
 	struct sigaction sa = { .sa_handler = vmm_on_signal };
-	struct vm vm = { .kvm = -1, .fd = -1, .vcpu = -1 };
+	struct vm vm = { .kvm = -1, .fd = -1, .ncpus = o->cpus, .lock = PTHREAD_MUTEX_INITIALIZER };
+	unsigned int i;
 	int err;
 
+	for (i = 0; i < LB_CPUS_MAX; i++)
+		vm.vcpus[i].fd = -1;
+	if (o->cpus < 1 || o->cpus > LB_CPUS_MAX) {
+		pr_err("--cpus %u: the guest takes 1 to %u vCPUs\n", o->cpus, LB_CPUS_MAX);
+		return -EINVAL;
+	}
 	if (o->mem_mib < VMM_MEM_MIN_MIB || o->mem_mib > VMM_MEM_MAX_MIB) {
 		pr_err("--mem %u: the guest takes %u to %u MiB\n", o->mem_mib, VMM_MEM_MIN_MIB,
 		       VMM_MEM_MAX_MIB);
@@ -468,7 +584,7 @@ int vmm_run(const struct vmm_opts *o)
 
 	err = vmm_boot(&vm, o);
 	if (!err)
-		err = vm_loop(&vm);
+		err = vm_run(&vm);
 	uart_flush(&vm.com1, STDOUT_FILENO);
 	vm_destroy(&vm);
 	if (err == -EINTR && vmm_stop_sig)

@@ -8,6 +8,7 @@
 #define VMM_MEM_DEFAULT_MIB	256
 #define VMM_MEM_MIN_MIB		64
 #define VMM_MEM_MAX_MIB		3072	/* below the 32-bit hole: one memory slot */
+#define VMM_CPUS_DEFAULT	1
 
 struct vmm_opts {
 	const char *kernel;	/* bzImage (Linux x86 boot protocol >= 2.12) */
@@ -15,6 +16,7 @@ struct vmm_opts {
 	const char *append;	/* more kernel command line, or NULL */
 	char **argv;		/* PROG ARGS... run by the guest's init */
 	unsigned int mem_mib;	/* guest memory */
+	unsigned int cpus;	/* vCPUs, 1 to LB_CPUS_MAX (8) */
 	bool kernel_log;	/* show the guest kernel's messages (-v) */
 };
 

@@ -68,6 +68,32 @@ else
 	not_ok "vm: the guest runs our init as pid 1, console on ttyS0, stdin at end of file (rc $rc)"
 fi
 
+vm --cpus 2 -- /bin/sh -c 'cat /sys/devices/system/cpu/online; grep -c "IO-APIC.*ttyS0" /proc/interrupts'
+if [ "$rc" = 0 ] && [ "$(cat "$OUT")" = "$(printf '0-1\n1')" ]; then
+	ok "vm: --cpus 2: both vCPUs online (MP table), the console's IRQ through the IOAPIC"
+else
+	not_ok "vm: --cpus 2: both vCPUs online (MP table), the console's IRQ through the IOAPIC (rc $rc)"
+fi
+
+# SIGTERM to rsys-load while the guest runs: every vCPU thread leaves KVM_RUN, rsys-load dies by it.
+"$LOAD" vm --kernel "$KERNEL" --initrd "$IMAGE" --mem 128 --cpus 2 -- /bin/sleep 300 >"$OUT" 2>&1 &
+pid=$!
+sleep 15
+kill -TERM "$pid"
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 40 ]; do
+	sleep 0.5
+	i=$((i + 1))
+done
+kill -KILL "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+if [ "$rc" = 143 ] && grep -q 'stopped by signal 15' "$OUT"; then
+	ok "vm: SIGTERM stops a 2-vCPU VM at once: a message, and rsys-load dies by SIGTERM"
+else
+	not_ok "vm: SIGTERM stops a 2-vCPU VM at once: a message, and rsys-load dies by SIGTERM (rc $rc)"
+fi
+
 "$LOAD" vm --kernel "$IMAGE" --initrd "$IMAGE" -- /bin/true >"$OUT" 2>&1
 rc=$?
 if [ "$rc" = 1 ] && grep -q 'not a bzImage' "$OUT"; then

@@ -14,16 +14,17 @@
 static void vm_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rsys-load vm --kernel BZIMAGE --initrd FILE [--mem MIB] [--append ARGS]\n"
-		"                    [-v] -- PROG [ARGS...]\n"
+		"Usage: rsys-load vm --kernel BZIMAGE --initrd FILE [--mem MIB] [--cpus N]\n"
+		"                    [--append ARGS] [-v] -- PROG [ARGS...]\n"
 		"\n"
-		"Boot a compute VM (one vCPU, no network, its serial console on stdout) with\n"
+		"Boot a compute VM (no network, its serial console on stdout) with\n"
 		"rsys's own VMM on /dev/kvm, run PROG in it and exit with PROG's status.\n"
 		"make guest-image builds a kernel and an initrd with the guest's init.\n"
 		"\n"
 		"  --kernel BZIMAGE  the guest's Linux kernel (x86 boot protocol 2.12 or later)\n"
 		"  --initrd FILE     its initramfs; /init must be rsys-guest-init\n"
 		"  --mem MIB         guest memory (default %u, %u to %u)\n"
+		"  --cpus N          vCPUs (default 1, at most 8)\n"
 		"  --append ARGS     more kernel command line\n"
 		"  -v, --verbose     the guest kernel's messages too, and the VM's layout\n"
 		"  -h, --help        this text\n"
@@ -33,7 +34,7 @@ static void vm_usage(FILE *f)
 		VMM_MEM_DEFAULT_MIB, VMM_MEM_MIN_MIB, VMM_MEM_MAX_MIB);
 }
 
-static int parse_mib(const char *s, unsigned int *out)
+static int parse_num(const char *s, unsigned int *out)
 {
 	unsigned long v;
 	char *end;
@@ -52,16 +53,17 @@ int do_vm(int argc, char **argv)
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, 'i' },
 		{ "mem", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'c' },
 		{ "append", required_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	struct vmm_opts o = { .mem_mib = VMM_MEM_DEFAULT_MIB };
+	struct vmm_opts o = { .mem_mib = VMM_MEM_DEFAULT_MIB, .cpus = VMM_CPUS_DEFAULT };
 	int c, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+k:i:m:a:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+k:i:m:c:a:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			o.kernel = optarg;
@@ -70,8 +72,14 @@ int do_vm(int argc, char **argv)
 			o.initrd = optarg;
 			break;
 		case 'm':
-			if (parse_mib(optarg, &o.mem_mib)) {
+			if (parse_num(optarg, &o.mem_mib)) {
 				pr_err("--mem %s: not a number of MiB\n", optarg);
+				return 2;
+			}
+			break;
+		case 'c':
+			if (parse_num(optarg, &o.cpus)) {
+				pr_err("--cpus %s: not a number\n", optarg);
 				return 2;
 			}
 			break;

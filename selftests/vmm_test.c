@@ -180,6 +180,52 @@ TEST(bzimage_refusals)
 	free(low);
 }
 
+static uint8_t sum8(const uint8_t *p, size_t len)
+{
+	uint8_t s = 0;
+
+	while (len--)
+		s += *p++;
+	return s;
+}
+
+/* What Linux's mpparse checks: signatures, checksums, lengths; then the entries it uses. */
+TEST(mp_table)
+{
+	uint8_t *mem = calloc(1, MIB), *fp = mem + LB_MPTABLE_ADDR, *t, *e;
+	unsigned int i, cpus = 0, ints = 0, bsp = 0, len, count;
+
+	CHECK(lb_mptable(mem, 0) == -EINVAL && lb_mptable(mem, LB_CPUS_MAX + 1) == -EINVAL,
+	      "0 and %u vCPUs refused", LB_CPUS_MAX + 1);
+	REQUIRE(lb_mptable(mem, 3) == 0, "3 vCPUs");
+	CHECK(!memcmp(fp, "_MP_", 4) && fp[8] == 1 && fp[9] == 4 && sum8(fp, 16) == 0,
+	      "floating pointer: _MP_, 16 bytes, spec 1.4, checksum 0");
+	t = mem + rd32(fp + 4);
+	REQUIRE(rd32(fp + 4) > LB_MPTABLE_ADDR && rd32(fp + 4) < 0xa0000 && !memcmp(t, "PCMP", 4),
+		"config table at %#x below 640 KiB: PCMP", rd32(fp + 4));
+	len = (unsigned int)(t[4] | t[5] << 8);
+	count = (unsigned int)(t[34] | t[35] << 8);
+	CHECK(sum8(t, len) == 0 && rd32(t + 36) == LB_LAPIC_ADDR,
+	      "its %u bytes sum to 0; local APICs at %#x", len, LB_LAPIC_ADDR);
+	for (e = t + 44, i = 0; i < count && e < t + len; i++) {
+		if (e[0] == 0) {
+			cpus += (e[3] & 1) && e[1] == cpus;
+			bsp += !!(e[3] & 2);
+			e += 20;
+			continue;
+		}
+		if (e[0] == 2)
+			CHECK(e[1] == 3 && rd32(e + 4) == LB_IOAPIC_ADDR, "IOAPIC id 3 at %#x", LB_IOAPIC_ADDR);
+		if (e[0] == 3 && e[5] == e[7] && e[6] == 3)
+			ints++;
+		e += 8;
+	}
+	CHECK(i == count && e == t + len, "%u entries fill the table exactly", count);
+	CHECK(cpus == 3 && bsp == 1, "processors 0, 1, 2 enabled, one bootstrap");
+	CHECK(ints == 16, "ISA IRQs 0-15 on IOAPIC pins 0-15 (KVM's routing)");
+	free(mem);
+}
+
 /* The archive unpacked by cpio(1), as the kernel unpacks it: the same bytes. */
 TEST(argv_archive_unpacks)
 {
