@@ -298,7 +298,7 @@ static size_t cpio_member(uint8_t *out, const char *name, unsigned int mode, con
 	return n;
 }
 
-long lb_argv_cpio(char *const *argv, uint8_t **out)
+long lb_argv_cpio(char *const *argv, const char *console, uint8_t **out)
 {
 	size_t len = 0, n, i;
 	char *args;
@@ -310,8 +310,8 @@ long lb_argv_cpio(char *const *argv, uint8_t **out)
 			return -E2BIG;
 	}
 	args = malloc(len ? len : 1);
-	/* three members and the trailer: headers of 110 bytes, short names, padding */
-	a = malloc(len + 4 * 128);
+	/* four members and the trailer: headers of 110 bytes, short names, padding */
+	a = malloc(len + 5 * 128);
 	if (!args || !a) {
 		free(args);
 		free(a);
@@ -323,6 +323,9 @@ long lb_argv_cpio(char *const *argv, uint8_t **out)
 	}
 	n = cpio_member(a, RSYS_VM_ARGV_DIR, 040755, NULL, 0);
 	n += cpio_member(a + n, RSYS_VM_ARGV_FILE, 0100644, args, len);
+	if (console)
+		n += cpio_member(a + n, RSYS_VM_CONSOLE_FILE, 0100644, console,
+				 strnlen(console, 8));
 	n += cpio_member(a + n, "TRAILER!!!", 0, NULL, 0);
 	free(args);
 	*out = a;

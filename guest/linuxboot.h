@@ -55,9 +55,10 @@ int lb_mptable(uint8_t *mem, unsigned int ncpus);
 
 /*
  * A newc cpio archive holding RSYS_VM_ARGV_FILE with @argv (and its
- * directory), to append to an initrd. Returns its length with *out
- * malloc'ed, or -E2BIG (arguments over RSYS_VM_ARGV_MAX) / -ENOMEM.
+ * directory) and, unless @console is NULL, RSYS_VM_CONSOLE_FILE with it,
+ * to append to an initrd. Returns its length with *out malloc'ed, or
+ * -E2BIG (arguments over RSYS_VM_ARGV_MAX) / -ENOMEM.
  */
-long lb_argv_cpio(char *const *argv, uint8_t **out);
+long lb_argv_cpio(char *const *argv, const char *console, uint8_t **out);
 
 #endif

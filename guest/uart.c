@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* A 16450 UART as Linux's 8250 driver probes and drives it: scratch, loopback and THR-empty interrupts; receives nothing. */
+/* A 16450 UART as Linux's 8250 driver probes and drives it: scratch, loopback, THR-empty and data-ready interrupts. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,10 +10,13 @@
 enum { UART_RBR_THR, UART_IER, UART_IIR_FCR, UART_LCR, UART_MCR, UART_LSR, UART_MSR, UART_SCR };
 
 #define UART_LCR_DLAB	0x80
+#define UART_IER_RDI	0x01
 #define UART_IER_THRI	0x02
 #define UART_IER_MASK	0x0f
 #define UART_IIR_NO_INT	0x01
 #define UART_IIR_THRI	0x02
+#define UART_IIR_RDI	0x04
+#define UART_LSR_DR	0x01
 #define UART_LSR_IDLE	0x60	/* THRE | TEMT: always ready to send, nothing received */
 #define UART_MCR_LOOP	0x10
 #define UART_MSR_IDLE	0xb0	/* DCD | DSR | CTS */
@@ -70,16 +73,31 @@ static void uart_write(struct uart *u, unsigned int reg, uint8_t val)
 	}
 }
 
+static uint8_t uart_rx_pop(struct uart *u)
+{
+	uint8_t c;
+
+	if (!u->in_len)
+		return 0;
+	c = u->in[u->in_head];
+	u->in_head = (u->in_head + 1) % UART_IN_MAX;
+	u->in_len--;
+	return c;
+}
+
 static uint8_t uart_read(struct uart *u, unsigned int reg)
 {
 	bool dlab = u->lcr & UART_LCR_DLAB;
 
 	switch (reg) {
 	case UART_RBR_THR:
-		return dlab ? u->dll : 0;
+		return dlab ? u->dll : uart_rx_pop(u);
 	case UART_IER:
 		return dlab ? u->dlm : u->ier;
 	case UART_IIR_FCR:
+		/* Received data first; it clears by reading RBR. */
+		if (u->in_len && (u->ier & UART_IER_RDI))
+			return UART_IIR_RDI;
 		/* Reading IIR while it reports THRI clears that interrupt. */
 		if (u->thri && (u->ier & UART_IER_THRI)) {
 			u->thri = false;
@@ -91,12 +109,19 @@ static uint8_t uart_read(struct uart *u, unsigned int reg)
 	case UART_MCR:
 		return u->mcr;
 	case UART_LSR:
-		return UART_LSR_IDLE;
+		return UART_LSR_IDLE | (u->in_len ? UART_LSR_DR : 0);
 	case UART_MSR:
 		return uart_msr(u);
 	default:
 		return u->scr;
 	}
+}
+
+/* OUT2 gates the interrupt line on PC serial ports. */
+static bool uart_irq(const struct uart *u)
+{
+	return ((u->thri && (u->ier & UART_IER_THRI)) || (u->in_len && (u->ier & UART_IER_RDI))) &&
+	       (u->mcr & 0x08);
 }
 
 bool uart_access(struct uart *u, unsigned int reg, bool write, uint8_t *val)
@@ -106,8 +131,19 @@ bool uart_access(struct uart *u, unsigned int reg, bool write, uint8_t *val)
 		uart_write(u, reg, *val);
 	else
 		*val = uart_read(u, reg);
-	/* OUT2 gates the interrupt line on PC serial ports. */
-	return u->thri && (u->ier & UART_IER_THRI) && (u->mcr & 0x08);
+	return uart_irq(u);
+}
+
+size_t uart_receive(struct uart *u, const uint8_t *buf, size_t len, bool *irq)
+{
+	size_t n = 0;
+
+	while (n < len && u->in_len < UART_IN_MAX) {
+		u->in[(u->in_head + u->in_len) % UART_IN_MAX] = buf[n++];
+		u->in_len++;
+	}
+	*irq = uart_irq(u);
+	return n;
 }
 
 bool uart_flush_due(const struct uart *u)

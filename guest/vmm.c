@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <termios.h>
 
 #include <rsys/vm.h>
 
@@ -37,6 +38,8 @@
 #define VMM_CPUID_MAX		256
 #define VMM_RESET_PORT		0x64		/* the keyboard controller: 0xfe pulses reset */
 #define VMM_RESET_CMD		0xfe
+#define VMM_ESCAPE		0x1d		/* Ctrl-] on a terminal: stop the VM, as INT would */
+#define VMM_VEOF		0x04		/* the guest tty's end of file, twice for end of input */
 
 #define VMM_CMDLINE		"console=ttyS0 8250.nr_uarts=1 panic=-1 reboot=k rdinit=/init"
 #define VMM_CMDLINE_QUIET	" quiet loglevel=1"
@@ -66,6 +69,8 @@ struct vm {
 	bool reported;		/* the guest's init wrote the exit port */
 	int status;		/* ... this wait status */
 	bool stopping;		/* a vCPU stopped: every loop ends */
+	bool input_tty;		/* -i with a terminal: raw host input, Ctrl-] stops */
+	bool input_ready;	/* the guest's init said its console takes input */
 };
 
 static volatile sig_atomic_t vmm_stop_sig;
@@ -129,7 +134,7 @@ static long read_file(const char *what, const char *path, uint8_t **buf)
 }
 
 /* The initrd the user gave, then the archive with the program's argv (the kernel unpacks both). */
-static long make_initrd(const char *path, char *const *argv, uint8_t **out)
+static long make_initrd(const char *path, char *const *argv, const char *console, uint8_t **out)
 {
 	uint8_t *img, *args, *all;
 	long len, alen;
@@ -138,7 +143,7 @@ static long make_initrd(const char *path, char *const *argv, uint8_t **out)
 	len = read_file("initrd", path, &img);
 	if (len < 0)
 		return len;
-	alen = lb_argv_cpio(argv, &args);
+	alen = lb_argv_cpio(argv, console, &args);
 	if (alen < 0) {
 		pr_err("the program's arguments take more than %u bytes\n", RSYS_VM_ARGV_MAX);
 		free(img);
@@ -338,6 +343,10 @@ static int vm_port(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsign
 		vm->reported = true;
 		return 1;
 	}
+	if (port == RSYS_VM_INPUT_PORT && out && size == 1) {
+		__atomic_store_n(&vm->input_ready, true, __ATOMIC_RELEASE);
+		return 0;
+	}
 	if (port == VMM_RESET_PORT && out && size == 1 && *data == VMM_RESET_CMD)
 		return 1;
 	if (!out)
@@ -454,11 +463,51 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+/* -i: the host's stdin goes to COM1's receiver; at its end, two VEOFs end the guest's input. */
+static void *vm_input(void *arg)
+{
+	struct vm *vm = arg;
+	uint8_t buf[UART_IN_MAX];
+	size_t off, len;
+	bool irq, eof = false;
+	ssize_t n;
+
+	while (!__atomic_load_n(&vm->input_ready, __ATOMIC_ACQUIRE))
+		usleep(10000);
+	while (!eof) {
+		n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			buf[0] = buf[1] = VMM_VEOF;
+			n = 2;
+			eof = true;
+		}
+		len = (size_t)n;
+		if (vm->input_tty && memchr(buf, VMM_ESCAPE, len)) {
+			vmm_on_signal(SIGINT);
+			pthread_kill(vm->vcpus[0].thread, SIGUSR1);
+			break;
+		}
+		for (off = 0; off < len;) {
+			pthread_mutex_lock(&vm->lock);
+			off += uart_receive(&vm->com1, buf + off, len - off, &irq);
+			set_irq4(vm, irq);
+			pthread_mutex_unlock(&vm->lock);
+			if (off < len)
+				usleep(1000);	/* the guest empties the receiver */
+		}
+	}
+	return NULL;
+}
+
 /* Run every vCPU until one stops; its outcome: 0 once the guest reported, or -errno. */
-static int vm_run(struct vm *vm)
+static int vm_run(struct vm *vm, bool interactive)
 {
 	struct sigaction kick = { .sa_handler = vmm_on_kick };
+	bool input_started = false;
 	sigset_t block, old;
+	pthread_t input;
 	unsigned int i;
 	int err = 0;
 
@@ -477,8 +526,14 @@ static int vm_run(struct vm *vm)
 		}
 		__atomic_store_n(&vm->vcpus[i].started, true, __ATOMIC_RELEASE);
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	vm->vcpus[0].thread = pthread_self();
+	if (!err && interactive && pthread_create(&input, NULL, vm_input, vm)) {
+		pr_err("cannot start the console's input thread\n");
+		err = -EAGAIN;
+	} else if (!err && interactive) {
+		input_started = true;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	__atomic_store_n(&vm->vcpus[0].started, true, __ATOMIC_RELEASE);
 	vm->vcpus[0].err = err ? err : vcpu_loop(&vm->vcpus[0]);
 	vm_stop(&vm->vcpus[0]);
@@ -486,6 +541,10 @@ static int vm_run(struct vm *vm)
 	for (i = 1; i < vm->ncpus; i++)
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);
+	if (input_started) {
+		pthread_cancel(input);	/* blocked in read(), a cancellation point */
+		pthread_join(input, NULL);
+	}
 	for (i = 0; i < vm->ncpus && !err; i++)
 		err = vm->vcpus[i].err;
 	if (err || vm->reported)
@@ -537,7 +596,8 @@ static int vmm_boot(struct vm *vm, const struct vmm_opts *o)
 		free(kernel);
 		return err;
 	}
-	ilen = make_initrd(o->initrd, o->argv, &initrd);
+	ilen = make_initrd(o->initrd, o->argv,
+			   o->interactive ? (vm->input_tty ? "tty" : "pipe") : NULL, &initrd);
 	if (ilen < 0) {
 		free(kernel);
 		return (int)ilen;
@@ -563,6 +623,7 @@ int vmm_run(const struct vmm_opts *o)
 {
 	struct sigaction sa = { .sa_handler = vmm_on_signal };
 	struct vm vm = { .kvm = -1, .fd = -1, .ncpus = o->cpus, .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct termios tty;
 	unsigned int i;
 	int err;
 
@@ -582,9 +643,22 @@ int vmm_run(const struct vmm_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
+	/* -i on a terminal: keys go to the guest as typed; it echoes and edits, the host adds CRs. */
+	vm.input_tty = o->interactive && !tcgetattr(STDIN_FILENO, &tty);
+	if (vm.input_tty) {
+		struct termios raw = tty;
+
+		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO | ISIG | IEXTEN);
+		raw.c_iflag &= ~(tcflag_t)(IXON | ICRNL | INLCR | IGNCR | BRKINT);
+		raw.c_cc[VMIN] = 1;
+		raw.c_cc[VTIME] = 0;
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+	}
 	err = vmm_boot(&vm, o);
 	if (!err)
-		err = vm_run(&vm);
+		err = vm_run(&vm, o->interactive);
+	if (vm.input_tty)
+		tcsetattr(STDIN_FILENO, TCSANOW, &tty);
 	uart_flush(&vm.com1, STDOUT_FILENO);
 	vm_destroy(&vm);
 	if (err == -EINTR && vmm_stop_sig)

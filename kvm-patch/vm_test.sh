@@ -75,6 +75,15 @@ else
 	not_ok "vm: --cpus 2: both vCPUs online (MP table), the console's IRQ through the IOAPIC (rc $rc)"
 fi
 
+printf 'one\ntwo\n' | timeout 120 "$LOAD" vm --kernel "$KERNEL" --initrd "$IMAGE" --mem 128 -i -- \
+	/bin/sh -c 'read a; read b; echo "got:$a,$b"; cat; echo after-eof; exit 3' >"$OUT" 2>&1
+rc=$?
+if [ "$rc" = 3 ] && [ "$(cat "$OUT")" = "$(printf 'got:one,two\nafter-eof')" ]; then
+	ok "vm -i: piped input reaches the program unechoed, its end is the program's end of file"
+else
+	not_ok "vm -i: piped input reaches the program unechoed, its end is the program's end of file (rc $rc)"
+fi
+
 # SIGTERM to rsys-load while the guest runs: every vCPU thread leaves KVM_RUN, rsys-load dies by it.
 "$LOAD" vm --kernel "$KERNEL" --initrd "$IMAGE" --mem 128 --cpus 2 -- /bin/sleep 300 >"$OUT" 2>&1 &
 pid=$!

@@ -15,7 +15,7 @@ static void vm_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: rsys-load vm --kernel BZIMAGE --initrd FILE [--mem MIB] [--cpus N]\n"
-		"                    [--append ARGS] [-v] -- PROG [ARGS...]\n"
+		"                    [--append ARGS] [-i] [-v] -- PROG [ARGS...]\n"
 		"\n"
 		"Boot a compute VM (no network, its serial console on stdout) with\n"
 		"rsys's own VMM on /dev/kvm, run PROG in it and exit with PROG's status.\n"
@@ -26,11 +26,13 @@ static void vm_usage(FILE *f)
 		"  --mem MIB         guest memory (default %u, %u to %u)\n"
 		"  --cpus N          vCPUs (default 1, at most 8)\n"
 		"  --append ARGS     more kernel command line\n"
+		"  -i, --interactive PROG's stdin is the console, fed from ours (a terminal: raw,\n"
+		"                    Ctrl-] stops the VM; a pipe: its end ends PROG's input)\n"
 		"  -v, --verbose     the guest kernel's messages too, and the VM's layout\n"
 		"  -h, --help        this text\n"
 		"\n"
-		"PROG is looked up in the guest (its PATH), with stdin /dev/null; its stdout and\n"
-		"stderr both reach stdout through the console.\n",
+		"PROG is looked up in the guest (its PATH), with stdin /dev/null unless -i; its\n"
+		"stdout and stderr both reach stdout through the console.\n",
 		VMM_MEM_DEFAULT_MIB, VMM_MEM_MIN_MIB, VMM_MEM_MAX_MIB);
 }
 
@@ -51,10 +53,11 @@ int do_vm(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
-		{ "initrd", required_argument, NULL, 'i' },
+		{ "initrd", required_argument, NULL, 'I' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "append", required_argument, NULL, 'a' },
+		{ "interactive", no_argument, NULL, 'i' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -63,13 +66,16 @@ int do_vm(int argc, char **argv)
 	int c, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+k:i:m:c:a:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+k:I:m:c:a:ivh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			o.kernel = optarg;
 			break;
-		case 'i':
+		case 'I':
 			o.initrd = optarg;
+			break;
+		case 'i':
+			o.interactive = true;
 			break;
 		case 'm':
 			if (parse_num(optarg, &o.mem_mib)) {

@@ -81,6 +81,25 @@ TEST(uart_raises_thr_empty_per_byte)
 	CHECK(!uart_wr(&u, 1, 0), "THRI disabled: the line falls");
 }
 
+/* -i: received bytes wait in the UART, announced by LSR and the data-ready interrupt, until read. */
+TEST(uart_receives)
+{
+	uint8_t big[UART_IN_MAX + 10] = { 0 };
+	struct uart u = { 0 };
+	bool irq;
+
+	uart_wr(&u, 4, 0x08);
+	uart_wr(&u, 1, 0x01);			/* RDI */
+	CHECK(uart_receive(&u, (const uint8_t *)"ab", 2, &irq) == 2 && irq, "2 bytes taken, line up");
+	CHECK(uart_rd(&u, 5, &irq) & 0x01, "LSR: data ready");
+	CHECK(uart_rd(&u, 2, &irq) == 0x04, "IIR: received data");
+	CHECK(uart_rd(&u, 0, &irq) == 'a' && irq, "RBR: 'a', line still up");
+	CHECK(uart_rd(&u, 0, &irq) == 'b' && !irq, "RBR: 'b', line down");
+	CHECK(!(uart_rd(&u, 5, &irq) & 0x01) && uart_rd(&u, 2, &irq) == 0x01, "nothing left");
+	CHECK(uart_receive(&u, big, sizeof(big), &irq) == UART_IN_MAX,
+	      "a full receiver takes %u bytes, the rest waits", UART_IN_MAX);
+}
+
 /* A bzImage header as the 6.12 build writes it; @version and @loadflags vary. */
 static uint8_t *fake_bzimage(size_t len, uint16_t version, uint8_t loadflags)
 {
@@ -237,7 +256,7 @@ TEST(argv_archive_unpacks)
 	FILE *f;
 	size_t n;
 
-	len = lb_argv_cpio(argv, &a);
+	len = lb_argv_cpio(argv, NULL, &a);
 	REQUIRE(len > 0 && len % 4 == 0, "archive of %ld bytes, 4-byte aligned", len);
 	REQUIRE(mkdtemp(dir), "temporary directory");
 	snprintf(cmd, sizeof(cmd), "%s/a.cpio", dir);
@@ -261,7 +280,7 @@ TEST(argv_archive_unpacks)
 	big[1] = calloc(1, RSYS_VM_ARGV_MAX);
 	big[2] = NULL;
 	memset(big[1], 'z', RSYS_VM_ARGV_MAX - 1);
-	CHECK(lb_argv_cpio(big, &a) == -E2BIG, "arguments over %u bytes: -E2BIG", RSYS_VM_ARGV_MAX);
+	CHECK(lb_argv_cpio(big, NULL, &a) == -E2BIG, "arguments over %u bytes: -E2BIG", RSYS_VM_ARGV_MAX);
 	free(big[1]);
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The compute VM's init (pid 1): mount the basics, run the program named in /rsys/argv, report its status to the VMM. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 #include <sys/io.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -41,8 +43,26 @@ static void mount_basics(void)
 	}
 }
 
-/* stdin /dev/null (a serial console has no end of file), stdout and stderr the console, bytes as written. */
-static void setup_stdio(void)
+/* "tty" or "pipe" when the host feeds the console (rsys-load vm -i), else "". */
+static void read_console_mode(char *mode, size_t size)
+{
+	ssize_t n = 0;
+	int fd;
+
+	fd = open("/" RSYS_VM_CONSOLE_FILE, O_RDONLY);
+	if (fd >= 0) {
+		n = read(fd, mode, size - 1);
+		close(fd);
+	}
+	mode[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * stdout and stderr the console, bytes as written; stdin /dev/null (a
+ * serial line has no end of file), or with -i the console too, echoing
+ * only what a terminal on the host typed.
+ */
+static void setup_stdio(const char *console)
 {
 	struct termios t;
 	int fd;
@@ -56,8 +76,12 @@ static void setup_stdio(void)
 	}
 	if (tcgetattr(1, &t) == 0) {
 		t.c_oflag &= ~OPOST;	/* no "\n" -> "\r\n": the host sees the program's bytes */
+		if (!strcmp(console, "pipe"))
+			t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
 		tcsetattr(1, TCSANOW, &t);
 	}
+	if (*console)
+		return;		/* the program's process makes the console its stdin and terminal */
 	fd = open("/dev/null", O_RDONLY);
 	if (fd >= 0 && fd != 0) {
 		dup2(fd, 0);
@@ -107,13 +131,13 @@ static int read_argv(char *buf, size_t size, char **argv)
 	return argc;
 }
 
+static bool vmm_ports;	/* ioperm() gave us the VMM's ports */
+
 /* Hand the wait status to the VMM, which ends the VM; power off should it not. */
 static void report(int status)
 {
-	if (ioperm(RSYS_VM_EXIT_PORT, 4, 1) == 0)
+	if (vmm_ports)
 		outl((unsigned int)status, RSYS_VM_EXIT_PORT);
-	else
-		warn_errno("cannot reach the VMM's exit port", "(ioperm)");
 	sync();
 	reboot(RB_POWER_OFF);
 	for (;;)
@@ -124,6 +148,7 @@ int main(void)
 {
 	static char buf[RSYS_VM_ARGV_MAX + 1];
 	static char *argv[INIT_MAX_ARGS + 1];
+	char console[8];
 	int status = 127 << 8;
 	pid_t prog, pid;
 
@@ -132,8 +157,14 @@ int main(void)
 			prog_name);
 		return 1;
 	}
+	vmm_ports = ioperm(RSYS_VM_EXIT_PORT, RSYS_VM_PORTS, 1) == 0;
+	if (!vmm_ports)
+		warn_errno("cannot reach the VMM's ports", "(ioperm)");
 	mount_basics();
-	setup_stdio();
+	read_console_mode(console, sizeof(console));
+	setup_stdio(console);
+	if (*console && vmm_ports)
+		outb(1, RSYS_VM_INPUT_PORT);	/* the console is ready: the VMM may feed it */
 	install_busybox();
 	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
 	setenv("HOME", "/", 1);

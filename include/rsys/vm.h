@@ -9,6 +9,14 @@
  * with that status, like "rsys-load run" does for a host program.
  */
 #define RSYS_VM_EXIT_PORT	0x0510
+/*
+ * With -i: the init writes one byte here once the console is set up for the
+ * program's input (echo as asked, the line discipline ready); the VMM feeds
+ * the host's stdin only from then on, so no byte is echoed or dropped by a
+ * driver that is still starting.
+ */
+#define RSYS_VM_INPUT_PORT	(RSYS_VM_EXIT_PORT + 4)
+#define RSYS_VM_PORTS		8	/* the init's ioperm() range from RSYS_VM_EXIT_PORT */
 
 /*
  * The program and its arguments, NUL-terminated one after the other, in a
@@ -18,5 +26,11 @@
 #define RSYS_VM_ARGV_DIR	"rsys"
 #define RSYS_VM_ARGV_FILE	"rsys/argv"
 #define RSYS_VM_ARGV_MAX	(64 * 1024)	/* bytes of PROG ARGS... */
+/*
+ * Present with "rsys-load vm -i": the program's stdin is the console too,
+ * and it is its controlling terminal. "tty": the host's stdin is a
+ * terminal (the guest echoes); "pipe": it is not (no echo).
+ */
+#define RSYS_VM_CONSOLE_FILE	"rsys/console"
 
 #endif
