@@ -187,7 +187,10 @@ make_initramfs() {
 	cp "$OUT/rsys-kvm-load" "$dir/bin/"
 	"$ROOT/guest/mkimage.sh" -d "$dir" -f "$BUILD/arch/x86/boot/bzImage:/guest/bzImage" \
 		-f "$OUT/guest.cpio.gz:/guest/image.cpio.gz" -f "$HERE/vm_test.sh:/guest/vm_test.sh" \
-		"$RSYS_O/rsys-load" >/dev/null || fail "cannot put rsys-load into the initramfs"
+		-f "$RSYS_O/rsys-load:/bin/rsys-load" "$RSYS_O/rsys-load" >/dev/null ||
+		fail "cannot put rsys-load into the initramfs"
+	# at /bin: the first level mounts a tmpfs on /tmp, where a clone's .output may be
+	rm -rf "${dir:?}/${RSYS_O#/}"
 	for t in $INTREE_TESTS; do
 		names="$names $(basename "$t")"
 	done
@@ -215,7 +218,7 @@ if [ -n "$names" ]; then
 	run rsys_kvm_bpf rsys-kvm-load /sys/fs/bpf/rsys-kvm ./x86_64/syscall_trap_test -p /sys/fs/bpf/rsys-kvm
 	run benchmark ./x86_64/syscall_trap_test -b $BENCH_ITERS
 fi
-run guest_vm sh /guest/vm_test.sh $RSYS_O/rsys-load /guest/bzImage /guest/image.cpio.gz
+run guest_vm sh /guest/vm_test.sh /bin/rsys-load /guest/bzImage /guest/image.cpio.gz
 echo RSYS-DONE
 reboot -f
 EOF
