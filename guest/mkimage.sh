@@ -3,9 +3,9 @@
 # Builds the initramfs of a compute VM for "rsys-load vm": rsys-guest-init as /init, busybox,
 # and the programs named, each with the shared libraries ldd lists for it.
 #
-# Usage: guest/mkimage.sh -o IMAGE.cpio.gz -i RSYS_GUEST_INIT [-f SRC:DEST]... [PROG...]
-#        guest/mkimage.sh -d DIR [-f SRC:DEST]... [PROG...]   (only copy into DIR)
-# PROG is a path or a name looked up in PATH; it lands at the same path in the image.
+# Usage: guest/mkimage.sh -o IMAGE.cpio.gz -i RSYS_GUEST_INIT [-f SRC:DEST]... [PROG[:DEST]...]
+#        guest/mkimage.sh -d DIR [-f SRC:DEST]... [PROG[:DEST]...]   (only copy into DIR)
+# PROG is a path or a name looked up in PATH; it lands at the same path in the image, or DEST.
 set -euo pipefail
 
 prog=${0##*/}
@@ -28,13 +28,15 @@ put() {
 	cp -L "$src" "$root/$dest" || die "cannot copy $src"
 }
 
-# A program and the libraries its dynamic loader would load (none for a static one).
+# A program (PROG, or PROG:DEST to put it elsewhere) and the libraries its dynamic loader
+# would load (none for a static one).
 put_prog() {
-	local name=$1 path lib
+	local name=${1%%:*} dest=${1#*:} path lib
 
-	path=$(command -v "$name" 2>/dev/null) || die "no program $name (not a path, not in PATH)"
+	path=$(type -P "$name") && [ -n "$path" ] || die "no program $name (not a path, not in PATH)"
 	[ -f "$path" ] && [ -x "$path" ] || die "$path is not an executable file"
-	put "$path" "$path"
+	[ "$dest" != "$1" ] || dest=$path
+	put "$path" "$dest"
 	# "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
 	for lib in $(ldd "$path" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p'); do
 		[ -e "$root/$lib" ] || put "$lib" "$lib"

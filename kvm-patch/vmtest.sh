@@ -165,7 +165,7 @@ build_tests() {
 }
 
 # The compute VM of "rsys-load vm", booted one level deeper: rsys-load (with its libraries)
-# in the first level, the same kernel and a busybox image for the second.
+# at /bin in the first level (whose /tmp, where a clone's .output may be, is a tmpfs), the same kernel and a busybox image for the second.
 build_guest() {
 	step "building rsys-load and the compute VM's image"
 	quiet make -C "$ROOT" O="$RSYS_O" "$RSYS_O/rsys-load" "$RSYS_O/rsys-guest-init" ||
@@ -187,10 +187,8 @@ make_initramfs() {
 	cp "$OUT/rsys-kvm-load" "$dir/bin/"
 	"$ROOT/guest/mkimage.sh" -d "$dir" -f "$BUILD/arch/x86/boot/bzImage:/guest/bzImage" \
 		-f "$OUT/guest.cpio.gz:/guest/image.cpio.gz" -f "$HERE/vm_test.sh:/guest/vm_test.sh" \
-		-f "$RSYS_O/rsys-load:/bin/rsys-load" "$RSYS_O/rsys-load" >/dev/null ||
+		"$RSYS_O/rsys-load:/bin/rsys-load" >/dev/null ||
 		fail "cannot put rsys-load into the initramfs"
-	# at /bin: the first level mounts a tmpfs on /tmp, where a clone's .output may be
-	rm -rf "${dir:?}/${RSYS_O#/}"
 	for t in $INTREE_TESTS; do
 		names="$names $(basename "$t")"
 	done
