@@ -136,6 +136,8 @@ static bool vmm_ports;	/* ioperm() gave us the VMM's ports */
 /* Hand the wait status to the VMM, which ends the VM; power off should it not. */
 static void report(int status)
 {
+	/* the console's last bytes may still be in the tty's buffer, sent on another vCPU: wait */
+	tcdrain(STDOUT_FILENO);
 	if (vmm_ports)
 		outl((unsigned int)status, RSYS_VM_EXIT_PORT);
 	sync();
