@@ -63,7 +63,7 @@ _rsys_load()
 			return
 			;;
 		esac
-		COMPREPLY=($(compgen -W '--kernel --initrd --mem --cpus --append -i --interactive -v --verbose -h --help --' -- "$cur"))
+		COMPREPLY=($(compgen -W '--kernel --initrd --mem --cpus --append -i --interactive -s --syscalls -v --verbose -h --help --' -- "$cur"))
 		;;
 	run | learn)
 		# After "--" comes PROG and its arguments.

@@ -298,7 +298,7 @@ static size_t cpio_member(uint8_t *out, const char *name, unsigned int mode, con
 	return n;
 }
 
-long lb_argv_cpio(char *const *argv, const char *console, uint8_t **out)
+long lb_argv_cpio(char *const *argv, const char *console, bool trust, uint8_t **out)
 {
 	size_t len = 0, n, i;
 	char *args;
@@ -310,8 +310,8 @@ long lb_argv_cpio(char *const *argv, const char *console, uint8_t **out)
 			return -E2BIG;
 	}
 	args = malloc(len ? len : 1);
-	/* four members and the trailer: headers of 110 bytes, short names, padding */
-	a = malloc(len + 5 * 128);
+	/* five members and the trailer: headers of 110 bytes, short names, padding */
+	a = malloc(len + 6 * 128);
 	if (!args || !a) {
 		free(args);
 		free(a);
@@ -326,6 +326,8 @@ long lb_argv_cpio(char *const *argv, const char *console, uint8_t **out)
 	if (console)
 		n += cpio_member(a + n, RSYS_VM_CONSOLE_FILE, 0100644, console,
 				 strnlen(console, 8));
+	if (trust)
+		n += cpio_member(a + n, RSYS_VM_TRUST_FILE, 0100644, "1", 1);
 	n += cpio_member(a + n, "TRAILER!!!", 0, NULL, 0);
 	free(args);
 	*out = a;

@@ -4,6 +4,7 @@
 #define RSYS_LINUXBOOT_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Guest-physical layout below 1 MiB (the kernel goes to 1 MiB, the initrd to the top of memory). */
@@ -55,10 +56,10 @@ int lb_mptable(uint8_t *mem, unsigned int ncpus);
 
 /*
  * A newc cpio archive holding RSYS_VM_ARGV_FILE with @argv (and its
- * directory) and, unless @console is NULL, RSYS_VM_CONSOLE_FILE with it,
- * to append to an initrd. Returns its length with *out malloc'ed, or
+ * directory), unless @console is NULL RSYS_VM_CONSOLE_FILE with it, and
+ * with @trust RSYS_VM_TRUST_FILE, to append to an initrd. Returns its length with *out malloc'ed, or
  * -E2BIG (arguments over RSYS_VM_ARGV_MAX) / -ENOMEM.
  */
-long lb_argv_cpio(char *const *argv, const char *console, uint8_t **out);
+long lb_argv_cpio(char *const *argv, const char *console, bool trust, uint8_t **out);
 
 #endif

@@ -7,6 +7,12 @@
  * (guest/uart.c), and an exit port on which the guest's init reports the
  * program's wait status. Every other port reads as nothing there.
  *
+ * With --syscalls the VM traps its system calls (kvm-patch/'s
+ * KVM_CAP_X86_SYSCALL_TRAP): each exits to the vCPU's thread, which asks
+ * guest/vmtrust.c whether the calling process is trusted; the guest kernel
+ * runs every call, and a trusted process's calls are printed with their
+ * results (an exit on their SYSRET).
+ *
  * vm->lock covers COM1, its interrupt line and the outcome; the first vCPU
  * to stop (exit port, reset, error, signal) sets vm->stopping and kicks the
  * others out of KVM_RUN with immediate_exit and SIGUSR1.
@@ -25,17 +31,22 @@
 #include <sys/stat.h>
 #include <termios.h>
 
+#include <rsys/kvm_syscall.h>
+#include <rsys/syscalls.h>
 #include <rsys/vm.h>
 
+#include "gmem.h"
 #include "linuxboot.h"
 #include "log.h"
 #include "uart.h"
 #include "vmm.h"
+#include "vmtrust.h"
 
 #define VMM_FILE_MAX		(512u << 20)	/* a kernel or an initrd */
 #define VMM_TSS_ADDR		0xfffbd000	/* Intel's real-mode TSS and identity map, above RAM */
 #define VMM_IDENTITY_MAP_ADDR	0xfffbc000ULL
 #define VMM_CPUID_MAX		256
+#define VMM_CR4_LA57		(1ULL << 12)
 #define VMM_RESET_PORT		0x64		/* the keyboard controller: 0xfe pulses reset */
 #define VMM_RESET_CMD		0xfe
 #define VMM_ESCAPE		0x1d		/* Ctrl-] on a terminal: stop the VM, as INT would */
@@ -54,6 +65,8 @@ struct vcpu {
 	pthread_t thread;
 	bool started;		/* its thread runs (the boot vCPU's: the caller's) */
 	int err;		/* how its loop ended */
+	struct kvm_x86_syscall call;	/* --syscalls: a trusted call waiting for its return */
+	bool call_armed;
 };
 
 struct vm {
@@ -71,6 +84,9 @@ struct vm {
 	bool stopping;		/* a vCPU stopped: every loop ends */
 	bool input_tty;		/* -i with a terminal: raw host input, Ctrl-] stops */
 	bool input_ready;	/* the guest's init said its console takes input */
+	bool syscalls;		/* KVM_CAP_X86_SYSCALL_TRAP on: the trusted calls are printed */
+	struct gmem gm;		/* guest RAM, for reading processes' memory */
+	struct vt trust;	/* which processes are trusted */
 };
 
 static volatile sig_atomic_t vmm_stop_sig;
@@ -134,7 +150,8 @@ static long read_file(const char *what, const char *path, uint8_t **buf)
 }
 
 /* The initrd the user gave, then the archive with the program's argv (the kernel unpacks both). */
-static long make_initrd(const char *path, char *const *argv, const char *console, uint8_t **out)
+static long make_initrd(const char *path, char *const *argv, const char *console, bool trust,
+			uint8_t **out)
 {
 	uint8_t *img, *args, *all;
 	long len, alen;
@@ -143,7 +160,7 @@ static long make_initrd(const char *path, char *const *argv, const char *console
 	len = read_file("initrd", path, &img);
 	if (len < 0)
 		return len;
-	alen = lb_argv_cpio(argv, console, &args);
+	alen = lb_argv_cpio(argv, console, trust, &args);
 	if (alen < 0) {
 		pr_err("the program's arguments take more than %u bytes\n", RSYS_VM_ARGV_MAX);
 		free(img);
@@ -213,6 +230,20 @@ static int vm_create(struct vm *vm, uint64_t mem_size)
 		return kvm_fail("KVM_CREATE_IRQCHIP");
 	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit))
 		return kvm_fail("KVM_CREATE_PIT2");
+	if (vm->syscalls) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_SYSCALL_TRAP };
+
+		if (ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_SYSCALL_TRAP) <= 0) {
+			pr_err("this KVM cannot trap the guest's system calls (KVM_CAP_X86_SYSCALL_TRAP is kvm-patch/'s: the KVM tier's kernel, see make vmtest)\n");
+			return -EOPNOTSUPP;
+		}
+		if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap))
+			return kvm_fail("KVM_ENABLE_CAP(KVM_CAP_X86_SYSCALL_TRAP)");
+		if (vt_init(&vm->trust)) {
+			pr_err("cannot draw the VM's secret token (getrandom)\n");
+			return -EIO;
+		}
+	}
 
 	vm->mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -221,6 +252,7 @@ static int vm_create(struct vm *vm, uint64_t mem_size)
 		return kvm_fail("cannot map the guest's memory");
 	}
 	vm->mem_size = mem_size;
+	vm->gm = (struct gmem){ .base = vm->mem, .size = mem_size };
 	region = (struct kvm_userspace_memory_region){
 		.slot = 0,
 		.guest_phys_addr = 0,
@@ -354,6 +386,117 @@ static int vm_port(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsign
 	return 0;
 }
 
+/* The guest's init names the program's process (RSYS_VM_TRUST_PORT, %rsi: its token string). */
+static void vm_trust_announce(struct vcpu *v)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	int err;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) || ioctl(v->fd, KVM_GET_SREGS, &sregs)) {
+		pr_warn("cannot read the registers of vCPU %u: no process is trusted\n", v->id);
+		return;
+	}
+	/* the guest's paging is set for good by now: 5 levels with CR4.LA57 */
+	v->vm->gm.levels = sregs.cr4 & VMM_CR4_LA57 ? 5 : 4;
+	err = vt_announce(&v->vm->trust, &v->vm->gm, sregs.cr3, regs.rsi);
+	if (err == -EALREADY)
+		pr_warn_few("a guest process wrote the trust port again: refused\n");
+	if (err)
+		pr_warn("the guest's init announced the program without a token string to fill (%s): no process is trusted\n",
+			err_str(err));
+}
+
+static uint64_t vcpu_rsp(void *arg)
+{
+	struct vcpu *v = arg;
+	struct kvm_regs regs;
+
+	return ioctl(v->fd, KVM_GET_REGS, &regs) ? 0 : regs.rsp;
+}
+
+/* A call's name as the syscall table knows it, else its number. */
+static const char *call_name(uint64_t nr, char *buf, size_t len)
+{
+#define VMM_NR_NAME(name, n, flags)	case n: return #name;
+	switch (nr) {
+	RSYS_SYSCALLS(VMM_NR_NAME)
+	}
+#undef VMM_NR_NAME
+	snprintf(buf, len, "syscall_%llu", (unsigned long long)nr);
+	return buf;
+}
+
+/* One line per trusted call: its name, arguments (an execve's path) and result (NULL: not seen). */
+static void print_call(struct vcpu *v, const struct kvm_x86_syscall *sc, const __s64 *ret)
+{
+	char name[32], first[64], path[41] = "", res[96] = "?";
+	const __u64 *a = sc->args;
+	size_t n;
+
+	n = sc->nr == RSYS_NR_execve ?
+	    gmem_read_upto(&v->vm->gm, sc->cr3, a[0], path, sizeof(path) - 1) : 0;
+	path[n] = '\0';
+	if (n && strlen(path) < n)
+		snprintf(first, sizeof(first), "\"%s\"", path);
+	else if (n)
+		snprintf(first, sizeof(first), "\"%s\"...", path);
+	else
+		snprintf(first, sizeof(first), "%#llx", (unsigned long long)a[0]);
+	if (ret && *ret < 0 && *ret >= -4095)
+		snprintf(res, sizeof(res), "%lld %s", (long long)*ret, err_str((int)*ret));
+	else if (ret)
+		snprintf(res, sizeof(res), "%lld", (long long)*ret);
+	fprintf(stderr, "%s: vm: [mm %#llx] %s(%s, %#llx, %#llx, %#llx, %#llx, %#llx) = %s\n",
+		log_prog, (unsigned long long)gmem_root(sc->cr3), call_name(sc->nr, name, sizeof(name)),
+		first, (unsigned long long)a[1], (unsigned long long)a[2], (unsigned long long)a[3],
+		(unsigned long long)a[4], (unsigned long long)a[5], res);
+}
+
+/* Calls that do not come back by SYSRET when they work. */
+static bool call_returns(uint64_t nr)
+{
+	return nr != RSYS_NR_execve && nr != RSYS_NR_execveat && nr != RSYS_NR_exit &&
+	       nr != RSYS_NR_exit_group && nr != RSYS_NR_rt_sigreturn;
+}
+
+/*
+ * A trapped system call (KVM_EXIT_X86_SYSCALL), or its return. Every call
+ * runs in the guest kernel; a trusted process's is printed with its
+ * result. Answers go back in the exit's flags on the next KVM_RUN.
+ */
+static int vm_exit_syscall(struct vcpu *v)
+{
+	struct kvm_x86_syscall *sc = kvm_run_syscall(v->run);
+	struct vm *vm = v->vm;
+	bool trusted = false;
+
+	if (sc->flags & KVM_X86_SYSCALL_FLAG_RETURN) {
+		if (v->call_armed)
+			print_call(v, &v->call, &sc->ret);
+		v->call_armed = false;
+		return 0;	/* the SYSRET completes with sc->ret, unchanged */
+	}
+	if (!(sc->flags & KVM_X86_SYSCALL_FLAG_COMPAT))
+		trusted = vt_trusted(&vm->trust, &vm->gm, sc->cr3, vcpu_rsp, v);
+	if (sc->nr == RSYS_NR_execve || sc->nr == RSYS_NR_execveat || sc->nr == RSYS_NR_exit_group)
+		vt_forget(&vm->trust, sc->cr3);	/* its address space ends (if the call works) */
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE;
+	if (!trusted)
+		return 0;
+	if (v->call_armed)		/* returned by IRET (a signal, a migration): result not seen */
+		print_call(v, &v->call, NULL);
+	v->call_armed = false;
+	if (!call_returns(sc->nr)) {
+		print_call(v, sc, NULL);
+		return 0;
+	}
+	v->call = *sc;
+	v->call_armed = true;
+	sc->flags |= KVM_X86_SYSCALL_FLAG_RETURN;
+	return 0;
+}
+
 static int vm_exit_io(struct vcpu *v)
 {
 	struct kvm_run *r = v->run;
@@ -364,6 +507,11 @@ static int vm_exit_io(struct vcpu *v)
 
 	if (r->io.data_offset + (uint64_t)r->io.count * r->io.size > vm->run_size)
 		return -EFAULT;
+	if (r->io.port == RSYS_VM_TRUST_PORT && r->io.direction == KVM_EXIT_IO_OUT) {
+		if (vm->syscalls && r->io.size == 1 && r->io.count == 1)
+			vm_trust_announce(v);
+		return 0;
+	}
 	pthread_mutex_lock(&vm->lock);
 	for (i = 0; i < r->io.count && !ret; i++, data += r->io.size)
 		ret = vm_port(vm, r->io.port, r->io.direction == KVM_EXIT_IO_OUT, data, r->io.size);
@@ -418,6 +566,15 @@ static int vcpu_loop(struct vcpu *v)
 				memset(r->mmio.data, 0, sizeof(r->mmio.data));
 			break;
 		case KVM_EXIT_INTR:
+			break;
+		case KVM_EXIT_X86_SYSCALL:
+			if (!vm->syscalls) {
+				pr_err("KVM trapped a system call of a VM that did not ask for it\n");
+				return -EIO;
+			}
+			ret = vm_exit_syscall(v);
+			if (ret)
+				return ret;
 			break;
 		case KVM_EXIT_SHUTDOWN:
 		case KVM_EXIT_SYSTEM_EVENT:
@@ -597,7 +754,7 @@ static int vmm_boot(struct vm *vm, const struct vmm_opts *o)
 		return err;
 	}
 	ilen = make_initrd(o->initrd, o->argv,
-			   o->interactive ? (vm->input_tty ? "tty" : "pipe") : NULL, &initrd);
+			   o->interactive ? (vm->input_tty ? "tty" : "pipe") : NULL, o->syscalls, &initrd);
 	if (ilen < 0) {
 		free(kernel);
 		return (int)ilen;
@@ -622,7 +779,8 @@ static int vmm_boot(struct vm *vm, const struct vmm_opts *o)
 int vmm_run(const struct vmm_opts *o)
 {
 	struct sigaction sa = { .sa_handler = vmm_on_signal };
-	struct vm vm = { .kvm = -1, .fd = -1, .ncpus = o->cpus, .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct vm vm = { .kvm = -1, .fd = -1, .ncpus = o->cpus, .lock = PTHREAD_MUTEX_INITIALIZER,
+			 .syscalls = o->syscalls };
 	struct termios tty;
 	unsigned int i;
 	int err;

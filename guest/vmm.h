@@ -19,6 +19,7 @@ struct vmm_opts {
 	unsigned int cpus;	/* vCPUs, 1 to LB_CPUS_MAX (8) */
 	bool kernel_log;	/* show the guest kernel's messages (-v) */
 	bool interactive;	/* stdin feeds the console, the program's stdin (-i) */
+	bool syscalls;		/* trap the guest's system calls; print the trusted ones' (--syscalls) */
 };
 
 /*

@@ -15,7 +15,7 @@ static void vm_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: rsys-load vm --kernel BZIMAGE --initrd FILE [--mem MIB] [--cpus N]\n"
-		"                    [--append ARGS] [-i] [-v] -- PROG [ARGS...]\n"
+		"                    [--append ARGS] [-i] [-s] [-v] -- PROG [ARGS...]\n"
 		"\n"
 		"Boot a compute VM (no network, its serial console on stdout) with\n"
 		"rsys's own VMM on /dev/kvm, run PROG in it and exit with PROG's status.\n"
@@ -28,6 +28,9 @@ static void vm_usage(FILE *f)
 		"  --append ARGS     more kernel command line\n"
 		"  -i, --interactive PROG's stdin is the console, fed from ours (a terminal: raw,\n"
 		"                    Ctrl-] stops the VM; a pipe: its end ends PROG's input)\n"
+		"  -s, --syscalls    trap the guest's system calls (the KVM tier's kernel) and\n"
+		"                    print those of the trusted processes (PROG and what it\n"
+		"                    forks and executes with its environment) on stderr\n"
 		"  -v, --verbose     the guest kernel's messages too, and the VM's layout\n"
 		"  -h, --help        this text\n"
 		"\n"
@@ -58,6 +61,7 @@ int do_vm(int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "append", required_argument, NULL, 'a' },
 		{ "interactive", no_argument, NULL, 'i' },
+		{ "syscalls", no_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -66,7 +70,7 @@ int do_vm(int argc, char **argv)
 	int c, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+k:I:m:c:a:ivh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+k:I:m:c:a:isvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			o.kernel = optarg;
@@ -76,6 +80,9 @@ int do_vm(int argc, char **argv)
 			break;
 		case 'i':
 			o.interactive = true;
+			break;
+		case 's':
+			o.syscalls = true;
 			break;
 		case 'm':
 			if (parse_num(optarg, &o.mem_mib)) {

@@ -14,9 +14,11 @@
 
 #include <rsys/vm.h>
 
+#include "gmem.h"
 #include "ktap.h"
 #include "linuxboot.h"
 #include "uart.h"
+#include "vmtrust.h"
 
 #define MIB (1u << 20)
 
@@ -256,7 +258,7 @@ TEST(argv_archive_unpacks)
 	FILE *f;
 	size_t n;
 
-	len = lb_argv_cpio(argv, NULL, &a);
+	len = lb_argv_cpio(argv, NULL, false, &a);
 	REQUIRE(len > 0 && len % 4 == 0, "archive of %ld bytes, 4-byte aligned", len);
 	REQUIRE(mkdtemp(dir), "temporary directory");
 	snprintf(cmd, sizeof(cmd), "%s/a.cpio", dir);
@@ -280,7 +282,7 @@ TEST(argv_archive_unpacks)
 	big[1] = calloc(1, RSYS_VM_ARGV_MAX);
 	big[2] = NULL;
 	memset(big[1], 'z', RSYS_VM_ARGV_MAX - 1);
-	CHECK(lb_argv_cpio(big, NULL, &a) == -E2BIG, "arguments over %u bytes: -E2BIG", RSYS_VM_ARGV_MAX);
+	CHECK(lb_argv_cpio(big, NULL, false, &a) == -E2BIG, "arguments over %u bytes: -E2BIG", RSYS_VM_ARGV_MAX);
 	free(big[1]);
 }
 
@@ -300,6 +302,188 @@ TEST(real_bzimage_accepted)
 	len = fread(img, 1, sizeof(img), f);
 	fclose(f);
 	CHECK(len > 0 && len < sizeof(img) && lb_check(img, len) == 0, "%s: %zu bytes, accepted", path, len);
+}
+
+
+/* A guest RAM of 8 MiB with page tables built by hand: what the VMM walks. */
+#define G_RAM		(8 * MIB)
+#define G_P		0x1ULL
+#define G_RW		0x2ULL
+#define G_US		0x4ULL
+#define G_PS		0x80ULL
+
+static uint8_t g_ram[G_RAM] __attribute__((aligned(4096)));
+static uint64_t g_next;	/* next free page for tables */
+static unsigned int g_levels = 4;
+static const struct gmem g_mem = { .base = g_ram, .size = G_RAM };
+
+static uint64_t *g_entry(uint64_t table, uint64_t va, unsigned int level)
+{
+	return (uint64_t *)(g_ram + table) + ((va >> (12 + 9 * (level - 1))) & 511);
+}
+
+static uint64_t g_root(void)
+{
+	uint64_t t = g_next;
+
+	g_next += 4096;
+	memset(g_ram + t, 0, 4096);
+	return t;
+}
+
+/* Map @va -> @gpa in @root: a 4 KiB page, or a 2 MiB one with @large; @flags for the leaf. */
+static void g_map(uint64_t root, uint64_t va, uint64_t gpa, uint64_t flags, bool large)
+{
+	uint64_t table = root;
+	unsigned int level;
+
+	for (level = g_levels; level > (large ? 2u : 1u); level--) {
+		uint64_t *e = g_entry(table, va, level);
+
+		if (!*e)
+			*e = g_root() | G_P | G_RW | G_US;
+		table = *e & 0x000ffffffffff000ULL;
+	}
+	*g_entry(table, va, level) = gpa | flags | (large ? G_PS : 0);
+}
+
+TEST(gmem_walks_user_page_tables)
+{
+	uint64_t root, gpa = 0;
+	char buf[16];
+
+	memset(g_ram, 0, G_RAM);
+	g_next = 0x1000;
+	root = g_root();
+	g_map(root, 0x400000, 0x100000, G_P | G_RW | G_US, false);
+	g_map(root, 0x401000, 0x180000, G_P | G_US, false);		/* read-only, not contiguous */
+	g_map(root, 0x402000, 0x190000, G_P | G_RW, false);		/* kernel only */
+	g_map(root, 0x40000000, 0x400000, G_P | G_RW | G_US, true);	/* 2 MiB */
+	memcpy(g_ram + 0x100ffa, "hello,", 6);
+	memcpy(g_ram + 0x180000, "world", 6);
+	memcpy(g_ram + 0x412345, "large", 6);
+
+	CHECK(!gmem_translate(&g_mem, root, 0x400123, false, &gpa) && gpa == 0x100123,
+	      "4 KiB page: 0x400123 -> %#llx (0x100123)", (unsigned long long)gpa);
+	CHECK(!gmem_translate(&g_mem, root | 0x5 | 1ULL << 63, 0x400123, false, &gpa),
+	      "PCID and no-flush bits of CR3 are not part of the root");
+	CHECK(!gmem_read(&g_mem, root, 0x400ffa, buf, 12) && !strcmp(buf, "hello,world"),
+	      "a read across two pages at unrelated frames: \"%s\"", buf);
+	CHECK(!gmem_translate(&g_mem, root, 0x40012345, false, &gpa) && gpa == 0x412345,
+	      "2 MiB page: 0x40012345 -> %#llx (0x412345)", (unsigned long long)gpa);
+	CHECK(!gmem_read(&g_mem, root, 0x40012345, buf, 6) && !strcmp(buf, "large"),
+	      "read through a 2 MiB page");
+	CHECK(gmem_write(&g_mem, root, 0x401000, "x", 1) == -EFAULT &&
+	      g_ram[0x180000] == 'w', "a write to a read-only page: -EFAULT, nothing written");
+	CHECK(!gmem_write(&g_mem, root, 0x400000, "x", 1) && g_ram[0x100000] == 'x',
+	      "a write to a writable page lands in its frame");
+	CHECK(gmem_read(&g_mem, root, 0x402000, buf, 1) == -EFAULT,
+	      "a kernel-only page is not readable as user memory");
+	CHECK(gmem_read(&g_mem, root, 0x403000, buf, 1) == -EFAULT, "an unmapped page: -EFAULT");
+	CHECK(gmem_read(&g_mem, root, 0xffff888000000000ULL, buf, 1) == -EFAULT,
+	      "a kernel address: -EFAULT");
+	CHECK(gmem_read_upto(&g_mem, root, 0x401ffc, buf, 16) == 4,
+	      "read_upto stops at the first unmapped page (4 bytes)");
+	g_map(root, 0x404000, G_RAM + 0x1000, G_P | G_US, false);
+	CHECK(gmem_read(&g_mem, root, 0x404000, buf, 1) == -EFAULT,
+	      "a page outside guest RAM: -EFAULT");
+	*g_entry(root, 0x800000000000ULL - 4096, 4) = (G_RAM + 0x2000) | G_P | G_US;
+	CHECK(gmem_read(&g_mem, root, 0x800000000000ULL - 4096, buf, 1) == -EFAULT,
+	      "a page table outside guest RAM: -EFAULT");
+	CHECK(gmem_read(&g_mem, 0x7fffff000ULL, 0x400000, buf, 1) == -EFAULT,
+	      "a root outside guest RAM: -EFAULT");
+}
+
+TEST(gmem_walks_five_levels)
+{
+	const struct gmem m5 = { .base = g_ram, .size = G_RAM, .levels = 5 };
+	uint64_t root, gpa = 0;
+
+	memset(g_ram, 0, G_RAM);
+	g_next = 0x1000;
+	g_levels = 5;
+	root = g_root();
+	g_map(root, 0x7ffff7ff1000ULL, 0x123000, G_P | G_RW | G_US, false);
+	g_map(root, 0x100000000000000ULL - 4096, 0x124000, G_P | G_RW | G_US, false);
+	g_levels = 4;
+	CHECK(!gmem_translate(&m5, root, 0x7ffff7ff1abcULL, false, &gpa) && gpa == 0x123abc,
+	      "CR4.LA57: 0x7ffff7ff1abc -> %#llx (0x123abc) through 5 levels", (unsigned long long)gpa);
+	CHECK(!gmem_translate(&m5, root, 0x100000000000000ULL - 4096, false, &gpa) && gpa == 0x124000,
+	      "5 levels: the top of the 56-bit user space is a user address");
+	CHECK(gmem_translate(&g_mem, root, 0x7ffff7ff1abcULL, false, &gpa) ||
+	      gpa != 0x123abc, "control: the same tables walked as 4 levels do not give that page");
+}
+
+static uint64_t g_sp;
+static uint64_t g_rsp(void *arg)
+{
+	(void)arg;
+	return g_sp;
+}
+
+/* The VM's token as the announced string now holds it. */
+static void g_token(uint64_t root, uint64_t va, char *out)
+{
+	gmem_read(&g_mem, root, va, out, VT_NEEDLE_LEN);
+	out[VT_NEEDLE_LEN] = '\0';
+}
+
+TEST(vmtrust_follows_the_token)
+{
+	const char zeros[] = RSYS_VM_TOKEN_ENV "00000000000000000000000000000000";
+	uint64_t prog, child, other, stack = 0x7ffffff00000ULL;
+	char tok[VT_NEEDLE_LEN + 1];
+	static struct vt t, t2;
+
+	memset(g_ram, 0, G_RAM);
+	g_next = 0x1000;
+	prog = g_root();
+	child = g_root();
+	other = g_root();
+	g_map(prog, 0x600000, 0x200000, G_P | G_RW | G_US, false);
+	g_map(child, stack, 0x300000, G_P | G_RW | G_US, false);
+	g_map(child, stack + 4096, 0x301000, G_P | G_RW | G_US, false);
+	g_map(other, stack, 0x310000, G_P | G_RW | G_US, false);
+	memcpy(g_ram + 0x200100, zeros, sizeof(zeros));
+	REQUIRE(!vt_init(&t), "a token drawn");
+	g_sp = stack;
+	CHECK(!vt_trusted(&t, &g_mem, prog, g_rsp, NULL), "before the announcement nothing is trusted");
+
+	REQUIRE(!vt_announce(&t, &g_mem, prog, 0x600100), "the init's announcement is taken");
+	g_token(prog, 0x600100, tok);
+	CHECK(strspn(tok + sizeof(RSYS_VM_TOKEN_ENV) - 1, "0123456789abcdef") == RSYS_VM_TOKEN_LEN &&
+	      strcmp(tok, zeros), "the zeros became the token: %s", tok);
+	CHECK(vt_trusted(&t, &g_mem, prog, g_rsp, NULL), "the announcing process is trusted");
+	CHECK(vt_announce(&t, &g_mem, other, 0x600100) == -EALREADY,
+	      "attack: a second write of the trust port is refused");
+
+	/* a fork child: the token is in its copy of the stack, across a page boundary */
+	memcpy(g_ram + 0x300ff0, tok, VT_NEEDLE_LEN);
+	memcpy(g_ram + 0x301000, tok + 16, VT_NEEDLE_LEN - 16);
+	g_sp = stack + 0x100;
+	CHECK(vt_trusted(&t, &g_mem, child, g_rsp, NULL),
+	      "a process whose stack holds the token (fork, exec with the environment) is trusted");
+	g_sp = stack;
+	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL), "a process without the token is not");
+	memcpy(g_ram + 0x310080, zeros, sizeof(zeros));
+	vt_forget(&t, other);
+	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL),
+	      "attack: a process with a made-up RSYS_VM_TOKEN is not trusted");
+	memcpy(g_ram + 0x310080, tok, VT_NEEDLE_LEN);
+	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL),
+	      "a process remembered untrusted is not searched again while its top table is the same");
+	g_map(other, 0x10000000000ULL, 0x320000, G_P | G_RW | G_US, false);
+	CHECK(vt_trusted(&t, &g_mem, other, g_rsp, NULL),
+	      "control: once its top table changed (root reused), the token is found");
+	memset(g_ram + 0x300ff0, 0, 16);
+	CHECK(!vt_trusted(&t, &g_mem, child, g_rsp, NULL),
+	      "attack: a trusted root that no longer holds the token (reused) is not trusted");
+
+	REQUIRE(!vt_init(&t2), "a second VM's token");
+	g_ram[0x200100 + sizeof(RSYS_VM_TOKEN_ENV) - 1] = '1';
+	CHECK(vt_announce(&t2, &g_mem, prog, 0x600100) == -EINVAL,
+	      "an announcement whose string is not RSYS_VM_TOKEN=0...0 is refused");
+	CHECK(!vt_trusted(&t2, &g_mem, prog, g_rsp, NULL), "... and nothing is trusted");
 }
 
 int main(void)

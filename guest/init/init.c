@@ -133,6 +133,36 @@ static int read_argv(char *buf, size_t size, char **argv)
 
 static bool vmm_ports;	/* ioperm() gave us the VMM's ports */
 
+/*
+ * In the program's process, before its execve, when the VMM traps system
+ * calls (RSYS_VM_TRUST_FILE): the environment gets RSYS_VM_TOKEN_ENV with
+ * zeros, the VMM is told where (RSYS_VM_TRUST_PORT, %rsi) and writes the
+ * VM's secret token over them. Left as zeros, the program is not trusted.
+ */
+static void announce_trust(void)
+{
+	static char env[sizeof(RSYS_VM_TOKEN_ENV) + RSYS_VM_TOKEN_LEN];
+	const size_t plen = sizeof(RSYS_VM_TOKEN_ENV) - 1;
+
+	if (access("/" RSYS_VM_TRUST_FILE, F_OK))
+		return;
+	/* written here, after fork: the page is this process's own, not shared with pid 1 */
+	memcpy(env, RSYS_VM_TOKEN_ENV, plen);
+	memset(env + plen, '0', RSYS_VM_TOKEN_LEN);
+	env[plen + RSYS_VM_TOKEN_LEN] = '\0';
+	if (ioperm(RSYS_VM_EXIT_PORT, RSYS_VM_PORTS, 1)) {
+		warn_errno("cannot reach the VMM's ports", "(ioperm): the program is not trusted");
+		return;
+	}
+	__asm__ volatile("outb %%al, %%dx" : : "a"(1), "d"(RSYS_VM_TRUST_PORT), "S"(env)
+			 : "memory");
+	ioperm(RSYS_VM_EXIT_PORT, RSYS_VM_PORTS, 0);
+	if (strspn(env + plen, "0") == RSYS_VM_TOKEN_LEN)
+		fprintf(stderr, "%s: the VMM did not take the program's token: it is not trusted\n",
+			prog_name);
+	putenv(env);
+}
+
 /* Hand the wait status to the VMM, which ends the VM; power off should it not. */
 static void report(int status)
 {
@@ -179,9 +209,10 @@ int main(void)
 		report(status);
 	}
 	if (prog == 0) {
-		setsid();
 		int err;
 
+		setsid();
+		announce_trust();
 		execvp(argv[0], argv);
 		err = errno;
 		warn_errno("cannot execute", argv[0]);

@@ -16,7 +16,20 @@
  * driver that is still starting.
  */
 #define RSYS_VM_INPUT_PORT	(RSYS_VM_EXIT_PORT + 4)
+/*
+ * With a VMM that traps the guest's system calls (rsys-load vm --syscalls):
+ * the program's process, after fork and before execve, writes one byte here
+ * with %rsi holding the address of its RSYS_VM_TOKEN_ENV environment string
+ * ("RSYS_VM_TOKEN=" and RSYS_VM_TOKEN_LEN '0's). The VMM writes the VM's
+ * secret token over the zeros: the program, and every process that inherits
+ * its environment through fork and exec, carries it, and that is how the
+ * VMM tells trusted processes (guest/vmtrust.c). The VMM takes the first
+ * such write only.
+ */
+#define RSYS_VM_TRUST_PORT	(RSYS_VM_EXIT_PORT + 5)
 #define RSYS_VM_PORTS		8	/* the init's ioperm() range from RSYS_VM_EXIT_PORT */
+#define RSYS_VM_TOKEN_ENV	"RSYS_VM_TOKEN="
+#define RSYS_VM_TOKEN_LEN	32	/* hex digits: 128 random bits */
 
 /*
  * The program and its arguments, NUL-terminated one after the other, in a
@@ -32,5 +45,7 @@
  * terminal (the guest echoes); "pipe": it is not (no echo).
  */
 #define RSYS_VM_CONSOLE_FILE	"rsys/console"
+/* Present when the VMM traps system calls: the program gets RSYS_VM_TOKEN_ENV (above). */
+#define RSYS_VM_TRUST_FILE	"rsys/trust"
 
 #endif
