@@ -161,5 +161,26 @@ else
 	not_ok "vm: without --syscalls nothing traps and the environment has no token (rc $rc)"
 fi
 
+# The cost of a guest system call (getppid, 0.5 s each): KVM_CAP_X86_SYSCALL_TRAP off; on, the
+# caller untrusted (every call exits to rsys-load, which lets the guest kernel run it); on, the
+# caller trusted (a second exit on its SYSRET, and a line printed). Figures only, nothing asserted.
+us_per_call() {
+	sed -n 's/^callrate: .*: \([0-9.]*\) us\/call.*/\1/p' "$OUT" | head -n 1
+}
+vm -- /bin/callrate
+off=$(us_per_call)
+vm --syscalls -- /bin/busybox env -i /bin/callrate
+untrusted=$(us_per_call)
+vm --syscalls -- /bin/callrate 200
+trusted=$(us_per_call)
+if [ -n "$off" ] && [ -n "$untrusted" ] && [ -n "$trusted" ]; then
+	ok "vm: the call-rate program ran with the syscall trap off, on for an untrusted and for a trusted process"
+	awk -v off="$off" -v u="$untrusted" -v t="$trusted" 'BEGIN {
+		printf "# guest getppid: trap off %.2f us; on, untrusted %.2f us (x%.1f); on, trusted and printed %.2f us (x%.1f)\n",
+			off, u, u / off, t, t / off }'
+else
+	not_ok "vm: the call-rate program ran with the syscall trap off, on for an untrusted and for a trusted process ($off/$untrusted/$trusted)"
+fi
+
 echo "1..$n"
 exit "$failed"

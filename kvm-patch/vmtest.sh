@@ -170,7 +170,10 @@ build_guest() {
 	step "building rsys-load and the compute VM's image"
 	quiet make -C "$ROOT" O="$RSYS_O" "$RSYS_O/rsys-load" "$RSYS_O/rsys-guest-init" ||
 		fail "cannot build rsys-load and rsys-guest-init"
-	quiet "$ROOT/guest/mkimage.sh" -o "$OUT/guest.cpio.gz" -i "$RSYS_O/rsys-guest-init" ||
+	quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-callrate" "$HERE/callrate.c" ||
+		fail "cannot build the guest's call-rate program"
+	quiet "$ROOT/guest/mkimage.sh" -o "$OUT/guest.cpio.gz" -i "$RSYS_O/rsys-guest-init" \
+		"$RSYS_O/guest-callrate:/bin/callrate" ||
 		fail "cannot make the compute VM's image"
 }
 
