@@ -168,12 +168,13 @@ build_tests() {
 # at /bin in the first level (whose /tmp, where a clone's .output may be, is a tmpfs), the same kernel and a busybox image for the second.
 build_guest() {
 	step "building rsys-load and the compute VM's image"
-	quiet make -C "$ROOT" O="$RSYS_O" "$RSYS_O/rsys-load" "$RSYS_O/rsys-guest-init" ||
-		fail "cannot build rsys-load and rsys-guest-init"
-	quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-callrate" "$HERE/callrate.c" ||
-		fail "cannot build the guest's call-rate program"
+	quiet make -C "$ROOT" O="$RSYS_O" "$RSYS_O/rsys-load" "$RSYS_O/rsys-guest-init" \
+		"$RSYS_O/rsys-delegate" || fail "cannot build rsys-load, rsys-delegate and rsys-guest-init"
+	quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-callrate" "$HERE/callrate.c" &&
+		quiet ${CC:-cc} -O2 -static -Wall -I"$ROOT/include" -o "$RSYS_O/guest-trustport" \
+			"$HERE/trustport.c" || fail "cannot build the guest's test programs"
 	quiet "$ROOT/guest/mkimage.sh" -o "$OUT/guest.cpio.gz" -i "$RSYS_O/rsys-guest-init" \
-		"$RSYS_O/guest-callrate:/bin/callrate" ||
+		"$RSYS_O/guest-callrate:/bin/callrate" "$RSYS_O/guest-trustport:/bin/trustport" ||
 		fail "cannot make the compute VM's image"
 }
 
@@ -190,8 +191,9 @@ make_initramfs() {
 	cp "$OUT/rsys-kvm-load" "$dir/bin/"
 	"$ROOT/guest/mkimage.sh" -d "$dir" -f "$BUILD/arch/x86/boot/bzImage:/guest/bzImage" \
 		-f "$OUT/guest.cpio.gz:/guest/image.cpio.gz" -f "$HERE/vm_test.sh:/guest/vm_test.sh" \
-		"$RSYS_O/rsys-load:/bin/rsys-load" >/dev/null ||
-		fail "cannot put rsys-load into the initramfs"
+		"$RSYS_O/rsys-load:/bin/rsys-load" "$RSYS_O/rsys-delegate:/bin/rsys-delegate" \
+		"$(command -v ip):/usr/sbin/ip" >/dev/null ||
+		fail "cannot put rsys-load, rsys-delegate and ip into the initramfs"
 	for t in $INTREE_TESTS; do
 		names="$names $(basename "$t")"
 	done
