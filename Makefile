@@ -49,10 +49,12 @@ BENCH_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard loader/bench/*.c))
 BINS := $(O)/rsys-load $(O)/rsys-delegate $(O)/rsys-bench
 # The compute VM's init (guest/init/), static: the guest has no libraries for it.
 GUEST_INIT := $(O)/rsys-guest-init
-# make guest-image: the kernel make vmtest builds (the 6.12 tree with kvm-patch/), and the programs
-# GUEST_PROGS names, with busybox and GUEST_INIT, into $(O)/guest-image/.
+# make guest-image: a guest kernel and the programs GUEST_PROGS names, with busybox and GUEST_INIT,
+# into $(O)/guest-image/. GUEST_KERNEL: a bzImage; "debian": Debian's stock kernel, downloaded
+# (guest/debian-kernel.sh); unset: the one make vmtest builds (the 6.12 tree), else Debian's.
 RSYS_KVM_CACHE ?= /var/cache/rsys-kvm
-GUEST_KERNEL ?= $(RSYS_KVM_CACHE)/build/arch/x86/boot/bzImage
+VMTEST_KERNEL := $(RSYS_KVM_CACHE)/build/arch/x86/boot/bzImage
+GUEST_KERNEL ?= $(if $(wildcard $(VMTEST_KERNEL)),$(VMTEST_KERNEL),debian)
 GUEST_PROGS ?=
 
 DEB_PACKAGES := make gcc git clang llvm libbpf-dev bpftool libseccomp-dev libelf-dev zlib1g-dev \
@@ -127,9 +129,10 @@ $(GUEST_INIT): guest/init/init.c include/rsys/vm.h
 
 guest-image: $(GUEST_INIT)
 	$(Q)guest/mkimage.sh -o $(O)/guest-image/image.cpio.gz -i $(GUEST_INIT) $(GUEST_PROGS)
-	$(Q)if [ -f "$(GUEST_KERNEL)" ]; then cp "$(GUEST_KERNEL)" $(O)/guest-image/bzImage && \
+	$(Q)if [ "$(GUEST_KERNEL)" = debian ]; then guest/debian-kernel.sh $(O)/guest-image/bzImage; \
+	elif [ -f "$(GUEST_KERNEL)" ]; then cp "$(GUEST_KERNEL)" $(O)/guest-image/bzImage && \
 		echo "guest kernel: $(O)/guest-image/bzImage"; \
-	else echo "Error: no guest kernel at $(GUEST_KERNEL): make vmtest builds it, or set GUEST_KERNEL" >&2; \
+	else echo "Error: no guest kernel at $(GUEST_KERNEL): a bzImage, or GUEST_KERNEL=debian" >&2; \
 		exit 1; fi
 
 # libFuzzer targets of the parsers that read untrusted input (fuzz/), built with clang's
@@ -189,7 +192,7 @@ install: all
 		$(DESTDIR)$(DATADIR)/policy \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
-	install -m 0755 $(GUEST_INIT) guest/mkimage.sh $(DESTDIR)$(DATADIR)/
+	install -m 0755 $(GUEST_INIT) guest/mkimage.sh guest/debian-kernel.sh $(DESTDIR)$(DATADIR)/
 	install -m 0644 doc/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 doc/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 policy/*.policy $(DESTDIR)$(DATADIR)/policy/

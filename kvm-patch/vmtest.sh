@@ -173,6 +173,9 @@ build_guest() {
 	quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-callrate" "$HERE/callrate.c" &&
 		quiet ${CC:-cc} -O2 -static -Wall -I"$ROOT/include" -o "$RSYS_O/guest-trustport" \
 			"$HERE/trustport.c" || fail "cannot build the guest's test programs"
+	# Debian's stock kernel as a second guest kernel (cached; vm_test.sh skips it if not fetched)
+	[ -f "$CACHE/debian-bzImage" ] || quiet "$ROOT/guest/debian-kernel.sh" "$CACHE/debian-bzImage" ||
+		step "cannot fetch Debian's kernel: its compute VM case is skipped"
 	quiet "$ROOT/guest/mkimage.sh" -o "$OUT/guest.cpio.gz" -i "$RSYS_O/rsys-guest-init" \
 		"$RSYS_O/guest-callrate:/bin/callrate" "$RSYS_O/guest-trustport:/bin/trustport" ||
 		fail "cannot make the compute VM's image"
@@ -189,7 +192,9 @@ make_initramfs() {
 		cp "$OUT/kvm/$t" "$dir/kvm/$t"
 	done
 	cp "$OUT/rsys-kvm-load" "$dir/bin/"
-	"$ROOT/guest/mkimage.sh" -d "$dir" -f "$BUILD/arch/x86/boot/bzImage:/guest/bzImage" \
+	local debian=()
+	[ -f "$CACHE/debian-bzImage" ] && debian=(-f "$CACHE/debian-bzImage:/guest/debian-bzImage")
+	"$ROOT/guest/mkimage.sh" -d "$dir" -f "$BUILD/arch/x86/boot/bzImage:/guest/bzImage" "${debian[@]}" \
 		-f "$OUT/guest.cpio.gz:/guest/image.cpio.gz" -f "$HERE/vm_test.sh:/guest/vm_test.sh" \
 		"$RSYS_O/rsys-load:/bin/rsys-load" "$RSYS_O/rsys-delegate:/bin/rsys-delegate" \
 		"$(command -v ip):/usr/sbin/ip" >/dev/null ||
