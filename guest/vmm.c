@@ -398,11 +398,12 @@ static void vm_trust_announce(struct vcpu *v)
 		return;
 	}
 	/* the guest's paging is set for good by now: 5 levels with CR4.LA57 */
-	v->vm->gm.levels = sregs.cr4 & VMM_CR4_LA57 ? 5 : 4;
+	if (!v->vm->gm.levels)
+		v->vm->gm.levels = sregs.cr4 & VMM_CR4_LA57 ? 5 : 4;
 	err = vt_announce(&v->vm->trust, &v->vm->gm, sregs.cr3, regs.rsi);
 	if (err == -EALREADY)
 		pr_warn_few("a guest process wrote the trust port again: refused\n");
-	if (err)
+	else if (err)
 		pr_warn("the guest's init announced the program without a token string to fill (%s): no process is trusted\n",
 			err_str(err));
 }
