@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Remote interest lists of the trusted processes' epoll instances (epoll.h). */
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <linux/kcmp.h>
 
 #include "epoll.h"
+#include "log.h"
 #include "procfs.h"
 
 /* One epoll instance of one process; identified by its vfd and checked with kcmp(KCMP_FILE). */
@@ -21,14 +23,20 @@ struct ep {
 	struct ep_reg *regs;
 	size_t n, cap;
 	unsigned int gen;	/* counts the changes of the interest list (ep_gen) */
+	struct epoll_event *stash;	/* local events not delivered (ep_stash) */
+	int nstash;
 	struct ep *next;
 };
 
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ep *ep_list;
+static int ep_nstashed;		/* instances with kept events (atomic reads outside ep_lock) */
 
 static void ep_free(struct ep *e)
 {
+	if (e->nstash)
+		__atomic_sub_fetch(&ep_nstashed, 1, __ATOMIC_RELAXED);
+	free(e->stash);
 	close(e->dup);
 	free(e->regs);
 	free(e);
@@ -315,6 +323,164 @@ void ep_fired(pid_t tgid, int epfd, int vfd, uint32_t events)
 		}
 	}
 	pthread_mutex_unlock(&ep_lock);
+}
+
+void ep_unfired(pid_t tgid, int epfd, int vfd, uint64_t handle, uint32_t events)
+{
+	struct ep_reg *r;
+	struct ep *e;
+	bool woke = false;
+
+	pthread_mutex_lock(&ep_lock);
+	for (e = ep_list; e; e = e->next) {
+		if (e->tgid != tgid || e->vfd != epfd)
+			continue;
+		r = ep_reg_find(e, vfd);
+		if (r && r->handle == handle && (r->events & EPOLLONESHOT) && r->disabled) {
+			r->disabled = false;
+			woke = true;
+		} else if (r && r->handle == handle && (r->fired & events)) {
+			r->fired &= ~events;
+			woke = true;
+		}
+		if (woke)
+			e->gen++;
+		break;
+	}
+	pthread_mutex_unlock(&ep_lock);
+	if (woke)
+		wait_epoll_changed(tgid, epfd);
+}
+
+/* The instance @epfd of @tgid, without a look at the file. Called with ep_lock held. */
+static struct ep *ep_lookup(pid_t tgid, int epfd)
+{
+	struct ep *e;
+
+	for (e = ep_list; e; e = e->next)
+		if (e->tgid == tgid && e->vfd == epfd)
+			return e;
+	return NULL;
+}
+
+/* Cap on the events kept per instance: far above any wait's (one lost answer's) count. */
+#define EP_STASH_MAX	65536
+
+void ep_stash(pid_t tgid, int epfd, const struct epoll_event *ev, int n)
+{
+	struct epoll_event *m;
+	struct ep *e;
+	int lost = n;
+
+	pthread_mutex_lock(&ep_lock);
+	e = ep_lookup(tgid, epfd);
+	if (e && e->nstash + n <= EP_STASH_MAX) {
+		m = realloc(e->stash, (e->nstash + n) * sizeof(*m));
+		if (m) {
+			memcpy(m + e->nstash, ev, n * sizeof(*m));
+			e->stash = m;
+			if (!e->nstash)
+				__atomic_add_fetch(&ep_nstashed, 1, __ATOMIC_RELAXED);
+			e->nstash += n;
+			e->gen++;
+			lost = 0;
+		}
+	}
+	pthread_mutex_unlock(&ep_lock);
+	if (lost)
+		pr_warn("pid %d: %d epoll event(s) of fd %d lost with an answer that did not arrive\n",
+			tgid, lost, epfd);
+	else
+		wait_epoll_changed(tgid, epfd);
+}
+
+bool ep_stashed(pid_t tgid, int epfd)
+{
+	struct ep *e;
+	bool ret;
+
+	if (!__atomic_load_n(&ep_nstashed, __ATOMIC_RELAXED))
+		return false;
+	pthread_mutex_lock(&ep_lock);
+	e = ep_lookup(tgid, epfd);
+	ret = e && e->nstash;
+	pthread_mutex_unlock(&ep_lock);
+	return ret;
+}
+
+/*
+ * The data of the registrations of the epoll instance @epcopy, from
+ * /proc/self/fdinfo, in *@data (caller frees); how many, or -1 when that
+ * cannot be told.
+ */
+static int ep_reg_data(int epcopy, uint64_t **data)
+{
+	char path[64], line[256];
+	unsigned long long d;
+	uint64_t *v = NULL, *nv;
+	int n = 0, cap = 0;
+	char *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epcopy);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		p = strstr(line, " data:");
+		if (strncmp(line, "tfd:", 4) || !p || sscanf(p + 6, "%llx", &d) != 1)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				n = -1;
+				break;
+			}
+			v = nv;
+		}
+		v[n++] = d;
+	}
+	fclose(f);
+	*data = v;
+	return n;
+}
+
+static bool ep_data_in(uint64_t d, const uint64_t *v, int n)
+{
+	int i;
+
+	if (n < 0)
+		return true;	/* cannot tell: kept */
+	for (i = 0; i < n; i++)
+		if (v[i] == d)
+			return true;
+	return false;
+}
+
+int ep_stash_take(pid_t tgid, int epfd, int epcopy, struct epoll_event *ev, int max)
+{
+	uint64_t *data = NULL;
+	struct ep *e;
+	int i, k = 0, nd;
+
+	if (!__atomic_load_n(&ep_nstashed, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&ep_lock);
+	e = ep_lookup(tgid, epfd);
+	if (e && e->nstash) {
+		nd = ep_reg_data(epcopy, &data);
+		for (i = 0; i < e->nstash && k < max; i++)
+			if (ep_data_in(e->stash[i].data.u64, data, nd))
+				ev[k++] = e->stash[i];
+		memmove(e->stash, e->stash + i, (e->nstash - i) * sizeof(*e->stash));
+		e->nstash -= i;
+		if (!e->nstash)
+			__atomic_sub_fetch(&ep_nstashed, 1, __ATOMIC_RELAXED);
+		free(data);
+	}
+	pthread_mutex_unlock(&ep_lock);
+	return k;
 }
 
 void ep_used(pid_t tgid, uint64_t handle, uint32_t events)

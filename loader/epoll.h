@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 
 #include "supervisor.h"
 
@@ -60,6 +61,35 @@ unsigned int ep_gen(pid_t tgid, int epfd);
  * the edge rsys can see.
  */
 void ep_fired(pid_t tgid, int epfd, int vfd, uint32_t events);
+
+/*
+ * The events ep_fired() noted for @vfd (remote socket @handle) on @epfd
+ * never reached the program (its wait was ended by a signal first): its
+ * registration may report them again, and waits held on the instance look
+ * again. At worst a reported event comes twice, which an EPOLLET program
+ * handles (EAGAIN); not taking it back loses it for good.
+ */
+void ep_unfired(pid_t tgid, int epfd, int vfd, uint64_t handle, uint32_t events);
+
+/*
+ * Local events that the monitor took from instance @epfd of @tgid for an
+ * answer that never reached the program (a signal ended its wait first):
+ * the kernel gave them up, so they are kept for the instance's next wait,
+ * which takes them first (ep_stash_take); held waits on it look again.
+ * Where there is no memory for them they are lost, with a warning.
+ */
+void ep_stash(pid_t tgid, int epfd, const struct epoll_event *ev, int n);
+
+/* Does @epfd of @tgid have kept events? (Cheap when no instance has any.) */
+bool ep_stashed(pid_t tgid, int epfd);
+
+/*
+ * Up to @max kept events of @epfd of @tgid, moved to @ev; the count. Those
+ * whose registration is gone (no registration of the instance, whose copy
+ * in the monitor is @epcopy, has their data any more: deleted, or its fd
+ * closed) are dropped, as Linux drops a deleted registration's events.
+ */
+int ep_stash_take(pid_t tgid, int epfd, int epcopy, struct epoll_event *ev, int max);
 
 /*
  * @tgid makes a call on the remote socket @handle that may end its

@@ -55,6 +55,7 @@ struct witem {
 	uint64_t handle;
 	uint32_t epevents;	/* epoll: the registration's events and data */
 	uint64_t epdata;
+	uint32_t epfired;	/* epoll: reported, and noted by ep_fired() (EPOLLET, EPOLLONESHOT) */
 };
 
 /*
@@ -91,6 +92,8 @@ struct wcall {
 	int epfd;			/* epoll: the instance's vfd and the monitor's copy */
 	int epdup;
 	unsigned int epgen;		/* epoll: the interest list's generation (ep_gen) */
+	struct epoll_event *lev;	/* epoll: the local events taken for the answer (wcall_epoll_local) */
+	int nlev;
 	uint64_t uptr[3];		/* select: in/out/ex sets; poll: the array in uptr[0] */
 	uint64_t utime;			/* timeout to write back (0 = none) */
 	struct timespec deadline;	/* CLOCK_MONOTONIC; valid when timeout_ms > 0 */
@@ -208,6 +211,7 @@ static void wcall_free(struct wcall *w)
 			close(w->lp[i].fd);
 	if (w->epdup >= 0)
 		close(w->epdup);
+	free(w->lev);
 	free(w->rp);	/* rp, ridx, lidx and lp are one block (wcall_prepare) */
 	free(w);
 }
@@ -318,8 +322,10 @@ static int64_t wcall_write_events(struct wcall *w)
 		ev[count].events = got;
 		ev[count].data.u64 = w->it[i].epdata;
 		count++;
-		if (w->it[i].epevents & (EPOLLONESHOT | EPOLLET))
+		if (w->it[i].epevents & (EPOLLONESHOT | EPOLLET)) {
 			ep_fired(w->c->tgid, w->epfd, w->it[i].vfd, got);
+			w->it[i].epfired = got;
+		}
 	}
 	if (count && sv_write_mem(w->c, w->uptr[0], ev, count * sizeof(*ev)) == -EFAULT)
 		count = -EFAULT;
@@ -399,7 +405,23 @@ static int64_t wcall_write_result(struct wcall *w)
 
 static void wcall_answer(struct wcall *w, int64_t err)
 {
-	sv_reply(w->c, err < 0 ? err : wcall_write_result(w));
+	int64_t ret = err < 0 ? err : wcall_write_result(w);
+	pid_t tgid = w->c->tgid;
+	size_t i;
+
+	if ((sv_reply(w->c, ret) && ret != -EFAULT) || w->kind != WK_EPOLL)
+		return;
+	/*
+	 * The caller never got these events (a signal ended its wait first:
+	 * sv_check_signals; or -EFAULT, where Linux keeps them ready): an
+	 * EPOLLET or EPOLLONESHOT registration noted as reported would stay
+	 * silent for good, as no call of the program on that fd follows to end
+	 * it. Noted before the answer, as a call that follows the events must
+	 * find them noted; taken back here.
+	 */
+	for (i = 0; i < w->n; i++)
+		if (w->it[i].epfired)
+			ep_unfired(tgid, w->epfd, w->it[i].vfd, w->it[i].handle, w->it[i].epfired);
 }
 
 /* Poll the local half once; fill its items' revents. Number of ready items. */
@@ -608,32 +630,54 @@ static bool waiter_resolve(struct wcall *w)
 /*
  * The local half of epoll wait @w is ready: its events, taken from the
  * instance itself (the monitor's copy, lp[0]) as the caller's own wait
- * would take them, written to the caller. The count, 0 when none is ready
- * any more (another thread of the caller took them), or -errno. Not left
- * to the kernel (CONTINUE): there the caller would wait its whole timeout
- * again when they are gone, and for local fds only.
+ * would take them, after those an earlier answer did not deliver
+ * (ep_stash), written to the caller and kept in w->lev for
+ * wcall_epoll_reply(). The count, 0 when none is ready any more (another
+ * thread of the caller took them), or -errno. Not left to the kernel
+ * (CONTINUE): there the caller would wait its whole timeout again when
+ * they are gone, and for local fds only.
  */
 static int64_t wcall_epoll_local(struct wcall *w)
 {
-	struct epoll_event small[64], *ev = small;
-	int max = w->nfds < 65536 ? w->nfds : 65536, n;
+	int max = w->nfds < 65536 ? w->nfds : 65536, n, k;
+	struct epoll_event *ev;
 
 	/* as many as the caller asked for: a program may count on getting all that are ready */
-	if (max > 64) {
-		ev = malloc((size_t)max * sizeof(*ev));
-		if (!ev) {
-			ev = small;
-			max = 64;
-		}
-	}
-	n = epoll_wait(w->lp[0].fd, ev, max, 0);
-	if (n < 0)
-		n = -errno;
-	else if (n > 0 && sv_write_mem(w->c, w->uptr[0], ev, n * sizeof(*ev)) == -EFAULT)
-		n = -EFAULT;
-	if (ev != small)
+	ev = malloc((size_t)max * sizeof(*ev));
+	if (!ev)
+		return -ENOMEM;
+	k = ep_stash_take(w->c->tgid, w->epfd, w->lp[0].fd, ev, max);
+	n = k < max ? epoll_wait(w->lp[0].fd, ev + k, max - k, 0) : 0;
+	if (n < 0 && !k) {
 		free(ev);
-	return n;
+		return -errno;
+	}
+	n = n < 0 ? k : n + k;
+	if (!n) {
+		free(ev);
+		return 0;
+	}
+	w->lev = ev;
+	w->nlev = n;
+	return sv_write_mem(w->c, w->uptr[0], ev, n * sizeof(*ev)) == -EFAULT ? -EFAULT : n;
+}
+
+/*
+ * Answer epoll wait @w with @n, its local events (wcall_epoll_local). The
+ * kernel's instance gave them up to the monitor: events the caller did not
+ * get (a signal ended its wait first, or -EFAULT, where Linux puts them
+ * back) are kept for the instance's next wait (ep_stash), or an EPOLLET
+ * fd among them would never be reported again.
+ */
+static void wcall_epoll_reply(struct wcall *w, int64_t n)
+{
+	pid_t tgid = w->c->tgid;
+
+	if ((!sv_reply(w->c, n) || n == -EFAULT) && w->nlev > 0)
+		ep_stash(tgid, w->epfd, w->lev, w->nlev);
+	free(w->lev);
+	w->lev = NULL;
+	w->nlev = 0;
 }
 
 static void epoll_again(struct wcall *w);
@@ -658,7 +702,7 @@ static void waiter_local_event(struct wcall *w)
 	if (w->kind != WK_EPOLL)
 		wcall_answer(w, 0);
 	else if (n)
-		sv_reply(w->c, n);
+		wcall_epoll_reply(w, n);
 	else
 		epoll_again(w);	/* gone: the wait goes on */
 	wcall_put(w);
@@ -1083,6 +1127,8 @@ static enum sv_verdict wcall_start(struct wcall *w)
 	if (err)
 		goto reply;
 	local = wcall_poll_local(w);
+	if (w->kind == WK_EPOLL && ep_stashed(tgid, w->epfd))
+		local = 1;	/* events an earlier answer did not deliver */
 	maps_count_class(c->sv->maps, w->nl ? RSYS_CLASS_SPLIT : RSYS_CLASS_REMOTE, 1);
 	/* Nothing to ask the delegate: both halves are what they are now. */
 	if (wcall_known_ready(w)) {
@@ -1091,10 +1137,12 @@ static enum sv_verdict wcall_start(struct wcall *w)
 		return SV_REPLY;
 	}
 	if (local && w->kind == WK_EPOLL) {
-		c->ret = wcall_epoll_local(w);
-		if (c->ret) {
+		int64_t n = wcall_epoll_local(w);
+
+		if (n) {
+			wcall_epoll_reply(w, n);	/* @c is answered and gone */
 			wcall_free(w);
-			return SV_REPLY;
+			return SV_PENDING;
 		}
 		local = 0;	/* another thread took them: wait */
 	}
@@ -1608,6 +1656,7 @@ static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 	if ((int)a[2] <= 0 || (int)a[2] > (int)(0x7fffffff / sizeof(struct epoll_event)))
 		return SV_CONTINUE;	/* EINVAL from the kernel */
 	w = wcall_epoll(c, (int)a[0], (int)a[2],
+			ep_stashed(c->tgid, (int)a[0]) ? EP_HOLD_ALWAYS :
 			kind == EP_PWAIT2 || (int)a[3] != 0 ? EP_HOLD_THREADS : EP_HOLD_LIVE);
 	if (!w)
 		return SV_CONTINUE;
@@ -1630,7 +1679,7 @@ static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 			goto reply;
 	}
 	wcall_set_timeout(w, tp);
-	if (!w->nr && !w->timeout_ms) {
+	if (!w->nr && !w->timeout_ms && !ep_stashed(c->tgid, w->epfd)) {
 		wcall_free(w);
 		return SV_CONTINUE;	/* a zero timeout polls once: the kernel's */
 	}

@@ -49,13 +49,22 @@ GONET_EXCLUDE='^TestIPConn(LocalName|RemoteName|SpecificMethods)$'
 [ "${RSYS_MODE:-}" = direct ] && GONET_EXCLUDE+='|^TestUnix|^TestSplice|^TestInterface|^TestFile(Conn|Listener|PacketConn)$|^TestPacketConn$|^TestConnAndPacketConn$|^TestConnAndListener$|^TestReadUnixgram|^Test(DialerControl|ListenConfigControl)$|/(Stream|Packet)(Dial|Listen)$|/unix(gram|packet)?$'
 
 # go_passed LOG: "pass ID" for each passing test not left out (GONET_EXCLUDE): a test with
-# a left-out subtest fails with it, so the ids above a left-out one go too.
+# a left-out subtest fails with it, so the ids above a left-out one go too. A run that Go's
+# -test.timeout ended (a test hung) ends with "start ID" of the top-level test that was running
+# (neither done nor paused for the parallel ones): suite_group runs the rest on without it.
 go_passed()
 {
 	sed -nE 's/^ *--- PASS: ([^ ]+) .*/\1/p' "$1" | awk -v x="$GONET_EXCLUDE" '
 		{ id[NR] = $0 }
 		$0 ~ x { n = split($0, p, "/"); s = p[1]; out[s]; for (i = 2; i <= n; i++) out[s = s "/" p[i]] }
 		END { for (i = 1; i <= NR; i++) if (!(id[i] in out)) print "pass " id[i] }'
+	awk '/^=== RUN   / { if ($3 !~ /\//) order[++n] = $3 }
+		/^=== PAUSE / { paused[$3] = 1 }
+		/^=== CONT  / { paused[$3] = 0 }
+		/^ *--- (PASS|FAIL|SKIP): / { done[$3] = 1 }
+		/^panic: test timed out/ { hung = 1 }
+		END { if (hung) for (i = n; i > 0; i--) if (!(order[i] in done) && !paused[order[i]]) {
+			print "start " order[i]; exit } }' "$1"
 }
 
 # go_run MODE OUT CWD [TEST-ID...]: the suite's runner (selftests/suites.sh); test ids
