@@ -19,6 +19,9 @@ int do_vm(int argc, char **argv);	/* vm.c */
 
 extern int json_output;			/* -j */
 
+/* A decimal number of at most @max, and nothing else (no sign, no blank): 0 or -EINVAL (main.c). */
+int parse_ulong(const char *s, unsigned long max, unsigned long *out);
+
 /* What "run" and "learn" share (run.c). */
 struct run_args {
 	const char *policy_file;	/* run: the policy; learn: the policy to write */

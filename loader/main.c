@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* rsys-load entry point: global options and the bpftool-style subcommand table. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <bpf/libbpf.h>
 
@@ -11,6 +13,21 @@
 #include "log.h"
 
 int json_output;
+
+int parse_ulong(const char *s, unsigned long max, unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;	/* strtoul would take a sign or blanks */
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
 static bool libbpf_debug;
 
 static int do_help(int argc, char **argv);

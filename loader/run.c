@@ -162,11 +162,8 @@ static void reap_leftovers(void)
 static int parse_uid(const char *s, uid_t *uid)
 {
 	unsigned long v;
-	char *end;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v >= UINT32_MAX)
+	if (parse_ulong(s, UINT32_MAX - 1, &v))
 		return -EINVAL;
 	if (!v)
 		return -EPERM;

@@ -42,13 +42,10 @@ static void vm_usage(FILE *f)
 static int parse_num(const char *s, unsigned int *out)
 {
 	unsigned long v;
-	char *end;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v > UINT_MAX)
+	if (parse_ulong(s, UINT_MAX, &v))
 		return -EINVAL;
-	*out = (unsigned int)v;
+	*out = v;
 	return 0;
 }
 
