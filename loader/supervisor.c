@@ -59,13 +59,18 @@
  *               may end it meanwhile (on_signal, intr: sv_check_signals).
  *   ANSWERED    sv_reply()/sv_continue() from whichever thread finished it
  *               (sv_answered notes what a restart must get); then freed.
+ *               sv_reply() says whether the answer reached the thread: one
+ *               a signal overtook must not have used up anything (a
+ *               receive's bytes stay the socket's, an epoll wait's events
+ *               are reported again: wait.c wcall_answer, wcall_epoll_reply).
  *
  * Locks (all pthread mutexes), what each protects:
  *
  *  hs_lock        sockcalls.c: per remote socket state (hs_tab): take and
  *                 send calls in flight, their queues behind orphans, the
  *                 stash of orphans' data, records of interrupted sends.
- *  ep_lock        epoll.c: epoll instances with remote interest (ep_list).
+ *  ep_lock        epoll.c: epoll instances with remote interest (ep_list),
+ *                 local events kept for their next wait (ep_stash).
  *  fdc_lock       fdcache.c: processes, tids, vfd caches, anchors, refs.
  *  wait_lock      wait.c: split waits' state flags and refs, the waiter
  *                 queue, the watch list, records of interrupted waits.
