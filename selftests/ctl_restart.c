@@ -25,11 +25,16 @@
  * rarely: the kernel may restart a call whose answer it has just taken
  * (rsys-load(8), BUGS); so at most 1 in MAX_MISS may fail (the monitor
  * that did not see restarts failed 1 in 65 ADD/DEL and 1 in 5 binds).
+ * A bind is slower, and takes more signals the busier the machine is: 0
+ * to 1 of 500 failed with ~700 signals here, but 6 to 8 when the storm
+ * reached 1300-1400 signals (CI, 2 cores): binds may fail 1 in
+ * MAX_MISS_BIND, still a fifth of what the monitor without restarts did.
  * WAIT_IP: the address to bind.
  */
 #define ROUNDS		2000
 #define STORM_US	200
 #define MAX_MISS	250
+#define MAX_MISS_BIND	25
 
 static volatile sig_atomic_t nsig;
 static pid_t caller;
@@ -89,7 +94,7 @@ TEST(bind_storm)
 		if (fd >= 0)
 			close(fd);
 	}
-	CHECK(failed * MAX_MISS <= ROUNDS / 4,
+	CHECK(failed * MAX_MISS_BIND <= ROUNDS / 4,
 	      "%d binds of new remote sockets, %d signals in all: %d failed (first: %s)", i,
 	      (int)nsig, failed, first ? strerror(first) : "none");
 }
