@@ -428,14 +428,42 @@ static const char *call_name(uint64_t nr, char *buf, size_t len)
 	return buf;
 }
 
-/* One line per trusted call: its name, arguments (an execve's path) and result (NULL: not seen). */
+/* i386 numbers of the calls that end an address space (a 32-bit call, COMPAT). */
+#define VMM_NR32_EXIT		1
+#define VMM_NR32_EXECVE		11
+#define VMM_NR32_EXIT_GROUP	252
+#define VMM_NR32_EXECVEAT	358
+
+/* Does call @nr end the caller's address space when it works (execve, exit_group)? */
+static bool call_ends_mm(uint64_t nr, bool compat)
+{
+	if (compat)
+		return nr == VMM_NR32_EXECVE || nr == VMM_NR32_EXECVEAT ||
+		       nr == VMM_NR32_EXIT_GROUP;
+	return nr == RSYS_NR_execve || nr == RSYS_NR_execveat || nr == RSYS_NR_exit_group;
+}
+
+/*
+ * One line per trusted call: its name, arguments (an execve's path) and
+ * result (NULL: not seen). A 32-bit call (SYSCALL in compatibility mode,
+ * or INT $0x80) is named by its i386 number: "i386 #20", "int80 #20".
+ */
 static void print_call(struct vcpu *v, const struct kvm_x86_syscall *sc, const __s64 *ret)
 {
 	char name[32], first[64], path[41] = "", res[96] = "?";
 	const __u64 *a = sc->args;
+	const char *call;
 	size_t n;
 
-	n = sc->nr == RSYS_NR_execve ?
+	if (sc->flags & KVM_X86_SYSCALL_FLAG_COMPAT) {
+		snprintf(name, sizeof(name), "%s #%llu",
+			 sc->flags & KVM_X86_SYSCALL_FLAG_INT80 ? "int80" : "i386",
+			 (unsigned long long)sc->nr);
+		call = name;
+	} else {
+		call = call_name(sc->nr, name, sizeof(name));
+	}
+	n = !(sc->flags & KVM_X86_SYSCALL_FLAG_COMPAT) && sc->nr == RSYS_NR_execve ?
 	    gmem_read_upto(&v->vm->gm, sc->cr3, a[0], path, sizeof(path) - 1) : 0;
 	path[n] = '\0';
 	if (n && strlen(path) < n)
@@ -449,7 +477,7 @@ static void print_call(struct vcpu *v, const struct kvm_x86_syscall *sc, const _
 	else if (ret)
 		snprintf(res, sizeof(res), "%lld", (long long)*ret);
 	fprintf(stderr, "%s: vm: [mm %#llx] %s(%s, %#llx, %#llx, %#llx, %#llx, %#llx) = %s\n",
-		log_prog, (unsigned long long)gmem_root(sc->cr3), call_name(sc->nr, name, sizeof(name)),
+		log_prog, (unsigned long long)gmem_root(sc->cr3), call,
 		first, (unsigned long long)a[1], (unsigned long long)a[2], (unsigned long long)a[3],
 		(unsigned long long)a[4], (unsigned long long)a[5], res);
 }
@@ -464,13 +492,16 @@ static bool call_returns(uint64_t nr)
 /*
  * A trapped system call (KVM_EXIT_X86_SYSCALL), or its return. Every call
  * runs in the guest kernel; a trusted process's is printed with its
- * result. Answers go back in the exit's flags on the next KVM_RUN.
+ * result (not for a 32-bit call: the return hook is for 64-bit ones).
+ * Answers go back in the exit's flags on the next KVM_RUN.
  */
 static int vm_exit_syscall(struct vcpu *v)
 {
 	struct kvm_x86_syscall *sc = kvm_run_syscall(v->run);
+	bool compat = sc->flags & KVM_X86_SYSCALL_FLAG_COMPAT;
+	struct kvm_x86_syscall call = *sc;
 	struct vm *vm = v->vm;
-	bool trusted = false;
+	bool trusted;
 
 	if (sc->flags & KVM_X86_SYSCALL_FLAG_RETURN) {
 		if (v->call_armed)
@@ -478,9 +509,8 @@ static int vm_exit_syscall(struct vcpu *v)
 		v->call_armed = false;
 		return 0;	/* the SYSRET completes with sc->ret, unchanged */
 	}
-	if (!(sc->flags & KVM_X86_SYSCALL_FLAG_COMPAT))
-		trusted = vt_trusted(&vm->trust, &vm->gm, sc->cr3, vcpu_rsp, v);
-	if (sc->nr == RSYS_NR_execve || sc->nr == RSYS_NR_execveat || sc->nr == RSYS_NR_exit_group)
+	trusted = vt_trusted(&vm->trust, &vm->gm, sc->cr3, vcpu_rsp, v);
+	if (call_ends_mm(sc->nr, compat))
 		vt_forget(&vm->trust, sc->cr3);	/* its address space ends (if the call works) */
 	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE;
 	if (!trusted)
@@ -488,8 +518,8 @@ static int vm_exit_syscall(struct vcpu *v)
 	if (v->call_armed)		/* returned by IRET (a signal, a migration): result not seen */
 		print_call(v, &v->call, NULL);
 	v->call_armed = false;
-	if (!call_returns(sc->nr)) {
-		print_call(v, sc, NULL);
+	if (compat || !call_returns(sc->nr)) {
+		print_call(v, &call, NULL);
 		return 0;
 	}
 	v->call = *sc;

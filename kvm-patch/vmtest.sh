@@ -172,12 +172,15 @@ build_guest() {
 		"$RSYS_O/rsys-delegate" || fail "cannot build rsys-load, rsys-delegate and rsys-guest-init"
 	quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-callrate" "$HERE/callrate.c" &&
 		quiet ${CC:-cc} -O2 -static -Wall -I"$ROOT/include" -o "$RSYS_O/guest-trustport" \
-			"$HERE/trustport.c" || fail "cannot build the guest's test programs"
+			"$HERE/trustport.c" &&
+		quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-int80" "$HERE/int80.c" ||
+		fail "cannot build the guest's test programs"
 	# Debian's stock kernel as a second guest kernel (cached; vm_test.sh skips it if not fetched)
 	[ -f "$CACHE/debian-bzImage" ] || quiet "$ROOT/guest/debian-kernel.sh" "$CACHE/debian-bzImage" ||
 		step "cannot fetch Debian's kernel: its compute VM case is skipped"
 	quiet "$ROOT/guest/mkimage.sh" -o "$OUT/guest.cpio.gz" -i "$RSYS_O/rsys-guest-init" \
-		"$RSYS_O/guest-callrate:/bin/callrate" "$RSYS_O/guest-trustport:/bin/trustport" ||
+		"$RSYS_O/guest-callrate:/bin/callrate" "$RSYS_O/guest-trustport:/bin/trustport" \
+		"$RSYS_O/guest-int80:/bin/int80" ||
 		fail "cannot make the compute VM's image"
 }
 

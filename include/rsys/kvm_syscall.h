@@ -30,6 +30,11 @@ struct kvm_x86_syscall {
 #define KVM_X86_SYSCALL_FLAG_COMPAT	(1 << 2)	/* exit: a 32-bit process's call */
 #endif
 
+/* Patch 7 of the series: a header of patches 1-6 lacks it. */
+#ifndef KVM_X86_SYSCALL_FLAG_INT80
+#define KVM_X86_SYSCALL_FLAG_INT80	(1 << 3)	/* exit: made with INT $0x80 (AMD; with COMPAT) */
+#endif
+
 /* The trapped call of a KVM_EXIT_X86_SYSCALL exit in @run. */
 static inline struct kvm_x86_syscall *kvm_run_syscall(struct kvm_run *run)
 {
