@@ -280,15 +280,25 @@ int ep_snapshot(struct sv_call *c, int epfd, bool track, struct ep_reg **regs, i
 	return n;
 }
 
+/* The instance @epfd of @tgid, without a look at the file. Called with ep_lock held. */
+static struct ep *ep_lookup(pid_t tgid, int epfd)
+{
+	struct ep *e;
+
+	for (e = ep_list; e; e = e->next)
+		if (e->tgid == tgid && e->vfd == epfd)
+			return e;
+	return NULL;
+}
+
 unsigned int ep_gen(pid_t tgid, int epfd)
 {
-	unsigned int gen = 0;
+	unsigned int gen;
 	struct ep *e;
 
 	pthread_mutex_lock(&ep_lock);
-	for (e = ep_list; e; e = e->next)
-		if (e->tgid == tgid && e->vfd == epfd)
-			gen = e->gen;
+	e = ep_lookup(tgid, epfd);
+	gen = e ? e->gen : 0;
 	pthread_mutex_unlock(&ep_lock);
 	return gen;
 }
@@ -312,16 +322,12 @@ void ep_fired(pid_t tgid, int epfd, int vfd, uint32_t events)
 	struct ep *e;
 
 	pthread_mutex_lock(&ep_lock);
-	for (e = ep_list; e; e = e->next) {
-		if (e->tgid == tgid && e->vfd == epfd) {
-			r = ep_reg_find(e, vfd);
-			if (r && (r->events & EPOLLONESHOT))
-				r->disabled = true;
-			else if (r && (r->events & EPOLLET))
-				r->fired |= events;
-			break;
-		}
-	}
+	e = ep_lookup(tgid, epfd);
+	r = e ? ep_reg_find(e, vfd) : NULL;
+	if (r && (r->events & EPOLLONESHOT))
+		r->disabled = true;
+	else if (r && (r->events & EPOLLET))
+		r->fired |= events;
 	pthread_mutex_unlock(&ep_lock);
 }
 
@@ -332,35 +338,20 @@ void ep_unfired(pid_t tgid, int epfd, int vfd, uint64_t handle, uint32_t events)
 	bool woke = false;
 
 	pthread_mutex_lock(&ep_lock);
-	for (e = ep_list; e; e = e->next) {
-		if (e->tgid != tgid || e->vfd != epfd)
-			continue;
-		r = ep_reg_find(e, vfd);
-		if (r && r->handle == handle && (r->events & EPOLLONESHOT) && r->disabled) {
-			r->disabled = false;
-			woke = true;
-		} else if (r && r->handle == handle && (r->fired & events)) {
-			r->fired &= ~events;
-			woke = true;
-		}
-		if (woke)
-			e->gen++;
-		break;
+	e = ep_lookup(tgid, epfd);
+	r = e ? ep_reg_find(e, vfd) : NULL;
+	if (r && r->handle == handle && (r->events & EPOLLONESHOT) && r->disabled) {
+		r->disabled = false;
+		woke = true;
+	} else if (r && r->handle == handle && (r->fired & events)) {
+		r->fired &= ~events;
+		woke = true;
 	}
+	if (woke)
+		e->gen++;
 	pthread_mutex_unlock(&ep_lock);
 	if (woke)
 		wait_epoll_changed(tgid, epfd);
-}
-
-/* The instance @epfd of @tgid, without a look at the file. Called with ep_lock held. */
-static struct ep *ep_lookup(pid_t tgid, int epfd)
-{
-	struct ep *e;
-
-	for (e = ep_list; e; e = e->next)
-		if (e->tgid == tgid && e->vfd == epfd)
-			return e;
-	return NULL;
 }
 
 /* Cap on the events kept per instance: far above any wait's (one lost answer's) count. */

@@ -1651,12 +1651,15 @@ static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 	const __u64 *a = c->sys.args;
 	struct timespec ts, *tp = NULL;
 	struct wcall *w;
+	bool stashed;
 	int err;
 
 	if ((int)a[2] <= 0 || (int)a[2] > (int)(0x7fffffff / sizeof(struct epoll_event)))
 		return SV_CONTINUE;	/* EINVAL from the kernel */
+	/* events an earlier answer did not deliver: only the monitor has them */
+	stashed = ep_stashed(c->tgid, (int)a[0]);
 	w = wcall_epoll(c, (int)a[0], (int)a[2],
-			ep_stashed(c->tgid, (int)a[0]) ? EP_HOLD_ALWAYS :
+			stashed ? EP_HOLD_ALWAYS :
 			kind == EP_PWAIT2 || (int)a[3] != 0 ? EP_HOLD_THREADS : EP_HOLD_LIVE);
 	if (!w)
 		return SV_CONTINUE;
@@ -1679,7 +1682,7 @@ static enum sv_verdict wait_epoll(struct sv_call *c, enum ep_kind kind)
 			goto reply;
 	}
 	wcall_set_timeout(w, tp);
-	if (!w->nr && !w->timeout_ms && !ep_stashed(c->tgid, w->epfd)) {
+	if (!w->nr && !w->timeout_ms && !stashed) {
 		wcall_free(w);
 		return SV_CONTINUE;	/* a zero timeout polls once: the kernel's */
 	}
