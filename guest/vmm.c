@@ -429,7 +429,6 @@ static const char *call_name(uint64_t nr, char *buf, size_t len)
 }
 
 /* i386 numbers of the calls that end an address space (a 32-bit call, COMPAT). */
-#define VMM_NR32_EXIT		1
 #define VMM_NR32_EXECVE		11
 #define VMM_NR32_EXIT_GROUP	252
 #define VMM_NR32_EXECVEAT	358

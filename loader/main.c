@@ -28,6 +28,7 @@ int parse_ulong(const char *s, unsigned long max, unsigned long *out)
 	*out = v;
 	return 0;
 }
+
 static bool libbpf_debug;
 
 static int do_help(int argc, char **argv);
