@@ -11,7 +11,15 @@
  * KVM_CAP_X86_SYSCALL_TRAP): each exits to the vCPU's thread, which asks
  * guest/vmtrust.c whether the calling process is trusted; the guest kernel
  * runs every call, and a trusted process's calls are printed with their
- * results (an exit on their SYSRET).
+ * results (an exit on their SYSRET). An untrusted process's address space
+ * stops being trapped after its first call (KVM_X86_SYSCALL_FLAG_UNTRAP,
+ * unless --trap-all); since a page-table root that an untrusted process
+ * left may be a new trusted process's, every address space is trapped
+ * again (KVM_X86_SYSCALL_RETRAP) when the program is announced and when
+ * a trusted process forks or executes, at the call and at the next
+ * trusted call. The root a trusted process might still get untrapped,
+ * in that window, only runs its calls in the guest kernel: no more than
+ * an untrusted process may.
  *
  * vm->lock covers COM1, its interrupt line and the outcome; the first vCPU
  * to stop (exit port, reset, error, signal) sets vm->stopping and kicks the
@@ -85,6 +93,10 @@ struct vm {
 	bool input_tty;		/* -i with a terminal: raw host input, Ctrl-] stops */
 	bool input_ready;	/* the guest's init said its console takes input */
 	bool syscalls;		/* KVM_CAP_X86_SYSCALL_TRAP on: the trusted calls are printed */
+	bool untrap;		/* untrusted address spaces are untrapped (KVM_X86_SYSCALL_FLAG_UNTRAP) */
+	bool retrap_due;	/* a trusted fork or exec: retrap at the next trusted call (atomic) */
+	uint64_t trapped;	/* calls trapped, of which trusted (atomic) */
+	uint64_t trapped_trusted;
 	struct gmem gm;		/* guest RAM, for reading processes' memory */
 	struct vt trust;	/* which processes are trusted */
 };
@@ -233,10 +245,15 @@ static int vm_create(struct vm *vm, uint64_t mem_size)
 	if (vm->syscalls) {
 		struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_SYSCALL_TRAP };
 
-		if (ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_SYSCALL_TRAP) <= 0) {
+		int flags = ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_SYSCALL_TRAP);
+
+		if (flags <= 0) {
 			pr_err("this KVM cannot trap the guest's system calls (KVM_CAP_X86_SYSCALL_TRAP is kvm-patch/'s: the KVM tier's kernel, see make vmtest)\n");
 			return -EOPNOTSUPP;
 		}
+		/* The answer flags it knows (patches 1-8 said 1): UNTRAP is patch 9's. */
+		if (!(flags & KVM_X86_SYSCALL_FLAG_UNTRAP))
+			vm->untrap = false;
 		if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap))
 			return kvm_fail("KVM_ENABLE_CAP(KVM_CAP_X86_SYSCALL_TRAP)");
 		if (vt_init(&vm->trust)) {
@@ -386,6 +403,22 @@ static int vm_port(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsign
 	return 0;
 }
 
+/*
+ * Trap every address space again: one that an untrusted process left
+ * untrapped may be a trusted process's now. Should KVM refuse, nothing
+ * more is untrapped.
+ */
+static void vm_retrap(struct vm *vm)
+{
+	if (!__atomic_load_n(&vm->untrap, __ATOMIC_ACQUIRE))
+		return;
+	if (ioctl(vm->fd, KVM_X86_SYSCALL_RETRAP, 0)) {
+		__atomic_store_n(&vm->untrap, false, __ATOMIC_RELEASE);
+		pr_warn("KVM_X86_SYSCALL_RETRAP: %s; every process's calls are trapped from now on\n",
+			err_str(-errno));
+	}
+}
+
 /* The guest's init names the program's process (RSYS_VM_TRUST_PORT, %rsi: its token string). */
 static void vm_trust_announce(struct vcpu *v)
 {
@@ -401,6 +434,8 @@ static void vm_trust_announce(struct vcpu *v)
 	if (!v->vm->gm.levels)
 		v->vm->gm.levels = sregs.cr4 & VMM_CR4_LA57 ? 5 : 4;
 	err = vt_announce(&v->vm->trust, &v->vm->gm, sregs.cr3, regs.rsi);
+	if (!err)
+		vm_retrap(v->vm);	/* its root may have been untrapped by a dead process */
 	if (err == -EALREADY)
 		pr_warn_few("a guest process wrote the trust port again: refused\n");
 	else if (err)
@@ -481,6 +516,25 @@ static void print_call(struct vcpu *v, const struct kvm_x86_syscall *sc, const _
 		(unsigned long long)a[4], (unsigned long long)a[5], res);
 }
 
+/* i386 numbers of the calls that make an address space. */
+#define VMM_NR32_FORK		2
+#define VMM_NR32_CLONE		120
+#define VMM_NR32_VFORK		190
+#define VMM_NR32_CLONE3		435
+#define VMM_CLONE_VM		0x100
+
+/* Does call @nr make a new address space when it works (fork, clone without CLONE_VM, exec)? */
+static bool call_makes_mm(uint64_t nr, const __u64 *args, bool compat)
+{
+	if (compat)
+		return nr == VMM_NR32_FORK || nr == VMM_NR32_VFORK || nr == VMM_NR32_CLONE3 ||
+		       (nr == VMM_NR32_CLONE && !(args[0] & VMM_CLONE_VM)) ||
+		       nr == VMM_NR32_EXECVE || nr == VMM_NR32_EXECVEAT;
+	return nr == RSYS_NR_fork || nr == RSYS_NR_vfork || nr == RSYS_NR_clone3 ||
+	       (nr == RSYS_NR_clone && !(args[0] & VMM_CLONE_VM)) ||
+	       nr == RSYS_NR_execve || nr == RSYS_NR_execveat;
+}
+
 /* Calls that do not come back by SYSRET when they work. */
 static bool call_returns(uint64_t nr)
 {
@@ -506,14 +560,27 @@ static int vm_exit_syscall(struct vcpu *v)
 		if (v->call_armed)
 			print_call(v, &v->call, &sc->ret);
 		v->call_armed = false;
+		if (__atomic_exchange_n(&vm->retrap_due, false, __ATOMIC_ACQ_REL))
+			vm_retrap(vm);
 		return 0;	/* the SYSRET completes with sc->ret, unchanged */
 	}
+	__atomic_add_fetch(&vm->trapped, 1, __ATOMIC_RELAXED);
 	trusted = vt_trusted(&vm->trust, &vm->gm, sc->cr3, vcpu_rsp, v);
 	if (call_ends_mm(sc->nr, compat))
 		vt_forget(&vm->trust, sc->cr3);	/* its address space ends (if the call works) */
 	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE;
-	if (!trusted)
+	if (!trusted) {
+		if (__atomic_load_n(&vm->untrap, __ATOMIC_ACQUIRE))
+			sc->flags |= KVM_X86_SYSCALL_FLAG_UNTRAP;
 		return 0;
+	}
+	__atomic_add_fetch(&vm->trapped_trusted, 1, __ATOMIC_RELAXED);
+	if (call_makes_mm(sc->nr, sc->args, compat)) {
+		vm_retrap(vm);		/* now, and once more when it is done */
+		__atomic_store_n(&vm->retrap_due, true, __ATOMIC_RELEASE);
+	} else if (__atomic_exchange_n(&vm->retrap_due, false, __ATOMIC_ACQ_REL)) {
+		vm_retrap(vm);
+	}
 	if (v->call_armed)		/* returned by IRET (a signal, a migration): result not seen */
 		print_call(v, &v->call, NULL);
 	v->call_armed = false;
@@ -810,7 +877,7 @@ int vmm_run(const struct vmm_opts *o)
 {
 	struct sigaction sa = { .sa_handler = vmm_on_signal };
 	struct vm vm = { .kvm = -1, .fd = -1, .ncpus = o->cpus, .lock = PTHREAD_MUTEX_INITIALIZER,
-			 .syscalls = o->syscalls };
+			 .syscalls = o->syscalls, .untrap = o->syscalls && !o->trap_all };
 	struct termios tty;
 	unsigned int i;
 	int err;
@@ -848,6 +915,11 @@ int vmm_run(const struct vmm_opts *o)
 	if (vm.input_tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, &tty);
 	uart_flush(&vm.com1, STDOUT_FILENO);
+	if (vm.syscalls)
+		fprintf(stderr, "%s: vm: %llu system calls trapped, %llu of them trusted processes'%s\n",
+			log_prog, (unsigned long long)vm.trapped,
+			(unsigned long long)vm.trapped_trusted,
+			vm.untrap ? "" : " (every process trapped)");
 	vm_destroy(&vm);
 	if (err == -EINTR && vmm_stop_sig)
 		return vmm_stop_sig;	/* as a wait status: ended by that signal */

@@ -20,6 +20,7 @@ struct vmm_opts {
 	bool kernel_log;	/* show the guest kernel's messages (-v) */
 	bool interactive;	/* stdin feeds the console, the program's stdin (-i) */
 	bool syscalls;		/* trap the guest's system calls; print the trusted ones' (--syscalls) */
+	bool trap_all;		/* ... every process's, not only until it is known untrusted (--trap-all) */
 };
 
 /*

@@ -208,24 +208,48 @@ else
 fi
 
 # The cost of a guest system call (getppid, 0.5 s each): KVM_CAP_X86_SYSCALL_TRAP off; on, the
-# caller untrusted (every call exits to rsys-load, which lets the guest kernel run it); on, the
-# caller trusted (a second exit on its SYSRET, and a line printed). Figures only, nothing asserted.
+# caller untrusted (its first call exits to rsys-load, which untraps its address space: the
+# others run as with the trap off); the same with --trap-all (every call exits to rsys-load,
+# which lets the guest kernel run it); on, the caller trusted (a second exit on its SYSRET, and
+# a line printed). The times are figures, not asserted; the counts of trapped calls are.
 us_per_call() {
 	sed -n 's/^callrate: .*: \([0-9.]*\) us\/call.*/\1/p' "$OUT" | head -n 1
+}
+calls_made() {
+	sed -n 's/^callrate: getppid \([0-9]*\) calls.*/\1/p' "$OUT" | head -n 1
+}
+calls_trapped() {
+	sed -n 's/^rsys-load: vm: \([0-9]*\) system calls trapped.*/\1/p' "$OUT" | head -n 1
 }
 vm -- /bin/callrate
 off=$(us_per_call)
 vm --syscalls -- /bin/busybox env -i /bin/callrate
 untrusted=$(us_per_call)
+made=$(calls_made)
+trapped=$(calls_trapped)
+if [ -n "$made" ] && [ -n "$trapped" ] && [ "$trapped" -gt 0 ] && [ $((trapped * 10)) -lt "$made" ]; then
+	ok "vm: an untrusted process is trapped until its first call only ($trapped calls trapped in the VM, $made made by the program)"
+else
+	not_ok "vm: an untrusted process is trapped until its first call only ($trapped calls trapped in the VM, $made made by the program)"
+fi
+vm --syscalls --trap-all -- /bin/busybox env -i /bin/callrate
+trap_all=$(us_per_call)
+made=$(calls_made)
+trapped=$(calls_trapped)
+if [ -n "$made" ] && [ -n "$trapped" ] && [ "$trapped" -ge "$made" ]; then
+	ok "vm: --trap-all traps every call of an untrusted process ($trapped calls trapped in the VM, $made made by the program)"
+else
+	not_ok "vm: --trap-all traps every call of an untrusted process ($trapped calls trapped in the VM, $made made by the program)"
+fi
 vm --syscalls -- /bin/callrate 200
 trusted=$(us_per_call)
-if [ -n "$off" ] && [ -n "$untrusted" ] && [ -n "$trusted" ]; then
+if [ -n "$off" ] && [ -n "$untrusted" ] && [ -n "$trap_all" ] && [ -n "$trusted" ]; then
 	ok "vm: the call-rate program ran with the syscall trap off, on for an untrusted and for a trusted process"
-	awk -v off="$off" -v u="$untrusted" -v t="$trusted" 'BEGIN {
-		printf "# guest getppid: trap off %.2f us; on, untrusted %.2f us (x%.1f); on, trusted and printed %.2f us (x%.1f)\n",
-			off, u, u / off, t, t / off }'
+	awk -v off="$off" -v u="$untrusted" -v a="$trap_all" -v t="$trusted" 'BEGIN {
+		printf "# guest getppid: trap off %.2f us; on, untrusted %.2f us (x%.2f); untrusted with --trap-all %.2f us (x%.1f); trusted and printed %.2f us (x%.1f)\n",
+			off, u, u / off, a, a / off, t, t / off }'
 else
-	not_ok "vm: the call-rate program ran with the syscall trap off, on for an untrusted and for a trusted process ($off/$untrusted/$trusted)"
+	not_ok "vm: the call-rate program ran with the syscall trap off, on for an untrusted and for a trusted process ($off/$untrusted/$trap_all/$trusted)"
 fi
 
 # The world of issue 11's guest tests, in this first level: a world namespace serving

@@ -30,7 +30,9 @@ static void vm_usage(FILE *f)
 		"                    Ctrl-] stops the VM; a pipe: its end ends PROG's input)\n"
 		"  -s, --syscalls    trap the guest's system calls (the KVM tier's kernel) and\n"
 		"                    print those of the trusted processes (PROG and what it\n"
-		"                    forks and executes with its environment) on stderr\n"
+		"                    forks and executes with its environment) on stderr; an\n"
+		"                    untrusted process is trapped until its first call only\n"
+		"      --trap-all    with -s: trap every process's calls all the time\n"
 		"  -v, --verbose     the guest kernel's messages too, and the VM's layout\n"
 		"  -h, --help        this text\n"
 		"\n"
@@ -59,6 +61,7 @@ int do_vm(int argc, char **argv)
 		{ "append", required_argument, NULL, 'a' },
 		{ "interactive", no_argument, NULL, 'i' },
 		{ "syscalls", no_argument, NULL, 's' },
+		{ "trap-all", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -80,6 +83,9 @@ int do_vm(int argc, char **argv)
 			break;
 		case 's':
 			o.syscalls = true;
+			break;
+		case 'T':
+			o.trap_all = true;
 			break;
 		case 'm':
 			if (parse_num(optarg, &o.mem_mib)) {
@@ -106,6 +112,10 @@ int do_vm(int argc, char **argv)
 			vm_usage(stderr);
 			return 2;
 		}
+	}
+	if (o.trap_all && !o.syscalls) {
+		pr_err("--trap-all goes with --syscalls\n");
+		return 2;
 	}
 	if (!o.kernel || !o.initrd || optind >= argc) {
 		pr_err("vm needs --kernel, --initrd and a program to run\n");

@@ -35,6 +35,12 @@ struct kvm_x86_syscall {
 #define KVM_X86_SYSCALL_FLAG_INT80	(1 << 3)	/* exit: made with INT $0x80 (AMD; with COMPAT) */
 #endif
 
+/* Patch 9 of the series: trap only the address spaces asked for. */
+#ifndef KVM_X86_SYSCALL_FLAG_UNTRAP
+#define KVM_X86_SYSCALL_FLAG_UNTRAP	(1 << 4)	/* answer: stop trapping this CR3 */
+#define KVM_X86_SYSCALL_RETRAP		_IO(KVMIO, 0xfe)	/* trap every CR3 again */
+#endif
+
 /* The trapped call of a KVM_EXIT_X86_SYSCALL exit in @run. */
 static inline struct kvm_x86_syscall *kvm_run_syscall(struct kvm_run *run)
 {
