@@ -88,6 +88,29 @@ size_t gmem_read_upto(const struct gmem *m, uint64_t cr3, uint64_t va, void *dst
 	return done;
 }
 
+size_t gmem_read_holes(const struct gmem *m, uint64_t cr3, uint64_t va, void *dst, size_t len)
+{
+	size_t done = 0, mapped = 0, n;
+	uint8_t *at;
+
+	while (done < len && va + done >= va) {
+		n = span(m, cr3, va + done, false, &at);
+		if (n) {
+			n = n > len - done ? len - done : n;
+			memcpy((uint8_t *)dst + done, at, n);
+			mapped += n;
+		} else {
+			n = PAGE_SIZE - ((va + done) & (PAGE_SIZE - 1));
+			n = n > len - done ? len - done : n;
+			memset((uint8_t *)dst + done, 0, n);
+		}
+		done += n;
+	}
+	if (done < len)
+		memset((uint8_t *)dst + done, 0, len - done);
+	return mapped;
+}
+
 int gmem_read(const struct gmem *m, uint64_t cr3, uint64_t va, void *dst, size_t len)
 {
 	if (va + len < va)

@@ -39,4 +39,11 @@ int gmem_write(const struct gmem *m, uint64_t cr3, uint64_t va, const void *src,
  */
 size_t gmem_read_upto(const struct gmem *m, uint64_t cr3, uint64_t va, void *dst, size_t len);
 
+/*
+ * Copy @len bytes from @va, the pages not mapped for user-mode reads
+ * (holes: a process's stack has untouched pages between its pointers and
+ * its strings) as zeros: the bytes that were mapped (0 if none).
+ */
+size_t gmem_read_holes(const struct gmem *m, uint64_t cr3, uint64_t va, void *dst, size_t len);
+
 #endif

@@ -405,13 +405,15 @@ static int vm_port(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsign
 
 /*
  * Trap every address space again: one that an untrusted process left
- * untrapped may be a trusted process's now. Should KVM refuse, nothing
- * more is untrapped.
+ * untrapped may be a trusted process's now, and so may a root remembered
+ * untrusted (its process ended unseen). Should KVM refuse, nothing more
+ * is untrapped.
  */
 static void vm_retrap(struct vm *vm)
 {
 	if (!__atomic_load_n(&vm->untrap, __ATOMIC_ACQUIRE))
 		return;
+	vt_forget_untrusted(&vm->trust);
 	if (ioctl(vm->fd, KVM_X86_SYSCALL_RETRAP, 0)) {
 		__atomic_store_n(&vm->untrap, false, __ATOMIC_RELEASE);
 		pr_warn("KVM_X86_SYSCALL_RETRAP: %s; every process's calls are trapped from now on\n",

@@ -129,19 +129,26 @@ static bool holds(struct vt *t, const struct gmem *m, uint64_t cr3, uint64_t va)
 	return !gmem_read(m, cr3, va, s, sizeof(s)) && !memcmp(s, t->needle, sizeof(s));
 }
 
-/* Where the token is above @sp in @cr3, or 0. */
+/*
+ * Where the token is above @sp in @cr3, or 0. Pages not mapped are read as
+ * zeros, which the token has none of: exec leaves a random gap of up to
+ * 8 KiB (arch_align_stack) between the pointers at @sp and the strings
+ * above, and a page of it is not mapped until touched.
+ */
 static uint64_t search(struct vt *t, const struct gmem *m, uint64_t cr3, uint64_t sp)
 {
 	uint64_t from = sp & ~4095ULL;
 	uint64_t va = 0;
 	uint8_t *buf, *hit;
-	size_t n;
 
 	buf = malloc(VT_SCAN_MAX);
 	if (!buf)
 		return 0;
-	n = gmem_read_upto(m, cr3, from, buf, VT_SCAN_MAX);
-	hit = memmem(buf, n, t->needle, VT_NEEDLE_LEN);
+	if (!gmem_read_holes(m, cr3, from, buf, VT_SCAN_MAX)) {
+		free(buf);
+		return 0;
+	}
+	hit = memmem(buf, VT_SCAN_MAX, t->needle, VT_NEEDLE_LEN);
 	if (hit)
 		va = from + (uint64_t)(hit - buf);
 	free(buf);
@@ -175,6 +182,17 @@ bool vt_trusted(struct vt *t, const struct gmem *m, uint64_t cr3,
 	remember(t, root, trusted, va, trusted ? 0 : vt_print(m, root));
 	pthread_mutex_unlock(&t->lock);
 	return trusted;
+}
+
+void vt_forget_untrusted(struct vt *t)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < VT_MM_MAX; i++)
+		if (t->mm[i].root && !t->mm[i].trusted)
+			t->mm[i] = (struct vt_mm){ 0 };
+	pthread_mutex_unlock(&t->lock);
 }
 
 void vt_forget(struct vt *t, uint64_t cr3)

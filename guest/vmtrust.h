@@ -61,4 +61,13 @@ bool vt_trusted(struct vt *t, const struct gmem *m, uint64_t cr3,
 /* The address space @cr3 ended or is being replaced (exit_group, execve): forget it. */
 void vt_forget(struct vt *t, uint64_t cr3);
 
+/*
+ * Forget every address space remembered untrusted: their processes may
+ * have ended unseen (no longer trapped), and a new trusted process may
+ * have one's root, and even its fingerprint (page tables come back from
+ * the allocator in the order they went). Each is searched anew at its next
+ * trapped call.
+ */
+void vt_forget_untrusted(struct vt *t);
+
 #endif

@@ -148,6 +148,16 @@ if ! grep -q 'vm: \[mm .*\] syscall_162(' "$OUT"; then
 else
 	not_ok "vm --syscalls: a child started without the environment (env -i), or with a made-up token, is not trusted"
 fi
+# An untrusted process is untrapped after its first call and ends unseen; a new trusted process
+# may get its page-table root, fingerprint included (the allocator hands tables back in order).
+# Ten rounds of an untrusted child that ends, then a trusted child's sync: all ten must be seen.
+vm --syscalls -- /bin/sh -c 'i=0; while [ $i -lt 10 ]; do env -i /bin/busybox true; /bin/busybox sync; i=$((i + 1)); done'
+seen=$(grep -c 'vm: \[mm 0x[0-9a-f]*\] syscall_162(.*) = 0$' "$OUT")
+if [ "$rc" = 0 ] && [ "$seen" = 10 ]; then
+	ok "vm --syscalls: trust follows fork and exec after untrusted processes ended unseen (10 of 10 trusted children's calls seen)"
+else
+	not_ok "vm --syscalls: trust follows fork and exec after untrusted processes ended unseen ($seen of 10 trusted children's calls seen, rc $rc)"
+fi
 vm --syscalls -- /bin/busybox sync
 if [ "$rc" = 0 ] && grep -q 'vm: \[mm .*\] syscall_162(.*) = 0$' "$OUT"; then
 	ok "vm --syscalls: control: the same sync from the trusted program is seen"

@@ -384,6 +384,10 @@ TEST(gmem_walks_user_page_tables)
 	      "a kernel address: -EFAULT");
 	CHECK(gmem_read_upto(&g_mem, root, 0x401ffc, buf, 16) == 4,
 	      "read_upto stops at the first unmapped page (4 bytes)");
+	memset(buf, 'z', sizeof(buf));
+	CHECK(gmem_read_holes(&g_mem, root, 0x401ffc, buf, 16) == 4 &&
+	      !memcmp(buf, "\0\0\0\0", 4) && !buf[4] && !buf[15],
+	      "read_holes reads the mapped bytes (4) and zeros for the kernel-only page after them");
 	g_map(root, 0x404000, G_RAM + 0x1000, G_P | G_US, false);
 	CHECK(gmem_read(&g_mem, root, 0x404000, buf, 1) == -EFAULT,
 	      "a page outside guest RAM: -EFAULT");
@@ -478,6 +482,33 @@ TEST(vmtrust_follows_the_token)
 	memset(g_ram + 0x300ff0, 0, 16);
 	CHECK(!vt_trusted(&t, &g_mem, child, g_rsp, NULL),
 	      "attack: a trusted root that no longer holds the token (reused) is not trusted");
+
+	/*
+	 * A fresh exec: pointers at the stack pointer, then a page exec never
+	 * touched (arch_align_stack's random gap, up to 8 KiB), then the
+	 * strings with the token: the hole must not end the search.
+	 */
+	vt_forget(&t, child);
+	memset(g_ram + 0x300000, 0, 0x2000);
+	g_map(child, stack + 0x2000, 0x302000, G_P | G_RW | G_US, false);
+	g_map(child, stack + 4096, 0, 0, false);	/* not present */
+	memcpy(g_ram + 0x302100, tok, VT_NEEDLE_LEN);
+	g_sp = stack + 0x800;
+	CHECK(vt_trusted(&t, &g_mem, child, g_rsp, NULL),
+	      "a fresh exec whose strings lie above an untouched stack page is trusted");
+
+	/* untrusted processes end unseen once untrapped: their roots are forgotten */
+	memcpy(g_ram + 0x310080, zeros, sizeof(zeros));
+	vt_forget(&t, other);
+	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL), "a process without the token is not");
+	memcpy(g_ram + 0x310080, tok, VT_NEEDLE_LEN);	/* a trusted process has the root now */
+	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL),
+	      "control: remembered untrusted, the root's new trusted process is not seen");
+	vt_forget_untrusted(&t);
+	CHECK(vt_trusted(&t, &g_mem, other, g_rsp, NULL),
+	      "after vt_forget_untrusted the root is searched again: trusted");
+	CHECK(vt_trusted(&t, &g_mem, prog, g_rsp, NULL),
+	      "vt_forget_untrusted keeps the trusted ones");
 
 	REQUIRE(!vt_init(&t2), "a second VM's token");
 	g_ram[0x200100 + sizeof(RSYS_VM_TOKEN_ENV) - 1] = '1';
