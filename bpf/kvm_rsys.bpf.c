@@ -19,6 +19,9 @@
 #define AF_INET		2
 #define AF_INET6	10
 
+/* poll/ppoll arrays up to this many entries are read and decided here. */
+#define KVM_RSYS_POLL_MAX	8
+
 /*
  * KVM tier: the fd table of a guest process, by the VM's
  * KVM_X86_GET_SYSCALL_VM_ID and the process's CR3 tag, so that one program
@@ -40,6 +43,8 @@ struct {
 extern int bpf_kvm_syscall_set_arg(struct kvm_x86_syscall *sc, __u32 n,
 				   __u64 val) __ksym;
 extern int bpf_kvm_syscall_set_ret(struct kvm_x86_syscall *sc, __s64 ret) __ksym;
+extern int bpf_kvm_syscall_read_user(struct kvm_x86_syscall *sc, void *dst,
+				     __u32 dst__sz, __u64 gva) __ksym;
 
 static struct rsys_fd_val *lookup_fd(__u32 table, __u64 vfd)
 {
@@ -48,6 +53,32 @@ static struct rsys_fd_val *lookup_fd(__u32 table, __u64 vfd)
 	if (vfd > 0xffffffffull)
 		return NULL;
 	return bpf_map_lookup_elem(&fdtable, &key);
+}
+
+/*
+ * poll/ppoll of at most KVM_RSYS_POLL_MAX entries: the array is read from
+ * the guest and, when no entry is remote or needs renumbering, the guest
+ * kernel runs the call without an exit. Anything else, an unreadable array
+ * included, goes to the VMM, which splits the wait.
+ */
+static int poll_verdict(struct kvm_x86_syscall *sc, __u32 table)
+{
+	struct pollfd pfd[KVM_RSYS_POLL_MAX] = {};
+	__u64 nfds = sc->args[1];
+	struct rsys_fd_val *val;
+	int i;
+
+	if (!nfds || nfds > KVM_RSYS_POLL_MAX ||
+	    bpf_kvm_syscall_read_user(sc, pfd, nfds * sizeof(pfd[0]), sc->args[0]))
+		return KVM_X86_SYSCALL_USER;
+	for (i = 0; i < KVM_RSYS_POLL_MAX && i < nfds; i++) {
+		if (pfd[i].fd < 0)
+			continue;
+		val = lookup_fd(table, pfd[i].fd);
+		if (val && (val->domain == RSYS_DOM_REMOTE || val->handle != pfd[i].fd))
+			return KVM_X86_SYSCALL_USER;
+	}
+	return KVM_X86_SYSCALL_NATIVE;
 }
 
 static int verdict(__u32 class, int v)
@@ -94,9 +125,15 @@ int BPF_PROG(kvm_x86_syscall_verdict_rsys, struct kvm_vcpu *vcpu,
 	}
 	/*
 	 * The fds of poll/select live in guest memory and close_range covers
-	 * vfds by range: the VMM, which can read and split them, decides and
-	 * counts them once it knows their class.
+	 * vfds by range: a small poll array is read here, the rest goes to
+	 * the VMM, which can read and split them and counts them once it
+	 * knows their class.
 	 */
+	if (nr == RSYS_NR_poll || nr == RSYS_NR_ppoll) {
+		if (poll_verdict(sc, *table) == KVM_X86_SYSCALL_NATIVE)
+			return verdict(RSYS_CLASS_LOCAL, KVM_X86_SYSCALL_NATIVE);
+		return KVM_X86_SYSCALL_USER;
+	}
 	if (rsys_syscall_flags(nr) & RSYS_AMEM)
 		return KVM_X86_SYSCALL_USER;
 	if (!(rsys_syscall_flags(nr) & RSYS_A0))

@@ -9,8 +9,9 @@
 
 /*
  * Key of the pinned map /sys/fs/bpf/rsys/fdtable. @table identifies one fd
- * table: in the host tier the tgid owning it, in the KVM tier the guest CR3
- * (low 32 bits of the page-table base >> 12) of the trusted process.
+ * table: in the host tier the tgid owning it, in the KVM tier the id the
+ * VMM gave the guest process's table (bpf/kvm_rsys.bpf.c's vm_procs maps
+ * the VM's id and the process's CR3 to it, so that VMs never collide).
  */
 struct rsys_fd_key {
 	__u32 table;
@@ -28,7 +29,12 @@ enum rsys_domain {
 struct rsys_fd_val {
 	__u32 domain;		/* enum rsys_domain */
 	__u32 flags;		/* RSYS_FD_* */
-	__u64 handle;		/* delegate handle of the remote resource */
+	/*
+	 * RSYS_DOM_REMOTE: the delegate's handle of the remote resource.
+	 * RSYS_DOM_LOCAL (KVM tier): the guest fd that the vfd stands for,
+	 * to which bpf/kvm_rsys.bpf.c renumbers the call.
+	 */
+	__u64 handle;
 };
 
 /* Call classes counted in the pinned array /sys/fs/bpf/rsys/class_count. */
