@@ -61,6 +61,17 @@ int fd_link(int fd, char *buf, size_t len)
 	return 0;
 }
 
+FILE *proc_fdinfo(pid_t pid, int fd)
+{
+	char path[64];
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	return fopen(path, "re");
+}
+
 int proc_threads(pid_t tid)
 {
 	char path[64];

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 /*
@@ -29,5 +30,12 @@ int proc_threads(pid_t tid);
  * "anon_inode:[eventpoll]", ...), into @buf of @len bytes. 0 or -errno.
  */
 int fd_link(int fd, char *buf, size_t len);
+
+/*
+ * /proc/@pid/fdinfo/@fd (@pid 0: the monitor's own fd) opened for reading,
+ * close-on-exec: its "flags:", "mnt_id:", "ino:" and, for an epoll
+ * instance, "tfd:" lines. NULL with errno set.
+ */
+FILE *proc_fdinfo(pid_t pid, int fd);
 
 #endif

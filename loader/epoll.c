@@ -406,15 +406,13 @@ bool ep_stashed(pid_t tgid, int epfd)
  */
 static int ep_reg_data(int epcopy, uint64_t **data)
 {
-	char path[64], line[256];
-	unsigned long long d;
 	uint64_t *v = NULL, *nv;
+	unsigned long long d;
 	int n = 0, cap = 0;
-	char *p;
+	char line[256], *p;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epcopy);
-	f = fopen(path, "re");
+	f = proc_fdinfo(0, epcopy);
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {

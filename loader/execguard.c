@@ -14,6 +14,7 @@
 #include "execguard.h"
 #include "exec_guard.skel.h"
 #include "log.h"
+#include "procfs.h"
 #include "trace.h"
 #include "exec_guard.h"
 
@@ -148,12 +149,11 @@ int execguard_add(struct execguard *g, pid_t tgid)
 /* The kernel's own names of the open file @fd: its mount id and inode number. */
 static int fd_kernel_id(int fd, __u32 *mnt_id, __u64 *ino)
 {
-	char path[64], line[256];
+	char line[256];
 	int found = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "re");
+	f = proc_fdinfo(0, fd);
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {

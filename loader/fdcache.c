@@ -283,12 +283,11 @@ static void mirror_set(struct sv_proc *p, int vfd, struct anchor *a, int flags)
 /* File flags of @vfd of @tid from fdinfo (octal "flags:" line), 0 if unreadable. */
 int fdc_fd_flags(pid_t tid, int vfd)
 {
-	char path[64], line[128];
 	unsigned int fl = 0;
+	char line[128];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", tid, vfd);
-	f = fopen(path, "re");
+	f = proc_fdinfo(tid, vfd);
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
