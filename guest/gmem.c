@@ -71,44 +71,45 @@ static size_t span(const struct gmem *m, uint64_t cr3, uint64_t va, bool write, 
 	return (size_t)n;
 }
 
-size_t gmem_read_upto(const struct gmem *m, uint64_t cr3, uint64_t va, void *dst, size_t len)
-{
-	size_t done = 0, n;
-	uint8_t *at;
-
-	while (done < len) {
-		n = span(m, cr3, va + done, false, &at);
-		if (!n)
-			break;
-		if (n > len - done)
-			n = len - done;
-		memcpy((uint8_t *)dst + done, at, n);
-		done += n;
-	}
-	return done;
-}
-
-size_t gmem_read_holes(const struct gmem *m, uint64_t cr3, uint64_t va, void *dst, size_t len)
+/*
+ * Copy from @va page by page: a page not mapped for user-mode reads ends
+ * the copy, or with @holes reads as zeros (as does anything past the top
+ * of the address space). The bytes copied from mapped pages.
+ */
+static size_t read_pages(const struct gmem *m, uint64_t cr3, uint64_t va, uint8_t *dst,
+			 size_t len, bool holes)
 {
 	size_t done = 0, mapped = 0, n;
-	uint8_t *at;
+	uint8_t *at = NULL;
 
 	while (done < len && va + done >= va) {
 		n = span(m, cr3, va + done, false, &at);
+		if (!n && !holes)
+			break;
 		if (n) {
 			n = n > len - done ? len - done : n;
-			memcpy((uint8_t *)dst + done, at, n);
+			memcpy(dst + done, at, n);
 			mapped += n;
 		} else {
 			n = PAGE_SIZE - ((va + done) & (PAGE_SIZE - 1));
 			n = n > len - done ? len - done : n;
-			memset((uint8_t *)dst + done, 0, n);
+			memset(dst + done, 0, n);
 		}
 		done += n;
 	}
-	if (done < len)
-		memset((uint8_t *)dst + done, 0, len - done);
+	if (holes)
+		memset(dst + done, 0, len - done);
 	return mapped;
+}
+
+size_t gmem_read_upto(const struct gmem *m, uint64_t cr3, uint64_t va, void *dst, size_t len)
+{
+	return read_pages(m, cr3, va, dst, len, false);
+}
+
+size_t gmem_read_holes(const struct gmem *m, uint64_t cr3, uint64_t va, void *dst, size_t len)
+{
+	return read_pages(m, cr3, va, dst, len, true);
 }
 
 int gmem_read(const struct gmem *m, uint64_t cr3, uint64_t va, void *dst, size_t len)
