@@ -465,18 +465,41 @@ static const char *call_name(uint64_t nr, char *buf, size_t len)
 	return buf;
 }
 
-/* i386 numbers of the calls that end an address space (a 32-bit call, COMPAT). */
+/* i386 numbers of the calls that end or make an address space (a 32-bit call, COMPAT). */
+#define VMM_NR32_FORK		2
 #define VMM_NR32_EXECVE		11
+#define VMM_NR32_CLONE		120
+#define VMM_NR32_VFORK		190
 #define VMM_NR32_EXIT_GROUP	252
 #define VMM_NR32_EXECVEAT	358
+#define VMM_NR32_CLONE3		435
+#define VMM_CLONE_VM		0x100
 
-/* Does call @nr end the caller's address space when it works (execve, exit_group)? */
-static bool call_ends_mm(uint64_t nr, bool compat)
+/* Is call @nr an exec (execve, execveat)? */
+static bool call_execs(uint64_t nr, bool compat)
 {
 	if (compat)
-		return nr == VMM_NR32_EXECVE || nr == VMM_NR32_EXECVEAT ||
-		       nr == VMM_NR32_EXIT_GROUP;
-	return nr == RSYS_NR_execve || nr == RSYS_NR_execveat || nr == RSYS_NR_exit_group;
+		return nr == VMM_NR32_EXECVE || nr == VMM_NR32_EXECVEAT;
+	return nr == RSYS_NR_execve || nr == RSYS_NR_execveat;
+}
+
+/* Does call @nr end the caller's address space when it works (exec, exit_group)? */
+static bool call_ends_mm(uint64_t nr, bool compat)
+{
+	return call_execs(nr, compat) ||
+	       nr == (compat ? VMM_NR32_EXIT_GROUP : RSYS_NR_exit_group);
+}
+
+/* Does call @nr make a new address space when it works (fork, clone without CLONE_VM, exec)? */
+static bool call_makes_mm(uint64_t nr, const __u64 *args, bool compat)
+{
+	if (call_execs(nr, compat))
+		return true;
+	if (compat)
+		return nr == VMM_NR32_FORK || nr == VMM_NR32_VFORK || nr == VMM_NR32_CLONE3 ||
+		       (nr == VMM_NR32_CLONE && !(args[0] & VMM_CLONE_VM));
+	return nr == RSYS_NR_fork || nr == RSYS_NR_vfork || nr == RSYS_NR_clone3 ||
+	       (nr == RSYS_NR_clone && !(args[0] & VMM_CLONE_VM));
 }
 
 /*
@@ -516,25 +539,6 @@ static void print_call(struct vcpu *v, const struct kvm_x86_syscall *sc, const _
 		log_prog, (unsigned long long)gmem_root(sc->cr3), call,
 		first, (unsigned long long)a[1], (unsigned long long)a[2], (unsigned long long)a[3],
 		(unsigned long long)a[4], (unsigned long long)a[5], res);
-}
-
-/* i386 numbers of the calls that make an address space. */
-#define VMM_NR32_FORK		2
-#define VMM_NR32_CLONE		120
-#define VMM_NR32_VFORK		190
-#define VMM_NR32_CLONE3		435
-#define VMM_CLONE_VM		0x100
-
-/* Does call @nr make a new address space when it works (fork, clone without CLONE_VM, exec)? */
-static bool call_makes_mm(uint64_t nr, const __u64 *args, bool compat)
-{
-	if (compat)
-		return nr == VMM_NR32_FORK || nr == VMM_NR32_VFORK || nr == VMM_NR32_CLONE3 ||
-		       (nr == VMM_NR32_CLONE && !(args[0] & VMM_CLONE_VM)) ||
-		       nr == VMM_NR32_EXECVE || nr == VMM_NR32_EXECVEAT;
-	return nr == RSYS_NR_fork || nr == RSYS_NR_vfork || nr == RSYS_NR_clone3 ||
-	       (nr == RSYS_NR_clone && !(args[0] & VMM_CLONE_VM)) ||
-	       nr == RSYS_NR_execve || nr == RSYS_NR_execveat;
 }
 
 /* Calls that do not come back by SYSRET when they work. */
