@@ -56,12 +56,12 @@ static struct rsys_fd_val *lookup_fd(__u32 table, __u64 vfd)
 }
 
 /*
- * poll/ppoll of at most KVM_RSYS_POLL_MAX entries: the array is read from
- * the guest and, when no entry is remote or needs renumbering, the guest
- * kernel runs the call without an exit. Anything else, an unreadable array
+ * Can the guest kernel run this poll/ppoll without an exit? Only an array
+ * of at most KVM_RSYS_POLL_MAX entries, read from the guest, with no entry
+ * remote or in need of renumbering; anything else, an unreadable array
  * included, goes to the VMM, which splits the wait.
  */
-static int poll_verdict(struct kvm_x86_syscall *sc, __u32 table)
+static bool poll_all_local(struct kvm_x86_syscall *sc, __u32 table)
 {
 	struct pollfd pfd[KVM_RSYS_POLL_MAX] = {};
 	__u64 nfds = sc->args[1];
@@ -70,15 +70,15 @@ static int poll_verdict(struct kvm_x86_syscall *sc, __u32 table)
 
 	if (!nfds || nfds > KVM_RSYS_POLL_MAX ||
 	    bpf_kvm_syscall_read_user(sc, pfd, nfds * sizeof(pfd[0]), sc->args[0]))
-		return KVM_X86_SYSCALL_USER;
+		return false;
 	for (i = 0; i < KVM_RSYS_POLL_MAX && i < nfds; i++) {
 		if (pfd[i].fd < 0)
 			continue;
 		val = lookup_fd(table, pfd[i].fd);
 		if (val && (val->domain == RSYS_DOM_REMOTE || val->handle != pfd[i].fd))
-			return KVM_X86_SYSCALL_USER;
+			return false;
 	}
-	return KVM_X86_SYSCALL_NATIVE;
+	return true;
 }
 
 static int verdict(__u32 class, int v)
@@ -129,11 +129,9 @@ int BPF_PROG(kvm_x86_syscall_verdict_rsys, struct kvm_vcpu *vcpu,
 	 * the VMM, which can read and split them and counts them once it
 	 * knows their class.
 	 */
-	if (nr == RSYS_NR_poll || nr == RSYS_NR_ppoll) {
-		if (poll_verdict(sc, *table) == KVM_X86_SYSCALL_NATIVE)
-			return verdict(RSYS_CLASS_LOCAL, KVM_X86_SYSCALL_NATIVE);
-		return KVM_X86_SYSCALL_USER;
-	}
+	if (nr == RSYS_NR_poll || nr == RSYS_NR_ppoll)
+		return poll_all_local(sc, *table) ?
+		       verdict(RSYS_CLASS_LOCAL, KVM_X86_SYSCALL_NATIVE) : KVM_X86_SYSCALL_USER;
 	if (rsys_syscall_flags(nr) & RSYS_AMEM)
 		return KVM_X86_SYSCALL_USER;
 	if (!(rsys_syscall_flags(nr) & RSYS_A0))
