@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Per-process vfd cache and placeholder anchors (fdcache.h); mirrors remote vfds into the BPF fd table. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,11 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/syscall.h>
-#include <linux/kcmp.h>
 
 #include "fdcache.h"
-#include "procfs.h"
 
 #define FDC_BUCKETS	256
 #define FDC_MAX_VFD	65536	/* larger vfds are resolved on every call */
@@ -30,7 +26,7 @@ struct fdc_ent {
 
 struct sv_proc {
 	pid_t tgid;
-	int pidfd;
+	int exit_fd;			/* fdc_source.exit_fd, or -errno */
 	int refs;			/* calls in progress + 1 while alive; under fdc_lock */
 	unsigned int n;			/* entries in ents */
 	struct fdc_ent *ents;
@@ -39,7 +35,7 @@ struct sv_proc {
 	 * entries are remote and the lowest of them. It is exact only while
 	 * !unsure: after fork (inherited placeholders), execve and calls that
 	 * may add a placeholder behind the cache (F_DUPFD, SCM_RIGHTS) the
-	 * table is re-read from /proc before the summary is trusted again.
+	 * table is re-read from the source before the summary is trusted again.
 	 */
 	unsigned int nremote;
 	unsigned int lo_remote;		/* UINT_MAX when nremote == 0 */
@@ -71,18 +67,12 @@ static struct sv_proc *procs;
 static struct fdc_tid *tids[FDC_BUCKETS];
 static struct anchor *anchors[FDC_BUCKETS];
 static struct rsys_maps *fdc_maps;
+static const struct fdc_source *src;
 
-void fdc_init(struct rsys_maps *maps)
+void fdc_init(struct rsys_maps *maps, const struct fdc_source *source)
 {
 	fdc_maps = maps;
-}
-
-static pid_t read_tgid(pid_t tid)
-{
-	static const char *const name[] = { "Tgid" };
-	uint64_t tgid;
-
-	return proc_status(0, tid, name, &tgid, 1) == 1 ? (pid_t)tgid : -1;
+	src = source;
 }
 
 struct sv_proc *fdc_proc(pid_t tid, pid_t *tgid, bool *created)
@@ -103,7 +93,7 @@ struct sv_proc *fdc_proc(pid_t tid, pid_t *tgid, bool *created)
 	}
 	pthread_mutex_unlock(&fdc_lock);
 
-	g = read_tgid(tid);
+	g = src->tgid(tid);
 	if (g <= 0)
 		return NULL;
 	t = calloc(1, sizeof(*t));
@@ -125,7 +115,7 @@ struct sv_proc *fdc_proc(pid_t tid, pid_t *tgid, bool *created)
 		p->refs = 1;
 		p->lo_remote = UINT_MAX;
 		p->unsure = true;	/* placeholders inherited over fork */
-		p->pidfd = syscall(SYS_pidfd_open, g, 0);
+		p->exit_fd = src->exit_fd(g);
 		p->next = procs;
 		procs = p;
 	}
@@ -139,9 +129,9 @@ struct sv_proc *fdc_proc(pid_t tid, pid_t *tgid, bool *created)
 	return p;
 }
 
-int fdc_proc_pidfd(const struct sv_proc *p)
+int fdc_proc_exit_fd(const struct sv_proc *p)
 {
-	return p->pidfd;
+	return p->exit_fd >= 0 ? p->exit_fd : -1;
 }
 
 /* Close the monitor's copies of local vfds of @p; under fdc_lock or with @p unreachable. */
@@ -160,8 +150,8 @@ static void proc_drop_copies(struct sv_proc *p)
 static void proc_free(struct sv_proc *p)
 {
 	proc_drop_copies(p);
-	if (p->pidfd >= 0)
-		close(p->pidfd);
+	if (p->exit_fd >= 0)
+		close(p->exit_fd);
 	free(p->exec_ino);
 	free(p->ents);
 	free(p);
@@ -280,32 +270,18 @@ static void mirror_set(struct sv_proc *p, int vfd, struct anchor *a, int flags)
 	maps_fd_set(fdc_maps, p->tgid, vfd, &v);
 }
 
-/* File flags of @vfd of @tid from fdinfo (octal "flags:" line), 0 if unreadable. */
 int fdc_fd_flags(pid_t tid, int vfd)
 {
-	unsigned int fl = 0;
-	char line[128];
-	FILE *f;
-
-	f = proc_fdinfo(tid, vfd);
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "flags: %o", &fl) == 1)
-			break;
-	fclose(f);
-	return fl;
+	return src->fd_flags(tid, vfd);
 }
 
 int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 {
-	char path[64], link[64];
 	struct fdc_ent *e;
 	struct anchor *a = NULL;
 	unsigned int gen;
-	unsigned long ino;
+	ino_t ino;
 	bool keep;
-	ssize_t n;
 	int ret;
 
 	if (vfd < 0)
@@ -322,14 +298,12 @@ int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle)
 	gen = p->install_gen;
 	pthread_mutex_unlock(&fdc_lock);
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", tid, vfd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
+	ret = src->fd_ino(tid, vfd, &ino);
+	if (ret < 0)
 		return 0;	/* not open: the kernel answers EBADF */
-	link[n] = '\0';
 
 	pthread_mutex_lock(&fdc_lock);
-	if (sscanf(link, "socket:[%lu]", &ino) == 1)
+	if (ret == 1)
 		a = anchor_by_ino(ino);
 	/* An install meanwhile may have put another file at @vfd: what we saw is not kept. */
 	keep = !p->installing && p->install_gen == gen;
@@ -393,9 +367,9 @@ int fdc_local_copy(struct sv_proc *p, int vfd, bool *owned)
 	pthread_mutex_unlock(&fdc_lock);
 	if (fd >= 0)
 		return fd;
-	fd = syscall(SYS_pidfd_getfd, p->pidfd, vfd, 0);
+	fd = src->fd_copy(p->tgid, p->exit_fd, vfd);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (local) {
 		pthread_mutex_lock(&fdc_lock);
 		/* still the same local vfd with no copy (the supervisor thread is the only writer) */
@@ -574,31 +548,30 @@ void fdc_unsure(struct sv_proc *p)
 	pthread_mutex_unlock(&fdc_lock);
 }
 
-/* Resolve every open vfd of @p from /proc/@tid/fd so the summary is exact again. */
+struct rescan {
+	struct sv_proc *p;
+	pid_t tid;
+};
+
+static void rescan_one(int vfd, void *arg)
+{
+	struct rescan *r = arg;
+	uint64_t h;
+
+	fdc_lookup(r->p, r->tid, vfd, &h);
+}
+
+/* Resolve every open vfd of @p (the source's fd_each) so the summary is exact again. */
 static void proc_rescan(struct sv_proc *p, pid_t tid)
 {
+	struct rescan r = { .p = p, .tid = tid };
 	unsigned int gen;
-	char path[64];
-	struct dirent *d;
-	uint64_t h;
-	DIR *dir;
-	char *end;
-	long vfd;
 
 	pthread_mutex_lock(&fdc_lock);
 	gen = p->unsure_gen;
 	pthread_mutex_unlock(&fdc_lock);
-	snprintf(path, sizeof(path), "/proc/%d/fd", tid);
-	dir = opendir(path);
-	if (!dir)
+	if (src->fd_each(tid, rescan_one, &r))
 		return;
-	while ((d = readdir(dir))) {
-		vfd = strtol(d->d_name, &end, 10);
-		if (*end || end == d->d_name || vfd < 0 || vfd > INT_MAX)
-			continue;
-		fdc_lookup(p, tid, vfd, &h);
-	}
-	closedir(dir);
 	pthread_mutex_lock(&fdc_lock);
 	if (p->unsure_gen == gen)
 		p->unsure = false;
@@ -643,7 +616,7 @@ bool fdc_files_shared(struct sv_proc *p)
 
 	pthread_mutex_lock(&fdc_lock);
 	for (q = procs; q && !shared; q = q->next)
-		shared = q != p && syscall(SYS_kcmp, p->tgid, q->tgid, KCMP_FILES, 0, 0) == 0;
+		shared = q != p && src->files_shared(p->tgid, q->tgid);
 	pthread_mutex_unlock(&fdc_lock);
 	return shared;
 }

@@ -12,7 +12,7 @@
 /*
  * A remote socket: its delegate handle and the monitor's end of the anchor
  * socketpair whose other end is the placeholder installed in the trusted
- * processes. @ino identifies the placeholder in /proc/PID/fd.
+ * processes. @ino identifies the placeholder (fdc_source.fd_ino).
  */
 struct anchor {
 	uint64_t handle;
@@ -24,37 +24,62 @@ struct anchor {
 
 struct sv_proc;
 
-void fdc_init(struct rsys_maps *maps);
+/*
+ * Where the cache learns what it was not told: a front end's view of its
+ * processes' fd tables. The host tier's (seccomp.c: fdc_procfs) reads
+ * /proc and uses pidfds; another front end (the KVM tier's) answers from
+ * its own record of the guest's placeholders. Every operation is given
+ * the thread (@tid) or process (@tgid) of the call being handled.
+ */
+struct fdc_source {
+	/* The process (tgid) of thread @tid, or -errno when it is gone. */
+	pid_t (*tgid)(pid_t tid);
+	/* A file of the monitor readable once process @tgid has exited (watched by the event thread), or -errno. */
+	int (*exit_fd)(pid_t tgid);
+	/* What @vfd of @tid is: 1 a socket (its inode in *@ino), 0 another file, -errno if not open. */
+	int (*fd_ino)(pid_t tid, int vfd, ino_t *ino);
+	/* Its file status flags (O_NONBLOCK, ...), 0 when unknown. */
+	int (*fd_flags)(pid_t tid, int vfd);
+	/* A copy in the monitor of @vfd of process @tgid, whose exit_fd is @exit_fd, or -errno. */
+	int (*fd_copy)(pid_t tgid, int exit_fd, int vfd);
+	/* Call @fn for each open vfd of @tid: 0, or -errno if the table cannot be read. */
+	int (*fd_each)(pid_t tid, void (*fn)(int vfd, void *arg), void *arg);
+	/* Do processes @a and @b share one fd table (clone CLONE_FILES without CLONE_THREAD)? */
+	bool (*files_shared)(pid_t a, pid_t b);
+};
+
+/* Before the first call: the BPF mirror (may be a no-op) and where unknown vfds are resolved. */
+void fdc_init(struct rsys_maps *maps, const struct fdc_source *src);
 
 /*
  * The process of thread @tid with a reference (fdc_proc_put), its tgid in
- * *@tgid; *@created tells it is new (watch its pidfd). NULL if @tid is gone.
+ * *@tgid; *@created tells it is new (watch its exit_fd). NULL if @tid is gone.
  */
 struct sv_proc *fdc_proc(pid_t tid, pid_t *tgid, bool *created);
 void fdc_proc_put(struct sv_proc *p);
-/* pidfd of the process (readable when it exits), -1 if none. */
-int fdc_proc_pidfd(const struct sv_proc *p);
+/* The source's exit_fd of the process (readable when it exits), -1 if none. */
+int fdc_proc_exit_fd(const struct sv_proc *p);
 /* The process exited: drop its thread ids, its BPF fd table and the cache's own reference. */
 void fdc_proc_exit(struct sv_proc *p);
 
 /*
  * Is @vfd of @p (as seen by thread @tid) remote? 1 (handle in *@handle),
- * 0 local or not open. Unknown vfds are resolved from /proc/@tid/fd; the
- * caller must check the notification is still valid before trusting it.
+ * 0 local or not open. Unknown vfds are resolved by the source (fd_ino);
+ * the caller must check the call is still waiting before trusting it.
  */
 int fdc_lookup(struct sv_proc *p, pid_t tid, int vfd, uint64_t *handle);
-/* The file status flags (O_NONBLOCK, ...) of @vfd as thread @tid sees it, from /proc; 0 if unknown. */
+/* The file status flags (O_NONBLOCK, ...) of @vfd as thread @tid sees it, from the source; 0 if unknown. */
 int fdc_fd_flags(pid_t tid, int vfd);
 
 /*
- * True if @vfd of @p is known not to be remote without reading /proc: cached
+ * True if @vfd of @p is known not to be remote without asking the source: cached
  * local, or not cached while the summary below is exact (every remote vfd is
  * then cached).
  */
 bool fdc_surely_local(struct sv_proc *p, int vfd);
 
 /*
- * The monitor's copy (pidfd_getfd) of @vfd of @p, or -errno if it is not
+ * The monitor's copy (the source's fd_copy) of @vfd of @p, or -errno if it is not
  * open. For a vfd the cache knows local the copy is kept in the cache,
  * *@owned is false and the caller must not close it: it stays open until
  * the vfd is forgotten (close, close_range, dup2/dup3 onto it, execve,
@@ -108,7 +133,7 @@ void fdc_unsure(struct sv_proc *p);
 /*
  * True if @p surely holds no remote vfd below @nfds (cheap summary; after
  * fork, execve or fdc_unsure() the table is first re-read from
- * /proc/@tid/fd once).
+ * the source once).
  */
 bool fdc_all_local(struct sv_proc *p, pid_t tid, unsigned int nfds);
 

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The host tier's front end: the seccomp filter's rules and the user notifications behind struct sv_front. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <linux/kcmp.h>
 #include <linux/netlink.h>
 
 #include <rsys/sockopt.h>
@@ -328,13 +332,6 @@ static int sc_threads(struct sv_call *c)
 	return n > 0 ? n : 0;
 }
 
-static int sc_fd_dup(struct sv_call *c, int vfd)
-{
-	int fd = syscall(SYS_pidfd_getfd, fdc_proc_pidfd(c->proc), vfd, 0);
-
-	return fd < 0 ? -errno : fd;
-}
-
 static int sc_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags, bool answer)
 {
 	struct seccomp_notif_addfd af = {
@@ -364,6 +361,108 @@ static void sc_start(struct sv *sv)
 		pr_info("seccomp SYNC_WAKE_UP not available: %s\n", err_str(errno));
 }
 
+/*
+ * The fd tables of the host tier's processes: /proc/TID/fd and fdinfo,
+ * pidfds (exit and pidfd_getfd), kcmp.
+ */
+static pid_t pf_tgid(pid_t tid)
+{
+	static const char *const name[] = { "Tgid" };
+	uint64_t tgid;
+	int n = proc_status(0, tid, name, &tgid, 1);
+
+	if (n < 0)
+		return n;
+	return n == 1 && tgid > 0 ? (pid_t)tgid : -ESRCH;
+}
+
+static int pf_exit_fd(pid_t tgid)
+{
+	int fd = syscall(SYS_pidfd_open, tgid, 0);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static int pf_fd_ino(pid_t tid, int vfd, ino_t *ino)
+{
+	char path[64], link[64];
+	unsigned long i;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", tid, vfd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return -errno;
+	link[n] = '\0';
+	if (sscanf(link, "socket:[%lu]", &i) != 1)
+		return 0;
+	*ino = i;
+	return 1;
+}
+
+/* The octal "flags:" line of fdinfo. */
+static int pf_fd_flags(pid_t tid, int vfd)
+{
+	unsigned int fl = 0;
+	char line[128];
+	FILE *f;
+
+	f = proc_fdinfo(tid, vfd);
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "flags: %o", &fl) == 1)
+			break;
+	fclose(f);
+	return fl;
+}
+
+static int pf_fd_copy(pid_t tgid, int exit_fd, int vfd)
+{
+	int fd;
+
+	(void)tgid;
+	fd = syscall(SYS_pidfd_getfd, exit_fd, vfd, 0);
+	return fd < 0 ? -errno : fd;
+}
+
+static int pf_fd_each(pid_t tid, void (*fn)(int vfd, void *arg), void *arg)
+{
+	struct dirent *d;
+	char path[64];
+	char *end;
+	DIR *dir;
+	long vfd;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", tid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir))) {
+		vfd = strtol(d->d_name, &end, 10);
+		if (*end || end == d->d_name || vfd < 0 || vfd > INT_MAX)
+			continue;
+		fn(vfd, arg);
+	}
+	closedir(dir);
+	return 0;
+}
+
+static bool pf_files_shared(pid_t a, pid_t b)
+{
+	return syscall(SYS_kcmp, a, b, KCMP_FILES, 0, 0) == 0;
+}
+
+static const struct fdc_source fdc_procfs = {
+	.tgid = pf_tgid,
+	.exit_fd = pf_exit_fd,
+	.fd_ino = pf_fd_ino,
+	.fd_flags = pf_fd_flags,
+	.fd_copy = pf_fd_copy,
+	.fd_each = pf_fd_each,
+	.files_shared = pf_files_shared,
+};
+
 const struct sv_front sv_seccomp = {
 	.name = "seccomp user notification",
 	.start = sc_start,
@@ -372,7 +471,7 @@ const struct sv_front sv_seccomp = {
 	.valid = sc_valid,
 	.mem = sc_mem,
 	.threads = sc_threads,
-	.fd_dup = sc_fd_dup,
 	.addfd = sc_addfd,
 	.signal = sc_signal,
+	.table = &fdc_procfs,
 };

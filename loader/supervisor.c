@@ -544,7 +544,7 @@ int sv_threads(struct sv_call *c)
 
 int sv_fd_dup(struct sv_call *c, int vfd)
 {
-	return c->sv->front->fd_dup(c, vfd);
+	return c->sv->front->table->fd_copy(c->tgid, fdc_proc_exit_fd(c->proc), vfd);
 }
 
 int sv_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags, bool answer)
@@ -616,7 +616,7 @@ bool sv_anchor_drop(int fd, struct anchor *a)
 static void sv_watch_proc(struct sv_proc *p)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uintptr_t)p | EV_PROC };
-	int fd = fdc_proc_pidfd(p);
+	int fd = fdc_proc_exit_fd(p);
 
 	if (fd >= 0)
 		epoll_ctl(st.epfd, EPOLL_CTL_ADD, fd, &ev);
@@ -873,7 +873,7 @@ static void *ev_thread_fn(void *arg)
 				ev_anchor_hup(ptr);
 				break;
 			case EV_PROC:
-				epoll_ctl(st.epfd, EPOLL_CTL_DEL, fdc_proc_pidfd(ptr), NULL);
+				epoll_ctl(st.epfd, EPOLL_CTL_DEL, fdc_proc_exit_fd(ptr), NULL);
 				fdc_proc_exit(ptr);
 				break;
 			case EV_CTL:
@@ -946,7 +946,7 @@ int sv_start(struct sv *sv)
 	int ret;
 
 	st.sv = sv;
-	fdc_init(sv->maps);
+	fdc_init(sv->maps, sv->front->table);
 	if (sv->front->start)
 		sv->front->start(sv);
 

@@ -28,6 +28,7 @@
  */
 
 struct sv_proc;		/* one trusted process (tgid): its vfd cache */
+struct fdc_source;	/* fdcache.h: a front end's view of the fd tables */
 struct sv_call;
 struct sv;
 
@@ -54,9 +55,10 @@ struct sv_front {
 	ssize_t (*mem)(struct sv_call *c, const struct iovec *local, const struct iovec *remote,
 		       int n, bool write);
 	int (*threads)(struct sv_call *c);
-	int (*fd_dup)(struct sv_call *c, int vfd);
 	int (*addfd)(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags, bool answer);
 	void (*signal)(struct sv_call *c, int sig);
+	/* Its processes' fd tables, where the vfd cache resolves what it does not know. */
+	const struct fdc_source *table;
 };
 
 extern const struct sv_front sv_seccomp;
@@ -193,14 +195,14 @@ int sv_write_memv(struct sv_call *c, const struct iovec *local, const struct iov
 /*
  * Classify @vfd of the calling process: 1 if it is a placeholder of a remote
  * socket (its delegate handle in *@handle), 0 if it is local or not open.
- * Uses the per-tgid cache; unknown vfds are resolved from /proc.
+ * Uses the per-tgid cache; unknown vfds are resolved by the front end (fdc_source).
  */
 int sv_fd_remote(struct sv_call *c, int vfd, uint64_t *handle);
 
-/* A copy, in the monitor, of the caller's file @vfd (pidfd_getfd), or -errno. Caller closes it. */
+/* A copy, in the monitor, of the caller's file @vfd (fdc_source.fd_copy), or -errno. Caller closes it. */
 int sv_fd_dup(struct sv_call *c, int vfd);
 
-/* The threads of @c's process now (proc_threads: /proc/TID/task), 0 if unreadable. */
+/* The threads of @c's process now (the front end's threads(); seccomp: /proc/TID/task), 0 if unknown. */
 int sv_threads(struct sv_call *c);
 
 /*
