@@ -44,6 +44,10 @@
 #include <rsys/vm.h>
 
 #include "gmem.h"
+#include "kvmfront.h"
+#include "remote.h"
+#include "supervisor.h"
+#include "tls.h"
 #include "linuxboot.h"
 #include "log.h"
 #include "uart.h"
@@ -75,6 +79,7 @@ struct vcpu {
 	int err;		/* how its loop ended */
 	struct kvm_x86_syscall call;	/* --syscalls: a trusted call waiting for its return */
 	bool call_armed;
+	struct kf_vcpu kf;		/* --delegate: what the core's front end has in flight */
 };
 
 struct vm {
@@ -92,7 +97,9 @@ struct vm {
 	bool stopping;		/* a vCPU stopped: every loop ends */
 	bool input_tty;		/* -i with a terminal: raw host input, Ctrl-] stops */
 	bool input_ready;	/* the guest's init said its console takes input */
-	bool syscalls;		/* KVM_CAP_X86_SYSCALL_TRAP on: the trusted calls are printed */
+	bool syscalls;		/* KVM_CAP_X86_SYSCALL_TRAP on (--syscalls or --delegate) */
+	bool print;		/* the trusted calls are printed (--syscalls) */
+	bool front;		/* trusted calls go to the core (kvmfront.c: --delegate) */
 	bool untrap;		/* untrusted address spaces are untrapped (KVM_X86_SYSCALL_FLAG_UNTRAP) */
 	bool retrap_due;	/* a trusted fork or exec: retrap at the next trusted call (atomic) */
 	uint64_t trapped;	/* calls trapped, of which trusted (atomic) */
@@ -349,6 +356,7 @@ static int vcpu_create(struct vm *vm, unsigned int id, const struct lb_entry *e)
 
 	v->vm = vm;
 	v->id = id;
+	v->kf.inst_fd = -1;
 	v->fd = ioctl(vm->fd, KVM_CREATE_VCPU, id);
 	if (v->fd < 0)
 		return kvm_fail("KVM_CREATE_VCPU");
@@ -549,10 +557,13 @@ static bool call_returns(uint64_t nr)
 }
 
 /*
- * A trapped system call (KVM_EXIT_X86_SYSCALL), or its return. Every call
- * runs in the guest kernel; a trusted process's is printed with its
- * result (not for a 32-bit call: the return hook is for 64-bit ones).
- * Answers go back in the exit's flags on the next KVM_RUN.
+ * A trapped system call (KVM_EXIT_X86_SYSCALL), or its return. With
+ * --delegate a trusted process's socket and fd-table calls go to the core
+ * (kvmfront.c), which answers them or lets the guest kernel run them;
+ * every other call runs in the guest kernel. With --syscalls a trusted
+ * process's calls are printed with their results (an exit on their SYSRET;
+ * not for a 32-bit call: the return hook is for 64-bit ones). Answers go
+ * back in the exit's flags on the next KVM_RUN.
  */
 static int vm_exit_syscall(struct vcpu *v)
 {
@@ -561,14 +572,17 @@ static int vm_exit_syscall(struct vcpu *v)
 	struct kvm_x86_syscall call = *sc;
 	struct vm *vm = v->vm;
 	bool trusted;
+	int err = 0;
 
 	if (sc->flags & KVM_X86_SYSCALL_FLAG_RETURN) {
-		if (v->call_armed)
+		if (v->kf.armed)
+			err = kf_return(&v->kf, v->fd, sc);
+		else if (v->call_armed)
 			print_call(v, &v->call, &sc->ret);
 		v->call_armed = false;
 		if (__atomic_exchange_n(&vm->retrap_due, false, __ATOMIC_ACQ_REL))
 			vm_retrap(vm);
-		return 0;	/* the SYSRET completes with sc->ret, unchanged */
+		return err;	/* the SYSRET completes with sc->ret */
 	}
 	__atomic_add_fetch(&vm->trapped, 1, __ATOMIC_RELAXED);
 	trusted = vt_trusted(&vm->trust, &vm->gm, sc->cr3, vcpu_rsp, v);
@@ -587,9 +601,22 @@ static int vm_exit_syscall(struct vcpu *v)
 	} else if (__atomic_exchange_n(&vm->retrap_due, false, __ATOMIC_ACQ_REL)) {
 		vm_retrap(vm);
 	}
-	if (v->call_armed)		/* returned by IRET (a signal, a migration): result not seen */
+	if (v->call_armed && vm->print)	/* returned by IRET (a signal, a migration): result not seen */
 		print_call(v, &v->call, NULL);
 	v->call_armed = false;
+	if (vm->front && !compat) {
+		enum kf_verdict verdict = kf_call(&v->kf, sc);
+
+		if (call_ends_mm(call.nr, compat))
+			kf_mm_gone(call.cr3);	/* after the core closed its remote fds (exit_group) */
+		if (verdict == KF_DECIDED) {
+			if (vm->print && !sc->flags)
+				print_call(v, &call, &sc->ret);
+			return 0;
+		}
+	}
+	if (!vm->print)
+		return 0;
 	if (compat || !call_returns(sc->nr)) {
 		print_call(v, &call, NULL);
 		return 0;
@@ -819,6 +846,7 @@ static void vm_destroy(struct vm *vm)
 
 	vmm_run_page = NULL;
 	for (i = 0; i < vm->ncpus; i++) {
+		kf_vcpu_free(&vm->vcpus[i].kf);
 		if (vm->vcpus[i].run)
 			munmap(vm->vcpus[i].run, vm->run_size);
 		if (vm->vcpus[i].fd >= 0)
@@ -857,7 +885,7 @@ static int vmm_boot(struct vm *vm, const struct vmm_opts *o)
 		return err;
 	}
 	ilen = make_initrd(o->initrd, o->argv,
-			   o->interactive ? (vm->input_tty ? "tty" : "pipe") : NULL, o->syscalls, &initrd);
+			   o->interactive ? (vm->input_tty ? "tty" : "pipe") : NULL, vm->syscalls, &initrd);
 	if (ilen < 0) {
 		free(kernel);
 		return (int)ilen;
@@ -883,7 +911,12 @@ int vmm_run(const struct vmm_opts *o)
 {
 	struct sigaction sa = { .sa_handler = vmm_on_signal };
 	struct vm vm = { .kvm = -1, .fd = -1, .ncpus = o->cpus, .lock = PTHREAD_MUTEX_INITIALIZER,
-			 .syscalls = o->syscalls, .untrap = o->syscalls && !o->trap_all };
+			 .syscalls = o->syscalls || o->delegate, .print = o->syscalls,
+			 .untrap = (o->syscalls || o->delegate) && !o->trap_all };
+	struct rsys_maps maps = { .fdtable = -1, .trusted = -1, .class_count = -1, .sys_count = -1,
+				  .sigdeliver = -1, .sigwake = -1, .sigstop = -1, .sigring = -1 };
+	struct sv sv = { .policy = o->policy, .maps = &maps };
+	struct tls_files tls = { 0 };
 	struct termios tty;
 	unsigned int i;
 	int err;
@@ -916,8 +949,25 @@ int vmm_run(const struct vmm_opts *o)
 		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 	}
 	err = vmm_boot(&vm, o);
+	if (!err && o->delegate) {
+		err = remote_open(&sv.remote, o->delegate, &tls, stderr);
+		if (err)
+			pr_err("delegate %s is unreachable (is rsys-delegate running there?)\n",
+			       o->delegate);
+		else
+			err = kf_start(&sv, &vm.gm);
+		if (err && sv.remote) {
+			remote_close(sv.remote);
+			sv.remote = NULL;
+		}
+		vm.front = !err;
+	}
 	if (!err)
 		err = vm_run(&vm, o->interactive);
+	if (vm.front)
+		kf_stop(&sv);
+	if (sv.remote)
+		remote_close(sv.remote);
 	if (vm.input_tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, &tty);
 	uart_flush(&vm.com1, STDOUT_FILENO);

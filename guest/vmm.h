@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+struct policy;
+
 #define VMM_MEM_DEFAULT_MIB	256
 #define VMM_MEM_MIN_MIB		64
 #define VMM_MEM_MAX_MIB		3072	/* below the 32-bit hole: one memory slot */
@@ -21,6 +23,8 @@ struct vmm_opts {
 	bool interactive;	/* stdin feeds the console, the program's stdin (-i) */
 	bool syscalls;		/* trap the guest's system calls; print the trusted ones' (--syscalls) */
 	bool trap_all;		/* ... every process's, not only until it is known untrusted (--trap-all) */
+	const char *delegate;	/* trusted processes' remote sockets go to rsys-delegate there (--delegate) */
+	const struct policy *policy;	/* ... as this policy says (its families, egress rules) */
 };
 
 /*

@@ -284,6 +284,7 @@ world_up() {
 	$IPR -n svc link set lo up &&
 	$IPR netns exec world busybox httpd -p 198.18.0.1:80 -h "$WWW" || return 1
 	$IPR netns exec svc rsys-delegate --listen unix:/run/rsys/vm-delegate.sock --no-egress-guard \
+		--policy /guest/net.policy \
 		>/tmp/delegate.log 2>&1 &
 	delegate_pid=$!
 }
@@ -313,6 +314,45 @@ if [ "$rc" = 1 ] && grep -q 'Network is unreachable' "$OUT"; then
 	ok "guest: the compute VM has no network of its own: a connect to 198.18.0.1:80 is unreachable"
 else
 	not_ok "guest: the compute VM has no network of its own: a connect to 198.18.0.1:80 is unreachable (rc $rc)"
+fi
+
+# Trusted processes' sockets go to rsys-delegate (rsys-load vm --policy): the fetches below
+# can only work through it (the control is the case above: the VM has no network).
+DELEGATE="--policy /guest/net.policy --delegate unix:/run/rsys/vm-delegate.sock"
+vm $DELEGATE -- /bin/sh -c 'curl -sS http://198.18.0.1/; echo "curl: $?";
+	env -i /bin/curl -sSv --connect-timeout 5 http://198.18.0.1/ 2>&1; echo "untrusted curl: $?"'
+if [ "$rc" = 0 ] && grep -qx 'hello from the world namespace' "$OUT" && grep -qx 'curl: 0' "$OUT"; then
+	ok "guest: unmodified curl fetched http://198.18.0.1/ through rsys-delegate"
+else
+	not_ok "guest: unmodified curl fetched http://198.18.0.1/ through rsys-delegate (rc $rc)"
+fi
+if [ "$rc" = 0 ] && grep -q 'untrusted curl: 7' "$OUT" && grep -q 'connect fail for 198.18.0.1: Network is unreachable' "$OUT"; then
+	ok "guest: untrusted curl in the same guest cannot connect"
+else
+	not_ok "guest: untrusted curl in the same guest cannot connect (rc $rc)"
+fi
+
+# busybox nc waits in poll() on its stdin (a guest pipe, left open for 5 s after the request) and
+# the remote socket: a split poll, which the reply must end (nc exits at the server's end of file).
+vm $DELEGATE -- /bin/sh -c '{ printf "GET / HTTP/1.0\r\nHost: 198.18.0.1\r\n\r\n"; sleep 5; } |
+	{ nc 198.18.0.1 80; echo "nc: $? $(cut -d" " -f1 /proc/uptime)"; }; echo "sleep done: $(cut -d" " -f1 /proc/uptime)"'
+nc_end=$(sed -n 's/^nc: 0 //p' "$OUT")
+sleep_end=$(sed -n 's/^sleep done: //p' "$OUT")
+if [ "$rc" = 0 ] && grep -q '^HTTP/1.[01] 200' "$OUT" && grep -qx 'hello from the world namespace' "$OUT" &&
+   [ -n "$nc_end" ] && [ -n "$sleep_end" ] &&
+   awk -v a="$nc_end" -v b="$sleep_end" 'BEGIN { exit !(a + 1 < b) }'; then
+	ok "guest: a split poll over a guest pipe and a remote socket: busybox nc prints the reply while its stdin is still open"
+else
+	not_ok "guest: a split poll over a guest pipe and a remote socket (busybox nc) (rc $rc)"
+fi
+
+# The policy's egress rules hold for the guest (rsys-delegate --policy): net.policy allows
+# 198.18.0.0/24 and loopback only; the fetch above is the control.
+vm $DELEGATE -- /bin/sh -c 'curl -sSv --connect-timeout 5 http://198.51.100.1/ 2>&1; echo "curl: $?"'
+if [ "$rc" = 0 ] && grep -q 'curl: 7' "$OUT" && grep -q 'connect fail for 198.51.100.1: Operation not permitted' "$OUT"; then
+	ok "guest: a trusted connect outside the policy's allow rules is refused (198.51.100.1)"
+else
+	not_ok "guest: a trusted connect outside the policy's allow rules is refused (198.51.100.1) (rc $rc)"
 fi
 world_down
 

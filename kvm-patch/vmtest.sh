@@ -58,7 +58,7 @@ check_deps() {
 	local missing="" cmd lib
 
 	for cmd in gcc make flex bison bc pahole git clang bpftool cpio gzip \
-		   qemu-system-x86_64 busybox xz; do
+		   qemu-system-x86_64 busybox xz curl; do
 		command -v "$cmd" >/dev/null || missing="$missing $cmd"
 	done
 	for lib in libbpf.a libelf.a libz.a libseccomp.so libssl.so; do
@@ -66,7 +66,7 @@ check_deps() {
 	done
 	[ -f "$TARBALL" ] || missing="$missing $TARBALL"
 	if [ -n "$missing" ]; then
-		skip "missing:$missing (make deps installs linux-source-6.12 qemu-system-x86 dwarves busybox-static clang bpftool libbpf-dev libelf-dev zlib1g-dev)"
+		skip "missing:$missing (make deps installs linux-source-6.12 qemu-system-x86 dwarves busybox-static clang bpftool libbpf-dev libelf-dev zlib1g-dev curl)"
 	fi
 	ldd "$(command -v busybox)" >/dev/null 2>&1 &&
 		skip "busybox is not static (apt-get install busybox-static)"
@@ -180,7 +180,7 @@ build_guest() {
 		step "cannot fetch Debian's kernel: its compute VM case is skipped"
 	quiet "$ROOT/guest/mkimage.sh" -o "$OUT/guest.cpio.gz" -i "$RSYS_O/rsys-guest-init" \
 		"$RSYS_O/guest-callrate:/bin/callrate" "$RSYS_O/guest-trustport:/bin/trustport" \
-		"$RSYS_O/guest-int80:/bin/int80" ||
+		"$RSYS_O/guest-int80:/bin/int80" "$(command -v curl):/bin/curl" ||
 		fail "cannot make the compute VM's image"
 }
 
@@ -199,6 +199,7 @@ make_initramfs() {
 	[ -f "$CACHE/debian-bzImage" ] && debian=(-f "$CACHE/debian-bzImage:/guest/debian-bzImage")
 	"$ROOT/guest/mkimage.sh" -d "$dir" -f "$BUILD/arch/x86/boot/bzImage:/guest/bzImage" "${debian[@]}" \
 		-f "$OUT/guest.cpio.gz:/guest/image.cpio.gz" -f "$HERE/vm_test.sh:/guest/vm_test.sh" \
+		-f "$ROOT/policy/net.policy:/guest/net.policy" \
 		"$RSYS_O/rsys-load:/bin/rsys-load" "$RSYS_O/rsys-delegate:/bin/rsys-delegate" \
 		"$(command -v ip):/usr/sbin/ip" >/dev/null ||
 		fail "cannot put rsys-load, rsys-delegate and ip into the initramfs"

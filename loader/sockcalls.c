@@ -257,8 +257,9 @@ static struct sop *fd_sop_new(struct sv_call *c, uint16_t op, int lost_err, enum
 
 /*
  * Install a placeholder for the new remote socket @h in the caller and answer
- * the call with its vfd; or -errno, the call unanswered, and @h closed with
- * the placeholder unless @keep: then *@kept tells whether @h is still open.
+ * the call with its vfd (0 when the front end answers it, SV_ADDFD_LATER);
+ * or -errno, the call unanswered, and @h closed with the placeholder unless
+ * @keep: then *@kept tells whether @h is still open.
  */
 static int sop_install_fd(struct sop *o, uint64_t h, bool keep, bool *kept)
 {
@@ -272,15 +273,18 @@ static int sop_install_fd(struct sop *o, uint64_t h, bool keep, bool *kept)
 		return fd;
 	fdc_install_begin(c->proc);
 	vfd = sv_addfd(c, fd, -1, o->cloexec ? O_CLOEXEC : 0, true);
-	if (vfd >= 0) {
+	if (vfd >= 0 || vfd == SV_ADDFD_LATER) {
 		/* accept: o->h is the listener, o->domain 0 */
 		mon_sock_new(h, c->tgid, o->domain, o->stype, o->h);
-		fdc_set_remote(c->proc, vfd, a, (o->cloexec ? O_CLOEXEC : 0) |
-			       (o->nonblock ? O_NONBLOCK : 0));
+		if (vfd >= 0)
+			fdc_set_remote(c->proc, vfd, a, (o->cloexec ? O_CLOEXEC : 0) |
+				       (o->nonblock ? O_NONBLOCK : 0));
+		else
+			fdc_unsure(c->proc);
 		fdc_install_end(c->proc);
-		/* The placeholder now lives in the process only. */
+		/* The placeholder now lives in the process (or the front end) only. */
 		close(fd);
-		return vfd;
+		return vfd >= 0 ? vfd : 0;
 	}
 	fdc_install_end(c->proc);
 	/*
@@ -2178,8 +2182,10 @@ static enum sv_verdict dup_remote(struct sv_call *c, int old, int new, int cloex
 	close(fd);
 	if (vfd >= 0)
 		fdc_copy(c->proc, old, vfd, cloexec ? O_CLOEXEC : 0);
+	else if (vfd == SV_ADDFD_LATER)
+		fdc_unsure(c->proc);
 	fdc_install_end(c->proc);
-	if (vfd < 0)
+	if (vfd < 0 && vfd != SV_ADDFD_LATER)
 		return sv_error(c, vfd);
 	sv_call_free(c);
 	return SV_PENDING;	/* answered by ADDFD */

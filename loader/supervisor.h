@@ -3,6 +3,7 @@
 #ifndef RSYS_SUPERVISOR_H
 #define RSYS_SUPERVISOR_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -211,9 +212,17 @@ int sv_threads(struct sv_call *c);
  * dup2) or the lowest free number (@vfd < 0); @newfd_flags may hold
  * O_CLOEXEC. With @answer the call returns the new vfd atomically (on
  * success the caller then only frees @c with sv_call_free). Returns the vfd
- * or -errno (-ENOENT: the notification is gone).
+ * or -errno (-ENOENT: the notification is gone), or SV_ADDFD_LATER.
  */
 int sv_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags, bool answer);
+/*
+ * sv_addfd() with @answer and @vfd < 0 where the caller's kernel picks the
+ * number (the KVM tier: the guest kernel runs the call, or a placeholder
+ * call in its place, and the front end answers with what it returns): the
+ * call is answered as with a vfd, which the cache learns from the front
+ * end's table (fdc_source) at its next lookup.
+ */
+#define SV_ADDFD_LATER	INT_MIN
 
 /* Deliver @sig to the calling thread (e.g. SIGPIPE for EPIPE without MSG_NOSIGNAL). */
 void sv_signal(struct sv_call *c, int sig);

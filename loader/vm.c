@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rsys/policy.h>
+
 #include "cmds.h"
 #include "log.h"
 #include "vmm.h"
@@ -15,7 +17,8 @@ static void vm_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: rsys-load vm --kernel BZIMAGE --initrd FILE [--mem MIB] [--cpus N]\n"
-		"                    [--append ARGS] [-i] [-s] [-v] -- PROG [ARGS...]\n"
+		"                    [--policy FILE [--delegate ADDR]] [--append ARGS]\n"
+		"                    [-i] [-s] [-v] -- PROG [ARGS...]\n"
 		"\n"
 		"Boot a compute VM (no network, its serial console on stdout) with\n"
 		"rsys's own VMM on /dev/kvm, run PROG in it and exit with PROG's status.\n"
@@ -33,6 +36,11 @@ static void vm_usage(FILE *f)
 		"                    forks and executes with its environment) on stderr; an\n"
 		"                    untrusted process is trapped until its first call only\n"
 		"      --trap-all    with -s: trap every process's calls all the time\n"
+		"  --policy FILE     the trusted processes' sockets of the policy's remote\n"
+		"                    families are rsys-delegate's (its egress rules apply);\n"
+		"                    the guest kernel runs their other calls\n"
+		"  --delegate ADDR   where rsys-delegate listens (default: the policy's\n"
+		"                    'delegate' line), e.g. unix:/run/rsys/delegate.sock\n"
 		"  -v, --verbose     the guest kernel's messages too, and the VM's layout\n"
 		"  -h, --help        this text\n"
 		"\n"
@@ -62,11 +70,15 @@ int do_vm(int argc, char **argv)
 		{ "interactive", no_argument, NULL, 'i' },
 		{ "syscalls", no_argument, NULL, 's' },
 		{ "trap-all", no_argument, NULL, 'T' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "delegate", required_argument, NULL, 'd' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	struct vmm_opts o = { .mem_mib = VMM_MEM_DEFAULT_MIB, .cpus = VMM_CPUS_DEFAULT };
+	const char *policy_file = NULL, *delegate = NULL;
+	struct policy *p = NULL;
 	int c, ret;
 
 	optind = 1;
@@ -86,6 +98,12 @@ int do_vm(int argc, char **argv)
 			break;
 		case 'T':
 			o.trap_all = true;
+			break;
+		case 'p':
+			policy_file = optarg;
+			break;
+		case 'd':
+			delegate = optarg;
 			break;
 		case 'm':
 			if (parse_num(optarg, &o.mem_mib)) {
@@ -122,8 +140,33 @@ int do_vm(int argc, char **argv)
 		vm_usage(stderr);
 		return 2;
 	}
+	if (delegate && !policy_file) {
+		pr_err("--delegate goes with --policy\n");
+		return 2;
+	}
+	if (policy_file) {
+		p = calloc(1, sizeof(*p));
+		if (!p)
+			return 1;
+		if (policy_load(p, policy_file, stderr)) {
+			pr_err("cannot load policy %s\n", policy_file);
+			free(p);
+			return 1;
+		}
+		if (!delegate)
+			delegate = p->delegate;
+		if (!*delegate) {
+			pr_err("no delegate address: give --delegate ADDR or a 'delegate' line in %s\n",
+			       policy_file);
+			free(p);
+			return 1;
+		}
+		o.policy = p;
+		o.delegate = delegate;
+	}
 	o.argv = argv + optind;
 	o.kernel_log = log_level > LOG_WARN;
 	ret = vmm_run(&o);
+	free(p);
 	return ret < 0 ? 1 : run_exit(ret);
 }

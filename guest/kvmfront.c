@@ -1,0 +1,1001 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The KVM tier's front end of the core: a trusted guest process's call,
+ * trapped by kvm-patch's syscall hook, goes to the same handlers as the
+ * host tier's seccomp notifications (sockcalls.c, wait.c, fdcache.c).
+ *
+ * A vCPU's thread hands the call to the supervisor thread (kf_call: a
+ * queue that next() takes from) and waits for its answer: completed with
+ * a value (a remote call), or run by the guest kernel (a local one).
+ * Guest memory is read and written through the process's page tables
+ * (gmem); a buffer the core will write that is not yet mapped writable
+ * (never touched, or copy-on-write after fork) is first faulted in by the
+ * guest kernel itself: the call is replaced by madvise(MADV_POPULATE_WRITE)
+ * and, at its return, the registers are set so that the process makes its
+ * call again (kf_return).
+ *
+ * Remote fds: the guest kernel numbers them. Where the host tier installs
+ * the placeholder with ADDFD, the guest runs the call (dup, dup2, ...) or,
+ * for a new socket, an eventfd2 in its place, and the return hook learns
+ * the number; the front end keeps, per guest process and vfd, the
+ * monitor's end of the placeholder (its "shadow" table: what /proc/PID/fd
+ * is to the host tier, struct fdc_source). Closing the last one hangs up
+ * the anchor and the core closes the socket at the delegate, as for the
+ * host tier.
+ *
+ * A guest process is its address space (page-table root): its threads
+ * share one table. Not yet: tables across fork (a child starts with none,
+ * its inherited placeholders are plain eventfds to it) and execve (the
+ * table ends with the old address space), signals into the guest (SIGPIPE,
+ * a signal ending a blocked remote call) and blocking without stalling the
+ * vCPU: a remote call that blocks holds its vCPU until it is answered.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/audit.h>
+#include <linux/kvm.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include <rsys/limits.h>
+#include <rsys/proto.h>
+#include <rsys/syscalls.h>
+
+#include <rsys/policy.h>
+
+#include "fdcache.h"
+#include "kvmfront.h"
+#include "log.h"
+#include "supervisor.h"
+
+#define KF_PROCS	256		/* guest processes with a table at once */
+#define KF_VFD_MAX	65536		/* larger guest vfds are never remote */
+#define KF_PAGE		4096ULL
+#define KF_RANGES	4
+#define KF_POLL_MAX	1024		/* a split poll of more entries is the core's alone */
+#define KF_SLICE_MAX_MS	16		/* the longest slice of a split poll's local half */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_READ	22
+#define MADV_POPULATE_WRITE	23
+#endif
+
+/* One guest process the core knows: its id there and its shadow table. */
+struct kf_proc {
+	uint64_t root;			/* gmem_root of its address space; 0: free */
+	pid_t id;			/* tid and tgid in the core */
+	int exit_fd;			/* eventfd written when it ends */
+	unsigned int n;
+	int *fds;			/* per vfd: the monitor's placeholder end, or -1 */
+};
+
+/*
+ * A call on its way through the core, one per vCPU (struct kf_vcpu): the
+ * core may still look at it (sv_call.id) a moment after it is answered.
+ */
+struct kf_call {
+	struct kf_call *next;
+	struct kvm_x86_syscall sc;
+	pid_t id;
+	uint64_t root;
+	pthread_cond_t cond;
+	bool done;			/* answered (or installing): the vCPU goes on */
+	bool cont;
+	int64_t ret;
+	bool install;			/* the guest runs it (or a placeholder) for the vfd */
+	int inst_fd;
+};
+
+static struct {
+	pthread_mutex_t lock;		/* procs, their tables, calls' answers */
+	const struct gmem *gm;
+	const struct sv *sv;
+	struct kf_proc procs[KF_PROCS];
+	pid_t next_id;
+	struct kf_call *head, **tail;	/* calls for next() */
+	int qfd;			/* eventfd: the queue has calls */
+} kf = { .lock = PTHREAD_MUTEX_INITIALIZER, .qfd = -1 };
+
+/* Which calls name fds how (include/rsys/syscalls.h). */
+static const unsigned char kf_fdargs[] = {
+#define KF_FDARGS(name, nr, flags)	[nr] = (flags),
+	RSYS_SYSCALLS(KF_FDARGS)
+#undef KF_FDARGS
+};
+
+static unsigned int fdargs(uint64_t nr)
+{
+	return nr < sizeof(kf_fdargs) ? kf_fdargs[nr] : 0;
+}
+
+/* under kf.lock */
+static struct kf_proc *proc_by_root(uint64_t root)
+{
+	unsigned int i;
+
+	for (i = 0; i < KF_PROCS; i++)
+		if (kf.procs[i].root == root)
+			return &kf.procs[i];
+	return NULL;
+}
+
+static struct kf_proc *proc_by_id(pid_t id)
+{
+	unsigned int i;
+
+	for (i = 0; i < KF_PROCS; i++)
+		if (kf.procs[i].root && kf.procs[i].id == id)
+			return &kf.procs[i];
+	return NULL;
+}
+
+/* The process of address space @root, new if need be; NULL when the table is full. Under kf.lock. */
+static struct kf_proc *proc_get(uint64_t root)
+{
+	struct kf_proc *p = proc_by_root(root);
+	unsigned int i;
+
+	if (p)
+		return p;
+	for (i = 0; i < KF_PROCS && kf.procs[i].root; i++)
+		;
+	if (i == KF_PROCS)
+		return NULL;
+	p = &kf.procs[i];
+	p->exit_fd = eventfd(0, EFD_CLOEXEC);
+	if (p->exit_fd < 0)
+		return NULL;
+	p->root = root;
+	p->id = ++kf.next_id;
+	p->n = 0;
+	p->fds = NULL;
+	return p;
+}
+
+static int shadow_get(const struct kf_proc *p, int vfd)
+{
+	return vfd >= 0 && (unsigned int)vfd < p->n ? p->fds[vfd] : -1;
+}
+
+/* Put @fd at @vfd (closing what was there); -ENOMEM or -EMFILE (beyond KF_VFD_MAX). Under kf.lock. */
+static int shadow_set(struct kf_proc *p, int vfd, int fd)
+{
+	unsigned int n;
+	int *fds;
+
+	if (vfd < 0 || vfd >= KF_VFD_MAX)
+		return -EMFILE;
+	if ((unsigned int)vfd >= p->n) {
+		n = p->n ? p->n : 64;
+		while (n <= (unsigned int)vfd)
+			n *= 2;
+		fds = realloc(p->fds, n * sizeof(*fds));
+		if (!fds)
+			return -ENOMEM;
+		memset(fds + p->n, 0xff, (n - p->n) * sizeof(*fds));
+		p->fds = fds;
+		p->n = n;
+	}
+	if (p->fds[vfd] >= 0)
+		close(p->fds[vfd]);
+	p->fds[vfd] = fd;
+	return 0;
+}
+
+static void shadow_drop(struct kf_proc *p, int vfd)
+{
+	if (vfd >= 0 && (unsigned int)vfd < p->n && p->fds[vfd] >= 0) {
+		close(p->fds[vfd]);
+		p->fds[vfd] = -1;
+	}
+}
+
+/* --- struct fdc_source: the shadow tables --- */
+
+static pid_t kt_tgid(pid_t tid)
+{
+	pid_t ret;
+
+	pthread_mutex_lock(&kf.lock);
+	ret = proc_by_id(tid) ? tid : -ESRCH;
+	pthread_mutex_unlock(&kf.lock);
+	return ret;
+}
+
+static int kt_exit_fd(pid_t tgid)
+{
+	struct kf_proc *p;
+	int fd = -ESRCH;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(tgid);
+	if (p) {
+		fd = fcntl(p->exit_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			fd = -errno;
+	}
+	pthread_mutex_unlock(&kf.lock);
+	return fd;
+}
+
+/* Only remote vfds are known: any other is "not open" here, so the cache never keeps it local. */
+static int kt_fd_ino(pid_t tid, int vfd, ino_t *ino)
+{
+	struct kf_proc *p;
+	struct stat sb;
+	int fd, ret = -EBADF;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(tid);
+	fd = p ? shadow_get(p, vfd) : -1;
+	if (fd >= 0 && !fstat(fd, &sb)) {
+		*ino = sb.st_ino;
+		ret = 1;
+	}
+	pthread_mutex_unlock(&kf.lock);
+	return ret;
+}
+
+static int kt_fd_flags(pid_t tid, int vfd)
+{
+	struct kf_proc *p;
+	int fd, fl = 0;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(tid);
+	fd = p ? shadow_get(p, vfd) : -1;
+	if (fd >= 0)
+		fl = fcntl(fd, F_GETFL);
+	pthread_mutex_unlock(&kf.lock);
+	return fl < 0 ? 0 : fl;
+}
+
+/* A remote vfd's placeholder end; a local guest file has no copy in the monitor. */
+static int kt_fd_copy(pid_t tgid, int exit_fd, int vfd)
+{
+	struct kf_proc *p;
+	int fd, ret = -EOPNOTSUPP;
+
+	(void)exit_fd;
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(tgid);
+	fd = p ? shadow_get(p, vfd) : -1;
+	if (fd >= 0) {
+		ret = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (ret < 0)
+			ret = -errno;
+	}
+	pthread_mutex_unlock(&kf.lock);
+	return ret;
+}
+
+static int kt_fd_each(pid_t tid, void (*fn)(int vfd, void *arg), void *arg)
+{
+	struct kf_proc *p;
+	unsigned int i, n = 0;
+	int *vfds = NULL;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(tid);
+	if (p && p->n)
+		vfds = malloc(p->n * sizeof(*vfds));
+	for (i = 0; vfds && i < p->n; i++)
+		if (p->fds[i] >= 0)
+			vfds[n++] = i;
+	pthread_mutex_unlock(&kf.lock);
+	if (p && p->n && !vfds)
+		return -ENOMEM;
+	/* fn() looks the vfds up again (fdc_lookup): not under kf.lock */
+	for (i = 0; i < n; i++)
+		fn(vfds[i], arg);
+	free(vfds);
+	return 0;
+}
+
+static bool kt_files_shared(pid_t a, pid_t b)
+{
+	(void)a;
+	(void)b;
+	return false;	/* one table per address space */
+}
+
+static const struct fdc_source kf_tables = {
+	.tgid = kt_tgid,
+	.exit_fd = kt_exit_fd,
+	.fd_ino = kt_fd_ino,
+	.fd_flags = kt_fd_flags,
+	.fd_copy = kt_fd_copy,
+	.fd_each = kt_fd_each,
+	.files_shared = kt_files_shared,
+};
+
+/* --- struct sv_front: calls from the vCPUs --- */
+
+static int kv_next(struct sv *sv, struct sv_call *c)
+{
+	struct kf_call *k;
+	uint64_t n;
+	int i;
+
+	(void)sv;
+	for (;;) {
+		pthread_mutex_lock(&kf.lock);
+		k = kf.head;
+		if (k) {
+			kf.head = k->next;
+			if (!kf.head)
+				kf.tail = &kf.head;
+		}
+		pthread_mutex_unlock(&kf.lock);
+		if (k)
+			break;
+		if (read(kf.qfd, &n, sizeof(n)) < 0)
+			return errno == EINTR || errno == EAGAIN ? -EINTR : -errno;
+	}
+	c->id = (uintptr_t)k;
+	c->tid = k->id;
+	c->sys.nr = (int)k->sc.nr;
+	c->sys.arch = AUDIT_ARCH_X86_64;
+	c->sys.ip = k->sc.rip;
+	for (i = 0; i < 6; i++)
+		c->sys.args[i] = k->sc.args[i];
+	return 0;
+}
+
+static struct kf_call *kcall(const struct sv_call *c)
+{
+	return (struct kf_call *)(uintptr_t)c->id;
+}
+
+static bool kv_answer(struct sv_call *c, int64_t ret, bool cont)
+{
+	struct kf_call *k = kcall(c);
+
+	pthread_mutex_lock(&kf.lock);
+	k->ret = ret;
+	k->cont = cont;
+	k->done = true;
+	pthread_cond_signal(&k->cond);
+	pthread_mutex_unlock(&kf.lock);
+	return true;
+}
+
+/* Its vCPU waits in the call until it is answered: valid until then. */
+static bool kv_valid(const struct sv_call *c)
+{
+	bool done;
+
+	pthread_mutex_lock(&kf.lock);
+	done = kcall(c)->done;
+	pthread_mutex_unlock(&kf.lock);
+	return !done;
+}
+
+static ssize_t kv_mem(struct sv_call *c, const struct iovec *local, const struct iovec *remote,
+		      int n, bool write)
+{
+	uint64_t root = kcall(c)->root;
+	ssize_t done = 0;
+	int i, err;
+
+	for (i = 0; i < n; i++) {
+		if (local[i].iov_len != remote[i].iov_len)
+			return -1;
+		err = write ? gmem_write(kf.gm, root, (uintptr_t)remote[i].iov_base,
+					 local[i].iov_base, local[i].iov_len) :
+			      gmem_read(kf.gm, root, (uintptr_t)remote[i].iov_base,
+					local[i].iov_base, local[i].iov_len);
+		if (err)
+			break;
+		done += local[i].iov_len;
+	}
+	return i == 0 && n ? -1 : done;
+}
+
+static int kv_threads(struct sv_call *c)
+{
+	(void)c;
+	return 0;	/* not known: exit of one thread closes nothing */
+}
+
+/*
+ * The guest kernel gives the number: with @answer (a new remote socket, a
+ * dup of a remote vfd) the vCPU runs the call, or an eventfd2 in place of
+ * a socket or accept, and keeps @fd's copy at the vfd it returns. Without
+ * (close or dup2 onto remote @vfd) the shadow lets @vfd go now, so the
+ * socket closes before the call returns, and the guest's own call
+ * replaces it.
+ */
+static int kv_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags, bool answer)
+{
+	struct kf_call *k = kcall(c);
+	struct kf_proc *p;
+	struct stat sb;
+	int copy = -1;
+
+	(void)newfd_flags;
+	if (!fstat(fd, &sb) && S_ISSOCK(sb.st_mode)) {
+		copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (copy < 0)
+			return -errno;
+	}
+	if (!answer && vfd < 0) {
+		if (copy >= 0)
+			close(copy);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(k->id);
+	if (p && vfd >= 0)
+		shadow_drop(p, vfd);
+	if (k->inst_fd >= 0)
+		close(k->inst_fd);
+	k->inst_fd = copy;
+	k->install = true;
+	if (answer) {
+		k->done = true;
+		pthread_cond_signal(&k->cond);
+	}
+	pthread_mutex_unlock(&kf.lock);
+	return answer ? SV_ADDFD_LATER : vfd;
+}
+
+static void kv_signal(struct sv_call *c, int sig)
+{
+	pr_debug("vm: signal %d for guest process %d not delivered (not supported yet)\n", sig,
+		 (int)c->tgid);
+}
+
+const struct sv_front sv_kvm = {
+	.name = "KVM syscall exits",
+	.next = kv_next,
+	.answer = kv_answer,
+	.valid = kv_valid,
+	.mem = kv_mem,
+	.threads = kv_threads,
+	.addfd = kv_addfd,
+	.signal = kv_signal,
+	.table = &kf_tables,
+};
+
+/* --- the vCPU side --- */
+
+int kf_start(struct sv *sv, const struct gmem *m)
+{
+	int ret;
+
+	kf.gm = m;
+	kf.sv = sv;
+	kf.tail = &kf.head;
+	kf.qfd = eventfd(0, EFD_CLOEXEC);
+	if (kf.qfd < 0)
+		return -errno;
+	sv->front = &sv_kvm;
+	ret = sv_start(sv);
+	if (ret) {
+		close(kf.qfd);
+		kf.qfd = -1;
+	}
+	return ret;
+}
+
+void kf_stop(struct sv *sv)
+{
+	unsigned int i, v;
+
+	sv_stop(sv);
+	for (i = 0; i < KF_PROCS; i++) {
+		if (!kf.procs[i].root)
+			continue;
+		for (v = 0; v < kf.procs[i].n; v++)
+			shadow_drop(&kf.procs[i], v);
+		free(kf.procs[i].fds);
+		close(kf.procs[i].exit_fd);
+		kf.procs[i].root = 0;
+	}
+	if (kf.qfd >= 0)
+		close(kf.qfd);
+	kf.qfd = -1;
+}
+
+void kf_mm_gone(uint64_t cr3)
+{
+	uint64_t one = 1, root = gmem_root(cr3);
+	struct kf_proc *p;
+	unsigned int v;
+
+	if (kf.qfd < 0)
+		return;
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	if (p) {
+		for (v = 0; v < p->n; v++)
+			shadow_drop(p, v);
+		free(p->fds);
+		p->fds = NULL;
+		p->n = 0;
+		/* the core forgets it (EV_PROC) once it reads this */
+		if (write(p->exit_fd, &one, sizeof(one)) != sizeof(one))
+			pr_debug("vm: exit event: %s\n", err_str(errno));
+		close(p->exit_fd);
+		p->root = 0;
+	}
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/* A range of guest memory the core will write (or read) for a call. */
+struct kf_range {
+	uint64_t va, len;
+	bool write;
+};
+
+static uint32_t guest_u32(uint64_t root, uint64_t va)
+{
+	uint32_t v = 0;
+
+	if (va && gmem_read(kf.gm, root, va, &v, sizeof(v)))
+		v = 0;
+	return v;
+}
+
+static uint64_t cap(uint64_t len, uint64_t max)
+{
+	return len < max ? len : max;
+}
+
+/* The caller's buffers that the core will copy for remote call @sc: how many in @r. */
+static int call_ranges(const struct kvm_x86_syscall *sc, uint64_t root, struct kf_range *r)
+{
+	const __u64 *a = sc->args;
+	int n = 0;
+
+#define KF_RANGE(v, l, w)	do { if ((v) && (l) > 0) r[n++] = (struct kf_range){ (v), (l), (w) }; } while (0)
+	switch (sc->nr) {
+	case RSYS_NR_read:
+	case RSYS_NR_recvfrom:
+		KF_RANGE(a[1], cap(a[2], RSYS_MAX_RECV), true);
+		if (sc->nr == RSYS_NR_recvfrom && a[4])
+			KF_RANGE(a[4], guest_u32(root, a[5]), true);
+		break;
+	case RSYS_NR_write:
+	case RSYS_NR_sendto:
+		KF_RANGE(a[1], cap(a[2], RSYS_MAX_PAYLOAD), false);
+		break;
+	case RSYS_NR_getsockopt:
+		KF_RANGE(a[3], guest_u32(root, a[4]), true);
+		break;
+	case RSYS_NR_getsockname:
+	case RSYS_NR_getpeername:
+	case RSYS_NR_accept:
+	case RSYS_NR_accept4:
+		KF_RANGE(a[1], guest_u32(root, a[2]), true);
+		break;
+	case RSYS_NR_ioctl:
+		KF_RANGE(a[2], sizeof(int), true);
+		break;
+	}
+#undef KF_RANGE
+	return n;
+}
+
+/*
+ * The first page of @r[0..@n) that a user access of its kind would fault
+ * on (not present, or read-only for a write): 0 if none. *@write says
+ * which kind, *@end where its range ends.
+ */
+static uint64_t first_fault(uint64_t root, const struct kf_range *r, int n, bool *write,
+			    uint64_t *end_out)
+{
+	uint64_t va, end, gpa;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		end = r[i].va + r[i].len;
+		for (va = r[i].va & ~(KF_PAGE - 1); va < end; va += KF_PAGE) {
+			if (gmem_translate(kf.gm, root, va, r[i].write, &gpa)) {
+				*write = r[i].write;
+				*end_out = end;
+				return va;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Hand @k to the supervisor and wait for its answer. */
+static void core_run(struct kf_call *k)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&kf.lock);
+	k->next = NULL;
+	*kf.tail = k;
+	kf.tail = &k->next;
+	pthread_mutex_unlock(&kf.lock);
+	if (write(kf.qfd, &one, sizeof(one)) != sizeof(one))
+		pr_warn("vm: cannot wake the supervisor: %s\n", err_str(errno));
+	pthread_mutex_lock(&kf.lock);
+	while (!k->done)
+		pthread_cond_wait(&k->cond, &kf.lock);
+	pthread_mutex_unlock(&kf.lock);
+}
+
+static bool is_remote(uint64_t root, int vfd)
+{
+	struct kf_proc *p;
+	bool ret;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	ret = p && shadow_get(p, vfd) >= 0;
+	pthread_mutex_unlock(&kf.lock);
+	return ret;
+}
+
+static bool same_call(const struct kvm_x86_syscall *a, const struct kvm_x86_syscall *b)
+{
+	return a->nr == b->nr && a->rip == b->rip && gmem_root(a->cr3) == gmem_root(b->cr3) &&
+	       !memcmp(a->args, b->args, sizeof(a->args));
+}
+
+/* Negate the fds of entries @idx[0..@n) of the pollfd array at @va (poll skips negative ones), or back. */
+static void poll_flip(uint64_t root, uint64_t va, const uint32_t *idx, unsigned int n)
+{
+	unsigned int i;
+	uint64_t at;
+	int32_t fd;
+
+	for (i = 0; i < n; i++) {
+		at = va + (uint64_t)idx[i] * sizeof(struct pollfd);
+		if (!gmem_read(kf.gm, root, at, &fd, sizeof(fd))) {
+			fd = ~fd;
+			gmem_write(kf.gm, root, at, &fd, sizeof(fd));
+		}
+	}
+}
+
+/* The remote entries a slice hid are the program's again. */
+static void unhide(struct kf_vcpu *kv)
+{
+	if (kv->nhidden)
+		poll_flip(gmem_root(kv->orig.cr3), kv->orig.args[0], kv->hidden, kv->nhidden);
+	free(kv->hidden);
+	kv->hidden = NULL;
+	kv->nhidden = 0;
+}
+
+void kf_disarm(struct kf_vcpu *kv)
+{
+	if (kv->inst_fd >= 0)
+		close(kv->inst_fd);
+	kv->inst_fd = -1;
+	if (kv->slice)
+		unhide(kv);
+	kv->armed = kv->install = kv->retry = kv->slice = false;
+}
+
+void kf_vcpu_free(struct kf_vcpu *kv)
+{
+	kf_disarm(kv);
+	free(kv->call);
+	kv->call = NULL;
+}
+
+/* Is any fd that call @sc names in registers (fdargs @fa) remote? */
+static bool names_remote(uint64_t root, const struct kvm_x86_syscall *sc, unsigned int fa)
+{
+	return ((fa & RSYS_A0) && is_remote(root, (int)sc->args[0])) ||
+	       ((fa & RSYS_A1) && is_remote(root, (int)sc->args[1])) ||
+	       ((fa & RSYS_A2) && is_remote(root, (int)sc->args[2]));
+}
+
+/* Not the core's business in a guest: local families, epoll instances (remote interest is epoll_ctl's). */
+static bool core_takes(const struct kvm_x86_syscall *sc, uint64_t root)
+{
+	unsigned int fa = fdargs(sc->nr);
+
+	if (!sv_handles(sc->nr, false))
+		return false;
+	switch (sc->nr) {
+	case RSYS_NR_execve:
+	case RSYS_NR_execveat:		/* trust follows the token (vmtrust.c), not a passport */
+	case RSYS_NR_epoll_create1:
+		return false;
+	case RSYS_NR_socket:
+		return policy_is_remote_family(kf.sv->policy, (int)sc->args[0]);
+	}
+	/* Calls on local fds only need nothing from the core: the guest kernel runs them. */
+	if (fa & (RSYS_A0 | RSYS_A1 | RSYS_A2) && !(fa & RSYS_AMEM))
+		return names_remote(root, sc, fa);
+	return true;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* When poll or ppoll @sc times out (CLOCK_MONOTONIC ns), INT64_MAX for never; -1 for a bad timespec. */
+static int64_t poll_deadline(const struct kvm_x86_syscall *sc, uint64_t root)
+{
+	struct timespec ts;
+
+	if (sc->nr == RSYS_NR_poll)
+		return (int)sc->args[2] < 0 ? INT64_MAX : now_ns() + (int64_t)(int)sc->args[2] * 1000000;
+	if (!sc->args[2])
+		return INT64_MAX;
+	if (gmem_read(kf.gm, root, sc->args[2], &ts, sizeof(ts)) || ts.tv_sec < 0 ||
+	    ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L)
+		return -1;
+	if (ts.tv_sec > INT32_MAX)
+		return INT64_MAX;
+	return now_ns() + ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void complete(struct kvm_x86_syscall *sc, int64_t ret)
+{
+	sc->flags = 0;
+	sc->ret = ret;
+}
+
+/*
+ * A poll or ppoll over local and remote fds: the remote half is the core's
+ * (a poll of the remote entries alone, the local ones hidden, that does
+ * not wait); the local half is the guest kernel's own poll of the local
+ * entries, the remote ones hidden, in slices of up to KF_SLICE_MAX_MS, so
+ * the vCPU runs the guest meanwhile. Between slices the call is made again
+ * (kf_return). 1 when it is decided so; 0 when the core takes it whole (all
+ * remote), -1 when the guest kernel does (all local).
+ */
+static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root,
+		       pid_t id)
+{
+	uint32_t *loc = NULL, *rem = NULL, nl = 0, nr = 0, i;
+	uint64_t va = sc->args[0], nfds = sc->args[1];
+	struct kf_call *k = kv->call;
+	struct pollfd *pf;
+	struct kf_proc *p;
+	int64_t left;
+	unsigned int ms;
+
+	if (!nfds || nfds > KF_POLL_MAX)
+		return false;
+	pf = malloc(nfds * sizeof(*pf));
+	loc = malloc(nfds * sizeof(*loc));
+	rem = malloc(nfds * sizeof(*rem));
+	if (!pf || !loc || !rem || gmem_read(kf.gm, root, va, pf, nfds * sizeof(*pf)))
+		goto whole;
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	for (i = 0; p && i < nfds; i++) {
+		if (pf[i].fd < 0)
+			continue;
+		if (shadow_get(p, pf[i].fd) >= 0)
+			rem[nr++] = i;
+		else
+			loc[nl++] = i;
+	}
+	pthread_mutex_unlock(&kf.lock);
+	if (!nr) {
+		free(pf);
+		free(loc);
+		free(rem);
+		return -1;	/* all local: the guest kernel's */
+	}
+	if (!nl)
+		goto whole;
+	free(pf);
+	if (!same_call(sc, &kv->wait_call)) {
+		kv->wait_call = *sc;
+		kv->wait_deadline = poll_deadline(sc, root);
+		kv->wait_slice_ms = 1;
+	}
+	if (kv->wait_deadline < 0) {
+		kv->wait_call.nr = 0;
+		free(loc);
+		free(rem);
+		complete(sc, -EINVAL);
+		return 1;
+	}
+
+	/* The remote half, now: a poll of the remote entries that does not wait. */
+	poll_flip(root, va, loc, nl);
+	pthread_mutex_lock(&kf.lock);
+	k->sc = *sc;
+	k->sc.nr = RSYS_NR_poll;
+	k->sc.args[2] = 0;
+	k->id = id;
+	k->root = root;
+	k->done = k->cont = k->install = false;
+	k->ret = 0;
+	k->inst_fd = -1;
+	pthread_mutex_unlock(&kf.lock);
+	core_run(k);
+	poll_flip(root, va, loc, nl);
+	free(loc);
+	if (k->inst_fd >= 0)
+		close(k->inst_fd);
+	left = kv->wait_deadline == INT64_MAX ? INT64_MAX : kv->wait_deadline - now_ns();
+	if ((!k->cont && k->ret) || left <= 0) {
+		kv->wait_call.nr = 0;
+		free(rem);
+		complete(sc, k->cont ? 0 : k->ret);
+		return 1;
+	}
+
+	/* The local half: the guest kernel's poll for a slice, the remote entries hidden. */
+	ms = kv->wait_slice_ms;
+	if (left < (int64_t)ms * 1000000)
+		ms = (unsigned int)((left + 999999) / 1000000);
+	kv->wait_slice_ms = kv->wait_slice_ms * 2 > KF_SLICE_MAX_MS ? KF_SLICE_MAX_MS :
+			    kv->wait_slice_ms * 2;
+	poll_flip(root, va, rem, nr);
+	kv->hidden = rem;
+	kv->nhidden = nr;
+	kv->orig = *sc;
+	kv->id = id;
+	kv->armed = kv->slice = true;
+	sc->nr = RSYS_NR_poll;
+	sc->args[2] = ms;
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return 1;
+
+whole:
+	free(pf);
+	free(loc);
+	free(rem);
+	return 0;
+}
+
+enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc)
+{
+	uint64_t root = gmem_root(sc->cr3), va, end = 0;
+	struct kf_range r[KF_RANGES];
+	struct kf_call *k = kv->call;
+	struct kf_proc *p;
+	bool write;
+	pid_t id;
+	int n;
+
+	if (kv->armed)
+		kf_disarm(kv);
+	if (kv->fault_va && !same_call(sc, &kv->orig))
+		kv->fault_va = 0;
+	if (kf.qfd < 0 || !core_takes(sc, root))
+		return KF_PASS;
+	if (!k) {
+		k = kv->call = calloc(1, sizeof(*k));
+		if (!k) {
+			sc->flags = 0;
+			sc->ret = -ENOMEM;
+			return KF_DECIDED;
+		}
+		pthread_cond_init(&k->cond, NULL);
+	}
+	pthread_mutex_lock(&kf.lock);
+	p = proc_get(root);
+	id = p ? p->id : 0;
+	pthread_mutex_unlock(&kf.lock);
+	if (!p) {
+		pr_warn_few("vm: more than %u trusted guest processes: the others' calls run in the guest (no network)\n",
+			    KF_PROCS);
+		return KF_PASS;
+	}
+
+	if (sc->nr == RSYS_NR_poll || sc->nr == RSYS_NR_ppoll) {
+		int split = split_poll(kv, sc, root, id);
+
+		if (split)
+			return split > 0 ? KF_DECIDED : KF_PASS;
+	}
+	kv->wait_call.nr = 0;
+
+	/* Its buffers first, unless this is the call made again after their fault-in. */
+	if ((fdargs(sc->nr) & RSYS_A0) && is_remote(root, (int)sc->args[0])) {
+		n = call_ranges(sc, root, r);
+		va = first_fault(root, r, n, &write, &end);
+		if (va && va != kv->fault_va) {
+			kv->orig = *sc;
+			kv->fault_va = va;
+			kv->armed = kv->retry = true;
+			kv->id = id;
+			sc->nr = RSYS_NR_madvise;
+			sc->args[0] = va;
+			sc->args[1] = (end - va + KF_PAGE - 1) & ~(KF_PAGE - 1);
+			sc->args[2] = write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
+			sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+			return KF_DECIDED;
+		}
+	}
+	kv->fault_va = 0;
+
+	pthread_mutex_lock(&kf.lock);
+	k->sc = *sc;
+	k->id = id;
+	k->root = root;
+	k->done = k->cont = k->install = false;
+	k->ret = 0;
+	k->inst_fd = -1;
+	pthread_mutex_unlock(&kf.lock);
+	core_run(k);
+	if (k->install) {
+		/* The guest's own call (dup*, close, exit_group) or a placeholder in place of a socket. */
+		kv->armed = kv->install = true;
+		kv->inst_fd = k->inst_fd;
+		k->inst_fd = -1;
+		kv->id = id;
+		kv->orig = *sc;
+		if (sc->nr == RSYS_NR_socket || sc->nr == RSYS_NR_accept ||
+		    sc->nr == RSYS_NR_accept4) {
+			int fl = kv->inst_fd >= 0 ? fcntl(kv->inst_fd, F_GETFL) : 0;
+			bool cloexec = sc->nr == RSYS_NR_socket ? sc->args[1] & SOCK_CLOEXEC :
+				       sc->nr == RSYS_NR_accept4 ? sc->args[3] & SOCK_CLOEXEC : false;
+
+			sc->nr = RSYS_NR_eventfd2;
+			sc->args[0] = 0;
+			sc->args[1] = (cloexec ? EFD_CLOEXEC : 0) |
+				      (fl > 0 && (fl & O_NONBLOCK) ? EFD_NONBLOCK : 0);
+		}
+		sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+		return KF_DECIDED;
+	}
+	if (k->cont)
+		return KF_PASS;
+	sc->flags = 0;
+	sc->ret = k->ret;
+	return KF_DECIDED;
+}
+
+int kf_return(struct kf_vcpu *kv, int vcpu_fd, struct kvm_x86_syscall *sc)
+{
+	struct kvm_regs regs;
+	struct kf_proc *p;
+	int err = 0;
+
+	if (kv->slice) {
+		unhide(kv);
+		/* nothing local in this slice and time left: the whole call again, remote half first */
+		kv->retry = sc->ret == 0 && (kv->wait_deadline == INT64_MAX ||
+					     now_ns() < kv->wait_deadline);
+		if (!kv->retry)
+			kv->wait_call.nr = 0;
+	}
+	if (kv->retry) {
+		/* Back to the SYSCALL instruction with the call's number and arguments. */
+		if (ioctl(vcpu_fd, KVM_GET_REGS, &regs)) {
+			err = -errno;
+		} else {
+			regs.rax = kv->orig.nr;
+			regs.rcx = kv->orig.rip;
+			regs.rdi = kv->orig.args[0];
+			regs.rsi = kv->orig.args[1];
+			regs.rdx = kv->orig.args[2];
+			regs.r10 = kv->orig.args[3];
+			regs.r8 = kv->orig.args[4];
+			regs.r9 = kv->orig.args[5];
+			if (ioctl(vcpu_fd, KVM_SET_REGS, &regs))
+				err = -errno;
+		}
+	} else if (kv->install && sc->ret >= 0 && kv->inst_fd >= 0) {
+		pthread_mutex_lock(&kf.lock);
+		p = proc_by_id(kv->id);
+		if (p && !shadow_set(p, (int)sc->ret, kv->inst_fd))
+			kv->inst_fd = -1;	/* the shadow's now */
+		pthread_mutex_unlock(&kf.lock);
+	}
+	kf_disarm(kv);
+	return err;
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The KVM tier's front end of the core (struct sv_front): trusted guest processes' socket calls, from a vCPU's syscall exit to rsys-delegate. */
+#ifndef RSYS_KVMFRONT_H
+#define RSYS_KVMFRONT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <rsys/kvm_syscall.h>
+
+#include "gmem.h"
+
+struct sv;
+struct kf_call;
+
+/*
+ * What one vCPU's thread has in flight with the front end: a call whose
+ * SYSRET must be seen (KVM_X86_SYSCALL_FLAG_RETURN), and the call that a
+ * page fault-in (madvise) stands in for until it is made again.
+ */
+struct kf_vcpu {
+	bool armed;			/* waiting for @call's return */
+	bool install;			/* ... to learn the vfd a placeholder got */
+	bool retry;			/* ... to make @orig again once its pages are in */
+	bool slice;			/* ... to end a slice of a split poll (the local half) */
+	int inst_fd;			/* install: the monitor's placeholder end, or -1 */
+	pid_t id;			/* the process's id in the core */
+	struct kvm_x86_syscall orig;	/* the call as trapped */
+	uint64_t fault_va;		/* the page the last fault-in was for (0: none) */
+	struct kf_call *call;		/* the call the core holds (lives as long as the vCPU) */
+	/* A split poll: the remote half asked between slices of the guest kernel's poll. */
+	struct kvm_x86_syscall wait_call;	/* the poll or ppoll (nr 0: none) */
+	int64_t wait_deadline;		/* CLOCK_MONOTONIC ns (INT64_MAX: no timeout) */
+	unsigned int wait_slice_ms;
+	unsigned int nhidden;		/* entries whose fd the slice hides (negated) */
+	uint32_t *hidden;		/* ... their indexes in the array */
+};
+
+/* Free what kf_call() allocated for @kv (when the VM ends). */
+void kf_vcpu_free(struct kf_vcpu *kv);
+
+/*
+ * Serve @sv (policy, delegate and BPF maps set by the caller) for the
+ * guest whose memory is @m: sv->front becomes sv_kvm, then sv_start().
+ * 0 or -errno.
+ */
+int kf_start(struct sv *sv, const struct gmem *m);
+void kf_stop(struct sv *sv);
+
+enum kf_verdict {
+	KF_PASS,	/* not the core's: the VMM lets the guest kernel run it */
+	KF_DECIDED,	/* the answer is in the exit (flags, ret or a rewritten call) */
+};
+
+/*
+ * A trusted process's 64-bit call @sc (a syscall exit, not a return) on the
+ * vCPU @vcpu_fd: hands the calls the core handles (sockets, fd-table
+ * calls on remote fds, waits, exit) to it and waits for its answer; the
+ * vCPU stays in the call meanwhile.
+ */
+enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc);
+
+/*
+ * The return exit of a call kf_call() armed (kv->armed): the new vfd of a
+ * placeholder, or the registers that make the process repeat its call
+ * (@vcpu_fd's KVM_SET_REGS). 0 or -errno.
+ */
+int kf_return(struct kf_vcpu *kv, int vcpu_fd, struct kvm_x86_syscall *sc);
+
+/* The thread's armed call came back another way (IRET: a signal): let it go. */
+void kf_disarm(struct kf_vcpu *kv);
+
+/* The address space @cr3 ends (exit_group, execve): its remote fds are let go. */
+void kf_mm_gone(uint64_t cr3);
+
+#endif
