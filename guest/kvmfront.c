@@ -64,6 +64,9 @@
 #define KF_PAGE		4096ULL
 #define KF_RANGES	4
 #define KF_POLL_MAX	1024		/* a split poll of more entries is the core's alone */
+#define KF_SELECT_MAX	1024		/* ... a split select of more fds */
+/* The arguments of a call the front end makes up for the core: no user address is up there. */
+#define KF_SCRATCH_VA	0xffffff8000000000ULL
 #define KF_SLICE_MAX_MS	16		/* the longest slice of a split poll's local half */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_READ	22
@@ -94,6 +97,8 @@ struct kf_call {
 	int64_t ret;
 	bool install;			/* the guest runs it (or a placeholder) for the vfd */
 	int inst_fd;
+	void *scratch;			/* a made-up call's memory, at KF_SCRATCH_VA */
+	size_t scratch_len;
 };
 
 static struct {
@@ -389,8 +394,23 @@ static ssize_t kv_mem(struct sv_call *c, const struct iovec *local, const struct
 	int i, err;
 
 	for (i = 0; i < n; i++) {
+		uint64_t va = (uintptr_t)remote[i].iov_base;
+		struct kf_call *k = kcall(c);
+
 		if (local[i].iov_len != remote[i].iov_len)
 			return -1;
+		/* Only a call the front end made up has scratch memory; anyone else's is no address. */
+		if (k->scratch && va >= KF_SCRATCH_VA && local[i].iov_len <= k->scratch_len &&
+		    va - KF_SCRATCH_VA <= k->scratch_len - local[i].iov_len) {
+			uint8_t *at = (uint8_t *)k->scratch + (va - KF_SCRATCH_VA);
+
+			if (write)
+				memcpy(at, local[i].iov_base, local[i].iov_len);
+			else
+				memcpy(local[i].iov_base, at, local[i].iov_len);
+			done += local[i].iov_len;
+			continue;
+		}
 		err = write ? gmem_write(kf.gm, root, (uintptr_t)remote[i].iov_base,
 					 local[i].iov_base, local[i].iov_len) :
 			      gmem_read(kf.gm, root, (uintptr_t)remote[i].iov_base,
@@ -674,6 +694,29 @@ static void unhide(struct kf_vcpu *kv)
 	kv->nhidden = 0;
 }
 
+/* A select slice's changes to the program's memory are undone. */
+static void restore_saved(struct kf_vcpu *kv)
+{
+	unsigned int i;
+
+	for (i = 0; i < kv->nsaved; i++)
+		gmem_write(kf.gm, gmem_root(kv->orig.cr3), kv->saved[i].va, kv->saved[i].data,
+			   kv->saved[i].len);
+	kv->nsaved = 0;
+}
+
+/* Note @len bytes at @va of the caller of @sc before a slice changes them: 0 or -EFAULT. */
+static int save(struct kf_vcpu *kv, uint64_t root, uint64_t va, uint32_t len)
+{
+	if (kv->nsaved >= sizeof(kv->saved) / sizeof(kv->saved[0]) ||
+	    len > sizeof(kv->saved[0].data) || gmem_read(kf.gm, root, va, kv->saved[kv->nsaved].data, len))
+		return -EFAULT;
+	kv->saved[kv->nsaved].va = va;
+	kv->saved[kv->nsaved].len = len;
+	kv->nsaved++;
+	return 0;
+}
+
 void kf_disarm(struct kf_vcpu *kv)
 {
 	if (kv->inst_fd >= 0)
@@ -681,7 +724,27 @@ void kf_disarm(struct kf_vcpu *kv)
 	kv->inst_fd = -1;
 	if (kv->slice)
 		unhide(kv);
-	kv->armed = kv->install = kv->retry = kv->slice = false;
+	if (kv->sslice)
+		restore_saved(kv);
+	kv->armed = kv->install = kv->retry = kv->slice = kv->sslice = false;
+}
+
+/*
+ * KVM's return hook of this vCPU goes to @sc (of process @id) now: a call
+ * of another thread still waiting here for its SYSRET loses it (its
+ * placeholder's socket is closed, a split wait returns what its slice
+ * found).
+ */
+static void arm(struct kf_vcpu *kv, const struct kvm_x86_syscall *sc, pid_t id)
+{
+	if (kv->armed) {
+		pr_warn_few("vm: a trusted call lost its return hook to another thread's on the same vCPU\n");
+		kf_disarm(kv);
+	}
+	kv->orig = *sc;
+	kv->id = id;
+	kv->rsp = kv->cur_rsp;
+	kv->armed = true;
 }
 
 void kf_vcpu_free(struct kf_vcpu *kv)
@@ -751,6 +814,230 @@ static void complete(struct kvm_x86_syscall *sc, int64_t ret)
 	sc->ret = ret;
 }
 
+/* Hand call @sc of process @id to the core (with @scratch at KF_SCRATCH_VA) and wait for its answer. */
+static void core_ask(struct kf_call *k, const struct kvm_x86_syscall *sc, pid_t id, uint64_t root,
+		     void *scratch, size_t len)
+{
+	pthread_mutex_lock(&kf.lock);
+	k->sc = *sc;
+	k->id = id;
+	k->root = root;
+	k->done = k->cont = k->install = false;
+	k->ret = 0;
+	k->inst_fd = -1;
+	k->scratch = scratch;
+	k->scratch_len = len;
+	pthread_mutex_unlock(&kf.lock);
+	core_run(k);
+	pthread_mutex_lock(&kf.lock);
+	k->scratch = NULL;
+	pthread_mutex_unlock(&kf.lock);
+	if (k->inst_fd >= 0 && !k->install)
+		close(k->inst_fd);
+}
+
+/* The next slice of a split wait with @left ns to go (INT64_MAX: no timeout), in ms: 1, 2, 4 ... KF_SLICE_MAX_MS. */
+static unsigned int next_slice(struct kf_vcpu *kv, int64_t left)
+{
+	unsigned int ms = kv->wait_slice_ms;
+
+	if (left < (int64_t)ms * 1000000)
+		ms = (unsigned int)((left + 999999) / 1000000);
+	kv->wait_slice_ms = kv->wait_slice_ms * 2 > KF_SLICE_MAX_MS ? KF_SLICE_MAX_MS :
+			    kv->wait_slice_ms * 2;
+	return ms;
+}
+
+/*
+ * Have the guest kernel fault in [@va, @va + @len) for a write (else a
+ * read) in place of @sc, then make @sc again (kf_return): false if the
+ * last fault-in of this call was for @va already (it did not help).
+ */
+static bool fault_in(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, pid_t id, uint64_t va,
+		     uint64_t len, bool write)
+{
+	if (va == kv->fault_va)
+		return false;
+	arm(kv, sc, id);
+	kv->fault_va = va;
+	kv->retry = true;
+	sc->nr = RSYS_NR_madvise;
+	sc->args[0] = va;
+	sc->args[1] = (len + (va & (KF_PAGE - 1)) + KF_PAGE - 1) & ~(KF_PAGE - 1);
+	sc->args[0] = va & ~(KF_PAGE - 1);
+	sc->args[2] = write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return true;
+}
+
+/* When select's timeval or pselect6's timespec at @va runs out (ns), INT64_MAX for NULL, -1 if bad. */
+static int64_t select_deadline(const struct kvm_x86_syscall *sc, uint64_t root, uint64_t va)
+{
+	struct timespec ts;
+	struct timeval tv;
+
+	if (!va)
+		return INT64_MAX;
+	if (sc->nr == RSYS_NR_select) {
+		if (gmem_read(kf.gm, root, va, &tv, sizeof(tv)) || tv.tv_sec < 0 || tv.tv_usec < 0)
+			return -1;
+		ts.tv_sec = tv.tv_sec + tv.tv_usec / 1000000;
+		ts.tv_nsec = (tv.tv_usec % 1000000) * 1000;
+	} else if (gmem_read(kf.gm, root, va, &ts, sizeof(ts)) || ts.tv_sec < 0 || ts.tv_nsec < 0 ||
+		   ts.tv_nsec >= 1000000000L) {
+		return -1;
+	}
+	if (ts.tv_sec > INT32_MAX)
+		return INT64_MAX;
+	return now_ns() + ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+#define KF_SET_WORDS	(KF_SELECT_MAX / 64)
+
+/*
+ * A select or pselect6 over local and remote fds, split as split_poll()
+ * does: the remote half is a poll the front end makes up for the core
+ * (its array in scratch memory), the local half the guest kernel's own
+ * select of the local fds, in slices, with a timeout in the program's own
+ * timeval (or below its stack pointer when it gave none, faulted in if
+ * need be); the sets and the timeout are the program's again after each
+ * slice. 1 decided, 0 the core's whole (all remote), -1 the guest
+ * kernel's (all local).
+ */
+static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root, pid_t id,
+			uint64_t (*rsp)(void *arg), void *arg)
+{
+	uint64_t set[3][KF_SET_WORDS] = { { 0 } }, loc[3][KF_SET_WORDS] = { { 0 } };
+	uint64_t res[3][KF_SET_WORDS] = { { 0 } };
+	int nfds = (int)sc->args[0], i, j, nr = 0, nl = 0, count = 0;
+	struct pollfd pf[KF_SELECT_MAX];
+	struct kvm_x86_syscall probe;
+	struct kf_call *k = kv->call;
+	uint64_t tva, gpa;
+	struct kf_proc *p;
+	unsigned int ms;
+	size_t bytes;
+	int64_t left;
+	bool rem;
+
+	if (nfds <= 0 || nfds > KF_SELECT_MAX)
+		return 0;
+	bytes = (size_t)(nfds + 63) / 64 * 8;
+	for (j = 0; j < 3; j++)
+		if (sc->args[1 + j] && gmem_read(kf.gm, root, sc->args[1 + j], set[j], bytes))
+			return 0;	/* the core answers EFAULT */
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	for (i = 0; p && i < nfds; i++) {
+		short ev = 0;
+
+		for (j = 0; j < 3; j++)
+			if (set[j][i / 64] & 1ULL << (i % 64))
+				ev |= j == 0 ? POLLIN : j == 1 ? POLLOUT : POLLPRI;
+		if (!ev)
+			continue;
+		rem = shadow_get(p, i) >= 0;
+		if (rem) {
+			pf[nr].fd = i;
+			pf[nr].events = ev;
+			pf[nr++].revents = 0;
+		} else {
+			nl++;
+			for (j = 0; j < 3; j++)
+				loc[j][i / 64] |= set[j][i / 64] & 1ULL << (i % 64);
+		}
+	}
+	pthread_mutex_unlock(&kf.lock);
+	if (!nr)
+		return -1;
+	if (!nl)
+		return 0;
+	if (!same_call(sc, &kv->wait_call)) {
+		kv->wait_call = *sc;
+		kv->wait_deadline = select_deadline(sc, root, sc->args[4]);
+		kv->wait_slice_ms = 1;
+	}
+	if (kv->wait_deadline < 0) {
+		kv->wait_call.nr = 0;
+		complete(sc, -EINVAL);
+		return 1;
+	}
+
+	/* The remote half, now: a poll of the remote fds (made up, in scratch) that does not wait. */
+	probe = *sc;
+	probe.nr = RSYS_NR_poll;
+	probe.args[0] = KF_SCRATCH_VA;
+	probe.args[1] = nr;
+	probe.args[2] = 0;
+	core_ask(k, &probe, id, root, pf, nr * sizeof(pf[0]));
+	if (!k->cont && k->ret < 0) {
+		kv->wait_call.nr = 0;
+		complete(sc, k->ret);
+		return 1;
+	}
+	for (i = 0; !k->cont && k->ret > 0 && i < nr; i++) {
+		short re = pf[i].revents;
+		int fd = pf[i].fd;
+
+		if (re & POLLNVAL) {
+			kv->wait_call.nr = 0;
+			complete(sc, -EBADF);
+			return 1;
+		}
+		for (j = 0; j < 3; j++) {
+			short want = j == 0 ? POLLIN | POLLHUP | POLLERR : j == 1 ? POLLOUT | POLLERR : POLLPRI;
+
+			if ((set[j][fd / 64] & 1ULL << (fd % 64)) && (re & want)) {
+				res[j][fd / 64] |= 1ULL << (fd % 64);
+				count++;
+			}
+		}
+	}
+	left = kv->wait_deadline == INT64_MAX ? INT64_MAX : kv->wait_deadline - now_ns();
+	if (count || left <= 0) {
+		for (j = 0; j < 3; j++)
+			if (sc->args[1 + j])
+				gmem_write(kf.gm, root, sc->args[1 + j], res[j], bytes);
+		kv->wait_call.nr = 0;
+		complete(sc, count);
+		return 1;
+	}
+
+	/* The local half: the guest kernel's select of the local fds for a slice. */
+	tva = sc->args[4];
+	if (!tva) {
+		tva = (rsp(arg) - 256) & ~15ULL;
+		if (gmem_translate(kf.gm, root, tva, true, &gpa) ||
+		    gmem_translate(kf.gm, root, tva + 15, true, &gpa))
+			return fault_in(kv, sc, id, tva, 16, true) ? 1 : 0;
+	}
+	arm(kv, sc, id);
+	for (j = 0; j < 3; j++)
+		if (sc->args[1 + j] && save(kv, root, sc->args[1 + j], bytes))
+			break;
+	if (j < 3 || save(kv, root, tva, 16)) {
+		kf_disarm(kv);
+		return 0;
+	}
+	for (j = 0; j < 3; j++)
+		if (sc->args[1 + j])
+			gmem_write(kf.gm, root, sc->args[1 + j], loc[j], bytes);
+	ms = next_slice(kv, left);
+	if (sc->nr == RSYS_NR_select) {
+		struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+		gmem_write(kf.gm, root, tva, &tv, sizeof(tv));
+	} else {
+		struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+		gmem_write(kf.gm, root, tva, &ts, sizeof(ts));
+	}
+	kv->sslice = true;
+	sc->args[4] = tva;
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return 1;
+}
+
 /*
  * A poll or ppoll over local and remote fds: the remote half is the core's
  * (a poll of the remote entries alone, the local ones hidden, that does
@@ -765,6 +1052,7 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 {
 	uint32_t *loc = NULL, *rem = NULL, nl = 0, nr = 0, i;
 	uint64_t va = sc->args[0], nfds = sc->args[1];
+	struct kvm_x86_syscall probe;
 	struct kf_call *k = kv->call;
 	struct pollfd *pf;
 	struct kf_proc *p;
@@ -813,17 +1101,10 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 
 	/* The remote half, now: a poll of the remote entries that does not wait. */
 	poll_flip(root, va, loc, nl);
-	pthread_mutex_lock(&kf.lock);
-	k->sc = *sc;
-	k->sc.nr = RSYS_NR_poll;
-	k->sc.args[2] = 0;
-	k->id = id;
-	k->root = root;
-	k->done = k->cont = k->install = false;
-	k->ret = 0;
-	k->inst_fd = -1;
-	pthread_mutex_unlock(&kf.lock);
-	core_run(k);
+	probe = *sc;
+	probe.nr = RSYS_NR_poll;
+	probe.args[2] = 0;
+	core_ask(k, &probe, id, root, NULL, 0);
 	poll_flip(root, va, loc, nl);
 	free(loc);
 	if (k->inst_fd >= 0)
@@ -837,17 +1118,12 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 	}
 
 	/* The local half: the guest kernel's poll for a slice, the remote entries hidden. */
-	ms = kv->wait_slice_ms;
-	if (left < (int64_t)ms * 1000000)
-		ms = (unsigned int)((left + 999999) / 1000000);
-	kv->wait_slice_ms = kv->wait_slice_ms * 2 > KF_SLICE_MAX_MS ? KF_SLICE_MAX_MS :
-			    kv->wait_slice_ms * 2;
+	ms = next_slice(kv, left);
+	arm(kv, sc, id);
 	poll_flip(root, va, rem, nr);
 	kv->hidden = rem;
 	kv->nhidden = nr;
-	kv->orig = *sc;
-	kv->id = id;
-	kv->armed = kv->slice = true;
+	kv->slice = true;
 	sc->nr = RSYS_NR_poll;
 	sc->args[2] = ms;
 	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
@@ -860,7 +1136,8 @@ whole:
 	return 0;
 }
 
-enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc)
+enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
+			uint64_t (*rsp)(void *arg), void *arg)
 {
 	uint64_t root = gmem_root(sc->cr3), va, end = 0;
 	struct kf_range r[KF_RANGES];
@@ -870,12 +1147,14 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc)
 	pid_t id;
 	int n;
 
-	if (kv->armed)
+	/* A new call of the thread whose call waits for its SYSRET: that one came back by IRET. */
+	if (kv->armed && gmem_root(kv->orig.cr3) == root && kv->rsp == rsp(arg))
 		kf_disarm(kv);
 	if (kv->fault_va && !same_call(sc, &kv->orig))
 		kv->fault_va = 0;
 	if (kf.qfd < 0 || !core_takes(sc, root))
 		return KF_PASS;
+	kv->cur_rsp = rsp(arg);
 	if (!k) {
 		k = kv->call = calloc(1, sizeof(*k));
 		if (!k) {
@@ -895,8 +1174,10 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc)
 		return KF_PASS;
 	}
 
-	if (sc->nr == RSYS_NR_poll || sc->nr == RSYS_NR_ppoll) {
-		int split = split_poll(kv, sc, root, id);
+	if (sc->nr == RSYS_NR_poll || sc->nr == RSYS_NR_ppoll ||
+	    sc->nr == RSYS_NR_select || sc->nr == RSYS_NR_pselect6) {
+		int split = sc->nr == RSYS_NR_poll || sc->nr == RSYS_NR_ppoll ?
+			    split_poll(kv, sc, root, id) : split_select(kv, sc, root, id, rsp, arg);
 
 		if (split)
 			return split > 0 ? KF_DECIDED : KF_PASS;
@@ -907,37 +1188,18 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc)
 	if ((fdargs(sc->nr) & RSYS_A0) && is_remote(root, (int)sc->args[0])) {
 		n = call_ranges(sc, root, r);
 		va = first_fault(root, r, n, &write, &end);
-		if (va && va != kv->fault_va) {
-			kv->orig = *sc;
-			kv->fault_va = va;
-			kv->armed = kv->retry = true;
-			kv->id = id;
-			sc->nr = RSYS_NR_madvise;
-			sc->args[0] = va;
-			sc->args[1] = (end - va + KF_PAGE - 1) & ~(KF_PAGE - 1);
-			sc->args[2] = write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
-			sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+		if (va && fault_in(kv, sc, id, va, end - va, write))
 			return KF_DECIDED;
-		}
 	}
 	kv->fault_va = 0;
 
-	pthread_mutex_lock(&kf.lock);
-	k->sc = *sc;
-	k->id = id;
-	k->root = root;
-	k->done = k->cont = k->install = false;
-	k->ret = 0;
-	k->inst_fd = -1;
-	pthread_mutex_unlock(&kf.lock);
-	core_run(k);
+	core_ask(k, sc, id, root, NULL, 0);
 	if (k->install) {
 		/* The guest's own call (dup*, close, exit_group) or a placeholder in place of a socket. */
-		kv->armed = kv->install = true;
+		arm(kv, sc, id);
+		kv->install = true;
 		kv->inst_fd = k->inst_fd;
 		k->inst_fd = -1;
-		kv->id = id;
-		kv->orig = *sc;
 		if (sc->nr == RSYS_NR_socket || sc->nr == RSYS_NR_accept ||
 		    sc->nr == RSYS_NR_accept4) {
 			int fl = kv->inst_fd >= 0 ? fcntl(kv->inst_fd, F_GETFL) : 0;
@@ -965,6 +1227,26 @@ int kf_return(struct kf_vcpu *kv, int vcpu_fd, struct kvm_x86_syscall *sc)
 	struct kf_proc *p;
 	int err = 0;
 
+	if (gmem_root(sc->cr3) != gmem_root(kv->orig.cr3) || sc->rip != kv->orig.rip)
+		return 0;	/* not the call armed last (KVM's hook was another's) */
+
+	if (kv->sslice) {
+		kv->retry = sc->ret == 0 && (kv->wait_deadline == INT64_MAX ||
+					     now_ns() < kv->wait_deadline);
+		/*
+		 * Found something, or timed out: the kernel's sets stand (the
+		 * remote fds' bits clear) and only the timeout, saved last, is
+		 * the program's again; an error or another round: all of it.
+		 */
+		if (sc->ret >= 0 && !kv->retry) {
+			kv->saved[0] = kv->saved[kv->nsaved - 1];
+			kv->nsaved = 1;
+		}
+		restore_saved(kv);
+		kv->sslice = false;
+		if (!kv->retry)
+			kv->wait_call.nr = 0;
+	}
 	if (kv->slice) {
 		unhide(kv);
 		/* nothing local in this slice and time left: the whole call again, remote half first */

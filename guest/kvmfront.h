@@ -17,16 +17,22 @@ struct kf_call;
 /*
  * What one vCPU's thread has in flight with the front end: a call whose
  * SYSRET must be seen (KVM_X86_SYSCALL_FLAG_RETURN), and the call that a
- * page fault-in (madvise) stands in for until it is made again.
+ * page fault-in (madvise) stands in for until it is made again. KVM has
+ * one return hook per vCPU: a thread preempted before its SYSRET keeps it
+ * while others' calls on the vCPU need none, and loses it to the next one
+ * that does (or when it resumes on another vCPU).
  */
 struct kf_vcpu {
 	bool armed;			/* waiting for @call's return */
 	bool install;			/* ... to learn the vfd a placeholder got */
 	bool retry;			/* ... to make @orig again once its pages are in */
 	bool slice;			/* ... to end a slice of a split poll (the local half) */
+	bool sslice;			/* ... of a split select: @saved are the program's */
 	int inst_fd;			/* install: the monitor's placeholder end, or -1 */
 	pid_t id;			/* the process's id in the core */
 	struct kvm_x86_syscall orig;	/* the call as trapped */
+	uint64_t rsp;			/* ... by the thread with this stack pointer */
+	uint64_t cur_rsp;		/* the stack pointer of the call kf_call() decides */
 	uint64_t fault_va;		/* the page the last fault-in was for (0: none) */
 	struct kf_call *call;		/* the call the core holds (lives as long as the vCPU) */
 	/* A split poll: the remote half asked between slices of the guest kernel's poll. */
@@ -35,6 +41,12 @@ struct kf_vcpu {
 	unsigned int wait_slice_ms;
 	unsigned int nhidden;		/* entries whose fd the slice hides (negated) */
 	uint32_t *hidden;		/* ... their indexes in the array */
+	unsigned int nsaved;		/* a select slice: the fd sets and timeout as the program had them */
+	struct {
+		uint64_t va;
+		uint32_t len;
+		uint8_t data[128];	/* 1024 bits, or a timeval */
+	} saved[4];
 };
 
 /* Free what kf_call() allocated for @kv (when the VM ends). */
@@ -57,9 +69,11 @@ enum kf_verdict {
  * A trusted process's 64-bit call @sc (a syscall exit, not a return) on the
  * vCPU @vcpu_fd: hands the calls the core handles (sockets, fd-table
  * calls on remote fds, waits, exit) to it and waits for its answer; the
- * vCPU stays in the call meanwhile.
+ * vCPU stays in the call meanwhile. @rsp(@arg) reads the caller's stack
+ * pointer, for the scratch memory of a split select.
  */
-enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc);
+enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
+			uint64_t (*rsp)(void *arg), void *arg);
 
 /*
  * The return exit of a call kf_call() armed (kv->armed): the new vfd of a

@@ -605,7 +605,7 @@ static int vm_exit_syscall(struct vcpu *v)
 		print_call(v, &v->call, NULL);
 	v->call_armed = false;
 	if (vm->front && !compat) {
-		enum kf_verdict verdict = kf_call(&v->kf, sc);
+		enum kf_verdict verdict = kf_call(&v->kf, sc, vcpu_rsp, v);
 
 		if (call_ends_mm(call.nr, compat))
 			kf_mm_gone(call.cr3);	/* after the core closed its remote fds (exit_group) */
@@ -617,7 +617,8 @@ static int vm_exit_syscall(struct vcpu *v)
 	}
 	if (!vm->print)
 		return 0;
-	if (compat || !call_returns(sc->nr)) {
+	/* KVM's one return hook on this vCPU is a preempted trusted call's: printed without result */
+	if (compat || !call_returns(sc->nr) || v->kf.armed) {
 		print_call(v, &call, NULL);
 		return 0;
 	}

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Static, in the compute VM's image: waits over a pipe and a TCP socket to
+ * http://ADDR/ together (select, pselect6, poll, ppoll) and prints what each
+ * returned, one line per step. vm_test.sh runs it natively in the first
+ * level's service namespace and as a trusted guest process (the socket
+ * rsys-delegate's, the pipe the guest kernel's): the transcripts must match.
+ * Usage: splitwait ADDR (port 80)
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *addr;
+
+static int conn(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(80) };
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (s < 0 || inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
+	    connect(s, (struct sockaddr *)&sin, sizeof(sin))) {
+		printf("connect: %s\n", strerror(errno));
+		exit(1);
+	}
+	return s;
+}
+
+static void request(int s)
+{
+	static const char req[] = "GET / HTTP/1.0\r\n\r\n";
+
+	if (write(s, req, sizeof(req) - 1) != sizeof(req) - 1)
+		printf("request: %s\n", strerror(errno));
+}
+
+/* What select said about the pipe's read end @p and socket @s. */
+static void sel(const char *what, int p, int s, long ms, bool psel)
+{
+	struct timeval tv = { ms / 1000, ms % 1000 * 1000 };
+	struct timespec ts = { ms / 1000, ms % 1000 * 1000000 };
+	fd_set r;
+	int n;
+
+	FD_ZERO(&r);
+	FD_SET(p, &r);
+	FD_SET(s, &r);
+	if (psel)
+		n = pselect(s > p ? s + 1 : p + 1, &r, NULL, NULL, ms < 0 ? NULL : &ts, NULL);
+	else
+		n = select(s > p ? s + 1 : p + 1, &r, NULL, NULL, ms < 0 ? NULL : &tv);
+	printf("%s: %d pipe=%d sock=%d\n", what, n, n > 0 && FD_ISSET(p, &r), n > 0 && FD_ISSET(s, &r));
+}
+
+static void pol(const char *what, int p, int s, int ms, bool ppol)
+{
+	struct pollfd pf[2] = { { .fd = p, .events = POLLIN }, { .fd = s, .events = POLLIN } };
+	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+	int n = ppol ? ppoll(pf, 2, ms < 0 ? NULL : &ts, NULL) : poll(pf, 2, ms);
+
+	printf("%s: %d pipe=%#x sock=%#x fds=%d,%d\n", what, n, pf[0].revents, pf[1].revents,
+	       pf[0].fd == p, pf[1].fd == s);
+}
+
+/* Read the reply to its end: its status line and length as one line. */
+static void reply(int s)
+{
+	char buf[4096], *eol;
+	size_t len = 0;
+	ssize_t n;
+
+	while ((n = read(s, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += n;
+	buf[len] = '\0';
+	eol = strstr(buf, "\r\n");
+	if (eol)
+		*eol = '\0';
+	printf("reply: %s (%zu bytes)\n", buf, len);
+}
+
+/* A child writes a byte into the pipe after @ms: the parent's wait must end then. */
+static pid_t later(int w, int ms)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		usleep(ms * 1000);
+		if (write(w, "x", 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	return pid;
+}
+
+int main(int argc, char **argv)
+{
+	int p[2], s, t;
+	char c;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: splitwait ADDR\n");
+		return 2;
+	}
+	addr = argv[1];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (pipe(p))
+		return 1;
+	s = conn();
+	sel("select, nothing ready, 200 ms", p[0], s, 200, false);
+	pol("poll, nothing ready, 200 ms", p[0], s, 200, false);
+	if (write(p[1], "x", 1) != 1)
+		return 1;
+	sel("select, the pipe ready", p[0], s, 5000, false);
+	pol("ppoll, the pipe ready", p[0], s, 5000, true);
+	if (read(p[0], &c, 1) != 1)
+		return 1;
+	request(s);
+	sel("select, the reply comes", p[0], s, 5000, false);
+	pol("poll, the reply there", p[0], s, 5000, false);
+	reply(s);
+	close(s);
+
+	t = conn();
+	later(p[1], 300);
+	sel("pselect6 without timeout, a child writes the pipe", p[0], t, -1, true);
+	wait(NULL);
+	if (read(p[0], &c, 1) != 1)
+		return 1;
+	request(t);
+	pol("poll without timeout, the reply comes", p[0], t, -1, false);
+	sel("select without timeout, the reply there", p[0], t, -1, false);
+	reply(t);
+	close(t);
+	return 0;
+}
