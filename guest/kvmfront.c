@@ -747,6 +747,19 @@ static void arm(struct kf_vcpu *kv, const struct kvm_x86_syscall *sc, pid_t id)
 	kv->armed = true;
 }
 
+/*
+ * The return hook is another thread's, which needs it to learn a
+ * placeholder's vfd or make its call again: a split wait's slice does not
+ * take it (the wait returns what its remote half found, 0: a spurious
+ * timeout, which pollers take in their stride, while a lost placeholder
+ * would be a lost socket).
+ */
+static bool hook_held(const struct kf_vcpu *kv)
+{
+	/* (kf_call() let go of the caller's own: what is armed now is another thread's) */
+	return kv->armed && (kv->install || kv->retry);
+}
+
 void kf_vcpu_free(struct kf_vcpu *kv)
 {
 	kf_disarm(kv);
@@ -994,7 +1007,7 @@ static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t
 		}
 	}
 	left = kv->wait_deadline == INT64_MAX ? INT64_MAX : kv->wait_deadline - now_ns();
-	if (count || left <= 0) {
+	if (count || left <= 0 || hook_held(kv)) {
 		for (j = 0; j < 3; j++)
 			if (sc->args[1 + j])
 				gmem_write(kf.gm, root, sc->args[1 + j], res[j], bytes);
@@ -1118,6 +1131,12 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 	}
 
 	/* The local half: the guest kernel's poll for a slice, the remote entries hidden. */
+	if (hook_held(kv)) {
+		kv->wait_call.nr = 0;
+		free(rem);
+		complete(sc, 0);
+		return 1;
+	}
 	ms = next_slice(kv, left);
 	arm(kv, sc, id);
 	poll_flip(root, va, rem, nr);
@@ -1270,6 +1289,8 @@ int kf_return(struct kf_vcpu *kv, int vcpu_fd, struct kvm_x86_syscall *sc)
 			regs.r9 = kv->orig.args[5];
 			if (ioctl(vcpu_fd, KVM_SET_REGS, &regs))
 				err = -errno;
+			/* RAX too, should KVM apply the answer to this SYSRET (its RIP is not the armed one) */
+			sc->ret = kv->orig.nr;
 		}
 	} else if (kv->install && sc->ret >= 0 && kv->inst_fd >= 0) {
 		pthread_mutex_lock(&kf.lock);
