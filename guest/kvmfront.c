@@ -62,7 +62,7 @@
 #define KF_PROCS	256		/* guest processes with a table at once */
 #define KF_VFD_MAX	65536		/* larger guest vfds are never remote */
 #define KF_PAGE		4096ULL
-#define KF_RANGES	4
+#define KF_RANGES	8
 #define KF_POLL_MAX	1024		/* a split poll of more entries is the core's alone */
 #define KF_SELECT_MAX	1024		/* ... a split select of more fds */
 /* The arguments of a call the front end makes up for the core: no user address is up there. */
@@ -110,6 +110,27 @@ static struct {
 	struct kf_call *head, **tail;	/* calls for next() */
 	int qfd;			/* eventfd: the queue has calls */
 } kf = { .lock = PTHREAD_MUTEX_INITIALIZER, .qfd = -1 };
+
+/*
+ * The calls waiting for their SYSRET (struct kf_pend), as KVM keeps them
+ * (more slots than KVM's 64: KVM forgets one first). Under kf.lock.
+ */
+#define KF_PENDS	128
+static struct kf_pend pends[KF_PENDS];
+static unsigned int pends_next;
+
+/*
+ * Split waits between slices, by thread (page-table root and stack
+ * pointer): the call made again after a slice goes on with the same
+ * deadline, whichever vCPU it comes back on. Under kf.lock.
+ */
+static struct kf_wait {
+	uint64_t root, rsp;		/* root 0: free */
+	struct kvm_x86_syscall call;
+	int64_t deadline;
+	unsigned int slice_ms;
+} waits[KF_PENDS];
+static unsigned int waits_next;
 
 /* Which calls name fds how (include/rsys/syscalls.h). */
 static const unsigned char kf_fdargs[] = {
@@ -537,6 +558,17 @@ void kf_mm_gone(uint64_t cr3)
 	if (kf.qfd < 0)
 		return;
 	pthread_mutex_lock(&kf.lock);
+	/* its calls waiting for a SYSRET: nothing of them is written back into the address space */
+	for (v = 0; v < KF_PENDS; v++) {
+		if (pends[v].armed && gmem_root(pends[v].orig.cr3) == root) {
+			if (pends[v].inst_fd >= 0)
+				close(pends[v].inst_fd);
+			free(pends[v].hidden);
+			pends[v] = (struct kf_pend){ .inst_fd = -1 };
+		}
+		if (waits[v].root == root)
+			waits[v].root = waits[v].rsp = 0;
+	}
 	p = proc_by_root(root);
 	if (p) {
 		for (v = 0; v < p->n; v++)
@@ -573,38 +605,71 @@ static uint64_t cap(uint64_t len, uint64_t max)
 	return len < max ? len : max;
 }
 
+/* Add [@va, @va + @len) (at most RSYS_MAX_PAYLOAD of it) to @r[*@n]. */
+static void add_range(struct kf_range *r, int *n, uint64_t va, uint64_t len, bool write)
+{
+	if (va && len && *n < KF_RANGES)
+		r[(*n)++] = (struct kf_range){ va, cap(len, RSYS_MAX_PAYLOAD), write };
+}
+
+/* The buffers of the @cnt iovecs at @iov (as many as @r has room for). */
+static void add_iov(struct kf_range *r, int *n, uint64_t root, uint64_t iov, uint64_t cnt, bool write)
+{
+	struct iovec v[KF_RANGES];
+	uint64_t i;
+
+	cnt = cap(cnt, KF_RANGES);
+	if (!iov || !cnt || gmem_read(kf.gm, root, iov, v, cnt * sizeof(v[0])))
+		return;
+	for (i = 0; i < cnt; i++)
+		add_range(r, n, (uintptr_t)v[i].iov_base, v[i].iov_len, write);
+}
+
 /* The caller's buffers that the core will copy for remote call @sc: how many in @r. */
 static int call_ranges(const struct kvm_x86_syscall *sc, uint64_t root, struct kf_range *r)
 {
 	const __u64 *a = sc->args;
+	struct msghdr m;
 	int n = 0;
 
-#define KF_RANGE(v, l, w)	do { if ((v) && (l) > 0) r[n++] = (struct kf_range){ (v), (l), (w) }; } while (0)
 	switch (sc->nr) {
 	case RSYS_NR_read:
 	case RSYS_NR_recvfrom:
-		KF_RANGE(a[1], cap(a[2], RSYS_MAX_RECV), true);
+		add_range(r, &n, a[1], cap(a[2], RSYS_MAX_RECV), true);
 		if (sc->nr == RSYS_NR_recvfrom && a[4])
-			KF_RANGE(a[4], guest_u32(root, a[5]), true);
+			add_range(r, &n, a[4], guest_u32(root, a[5]), true);
 		break;
 	case RSYS_NR_write:
 	case RSYS_NR_sendto:
-		KF_RANGE(a[1], cap(a[2], RSYS_MAX_PAYLOAD), false);
+		add_range(r, &n, a[1], a[2], false);
+		break;
+	case RSYS_NR_readv:
+	case RSYS_NR_writev:
+		add_iov(r, &n, root, a[1], a[2], sc->nr == RSYS_NR_readv);
+		break;
+	case RSYS_NR_recvmsg:
+	case RSYS_NR_sendmsg:
+		if (gmem_read(kf.gm, root, a[1], &m, sizeof(m)))
+			break;
+		if (sc->nr == RSYS_NR_recvmsg) {
+			add_range(r, &n, (uintptr_t)m.msg_name, m.msg_namelen, true);
+			add_range(r, &n, (uintptr_t)m.msg_control, m.msg_controllen, true);
+		}
+		add_iov(r, &n, root, (uintptr_t)m.msg_iov, m.msg_iovlen, sc->nr == RSYS_NR_recvmsg);
 		break;
 	case RSYS_NR_getsockopt:
-		KF_RANGE(a[3], guest_u32(root, a[4]), true);
+		add_range(r, &n, a[3], guest_u32(root, a[4]), true);
 		break;
 	case RSYS_NR_getsockname:
 	case RSYS_NR_getpeername:
 	case RSYS_NR_accept:
 	case RSYS_NR_accept4:
-		KF_RANGE(a[1], guest_u32(root, a[2]), true);
+		add_range(r, &n, a[1], guest_u32(root, a[2]), true);
 		break;
 	case RSYS_NR_ioctl:
-		KF_RANGE(a[2], sizeof(int), true);
+		add_range(r, &n, a[2], sizeof(int), true);
 		break;
 	}
-#undef KF_RANGE
 	return n;
 }
 
@@ -668,8 +733,8 @@ static bool same_call(const struct kvm_x86_syscall *a, const struct kvm_x86_sysc
 	       !memcmp(a->args, b->args, sizeof(a->args));
 }
 
-/* Negate the fds of entries @idx[0..@n) of the pollfd array at @va (poll skips negative ones), or back. */
-static void poll_flip(uint64_t root, uint64_t va, const uint32_t *idx, unsigned int n)
+/* Negate the fds of entries @idx[0..@n) of the pollfd array at @va (poll skips negative ones), or (@hidden) back. */
+static void poll_flip(uint64_t root, uint64_t va, const uint32_t *idx, unsigned int n, bool hidden)
 {
 	unsigned int i;
 	uint64_t at;
@@ -677,7 +742,8 @@ static void poll_flip(uint64_t root, uint64_t va, const uint32_t *idx, unsigned 
 
 	for (i = 0; i < n; i++) {
 		at = va + (uint64_t)idx[i] * sizeof(struct pollfd);
-		if (!gmem_read(kf.gm, root, at, &fd, sizeof(fd))) {
+		/* hidden ones only back (another process may have the address space now) */
+		if (!gmem_read(kf.gm, root, at, &fd, sizeof(fd)) && (fd < 0) == hidden) {
 			fd = ~fd;
 			gmem_write(kf.gm, root, at, &fd, sizeof(fd));
 		}
@@ -685,84 +751,215 @@ static void poll_flip(uint64_t root, uint64_t va, const uint32_t *idx, unsigned 
 }
 
 /* The remote entries a slice hid are the program's again. */
-static void unhide(struct kf_vcpu *kv)
+static void unhide(struct kf_pend *pd)
 {
-	if (kv->nhidden)
-		poll_flip(gmem_root(kv->orig.cr3), kv->orig.args[0], kv->hidden, kv->nhidden);
-	free(kv->hidden);
-	kv->hidden = NULL;
-	kv->nhidden = 0;
+	if (pd->nhidden)
+		poll_flip(gmem_root(pd->orig.cr3), pd->orig.args[0], pd->hidden, pd->nhidden, true);
+	free(pd->hidden);
+	pd->hidden = NULL;
+	pd->nhidden = 0;
 }
 
 /* A select slice's changes to the program's memory are undone. */
-static void restore_saved(struct kf_vcpu *kv)
+static void restore_saved(struct kf_pend *pd)
 {
 	unsigned int i;
 
-	for (i = 0; i < kv->nsaved; i++)
-		gmem_write(kf.gm, gmem_root(kv->orig.cr3), kv->saved[i].va, kv->saved[i].data,
-			   kv->saved[i].len);
-	kv->nsaved = 0;
+	for (i = 0; i < pd->nsaved; i++)
+		gmem_write(kf.gm, gmem_root(pd->orig.cr3), pd->saved[i].va, pd->saved[i].data,
+			   pd->saved[i].len);
+	pd->nsaved = 0;
 }
 
-/* Note @len bytes at @va of the caller of @sc before a slice changes them: 0 or -EFAULT. */
-static int save(struct kf_vcpu *kv, uint64_t root, uint64_t va, uint32_t len)
+/* Note @len bytes at @va of address space @root before a slice changes them: 0 or -EFAULT. */
+static int save(struct kf_pend *pd, uint64_t root, uint64_t va, uint32_t len)
 {
-	if (kv->nsaved >= sizeof(kv->saved) / sizeof(kv->saved[0]) ||
-	    len > sizeof(kv->saved[0].data) || gmem_read(kf.gm, root, va, kv->saved[kv->nsaved].data, len))
+	if (pd->nsaved >= sizeof(pd->saved) / sizeof(pd->saved[0]) ||
+	    len > sizeof(pd->saved[0].data) || gmem_read(kf.gm, root, va, pd->saved[pd->nsaved].data, len))
 		return -EFAULT;
-	kv->saved[kv->nsaved].va = va;
-	kv->saved[kv->nsaved].len = len;
-	kv->nsaved++;
+	pd->saved[pd->nsaved].va = va;
+	pd->saved[pd->nsaved].len = len;
+	pd->nsaved++;
 	return 0;
 }
 
-void kf_disarm(struct kf_vcpu *kv)
+/* Let a call's wait for its SYSRET go: the program's memory as it was, the placeholder closed. */
+static void disarm(struct kf_pend *pd)
 {
-	if (kv->inst_fd >= 0)
-		close(kv->inst_fd);
-	kv->inst_fd = -1;
-	if (kv->slice)
-		unhide(kv);
-	if (kv->sslice)
-		restore_saved(kv);
-	kv->armed = kv->install = kv->retry = kv->slice = kv->sslice = false;
+	if (pd->inst_fd >= 0)
+		close(pd->inst_fd);
+	pd->inst_fd = -1;
+	if (pd->slice)
+		unhide(pd);
+	if (pd->sslice)
+		restore_saved(pd);
+	free(pd->hidden);
+	pd->hidden = NULL;
+	pd->nhidden = pd->nsaved = 0;
+	pd->armed = pd->install = pd->retry = pd->slice = pd->sslice = false;
 }
 
-/*
- * KVM's return hook of this vCPU goes to @sc (of process @id) now: a call
- * of another thread still waiting here for its SYSRET loses it (its
- * placeholder's socket is closed, a split wait returns what its slice
- * found).
- */
+/* The call being decided waits for its SYSRET (kf_call() hands it to the table). */
 static void arm(struct kf_vcpu *kv, const struct kvm_x86_syscall *sc, pid_t id)
 {
-	if (kv->armed) {
-		pr_warn_few("vm: a trusted call lost its return hook to another thread's on the same vCPU\n");
-		kf_disarm(kv);
-	}
-	kv->orig = *sc;
-	kv->id = id;
-	kv->rsp = kv->cur_rsp;
-	kv->armed = true;
+	disarm(&kv->pend);
+	kv->pend.orig = *sc;
+	kv->pend.id = id;
+	kv->pend.rsp = kv->cur_rsp;
+	kv->pend.wait_deadline = kv->wait_deadline;
+	kv->pend.armed = true;
 }
 
-/*
- * The return hook is another thread's, which needs it to learn a
- * placeholder's vfd or make its call again: a split wait's slice does not
- * take it (the wait returns what its remote half found, 0: a spurious
- * timeout, which pollers take in their stride, while a lost placeholder
- * would be a lost socket).
- */
-static bool hook_held(const struct kf_vcpu *kv)
+
+/* Hand @kv's armed call to the table; a call of the same thread still there returned by IRET. */
+static void commit(struct kf_vcpu *kv)
 {
-	/* (kf_call() let go of the caller's own: what is armed now is another thread's) */
-	return kv->armed && (kv->install || kv->retry);
+	uint64_t root = gmem_root(kv->pend.orig.cr3);
+	struct kf_pend *slot = NULL, old = { .inst_fd = -1 };
+	unsigned int i;
+
+	pthread_mutex_lock(&kf.lock);
+	for (i = 0; i < KF_PENDS; i++) {
+		if (pends[i].armed && gmem_root(pends[i].orig.cr3) == root &&
+		    pends[i].rsp == kv->pend.rsp) {
+			slot = &pends[i];
+			break;
+		}
+		if (!pends[i].armed && !slot)
+			slot = &pends[i];
+	}
+	if (!slot) {
+		slot = &pends[pends_next];
+		pends_next = (pends_next + 1) % KF_PENDS;
+		pr_warn_few("vm: more than %u trusted calls wait for their return: the oldest is let go\n",
+			    KF_PENDS);
+	}
+	if (slot->armed)
+		old = *slot;
+	*slot = kv->pend;
+	pthread_mutex_unlock(&kf.lock);
+	disarm(&old);
+	kv->pend = (struct kf_pend){ .inst_fd = -1 };
+}
+
+/* Take the call of @root waiting for the SYSRET to @rip with stack pointer @rsp out of the table into *@pd. */
+static bool take(uint64_t root, uint64_t rip, uint64_t rsp, struct kf_pend *pd)
+{
+	unsigned int i;
+	bool found = false;
+
+	pthread_mutex_lock(&kf.lock);
+	for (i = 0; i < KF_PENDS && !found; i++) {
+		if (pends[i].armed && gmem_root(pends[i].orig.cr3) == root &&
+		    pends[i].orig.rip == rip && pends[i].rsp == rsp) {
+			*pd = pends[i];
+			pends[i] = (struct kf_pend){ .inst_fd = -1 };
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&kf.lock);
+	return found;
+}
+
+/* A new call of the thread with stack pointer @rsp in @root: its calls in the table came back by IRET. */
+static void forget_thread(uint64_t root, uint64_t rsp)
+{
+	struct kf_pend pd;
+	unsigned int i;
+
+	for (i = 0; i < KF_PENDS; i++) {
+		pthread_mutex_lock(&kf.lock);
+		if (!pends[i].armed || gmem_root(pends[i].orig.cr3) != root || pends[i].rsp != rsp) {
+			pthread_mutex_unlock(&kf.lock);
+			continue;
+		}
+		pd = pends[i];
+		pends[i] = (struct kf_pend){ .inst_fd = -1 };
+		pthread_mutex_unlock(&kf.lock);
+		disarm(&pd);
+	}
+}
+
+/* Does any call of @root wait for its SYSRET? */
+static bool root_waits(uint64_t root)
+{
+	unsigned int i;
+	bool ret = false;
+
+	pthread_mutex_lock(&kf.lock);
+	for (i = 0; i < KF_PENDS && !ret; i++)
+		ret = pends[i].armed && gmem_root(pends[i].orig.cr3) == root;
+	pthread_mutex_unlock(&kf.lock);
+	return ret;
+}
+
+
+static struct kf_wait *wait_find(uint64_t root, uint64_t rsp)
+{
+	unsigned int i;
+
+	for (i = 0; i < KF_PENDS; i++)
+		if (waits[i].root == root && waits[i].rsp == rsp)
+			return &waits[i];
+	return NULL;
+}
+
+/* The wait the thread of the call being decided is in, into kv->wait_* (nr 0: none). */
+static void wait_load(struct kf_vcpu *kv, uint64_t root)
+{
+	struct kf_wait *w;
+
+	pthread_mutex_lock(&kf.lock);
+	w = wait_find(root, kv->cur_rsp);
+	kv->wait_call.nr = 0;
+	if (w) {
+		kv->wait_call = w->call;
+		kv->wait_deadline = w->deadline;
+		kv->wait_slice_ms = w->slice_ms;
+	}
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/* ... and back: kept while it goes on (wait_call.nr), else forgotten. */
+static void wait_store(struct kf_vcpu *kv, uint64_t root)
+{
+	struct kf_wait *w;
+
+	pthread_mutex_lock(&kf.lock);
+	w = wait_find(root, kv->cur_rsp);
+	if (!w && kv->wait_call.nr) {
+		w = wait_find(0, 0);
+		if (!w) {
+			w = &waits[waits_next];
+			waits_next = (waits_next + 1) % KF_PENDS;
+		}
+	}
+	if (w && kv->wait_call.nr) {
+		w->root = root;
+		w->rsp = kv->cur_rsp;
+		w->call = kv->wait_call;
+		w->deadline = kv->wait_deadline;
+		w->slice_ms = kv->wait_slice_ms;
+	} else if (w) {
+		w->root = w->rsp = 0;
+	}
+	pthread_mutex_unlock(&kf.lock);
+}
+
+static void wait_end(uint64_t root, uint64_t rsp)
+{
+	struct kf_wait *w;
+
+	pthread_mutex_lock(&kf.lock);
+	w = wait_find(root, rsp);
+	if (w)
+		w->root = w->rsp = 0;
+	pthread_mutex_unlock(&kf.lock);
 }
 
 void kf_vcpu_free(struct kf_vcpu *kv)
 {
-	kf_disarm(kv);
+	disarm(&kv->pend);
 	free(kv->call);
 	kv->call = NULL;
 }
@@ -873,7 +1070,8 @@ static bool fault_in(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, pid_t id, u
 		return false;
 	arm(kv, sc, id);
 	kv->fault_va = va;
-	kv->retry = true;
+	kv->fault_call = *sc;
+	kv->pend.retry = true;
 	sc->nr = RSYS_NR_madvise;
 	sc->args[0] = va;
 	sc->args[1] = (len + (va & (KF_PAGE - 1)) + KF_PAGE - 1) & ~(KF_PAGE - 1);
@@ -1007,7 +1205,7 @@ static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t
 		}
 	}
 	left = kv->wait_deadline == INT64_MAX ? INT64_MAX : kv->wait_deadline - now_ns();
-	if (count || left <= 0 || hook_held(kv)) {
+	if (count || left <= 0) {
 		for (j = 0; j < 3; j++)
 			if (sc->args[1 + j])
 				gmem_write(kf.gm, root, sc->args[1 + j], res[j], bytes);
@@ -1026,10 +1224,10 @@ static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t
 	}
 	arm(kv, sc, id);
 	for (j = 0; j < 3; j++)
-		if (sc->args[1 + j] && save(kv, root, sc->args[1 + j], bytes))
+		if (sc->args[1 + j] && save(&kv->pend, root, sc->args[1 + j], bytes))
 			break;
-	if (j < 3 || save(kv, root, tva, 16)) {
-		kf_disarm(kv);
+	if (j < 3 || save(&kv->pend, root, tva, 16)) {
+		disarm(&kv->pend);
 		return 0;
 	}
 	for (j = 0; j < 3; j++)
@@ -1045,7 +1243,7 @@ static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t
 
 		gmem_write(kf.gm, root, tva, &ts, sizeof(ts));
 	}
-	kv->sslice = true;
+	kv->pend.sslice = true;
 	sc->args[4] = tva;
 	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
 	return 1;
@@ -1113,12 +1311,12 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 	}
 
 	/* The remote half, now: a poll of the remote entries that does not wait. */
-	poll_flip(root, va, loc, nl);
+	poll_flip(root, va, loc, nl, false);
 	probe = *sc;
 	probe.nr = RSYS_NR_poll;
 	probe.args[2] = 0;
 	core_ask(k, &probe, id, root, NULL, 0);
-	poll_flip(root, va, loc, nl);
+	poll_flip(root, va, loc, nl, true);
 	free(loc);
 	if (k->inst_fd >= 0)
 		close(k->inst_fd);
@@ -1131,18 +1329,12 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 	}
 
 	/* The local half: the guest kernel's poll for a slice, the remote entries hidden. */
-	if (hook_held(kv)) {
-		kv->wait_call.nr = 0;
-		free(rem);
-		complete(sc, 0);
-		return 1;
-	}
 	ms = next_slice(kv, left);
 	arm(kv, sc, id);
-	poll_flip(root, va, rem, nr);
-	kv->hidden = rem;
-	kv->nhidden = nr;
-	kv->slice = true;
+	poll_flip(root, va, rem, nr, false);
+	kv->pend.hidden = rem;
+	kv->pend.nhidden = nr;
+	kv->pend.slice = true;
 	sc->nr = RSYS_NR_poll;
 	sc->args[2] = ms;
 	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
@@ -1155,8 +1347,8 @@ whole:
 	return 0;
 }
 
-enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
-			uint64_t (*rsp)(void *arg), void *arg)
+static enum kf_verdict decide(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
+			      uint64_t (*rsp)(void *arg), void *arg)
 {
 	uint64_t root = gmem_root(sc->cr3), va, end = 0;
 	struct kf_range r[KF_RANGES];
@@ -1166,10 +1358,7 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	pid_t id;
 	int n;
 
-	/* A new call of the thread whose call waits for its SYSRET: that one came back by IRET. */
-	if (kv->armed && gmem_root(kv->orig.cr3) == root && kv->rsp == rsp(arg))
-		kf_disarm(kv);
-	if (kv->fault_va && !same_call(sc, &kv->orig))
+	if (kv->fault_va && !same_call(sc, &kv->fault_call))
 		kv->fault_va = 0;
 	if (kf.qfd < 0 || !core_takes(sc, root))
 		return KF_PASS;
@@ -1193,15 +1382,22 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 		return KF_PASS;
 	}
 
+	wait_load(kv, root);
 	if (sc->nr == RSYS_NR_poll || sc->nr == RSYS_NR_ppoll ||
 	    sc->nr == RSYS_NR_select || sc->nr == RSYS_NR_pselect6) {
 		int split = sc->nr == RSYS_NR_poll || sc->nr == RSYS_NR_ppoll ?
 			    split_poll(kv, sc, root, id) : split_select(kv, sc, root, id, rsp, arg);
 
+		if (split > 0 && !(kv->pend.slice || kv->pend.sslice))
+			kv->wait_call.nr = 0;	/* answered: the wait is over */
+		wait_store(kv, root);
 		if (split)
 			return split > 0 ? KF_DECIDED : KF_PASS;
 	}
-	kv->wait_call.nr = 0;
+	if (kv->wait_call.nr) {
+		kv->wait_call.nr = 0;	/* the thread went on to another call */
+		wait_store(kv, root);
+	}
 
 	/* Its buffers first, unless this is the call made again after their fault-in. */
 	if ((fdargs(sc->nr) & RSYS_A0) && is_remote(root, (int)sc->args[0])) {
@@ -1216,12 +1412,12 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	if (k->install) {
 		/* The guest's own call (dup*, close, exit_group) or a placeholder in place of a socket. */
 		arm(kv, sc, id);
-		kv->install = true;
-		kv->inst_fd = k->inst_fd;
+		kv->pend.install = true;
+		kv->pend.inst_fd = k->inst_fd;
 		k->inst_fd = -1;
 		if (sc->nr == RSYS_NR_socket || sc->nr == RSYS_NR_accept ||
 		    sc->nr == RSYS_NR_accept4) {
-			int fl = kv->inst_fd >= 0 ? fcntl(kv->inst_fd, F_GETFL) : 0;
+			int fl = kv->pend.inst_fd >= 0 ? fcntl(kv->pend.inst_fd, F_GETFL) : 0;
 			bool cloexec = sc->nr == RSYS_NR_socket ? sc->args[1] & SOCK_CLOEXEC :
 				       sc->nr == RSYS_NR_accept4 ? sc->args[3] & SOCK_CLOEXEC : false;
 
@@ -1240,65 +1436,79 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	return KF_DECIDED;
 }
 
+enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
+			uint64_t (*rsp)(void *arg), void *arg)
+{
+	uint64_t root = gmem_root(sc->cr3);
+	enum kf_verdict v;
+
+	/* A new call of a thread whose call waits for its SYSRET: that one came back by IRET. */
+	if (kf.qfd >= 0 && root_waits(root))
+		forget_thread(root, rsp(arg));
+	v = decide(kv, sc, rsp, arg);
+	if (kv->pend.armed)
+		commit(kv);
+	return v;
+}
+
 int kf_return(struct kf_vcpu *kv, int vcpu_fd, struct kvm_x86_syscall *sc)
 {
+	uint64_t root = gmem_root(sc->cr3);
 	struct kvm_regs regs;
+	struct kf_pend pd;
 	struct kf_proc *p;
+	bool more;
 	int err = 0;
 
-	if (gmem_root(sc->cr3) != gmem_root(kv->orig.cr3) || sc->rip != kv->orig.rip)
-		return 0;	/* not the call armed last (KVM's hook was another's) */
+	(void)kv;
+	if (ioctl(vcpu_fd, KVM_GET_REGS, &regs))
+		return -errno;
+	if (!take(root, sc->rip, regs.rsp, &pd))
+		return 0;	/* not the front end's (--syscalls printing its own) */
 
-	if (kv->sslice) {
-		kv->retry = sc->ret == 0 && (kv->wait_deadline == INT64_MAX ||
-					     now_ns() < kv->wait_deadline);
-		/*
-		 * Found something, or timed out: the kernel's sets stand (the
-		 * remote fds' bits clear) and only the timeout, saved last, is
-		 * the program's again; an error or another round: all of it.
-		 */
-		if (sc->ret >= 0 && !kv->retry) {
-			kv->saved[0] = kv->saved[kv->nsaved - 1];
-			kv->nsaved = 1;
-		}
-		restore_saved(kv);
-		kv->sslice = false;
-		if (!kv->retry)
-			kv->wait_call.nr = 0;
-	}
-	if (kv->slice) {
-		unhide(kv);
+	if (pd.slice || pd.sslice) {
 		/* nothing local in this slice and time left: the whole call again, remote half first */
-		kv->retry = sc->ret == 0 && (kv->wait_deadline == INT64_MAX ||
-					     now_ns() < kv->wait_deadline);
-		if (!kv->retry)
-			kv->wait_call.nr = 0;
-	}
-	if (kv->retry) {
-		/* Back to the SYSCALL instruction with the call's number and arguments. */
-		if (ioctl(vcpu_fd, KVM_GET_REGS, &regs)) {
-			err = -errno;
-		} else {
-			regs.rax = kv->orig.nr;
-			regs.rcx = kv->orig.rip;
-			regs.rdi = kv->orig.args[0];
-			regs.rsi = kv->orig.args[1];
-			regs.rdx = kv->orig.args[2];
-			regs.r10 = kv->orig.args[3];
-			regs.r8 = kv->orig.args[4];
-			regs.r9 = kv->orig.args[5];
-			if (ioctl(vcpu_fd, KVM_SET_REGS, &regs))
-				err = -errno;
-			/* RAX too, should KVM apply the answer to this SYSRET (its RIP is not the armed one) */
-			sc->ret = kv->orig.nr;
+		more = sc->ret == 0 && (pd.wait_deadline == INT64_MAX || now_ns() < pd.wait_deadline);
+		/*
+		 * A select that found something, or timed out: the kernel's
+		 * sets stand (the remote fds' bits clear) and only the
+		 * timeout, saved last, is the program's again; an error or
+		 * another round: all of it.
+		 */
+		if (pd.sslice && sc->ret >= 0 && !more) {
+			pd.saved[0] = pd.saved[pd.nsaved - 1];
+			pd.nsaved = 1;
 		}
-	} else if (kv->install && sc->ret >= 0 && kv->inst_fd >= 0) {
+		if (pd.sslice)
+			restore_saved(&pd);
+		else
+			unhide(&pd);
+		pd.slice = pd.sslice = false;
+		pd.retry = more;
+		if (!more)
+			wait_end(root, pd.rsp);
+	}
+	if (pd.retry) {
+		/* Back to the SYSCALL instruction with the call's number and arguments. */
+		regs.rax = pd.orig.nr;
+		regs.rcx = pd.orig.rip;
+		regs.rdi = pd.orig.args[0];
+		regs.rsi = pd.orig.args[1];
+		regs.rdx = pd.orig.args[2];
+		regs.r10 = pd.orig.args[3];
+		regs.r8 = pd.orig.args[4];
+		regs.r9 = pd.orig.args[5];
+		if (ioctl(vcpu_fd, KVM_SET_REGS, &regs))
+			err = -errno;
+		/* the answer KVM gives this SYSRET's RAX */
+		sc->ret = pd.orig.nr;
+	} else if (pd.install && sc->ret >= 0 && pd.inst_fd >= 0) {
 		pthread_mutex_lock(&kf.lock);
-		p = proc_by_id(kv->id);
-		if (p && !shadow_set(p, (int)sc->ret, kv->inst_fd))
-			kv->inst_fd = -1;	/* the shadow's now */
+		p = proc_by_id(pd.id);
+		if (p && !shadow_set(p, (int)sc->ret, pd.inst_fd))
+			pd.inst_fd = -1;	/* the shadow's now */
 		pthread_mutex_unlock(&kf.lock);
 	}
-	kf_disarm(kv);
-	return err;
+	disarm(&pd);
+	return err ? err : 1;
 }

@@ -15,30 +15,23 @@ struct sv;
 struct kf_call;
 
 /*
- * What one vCPU's thread has in flight with the front end: a call whose
- * SYSRET must be seen (KVM_X86_SYSCALL_FLAG_RETURN), and the call that a
- * page fault-in (madvise) stands in for until it is made again. KVM has
- * one return hook per vCPU: a thread preempted before its SYSRET keeps it
- * while others' calls on the vCPU need none, and loses it to the next one
- * that does (or when it resumes on another vCPU).
+ * A call waiting for its SYSRET (KVM_X86_SYSCALL_FLAG_RETURN): to learn the
+ * vfd a placeholder got, to make the call again once its pages are in, or
+ * to end a slice of a split wait. KVM keeps up to 64 of them per VM and
+ * finds each by its task's RIP, RSP and CR3 on whichever vCPU it returns
+ * (kvm-patch 14); the front end keeps them the same way.
  */
-struct kf_vcpu {
-	bool armed;			/* waiting for @call's return */
-	bool install;			/* ... to learn the vfd a placeholder got */
-	bool retry;			/* ... to make @orig again once its pages are in */
-	bool slice;			/* ... to end a slice of a split poll (the local half) */
+struct kf_pend {
+	bool armed;
+	bool install;			/* learn the vfd a placeholder got */
+	bool retry;			/* make @orig again once its pages are in */
+	bool slice;			/* end a slice of a split poll (the local half) */
 	bool sslice;			/* ... of a split select: @saved are the program's */
 	int inst_fd;			/* install: the monitor's placeholder end, or -1 */
 	pid_t id;			/* the process's id in the core */
 	struct kvm_x86_syscall orig;	/* the call as trapped */
 	uint64_t rsp;			/* ... by the thread with this stack pointer */
-	uint64_t cur_rsp;		/* the stack pointer of the call kf_call() decides */
-	uint64_t fault_va;		/* the page the last fault-in was for (0: none) */
-	struct kf_call *call;		/* the call the core holds (lives as long as the vCPU) */
-	/* A split poll: the remote half asked between slices of the guest kernel's poll. */
-	struct kvm_x86_syscall wait_call;	/* the poll or ppoll (nr 0: none) */
-	int64_t wait_deadline;		/* CLOCK_MONOTONIC ns (INT64_MAX: no timeout) */
-	unsigned int wait_slice_ms;
+	int64_t wait_deadline;		/* a slice's wait ends then (CLOCK_MONOTONIC ns, INT64_MAX: never) */
 	unsigned int nhidden;		/* entries whose fd the slice hides (negated) */
 	uint32_t *hidden;		/* ... their indexes in the array */
 	unsigned int nsaved;		/* a select slice: the fd sets and timeout as the program had them */
@@ -47,6 +40,19 @@ struct kf_vcpu {
 		uint32_t len;
 		uint8_t data[128];	/* 1024 bits, or a timeval */
 	} saved[4];
+};
+
+/* What one vCPU's thread has in hand with the front end. */
+struct kf_vcpu {
+	struct kf_pend pend;		/* the return being set up for the call kf_call() decides */
+	uint64_t cur_rsp;		/* that call's stack pointer */
+	uint64_t fault_va;		/* the page the last fault-in was for (0: none) */
+	struct kvm_x86_syscall fault_call;	/* ... in place of this call */
+	struct kf_call *call;		/* the call the core holds (lives as long as the vCPU) */
+	/* A split wait: the remote half asked between slices of the guest kernel's own. */
+	struct kvm_x86_syscall wait_call;	/* the poll, ppoll, select or pselect6 (nr 0: none) */
+	int64_t wait_deadline;		/* CLOCK_MONOTONIC ns (INT64_MAX: no timeout) */
+	unsigned int wait_slice_ms;
 };
 
 /* Free what kf_call() allocated for @kv (when the VM ends). */
@@ -76,14 +82,12 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 			uint64_t (*rsp)(void *arg), void *arg);
 
 /*
- * The return exit of a call kf_call() armed (kv->armed): the new vfd of a
- * placeholder, or the registers that make the process repeat its call
- * (@vcpu_fd's KVM_SET_REGS). 0 or -errno.
+ * A return exit (KVM_X86_SYSCALL_FLAG_RETURN) on the vCPU @vcpu_fd: if it
+ * is a call kf_call() armed, the new vfd of a placeholder, or the
+ * registers that make the process repeat its call (KVM_SET_REGS). 1 when
+ * it was the front end's, 0 when not, or -errno.
  */
 int kf_return(struct kf_vcpu *kv, int vcpu_fd, struct kvm_x86_syscall *sc);
-
-/* The thread's armed call came back another way (IRET: a signal): let it go. */
-void kf_disarm(struct kf_vcpu *kv);
 
 /* The address space @cr3 ends (exit_group, execve): its remote fds are let go. */
 void kf_mm_gone(uint64_t cr3);

@@ -356,7 +356,7 @@ static int vcpu_create(struct vm *vm, unsigned int id, const struct lb_entry *e)
 
 	v->vm = vm;
 	v->id = id;
-	v->kf.inst_fd = -1;
+	v->kf.pend.inst_fd = -1;
 	v->fd = ioctl(vm->fd, KVM_CREATE_VCPU, id);
 	if (v->fd < 0)
 		return kvm_fail("KVM_CREATE_VCPU");
@@ -575,9 +575,10 @@ static int vm_exit_syscall(struct vcpu *v)
 	int err = 0;
 
 	if (sc->flags & KVM_X86_SYSCALL_FLAG_RETURN) {
-		if (v->kf.armed)
-			err = kf_return(&v->kf, v->fd, sc);
-		else if (v->call_armed)
+		err = vm->front ? kf_return(&v->kf, v->fd, sc) : 0;
+		if (err > 0)
+			err = 0;	/* the front end's */
+		else if (!err && v->call_armed && sc->rip == v->call.rip)
 			print_call(v, &v->call, &sc->ret);
 		v->call_armed = false;
 		if (__atomic_exchange_n(&vm->retrap_due, false, __ATOMIC_ACQ_REL))
@@ -617,8 +618,7 @@ static int vm_exit_syscall(struct vcpu *v)
 	}
 	if (!vm->print)
 		return 0;
-	/* KVM's one return hook on this vCPU is a preempted trusted call's: printed without result */
-	if (compat || !call_returns(sc->nr) || v->kf.armed) {
+	if (compat || !call_returns(sc->nr)) {
 		print_call(v, &call, NULL);
 		return 0;
 	}

@@ -332,6 +332,18 @@ else
 	not_ok "guest: untrusted curl in the same guest cannot connect (rc $rc)"
 fi
 
+# Six trusted processes create their sockets at once on one vCPU: each placeholder's number comes
+# back on its own SYSRET, whichever processes the guest kernel runs in between (kvm-patch 14).
+vm $DELEGATE -- /bin/sh -c 'for i in 1 2 3 4 5 6; do
+	(curl -sS http://198.18.0.1/ >/tmp/c$i 2>&1; echo "curl $i: $?") & done; wait; cat /tmp/c*'
+fetched=$(grep -c '^curl [1-6]: 0$' "$OUT")
+if [ "$rc" = 0 ] && [ "$fetched" = 6 ] && [ "$(grep -cx 'hello from the world namespace' "$OUT")" = 6 ] &&
+   ! grep -q 'lost its return hook' "$OUT"; then
+	ok "guest: six trusted curls started at once on one vCPU all fetch through rsys-delegate"
+else
+	not_ok "guest: six trusted curls started at once on one vCPU all fetch through rsys-delegate ($fetched of 6, rc $rc)"
+fi
+
 # busybox nc waits in poll() on its stdin (a guest pipe, left open for 5 s after the request) and
 # the remote socket: a split poll, which the reply must end (nc exits at the server's end of file).
 vm $DELEGATE -- /bin/sh -c '{ printf "GET / HTTP/1.0\r\nHost: 198.18.0.1\r\n\r\n"; sleep 5; } |
