@@ -371,6 +371,24 @@ else
 	not_ok "guest: split select, pselect6, poll and ppoll over a guest pipe and a remote socket: the same transcript as natively (rc $rc)"
 fi
 
+# What a call costs a trusted guest process with --policy: a local one (getppid, trapped and run
+# in the guest) and a remote one (getsockopt on a socket of rsys-delegate's), and getsockopt
+# natively in the service namespace; printed, not asserted.
+$IPR netns exec svc /bin/callrate 300 sock 198.18.0.1 >"$OUT" 2>&1
+native_remote=$(us_per_call)
+vm $DELEGATE -- /bin/callrate 300
+trusted_local=$(us_per_call)
+vm $DELEGATE -- /bin/callrate 300 sock 198.18.0.1
+trusted_remote=$(us_per_call)
+if [ -n "$native_remote" ] && [ -n "$trusted_local" ] && [ -n "$trusted_remote" ]; then
+	ok "guest: a trusted process's local and remote call rates measured"
+	awk -v n="$native_remote" -v l="$trusted_local" -v r="$trusted_remote" -v off="${off:-0}" 'BEGIN {
+		printf "# trusted guest process with --policy: getppid %.2f us (x%s of the trap off), getsockopt on a remote socket %.2f us (x%.0f of getsockopt natively in the service namespace, %.2f us)\n",
+			l, off > 0 ? sprintf("%.1f", l / off) : "?", r, r / n, n }'
+else
+	not_ok "guest: a trusted process's local and remote call rates measured ($native_remote/$trusted_local/$trusted_remote)"
+fi
+
 # The policy's egress rules hold for the guest (rsys-delegate --policy): net.policy allows
 # 198.18.0.0/24 and loopback only; the fetch above is the control.
 vm $DELEGATE -- /bin/sh -c 'curl -sSv --connect-timeout 5 http://198.51.100.1/ 2>&1; echo "curl: $?"'

@@ -203,7 +203,8 @@ make_initramfs() {
 		-f "$OUT/guest.cpio.gz:/guest/image.cpio.gz" -f "$HERE/vm_test.sh:/guest/vm_test.sh" \
 		-f "$ROOT/policy/net.policy:/guest/net.policy" \
 		"$RSYS_O/rsys-load:/bin/rsys-load" "$RSYS_O/rsys-delegate:/bin/rsys-delegate" \
-		"$RSYS_O/guest-splitwait:/bin/splitwait" "$(command -v ip):/usr/sbin/ip" >/dev/null ||
+		"$RSYS_O/guest-splitwait:/bin/splitwait" "$RSYS_O/guest-callrate:/bin/callrate" \
+		"$(command -v ip):/usr/sbin/ip" >/dev/null ||
 		fail "cannot put rsys-load, rsys-delegate and ip into the initramfs"
 	for t in $INTREE_TESTS; do
 		names="$names $(basename "$t")"

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* proc_status(): fields of /proc/PID/status and /proc/PID/task/TID/status; proc_threads() (procfs.h). */
+/* The monitor's readers of /proc (procfs.h): status fields, threads, fd links, fd lists, fdinfo. */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,18 +48,48 @@ int proc_status(pid_t tgid, pid_t tid, const char *const *names, uint64_t *vals,
 	return found;
 }
 
-int fd_link(int fd, char *buf, size_t len)
+int proc_fd_link(pid_t pid, int fd, char *buf, size_t len)
 {
 	char path[64];
 	ssize_t n;
 
 	if (len < 1)
 		return -EINVAL;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	n = readlink(path, buf, len - 1);
 	if (n < 0)
 		return -errno;
 	buf[n] = '\0';
+	return 0;
+}
+
+int fd_link(int fd, char *buf, size_t len)
+{
+	return proc_fd_link(0, fd, buf, len);
+}
+
+int proc_fd_each(pid_t pid, void (*fn)(int fd, void *arg), void *arg)
+{
+	struct dirent *d;
+	char path[64];
+	char *end;
+	DIR *dir;
+	long fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir))) {
+		fd = strtol(d->d_name, &end, 10);
+		if (*end || end == d->d_name || fd < 0 || fd > INT_MAX)
+			continue;
+		fn((int)fd, arg);
+	}
+	closedir(dir);
 	return 0;
 }
 

@@ -26,10 +26,16 @@ int proc_status(pid_t tgid, pid_t tid, const char *const *names, uint64_t *vals,
 int proc_threads(pid_t tid);
 
 /*
- * What the monitor's own @fd is, as /proc/self/fd names it ("socket:[123]",
- * "anon_inode:[eventpoll]", ...), into @buf of @len bytes. 0 or -errno.
+ * What @fd of process @pid (0: the monitor) is, as /proc/PID/fd names it
+ * ("socket:[123]", "anon_inode:[eventpoll]", ...), into @buf of @len
+ * bytes. 0 or -errno (-ENOENT: not open).
  */
+int proc_fd_link(pid_t pid, int fd, char *buf, size_t len);
+/* The same for the monitor's own @fd. */
 int fd_link(int fd, char *buf, size_t len);
+
+/* Call @fn for every open fd of @pid (/proc/PID/fd): 0, or -errno if it cannot be read. */
+int proc_fd_each(pid_t pid, void (*fn)(int fd, void *arg), void *arg);
 
 /*
  * /proc/@pid/fdinfo/@fd (@pid 0: the monitor's own fd) opened for reading,

@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The host tier's front end: the seccomp filter's rules and the user notifications behind struct sv_front. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,15 +383,12 @@ static int pf_exit_fd(pid_t tgid)
 
 static int pf_fd_ino(pid_t tid, int vfd, ino_t *ino)
 {
-	char path[64], link[64];
+	char link[64];
 	unsigned long i;
-	ssize_t n;
+	int err = proc_fd_link(tid, vfd, link, sizeof(link));
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", tid, vfd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return -errno;
-	link[n] = '\0';
+	if (err)
+		return err;
 	if (sscanf(link, "socket:[%lu]", &i) != 1)
 		return 0;
 	*ino = i;
@@ -428,24 +423,7 @@ static int pf_fd_copy(pid_t tgid, int exit_fd, int vfd)
 
 static int pf_fd_each(pid_t tid, void (*fn)(int vfd, void *arg), void *arg)
 {
-	struct dirent *d;
-	char path[64];
-	char *end;
-	DIR *dir;
-	long vfd;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", tid);
-	dir = opendir(path);
-	if (!dir)
-		return -errno;
-	while ((d = readdir(dir))) {
-		vfd = strtol(d->d_name, &end, 10);
-		if (*end || end == d->d_name || vfd < 0 || vfd > INT_MAX)
-			continue;
-		fn(vfd, arg);
-	}
-	closedir(dir);
-	return 0;
+	return proc_fd_each(tid, fn, arg);
 }
 
 static bool pf_files_shared(pid_t a, pid_t b)
