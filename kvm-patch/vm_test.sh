@@ -383,8 +383,10 @@ trusted_remote=$(us_per_call)
 if [ -n "$native_remote" ] && [ -n "$trusted_local" ] && [ -n "$trusted_remote" ]; then
 	ok "guest: a trusted process's local and remote call rates measured"
 	awk -v n="$native_remote" -v l="$trusted_local" -v r="$trusted_remote" -v off="${off:-0}" 'BEGIN {
-		printf "# trusted guest process with --policy: getppid %.2f us (x%s of the trap off), getsockopt on a remote socket %.2f us (x%.0f of getsockopt natively in the service namespace, %.2f us)\n",
-			l, off > 0 ? sprintf("%.1f", l / off) : "?", r, r / n, n }'
+		x = "?"
+		if (off + 0 > 0)
+			x = sprintf("%.1f", l / off)
+		printf "# trusted guest process with --policy: getppid %.2f us (x%s of the trap off), getsockopt on a remote socket %.2f us (x%.0f of getsockopt natively in the service namespace, %.2f us)\n", l, x, r, r / n, n }'
 else
 	not_ok "guest: a trusted process's local and remote call rates measured ($native_remote/$trusted_local/$trusted_remote)"
 fi
