@@ -23,6 +23,17 @@
  * the anchor and the core closes the socket at the delegate, as for the
  * host tier.
  *
+ * Split waits: a poll/ppoll/select/pselect6 over guest files and remote
+ * sockets asks the core for the remote half without waiting, then lets
+ * the guest kernel wait for the local half in slices (remote entries
+ * hidden) and has the call made again, until one side is ready or its
+ * time is up (split_poll, split_select).
+ *
+ * Calls that wait for their SYSRET (struct kf_pend: a placeholder's
+ * number, a fault-in's call made again, a slice's end) are kept per VM
+ * and found by RIP, RSP and CR3, as KVM keeps them (kvm-patch 14), so a
+ * task preempted before its return, or resumed on another vCPU, keeps its.
+ *
  * A guest process is its address space (page-table root): its threads
  * share one table. Not yet: tables across fork (a child starts with none,
  * its inherited placeholders are plain eventfds to it) and execve (the
@@ -36,8 +47,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <time.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/audit.h>
 #include <linux/kvm.h>
@@ -49,10 +60,9 @@
 #include <sys/uio.h>
 
 #include <rsys/limits.h>
+#include <rsys/policy.h>
 #include <rsys/proto.h>
 #include <rsys/syscalls.h>
-
-#include <rsys/policy.h>
 
 #include "fdcache.h"
 #include "kvmfront.h"
