@@ -5,6 +5,7 @@
  * returned, one line per step. vm_test.sh runs it natively in the first
  * level's service namespace and as a trusted guest process (the socket
  * rsys-delegate's, the pipe the guest kernel's): the transcripts must match.
+ * It also gives getsockopt kernel addresses, the VMM's scratch one among them.
  * Usage: splitwait ADDR (port 80)
  */
 #define _GNU_SOURCE
@@ -89,6 +90,26 @@ static void reply(int s)
 	printf("reply: %s (%zu bytes)\n", buf, len);
 }
 
+/*
+ * Kernel addresses are no buffer: natively EFAULT, and under rsys-load vm
+ * too, KF_SCRATCH_VA included (the VMM's scratch memory for calls it makes
+ * up for the monitor must not be reachable through a program's own call).
+ */
+static void scratch(int s)
+{
+	static const unsigned long addrs[] = { 0xffffff8000000000UL, 0xffffffff81000000UL };
+	socklen_t len = sizeof(int);
+	unsigned int i;
+	int r;
+
+	for (i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		r = getsockopt(s, SOL_SOCKET, SO_ERROR, (void *)addrs[i], &len);
+		printf("getsockopt into %#lx: %d %s\n", addrs[i], r, r ? strerror(errno) : "");
+		r = getsockopt(s, SOL_SOCKET, SO_ERROR, &r, (socklen_t *)addrs[i]);
+		printf("getsockopt with its length at %#lx: %d %s\n", addrs[i], r, r ? strerror(errno) : "");
+	}
+}
+
 /* A child writes a byte into the pipe after @ms: the parent's wait must end then. */
 static pid_t later(int w, int ms)
 {
@@ -137,6 +158,7 @@ int main(int argc, char **argv)
 	wait(NULL);
 	if (read(p[0], &c, 1) != 1)
 		return 1;
+	scratch(t);
 	request(t);
 	pol("poll without timeout, the reply comes", p[0], t, -1, false);
 	sel("select without timeout, the reply there", p[0], t, -1, false);

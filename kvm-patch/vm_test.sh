@@ -358,14 +358,16 @@ else
 	not_ok "guest: a split poll over a guest pipe and a remote socket (busybox nc) (rc $rc)"
 fi
 
-# select, pselect6, poll and ppoll over a pipe and a socket: natively in the service namespace
-# (the reference) and as a trusted guest process (the pipe the guest's, the socket rsys-delegate's).
+# select, pselect6, poll and ppoll over a pipe and a socket, and getsockopt given kernel addresses
+# (EFAULT, the VMM's scratch address for calls it makes up included): natively in the service
+# namespace (the reference) and as a trusted guest process (the pipe the guest's, the socket
+# rsys-delegate's).
 $IPR netns exec svc /bin/splitwait 198.18.0.1 >/tmp/splitwait.native 2>&1
 vm $DELEGATE -- /bin/splitwait 198.18.0.1
 sed -i '/^rsys-load: vm: [0-9]* system calls trapped/d' "$OUT"
 if [ "$rc" = 0 ] && [ -s /tmp/splitwait.native ] && grep -q '^reply: HTTP/1.[01] 200' /tmp/splitwait.native &&
    cmp -s /tmp/splitwait.native "$OUT"; then
-	ok "guest: split select, pselect6, poll and ppoll over a guest pipe and a remote socket: the same transcript as natively ($(wc -l <"$OUT") lines)"
+	ok "guest: split select, pselect6, poll and ppoll over a guest pipe and a remote socket, getsockopt into kernel addresses (the VMM's scratch one too): the same transcript as natively ($(wc -l <"$OUT") lines)"
 else
 	diff /tmp/splitwait.native "$OUT" >>"$OUT"
 	not_ok "guest: split select, pselect6, poll and ppoll over a guest pipe and a remote socket: the same transcript as natively (rc $rc)"
