@@ -1372,7 +1372,8 @@ static enum kf_verdict decide(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 		kv->fault_va = 0;
 	if (kf.qfd < 0 || !core_takes(sc, root))
 		return KF_PASS;
-	kv->cur_rsp = rsp(arg);
+	if (!kv->cur_rsp)
+		kv->cur_rsp = rsp(arg);	/* read once per call */
 	if (!k) {
 		k = kv->call = calloc(1, sizeof(*k));
 		if (!k) {
@@ -1453,8 +1454,11 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	enum kf_verdict v;
 
 	/* A new call of a thread whose call waits for its SYSRET: that one came back by IRET. */
-	if (kf.qfd >= 0 && root_waits(root))
-		forget_thread(root, rsp(arg));
+	kv->cur_rsp = 0;
+	if (kf.qfd >= 0 && root_waits(root)) {
+		kv->cur_rsp = rsp(arg);
+		forget_thread(root, kv->cur_rsp);
+	}
 	v = decide(kv, sc, rsp, arg);
 	if (kv->pend.armed)
 		commit(kv);

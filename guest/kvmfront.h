@@ -45,7 +45,7 @@ struct kf_pend {
 /* What one vCPU's thread has in hand with the front end. */
 struct kf_vcpu {
 	struct kf_pend pend;		/* the return being set up for the call kf_call() decides */
-	uint64_t cur_rsp;		/* that call's stack pointer */
+	uint64_t cur_rsp;		/* that call's stack pointer (0: not read yet) */
 	uint64_t fault_va;		/* the page the last fault-in was for (0: none) */
 	struct kvm_x86_syscall fault_call;	/* ... in place of this call */
 	struct kf_call *call;		/* the call the core holds (lives as long as the vCPU) */

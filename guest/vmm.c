@@ -914,14 +914,14 @@ int vmm_run(const struct vmm_opts *o)
 	struct vm vm = { .kvm = -1, .fd = -1, .ncpus = o->cpus, .lock = PTHREAD_MUTEX_INITIALIZER,
 			 .syscalls = o->syscalls || o->delegate, .print = o->syscalls,
 			 .untrap = (o->syscalls || o->delegate) && !o->trap_all };
-	struct rsys_maps maps = { .fdtable = -1, .trusted = -1, .class_count = -1, .sys_count = -1,
-				  .sigdeliver = -1, .sigwake = -1, .sigstop = -1, .sigring = -1 };
+	struct rsys_maps maps;
 	struct sv sv = { .policy = o->policy, .maps = &maps };
 	struct tls_files tls = { 0 };
 	struct termios tty;
 	unsigned int i;
 	int err;
 
+	maps_none(&maps);
 	for (i = 0; i < LB_CPUS_MAX; i++)
 		vm.vcpus[i].fd = -1;
 	if (o->cpus < 1 || o->cpus > LB_CPUS_MAX) {

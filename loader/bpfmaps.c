@@ -56,6 +56,13 @@ static int next_key(int fd, const void *key, void *next)
 	return maps_sys_bpf(BPF_MAP_GET_NEXT_KEY, &attr);
 }
 
+void maps_none(struct rsys_maps *m)
+{
+	m->fdtable = m->trusted = m->class_count = m->sys_count = m->sigdeliver = -1;
+	m->sigwake = m->sigstop = m->sigring = -1;
+	m->class_mem = NULL;
+}
+
 int maps_open(struct rsys_maps *m)
 {
 	static const char *const names[] = { "fdtable", "trusted", "class_count", "sys_count" };
@@ -64,9 +71,7 @@ int maps_open(struct rsys_maps *m)
 	size_t i;
 	int fd;
 
-	m->fdtable = m->trusted = m->class_count = m->sys_count = m->sigdeliver = -1;
-	m->sigwake = m->sigstop = m->sigring = -1;
-	m->class_mem = NULL;
+	maps_none(m);
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		fd = maps_obj_get(names[i]);
 		if (fd < 0)
@@ -116,8 +121,7 @@ void maps_close(struct rsys_maps *m)
 		close(m->sigstop);
 	if (m->sigring >= 0)
 		close(m->sigring);
-	m->fdtable = m->trusted = m->class_count = m->sys_count = m->sigdeliver = -1;
-	m->sigwake = m->sigstop = m->sigring = -1;
+	maps_none(m);
 }
 
 bool maps_attached(const struct rsys_maps *m)

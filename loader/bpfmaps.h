@@ -26,6 +26,8 @@ struct rsys_maps {
  */
 int maps_open(struct rsys_maps *m);
 void maps_close(struct rsys_maps *m);
+/* @m as maps_open() leaves it when rsys is not attached: every call a no-op (the KVM tier's). */
+void maps_none(struct rsys_maps *m);
 bool maps_attached(const struct rsys_maps *m);
 
 int maps_fd_set(struct rsys_maps *m, __u32 table, __u32 vfd, const struct rsys_fd_val *v);
