@@ -34,18 +34,33 @@
  * and found by RIP, RSP and CR3, as KVM keeps them (kvm-patch 14), so a
  * task preempted before its return, or resumed on another vCPU, keeps its.
  *
+ * Blocking (park): the vCPU waits KF_HOLD_NS for the core's answer; a call
+ * still unanswered then (a recv, accept, connect or wait that blocks at the
+ * delegate) is parked: the core keeps it, and its thread waits in the
+ * guest kernel, in slices (a poll of no fds for 1, 2, 4, 8 ms), while the
+ * vCPU runs the rest of the guest. At each slice's end the thread makes
+ * its call again and takes the answer if it came. A signal interrupts the
+ * slice as it would the call: without a handler (a stop) the guest kernel
+ * restarts it (restart_syscall, mapped back to the call); with one, the
+ * handler runs and its rt_sigreturn resolves the call in the signal frame:
+ * made again (SA_RESTART, which the front end notes from rt_sigaction, or
+ * the answer came meanwhile) or ended with EINTR. A call ended so, or
+ * whose thread did not come back, is refused to the core, which cancels
+ * it at the delegate and keeps what it still brings for the socket's next
+ * call (sockcalls.c's stash), as for a host-tier call a signal ended.
+ *
  * A guest process is its address space (page-table root): its threads
  * share one table. Not yet: tables across fork (a child starts with none,
  * its inherited placeholders are plain eventfds to it) and execve (the
- * table ends with the old address space), signals into the guest (SIGPIPE,
- * a signal ending a blocked remote call) and blocking without stalling the
- * vCPU: a remote call that blocks holds its vCPU until it is answered.
+ * table ends with the old address space), and signals the core raises
+ * (SIGPIPE).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -78,6 +93,11 @@
 /* The arguments of a call the front end makes up for the core: no user address is up there. */
 #define KF_SCRATCH_VA	0xffffff8000000000ULL
 #define KF_SLICE_MAX_MS	16		/* the longest slice of a split poll's local half */
+#define KF_HOLD_NS	2000000LL	/* the vCPU waits this long for an answer, then parks the call */
+#define KF_PARK_SLICE_MAX_MS	8	/* the longest slice of a parked call's wait */
+#define KF_PARK_LOST_NS	1000000000LL	/* a parked call's thread this late after its slice: gone */
+#define KF_SA_RESTART	0x10000000	/* SA_RESTART, in struct kernel_sigaction's flags */
+#define KF_SA_SIGINFO	0x00000004
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_READ	22
 #define MADV_POPULATE_WRITE	23
@@ -90,14 +110,19 @@ struct kf_proc {
 	int exit_fd;			/* eventfd written when it ends */
 	unsigned int n;
 	int *fds;			/* per vfd: the monitor's placeholder end, or -1 */
+	/* bit sig - 1, as rt_sigaction set them: a handler; with SA_RESTART; with SA_SIGINFO */
+	uint64_t handled, restart, siginfo;
 };
 
 /*
- * A call on its way through the core, one per vCPU (struct kf_vcpu): the
- * core may still look at it (sv_call.id) a moment after it is answered.
+ * A call on its way through the core: a vCPU's (struct kf_vcpu) while it
+ * waits for the answer, then, if parked, on kf.parked until its thread
+ * takes the answer or is gone. The core may still look at one (sv_call.id)
+ * a moment after it is answered: they are reused (kf.spare), not freed,
+ * while the VM runs.
  */
 struct kf_call {
-	struct kf_call *next;
+	struct kf_call *next;		/* in the queue for next(), or kf.spare */
 	struct kvm_x86_syscall sc;
 	pid_t id;
 	uint64_t root;
@@ -109,6 +134,13 @@ struct kf_call {
 	int inst_fd;
 	void *scratch;			/* a made-up call's memory, at KF_SCRATCH_VA */
 	size_t scratch_len;
+	/* parked (under kf.lock) */
+	bool parked;			/* on kf.parked: its thread waits in the guest */
+	bool gone;			/* ... and will not take the answer: the core's is refused */
+	uint64_t rsp;			/* its thread's stack pointer (with root: the thread) */
+	int64_t slice_end;		/* when the thread's current slice ends (CLOCK_MONOTONIC ns) */
+	unsigned int slice_ms;
+	struct kf_call *pnext;		/* in kf.parked */
 };
 
 static struct {
@@ -119,6 +151,8 @@ static struct {
 	pid_t next_id;
 	struct kf_call *head, **tail;	/* calls for next() */
 	int qfd;			/* eventfd: the queue has calls */
+	struct kf_call *parked;		/* calls whose threads wait in the guest */
+	struct kf_call *spare;		/* answered calls, for reuse */
 } kf = { .lock = PTHREAD_MUTEX_INITIALIZER, .qfd = -1 };
 
 /*
@@ -195,6 +229,7 @@ static struct kf_proc *proc_get(uint64_t root)
 	p->id = ++kf.next_id;
 	p->n = 0;
 	p->fds = NULL;
+	p->handled = p->restart = p->siginfo = 0;
 	return p;
 }
 
@@ -393,28 +428,59 @@ static struct kf_call *kcall(const struct sv_call *c)
 	return (struct kf_call *)(uintptr_t)c->id;
 }
 
+/* @k is no one's any more: to kf.spare. Under kf.lock. */
+static void recycle(struct kf_call *k)
+{
+	if (k->inst_fd >= 0)
+		close(k->inst_fd);
+	k->inst_fd = -1;
+	k->parked = k->gone = false;
+	k->next = kf.spare;
+	kf.spare = k;
+}
+
+/* Take parked @k off kf.parked. Under kf.lock. */
+static void unpark(struct kf_call *k)
+{
+	struct kf_call **pp;
+
+	for (pp = &kf.parked; *pp; pp = &(*pp)->pnext) {
+		if (*pp == k) {
+			*pp = k->pnext;
+			break;
+		}
+	}
+	k->parked = false;
+}
+
+/* A call whose thread is gone is refused: the core keeps what it brought (sockcalls.c's stash). */
 static bool kv_answer(struct sv_call *c, int64_t ret, bool cont)
 {
 	struct kf_call *k = kcall(c);
+	bool taken;
 
 	pthread_mutex_lock(&kf.lock);
+	taken = !k->gone;
 	k->ret = ret;
 	k->cont = cont;
 	k->done = true;
-	pthread_cond_signal(&k->cond);
+	if (k->gone && !k->parked)
+		recycle(k);
+	else
+		pthread_cond_signal(&k->cond);
 	pthread_mutex_unlock(&kf.lock);
-	return true;
+	return taken;
 }
 
-/* Its vCPU waits in the call until it is answered: valid until then. */
+/* Its thread waits for the answer (on its vCPU, or parked) until it comes or the thread is gone. */
 static bool kv_valid(const struct sv_call *c)
 {
-	bool done;
+	bool valid;
 
 	pthread_mutex_lock(&kf.lock);
-	done = kcall(c)->done;
+	valid = !kcall(c)->done && !kcall(c)->gone;
 	pthread_mutex_unlock(&kf.lock);
-	return !done;
+	return valid;
 }
 
 static ssize_t kv_mem(struct sv_call *c, const struct iovec *local, const struct iovec *remote,
@@ -486,6 +552,13 @@ static int kv_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&kf.lock);
+	if (answer && k->gone) {
+		/* its thread will not run the call: as for a notification gone (the core answers still) */
+		pthread_mutex_unlock(&kf.lock);
+		if (copy >= 0)
+			close(copy);
+		return -ENOENT;
+	}
 	p = proc_by_id(k->id);
 	if (p && vfd >= 0)
 		shadow_drop(p, vfd);
@@ -542,6 +615,7 @@ int kf_start(struct sv *sv, const struct gmem *m)
 
 void kf_stop(struct sv *sv)
 {
+	struct kf_call *k;
 	unsigned int i, v;
 
 	sv_stop(sv);
@@ -557,11 +631,23 @@ void kf_stop(struct sv *sv)
 	if (kf.qfd >= 0)
 		close(kf.qfd);
 	kf.qfd = -1;
+	/* the core is stopped: no one looks at its calls any more */
+	while (kf.parked) {
+		k = kf.parked;
+		kf.parked = k->pnext;
+		recycle(k);
+	}
+	while ((k = kf.spare)) {
+		kf.spare = k->next;
+		pthread_cond_destroy(&k->cond);
+		free(k);
+	}
 }
 
 void kf_mm_gone(uint64_t cr3)
 {
 	uint64_t one = 1, root = gmem_root(cr3);
+	struct kf_call *k, *next;
 	struct kf_proc *p;
 	unsigned int v;
 
@@ -578,6 +664,16 @@ void kf_mm_gone(uint64_t cr3)
 		}
 		if (waits[v].root == root)
 			waits[v].root = waits[v].rsp = 0;
+	}
+	/* its parked calls: refused to the core when it answers them */
+	for (k = kf.parked; k; k = next) {
+		next = k->pnext;
+		if (k->root != root)
+			continue;
+		k->gone = true;
+		unpark(k);
+		if (k->done)
+			recycle(k);
 	}
 	p = proc_by_root(root);
 	if (p) {
@@ -707,10 +803,12 @@ static uint64_t first_fault(uint64_t root, const struct kf_range *r, int n, bool
 	return 0;
 }
 
-/* Hand @k to the supervisor and wait for its answer. */
-static void core_run(struct kf_call *k)
+/* Hand @k to the supervisor and wait for its answer, at most @hold ns (0: as long as it takes): answered? */
+static bool core_run(struct kf_call *k, int64_t hold)
 {
+	struct timespec until;
 	uint64_t one = 1;
+	bool done;
 
 	pthread_mutex_lock(&kf.lock);
 	k->next = NULL;
@@ -719,10 +817,19 @@ static void core_run(struct kf_call *k)
 	pthread_mutex_unlock(&kf.lock);
 	if (write(kf.qfd, &one, sizeof(one)) != sizeof(one))
 		pr_warn("vm: cannot wake the supervisor: %s\n", err_str(errno));
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (until.tv_nsec + hold) / 1000000000LL;
+	until.tv_nsec = (until.tv_nsec + hold) % 1000000000LL;
 	pthread_mutex_lock(&kf.lock);
-	while (!k->done)
-		pthread_cond_wait(&k->cond, &kf.lock);
+	while (!k->done) {
+		if (!hold)
+			pthread_cond_wait(&k->cond, &kf.lock);
+		else if (pthread_cond_timedwait(&k->cond, &kf.lock, &until) == ETIMEDOUT)
+			break;
+	}
+	done = k->done;
 	pthread_mutex_unlock(&kf.lock);
+	return done;
 }
 
 static bool is_remote(uint64_t root, int vfd)
@@ -1034,9 +1141,13 @@ static void complete(struct kvm_x86_syscall *sc, int64_t ret)
 	sc->ret = ret;
 }
 
-/* Hand call @sc of process @id to the core (with @scratch at KF_SCRATCH_VA) and wait for its answer. */
-static void core_ask(struct kf_call *k, const struct kvm_x86_syscall *sc, pid_t id, uint64_t root,
-		     void *scratch, size_t len)
+/*
+ * Hand call @sc of process @id to the core (with @scratch at KF_SCRATCH_VA)
+ * and wait for its answer, at most @hold ns (0: as long as it takes):
+ * answered? If not, the core still has @k.
+ */
+static bool core_ask(struct kf_call *k, const struct kvm_x86_syscall *sc, pid_t id, uint64_t root,
+		     void *scratch, size_t len, int64_t hold)
 {
 	pthread_mutex_lock(&kf.lock);
 	k->sc = *sc;
@@ -1048,12 +1159,16 @@ static void core_ask(struct kf_call *k, const struct kvm_x86_syscall *sc, pid_t 
 	k->scratch = scratch;
 	k->scratch_len = len;
 	pthread_mutex_unlock(&kf.lock);
-	core_run(k);
+	if (!core_run(k, hold))
+		return false;
 	pthread_mutex_lock(&kf.lock);
 	k->scratch = NULL;
 	pthread_mutex_unlock(&kf.lock);
-	if (k->inst_fd >= 0 && !k->install)
+	if (k->inst_fd >= 0 && !k->install) {
 		close(k->inst_fd);
+		k->inst_fd = -1;
+	}
+	return true;
 }
 
 /* The next slice of a split wait with @left ns to go (INT64_MAX: no timeout), in ms: 1, 2, 4 ... KF_SLICE_MAX_MS. */
@@ -1190,7 +1305,7 @@ static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t
 	probe.args[0] = KF_SCRATCH_VA;
 	probe.args[1] = nr;
 	probe.args[2] = 0;
-	core_ask(k, &probe, id, root, pf, nr * sizeof(pf[0]));
+	core_ask(k, &probe, id, root, pf, nr * sizeof(pf[0]), 0);
 	if (!k->cont && k->ret < 0) {
 		kv->wait_call.nr = 0;
 		complete(sc, k->ret);
@@ -1325,7 +1440,7 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 	probe = *sc;
 	probe.nr = RSYS_NR_poll;
 	probe.args[2] = 0;
-	core_ask(k, &probe, id, root, NULL, 0);
+	core_ask(k, &probe, id, root, NULL, 0, 0);
 	poll_flip(root, va, loc, nl, true);
 	free(loc);
 	if (k->inst_fd >= 0)
@@ -1357,12 +1472,235 @@ whole:
 	return 0;
 }
 
+/* The kf_call for a new call of @kv: its own, a spare one, or a new one; NULL without memory. */
+static struct kf_call *call_get(struct kf_vcpu *kv)
+{
+	pthread_condattr_t ca;
+	struct kf_call *k = kv->call;
+
+	if (k)
+		return k;
+	pthread_mutex_lock(&kf.lock);
+	k = kf.spare;
+	if (k)
+		kf.spare = k->next;
+	pthread_mutex_unlock(&kf.lock);
+	if (!k) {
+		k = calloc(1, sizeof(*k));
+		if (!k)
+			return NULL;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&k->cond, &ca);
+		pthread_condattr_destroy(&ca);
+		k->inst_fd = -1;
+	}
+	kv->call = k;
+	return k;
+}
+
+/* The parked call (gone or not) of the thread with stack pointer @rsp in @root, or NULL. Under kf.lock. */
+static struct kf_call *parked_of(uint64_t root, uint64_t rsp)
+{
+	struct kf_call *k;
+
+	for (k = kf.parked; k; k = k->pnext)
+		if (k->root == root && k->rsp == rsp)
+			return k;
+	return NULL;
+}
+
+/* Has a thread of @root a parked call (gone ones too)? */
+static bool parked_in(uint64_t root)
+{
+	struct kf_call *k;
+	bool ret = false;
+
+	if (!__atomic_load_n(&kf.parked, __ATOMIC_RELAXED))
+		return false;
+	pthread_mutex_lock(&kf.lock);
+	for (k = kf.parked; k && !ret; k = k->pnext)
+		ret = k->root == root;
+	pthread_mutex_unlock(&kf.lock);
+	return ret;
+}
+
+/* Parked @k's thread waits in the guest kernel for a slice (a poll of no fds), then makes its call again. */
+static enum kf_verdict park_slice(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, struct kf_call *k,
+				  pid_t id)
+{
+	unsigned int ms;
+
+	pthread_mutex_lock(&kf.lock);
+	ms = k->slice_ms;
+	k->slice_ms = ms * 2 > KF_PARK_SLICE_MAX_MS ? KF_PARK_SLICE_MAX_MS : ms * 2;
+	k->slice_end = now_ns() + ms * 1000000LL;
+	pthread_mutex_unlock(&kf.lock);
+	arm(kv, sc, id);
+	kv->pend.park = true;
+	sc->nr = RSYS_NR_poll;
+	sc->args[0] = 0;
+	sc->args[1] = 0;
+	sc->args[2] = ms;
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return KF_DECIDED;
+}
+
+/* @k's answer for call @sc: a value, the guest's own call, or a placeholder in place of a socket. */
+static enum kf_verdict deliver(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, struct kf_call *k,
+			       pid_t id)
+{
+	if (k->install) {
+		/* The guest's own call (dup*, close, exit_group) or a placeholder in place of a socket. */
+		arm(kv, sc, id);
+		kv->pend.install = true;
+		kv->pend.inst_fd = k->inst_fd;
+		k->inst_fd = -1;
+		if (sc->nr == RSYS_NR_socket || sc->nr == RSYS_NR_accept ||
+		    sc->nr == RSYS_NR_accept4) {
+			int fl = kv->pend.inst_fd >= 0 ? fcntl(kv->pend.inst_fd, F_GETFL) : 0;
+			bool cloexec = sc->nr == RSYS_NR_socket ? sc->args[1] & SOCK_CLOEXEC :
+				       sc->nr == RSYS_NR_accept4 ? sc->args[3] & SOCK_CLOEXEC : false;
+
+			sc->nr = RSYS_NR_eventfd2;
+			sc->args[0] = 0;
+			sc->args[1] = (cloexec ? EFD_CLOEXEC : 0) |
+				      (fl > 0 && (fl & O_NONBLOCK) ? EFD_NONBLOCK : 0);
+		}
+		sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+		return KF_DECIDED;
+	}
+	if (k->cont)
+		return KF_PASS;
+	sc->flags = 0;
+	sc->ret = k->ret;
+	return KF_DECIDED;
+}
+
+/*
+ * A call of a thread with a parked call: that call made again (at a
+ * slice's end, or restarted), which waits on or takes its answer; or
+ * another call, and the parked one is gone. KF_PASS when it was not the
+ * parked call (or that is gone), for decide() to go on with.
+ */
+static enum kf_verdict park_resume(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root,
+				   pid_t id)
+{
+	enum kf_verdict v;
+	struct kf_call *k;
+	bool done;
+
+	pthread_mutex_lock(&kf.lock);
+	k = parked_of(root, kv->cur_rsp);
+	if (k && (k->gone || !same_call(sc, &k->sc))) {
+		if (!k->done)
+			k->gone = true;
+		else if (!k->gone)
+			pr_warn_few("vm: guest process %d: a thread left its answered call %llu for call %llu: the answer is lost\n",
+				    (int)id, (unsigned long long)k->sc.nr, (unsigned long long)sc->nr);
+		unpark(k);
+		if (k->done)
+			recycle(k);
+		k = NULL;
+	}
+	done = k && k->done;
+	if (done)
+		unpark(k);
+	pthread_mutex_unlock(&kf.lock);
+	if (!k)
+		return KF_PASS;
+	if (!done)
+		return park_slice(kv, sc, k, id);
+	v = deliver(kv, sc, k, id);
+	pthread_mutex_lock(&kf.lock);
+	recycle(k);
+	pthread_mutex_unlock(&kf.lock);
+	return v;
+}
+
+/* The core did not answer @kv's call @sc in time: the core keeps it, its thread waits in the guest. */
+static enum kf_verdict park(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root, pid_t id)
+{
+	struct kf_call *k = kv->call, *old;
+
+	pthread_mutex_lock(&kf.lock);
+	if (k->done) {
+		/* answered just now */
+		pthread_mutex_unlock(&kf.lock);
+		if (k->inst_fd >= 0 && !k->install) {
+			close(k->inst_fd);
+			k->inst_fd = -1;
+		}
+		return deliver(kv, sc, k, id);
+	}
+	old = parked_of(root, kv->cur_rsp);	/* gone: park_resume() dropped any other */
+	if (old) {
+		unpark(old);
+		if (old->done)
+			recycle(old);
+	}
+	k->parked = true;
+	k->rsp = kv->cur_rsp;
+	k->slice_ms = 1;
+	k->pnext = kf.parked;
+	kf.parked = k;
+	pthread_mutex_unlock(&kf.lock);
+	kv->call = NULL;
+	pr_debug("vm: guest process %d: call %llu parked\n", (int)id, (unsigned long long)sc->nr);
+	return park_slice(kv, sc, k, id);
+}
+
+/*
+ * A parked call's slice ended with @ret (or its handler's rt_sigreturn
+ * found it so; @restart: the signal's handler has SA_RESTART): true if
+ * its thread is to make the call again, false if @ret stands (EINTR: the
+ * parked call is gone).
+ */
+static bool park_back(uint64_t root, const struct kf_pend *pd, int64_t ret, bool restart)
+{
+	struct kf_call *k;
+	bool again = ret == 0 || restart;
+
+	pthread_mutex_lock(&kf.lock);
+	k = parked_of(root, pd->rsp);
+	if (k && same_call(&k->sc, &pd->orig)) {
+		if (k->done)
+			again = true;
+		if (!again && !k->done) {
+			k->gone = true;
+			unpark(k);
+		} else if (!again) {
+			unpark(k);
+			recycle(k);
+		}
+	}
+	pthread_mutex_unlock(&kf.lock);
+	return again;
+}
+
+/* Parked calls whose thread is KF_PARK_LOST_NS late are gone: the core cancels them. */
+static void park_reap(void)
+{
+	int64_t now;
+	struct kf_call *k;
+
+	if (!__atomic_load_n(&kf.parked, __ATOMIC_RELAXED))
+		return;
+	now = now_ns();
+	pthread_mutex_lock(&kf.lock);
+	for (k = kf.parked; k; k = k->pnext)
+		if (!k->gone && !k->done && now - k->slice_end > KF_PARK_LOST_NS)
+			k->gone = true;	/* kept (with its key) for the thread's restart */
+	pthread_mutex_unlock(&kf.lock);
+}
+
 static enum kf_verdict decide(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 			      uint64_t (*rsp)(void *arg), void *arg)
 {
 	uint64_t root = gmem_root(sc->cr3), va, end = 0;
 	struct kf_range r[KF_RANGES];
-	struct kf_call *k = kv->call;
+	enum kf_verdict v;
+	struct kf_call *k;
 	struct kf_proc *p;
 	bool write;
 	pid_t id;
@@ -1370,18 +1708,29 @@ static enum kf_verdict decide(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 
 	if (kv->fault_va && !same_call(sc, &kv->fault_call))
 		kv->fault_va = 0;
-	if (kf.qfd < 0 || !core_takes(sc, root))
+	if (kf.qfd < 0)
+		return KF_PASS;
+	/* A parked call made again may not be the core's any more (a close the core let go). */
+	if (parked_in(root)) {
+		if (!kv->cur_rsp)
+			kv->cur_rsp = rsp(arg);
+		pthread_mutex_lock(&kf.lock);
+		p = proc_by_root(root);
+		id = p ? p->id : 0;
+		pthread_mutex_unlock(&kf.lock);
+		v = park_resume(kv, sc, root, id);
+		if (v != KF_PASS)
+			return v;
+	}
+	if (!core_takes(sc, root))
 		return KF_PASS;
 	if (!kv->cur_rsp)
 		kv->cur_rsp = rsp(arg);	/* read once per call */
+	k = call_get(kv);
 	if (!k) {
-		k = kv->call = calloc(1, sizeof(*k));
-		if (!k) {
-			sc->flags = 0;
-			sc->ret = -ENOMEM;
-			return KF_DECIDED;
-		}
-		pthread_cond_init(&k->cond, NULL);
+		sc->flags = 0;
+		sc->ret = -ENOMEM;
+		return KF_DECIDED;
 	}
 	pthread_mutex_lock(&kf.lock);
 	p = proc_get(root);
@@ -1419,32 +1768,168 @@ static enum kf_verdict decide(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	}
 	kv->fault_va = 0;
 
-	core_ask(k, sc, id, root, NULL, 0);
-	if (k->install) {
-		/* The guest's own call (dup*, close, exit_group) or a placeholder in place of a socket. */
-		arm(kv, sc, id);
-		kv->pend.install = true;
-		kv->pend.inst_fd = k->inst_fd;
-		k->inst_fd = -1;
-		if (sc->nr == RSYS_NR_socket || sc->nr == RSYS_NR_accept ||
-		    sc->nr == RSYS_NR_accept4) {
-			int fl = kv->pend.inst_fd >= 0 ? fcntl(kv->pend.inst_fd, F_GETFL) : 0;
-			bool cloexec = sc->nr == RSYS_NR_socket ? sc->args[1] & SOCK_CLOEXEC :
-				       sc->nr == RSYS_NR_accept4 ? sc->args[3] & SOCK_CLOEXEC : false;
+	if (!core_ask(k, sc, id, root, NULL, 0, KF_HOLD_NS))
+		return park(kv, sc, root, id);
+	return deliver(kv, sc, k, id);
+}
 
-			sc->nr = RSYS_NR_eventfd2;
-			sc->args[0] = 0;
-			sc->args[1] = (cloexec ? EFD_CLOEXEC : 0) |
-				      (fl > 0 && (fl & O_NONBLOCK) ? EFD_NONBLOCK : 0);
+/* Note the handler rt_sigaction @sc gives its signal, and its SA_RESTART and SA_SIGINFO (for restarts()). */
+static void note_sigaction(const struct kvm_x86_syscall *sc, uint64_t root)
+{
+	uint64_t act[2];	/* struct kernel_sigaction: handler, flags */
+	int sig = (int)sc->args[0];
+	struct kf_proc *p;
+	uint64_t bit;
+
+	if (!sc->args[1] || sig < 1 || sig > 64 ||
+	    gmem_read(kf.gm, root, sc->args[1], act, sizeof(act)))
+		return;
+	bit = 1ULL << (sig - 1);
+	pthread_mutex_lock(&kf.lock);
+	/* a process the core does not know yet and that sets no handler need not be known */
+	p = act[0] > 1 ? proc_get(root) : proc_by_root(root);
+	if (p) {
+		p->handled &= ~bit;
+		p->restart &= ~bit;
+		p->siginfo &= ~bit;
+		if (act[0] > 1) {	/* neither SIG_DFL nor SIG_IGN */
+			p->handled |= bit;
+			p->restart |= act[1] & KF_SA_RESTART ? bit : 0;
+			p->siginfo |= act[1] & KF_SA_SIGINFO ? bit : 0;
 		}
-		sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
-		return KF_DECIDED;
 	}
-	if (k->cont)
-		return KF_PASS;
-	sc->flags = 0;
-	sc->ret = k->ret;
-	return KF_DECIDED;
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/*
+ * Does the handler that interrupted a call of process @id restart it
+ * (SA_RESTART)? The frame says which signal it was (@sig) only when that
+ * one's handler has SA_SIGINFO (else that part of the frame is whatever
+ * the stack held): decided when all handlers agree, or all have
+ * SA_SIGINFO; else, and for handlers the front end did not see set (a
+ * process forked before), EINTR.
+ */
+static bool restarts(pid_t id, int sig)
+{
+	uint64_t h = 0, r = 0, i = 0;
+	struct kf_proc *p;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(id);
+	if (p) {
+		h = p->handled;
+		r = p->restart;
+		i = p->siginfo;
+	}
+	pthread_mutex_unlock(&kf.lock);
+	if (!h || !r)
+		return false;
+	if (r == h)
+		return true;
+	return i == h && sig >= 1 && sig <= 64 && (r & 1ULL << (sig - 1));
+}
+
+/* Where a call that waited for its SYSRET goes on: RAX, the address it returns to, its arguments. */
+struct kf_out {
+	int64_t rax;
+	uint64_t rip;		/* orig.rip + 2: on after the call; orig.rip: the SYSCALL again */
+	uint64_t args[6];
+};
+
+/*
+ * Resolve @pd, whose call returned @ret, into @out: the program's memory
+ * and arguments as they were, the call made again (a fault-in, the next
+ * slice of a wait, a parked call's answer) or its result standing. @sig
+ * -1: at its SYSRET; else it returned by IRET into a handler, seen at the
+ * handler's rt_sigreturn, and @sig is the frame's signal number (0 if not
+ * plausible; see restarts()).
+ */
+static void resolve(struct kf_pend *pd, int64_t ret, int sig, struct kf_out *out)
+{
+	uint64_t root = gmem_root(pd->orig.cr3);
+	struct kf_proc *p;
+	bool again = pd->retry;
+
+	if (pd->slice || pd->sslice) {
+		/* nothing local in this slice and time left: the whole call again, remote half first */
+		again = ret == 0 && (pd->wait_deadline == INT64_MAX || now_ns() < pd->wait_deadline);
+		/*
+		 * A select that found something, or timed out: the kernel's
+		 * sets stand (the remote fds' bits clear) and only the
+		 * timeout, saved last, is the program's again; an error or
+		 * another round: all of it.
+		 */
+		if (pd->sslice && ret >= 0 && !again) {
+			pd->saved[0] = pd->saved[pd->nsaved - 1];
+			pd->nsaved = 1;
+		}
+		if (pd->sslice)
+			restore_saved(pd);
+		else
+			unhide(pd);
+		pd->slice = pd->sslice = false;
+		if (!again)
+			wait_end(root, pd->rsp);
+	}
+	if (pd->park)
+		again = park_back(root, pd, ret, sig >= 0 && restarts(pd->id, sig));
+	out->rax = ret;
+	out->rip = pd->orig.rip + 2;
+	memcpy(out->args, pd->orig.args, sizeof(out->args));
+	if (again) {
+		/* back to the SYSCALL instruction with the call's number and arguments */
+		out->rax = pd->orig.nr;
+		out->rip = pd->orig.rip;
+	} else if (pd->install && ret >= 0 && pd->inst_fd >= 0) {
+		pthread_mutex_lock(&kf.lock);
+		p = proc_by_id(pd->id);
+		if (p && !shadow_set(p, (int)ret, pd->inst_fd))
+			pd->inst_fd = -1;	/* the shadow's now */
+		pthread_mutex_unlock(&kf.lock);
+	}
+	disarm(pd);
+}
+
+/*
+ * struct rt_sigframe (arch/x86/include/asm/sigframe.h) as rt_sigreturn
+ * finds it, at the stack pointer of the call (the restorer's SYSCALL,
+ * after its handler's RET took pretcode): the sigcontext of struct
+ * ucontext after its flags, link and stack_t; siginfo after the ucontext.
+ */
+#define KF_FRAME_MCTX	40
+#define KF_FRAME_SIGNO	304
+_Static_assert(sizeof(struct sigcontext) == 256, "x86-64 struct sigcontext");
+
+/*
+ * rt_sigreturn of a trusted thread: if the handler interrupted a call
+ * that waits for its SYSRET, that call is resolved in the signal frame,
+ * as its SYSRET would have been (the frame holds its registers).
+ */
+static void frame_resolve(struct kf_vcpu *kv, uint64_t root)
+{
+	uint64_t at = kv->cur_rsp + KF_FRAME_MCTX;
+	struct sigcontext m;
+	struct kf_out out;
+	struct kf_pend pd;
+	int32_t sig;
+
+	if (gmem_read(kf.gm, root, at, &m, sizeof(m)) ||
+	    gmem_read(kf.gm, root, kv->cur_rsp + KF_FRAME_SIGNO, &sig, sizeof(sig)) ||
+	    !take(root, m.rip - 2, m.rsp, &pd))
+		return;
+	resolve(&pd, (int64_t)m.rax, sig >= 1 && sig <= 64 ? sig : 0, &out);
+	pr_debug("vm: guest process %d: call %llu interrupted by signal %d: %s\n", (int)pd.id,
+		 (unsigned long long)pd.orig.nr, sig, out.rip == pd.orig.rip ? "made again" : "ends");
+	m.rax = (uint64_t)out.rax;
+	m.rip = out.rip;
+	m.rdi = out.args[0];
+	m.rsi = out.args[1];
+	m.rdx = out.args[2];
+	m.r10 = out.args[3];
+	m.r8 = out.args[4];
+	m.r9 = out.args[5];
+	if (gmem_write(kf.gm, root, at, &m, sizeof(m)))
+		pr_warn_few("vm: cannot write a signal frame: an interrupted call's registers are not restored\n");
 }
 
 enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
@@ -1452,12 +1937,37 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 {
 	uint64_t root = gmem_root(sc->cr3);
 	enum kf_verdict v;
+	struct kf_call *k;
+	struct kf_wait *w;
 
 	/* A new call of a thread whose call waits for its SYSRET: that one came back by IRET. */
 	kv->cur_rsp = 0;
-	if (kf.qfd >= 0 && root_waits(root)) {
+	if (kf.qfd < 0)
+		return KF_PASS;
+	park_reap();
+	if (sc->nr == RSYS_NR_rt_sigaction)
+		note_sigaction(sc, root);
+	if (root_waits(root)) {
 		kv->cur_rsp = rsp(arg);
+		if (sc->nr == RSYS_NR_rt_sigreturn)
+			frame_resolve(kv, root);
 		forget_thread(root, kv->cur_rsp);
+	}
+	if (sc->nr == RSYS_NR_restart_syscall) {
+		/* the guest kernel restarts a slice a signal stopped: it is the parked call or wait again */
+		if (!kv->cur_rsp)
+			kv->cur_rsp = rsp(arg);
+		pthread_mutex_lock(&kf.lock);
+		k = parked_of(root, kv->cur_rsp);
+		w = wait_find(root, kv->cur_rsp);
+		if (k || w) {
+			const struct kvm_x86_syscall *c = k ? &k->sc : &w->call;
+
+			pr_debug("vm: restart_syscall: call %llu again\n", (unsigned long long)c->nr);
+			sc->nr = c->nr;
+			memcpy(sc->args, c->args, sizeof(sc->args));
+		}
+		pthread_mutex_unlock(&kf.lock);
 	}
 	v = decide(kv, sc, rsp, arg);
 	if (kv->pend.armed)
@@ -1469,60 +1979,28 @@ int kf_return(struct kf_vcpu *kv, int vcpu_fd, struct kvm_x86_syscall *sc)
 {
 	uint64_t root = gmem_root(sc->cr3);
 	struct kvm_regs regs;
+	struct kf_out out;
 	struct kf_pend pd;
-	struct kf_proc *p;
-	bool more;
-	int err = 0;
 
 	(void)kv;
 	if (ioctl(vcpu_fd, KVM_GET_REGS, &regs))
 		return -errno;
 	if (!take(root, sc->rip, regs.rsp, &pd))
 		return 0;	/* not the front end's (--syscalls printing its own) */
-
-	if (pd.slice || pd.sslice) {
-		/* nothing local in this slice and time left: the whole call again, remote half first */
-		more = sc->ret == 0 && (pd.wait_deadline == INT64_MAX || now_ns() < pd.wait_deadline);
-		/*
-		 * A select that found something, or timed out: the kernel's
-		 * sets stand (the remote fds' bits clear) and only the
-		 * timeout, saved last, is the program's again; an error or
-		 * another round: all of it.
-		 */
-		if (pd.sslice && sc->ret >= 0 && !more) {
-			pd.saved[0] = pd.saved[pd.nsaved - 1];
-			pd.nsaved = 1;
-		}
-		if (pd.sslice)
-			restore_saved(&pd);
-		else
-			unhide(&pd);
-		pd.slice = pd.sslice = false;
-		pd.retry = more;
-		if (!more)
-			wait_end(root, pd.rsp);
-	}
-	if (pd.retry) {
-		/* Back to the SYSCALL instruction with the call's number and arguments. */
-		regs.rax = pd.orig.nr;
-		regs.rcx = pd.orig.rip;
-		regs.rdi = pd.orig.args[0];
-		regs.rsi = pd.orig.args[1];
-		regs.rdx = pd.orig.args[2];
-		regs.r10 = pd.orig.args[3];
-		regs.r8 = pd.orig.args[4];
-		regs.r9 = pd.orig.args[5];
+	resolve(&pd, sc->ret, -1, &out);
+	/* the answer KVM gives this SYSRET's RAX */
+	sc->ret = out.rax;
+	if (out.rip != sc->rip + 2 || memcmp(out.args, sc->args, sizeof(out.args))) {
+		regs.rax = (uint64_t)out.rax;
+		regs.rcx = out.rip;
+		regs.rdi = out.args[0];
+		regs.rsi = out.args[1];
+		regs.rdx = out.args[2];
+		regs.r10 = out.args[3];
+		regs.r8 = out.args[4];
+		regs.r9 = out.args[5];
 		if (ioctl(vcpu_fd, KVM_SET_REGS, &regs))
-			err = -errno;
-		/* the answer KVM gives this SYSRET's RAX */
-		sc->ret = pd.orig.nr;
-	} else if (pd.install && sc->ret >= 0 && pd.inst_fd >= 0) {
-		pthread_mutex_lock(&kf.lock);
-		p = proc_by_id(pd.id);
-		if (p && !shadow_set(p, (int)sc->ret, pd.inst_fd))
-			pd.inst_fd = -1;	/* the shadow's now */
-		pthread_mutex_unlock(&kf.lock);
+			return -errno;
 	}
-	disarm(&pd);
-	return err ? err : 1;
+	return 1;
 }

@@ -17,7 +17,7 @@ struct kf_call;
 /*
  * A call waiting for its SYSRET (KVM_X86_SYSCALL_FLAG_RETURN): to learn the
  * vfd a placeholder got, to make the call again once its pages are in, or
- * to end a slice of a split wait. KVM keeps up to 64 of them per VM and
+ * to end a slice of a split wait or of a parked call's wait. KVM keeps up to 64 of them per VM and
  * finds each by its task's RIP, RSP and CR3 on whichever vCPU it returns
  * (kvm-patch 14); the front end keeps them the same way.
  */
@@ -27,6 +27,7 @@ struct kf_pend {
 	bool retry;			/* make @orig again once its pages are in */
 	bool slice;			/* end a slice of a split poll (the local half) */
 	bool sslice;			/* ... of a split select: @saved are the program's */
+	bool park;			/* end a slice of a parked call's wait (the core still has it) */
 	int inst_fd;			/* install: the monitor's placeholder end, or -1 */
 	pid_t id;			/* the process's id in the core */
 	struct kvm_x86_syscall orig;	/* the call as trapped */
@@ -48,7 +49,7 @@ struct kf_vcpu {
 	uint64_t cur_rsp;		/* that call's stack pointer (0: not read yet) */
 	uint64_t fault_va;		/* the page the last fault-in was for (0: none) */
 	struct kvm_x86_syscall fault_call;	/* ... in place of this call */
-	struct kf_call *call;		/* the call the core holds (lives as long as the vCPU) */
+	struct kf_call *call;		/* the call the core holds while the vCPU waits for it */
 	/* A split wait: the remote half asked between slices of the guest kernel's own. */
 	struct kvm_x86_syscall wait_call;	/* the poll, ppoll, select or pselect6 (nr 0: none) */
 	int64_t wait_deadline;		/* CLOCK_MONOTONIC ns (INT64_MAX: no timeout) */
@@ -74,9 +75,10 @@ enum kf_verdict {
 /*
  * A trusted process's 64-bit call @sc (a syscall exit, not a return) on the
  * vCPU @vcpu_fd: hands the calls the core handles (sockets, fd-table
- * calls on remote fds, waits, exit) to it and waits for its answer; the
- * vCPU stays in the call meanwhile. @rsp(@arg) reads the caller's stack
- * pointer, for the scratch memory of a split select.
+ * calls on remote fds, waits, exit) to it and waits a moment for its
+ * answer; a call still unanswered then is parked: its thread waits in the
+ * guest kernel in slices while the vCPU goes on. @rsp(@arg) reads the
+ * caller's stack pointer (a thread's key, a split select's scratch).
  */
 enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 			uint64_t (*rsp)(void *arg), void *arg);

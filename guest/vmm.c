@@ -608,8 +608,9 @@ static int vm_exit_syscall(struct vcpu *v)
 	if (vm->front && !compat) {
 		enum kf_verdict verdict = kf_call(&v->kf, sc, vcpu_rsp, v);
 
-		if (call_ends_mm(call.nr, compat))
-			kf_mm_gone(call.cr3);	/* after the core closed its remote fds (exit_group) */
+		/* after the core closed its remote fds (exit_group); not while it is parked */
+		if (call_ends_mm(call.nr, compat) && sc->nr == call.nr)
+			kf_mm_gone(call.cr3);
 		if (verdict == KF_DECIDED) {
 			if (vm->print && !sc->flags)
 				print_call(v, &call, &sc->ret);

@@ -373,6 +373,22 @@ else
 	not_ok "guest: split select, pselect6, poll and ppoll over a guest pipe and a remote socket: the same transcript as natively (rc $rc)"
 fi
 
+# A remote recv that blocks does not hold the vCPU (the call is parked: the thread waits in the
+# guest kernel, a child spins meanwhile on the VM's one vCPU), and signals act on it as on a Linux
+# recv: a handler without SA_RESTART ends it with EINTR (nothing lost: the reply to the request
+# sent then comes on the same socket); SIGSTOP/SIGCONT and handlers with SA_RESTART restart it.
+# Natively in the service namespace (the reference) and as a trusted guest process.
+$IPR netns exec svc /bin/sigrecv 198.18.0.1 >/tmp/sigrecv.native 2>&1
+vm $DELEGATE -- /bin/sigrecv 198.18.0.1
+sed -i '/^rsys-load: vm: [0-9]* system calls trapped/d' "$OUT"
+if [ "$rc" = 0 ] && grep -q 'EINTR (handler: 1)$' /tmp/sigrecv.native &&
+   grep -q 'request).*200 OK (handler: 2)$' /tmp/sigrecv.native && cmp -s /tmp/sigrecv.native "$OUT"; then
+	ok "guest: a blocked remote recv lets the vCPU run other processes; a signal ends it with EINTR or restarts it (SIGSTOP/SIGCONT, SA_RESTART), as natively ($(wc -l <"$OUT") lines)"
+else
+	diff /tmp/sigrecv.native "$OUT" >>"$OUT"
+	not_ok "guest: a blocked remote recv interrupted by signals: the same transcript as natively (rc $rc)"
+fi
+
 # What a call costs a trusted guest process with --policy: a local one (getppid, trapped and run
 # in the guest) and a remote one (getsockopt on a socket of rsys-delegate's), and getsockopt
 # natively in the service namespace; printed, not asserted.

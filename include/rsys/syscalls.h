@@ -105,6 +105,7 @@
 	X(epoll_create, 213, 0)                   \
 	X(getdents64, 217, 0)                     \
 	X(set_tid_address, 218, 0)                \
+	X(restart_syscall, 219, 0)                \
 	X(clock_gettime, 228, 0)                  \
 	X(clock_nanosleep, 230, 0)                \
 	X(exit_group, 231, 0)                     \
