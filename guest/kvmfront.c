@@ -50,10 +50,11 @@
  * call (sockcalls.c's stash), as for a host-tier call a signal ended.
  *
  * A guest process is its address space (page-table root): its threads
- * share one table. Not yet: tables across fork (a child starts with none,
- * its inherited placeholders are plain eventfds to it) and execve (the
- * table ends with the old address space), and signals the core raises
- * (SIGPIPE).
+ * share one table. A fork's child takes a copy of its parent's table as it
+ * was at the fork (fork_note, fork_adopt: the monitor's placeholder ends
+ * dup'ed, so a socket closes at the delegate when the last process holding
+ * it lets it go). Not yet: tables across execve (the table ends with the
+ * old address space), and signals the core raises (SIGPIPE).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -176,6 +177,25 @@ static struct kf_wait {
 } waits[KF_PENDS];
 static unsigned int waits_next;
 
+/*
+ * Forks of processes the core knows, until the child's first call: the
+ * parent's table as it was then (it may close its copies at once, as a
+ * forking server does) and its handlers' flags, found by the physical page
+ * of the VM's token, which the child shares with its parent until one of
+ * them writes it (an environment string: seldom). Under kf.lock.
+ */
+#define KF_FORKS	32
+#define KF_FORK_TTL_NS	10000000000LL	/* a child that made no call by then: its copies go */
+#define KF_CLONE_VM	0x100
+static struct kf_fork {
+	pid_t parent;			/* 0: free */
+	uint64_t gpa;			/* the token's page */
+	int64_t when;
+	unsigned int n;
+	int *fds;
+	uint64_t handled, restart, siginfo;
+} forks[KF_FORKS];
+
 /* Which calls name fds how (include/rsys/syscalls.h). */
 static const unsigned char kf_fdargs[] = {
 #define KF_FDARGS(name, nr, flags)	[nr] = (flags),
@@ -269,6 +289,36 @@ static void shadow_drop(struct kf_proc *p, int vfd)
 		close(p->fds[vfd]);
 		p->fds[vfd] = -1;
 	}
+}
+
+static void fork_free(struct kf_fork *f)
+{
+	unsigned int i;
+
+	for (i = 0; f->fds && i < f->n; i++)
+		if (f->fds[i] >= 0)
+			close(f->fds[i]);
+	free(f->fds);
+	*f = (struct kf_fork){ .parent = 0 };
+}
+
+/* A free slot for a fork (expired ones let go, else the oldest). Under kf.lock. */
+static struct kf_fork *fork_slot(int64_t now)
+{
+	struct kf_fork *old = &forks[0];
+	unsigned int i;
+
+	for (i = 0; i < KF_FORKS; i++) {
+		if (forks[i].parent && now - forks[i].when > KF_FORK_TTL_NS)
+			fork_free(&forks[i]);
+		if (forks[i].when < old->when)
+			old = &forks[i];
+	}
+	for (i = 0; i < KF_FORKS; i++)
+		if (!forks[i].parent)
+			return &forks[i];
+	fork_free(old);
+	return old;
 }
 
 /* --- struct fdc_source: the shadow tables --- */
@@ -642,6 +692,8 @@ void kf_stop(struct sv *sv)
 		pthread_cond_destroy(&k->cond);
 		free(k);
 	}
+	for (i = 0; i < KF_FORKS; i++)
+		fork_free(&forks[i]);
 }
 
 void kf_mm_gone(uint64_t cr3)
@@ -1773,6 +1825,86 @@ static enum kf_verdict decide(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	return deliver(kv, sc, k, id);
 }
 
+/* Does @sc make a process with a new address space (fork, clone or clone3 without CLONE_VM)? */
+static bool is_fork(const struct kvm_x86_syscall *sc, uint64_t root)
+{
+	uint64_t flags;
+
+	switch (sc->nr) {
+	case RSYS_NR_fork:
+		return true;
+	case RSYS_NR_clone:
+		return !(sc->args[0] & KF_CLONE_VM);
+	case RSYS_NR_clone3:	/* struct clone_args starts with its flags */
+		return !gmem_read(kf.gm, root, sc->args[0], &flags, sizeof(flags)) &&
+		       !(flags & KF_CLONE_VM);
+	}
+	return false;
+}
+
+/* Trusted call @sc (the caller's token at kv->token) may fork: keep its table for the child. */
+static void fork_note(struct kf_vcpu *kv, const struct kvm_x86_syscall *sc, uint64_t root)
+{
+	struct kf_fork *f;
+	struct kf_proc *p;
+	uint64_t gpa;
+	unsigned int i;
+
+	if (!kv->token || !is_fork(sc, root) ||
+	    gmem_translate(kf.gm, root, kv->token & ~(KF_PAGE - 1), false, &gpa))
+		return;
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	if (p && (p->n || p->handled)) {
+		f = fork_slot(now_ns());
+		f->fds = p->n ? malloc(p->n * sizeof(*f->fds)) : NULL;
+		f->n = f->fds ? p->n : 0;
+		for (i = 0; i < f->n; i++)
+			f->fds[i] = p->fds[i] >= 0 ? fcntl(p->fds[i], F_DUPFD_CLOEXEC, 0) : -1;
+		f->parent = p->id;
+		f->gpa = gpa;
+		f->when = now_ns();
+		f->handled = p->handled;
+		f->restart = p->restart;
+		f->siginfo = p->siginfo;
+	}
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/* A trusted process seen anew (its token at kv->token): a fork's child takes the table kept for it. */
+static void fork_adopt(struct kf_vcpu *kv, uint64_t root)
+{
+	struct kf_fork *f = NULL;
+	struct kf_proc *p;
+	uint64_t gpa;
+	unsigned int i;
+	int64_t now;
+
+	if (gmem_translate(kf.gm, root, kv->token & ~(KF_PAGE - 1), false, &gpa))
+		return;
+	now = now_ns();
+	pthread_mutex_lock(&kf.lock);
+	for (i = 0; i < KF_FORKS; i++)
+		if (forks[i].parent && forks[i].gpa == gpa && now - forks[i].when <= KF_FORK_TTL_NS &&
+		    (!f || forks[i].when > f->when))
+			f = &forks[i];
+	if (f && !proc_by_root(root)) {
+		p = proc_get(root);
+		if (p) {
+			p->fds = f->fds;
+			p->n = f->n;
+			f->fds = NULL;
+			p->handled = f->handled;
+			p->restart = f->restart;
+			p->siginfo = f->siginfo;
+			pr_debug("vm: guest process %d: a fork's child, guest process %d here\n",
+				 (int)f->parent, (int)p->id);
+		}
+		fork_free(f);
+	}
+	pthread_mutex_unlock(&kf.lock);
+}
+
 /* Note the handler rt_sigaction @sc gives its signal, and its SA_RESTART and SA_SIGINFO (for restarts()). */
 static void note_sigaction(const struct kvm_x86_syscall *sc, uint64_t root)
 {
@@ -1945,6 +2077,9 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	if (kf.qfd < 0)
 		return KF_PASS;
 	park_reap();
+	if (kv->fresh_token && kv->token)
+		fork_adopt(kv, root);
+	fork_note(kv, sc, root);
 	if (sc->nr == RSYS_NR_rt_sigaction)
 		note_sigaction(sc, root);
 	if (root_waits(root)) {

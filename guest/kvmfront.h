@@ -54,6 +54,9 @@ struct kf_vcpu {
 	struct kvm_x86_syscall wait_call;	/* the poll, ppoll, select or pselect6 (nr 0: none) */
 	int64_t wait_deadline;		/* CLOCK_MONOTONIC ns (INT64_MAX: no timeout) */
 	unsigned int wait_slice_ms;
+	/* Set by the VMM for each call (guest/vmtrust.c): where the caller holds the VM's token. */
+	uint64_t token;			/* a fork's parent or a process seen anew (else 0) */
+	bool fresh_token;		/* ... the latter: its first call (after a fork, say) */
 };
 
 /* Free what kf_call() allocated for @kv (when the VM ends). */

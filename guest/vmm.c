@@ -571,6 +571,7 @@ static int vm_exit_syscall(struct vcpu *v)
 	bool compat = sc->flags & KVM_X86_SYSCALL_FLAG_COMPAT;
 	struct kvm_x86_syscall call = *sc;
 	struct vm *vm = v->vm;
+	uint64_t found;
 	bool trusted;
 	int err = 0;
 
@@ -586,7 +587,7 @@ static int vm_exit_syscall(struct vcpu *v)
 		return err;	/* the SYSRET completes with sc->ret */
 	}
 	__atomic_add_fetch(&vm->trapped, 1, __ATOMIC_RELAXED);
-	trusted = vt_trusted(&vm->trust, &vm->gm, sc->cr3, vcpu_rsp, v);
+	trusted = vt_trusted(&vm->trust, &vm->gm, sc->cr3, vcpu_rsp, v, &found);
 	if (call_ends_mm(sc->nr, compat))
 		vt_forget(&vm->trust, sc->cr3);	/* its address space ends (if the call works) */
 	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE;
@@ -606,7 +607,13 @@ static int vm_exit_syscall(struct vcpu *v)
 		print_call(v, &v->call, NULL);
 	v->call_armed = false;
 	if (vm->front && !compat) {
-		enum kf_verdict verdict = kf_call(&v->kf, sc, vcpu_rsp, v);
+		enum kf_verdict verdict;
+
+		/* a fork's child, seen anew, inherits its parent's table; a fork notes it */
+		v->kf.fresh_token = found != 0;
+		v->kf.token = found ? found :
+			      call_makes_mm(sc->nr, sc->args, compat) ? vt_token(&vm->trust, sc->cr3) : 0;
+		verdict = kf_call(&v->kf, sc, vcpu_rsp, v);
 
 		/* after the core closed its remote fds (exit_group); not while it is parked */
 		if (call_ends_mm(call.nr, compat) && sc->nr == call.nr)

@@ -156,12 +156,14 @@ static uint64_t search(struct vt *t, const struct gmem *m, uint64_t cr3, uint64_
 }
 
 bool vt_trusted(struct vt *t, const struct gmem *m, uint64_t cr3,
-		uint64_t (*rsp)(void *arg), void *arg)
+		uint64_t (*rsp)(void *arg), void *arg, uint64_t *found)
 {
 	uint64_t root = gmem_root(cr3), va, print;
 	struct vt_mm *e;
 	bool trusted;
 
+	if (found)
+		*found = 0;
 	pthread_mutex_lock(&t->lock);
 	if (!t->announced) {
 		pthread_mutex_unlock(&t->lock);
@@ -179,9 +181,24 @@ bool vt_trusted(struct vt *t, const struct gmem *m, uint64_t cr3,
 	}
 	va = search(t, m, cr3, rsp(arg));
 	trusted = va != 0;
+	if (found)
+		*found = va;
 	remember(t, root, trusted, va, trusted ? 0 : vt_print(m, root));
 	pthread_mutex_unlock(&t->lock);
 	return trusted;
+}
+
+uint64_t vt_token(struct vt *t, uint64_t cr3)
+{
+	struct vt_mm *e;
+	uint64_t va = 0;
+
+	pthread_mutex_lock(&t->lock);
+	e = find(t, gmem_root(cr3));
+	if (e && e->trusted)
+		va = e->token_va;
+	pthread_mutex_unlock(&t->lock);
+	return va;
 }
 
 void vt_forget_untrusted(struct vt *t)

@@ -389,6 +389,20 @@ else
 	not_ok "guest: a blocked remote recv interrupted by signals: the same transcript as natively (rc $rc)"
 fi
 
+# A remote socket across fork: the child inherits the parent's table (as it was at the fork: the
+# parent of the second round closes its copy at once, as a forking server does, before the child's
+# first call), the child's exit leaves the parent's copy open. Natively and as a trusted process.
+$IPR netns exec svc /bin/forkfd 198.18.0.1 >/tmp/forkfd.native 2>&1
+vm $DELEGATE -- /bin/forkfd 198.18.0.1
+sed -i '/^rsys-load: vm: [0-9]* system calls trapped/d' "$OUT"
+if [ "$rc" = 0 ] && [ "$(grep -c '^child: reply: HTTP/1.[01] 200 OK, then end of file$' /tmp/forkfd.native)" = 2 ] &&
+   cmp -s /tmp/forkfd.native "$OUT"; then
+	ok "guest: a remote socket across fork: the child uses it (also after the parent closed its copy), the parent's copy outlives the child, as natively ($(wc -l <"$OUT") lines)"
+else
+	diff /tmp/forkfd.native "$OUT" >>"$OUT"
+	not_ok "guest: a remote socket across fork: the same transcript as natively (rc $rc)"
+fi
+
 # What a call costs a trusted guest process with --policy: a local one (getppid, trapped and run
 # in the guest) and a remote one (getsockopt on a socket of rsys-delegate's), and getsockopt
 # natively in the service namespace; printed, not asserted.

@@ -175,7 +175,8 @@ build_guest() {
 			"$HERE/trustport.c" &&
 		quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-int80" "$HERE/int80.c" &&
 		quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-splitwait" "$HERE/splitwait.c" &&
-		quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-sigrecv" "$HERE/sigrecv.c" ||
+		quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-sigrecv" "$HERE/sigrecv.c" &&
+		quiet ${CC:-cc} -O2 -static -Wall -o "$RSYS_O/guest-forkfd" "$HERE/forkfd.c" ||
 		fail "cannot build the guest's test programs"
 	# Debian's stock kernel as a second guest kernel (cached; vm_test.sh skips it if not fetched)
 	[ -f "$CACHE/debian-bzImage" ] || quiet "$ROOT/guest/debian-kernel.sh" "$CACHE/debian-bzImage" ||
@@ -183,7 +184,8 @@ build_guest() {
 	quiet "$ROOT/guest/mkimage.sh" -o "$OUT/guest.cpio.gz" -i "$RSYS_O/rsys-guest-init" \
 		"$RSYS_O/guest-callrate:/bin/callrate" "$RSYS_O/guest-trustport:/bin/trustport" \
 		"$RSYS_O/guest-int80:/bin/int80" "$RSYS_O/guest-splitwait:/bin/splitwait" \
-		"$RSYS_O/guest-sigrecv:/bin/sigrecv" "$(command -v curl):/bin/curl" ||
+		"$RSYS_O/guest-sigrecv:/bin/sigrecv" "$RSYS_O/guest-forkfd:/bin/forkfd" \
+		"$(command -v curl):/bin/curl" ||
 		fail "cannot make the compute VM's image"
 }
 
@@ -205,7 +207,7 @@ make_initramfs() {
 		-f "$ROOT/policy/net.policy:/guest/net.policy" \
 		"$RSYS_O/rsys-load:/bin/rsys-load" "$RSYS_O/rsys-delegate:/bin/rsys-delegate" \
 		"$RSYS_O/guest-splitwait:/bin/splitwait" "$RSYS_O/guest-callrate:/bin/callrate" \
-		"$RSYS_O/guest-sigrecv:/bin/sigrecv" \
+		"$RSYS_O/guest-sigrecv:/bin/sigrecv" "$RSYS_O/guest-forkfd:/bin/forkfd" \
 		"$(command -v ip):/usr/sbin/ip" >/dev/null ||
 		fail "cannot put rsys-load, rsys-delegate and ip into the initramfs"
 	for t in $INTREE_TESTS; do

@@ -435,7 +435,7 @@ static void g_token(uint64_t root, uint64_t va, char *out)
 TEST(vmtrust_follows_the_token)
 {
 	const char zeros[] = RSYS_VM_TOKEN_ENV "00000000000000000000000000000000";
-	uint64_t prog, child, other, stack = 0x7ffffff00000ULL;
+	uint64_t prog, child, other, found, stack = 0x7ffffff00000ULL;
 	char tok[VT_NEEDLE_LEN + 1];
 	static struct vt t, t2;
 
@@ -451,13 +451,13 @@ TEST(vmtrust_follows_the_token)
 	memcpy(g_ram + 0x200100, zeros, sizeof(zeros));
 	REQUIRE(!vt_init(&t), "a token drawn");
 	g_sp = stack;
-	CHECK(!vt_trusted(&t, &g_mem, prog, g_rsp, NULL), "before the announcement nothing is trusted");
+	CHECK(!vt_trusted(&t, &g_mem, prog, g_rsp, NULL, NULL), "before the announcement nothing is trusted");
 
 	REQUIRE(!vt_announce(&t, &g_mem, prog, 0x600100), "the init's announcement is taken");
 	g_token(prog, 0x600100, tok);
 	CHECK(strspn(tok + sizeof(RSYS_VM_TOKEN_ENV) - 1, "0123456789abcdef") == RSYS_VM_TOKEN_LEN &&
 	      strcmp(tok, zeros), "the zeros became the token: %s", tok);
-	CHECK(vt_trusted(&t, &g_mem, prog, g_rsp, NULL), "the announcing process is trusted");
+	CHECK(vt_trusted(&t, &g_mem, prog, g_rsp, NULL, NULL), "the announcing process is trusted");
 	CHECK(vt_announce(&t, &g_mem, other, 0x600100) == -EALREADY,
 	      "attack: a second write of the trust port is refused");
 
@@ -465,22 +465,26 @@ TEST(vmtrust_follows_the_token)
 	memcpy(g_ram + 0x300ff0, tok, VT_NEEDLE_LEN);
 	memcpy(g_ram + 0x301000, tok + 16, VT_NEEDLE_LEN - 16);
 	g_sp = stack + 0x100;
-	CHECK(vt_trusted(&t, &g_mem, child, g_rsp, NULL),
-	      "a process whose stack holds the token (fork, exec with the environment) is trusted");
+	CHECK(vt_trusted(&t, &g_mem, child, g_rsp, NULL, &found) && found == stack + 0xff0,
+	      "a process whose stack holds the token (fork, exec with the environment) is trusted, found at %#llx",
+	      (unsigned long long)found);
+	CHECK(vt_trusted(&t, &g_mem, child, g_rsp, NULL, &found) && !found &&
+	      vt_token(&t, child) == stack + 0xff0,
+	      "... and at its next call it is known (not found anew: a fork's child takes its table once)");
 	g_sp = stack;
-	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL), "a process without the token is not");
+	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL, NULL), "a process without the token is not");
 	memcpy(g_ram + 0x310080, zeros, sizeof(zeros));
 	vt_forget(&t, other);
-	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL),
+	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL, NULL),
 	      "attack: a process with a made-up RSYS_VM_TOKEN is not trusted");
 	memcpy(g_ram + 0x310080, tok, VT_NEEDLE_LEN);
-	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL),
+	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL, NULL),
 	      "a process remembered untrusted is not searched again while its top table is the same");
 	g_map(other, 0x10000000000ULL, 0x320000, G_P | G_RW | G_US, false);
-	CHECK(vt_trusted(&t, &g_mem, other, g_rsp, NULL),
+	CHECK(vt_trusted(&t, &g_mem, other, g_rsp, NULL, NULL),
 	      "control: once its top table changed (root reused), the token is found");
 	memset(g_ram + 0x300ff0, 0, 16);
-	CHECK(!vt_trusted(&t, &g_mem, child, g_rsp, NULL),
+	CHECK(!vt_trusted(&t, &g_mem, child, g_rsp, NULL, NULL),
 	      "attack: a trusted root that no longer holds the token (reused) is not trusted");
 
 	/*
@@ -494,27 +498,27 @@ TEST(vmtrust_follows_the_token)
 	g_map(child, stack + 4096, 0, 0, false);	/* not present */
 	memcpy(g_ram + 0x302100, tok, VT_NEEDLE_LEN);
 	g_sp = stack + 0x800;
-	CHECK(vt_trusted(&t, &g_mem, child, g_rsp, NULL),
+	CHECK(vt_trusted(&t, &g_mem, child, g_rsp, NULL, NULL),
 	      "a fresh exec whose strings lie above an untouched stack page is trusted");
 
 	/* untrusted processes end unseen once untrapped: their roots are forgotten */
 	memcpy(g_ram + 0x310080, zeros, sizeof(zeros));
 	vt_forget(&t, other);
-	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL), "a process without the token is not");
+	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL, NULL), "a process without the token is not");
 	memcpy(g_ram + 0x310080, tok, VT_NEEDLE_LEN);	/* a trusted process has the root now */
-	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL),
+	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL, NULL),
 	      "control: remembered untrusted, the root's new trusted process is not seen");
 	vt_forget_untrusted(&t);
-	CHECK(vt_trusted(&t, &g_mem, other, g_rsp, NULL),
+	CHECK(vt_trusted(&t, &g_mem, other, g_rsp, NULL, NULL),
 	      "after vt_forget_untrusted the root is searched again: trusted");
-	CHECK(vt_trusted(&t, &g_mem, prog, g_rsp, NULL),
+	CHECK(vt_trusted(&t, &g_mem, prog, g_rsp, NULL, NULL),
 	      "vt_forget_untrusted keeps the trusted ones");
 
 	REQUIRE(!vt_init(&t2), "a second VM's token");
 	g_ram[0x200100 + sizeof(RSYS_VM_TOKEN_ENV) - 1] = '1';
 	CHECK(vt_announce(&t2, &g_mem, prog, 0x600100) == -EINVAL,
 	      "an announcement whose string is not RSYS_VM_TOKEN=0...0 is refused");
-	CHECK(!vt_trusted(&t2, &g_mem, prog, g_rsp, NULL), "... and nothing is trusted");
+	CHECK(!vt_trusted(&t2, &g_mem, prog, g_rsp, NULL, NULL), "... and nothing is trusted");
 }
 
 int main(void)
