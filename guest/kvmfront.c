@@ -54,7 +54,12 @@
  * was at the fork (fork_note, fork_adopt: the monitor's placeholder ends
  * dup'ed, so a socket closes at the delegate when the last process holding
  * it lets it go). Not yet: tables across execve (the table ends with the
- * old address space), and signals the core raises (SIGPIPE).
+ * old address space).
+ *
+ * A signal the core raises with an answer (SIGPIPE with EPIPE) is sent by
+ * the guest kernel: the call becomes gettid, is made again as tkill(tid,
+ * sig), and at that one's return (or its handler's rt_sigreturn) gets the
+ * call's result.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -136,6 +141,7 @@ struct kf_call {
 	void *scratch;			/* a made-up call's memory, at KF_SCRATCH_VA */
 	size_t scratch_len;
 	/* parked (under kf.lock) */
+	int sig;			/* a signal the core raises with the answer (SIGPIPE) */
 	bool parked;			/* on kf.parked: its thread waits in the guest */
 	bool gone;			/* ... and will not take the answer: the core's is refused */
 	uint64_t rsp;			/* its thread's stack pointer (with root: the thread) */
@@ -176,6 +182,22 @@ static struct kf_wait {
 	unsigned int slice_ms;
 } waits[KF_PENDS];
 static unsigned int waits_next;
+
+/*
+ * Signals the core raised with an answer (SIGPIPE with EPIPE), by thread:
+ * the call became gettid, and is made again as tkill(tid, sig); at that
+ * one's return the call's result is put in its place. Under kf.lock.
+ */
+#define KF_RAISES	16
+static struct kf_raise {
+	uint64_t root, rsp;		/* root 0: free */
+	struct kvm_x86_syscall orig;	/* the call, as trapped */
+	pid_t id;
+	int64_t tid;
+	int sig;
+	int64_t result;
+} raises[KF_RAISES];
+static unsigned int raises_next;
 
 /*
  * Forks of processes the core knows, until the child's first call: the
@@ -624,10 +646,12 @@ static int kv_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags
 	return answer ? SV_ADDFD_LATER : vfd;
 }
 
+/* Raised when the answer is given (deliver: the guest kernel sends it to the thread, tkill). */
 static void kv_signal(struct sv_call *c, int sig)
 {
-	pr_debug("vm: signal %d for guest process %d not delivered (not supported yet)\n", sig,
-		 (int)c->tgid);
+	pthread_mutex_lock(&kf.lock);
+	kcall(c)->sig = sig;
+	pthread_mutex_unlock(&kf.lock);
 }
 
 const struct sv_front sv_kvm = {
@@ -963,9 +987,7 @@ static void disarm(struct kf_pend *pd)
 	if (pd->sslice)
 		restore_saved(pd);
 	free(pd->hidden);
-	pd->hidden = NULL;
-	pd->nhidden = pd->nsaved = 0;
-	pd->armed = pd->install = pd->retry = pd->slice = pd->sslice = false;
+	*pd = (struct kf_pend){ .inst_fd = -1 };
 }
 
 /* The call being decided waits for its SYSRET (kf_call() hands it to the table). */
@@ -1206,6 +1228,7 @@ static bool core_ask(struct kf_call *k, const struct kvm_x86_syscall *sc, pid_t 
 	k->id = id;
 	k->root = root;
 	k->done = k->cont = k->install = false;
+	k->sig = 0;
 	k->ret = 0;
 	k->inst_fd = -1;
 	k->scratch = scratch;
@@ -1524,6 +1547,24 @@ whole:
 	return 0;
 }
 
+/* Where a call that waited for its SYSRET goes on: RAX, the address it returns to, its arguments. */
+struct kf_out {
+	int64_t rax;
+	uint64_t rip;		/* orig.rip + 2: on after the call; orig.rip: the SYSCALL again */
+	uint64_t args[6];
+};
+
+/* @out's arguments into the registers @r (struct kvm_regs or sigcontext: the same names). */
+#define KF_PUT_ARGS(r, out)			\
+	do {					\
+		(r).rdi = (out).args[0];	\
+		(r).rsi = (out).args[1];	\
+		(r).rdx = (out).args[2];	\
+		(r).r10 = (out).args[3];	\
+		(r).r8 = (out).args[4];		\
+		(r).r9 = (out).args[5];		\
+	} while (0)
+
 /* The kf_call for a new call of @kv: its own, a spare one, or a new one; NULL without memory. */
 static struct kf_call *call_get(struct kf_vcpu *kv)
 {
@@ -1624,9 +1665,73 @@ static enum kf_verdict deliver(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, s
 	}
 	if (k->cont)
 		return KF_PASS;
+	if (k->sig) {
+		/* the result once the guest kernel sent the signal: first the thread's id */
+		arm(kv, sc, id);
+		kv->pend.raise = k->sig;
+		kv->pend.has_result = true;
+		kv->pend.result = k->ret;
+		sc->nr = RSYS_NR_gettid;
+		sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+		return KF_DECIDED;
+	}
 	sc->flags = 0;
 	sc->ret = k->ret;
 	return KF_DECIDED;
+}
+
+/* @pd's gettid returned @tid: its thread makes its call again as tkill(@tid, sig). Into @out. */
+static void raise_next(const struct kf_pend *pd, int64_t tid, struct kf_out *out)
+{
+	struct kf_raise *r = NULL;
+	unsigned int i;
+
+	pthread_mutex_lock(&kf.lock);
+	for (i = 0; i < KF_RAISES && !r; i++)
+		if (!raises[i].root || (raises[i].root == gmem_root(pd->orig.cr3) && raises[i].rsp == pd->rsp))
+			r = &raises[i];
+	if (!r) {
+		r = &raises[raises_next];
+		raises_next = (raises_next + 1) % KF_RAISES;
+	}
+	*r = (struct kf_raise){ gmem_root(pd->orig.cr3), pd->rsp, pd->orig, pd->id, tid, pd->raise,
+				pd->result };
+	pthread_mutex_unlock(&kf.lock);
+	memset(out->args, 0, sizeof(out->args));
+	out->args[0] = (uint64_t)tid;
+	out->args[1] = (uint64_t)pd->raise;
+	out->rax = RSYS_NR_tkill;
+	out->rip = pd->orig.rip;
+}
+
+/* Is @sc the tkill raise_next() had the thread make? Its return then gives the call's result. */
+static bool raise_take(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root)
+{
+	struct kf_raise r = { .root = 0 };
+	unsigned int i;
+
+	pthread_mutex_lock(&kf.lock);
+	for (i = 0; i < KF_RAISES; i++) {
+		if (raises[i].root == root && raises[i].rsp == kv->cur_rsp &&
+		    raises[i].orig.rip == sc->rip && (int64_t)sc->args[0] == raises[i].tid &&
+		    (int)sc->args[1] == raises[i].sig) {
+			r = raises[i];
+			raises[i].root = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&kf.lock);
+	if (!r.root)
+		return false;
+	disarm(&kv->pend);
+	kv->pend.orig = r.orig;
+	kv->pend.id = r.id;
+	kv->pend.rsp = r.rsp;
+	kv->pend.has_result = true;
+	kv->pend.result = r.result;
+	kv->pend.armed = true;
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return true;
 }
 
 /*
@@ -1961,13 +2066,6 @@ static bool restarts(pid_t id, int sig)
 	return i == h && sig >= 1 && sig <= 64 && (r & 1ULL << (sig - 1));
 }
 
-/* Where a call that waited for its SYSRET goes on: RAX, the address it returns to, its arguments. */
-struct kf_out {
-	int64_t rax;
-	uint64_t rip;		/* orig.rip + 2: on after the call; orig.rip: the SYSCALL again */
-	uint64_t args[6];
-};
-
 /*
  * Resolve @pd, whose call returned @ret, into @out: the program's memory
  * and arguments as they were, the call made again (a fault-in, the next
@@ -2005,10 +2103,12 @@ static void resolve(struct kf_pend *pd, int64_t ret, int sig, struct kf_out *out
 	}
 	if (pd->park)
 		again = park_back(root, pd, ret, sig >= 0 && restarts(pd->id, sig));
-	out->rax = ret;
+	out->rax = pd->has_result ? pd->result : ret;
 	out->rip = pd->orig.rip + 2;
 	memcpy(out->args, pd->orig.args, sizeof(out->args));
-	if (again) {
+	if (pd->raise && ret > 0 && sig < 0) {
+		raise_next(pd, ret, out);
+	} else if (again) {
 		/* back to the SYSCALL instruction with the call's number and arguments */
 		out->rax = pd->orig.nr;
 		out->rip = pd->orig.rip;
@@ -2040,7 +2140,9 @@ _Static_assert(sizeof(struct sigcontext) == 256, "x86-64 struct sigcontext");
 static void frame_resolve(struct kf_vcpu *kv, uint64_t root)
 {
 	uint64_t at = kv->cur_rsp + KF_FRAME_MCTX;
+	struct kvm_x86_syscall call;
 	struct sigcontext m;
+	pid_t id;
 	struct kf_out out;
 	struct kf_pend pd;
 	int32_t sig;
@@ -2049,17 +2151,14 @@ static void frame_resolve(struct kf_vcpu *kv, uint64_t root)
 	    gmem_read(kf.gm, root, kv->cur_rsp + KF_FRAME_SIGNO, &sig, sizeof(sig)) ||
 	    !take(root, m.rip - 2, m.rsp, &pd))
 		return;
+	call = pd.orig;
+	id = pd.id;
 	resolve(&pd, (int64_t)m.rax, sig >= 1 && sig <= 64 ? sig : 0, &out);
-	pr_debug("vm: guest process %d: call %llu interrupted by signal %d: %s\n", (int)pd.id,
-		 (unsigned long long)pd.orig.nr, sig, out.rip == pd.orig.rip ? "made again" : "ends");
+	pr_debug("vm: guest process %d: call %llu interrupted by signal %d: %s\n", (int)id,
+		 (unsigned long long)call.nr, sig, out.rip == call.rip ? "made again" : "ends");
 	m.rax = (uint64_t)out.rax;
 	m.rip = out.rip;
-	m.rdi = out.args[0];
-	m.rsi = out.args[1];
-	m.rdx = out.args[2];
-	m.r10 = out.args[3];
-	m.r8 = out.args[4];
-	m.r9 = out.args[5];
+	KF_PUT_ARGS(m, out);
 	if (gmem_write(kf.gm, root, at, &m, sizeof(m)))
 		pr_warn_few("vm: cannot write a signal frame: an interrupted call's registers are not restored\n");
 }
@@ -2087,6 +2186,14 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 		if (sc->nr == RSYS_NR_rt_sigreturn)
 			frame_resolve(kv, root);
 		forget_thread(root, kv->cur_rsp);
+	}
+	if (sc->nr == RSYS_NR_tkill) {
+		if (!kv->cur_rsp)
+			kv->cur_rsp = rsp(arg);
+		if (raise_take(kv, sc, root)) {
+			commit(kv);
+			return KF_DECIDED;
+		}
 	}
 	if (sc->nr == RSYS_NR_restart_syscall) {
 		/* the guest kernel restarts a slice a signal stopped: it is the parked call or wait again */
@@ -2128,12 +2235,7 @@ int kf_return(struct kf_vcpu *kv, int vcpu_fd, struct kvm_x86_syscall *sc)
 	if (out.rip != sc->rip + 2 || memcmp(out.args, sc->args, sizeof(out.args))) {
 		regs.rax = (uint64_t)out.rax;
 		regs.rcx = out.rip;
-		regs.rdi = out.args[0];
-		regs.rsi = out.args[1];
-		regs.rdx = out.args[2];
-		regs.r10 = out.args[3];
-		regs.r8 = out.args[4];
-		regs.r9 = out.args[5];
+		KF_PUT_ARGS(regs, out);
 		if (ioctl(vcpu_fd, KVM_SET_REGS, &regs))
 			return -errno;
 	}

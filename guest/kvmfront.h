@@ -28,6 +28,9 @@ struct kf_pend {
 	bool slice;			/* end a slice of a split poll (the local half) */
 	bool sslice;			/* ... of a split select: @saved are the program's */
 	bool park;			/* end a slice of a parked call's wait (the core still has it) */
+	int raise;			/* the call became gettid: then tkill(tid, @raise) */
+	bool has_result;		/* the call's result is @result, not the return's */
+	int64_t result;
 	int inst_fd;			/* install: the monitor's placeholder end, or -1 */
 	pid_t id;			/* the process's id in the core */
 	struct kvm_x86_syscall orig;	/* the call as trapped */

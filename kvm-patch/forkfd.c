@@ -24,18 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "httpconn.h"
+
 static const char req[] = "GET / HTTP/1.0\r\n\r\n";
 
 static int conn(const char *addr)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(80) };
-	int s = socket(AF_INET, SOCK_STREAM, 0);
+	int s = http_conn(addr);
 
-	if (s < 0 || inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
-	    connect(s, (struct sockaddr *)&sin, sizeof(sin))) {
-		printf("connect: %s\n", strerror(errno));
-		exit(1);
-	}
 	printf("connect: %d\n", s);
 	return s;
 }

@@ -10,7 +10,10 @@
  * - SIGSTOP and SIGCONT (no handler) restart it unseen, and so does a
  *   SIGALRM handler with SA_RESTART, twice: the first time it only sets the
  *   alarm again, the second time it sends the request, and the restarted
- *   recv returns the reply.
+ *   recv returns the reply;
+ * - a send after shutdown(SHUT_WR) fails with EPIPE and raises SIGPIPE: a
+ *   handler runs, MSG_NOSIGNAL raises none, and a forked child whose
+ *   SIGPIPE has its default action dies of it.
  * vm_test.sh runs it natively in the first level's service namespace and
  * as a trusted guest process (the socket rsys-delegate's): the transcripts
  * must match.
@@ -29,22 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "httpconn.h"
+
 static const char req[] = "GET / HTTP/1.0\r\n\r\n";
-static volatile sig_atomic_t handled;
+static volatile sig_atomic_t handled, piped;
 static int sock = -1;
-
-static int conn(const char *addr)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(80) };
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (s < 0 || inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
-	    connect(s, (struct sockaddr *)&sin, sizeof(sin))) {
-		printf("connect: %s\n", strerror(errno));
-		exit(1);
-	}
-	return s;
-}
 
 static void on_alarm(int sig)
 {
@@ -63,6 +55,12 @@ static void on_alarm_send(int sig)
 	else if (send(sock, req, sizeof(req) - 1, 0) != sizeof(req) - 1)
 		handled += 100;
 	errno = e;
+}
+
+static void on_pipe(int sig)
+{
+	(void)sig;
+	piped++;
 }
 
 static void handle(int sig, void (*fn)(int), int flags)
@@ -101,7 +99,8 @@ static double now(void)
 int main(int argc, char **argv)
 {
 	struct pollfd pf;
-	pid_t spinner, stopper;
+	pid_t spinner, stopper, pid;
+	int st = 0;
 	char buf[4096];
 	int p[2];
 	ssize_t n;
@@ -114,7 +113,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	/* EINTR: a handler without SA_RESTART; a child spins meanwhile (0.3 s of its clock). */
-	sock = conn(argv[1]);
+	sock = http_conn(argv[1]);
 	printf("connect: 0\n");
 	if (pipe(p))
 		return 1;
@@ -141,7 +140,7 @@ int main(int argc, char **argv)
 
 	/* Restarted: SIGSTOP and SIGCONT, then a handler with SA_RESTART that sends the request. */
 	handled = 0;
-	sock = conn(argv[1]);
+	sock = http_conn(argv[1]);
 	printf("connect: 0\n");
 	stopper = fork();
 	if (stopper == 0) {
@@ -157,6 +156,28 @@ int main(int argc, char **argv)
 	status_line("recv through SIGSTOP, SIGCONT and two SIGALRMs with SA_RESTART (the second sends the request)",
 		    buf, n, sizeof(buf));
 	waitpid(stopper, NULL, 0);
+	close(sock);
+
+	/* EPIPE and SIGPIPE: a handler, MSG_NOSIGNAL, then the default action in a child. */
+	sock = http_conn(argv[1]);
+	printf("connect: 0\n");
+	printf("shutdown(SHUT_WR): %d\n", shutdown(sock, SHUT_WR));
+	handle(SIGPIPE, on_pipe, 0);
+	n = send(sock, req, sizeof(req) - 1, 0);
+	printf("send after it, a SIGPIPE handler: %zd %s (SIGPIPE: %d)\n", n,
+	       n < 0 ? strerrorname_np(errno) : "", (int)piped);
+	n = send(sock, req, sizeof(req) - 1, MSG_NOSIGNAL);
+	printf("send with MSG_NOSIGNAL: %zd %s (SIGPIPE: %d)\n", n,
+	       n < 0 ? strerrorname_np(errno) : "", (int)piped);
+	handle(SIGPIPE, SIG_DFL, 0);
+	pid = fork();
+	if (pid == 0) {
+		send(sock, req, sizeof(req) - 1, 0);
+		_exit(0);
+	}
+	waitpid(pid, &st, 0);
+	printf("a child's send, SIGPIPE's default action: %s\n",
+	       WIFSIGNALED(st) && WTERMSIG(st) == SIGPIPE ? "killed by SIGPIPE" : "not killed");
 	close(sock);
 	return 0;
 }

@@ -23,20 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "httpconn.h"
+
 static const char *addr;
-
-static int conn(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(80) };
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (s < 0 || inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
-	    connect(s, (struct sockaddr *)&sin, sizeof(sin))) {
-		printf("connect: %s\n", strerror(errno));
-		exit(1);
-	}
-	return s;
-}
 
 static void request(int s)
 {
@@ -137,7 +126,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (pipe(p))
 		return 1;
-	s = conn();
+	s = http_conn(addr);
 	sel("select, nothing ready, 200 ms", p[0], s, 200, false);
 	pol("poll, nothing ready, 200 ms", p[0], s, 200, false);
 	if (write(p[1], "x", 1) != 1)
@@ -152,7 +141,7 @@ int main(int argc, char **argv)
 	reply(s);
 	close(s);
 
-	t = conn();
+	t = http_conn(addr);
 	later(p[1], 300);
 	sel("pselect6 without timeout, a child writes the pipe", p[0], t, -1, true);
 	wait(NULL);
