@@ -425,6 +425,34 @@ else
 	not_ok "guest: a trusted process's local and remote call rates measured ($native_remote/$trusted_local/$trusted_remote)"
 fi
 
+# The original system's Table 1 in the guest: select() with a zero timeout, in seconds per 100 000
+# calls (us per call / 10): natively in the first level, in the compute VM without the trap, and
+# for a trusted guest process on a guest pipe (LocalFD) and a socket of rsys-delegate's (RemoteFD).
+# Printed, not asserted.
+$IPR netns exec svc /bin/callrate 300 select-local >"$OUT" 2>&1
+t1_native=$(us_per_call)
+vm -- /bin/callrate 300 select-local
+t1_vm=$(us_per_call)
+t1_rows=""
+for mode in select-local select-local-held select-remote select-mixed; do
+	if [ "$mode" = select-local ]; then
+		vm $DELEGATE -- /bin/callrate 300 "$mode"
+	else
+		vm $DELEGATE -- /bin/callrate 300 "$mode" 198.18.0.1
+	fi
+	row=$(sed -n 's/^callrate: \(select([^ ]*)\) .*: \([0-9.]*\) us\/call.*/\1 \2/p' "$OUT")
+	[ -n "$row" ] || break
+	t1_rows="$t1_rows|$row"
+done
+if [ -n "$t1_native" ] && [ -n "$t1_vm" ] && [ "$(echo "$t1_rows" | tr -cd '|' | wc -c)" = 4 ]; then
+	ok "guest: Table 1 (select with a zero timeout) measured natively, in the VM and for a trusted process"
+	echo "$t1_rows" | awk -v n="$t1_native" -v v="$t1_vm" 'BEGIN { RS = "|" } NF == 2 {
+		rows = rows sprintf(", %s %.2f", $1, $2 / 10) }
+		END { printf "# Table 1 in the guest, s per 100 000 select (timeout 0): native (first level) %.2f, VM (trap off) %.2f%s\n", n / 10, v / 10, rows }'
+else
+	not_ok "guest: Table 1 (select with a zero timeout) measured ($t1_native/$t1_vm/$t1_rows)"
+fi
+
 # The policy's egress rules hold for the guest (rsys-delegate --policy): net.policy allows
 # 198.18.0.0/24 and loopback only; the fetch above is the control.
 vm $DELEGATE -- /bin/sh -c 'curl -sSv --connect-timeout 5 http://198.51.100.1/ 2>&1; echo "curl: $?"'
