@@ -984,8 +984,7 @@ static void disarm(struct kf_pend *pd)
 	pd->inst_fd = -1;
 	if (pd->slice)
 		unhide(pd);
-	if (pd->sslice)
-		restore_saved(pd);
+	restore_saved(pd);
 	free(pd->hidden);
 	*pd = (struct kf_pend){ .inst_fd = -1 };
 }
@@ -1462,7 +1461,7 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 		       pid_t id)
 {
 	uint32_t *loc = NULL, *rem = NULL, nl = 0, nr = 0, i;
-	uint64_t va = sc->args[0], nfds = sc->args[1];
+	uint64_t va = sc->args[0], nfds = sc->args[1], tva = 0, gpa;
 	struct kvm_x86_syscall probe;
 	struct kf_call *k = kv->call;
 	struct pollfd *pf;
@@ -1528,15 +1527,39 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 		return 1;
 	}
 
-	/* The local half: the guest kernel's poll for a slice, the remote entries hidden. */
+	/*
+	 * The local half: the guest kernel's poll for a slice, the remote
+	 * entries hidden; a ppoll with a signal mask waits with that mask, its
+	 * slice in a timespec below the stack pointer (faulted in if need be).
+	 */
 	ms = next_slice(kv, left);
+	if (sc->nr == RSYS_NR_ppoll && sc->args[3]) {
+		tva = (kv->cur_rsp - 256) & ~15ULL;
+		if (gmem_translate(kf.gm, root, tva, true, &gpa) ||
+		    gmem_translate(kf.gm, root, tva + 15, true, &gpa)) {
+			free(rem);
+			return fault_in(kv, sc, id, tva, 16, true) ? 1 : 0;
+		}
+	}
 	arm(kv, sc, id);
+	if (tva && save(&kv->pend, root, tva, 16)) {
+		disarm(&kv->pend);
+		free(rem);
+		return 0;
+	}
 	poll_flip(root, va, rem, nr, false);
 	kv->pend.hidden = rem;
 	kv->pend.nhidden = nr;
 	kv->pend.slice = true;
-	sc->nr = RSYS_NR_poll;
-	sc->args[2] = ms;
+	if (tva) {
+		struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+		gmem_write(kf.gm, root, tva, &ts, sizeof(ts));
+		sc->args[2] = tva;
+	} else {
+		sc->nr = RSYS_NR_poll;
+		sc->args[2] = ms;
+	}
 	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
 	return 1;
 
@@ -2093,9 +2116,8 @@ static void resolve(struct kf_pend *pd, int64_t ret, int sig, struct kf_out *out
 			pd->saved[0] = pd->saved[pd->nsaved - 1];
 			pd->nsaved = 1;
 		}
-		if (pd->sslice)
-			restore_saved(pd);
-		else
+		restore_saved(pd);	/* a select's sets and timeout, a ppoll slice's timespec */
+		if (pd->slice)
 			unhide(pd);
 		pd->slice = pd->sslice = false;
 		if (!again)
@@ -2217,14 +2239,13 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	return v;
 }
 
-int kf_return(struct kf_vcpu *kv, int vcpu_fd, struct kvm_x86_syscall *sc)
+int kf_return(int vcpu_fd, struct kvm_x86_syscall *sc)
 {
 	uint64_t root = gmem_root(sc->cr3);
 	struct kvm_regs regs;
 	struct kf_out out;
 	struct kf_pend pd;
 
-	(void)kv;
 	if (ioctl(vcpu_fd, KVM_GET_REGS, &regs))
 		return -errno;
 	if (!take(root, sc->rip, regs.rsp, &pd))

@@ -95,7 +95,7 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
  * registers that make the process repeat its call (KVM_SET_REGS). 1 when
  * it was the front end's, 0 when not, or -errno.
  */
-int kf_return(struct kf_vcpu *kv, int vcpu_fd, struct kvm_x86_syscall *sc);
+int kf_return(int vcpu_fd, struct kvm_x86_syscall *sc);
 
 /* The address space @cr3 ends (exit_group, execve): its remote fds are let go. */
 void kf_mm_gone(uint64_t cr3);

@@ -576,7 +576,7 @@ static int vm_exit_syscall(struct vcpu *v)
 	int err = 0;
 
 	if (sc->flags & KVM_X86_SYSCALL_FLAG_RETURN) {
-		err = vm->front ? kf_return(&v->kf, v->fd, sc) : 0;
+		err = vm->front ? kf_return(v->fd, sc) : 0;
 		if (err > 0)
 			err = 0;	/* the front end's */
 		else if (!err && v->call_armed && sc->rip == v->call.rip)

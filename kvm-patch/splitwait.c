@@ -5,7 +5,8 @@
  * returned, one line per step. vm_test.sh runs it natively in the first
  * level's service namespace and as a trusted guest process (the socket
  * rsys-delegate's, the pipe the guest kernel's): the transcripts must match.
- * It also gives getsockopt kernel addresses, the VMM's scratch one among them.
+ * It also gives getsockopt kernel addresses, the VMM's scratch one among them,
+ * and waits in a ppoll whose signal mask alone lets a child's SIGUSR1 in.
  * Usage: splitwait ADDR (port 80)
  */
 #define _GNU_SOURCE
@@ -99,6 +100,42 @@ static void scratch(int s)
 	}
 }
 
+static volatile sig_atomic_t usr1;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1++;
+}
+
+/* ppoll over pipe @p and socket @s with a mask that lets SIGUSR1 in, blocked otherwise: a child sends it. */
+static void masked(int p, int s)
+{
+	struct pollfd pf[2] = { { .fd = p, .events = POLLIN }, { .fd = s, .events = POLLIN } };
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct timespec ts = { 3, 0 };
+	sigset_t block, none;
+	pid_t pid;
+	int n;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigemptyset(&none);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	pid = fork();
+	if (pid == 0) {
+		usleep(300000);
+		kill(getppid(), SIGUSR1);
+		_exit(0);
+	}
+	n = ppoll(pf, 2, &ts, &none);
+	printf("ppoll letting SIGUSR1 in only while it waits, a child sends it: %d %s (handler: %d)\n",
+	       n, n < 0 ? strerrorname_np(errno) : "", (int)usr1);
+	waitpid(pid, NULL, 0);
+	sigprocmask(SIG_UNBLOCK, &block, NULL);
+}
+
 /* A child writes a byte into the pipe after @ms: the parent's wait must end then. */
 static pid_t later(int w, int ms)
 {
@@ -142,6 +179,7 @@ int main(int argc, char **argv)
 	close(s);
 
 	t = http_conn(addr);
+	masked(p[0], t);
 	later(p[1], 300);
 	sel("pselect6 without timeout, a child writes the pipe", p[0], t, -1, true);
 	wait(NULL);
