@@ -1214,6 +1214,18 @@ static void complete(struct kvm_x86_syscall *sc, int64_t ret)
 	sc->ret = ret;
 }
 
+/* Answered @k is the vCPU's again: no scratch memory, no placeholder end it does not install. */
+static void settle(struct kf_call *k)
+{
+	pthread_mutex_lock(&kf.lock);
+	k->scratch = NULL;
+	pthread_mutex_unlock(&kf.lock);
+	if (k->inst_fd >= 0 && !k->install) {
+		close(k->inst_fd);
+		k->inst_fd = -1;
+	}
+}
+
 /*
  * Hand call @sc of process @id to the core (with @scratch at KF_SCRATCH_VA)
  * and wait for its answer, at most @hold ns (0: as long as it takes):
@@ -1235,13 +1247,7 @@ static bool core_ask(struct kf_call *k, const struct kvm_x86_syscall *sc, pid_t 
 	pthread_mutex_unlock(&kf.lock);
 	if (!core_run(k, hold))
 		return false;
-	pthread_mutex_lock(&kf.lock);
-	k->scratch = NULL;
-	pthread_mutex_unlock(&kf.lock);
-	if (k->inst_fd >= 0 && !k->install) {
-		close(k->inst_fd);
-		k->inst_fd = -1;
-	}
+	settle(k);
 	return true;
 }
 
@@ -1302,6 +1308,24 @@ static int64_t select_deadline(const struct kvm_x86_syscall *sc, uint64_t root, 
 	return now_ns() + ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/*
+ * 16 bytes below the stack pointer of @kv's call (past the red zone) for a
+ * slice's timeout, into *@va: true if they are mapped writable, else the
+ * call is replaced by their fault-in (false; 1 from fault_in() tells).
+ */
+static bool stack_scratch(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root, pid_t id,
+			  uint64_t *va, int *faulted)
+{
+	uint64_t gpa;
+
+	*va = (kv->cur_rsp - 256) & ~15ULL;
+	if (!gmem_translate(kf.gm, root, *va, true, &gpa) &&
+	    !gmem_translate(kf.gm, root, *va + 15, true, &gpa))
+		return true;
+	*faulted = fault_in(kv, sc, id, *va, 16, true) ? 1 : 0;
+	return false;
+}
+
 #define KF_SET_WORDS	(KF_SELECT_MAX / 64)
 
 /*
@@ -1314,8 +1338,7 @@ static int64_t select_deadline(const struct kvm_x86_syscall *sc, uint64_t root, 
  * slice. 1 decided, 0 the core's whole (all remote), -1 the guest
  * kernel's (all local).
  */
-static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root, pid_t id,
-			uint64_t (*rsp)(void *arg), void *arg)
+static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root, pid_t id)
 {
 	uint64_t set[3][KF_SET_WORDS] = { { 0 } }, loc[3][KF_SET_WORDS] = { { 0 } };
 	uint64_t res[3][KF_SET_WORDS] = { { 0 } };
@@ -1323,7 +1346,8 @@ static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t
 	struct pollfd pf[KF_SELECT_MAX];
 	struct kvm_x86_syscall probe;
 	struct kf_call *k = kv->call;
-	uint64_t tva, gpa;
+	uint64_t tva;
+	int faulted;
 	struct kf_proc *p;
 	unsigned int ms;
 	size_t bytes;
@@ -1415,12 +1439,8 @@ static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t
 
 	/* The local half: the guest kernel's select of the local fds for a slice. */
 	tva = sc->args[4];
-	if (!tva) {
-		tva = (rsp(arg) - 256) & ~15ULL;
-		if (gmem_translate(kf.gm, root, tva, true, &gpa) ||
-		    gmem_translate(kf.gm, root, tva + 15, true, &gpa))
-			return fault_in(kv, sc, id, tva, 16, true) ? 1 : 0;
-	}
+	if (!tva && !stack_scratch(kv, sc, root, id, &tva, &faulted))
+		return faulted;
 	arm(kv, sc, id);
 	for (j = 0; j < 3; j++)
 		if (sc->args[1 + j] && save(&kv->pend, root, sc->args[1 + j], bytes))
@@ -1461,7 +1481,8 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 		       pid_t id)
 {
 	uint32_t *loc = NULL, *rem = NULL, nl = 0, nr = 0, i;
-	uint64_t va = sc->args[0], nfds = sc->args[1], tva = 0, gpa;
+	uint64_t va = sc->args[0], nfds = sc->args[1], tva = 0;
+	int faulted;
 	struct kvm_x86_syscall probe;
 	struct kf_call *k = kv->call;
 	struct pollfd *pf;
@@ -1533,13 +1554,9 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 	 * slice in a timespec below the stack pointer (faulted in if need be).
 	 */
 	ms = next_slice(kv, left);
-	if (sc->nr == RSYS_NR_ppoll && sc->args[3]) {
-		tva = (kv->cur_rsp - 256) & ~15ULL;
-		if (gmem_translate(kf.gm, root, tva, true, &gpa) ||
-		    gmem_translate(kf.gm, root, tva + 15, true, &gpa)) {
-			free(rem);
-			return fault_in(kv, sc, id, tva, 16, true) ? 1 : 0;
-		}
+	if (sc->nr == RSYS_NR_ppoll && sc->args[3] && !stack_scratch(kv, sc, root, id, &tva, &faulted)) {
+		free(rem);
+		return faulted;
 	}
 	arm(kv, sc, id);
 	if (tva && save(&kv->pend, root, tva, 16)) {
@@ -1807,10 +1824,7 @@ static enum kf_verdict park(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint
 	if (k->done) {
 		/* answered just now */
 		pthread_mutex_unlock(&kf.lock);
-		if (k->inst_fd >= 0 && !k->install) {
-			close(k->inst_fd);
-			k->inst_fd = -1;
-		}
+		settle(k);
 		return deliver(kv, sc, k, id);
 	}
 	old = parked_of(root, kv->cur_rsp);	/* gone: park_resume() dropped any other */
@@ -1926,7 +1940,7 @@ static enum kf_verdict decide(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	if (sc->nr == RSYS_NR_poll || sc->nr == RSYS_NR_ppoll ||
 	    sc->nr == RSYS_NR_select || sc->nr == RSYS_NR_pselect6) {
 		int split = sc->nr == RSYS_NR_poll || sc->nr == RSYS_NR_ppoll ?
-			    split_poll(kv, sc, root, id) : split_select(kv, sc, root, id, rsp, arg);
+			    split_poll(kv, sc, root, id) : split_select(kv, sc, root, id);
 
 		if (split > 0 && !(kv->pend.slice || kv->pend.sslice))
 			kv->wait_call.nr = 0;	/* answered: the wait is over */
