@@ -165,7 +165,8 @@ TSAN_CFLAGS := -O1 -g -fsanitize=thread
 check-tsan:
 	$(Q)$(MAKE) O=$(TSAN_O) CFLAGS="$(TSAN_CFLAGS)" LDFLAGS="-fsanitize=thread" LOCKDEBUG=1 \
 		$(TSAN_O)/rsys-load $(TSAN_O)/rsys-delegate
-	$(Q)$(MAKE) -C selftests O=$(abspath $(TSAN_O)) $(abspath $(TSAN_O))/selftests/stress_recv
+	$(Q)$(MAKE) -C selftests O=$(abspath $(TSAN_O)) $(abspath $(TSAN_O))/selftests/stress_recv \
+		$(abspath $(TSAN_O))/selftests/world_server
 	$(Q)RSYS_O=$(abspath $(TSAN_O)) RSYS_TSAN=1 RSYS_STRESS_SECONDS=$(TSAN_SECONDS) \
 		selftests/stress_test.sh
 

@@ -2,7 +2,7 @@
 # Shell helpers of the rsys selftests: TAP output, prerequisites, the netns topology, delegate and runs.
 #
 # Source it from a test script. Topology (names unique per test: suffix $$):
-#   world   netns, 198.18.0.1/24: the servers (selftests/world_server.py, HTTP)
+#   world   netns, 198.18.0.1/24: the servers ($RSYS_O/selftests/world_server, HTTP)
 #   service netns, 198.18.0.2/24, veth to world: rsys-delegate on unix:$RSYS_SOCKDIR/delegate.sock;
 #           also where native comparison runs happen ($RSYS_NS_NATIVE), so that local
 #           addresses seen natively and through the delegate are the same
@@ -207,8 +207,9 @@ rsys_tmp_up()
 # Build world + service netns and start the world's servers. Dies with a skip on failure.
 rsys_topology_up()
 {
-	local a=rsw$$ b=rss$$
+	local a=rsw$$ b=rss$$ world=$RSYS_O/selftests/world_server
 
+	[ -x "$world" ] || ksft_skip "$world not built (make -C selftests)"
 	trap rsys_cleanup EXIT
 	trap 'exit 143' TERM INT HUP
 	rsys_tmp_up rsys-test
@@ -223,8 +224,7 @@ rsys_topology_up()
 	ip -n "$RSYS_NS_SERVICE" link set "$b" up ||
 		ksft_skip "cannot create the test network namespaces"
 
-	rsys_bg "$RSYS_NS_WORLD" "$PYTHON3" "$RSYS_SRC/selftests/world_server.py" \
-		"$RSYS_WORLD_IP" "$RSYS_TMP/world.ready"
+	rsys_bg "$RSYS_NS_WORLD" "$world" "$RSYS_WORLD_IP" "$RSYS_TMP/world.ready"
 	rsys_wait_file "$RSYS_TMP/world.ready" || ksft_skip "world servers did not start"
 	# The veth may need a moment before the first packet passes (DAD, carrier).
 	rsys_wait_tcp "$RSYS_NS_SERVICE" "$RSYS_WORLD_IP" 7 || ksft_skip "world unreachable from service netns"
