@@ -437,6 +437,8 @@ void fdc_set_flags(struct sv_proc *p, unsigned int lo, unsigned int hi, int set,
 		if (a)
 			mirror_set(p, vfd, a, flags);
 	}
+	if (src->set_flags)
+		src->set_flags(p->tgid, lo, hi, set, clear);
 }
 
 void fdc_forget(struct sv_proc *p, unsigned int lo, unsigned int hi, bool sure)

@@ -46,6 +46,12 @@ struct fdc_source {
 	int (*fd_each)(pid_t tid, void (*fn)(int vfd, void *arg), void *arg);
 	/* Do processes @a and @b share one fd table (clone CLONE_FILES without CLONE_THREAD)? */
 	bool (*files_shared)(pid_t a, pid_t b);
+	/*
+	 * Optional: the fd flags of @tgid's remote vfds among [@lo, @hi] gain
+	 * @set and lose @clear (fdc_set_flags), for a source that keeps them
+	 * itself (close-on-exec, which the KVM tier's execve needs).
+	 */
+	void (*set_flags)(pid_t tgid, unsigned int lo, unsigned int hi, int set, int clear);
 };
 
 /* Before the first call: the BPF mirror (may be a no-op) and where unknown vfds are resolved. */

@@ -276,6 +276,8 @@ enum sv_verdict sys_execve(struct sv_call *c)
 	char path[PATH_MAX];
 	struct stat st;
 
+	if (sv->front->exec_by_token)
+		goto out_continue;
 	if (policy_trusts_all(sv->policy)) {
 		/* what "rsys-load learn" learns the programs from */
 		if (!exec_read_path(c, at ? a[1] : a[0], path, sizeof(path)))

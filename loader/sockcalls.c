@@ -1966,14 +1966,17 @@ enum sv_verdict sys_fcntl(struct sv_call *c)
 		fdc_unsure(c->proc);
 		return SV_CONTINUE;
 	}
-	if (cmd != F_SETFL) {
-		/* F_SETFD: the kernel sets it on the placeholder, the mirror follows. */
+	if (cmd == F_SETFD) {
+		/* the kernel sets it on the placeholder, the mirror follows */
 		if (c->sys.args[2] & FD_CLOEXEC)
 			fdc_set_flags(c->proc, vfd, vfd, O_CLOEXEC, 0);
 		else
 			fdc_set_flags(c->proc, vfd, vfd, 0, O_CLOEXEC);
 		return SV_CONTINUE;
 	}
+	/* F_GETFD, F_GETFL ... (the KVM tier hands over every command): the placeholder answers */
+	if (cmd != F_SETFL)
+		return SV_CONTINUE;
 	o = sop_new(c, RSYS_OP_FCNTL, h, -ENOTCONN);
 	if (!o)
 		return sv_error(c, -ENOMEM);
@@ -2007,6 +2010,12 @@ enum sv_verdict sys_ioctl(struct sv_call *c)
 
 	if (!arg_remote(c, 0, &h))
 		return SV_CONTINUE;
+	if (req == FIOCLEX || req == FIONCLEX) {
+		/* the placeholder's fd flag, as F_SETFD */
+		fdc_set_flags(c->proc, c->sys.args[0], c->sys.args[0], req == FIOCLEX ? O_CLOEXEC : 0,
+			      req == FIOCLEX ? 0 : O_CLOEXEC);
+		return SV_CONTINUE;
+	}
 	if (req == FIONBIO) {
 		ret = sv_read_mem(c, &v, c->sys.args[2], sizeof(v));
 		if (ret)

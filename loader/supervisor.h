@@ -60,6 +60,11 @@ struct sv_front {
 	void (*signal)(struct sv_call *c, int sig);
 	/* Its processes' fd tables, where the vfd cache resolves what it does not know. */
 	const struct fdc_source *table;
+	/*
+	 * Trust follows exec outside the core (the VM's token, guest/vmtrust.c):
+	 * an execve is not judged by a passport here, only the vfd cache is reset.
+	 */
+	bool exec_by_token;
 };
 
 extern const struct sv_front sv_seccomp;
