@@ -53,8 +53,12 @@
  * share one table. A fork's child takes a copy of its parent's table as it
  * was at the fork (fork_note, fork_adopt: the monitor's placeholder ends
  * dup'ed, so a socket closes at the delegate when the last process holding
- * it lets it go). Not yet: tables across execve (the table ends with the
- * old address space).
+ * it lets it go). An execve's new image takes the table, less its
+ * close-on-exec vfds (kept per vfd: the flags a placeholder was made with,
+ * then F_SETFD, FIOCLEX, close_range as the core sees them), found by a
+ * lineage written next to the token (exec_start, exec_adopt). A vfork
+ * child runs in its parent's address space: its exec or exit leaves the
+ * parent's table (its other calls are the parent's: not yet told apart).
  *
  * A signal the core raises with an answer (SIGPIPE with EPIPE) is sent by
  * the guest kernel: the call becomes gettid, is made again as tkill(tid,
@@ -76,6 +80,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -84,6 +89,7 @@
 #include <rsys/policy.h>
 #include <rsys/proto.h>
 #include <rsys/syscalls.h>
+#include <rsys/vm.h>
 
 #include "fdcache.h"
 #include "kvmfront.h"
@@ -109,15 +115,31 @@
 #define MADV_POPULATE_WRITE	23
 #endif
 
+/* A remote vfd of a guest process: the monitor's placeholder end, and whether the guest's is close-on-exec. */
+struct kf_shadow {
+	int fd;				/* -1: not remote */
+	bool cloexec;
+};
+
+/* A shadow table: per vfd below @n. */
+struct kf_table {
+	unsigned int n;
+	struct kf_shadow *v;
+};
+
 /* One guest process the core knows: its id there and its shadow table. */
 struct kf_proc {
 	uint64_t root;			/* gmem_root of its address space; 0: free */
 	pid_t id;			/* tid and tgid in the core */
 	int exit_fd;			/* eventfd written when it ends */
-	unsigned int n;
-	int *fds;			/* per vfd: the monitor's placeholder end, or -1 */
+	struct kf_table t;
 	/* bit sig - 1, as rt_sigaction set them: a handler; with SA_RESTART; with SA_SIGINFO */
 	uint64_t handled, restart, siginfo;
+	/* an execve in flight since @exec_when (0: none): the new image takes the table by @lineage */
+	int64_t exec_when;
+	uint64_t lineage;		/* 0: the new image cannot take it (no token digits to write) */
+	unsigned int vforks;		/* vfork children sharing the address space until they exec or exit */
+	uint64_t token_va;		/* where it holds the VM's token (0: not known yet) */
 };
 
 /*
@@ -138,6 +160,7 @@ struct kf_call {
 	int64_t ret;
 	bool install;			/* the guest runs it (or a placeholder) for the vfd */
 	int inst_fd;
+	unsigned int inst_flags;	/* ... with these fd flags (O_CLOEXEC) */
 	void *scratch;			/* a made-up call's memory, at KF_SCRATCH_VA */
 	size_t scratch_len;
 	/* parked (under kf.lock) */
@@ -204,19 +227,25 @@ static unsigned int raises_next;
  * parent's table as it was then (it may close its copies at once, as a
  * forking server does) and its handlers' flags, found by the physical page
  * of the VM's token, which the child shares with its parent until one of
- * them writes it (an environment string: seldom). Under kf.lock.
+ * them writes it (an environment string: seldom). A vfork child's execve
+ * leaves one too, for its new image, found by the lineage written next to
+ * the token (exec_start). Under kf.lock.
  */
 #define KF_FORKS	32
-#define KF_FORK_TTL_NS	10000000000LL	/* a child that made no call by then: its copies go */
+#define KF_FORK_TTL_NS	10000000000LL	/* a child (an exec) that made no call by then: its copies go */
 #define KF_CLONE_VM	0x100
+#define KF_CLONE_VFORK	0x4000
+#define KF_NO_PROC	(-1)		/* the parent of a fork: a process without a table */
 static struct kf_fork {
 	pid_t parent;			/* 0: free */
-	uint64_t gpa;			/* the token's page */
+	uint64_t gpa;			/* the token's page (a fork) */
+	uint64_t lineage;		/* ... or the lineage (a vfork child's exec) */
 	int64_t when;
-	unsigned int n;
-	int *fds;
+	struct kf_table t;
 	uint64_t handled, restart, siginfo;
 } forks[KF_FORKS];
+static unsigned int kf_execs;		/* processes with exec_when set; under kf.lock */
+static uint64_t kf_lineage_key;		/* lineages are drawn from it (kf_start) */
 
 /* Which calls name fds how (include/rsys/syscalls.h). */
 static const unsigned char kf_fdargs[] = {
@@ -269,58 +298,108 @@ static struct kf_proc *proc_get(uint64_t root)
 		return NULL;
 	p->root = root;
 	p->id = ++kf.next_id;
-	p->n = 0;
-	p->fds = NULL;
+	p->t = (struct kf_table){ 0 };
 	p->handled = p->restart = p->siginfo = 0;
+	p->exec_when = 0;
+	p->lineage = 0;
+	p->vforks = 0;
+	p->token_va = 0;
 	return p;
 }
 
 static int shadow_get(const struct kf_proc *p, int vfd)
 {
-	return vfd >= 0 && (unsigned int)vfd < p->n ? p->fds[vfd] : -1;
+	return vfd >= 0 && (unsigned int)vfd < p->t.n ? p->t.v[vfd].fd : -1;
 }
 
-/* Put @fd at @vfd (closing what was there); -ENOMEM or -EMFILE (beyond KF_VFD_MAX). Under kf.lock. */
-static int shadow_set(struct kf_proc *p, int vfd, int fd)
+/*
+ * Put @fd at @vfd (closing what was there), close-on-exec if @cloexec;
+ * -ENOMEM or -EMFILE (beyond KF_VFD_MAX). Under kf.lock.
+ */
+static int shadow_set(struct kf_proc *p, int vfd, int fd, bool cloexec)
 {
-	unsigned int n;
-	int *fds;
+	struct kf_shadow *v;
+	unsigned int n, i;
 
 	if (vfd < 0 || vfd >= KF_VFD_MAX)
 		return -EMFILE;
-	if ((unsigned int)vfd >= p->n) {
-		n = p->n ? p->n : 64;
+	if ((unsigned int)vfd >= p->t.n) {
+		n = p->t.n ? p->t.n : 64;
 		while (n <= (unsigned int)vfd)
 			n *= 2;
-		fds = realloc(p->fds, n * sizeof(*fds));
-		if (!fds)
+		v = realloc(p->t.v, n * sizeof(*v));
+		if (!v)
 			return -ENOMEM;
-		memset(fds + p->n, 0xff, (n - p->n) * sizeof(*fds));
-		p->fds = fds;
-		p->n = n;
+		for (i = p->t.n; i < n; i++)
+			v[i] = (struct kf_shadow){ .fd = -1 };
+		p->t.v = v;
+		p->t.n = n;
 	}
-	if (p->fds[vfd] >= 0)
-		close(p->fds[vfd]);
-	p->fds[vfd] = fd;
+	if (p->t.v[vfd].fd >= 0)
+		close(p->t.v[vfd].fd);
+	p->t.v[vfd] = (struct kf_shadow){ .fd = fd, .cloexec = cloexec };
 	return 0;
 }
 
 static void shadow_drop(struct kf_proc *p, int vfd)
 {
-	if (vfd >= 0 && (unsigned int)vfd < p->n && p->fds[vfd] >= 0) {
-		close(p->fds[vfd]);
-		p->fds[vfd] = -1;
+	if (vfd >= 0 && (unsigned int)vfd < p->t.n && p->t.v[vfd].fd >= 0) {
+		close(p->t.v[vfd].fd);
+		p->t.v[vfd] = (struct kf_shadow){ .fd = -1 };
 	}
+}
+
+static void table_free(struct kf_table *t)
+{
+	unsigned int i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->v[i].fd >= 0)
+			close(t->v[i].fd);
+	free(t->v);
+	*t = (struct kf_table){ 0 };
+}
+
+/* Does @t hold a remote vfd? */
+static bool table_used(const struct kf_table *t)
+{
+	unsigned int i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->v[i].fd >= 0)
+			return true;
+	return false;
+}
+
+/*
+ * A copy of @from (the monitor's ends dup'ed) into *@to, without its
+ * close-on-exec vfds if @exec: 0, or -ENOMEM (nothing copied).
+ */
+static int table_copy(struct kf_table *to, const struct kf_table *from, bool exec)
+{
+	unsigned int i;
+
+	*to = (struct kf_table){ 0 };
+	if (!from->n)
+		return 0;
+	to->v = malloc(from->n * sizeof(*to->v));
+	if (!to->v)
+		return -ENOMEM;
+	to->n = from->n;
+	for (i = 0; i < to->n; i++) {
+		to->v[i] = (struct kf_shadow){ .fd = -1 };
+		if (from->v[i].fd >= 0 && !(exec && from->v[i].cloexec))
+			to->v[i] = (struct kf_shadow){
+				.fd = fcntl(from->v[i].fd, F_DUPFD_CLOEXEC, 0),
+				.cloexec = from->v[i].cloexec,
+			};
+	}
+	return 0;
 }
 
 static void fork_free(struct kf_fork *f)
 {
-	unsigned int i;
-
-	for (i = 0; f->fds && i < f->n; i++)
-		if (f->fds[i] >= 0)
-			close(f->fds[i]);
-	free(f->fds);
+	table_free(&f->t);
 	*f = (struct kf_fork){ .parent = 0 };
 }
 
@@ -397,10 +476,29 @@ static int kt_fd_flags(pid_t tid, int vfd)
 	pthread_mutex_lock(&kf.lock);
 	p = proc_by_id(tid);
 	fd = p ? shadow_get(p, vfd) : -1;
-	if (fd >= 0)
+	if (fd >= 0) {
 		fl = fcntl(fd, F_GETFL);
+		if (fl >= 0 && p->t.v[vfd].cloexec)
+			fl |= O_CLOEXEC;
+	}
 	pthread_mutex_unlock(&kf.lock);
 	return fl < 0 ? 0 : fl;
+}
+
+/* The core changed fd flags (F_SETFD, FIOCLEX, close_range): close-on-exec is the table's to keep. */
+static void kt_set_flags(pid_t tgid, unsigned int lo, unsigned int hi, int set, int clear)
+{
+	struct kf_proc *p;
+	unsigned int vfd;
+
+	if (!((set | clear) & O_CLOEXEC))
+		return;
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(tgid);
+	for (vfd = lo; p && vfd < p->t.n && vfd <= hi; vfd++)
+		if (p->t.v[vfd].fd >= 0)
+			p->t.v[vfd].cloexec = set & O_CLOEXEC;
+	pthread_mutex_unlock(&kf.lock);
 }
 
 /* A remote vfd's placeholder end; a local guest file has no copy in the monitor. */
@@ -430,13 +528,13 @@ static int kt_fd_each(pid_t tid, void (*fn)(int vfd, void *arg), void *arg)
 
 	pthread_mutex_lock(&kf.lock);
 	p = proc_by_id(tid);
-	if (p && p->n)
-		vfds = malloc(p->n * sizeof(*vfds));
-	for (i = 0; vfds && i < p->n; i++)
-		if (p->fds[i] >= 0)
+	if (p && p->t.n)
+		vfds = malloc(p->t.n * sizeof(*vfds));
+	for (i = 0; vfds && i < p->t.n; i++)
+		if (p->t.v[i].fd >= 0)
 			vfds[n++] = i;
 	pthread_mutex_unlock(&kf.lock);
-	if (p && p->n && !vfds)
+	if (p && p->t.n && !vfds)
 		return -ENOMEM;
 	/* fn() looks the vfds up again (fdc_lookup): not under kf.lock */
 	for (i = 0; i < n; i++)
@@ -460,6 +558,7 @@ static const struct fdc_source kf_tables = {
 	.fd_copy = kt_fd_copy,
 	.fd_each = kt_fd_each,
 	.files_shared = kt_files_shared,
+	.set_flags = kt_set_flags,
 };
 
 /* --- struct sv_front: calls from the vCPUs --- */
@@ -612,7 +711,6 @@ static int kv_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags
 	struct stat sb;
 	int copy = -1;
 
-	(void)newfd_flags;
 	if (!fstat(fd, &sb) && S_ISSOCK(sb.st_mode)) {
 		copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		if (copy < 0)
@@ -637,6 +735,7 @@ static int kv_addfd(struct sv_call *c, int fd, int vfd, unsigned int newfd_flags
 	if (k->inst_fd >= 0)
 		close(k->inst_fd);
 	k->inst_fd = copy;
+	k->inst_flags = newfd_flags;
 	k->install = true;
 	if (answer) {
 		k->done = true;
@@ -664,6 +763,7 @@ const struct sv_front sv_kvm = {
 	.addfd = kv_addfd,
 	.signal = kv_signal,
 	.table = &kf_tables,
+	.exec_by_token = true,
 };
 
 /* --- the vCPU side --- */
@@ -675,6 +775,8 @@ int kf_start(struct sv *sv, const struct gmem *m)
 	kf.gm = m;
 	kf.sv = sv;
 	kf.tail = &kf.head;
+	if (getrandom(&kf_lineage_key, sizeof(kf_lineage_key), 0) != sizeof(kf_lineage_key))
+		return -EIO;
 	kf.qfd = eventfd(0, EFD_CLOEXEC);
 	if (kf.qfd < 0)
 		return -errno;
@@ -690,15 +792,13 @@ int kf_start(struct sv *sv, const struct gmem *m)
 void kf_stop(struct sv *sv)
 {
 	struct kf_call *k;
-	unsigned int i, v;
+	unsigned int i;
 
 	sv_stop(sv);
 	for (i = 0; i < KF_PROCS; i++) {
 		if (!kf.procs[i].root)
 			continue;
-		for (v = 0; v < kf.procs[i].n; v++)
-			shadow_drop(&kf.procs[i], v);
-		free(kf.procs[i].fds);
+		table_free(&kf.procs[i].t);
 		close(kf.procs[i].exit_fd);
 		kf.procs[i].root = 0;
 	}
@@ -720,16 +820,16 @@ void kf_stop(struct sv *sv)
 		fork_free(&forks[i]);
 }
 
-void kf_mm_gone(uint64_t cr3)
+/*
+ * Address space @root is gone or another image's: forget its calls that
+ * wait for a SYSRET (nothing of them is written back into it), its split
+ * waits and its parked calls. Under kf.lock.
+ */
+static void root_clear(uint64_t root)
 {
-	uint64_t one = 1, root = gmem_root(cr3);
 	struct kf_call *k, *next;
-	struct kf_proc *p;
 	unsigned int v;
 
-	if (kf.qfd < 0)
-		return;
-	pthread_mutex_lock(&kf.lock);
 	/* its calls waiting for a SYSRET: nothing of them is written back into the address space */
 	for (v = 0; v < KF_PENDS; v++) {
 		if (pends[v].armed && gmem_root(pends[v].orig.cr3) == root) {
@@ -751,18 +851,40 @@ void kf_mm_gone(uint64_t cr3)
 		if (k->done)
 			recycle(k);
 	}
+}
+
+/* Process @p ended: its shadows let go (the core closes what it held last), the core told. Under kf.lock. */
+static void proc_end(struct kf_proc *p)
+{
+	uint64_t one = 1;
+
+	root_clear(p->root);
+	table_free(&p->t);
+	if (p->exec_when)
+		kf_execs--;
+	p->exec_when = 0;
+	/* the core forgets it (EV_PROC) once it reads this */
+	if (write(p->exit_fd, &one, sizeof(one)) != sizeof(one))
+		pr_debug("vm: exit event: %s\n", err_str(errno));
+	close(p->exit_fd);
+	p->root = 0;
+}
+
+void kf_mm_gone(uint64_t cr3)
+{
+	uint64_t root = gmem_root(cr3);
+	struct kf_proc *p;
+
+	if (kf.qfd < 0)
+		return;
+	pthread_mutex_lock(&kf.lock);
 	p = proc_by_root(root);
-	if (p) {
-		for (v = 0; v < p->n; v++)
-			shadow_drop(p, v);
-		free(p->fds);
-		p->fds = NULL;
-		p->n = 0;
-		/* the core forgets it (EV_PROC) once it reads this */
-		if (write(p->exit_fd, &one, sizeof(one)) != sizeof(one))
-			pr_debug("vm: exit event: %s\n", err_str(errno));
-		close(p->exit_fd);
-		p->root = 0;
+	/* a vfork child's exit: the address space is its parent's */
+	if (!p || !p->vforks) {
+		if (p)
+			proc_end(p);
+		else
+			root_clear(root);
 	}
 	pthread_mutex_unlock(&kf.lock);
 }
@@ -977,8 +1099,15 @@ static int save(struct kf_pend *pd, uint64_t root, uint64_t va, uint32_t len)
 }
 
 /* Let a call's wait for its SYSRET go: the program's memory as it was, the placeholder closed. */
+static void exec_back(const struct kf_pend *pd);
+static void vfork_back(const struct kf_pend *pd);
+
 static void disarm(struct kf_pend *pd)
 {
+	if (pd->exec)
+		exec_back(pd);
+	if (pd->vfork)
+		vfork_back(pd);
 	if (pd->inst_fd >= 0)
 		close(pd->inst_fd);
 	pd->inst_fd = -1;
@@ -1239,6 +1368,7 @@ static bool core_ask(struct kf_call *k, const struct kvm_x86_syscall *sc, pid_t 
 	k->id = id;
 	k->root = root;
 	k->done = k->cont = k->install = false;
+	k->inst_flags = 0;
 	k->sig = 0;
 	k->ret = 0;
 	k->inst_fd = -1;
@@ -1680,6 +1810,41 @@ static enum kf_verdict park_slice(struct kf_vcpu *kv, struct kvm_x86_syscall *sc
 }
 
 /* @k's answer for call @sc: a value, the guest's own call, or a placeholder in place of a socket. */
+/*
+ * A call the core lets the guest kernel run that changes the table: an
+ * F_DUPFD of a remote vfd from a number above 0 (the core cannot pick "the
+ * lowest free from N") makes a placeholder there too, whose number the
+ * return hook learns; a dup2/dup3 of a guest file onto a remote vfd (the
+ * monitor has no copy of a guest's file) makes that vfd the guest's if it
+ * works (else, EBADF say, the remote socket stays, as in Linux).
+ */
+static enum kf_verdict cont_table(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, pid_t id)
+{
+	bool dupfd = sc->nr == RSYS_NR_fcntl &&
+		     (sc->args[1] == F_DUPFD || sc->args[1] == F_DUPFD_CLOEXEC);
+	bool onto = (sc->nr == RSYS_NR_dup2 || sc->nr == RSYS_NR_dup3) && sc->args[0] != sc->args[1];
+	struct kf_proc *p;
+	int fd = -1;
+
+	if (!dupfd && !onto)
+		return KF_PASS;
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(id);
+	if (p && dupfd && shadow_get(p, (int)sc->args[0]) >= 0)
+		fd = fcntl(shadow_get(p, (int)sc->args[0]), F_DUPFD_CLOEXEC, 0);
+	onto = onto && p && shadow_get(p, (int)sc->args[0]) < 0 && shadow_get(p, (int)sc->args[1]) >= 0;
+	pthread_mutex_unlock(&kf.lock);
+	if (fd < 0 && !onto)
+		return KF_PASS;
+	arm(kv, sc, id);
+	kv->pend.install = fd >= 0;
+	kv->pend.inst_fd = fd;
+	kv->pend.inst_cloexec = dupfd && sc->args[1] == F_DUPFD_CLOEXEC;
+	kv->pend.replace = onto;
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return KF_DECIDED;
+}
+
 static enum kf_verdict deliver(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, struct kf_call *k,
 			       pid_t id)
 {
@@ -1688,6 +1853,7 @@ static enum kf_verdict deliver(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, s
 		arm(kv, sc, id);
 		kv->pend.install = true;
 		kv->pend.inst_fd = k->inst_fd;
+		kv->pend.inst_cloexec = k->inst_flags & O_CLOEXEC;
 		k->inst_fd = -1;
 		if (sc->nr == RSYS_NR_socket || sc->nr == RSYS_NR_accept ||
 		    sc->nr == RSYS_NR_accept4) {
@@ -1704,7 +1870,7 @@ static enum kf_verdict deliver(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, s
 		return KF_DECIDED;
 	}
 	if (k->cont)
-		return KF_PASS;
+		return cont_table(kv, sc, id);
 	if (k->sig) {
 		/* the result once the guest kernel sent the signal: first the thread's id */
 		arm(kv, sc, id);
@@ -1984,66 +2150,383 @@ static bool is_fork(const struct kvm_x86_syscall *sc, uint64_t root)
 	return false;
 }
 
+/* Keep a copy of @p's table (without its close-on-exec vfds if @exec) for a child found by @gpa or @lineage. Under kf.lock. */
+static void fork_keep(const struct kf_proc *p, uint64_t gpa, uint64_t lineage, bool exec)
+{
+	static const struct kf_proc none = { .id = KF_NO_PROC };
+	struct kf_fork *f = fork_slot(now_ns());
+
+	if (!p)
+		p = &none;
+	if (table_copy(&f->t, &p->t, exec))
+		return;
+	f->parent = p->id;
+	f->gpa = gpa;
+	f->lineage = lineage;
+	f->when = now_ns();
+	/* exec resets handlers (ignored signals stay ignored: no handler either) */
+	f->handled = exec ? 0 : p->handled;
+	f->restart = exec ? 0 : p->restart;
+	f->siginfo = exec ? 0 : p->siginfo;
+}
+
 /* Trusted call @sc (the caller's token at kv->token) may fork: keep its table for the child. */
 static void fork_note(struct kf_vcpu *kv, const struct kvm_x86_syscall *sc, uint64_t root)
 {
-	struct kf_fork *f;
-	struct kf_proc *p;
 	uint64_t gpa;
-	unsigned int i;
 
 	if (!kv->token || !is_fork(sc, root) ||
 	    gmem_translate(kf.gm, root, kv->token & ~(KF_PAGE - 1), false, &gpa))
 		return;
+	/* even with nothing to inherit: the child is then known to be new (fork_adopt) */
 	pthread_mutex_lock(&kf.lock);
-	p = proc_by_root(root);
-	if (p && (p->n || p->handled)) {
-		f = fork_slot(now_ns());
-		f->fds = p->n ? malloc(p->n * sizeof(*f->fds)) : NULL;
-		f->n = f->fds ? p->n : 0;
-		for (i = 0; i < f->n; i++)
-			f->fds[i] = p->fds[i] >= 0 ? fcntl(p->fds[i], F_DUPFD_CLOEXEC, 0) : -1;
-		f->parent = p->id;
-		f->gpa = gpa;
-		f->when = now_ns();
-		f->handled = p->handled;
-		f->restart = p->restart;
-		f->siginfo = p->siginfo;
-	}
+	fork_keep(proc_by_root(root), gpa, 0, false);
 	pthread_mutex_unlock(&kf.lock);
 }
 
-/* A trusted process seen anew (its token at kv->token): a fork's child takes the table kept for it. */
-static void fork_adopt(struct kf_vcpu *kv, uint64_t root)
+/*
+ * A trusted process seen anew (its token at kv->token): a fork's child
+ * takes the table kept for it (by the token's page), the new image of a
+ * vfork child's execve the one kept by @lineage (if not 0). A table the
+ * front end still has for the child's address space is a process's that
+ * ended unseen (killed by a signal) and had the same page-table root: it
+ * goes, unless it is the parent's own (the parent seen anew, which shares
+ * the token's page). Was it a fork's child?
+ */
+static bool fork_adopt(struct kf_vcpu *kv, uint64_t root, uint64_t lineage)
 {
 	struct kf_fork *f = NULL;
-	struct kf_proc *p;
+	struct kf_proc *p, *q;
+	bool child;
 	uint64_t gpa;
 	unsigned int i;
 	int64_t now;
 
 	if (gmem_translate(kf.gm, root, kv->token & ~(KF_PAGE - 1), false, &gpa))
-		return;
+		return false;
 	now = now_ns();
 	pthread_mutex_lock(&kf.lock);
 	for (i = 0; i < KF_FORKS; i++)
-		if (forks[i].parent && forks[i].gpa == gpa && now - forks[i].when <= KF_FORK_TTL_NS &&
-		    (!f || forks[i].when > f->when))
+		if (forks[i].parent && (lineage ? forks[i].lineage == lineage : forks[i].gpa == gpa) &&
+		    now - forks[i].when <= KF_FORK_TTL_NS && (!f || forks[i].when > f->when))
 			f = &forks[i];
-	if (f && !proc_by_root(root)) {
-		p = proc_get(root);
+	q = f ? proc_by_root(root) : NULL;
+	if (q && q->id != f->parent) {
+		pr_debug("vm: guest process %d ended unseen: its address space is a new process's\n",
+			 (int)q->id);
+		proc_end(q);
+		q = NULL;
+	}
+	child = f && !q;
+	if (child) {
+		p = table_used(&f->t) || f->handled ? proc_get(root) : NULL;
 		if (p) {
-			p->fds = f->fds;
-			p->n = f->n;
-			f->fds = NULL;
+			p->t = f->t;
+			f->t = (struct kf_table){ 0 };
 			p->handled = f->handled;
 			p->restart = f->restart;
 			p->siginfo = f->siginfo;
-			pr_debug("vm: guest process %d: a fork's child, guest process %d here\n",
-				 (int)f->parent, (int)p->id);
+			pr_debug("vm: guest process %d: %s, guest process %d here\n", (int)f->parent,
+				 lineage ? "a vfork child's exec" : "a fork's child", (int)p->id);
 		}
 		fork_free(f);
 	}
+	pthread_mutex_unlock(&kf.lock);
+	return child;
+}
+
+/* --- execve and vfork: the table goes to the new image --- */
+
+#define KF_TOKEN_LEN	(sizeof(RSYS_VM_TOKEN_ENV) - 1 + RSYS_VM_TOKEN_LEN)
+#define KF_ENVP_MAX	4096	/* environment strings looked at for the token */
+
+/*
+ * Where the lineage digits are in the token string that execve @sc passes
+ * on in its environment (the caller's own copy of the token is at
+ * kv->token), or 0: none passed on (the new image is not trusted), or not
+ * in the init's form (RSYS_VM_LINEAGE_LEN digits, then the string's end).
+ */
+static uint64_t exec_lineage_va(const struct kf_vcpu *kv, const struct kvm_x86_syscall *sc,
+				uint64_t root)
+{
+	uint64_t envp = sc->nr == RSYS_NR_execveat ? sc->args[3] : sc->args[2];
+	char tok[KF_TOKEN_LEN], s[KF_TOKEN_LEN + RSYS_VM_LINEAGE_LEN + 1];
+	uint64_t ptr[64];
+	unsigned int i, j;
+
+	if (!envp || gmem_read(kf.gm, root, kv->token, tok, sizeof(tok)))
+		return 0;
+	for (i = 0; i < KF_ENVP_MAX; i += 64) {
+		if (!gmem_read_holes(kf.gm, root, envp + i * 8, ptr, sizeof(ptr)))
+			return 0;
+		for (j = 0; j < 64 && ptr[j]; j++) {
+			if (!gmem_read_holes(kf.gm, root, ptr[j], s, sizeof(s)) ||
+			    memcmp(s, tok, sizeof(tok)))
+				continue;
+			if (strspn(s + KF_TOKEN_LEN, "0123456789abcdef") != RSYS_VM_LINEAGE_LEN ||
+			    s[sizeof(s) - 1])
+				return 0;
+			return ptr[j] + KF_TOKEN_LEN;
+		}
+		if (j < 64)
+			return 0;
+	}
+	return 0;
+}
+
+/* A new lineage: not 0, not guessable from the last (splitmix64 of a random key). */
+static uint64_t lineage_new(void)
+{
+	static uint64_t n;
+	uint64_t x = kf_lineage_key + __atomic_add_fetch(&n, 1, __ATOMIC_RELAXED) *
+		     0x9e3779b97f4a7c15ULL;
+
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x ? x : 1;
+}
+
+/*
+ * Trusted execve @sc: the new image takes the table of its address space
+ * without the close-on-exec vfds (the guest kernel closes their
+ * placeholders), under the same id in the core, which resets its vfd
+ * cache now (sock_exec) and, at the new image's first call, closes at the
+ * delegate what the exec let go last (sock_exec_done), as in the host
+ * tier. The front end finds the new image by a lineage it writes after
+ * the token in the string execve passes on (include/rsys/vm.h); if the
+ * call comes back, it failed and the table stays (exec_back). A vfork
+ * child's exec leaves its parent's table and a copy for its image
+ * (fork_keep). KF_PASS when there is nothing to carry.
+ */
+static enum kf_verdict exec_start(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root,
+				  uint64_t (*rsp)(void *arg), void *arg)
+{
+	char hex[RSYS_VM_LINEAGE_LEN + 1];
+	uint64_t va, lineage = 0, fault = 0, end;
+	struct kf_range r;
+	struct kf_proc *p;
+	struct kf_call *k;
+	bool vfork, write;
+	pid_t id;
+
+	if (kv->fault_va && !same_call(sc, &kv->fault_call))
+		kv->fault_va = 0;
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	id = p && table_used(&p->t) ? p->id : 0;
+	vfork = p && p->vforks;
+	pthread_mutex_unlock(&kf.lock);
+	if (!id || !kv->token)
+		return KF_PASS;
+	if (!kv->cur_rsp)
+		kv->cur_rsp = rsp(arg);
+	va = exec_lineage_va(kv, sc, root);
+	if (va) {
+		/* a page shared with a fork's parent or child (copy-on-write) is made the caller's own first */
+		r = (struct kf_range){ .va = va, .len = RSYS_VM_LINEAGE_LEN, .write = true };
+		fault = first_fault(root, &r, 1, &write, &end);
+		if (fault && fault_in(kv, sc, id, fault, end - fault, true))
+			return KF_DECIDED;
+		lineage = lineage_new();
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)lineage);
+		if (fault || gmem_write(kf.gm, root, va, hex, RSYS_VM_LINEAGE_LEN))
+			lineage = 0;
+	}
+	kv->fault_va = 0;
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(id);
+	if (p && vfork && lineage)
+		fork_keep(p, 0, lineage, true);
+	if (p && !vfork) {
+		if (!p->exec_when)
+			kf_execs++;
+		p->exec_when = now_ns();
+		p->lineage = lineage;
+	}
+	pthread_mutex_unlock(&kf.lock);
+	pr_debug("vm: guest process %d: execve%s, its table %s\n", (int)id, vfork ? " (vfork child)" : "",
+		 lineage ? "goes to the new image" : "cannot go to the new image (no token digits to write)");
+	if (vfork)
+		return KF_PASS;
+	k = call_get(kv);
+	if (k)
+		core_ask(k, sc, id, root, NULL, 0, 0);	/* sock_exec: the answer is "run it" */
+	arm(kv, sc, id);
+	kv->pend.exec = true;
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return KF_DECIDED;
+}
+
+/* An execve came back: it failed, the table stays the process's. */
+static void exec_back(const struct kf_pend *pd)
+{
+	struct kf_proc *p;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(pd->id);
+	if (p && p->exec_when && p->root == gmem_root(pd->orig.cr3)) {
+		p->exec_when = 0;
+		p->lineage = 0;
+		kf_execs--;
+	}
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/* A trusted process seen anew (its token at kv->token): the new image of an execve takes its table. */
+static void exec_adopt(struct kf_vcpu *kv, uint64_t root)
+{
+	char s[RSYS_VM_LINEAGE_LEN + 1] = "", *end;
+	struct kf_proc *p = NULL, *q;
+	uint64_t lineage;
+	unsigned int i;
+
+	if (gmem_read(kf.gm, root, kv->token + KF_TOKEN_LEN, s, RSYS_VM_LINEAGE_LEN))
+		return;
+	lineage = strtoull(s, &end, 16);
+	if (!lineage || end != s + RSYS_VM_LINEAGE_LEN || fork_adopt(kv, root, lineage))
+		return;
+	pthread_mutex_lock(&kf.lock);
+	for (i = 0; i < KF_PROCS && !p; i++)
+		if (kf.procs[i].root && kf.procs[i].exec_when && kf.procs[i].lineage == lineage &&
+		    kf.procs[i].root != root)
+			p = &kf.procs[i];
+	if (p) {
+		/* a new address space: a process the front end still has there ended unseen */
+		q = proc_by_root(root);
+		if (q)
+			proc_end(q);
+		root_clear(p->root);
+		p->root = root;
+		for (i = 0; i < p->t.n; i++)
+			if (p->t.v[i].cloexec)
+				shadow_drop(p, i);
+		p->handled = p->restart = p->siginfo = 0;
+		p->exec_when = 0;
+		p->lineage = 0;
+		p->vforks = 0;
+		kf_execs--;
+		pr_debug("vm: guest process %d: its new image (execve) took its table\n", (int)p->id);
+	}
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/* Execs whose new image made no trusted call in time (it is not trusted): their tables go. */
+static void exec_reap(void)
+{
+	int64_t now = now_ns();
+	unsigned int i;
+
+	pthread_mutex_lock(&kf.lock);
+	for (i = 0; i < KF_PROCS && kf_execs; i++) {
+		if (kf.procs[i].root && kf.procs[i].exec_when &&
+		    now - kf.procs[i].exec_when > KF_FORK_TTL_NS) {
+			pr_debug("vm: guest process %d: no trusted image took its table after execve\n",
+				 (int)kf.procs[i].id);
+			proc_end(&kf.procs[i]);
+		}
+	}
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/* Does @sc make a vfork child (CLONE_VM | CLONE_VFORK: it runs in the caller's address space until it execs or exits)? */
+static bool is_vfork(const struct kvm_x86_syscall *sc, uint64_t root)
+{
+	const uint64_t both = KF_CLONE_VM | KF_CLONE_VFORK;
+	uint64_t flags;
+
+	switch (sc->nr) {
+	case RSYS_NR_vfork:
+		return true;
+	case RSYS_NR_clone:
+		return (sc->args[0] & both) == both;
+	case RSYS_NR_clone3:
+		return !gmem_read(kf.gm, root, sc->args[0], &flags, sizeof(flags)) &&
+		       (flags & both) == both;
+	}
+	return false;
+}
+
+/* Trusted vfork @sc: until it returns, an exec or exit in this address space is the child's. */
+static enum kf_verdict vfork_start(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root,
+				   uint64_t (*rsp)(void *arg), void *arg)
+{
+	struct kf_proc *p;
+	pid_t id = 0;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	if (p && table_used(&p->t)) {
+		p->vforks++;
+		id = p->id;
+	}
+	pthread_mutex_unlock(&kf.lock);
+	if (!id)
+		return KF_PASS;
+	if (!kv->cur_rsp)
+		kv->cur_rsp = rsp(arg);
+	arm(kv, sc, id);
+	kv->pend.vfork = true;
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return KF_DECIDED;
+}
+
+static void vfork_back(const struct kf_pend *pd)
+{
+	struct kf_proc *p;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(pd->id);
+	if (p && p->vforks)
+		p->vforks--;
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/* Is a vfork child running in address space @root? */
+static bool vforked(uint64_t root)
+{
+	struct kf_proc *p;
+	bool ret;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	ret = p && p->vforks;
+	pthread_mutex_unlock(&kf.lock);
+	return ret;
+}
+
+/*
+ * A trusted process seen anew in address space @root holds the token at
+ * @token_va: a table the front end has there for a process that held it
+ * elsewhere is a process's that ended unseen (killed by a signal) whose
+ * page-table root the new one got (an exec's image: its stack is placed
+ * anew). Not when that one's execve is in flight (the new image takes it),
+ * nor when the token is where it was (the same process searched again,
+ * after a failed execve, say; a fork's child: fork_adopt).
+ */
+static void proc_stale(uint64_t root, uint64_t token_va)
+{
+	struct kf_proc *q;
+
+	pthread_mutex_lock(&kf.lock);
+	q = proc_by_root(root);
+	if (q && q->token_va && q->token_va != token_va && !q->exec_when) {
+		pr_debug("vm: guest process %d ended unseen: its address space is a new process's\n",
+			 (int)q->id);
+		proc_end(q);
+	}
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/* The process of @root holds the token at @token_va. */
+static void proc_token(uint64_t root, uint64_t token_va)
+{
+	struct kf_proc *p;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	if (p)
+		p->token_va = token_va;
 	pthread_mutex_unlock(&kf.lock);
 }
 
@@ -2151,8 +2634,15 @@ static void resolve(struct kf_pend *pd, int64_t ret, int sig, struct kf_out *out
 	} else if (pd->install && ret >= 0 && pd->inst_fd >= 0) {
 		pthread_mutex_lock(&kf.lock);
 		p = proc_by_id(pd->id);
-		if (p && !shadow_set(p, (int)ret, pd->inst_fd))
+		if (p && !shadow_set(p, (int)ret, pd->inst_fd, pd->inst_cloexec))
 			pd->inst_fd = -1;	/* the shadow's now */
+		pthread_mutex_unlock(&kf.lock);
+	} else if (pd->replace && ret >= 0) {
+		/* a guest file in place of a remote socket (closed at the delegate if this was its last vfd) */
+		pthread_mutex_lock(&kf.lock);
+		p = proc_by_id(pd->id);
+		if (p)
+			shadow_drop(p, (int)ret);
 		pthread_mutex_unlock(&kf.lock);
 	}
 	disarm(pd);
@@ -2212,8 +2702,13 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	if (kf.qfd < 0)
 		return KF_PASS;
 	park_reap();
-	if (kv->fresh_token && kv->token)
-		fork_adopt(kv, root);
+	if (kv->fresh_token && kv->token) {
+		proc_stale(root, kv->token);
+		if (!fork_adopt(kv, root, 0))
+			exec_adopt(kv, root);
+	}
+	if (__atomic_load_n(&kf_execs, __ATOMIC_RELAXED))
+		exec_reap();
 	fork_note(kv, sc, root);
 	if (sc->nr == RSYS_NR_rt_sigaction)
 		note_sigaction(sc, root);
@@ -2247,9 +2742,18 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 		}
 		pthread_mutex_unlock(&kf.lock);
 	}
-	v = decide(kv, sc, rsp, arg);
+	if (sc->nr == RSYS_NR_execve || sc->nr == RSYS_NR_execveat)
+		v = exec_start(kv, sc, root, rsp, arg);
+	else if (is_vfork(sc, root))
+		v = vfork_start(kv, sc, root, rsp, arg);
+	else if ((sc->nr == RSYS_NR_exit_group || sc->nr == RSYS_NR_exit) && vforked(root))
+		v = KF_PASS;	/* a vfork child's exit: its parent's table and remote sockets stay */
+	else
+		v = decide(kv, sc, rsp, arg);
 	if (kv->pend.armed)
 		commit(kv);
+	if (kv->token)
+		proc_token(root, kv->token);
 	return v;
 }
 

@@ -24,6 +24,7 @@ struct kf_call;
 struct kf_pend {
 	bool armed;
 	bool install;			/* learn the vfd a placeholder got */
+	bool replace;			/* ... or that a guest file replaced a remote vfd (dup2) */
 	bool retry;			/* make @orig again once its pages are in */
 	bool slice;			/* end a slice of a split poll (the local half) */
 	bool sslice;			/* ... of a split select: @saved are the program's */
@@ -31,7 +32,10 @@ struct kf_pend {
 	int raise;			/* the call became gettid: then tkill(tid, @raise) */
 	bool has_result;		/* the call's result is @result, not the return's */
 	int64_t result;
+	bool exec;			/* an execve that carries its table: back here, it failed */
+	bool vfork;			/* a vfork's parent: its child let the address space go */
 	int inst_fd;			/* install: the monitor's placeholder end, or -1 */
+	bool inst_cloexec;		/* ... close-on-exec */
 	pid_t id;			/* the process's id in the core */
 	struct kvm_x86_syscall orig;	/* the call as trapped */
 	uint64_t rsp;			/* ... by the thread with this stack pointer */
@@ -58,7 +62,7 @@ struct kf_vcpu {
 	int64_t wait_deadline;		/* CLOCK_MONOTONIC ns (INT64_MAX: no timeout) */
 	unsigned int wait_slice_ms;
 	/* Set by the VMM for each call (guest/vmtrust.c): where the caller holds the VM's token. */
-	uint64_t token;			/* a fork's parent or a process seen anew (else 0) */
+	uint64_t token;			/* where the trusted caller holds the token */
 	bool fresh_token;		/* ... the latter: its first call (after a fork, say) */
 };
 

@@ -571,7 +571,7 @@ static int vm_exit_syscall(struct vcpu *v)
 	bool compat = sc->flags & KVM_X86_SYSCALL_FLAG_COMPAT;
 	struct kvm_x86_syscall call = *sc;
 	struct vm *vm = v->vm;
-	uint64_t found;
+	uint64_t found, token;
 	bool trusted;
 	int err = 0;
 
@@ -588,6 +588,8 @@ static int vm_exit_syscall(struct vcpu *v)
 	}
 	__atomic_add_fetch(&vm->trapped, 1, __ATOMIC_RELAXED);
 	trusted = vt_trusted(&vm->trust, &vm->gm, sc->cr3, vcpu_rsp, v, &found);
+	/* where the caller holds its token (for the front end: forks, execs, a root reused) */
+	token = found ? found : trusted ? vt_token(&vm->trust, sc->cr3) : 0;
 	if (call_ends_mm(sc->nr, compat))
 		vt_forget(&vm->trust, sc->cr3);	/* its address space ends (if the call works) */
 	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE;
@@ -609,14 +611,16 @@ static int vm_exit_syscall(struct vcpu *v)
 	if (vm->front && !compat) {
 		enum kf_verdict verdict;
 
-		/* a fork's child, seen anew, inherits its parent's table; a fork notes it */
+		/* a fork's child (an exec's image), seen anew, inherits its table; a fork (an exec) notes it */
 		v->kf.fresh_token = found != 0;
-		v->kf.token = found ? found :
-			      call_makes_mm(sc->nr, sc->args, compat) ? vt_token(&vm->trust, sc->cr3) : 0;
+		v->kf.token = token;
 		verdict = kf_call(&v->kf, sc, vcpu_rsp, v);
 
-		/* after the core closed its remote fds (exit_group); not while it is parked */
-		if (call_ends_mm(call.nr, compat) && sc->nr == call.nr)
+		/*
+		 * after the core closed its remote fds (exit_group); not while it
+		 * is parked; an execve's table is the front end's (its new image's)
+		 */
+		if (call_ends_mm(call.nr, compat) && !call_execs(call.nr, compat) && sc->nr == call.nr)
 			kf_mm_gone(call.cr3);
 		if (verdict == KF_DECIDED) {
 			if (vm->print && !sc->flags)

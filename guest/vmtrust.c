@@ -92,7 +92,7 @@ static void remember(struct vt *t, uint64_t root, bool trusted, uint64_t token_v
 int vt_announce(struct vt *t, const struct gmem *m, uint64_t cr3, uint64_t va)
 {
 	const size_t plen = sizeof(RSYS_VM_TOKEN_ENV) - 1;
-	char s[VT_NEEDLE_LEN + 1];
+	char s[VT_STRING_LEN + 1];
 	int err = 0;
 	size_t i;
 
@@ -106,10 +106,10 @@ int vt_announce(struct vt *t, const struct gmem *m, uint64_t cr3, uint64_t va)
 		err = -EFAULT;
 		goto out;
 	}
-	for (i = plen; i < VT_NEEDLE_LEN; i++)
+	for (i = plen; i < VT_STRING_LEN; i++)
 		if (s[i] != '0')
 			break;
-	if (memcmp(s, RSYS_VM_TOKEN_ENV, plen) || i < VT_NEEDLE_LEN || s[VT_NEEDLE_LEN]) {
+	if (memcmp(s, RSYS_VM_TOKEN_ENV, plen) || i < VT_STRING_LEN || s[VT_STRING_LEN]) {
 		err = -EINVAL;
 		goto out;
 	}

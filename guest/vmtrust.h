@@ -14,6 +14,7 @@
 #define VT_MM_MAX	1024		/* address spaces remembered; more are looked at again */
 #define VT_SCAN_MAX	(256u << 10)	/* bytes above the stack pointer searched for the token */
 #define VT_NEEDLE_LEN	(sizeof(RSYS_VM_TOKEN_ENV) - 1 + RSYS_VM_TOKEN_LEN)
+#define VT_STRING_LEN	(VT_NEEDLE_LEN + RSYS_VM_LINEAGE_LEN)	/* and the lineage digits */
 
 /* One address space (a guest process) seen making system calls. */
 struct vt_mm {
@@ -37,7 +38,8 @@ int vt_init(struct vt *t);
 /*
  * The guest's init announced the program's process (RSYS_VM_TRUST_PORT):
  * @cr3 is that process's address space and @va its RSYS_VM_TOKEN_ENV
- * string, "RSYS_VM_TOKEN=" and zeros, into which the token is written.
+ * string, "RSYS_VM_TOKEN=" and zeros, into whose first RSYS_VM_TOKEN_LEN
+ * the token is written.
  * Only the first announcement counts (any later one is refused: a guest
  * root process may write the port too). 0, -EALREADY, or -EFAULT/-EINVAL
  * for a string that is not there or not writable.

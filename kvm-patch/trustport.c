@@ -15,11 +15,11 @@
 
 int main(void)
 {
-	static char env[sizeof(RSYS_VM_TOKEN_ENV) + RSYS_VM_TOKEN_LEN];
+	static char env[sizeof(RSYS_VM_TOKEN_ENV) + RSYS_VM_TOKEN_ZEROS];
 	const size_t plen = sizeof(RSYS_VM_TOKEN_ENV) - 1;
 
 	memcpy(env, RSYS_VM_TOKEN_ENV, plen);
-	memset(env + plen, '0', RSYS_VM_TOKEN_LEN);
+	memset(env + plen, '0', RSYS_VM_TOKEN_ZEROS);
 	if (ioperm(RSYS_VM_EXIT_PORT, RSYS_VM_PORTS, 1)) {
 		perror("trust port: ioperm");
 		return 2;
@@ -27,7 +27,7 @@ int main(void)
 	__asm__ volatile("outb %%al, %%dx" : : "a"(1), "d"(RSYS_VM_TRUST_PORT), "S"(env)
 			 : "memory");
 	printf("trust port: %s\n",
-	       strspn(env + plen, "0") == RSYS_VM_TOKEN_LEN ? "refused" : "granted");
+	       strspn(env + plen, "0") == RSYS_VM_TOKEN_ZEROS ? "refused" : "granted");
 	fflush(stdout);
 	sync();
 	return 0;

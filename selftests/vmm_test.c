@@ -434,11 +434,13 @@ static void g_token(uint64_t root, uint64_t va, char *out)
 
 TEST(vmtrust_follows_the_token)
 {
-	const char zeros[] = RSYS_VM_TOKEN_ENV "00000000000000000000000000000000";
+	const char zeros[] = RSYS_VM_TOKEN_ENV "00000000000000000000000000000000" "0000000000000000";
 	uint64_t prog, child, other, found, stack = 0x7ffffff00000ULL;
 	char tok[VT_NEEDLE_LEN + 1];
 	static struct vt t, t2;
 
+	_Static_assert(sizeof(zeros) == sizeof(RSYS_VM_TOKEN_ENV) + RSYS_VM_TOKEN_ZEROS,
+		       "the init's string: prefix, token and lineage zeros");
 	memset(g_ram, 0, G_RAM);
 	g_next = 0x1000;
 	prog = g_root();
@@ -456,7 +458,7 @@ TEST(vmtrust_follows_the_token)
 	REQUIRE(!vt_announce(&t, &g_mem, prog, 0x600100), "the init's announcement is taken");
 	g_token(prog, 0x600100, tok);
 	CHECK(strspn(tok + sizeof(RSYS_VM_TOKEN_ENV) - 1, "0123456789abcdef") == RSYS_VM_TOKEN_LEN &&
-	      strcmp(tok, zeros), "the zeros became the token: %s", tok);
+	      memcmp(tok, zeros, VT_NEEDLE_LEN), "the zeros became the token: %s", tok);
 	CHECK(vt_trusted(&t, &g_mem, prog, g_rsp, NULL, NULL), "the announcing process is trusted");
 	CHECK(vt_announce(&t, &g_mem, other, 0x600100) == -EALREADY,
 	      "attack: a second write of the trust port is refused");

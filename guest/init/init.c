@@ -141,15 +141,15 @@ static bool vmm_ports;	/* ioperm() gave us the VMM's ports */
  */
 static void announce_trust(void)
 {
-	static char env[sizeof(RSYS_VM_TOKEN_ENV) + RSYS_VM_TOKEN_LEN];
+	static char env[sizeof(RSYS_VM_TOKEN_ENV) + RSYS_VM_TOKEN_ZEROS];
 	const size_t plen = sizeof(RSYS_VM_TOKEN_ENV) - 1;
 
 	if (access("/" RSYS_VM_TRUST_FILE, F_OK))
 		return;
 	/* written here, after fork: the page is this process's own, not shared with pid 1 */
 	memcpy(env, RSYS_VM_TOKEN_ENV, plen);
-	memset(env + plen, '0', RSYS_VM_TOKEN_LEN);
-	env[plen + RSYS_VM_TOKEN_LEN] = '\0';
+	memset(env + plen, '0', RSYS_VM_TOKEN_ZEROS);
+	env[plen + RSYS_VM_TOKEN_ZEROS] = '\0';
 	if (ioperm(RSYS_VM_EXIT_PORT, RSYS_VM_PORTS, 1)) {
 		warn_errno("cannot reach the VMM's ports", "(ioperm): the program is not trusted");
 		return;
@@ -157,7 +157,7 @@ static void announce_trust(void)
 	__asm__ volatile("outb %%al, %%dx" : : "a"(1), "d"(RSYS_VM_TRUST_PORT), "S"(env)
 			 : "memory");
 	ioperm(RSYS_VM_EXIT_PORT, RSYS_VM_PORTS, 0);
-	if (strspn(env + plen, "0") == RSYS_VM_TOKEN_LEN)
+	if (strspn(env + plen, "0") == RSYS_VM_TOKEN_ZEROS)
 		fprintf(stderr, "%s: the VMM did not take the program's token: it is not trusted\n",
 			prog_name);
 	putenv(env);

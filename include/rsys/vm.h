@@ -20,16 +20,21 @@
  * With a VMM that traps the guest's system calls (rsys-load vm --syscalls):
  * the program's process, after fork and before execve, writes one byte here
  * with %rsi holding the address of its RSYS_VM_TOKEN_ENV environment string
- * ("RSYS_VM_TOKEN=" and RSYS_VM_TOKEN_LEN '0's). The VMM writes the VM's
- * secret token over the zeros: the program, and every process that inherits
- * its environment through fork and exec, carries it, and that is how the
- * VMM tells trusted processes (guest/vmtrust.c). The VMM takes the first
- * such write only.
+ * ("RSYS_VM_TOKEN=" and RSYS_VM_TOKEN_ZEROS '0's). The VMM writes the VM's
+ * secret token over the first RSYS_VM_TOKEN_LEN zeros: the program, and
+ * every process that inherits its environment through fork and exec,
+ * carries it, and that is how the VMM tells trusted processes
+ * (guest/vmtrust.c). The VMM takes the first such write only. The last
+ * RSYS_VM_LINEAGE_LEN digits are the VMM's too: at a trusted execve it
+ * writes there which table of remote fds the new image takes
+ * (guest/kvmfront.c).
  */
 #define RSYS_VM_TRUST_PORT	(RSYS_VM_EXIT_PORT + 5)
 #define RSYS_VM_PORTS		8	/* the init's ioperm() range from RSYS_VM_EXIT_PORT */
 #define RSYS_VM_TOKEN_ENV	"RSYS_VM_TOKEN="
 #define RSYS_VM_TOKEN_LEN	32	/* hex digits: 128 random bits */
+#define RSYS_VM_LINEAGE_LEN	16	/* hex digits after the token: an exec's table */
+#define RSYS_VM_TOKEN_ZEROS	(RSYS_VM_TOKEN_LEN + RSYS_VM_LINEAGE_LEN)
 
 /*
  * The program and its arguments, NUL-terminated one after the other, in a
