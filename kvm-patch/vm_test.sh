@@ -23,9 +23,16 @@ not_ok() {
 	sed 's/^/# /' "$OUT" | tail -n 30
 }
 
+# todo DESC WHY: a known gap of the KVM tier (TAP's TODO, not a failure), with its diagnostics.
+todo() {
+	n=$((n + 1))
+	echo "not ok $n - $1 # TODO $2"
+	sed 's/^/# /' "$OUT" | tail -n 30
+}
+
 # vm ARGS...: rsys-load vm on the test kernel and image; output in $OUT, status in $rc.
 vm() {
-	timeout 120 "$LOAD" vm --kernel "$KERNEL" --initrd "$IMAGE" --mem 128 $VMV "$@" >"$OUT" 2>&1
+	timeout "${VM_TIMEOUT:-120}" "$LOAD" vm --kernel "$KERNEL" --initrd "$IMAGE" --mem 128 $VMV "$@" >"$OUT" 2>&1
 	rc=$?
 }
 
@@ -403,6 +410,66 @@ if same_as_native forkfd &&
 	ok "guest: a remote socket across fork: the child uses it (also after the parent closed its copy), the parent's copy outlives the child, as natively ($(wc -l <"$OUT") lines)"
 else
 	not_ok "guest: a remote socket across fork: the same transcript as natively (rc $rc)"
+fi
+
+# The host tier's fd-semantics program (selftests/fdsem.c, static) against the selftests' world
+# servers (selftests/world_server.c: TCP and UDP echo, hold and query on 198.18.0.1): every
+# scenario natively in the service namespace (the reference) and as a trusted guest process (one
+# boot for all of them: their transcripts between "@@" lines). One line per scenario. Its own
+# delegate: the policy of the host tier's tests (net.policy, and UDP binds and ::1).
+FDSEM_SOCK=/run/rsys/fdsem.sock
+FDSEM_TODO="nbwait"	# epoll on remote sockets
+if [ ! -x /bin/fdsem ] || [ ! -x /bin/world_server ]; then
+	echo "no /bin/fdsem or /bin/world_server in the first level" >"$OUT"
+	not_ok "guest: fdsem: the programs are in the first level's image"
+else
+	rm -f /tmp/world.ready
+	$IPR netns exec world /bin/world_server 198.18.0.1 /tmp/world.ready >/tmp/world.log 2>&1 &
+	sed "s|^delegate .*|delegate unix:$FDSEM_SOCK|" /guest/net.policy >/tmp/fdsem.policy
+	printf '%s\n' 'allow udp ::1/128 *' 'allow bind udp 0.0.0.0/0 *' 'allow bind udp ::1/128 *' \
+		>>/tmp/fdsem.policy
+	$IPR netns exec svc rsys-delegate --listen "unix:$FDSEM_SOCK" --no-egress-guard \
+		--policy /tmp/fdsem.policy >/tmp/fdsem-delegate.log 2>&1 &
+	fdsem_delegate=$!
+	i=0
+	while { [ ! -e /tmp/world.ready ] || [ ! -S "$FDSEM_SOCK" ]; } && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	scenarios=$(/bin/fdsem --list)
+	mkdir -p /tmp/fdsem
+	for sc in $scenarios; do
+		$IPR netns exec svc /bin/fdsem "$sc" >"/tmp/fdsem/$sc.native" 2>&1
+		echo "exit $?" >>"/tmp/fdsem/$sc.native"
+	done
+	t0=$(date +%s)
+	VM_TIMEOUT=1200 vm --policy /tmp/fdsem.policy --delegate "unix:$FDSEM_SOCK" -- /bin/sh -c '
+		for sc in $(/bin/fdsem --list); do
+			echo "@@ $sc"; RSYS_FDSEM_ALARM=120 /bin/fdsem "$sc" 2>&1; echo "exit $?"
+		done; echo "@@ end"'
+	t1=$(date +%s)
+	kill "$fdsem_delegate" 2>/dev/null
+	cp "$OUT" /tmp/fdsem/guest.out
+	for sc in $scenarios; do
+		sed -n "/^@@ $sc\$/,/^@@ /p" /tmp/fdsem/guest.out | sed '1d;$d' |
+			sed '/^rsys-load: vm: [0-9]* system calls trapped/d' >"/tmp/fdsem/$sc.guest"
+		if ! grep -q '^exit 0$' "/tmp/fdsem/$sc.native"; then
+			cp "/tmp/fdsem/$sc.native" "$OUT"
+			not_ok "guest: fdsem $sc: the native run fails"
+		elif cmp -s "/tmp/fdsem/$sc.native" "/tmp/fdsem/$sc.guest"; then
+			ok "guest: fdsem $sc: the same transcript natively and as a trusted guest process ($(wc -l <"/tmp/fdsem/$sc.native") lines)"
+		else
+			diff "/tmp/fdsem/$sc.native" "/tmp/fdsem/$sc.guest" >"$OUT"
+			case " $FDSEM_TODO " in
+			*" $sc "*)
+				todo "guest: fdsem $sc: the same transcript natively and as a trusted guest process" \
+					"split epoll is not in the KVM tier yet (rsys-load(8) BUGS)";;
+			*)
+				not_ok "guest: fdsem $sc: the same transcript natively and as a trusted guest process (rc $rc)";;
+			esac
+		fi
+	done
+	echo "# fdsem's $(echo $scenarios | wc -w) scenarios in one compute VM: $((t1 - t0)) s"
 fi
 
 # What a call costs a trusted guest process with --policy: a local one (getppid, trapped and run
