@@ -27,7 +27,9 @@
  * sockets asks the core for the remote half without waiting, then lets
  * the guest kernel wait for the local half in slices (remote entries
  * hidden) and has the call made again, until one side is ready or its
- * time is up (split_poll, split_select).
+ * time is up (split_poll, split_select). An epoll instance's remote
+ * interest is the front end's (the epoll_ctl calls on remote vfds that
+ * worked), its waits split the same way (split_epoll).
  *
  * Calls that wait for their SYSRET (struct kf_pend: a placeholder's
  * number, a fault-in's call made again, a slice's end) are kept per VM
@@ -77,6 +79,7 @@
 #include <unistd.h>
 #include <linux/audit.h>
 #include <linux/kvm.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -127,6 +130,16 @@ struct kf_table {
 	struct kf_shadow *v;
 };
 
+/*
+ * A remote vfd in the interest list of one of the process's epoll
+ * instances (epoll_ctl): the remote half of that instance's epoll_waits.
+ */
+struct kf_epreg {
+	int epfd, vfd;
+	uint32_t events;		/* 0: an EPOLLONESHOT one that fired */
+	uint64_t data;
+};
+
 /* One guest process the core knows: its id there and its shadow table. */
 struct kf_proc {
 	uint64_t root;			/* gmem_root of its address space; 0: free */
@@ -140,6 +153,8 @@ struct kf_proc {
 	uint64_t lineage;		/* 0: the new image cannot take it (no token digits to write) */
 	unsigned int vforks;		/* vfork children sharing the address space until they exec or exit */
 	uint64_t token_va;		/* where it holds the VM's token (0: not known yet) */
+	struct kf_epreg *ep;		/* remote interest of its epoll instances */
+	unsigned int nep;
 };
 
 /*
@@ -304,7 +319,20 @@ static struct kf_proc *proc_get(uint64_t root)
 	p->lineage = 0;
 	p->vforks = 0;
 	p->token_va = 0;
+	p->ep = NULL;
+	p->nep = 0;
 	return p;
+}
+
+/* @vfd of @p is closed or replaced: epoll interest in its socket goes (as Linux does once its last fd is closed). */
+static void ep_drop_vfd(struct kf_proc *p, int vfd)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < p->nep; i++)
+		if (p->ep[i].vfd != vfd)
+			p->ep[n++] = p->ep[i];
+	p->nep = n;
 }
 
 static int shadow_get(const struct kf_proc *p, int vfd)
@@ -335,8 +363,10 @@ static int shadow_set(struct kf_proc *p, int vfd, int fd, bool cloexec)
 		p->t.v = v;
 		p->t.n = n;
 	}
-	if (p->t.v[vfd].fd >= 0)
+	if (p->t.v[vfd].fd >= 0) {
 		close(p->t.v[vfd].fd);
+		ep_drop_vfd(p, vfd);
+	}
 	p->t.v[vfd] = (struct kf_shadow){ .fd = fd, .cloexec = cloexec };
 	return 0;
 }
@@ -346,6 +376,7 @@ static void shadow_drop(struct kf_proc *p, int vfd)
 	if (vfd >= 0 && (unsigned int)vfd < p->t.n && p->t.v[vfd].fd >= 0) {
 		close(p->t.v[vfd].fd);
 		p->t.v[vfd] = (struct kf_shadow){ .fd = -1 };
+		ep_drop_vfd(p, vfd);
 	}
 }
 
@@ -799,6 +830,7 @@ void kf_stop(struct sv *sv)
 		if (!kf.procs[i].root)
 			continue;
 		table_free(&kf.procs[i].t);
+		free(kf.procs[i].ep);
 		close(kf.procs[i].exit_fd);
 		kf.procs[i].root = 0;
 	}
@@ -860,6 +892,9 @@ static void proc_end(struct kf_proc *p)
 
 	root_clear(p->root);
 	table_free(&p->t);
+	free(p->ep);
+	p->ep = NULL;
+	p->nep = 0;
 	if (p->exec_when)
 		kf_execs--;
 	p->exec_when = 0;
@@ -1291,6 +1326,8 @@ static bool names_remote(uint64_t root, const struct kvm_x86_syscall *sc, unsign
 	       ((fa & RSYS_A2) && is_remote(root, (int)sc->args[2]));
 }
 
+static bool ep_watched(uint64_t root, int epfd);
+
 /* Not the core's business in a guest: local families, epoll instances (remote interest is epoll_ctl's). */
 static bool core_takes(const struct kvm_x86_syscall *sc, uint64_t root)
 {
@@ -1305,6 +1342,10 @@ static bool core_takes(const struct kvm_x86_syscall *sc, uint64_t root)
 		return false;
 	case RSYS_NR_socket:
 		return policy_is_remote_family(kf.sv->policy, (int)sc->args[0]);
+	case RSYS_NR_epoll_wait:
+	case RSYS_NR_epoll_pwait:
+	case RSYS_NR_epoll_pwait2:	/* the front end splits it (split_epoll) */
+		return ep_watched(root, (int)sc->args[0]);
 	}
 	/* Calls on local fds only need nothing from the core: the guest kernel runs them. */
 	if (fa & (RSYS_A0 | RSYS_A1 | RSYS_A2) && !(fa & RSYS_AMEM))
@@ -1594,6 +1635,243 @@ static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t
 	}
 	kv->pend.sslice = true;
 	sc->args[4] = tva;
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return 1;
+}
+
+/* --- epoll: the remote interest of guest epoll instances, and split waits on them --- */
+
+#define KF_EP_EVENT	12		/* struct epoll_event on x86-64: packed */
+#define KF_EPOLLONESHOT	(1U << 30)
+/* what a remote entry reports: as poll's bits (EPOLLIN == POLLIN, ...), EPOLLRDHUP included */
+#define KF_EP_POLL	(POLLIN | POLLPRI | POLLOUT | POLLRDNORM | POLLRDBAND | POLLWRNORM | \
+			 POLLWRBAND | POLLMSG | POLLRDHUP)
+
+static bool is_epoll_wait(uint64_t nr)
+{
+	return nr == RSYS_NR_epoll_wait || nr == RSYS_NR_epoll_pwait || nr == RSYS_NR_epoll_pwait2;
+}
+
+/* Does epoll instance @epfd of @root watch a remote vfd? */
+static bool ep_watched(uint64_t root, int epfd)
+{
+	struct kf_proc *p;
+	unsigned int i;
+	bool ret = false;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	for (i = 0; p && i < p->nep && !ret; i++)
+		ret = p->ep[i].epfd == epfd;
+	pthread_mutex_unlock(&kf.lock);
+	return ret;
+}
+
+/* @fd of @root is closed: if it was an epoll instance, its remote interest goes. Any? */
+static bool ep_forget(uint64_t root, int fd)
+{
+	struct kf_proc *p;
+	unsigned int i, n = 0;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	for (i = 0; p && i < p->nep; i++)
+		if (p->ep[i].epfd != fd)
+			p->ep[n++] = p->ep[i];
+	if (p && n < p->nep) {
+		i = p->nep;
+		p->nep = n;
+	}
+	pthread_mutex_unlock(&kf.lock);
+	return p && n < i;
+}
+
+/*
+ * epoll_ctl @sc on a remote vfd: the guest kernel runs it (on the
+ * placeholder: EEXIST, ENOENT, EBADF, ... as Linux says) and, if it works,
+ * the front end notes the interest for the instance's waits (ep_apply).
+ */
+static enum kf_verdict ep_ctl(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root,
+			      uint64_t (*rsp)(void *arg), void *arg)
+{
+	uint8_t ev[KF_EP_EVENT] = { 0 };
+	struct kf_proc *p;
+	pid_t id;
+
+	if (sc->args[1] != EPOLL_CTL_DEL && sc->args[3] &&
+	    gmem_read(kf.gm, root, sc->args[3], ev, sizeof(ev)))
+		return KF_PASS;		/* EFAULT: the guest kernel says so */
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	id = p ? p->id : 0;
+	pthread_mutex_unlock(&kf.lock);
+	if (!id)
+		return KF_PASS;
+	if (!kv->cur_rsp)
+		kv->cur_rsp = rsp(arg);
+	arm(kv, sc, id);
+	kv->pend.epctl = true;
+	memcpy(&kv->pend.ep_events, ev, 4);
+	memcpy(&kv->pend.ep_data, ev + 4, 8);
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return KF_DECIDED;
+}
+
+/* The epoll_ctl of @pd worked: note it. */
+static void ep_apply(const struct kf_pend *pd)
+{
+	int epfd = (int)pd->orig.args[0], op = (int)pd->orig.args[1], vfd = (int)pd->orig.args[2];
+	struct kf_epreg *r = NULL, *v;
+	struct kf_proc *p;
+	unsigned int i;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(pd->id);
+	for (i = 0; p && i < p->nep && !r; i++)
+		if (p->ep[i].epfd == epfd && p->ep[i].vfd == vfd)
+			r = &p->ep[i];
+	if (p && op == EPOLL_CTL_DEL && r) {
+		*r = p->ep[--p->nep];
+	} else if (p && op == EPOLL_CTL_ADD && !r) {
+		v = realloc(p->ep, (p->nep + 1) * sizeof(*v));
+		if (v) {
+			p->ep = v;
+			r = &v[p->nep++];
+		}
+	}
+	if (r && op != EPOLL_CTL_DEL)
+		*r = (struct kf_epreg){ .epfd = epfd, .vfd = vfd, .data = pd->ep_data,
+				       .events = pd->ep_events | POLLERR | POLLHUP };
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/* When epoll_wait @sc times out (CLOCK_MONOTONIC ns), INT64_MAX for never; -1 for a bad timespec. */
+static int64_t epoll_deadline(const struct kvm_x86_syscall *sc, uint64_t root)
+{
+	struct timespec ts;
+
+	if (sc->nr != RSYS_NR_epoll_pwait2)
+		return (int)sc->args[3] < 0 ? INT64_MAX : now_ns() + (int64_t)(int)sc->args[3] * 1000000;
+	if (!sc->args[3])
+		return INT64_MAX;
+	if (gmem_read(kf.gm, root, sc->args[3], &ts, sizeof(ts)) || ts.tv_sec < 0 ||
+	    ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L)
+		return -1;
+	if (ts.tv_sec > INT32_MAX)
+		return INT64_MAX;
+	return now_ns() + ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * epoll_wait, epoll_pwait or epoll_pwait2 @sc on an instance that watches
+ * remote vfds, split as poll is: the remote half asked of the core first
+ * (a poll that does not wait), its events written with their data; if
+ * none, the guest kernel's own wait on the instance (its guest files; the
+ * remote placeholders never become ready there) for a slice, and the call
+ * made again until something is ready or its time is up. Level-triggered
+ * (EPOLLET is taken as level: a program that drains sees no difference);
+ * EPOLLONESHOT disarms the entry until EPOLL_CTL_MOD. -1: not split.
+ */
+static int split_epoll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root, pid_t id)
+{
+	int epfd = (int)sc->args[0], maxevents = (int)sc->args[2], count = 0;
+	struct kf_call *k = kv->call;
+	struct kvm_x86_syscall probe;
+	struct pollfd pf[KF_POLL_MAX];
+	struct kf_epreg reg[KF_POLL_MAX];
+	uint64_t fault, end;
+	struct kf_range r;
+	struct kf_proc *p;
+	unsigned int n = 0, i, j, ms;
+	uint8_t ev[KF_EP_EVENT];
+	int64_t left;
+	bool write;
+
+	if (maxevents <= 0 || maxevents > INT32_MAX / KF_EP_EVENT)
+		return -1;	/* EINVAL: the guest kernel's */
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	for (i = 0; p && i < p->nep && n < KF_POLL_MAX; i++) {
+		if (p->ep[i].epfd != epfd || !p->ep[i].events || shadow_get(p, p->ep[i].vfd) < 0)
+			continue;
+		reg[n] = p->ep[i];
+		pf[n] = (struct pollfd){ .fd = reg[n].vfd, .events = reg[n].events & KF_EP_POLL };
+		n++;
+	}
+	pthread_mutex_unlock(&kf.lock);
+	if (!n)
+		return -1;
+	/* the front end writes the program's events: their memory first */
+	r = (struct kf_range){ .va = sc->args[1],
+			       .len = (uint64_t)(n < (unsigned int)maxevents ? n : (unsigned int)maxevents) *
+				      KF_EP_EVENT,
+			       .write = true };
+	fault = first_fault(root, &r, 1, &write, &end);
+	if (fault && fault_in(kv, sc, id, fault, end - fault, true))
+		return 1;
+	if (fault)
+		return -1;	/* EFAULT: the guest kernel's */
+	kv->fault_va = 0;
+	if (!same_call(sc, &kv->wait_call)) {
+		kv->wait_call = *sc;
+		kv->wait_deadline = epoll_deadline(sc, root);
+		kv->wait_slice_ms = 1;
+	}
+	if (kv->wait_deadline < 0) {
+		kv->wait_call.nr = 0;
+		complete(sc, -EINVAL);
+		return 1;
+	}
+
+	/* The remote half, now: a poll of the remote entries (made up, in scratch) that does not wait. */
+	probe = *sc;
+	probe.nr = RSYS_NR_poll;
+	probe.args[0] = KF_SCRATCH_VA;
+	probe.args[1] = n;
+	probe.args[2] = 0;
+	core_ask(k, &probe, id, root, pf, n * sizeof(pf[0]), 0);
+	if (!k->cont && k->ret < 0) {
+		kv->wait_call.nr = 0;
+		complete(sc, k->ret);
+		return 1;
+	}
+	for (i = 0; !k->cont && k->ret > 0 && i < n && count < maxevents; i++) {
+		uint32_t re = (uint16_t)pf[i].revents & (reg[i].events | POLLERR | POLLHUP);
+
+		if (!re)
+			continue;
+		memcpy(ev, &re, 4);
+		memcpy(ev + 4, &reg[i].data, 8);
+		if (gmem_write(kf.gm, root, sc->args[1] + (uint64_t)count * KF_EP_EVENT, ev, sizeof(ev)))
+			break;
+		count++;
+		if (!(reg[i].events & KF_EPOLLONESHOT))
+			continue;
+		pthread_mutex_lock(&kf.lock);
+		p = proc_by_id(id);
+		for (j = 0; p && j < p->nep; j++)
+			if (p->ep[j].epfd == epfd && p->ep[j].vfd == reg[i].vfd)
+				p->ep[j].events = 0;
+		pthread_mutex_unlock(&kf.lock);
+	}
+	if (count) {
+		kv->wait_call.nr = 0;
+		complete(sc, count);
+		return 1;
+	}
+
+	/*
+	 * The local half: the guest kernel's own wait, for a slice (none if
+	 * the time is up: what is ready now), with the call's signal mask;
+	 * epoll_pwait2's timespec becomes epoll_pwait's milliseconds.
+	 */
+	left = kv->wait_deadline == INT64_MAX ? INT64_MAX : kv->wait_deadline - now_ns();
+	ms = left > 0 ? next_slice(kv, left) : 0;
+	arm(kv, sc, id);
+	kv->pend.slice = true;
+	if (sc->nr == RSYS_NR_epoll_pwait2)
+		sc->nr = RSYS_NR_epoll_pwait;
+	sc->args[3] = ms;
 	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
 	return 1;
 }
@@ -2104,9 +2382,11 @@ static enum kf_verdict decide(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 
 	wait_load(kv, root);
 	if (sc->nr == RSYS_NR_poll || sc->nr == RSYS_NR_ppoll ||
-	    sc->nr == RSYS_NR_select || sc->nr == RSYS_NR_pselect6) {
+	    sc->nr == RSYS_NR_select || sc->nr == RSYS_NR_pselect6 || is_epoll_wait(sc->nr)) {
 		int split = sc->nr == RSYS_NR_poll || sc->nr == RSYS_NR_ppoll ?
-			    split_poll(kv, sc, root, id) : split_select(kv, sc, root, id);
+			    split_poll(kv, sc, root, id) :
+			    is_epoll_wait(sc->nr) ? split_epoll(kv, sc, root, id) :
+			    split_select(kv, sc, root, id);
 
 		if (split > 0 && !(kv->pend.slice || kv->pend.sslice))
 			kv->wait_call.nr = 0;	/* answered: the wait is over */
@@ -2405,6 +2685,9 @@ static void exec_adopt(struct kf_vcpu *kv, uint64_t root)
 		p->exec_when = 0;
 		p->lineage = 0;
 		p->vforks = 0;
+		free(p->ep);		/* epoll instances are close-on-exec, nearly always */
+		p->ep = NULL;
+		p->nep = 0;
 		kf_execs--;
 		pr_debug("vm: guest process %d: its new image (execve) took its table\n", (int)p->id);
 	}
@@ -2637,6 +2920,8 @@ static void resolve(struct kf_pend *pd, int64_t ret, int sig, struct kf_out *out
 		if (p && !shadow_set(p, (int)ret, pd->inst_fd, pd->inst_cloexec))
 			pd->inst_fd = -1;	/* the shadow's now */
 		pthread_mutex_unlock(&kf.lock);
+	} else if (pd->epctl && ret == 0) {
+		ep_apply(pd);
 	} else if (pd->replace && ret >= 0) {
 		/* a guest file in place of a remote socket (closed at the delegate if this was its last vfd) */
 		pthread_mutex_lock(&kf.lock);
@@ -2748,6 +3033,10 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 		v = vfork_start(kv, sc, root, rsp, arg);
 	else if ((sc->nr == RSYS_NR_exit_group || sc->nr == RSYS_NR_exit) && vforked(root))
 		v = KF_PASS;	/* a vfork child's exit: its parent's table and remote sockets stay */
+	else if (sc->nr == RSYS_NR_epoll_ctl && is_remote(root, (int)sc->args[2]))
+		v = ep_ctl(kv, sc, root, rsp, arg);
+	else if (sc->nr == RSYS_NR_close && ep_forget(root, (int)sc->args[0]))
+		v = KF_PASS;
 	else
 		v = decide(kv, sc, rsp, arg);
 	if (kv->pend.armed)

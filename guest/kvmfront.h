@@ -25,6 +25,9 @@ struct kf_pend {
 	bool armed;
 	bool install;			/* learn the vfd a placeholder got */
 	bool replace;			/* ... or that a guest file replaced a remote vfd (dup2) */
+	bool epctl;			/* an epoll_ctl on a remote vfd: noted if it works */
+	uint32_t ep_events;		/* ... its struct epoll_event */
+	uint64_t ep_data;
 	bool retry;			/* make @orig again once its pages are in */
 	bool slice;			/* end a slice of a split poll (the local half) */
 	bool sslice;			/* ... of a split select: @saved are the program's */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Static, in the compute VM's image: waits over a pipe and a TCP socket to
- * http://ADDR/ together (select, pselect6, poll, ppoll) and prints what each
+ * http://ADDR/ together (select, pselect6, poll, ppoll, epoll) and prints what each
  * returned, one line per step. vm_test.sh runs it natively in the first
  * level's service namespace and as a trusted guest process (the socket
  * rsys-delegate's, the pipe the guest kernel's): the transcripts must match.
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -62,6 +63,35 @@ static void pol(const char *what, int p, int s, int ms, bool ppol)
 
 	printf("%s: %d pipe=%#x sock=%#x fds=%d,%d\n", what, n, pf[0].revents, pf[1].revents,
 	       pf[0].fd == p, pf[1].fd == s);
+}
+
+/* What an epoll_wait (epoll_pwait2) on instance @ep, watching @p and @s for input, said. */
+static void epl(const char *what, int ep, int p, int s, int ms, bool pwait2)
+{
+	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+	struct epoll_event ev[4];
+	int n, i, pr = 0, sr = 0;
+
+	n = pwait2 ? epoll_pwait2(ep, ev, 4, ms < 0 ? NULL : &ts, NULL) : epoll_wait(ep, ev, 4, ms);
+	for (i = 0; i < n; i++) {
+		pr |= ev[i].data.fd == p ? (int)ev[i].events : 0;
+		sr |= ev[i].data.fd == s ? (int)ev[i].events : 0;
+	}
+	printf("%s: %d pipe=%#x sock=%#x\n", what, n, pr, sr);
+}
+
+static int epoll_of(int p, int s)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ep = epoll_create1(EPOLL_CLOEXEC), r;
+
+	ev.data.fd = p;
+	printf("epoll_ctl(ADD pipe): %d\n", epoll_ctl(ep, EPOLL_CTL_ADD, p, &ev));
+	ev.data.fd = s;
+	printf("epoll_ctl(ADD sock): %d\n", epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+	r = epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+	printf("epoll_ctl(ADD sock again): %d %s\n", r, r ? strerrorname_np(errno) : "");
+	return ep;
 }
 
 /* Read the reply to its end: its status line and length as one line. */
@@ -152,7 +182,7 @@ static pid_t later(int w, int ms)
 
 int main(int argc, char **argv)
 {
-	int p[2], s, t;
+	int p[2], s, t, ep;
 	char c;
 
 	if (argc != 2) {
@@ -164,19 +194,24 @@ int main(int argc, char **argv)
 	if (pipe(p))
 		return 1;
 	s = http_conn(addr);
+	ep = epoll_of(p[0], s);
 	sel("select, nothing ready, 200 ms", p[0], s, 200, false);
 	pol("poll, nothing ready, 200 ms", p[0], s, 200, false);
+	epl("epoll_wait, nothing ready, 200 ms", ep, p[0], s, 200, false);
 	if (write(p[1], "x", 1) != 1)
 		return 1;
 	sel("select, the pipe ready", p[0], s, 5000, false);
 	pol("ppoll, the pipe ready", p[0], s, 5000, true);
+	epl("epoll_pwait2, the pipe ready", ep, p[0], s, 5000, true);
 	if (read(p[0], &c, 1) != 1)
 		return 1;
 	request(s);
-	sel("select, the reply comes", p[0], s, 5000, false);
+	epl("epoll_wait, the reply comes", ep, p[0], s, 5000, false);
+	sel("select, the reply there", p[0], s, 5000, false);
 	pol("poll, the reply there", p[0], s, 5000, false);
 	reply(s);
 	close(s);
+	close(ep);
 
 	t = http_conn(addr);
 	masked(p[0], t);

@@ -23,13 +23,6 @@ not_ok() {
 	sed 's/^/# /' "$OUT" | tail -n 30
 }
 
-# todo DESC WHY: a known gap of the KVM tier (TAP's TODO, not a failure), with its diagnostics.
-todo() {
-	n=$((n + 1))
-	echo "not ok $n - $1 # TODO $2"
-	sed 's/^/# /' "$OUT" | tail -n 30
-}
-
 # vm ARGS...: rsys-load vm on the test kernel and image; output in $OUT, status in $rc.
 vm() {
 	timeout "${VM_TIMEOUT:-120}" "$LOAD" vm --kernel "$KERNEL" --initrd "$IMAGE" --mem 128 $VMV "$@" >"$OUT" 2>&1
@@ -377,14 +370,14 @@ same_as_native() {
 	return 1
 }
 
-# select, pselect6, poll and ppoll over a pipe and a socket, and getsockopt given kernel addresses
+# select, pselect6, poll, ppoll and epoll over a pipe and a socket, and getsockopt given kernel addresses
 # (EFAULT, the VMM's scratch address for calls it makes up included): natively in the service
 # namespace (the reference) and as a trusted guest process (the pipe the guest's, the socket
 # rsys-delegate's).
 if same_as_native splitwait && grep -q '^reply: HTTP/1.[01] 200' /tmp/splitwait.native; then
-	ok "guest: split select, pselect6, poll and ppoll over a guest pipe and a remote socket, getsockopt into kernel addresses (the VMM's scratch one too): the same transcript as natively ($(wc -l <"$OUT") lines)"
+	ok "guest: split select, pselect6, poll, ppoll, epoll_wait and epoll_pwait2 over a guest pipe and a remote socket, getsockopt into kernel addresses (the VMM's scratch one too): the same transcript as natively ($(wc -l <"$OUT") lines)"
 else
-	not_ok "guest: split select, pselect6, poll and ppoll over a guest pipe and a remote socket: the same transcript as natively (rc $rc)"
+	not_ok "guest: split select, pselect6, poll, ppoll and epoll over a guest pipe and a remote socket: the same transcript as natively (rc $rc)"
 fi
 
 # A remote recv that blocks does not hold the vCPU (the call is parked: the thread waits in the
@@ -418,7 +411,6 @@ fi
 # boot for all of them: their transcripts between "@@" lines). One line per scenario. Its own
 # delegate: the policy of the host tier's tests (net.policy, and UDP binds and ::1).
 FDSEM_SOCK=/run/rsys/fdsem.sock
-FDSEM_TODO="nbwait"	# epoll on remote sockets
 if [ ! -x /bin/fdsem ] || [ ! -x /bin/world_server ]; then
 	echo "no /bin/fdsem or /bin/world_server in the first level" >"$OUT"
 	not_ok "guest: fdsem: the programs are in the first level's image"
@@ -460,13 +452,7 @@ else
 			ok "guest: fdsem $sc: the same transcript natively and as a trusted guest process ($(wc -l <"/tmp/fdsem/$sc.native") lines)"
 		else
 			diff "/tmp/fdsem/$sc.native" "/tmp/fdsem/$sc.guest" >"$OUT"
-			case " $FDSEM_TODO " in
-			*" $sc "*)
-				todo "guest: fdsem $sc: the same transcript natively and as a trusted guest process" \
-					"split epoll is not in the KVM tier yet (rsys-load(8) BUGS)";;
-			*)
-				not_ok "guest: fdsem $sc: the same transcript natively and as a trusted guest process (rc $rc)";;
-			esac
+			not_ok "guest: fdsem $sc: the same transcript natively and as a trusted guest process (rc $rc)"
 		fi
 	done
 	echo "# fdsem's $(echo $scenarios | wc -w) scenarios in one compute VM: $((t1 - t0)) s"
