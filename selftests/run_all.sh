@@ -95,13 +95,14 @@ run_one()
 	fi
 }
 
-# C programs. One that a driver script runs (selftests/NAME_test.sh, or a *_test.sh naming
-# .../selftests/NAME) is left to its driver: it needs the driver's setup.
+# C programs. One that a driver script runs (selftests/NAME_test.sh, or a *_test.sh or lib.sh
+# naming .../selftests/NAME: the world's servers) is left to its driver: it needs the driver's setup.
 for prog in "$O"/selftests/*; do
 	[ -f "$prog" ] && [ -x "$prog" ] || continue
 	name=$(basename "$prog")
 	[ -e "$SRC/selftests/${name}_test.sh" ] && continue
-	grep -qE "/selftests/${name}([^A-Za-z0-9_]|\$)" "$SRC"/selftests/*_test.sh 2>/dev/null && continue
+	grep -qE "/selftests/${name}([^A-Za-z0-9_]|\$)" "$SRC"/selftests/*_test.sh \
+		"$SRC"/selftests/lib.sh 2>/dev/null && continue
 	run_one "$name" "$TEST_TIMEOUT" "$prog"
 done
 
