@@ -1165,6 +1165,20 @@ static void arm(struct kf_vcpu *kv, const struct kvm_x86_syscall *sc, pid_t id)
 }
 
 
+/*
+ * The guest kernel runs @sc of process @id as it is, and its SYSRET comes
+ * back to the front end (kv->pend, armed: the caller says what for).
+ */
+static enum kf_verdict run_returning(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, pid_t id,
+				     uint64_t (*rsp)(void *arg), void *arg)
+{
+	if (!kv->cur_rsp)
+		kv->cur_rsp = rsp(arg);
+	arm(kv, sc, id);
+	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
+	return KF_DECIDED;
+}
+
 /* Hand @kv's armed call to the table; a call of the same thread still there returned by IRET. */
 static void commit(struct kf_vcpu *kv)
 {
@@ -1361,21 +1375,38 @@ static int64_t now_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* When poll or ppoll @sc times out (CLOCK_MONOTONIC ns), INT64_MAX for never; -1 for a bad timespec. */
-static int64_t poll_deadline(const struct kvm_x86_syscall *sc, uint64_t root)
+/*
+ * When a wait of timeout @ts runs out (CLOCK_MONOTONIC ns); INT64_MAX for
+ * never (NULL); -1 for a bad one. From a timespec in the guest at @va, or
+ * milliseconds (-1: never).
+ */
+static int64_t ts_deadline(const struct timespec *ts)
+{
+	if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
+		return -1;
+	if (ts->tv_sec > INT32_MAX)
+		return INT64_MAX;
+	return now_ns() + ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+static int64_t timespec_deadline(uint64_t root, uint64_t va)
 {
 	struct timespec ts;
 
-	if (sc->nr == RSYS_NR_poll)
-		return (int)sc->args[2] < 0 ? INT64_MAX : now_ns() + (int64_t)(int)sc->args[2] * 1000000;
-	if (!sc->args[2])
+	if (!va)
 		return INT64_MAX;
-	if (gmem_read(kf.gm, root, sc->args[2], &ts, sizeof(ts)) || ts.tv_sec < 0 ||
-	    ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L)
-		return -1;
-	if (ts.tv_sec > INT32_MAX)
-		return INT64_MAX;
-	return now_ns() + ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return gmem_read(kf.gm, root, va, &ts, sizeof(ts)) ? -1 : ts_deadline(&ts);
+}
+
+static int64_t ms_deadline(int ms)
+{
+	return ms < 0 ? INT64_MAX : now_ns() + (int64_t)ms * 1000000;
+}
+
+/* When poll or ppoll @sc times out, as above. */
+static int64_t poll_deadline(const struct kvm_x86_syscall *sc, uint64_t root)
+{
+	return sc->nr == RSYS_NR_poll ? ms_deadline((int)sc->args[2]) : timespec_deadline(root, sc->args[2]);
 }
 
 static void complete(struct kvm_x86_syscall *sc, int64_t ret)
@@ -1457,26 +1488,62 @@ static bool fault_in(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, pid_t id, u
 	return true;
 }
 
-/* When select's timeval or pselect6's timespec at @va runs out (ns), INT64_MAX for NULL, -1 if bad. */
-static int64_t select_deadline(const struct kvm_x86_syscall *sc, uint64_t root, uint64_t va)
+/* When select (its timeval) or pselect6 (its timespec) @sc times out, as poll_deadline(). */
+static int64_t select_deadline(const struct kvm_x86_syscall *sc, uint64_t root)
 {
 	struct timespec ts;
 	struct timeval tv;
 
-	if (!va)
-		return INT64_MAX;
-	if (sc->nr == RSYS_NR_select) {
-		if (gmem_read(kf.gm, root, va, &tv, sizeof(tv)) || tv.tv_sec < 0 || tv.tv_usec < 0)
-			return -1;
-		ts.tv_sec = tv.tv_sec + tv.tv_usec / 1000000;
-		ts.tv_nsec = (tv.tv_usec % 1000000) * 1000;
-	} else if (gmem_read(kf.gm, root, va, &ts, sizeof(ts)) || ts.tv_sec < 0 || ts.tv_nsec < 0 ||
-		   ts.tv_nsec >= 1000000000L) {
+	if (sc->nr != RSYS_NR_select || !sc->args[4])
+		return timespec_deadline(root, sc->args[4]);
+	if (gmem_read(kf.gm, root, sc->args[4], &tv, sizeof(tv)) || tv.tv_sec < 0 || tv.tv_usec < 0)
 		return -1;
+	ts.tv_sec = tv.tv_sec + tv.tv_usec / 1000000;
+	ts.tv_nsec = (tv.tv_usec % 1000000) * 1000;
+	return ts_deadline(&ts);
+}
+
+/*
+ * A split wait's first round notes when @sc times out (@deadline); the
+ * rounds after a slice (the call made again) keep it. False if the
+ * timeout is bad: @sc is answered EINVAL.
+ */
+static bool wait_start(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root,
+		       int64_t (*deadline)(const struct kvm_x86_syscall *sc, uint64_t root))
+{
+	if (!same_call(sc, &kv->wait_call)) {
+		kv->wait_call = *sc;
+		kv->wait_deadline = deadline(sc, root);
+		kv->wait_slice_ms = 1;
 	}
-	if (ts.tv_sec > INT32_MAX)
-		return INT64_MAX;
-	return now_ns() + ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	if (kv->wait_deadline >= 0)
+		return true;
+	kv->wait_call.nr = 0;
+	complete(sc, -EINVAL);
+	return false;
+}
+
+/*
+ * The remote half of split wait @sc: a poll of the @n remote entries @pf
+ * (made up, in scratch) that does not wait; the core's answer in
+ * kv->call. False if that is an error: @sc is answered with it.
+ */
+static bool remote_half(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root, pid_t id,
+			struct pollfd *pf, unsigned int n)
+{
+	struct kvm_x86_syscall probe = *sc;
+	struct kf_call *k = kv->call;
+
+	probe.nr = RSYS_NR_poll;
+	probe.args[0] = KF_SCRATCH_VA;
+	probe.args[1] = n;
+	probe.args[2] = 0;
+	core_ask(k, &probe, id, root, pf, n * sizeof(pf[0]), 0);
+	if (k->cont || k->ret >= 0)
+		return true;
+	kv->wait_call.nr = 0;
+	complete(sc, k->ret);
+	return false;
 }
 
 /*
@@ -1515,7 +1582,6 @@ static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t
 	uint64_t res[3][KF_SET_WORDS] = { { 0 } };
 	int nfds = (int)sc->args[0], i, j, nr = 0, nl = 0, count = 0;
 	struct pollfd pf[KF_SELECT_MAX];
-	struct kvm_x86_syscall probe;
 	struct kf_call *k = kv->call;
 	uint64_t tva;
 	int faulted;
@@ -1557,29 +1623,9 @@ static int split_select(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t
 		return -1;
 	if (!nl)
 		return 0;
-	if (!same_call(sc, &kv->wait_call)) {
-		kv->wait_call = *sc;
-		kv->wait_deadline = select_deadline(sc, root, sc->args[4]);
-		kv->wait_slice_ms = 1;
-	}
-	if (kv->wait_deadline < 0) {
-		kv->wait_call.nr = 0;
-		complete(sc, -EINVAL);
+	/* the remote half, now */
+	if (!wait_start(kv, sc, root, select_deadline) || !remote_half(kv, sc, root, id, pf, nr))
 		return 1;
-	}
-
-	/* The remote half, now: a poll of the remote fds (made up, in scratch) that does not wait. */
-	probe = *sc;
-	probe.nr = RSYS_NR_poll;
-	probe.args[0] = KF_SCRATCH_VA;
-	probe.args[1] = nr;
-	probe.args[2] = 0;
-	core_ask(k, &probe, id, root, pf, nr * sizeof(pf[0]), 0);
-	if (!k->cont && k->ret < 0) {
-		kv->wait_call.nr = 0;
-		complete(sc, k->ret);
-		return 1;
-	}
 	for (i = 0; !k->cont && k->ret > 0 && i < nr; i++) {
 		short re = pf[i].revents;
 		int fd = pf[i].fd;
@@ -1707,13 +1753,10 @@ static enum kf_verdict ep_ctl(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, ui
 	pthread_mutex_unlock(&kf.lock);
 	if (!id)
 		return KF_PASS;
-	if (!kv->cur_rsp)
-		kv->cur_rsp = rsp(arg);
-	arm(kv, sc, id);
+	run_returning(kv, sc, id, rsp, arg);
 	kv->pend.epctl = true;
 	memcpy(&kv->pend.ep_events, ev, 4);
 	memcpy(&kv->pend.ep_data, ev + 4, 8);
-	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
 	return KF_DECIDED;
 }
 
@@ -1745,21 +1788,11 @@ static void ep_apply(const struct kf_pend *pd)
 	pthread_mutex_unlock(&kf.lock);
 }
 
-/* When epoll_wait @sc times out (CLOCK_MONOTONIC ns), INT64_MAX for never; -1 for a bad timespec. */
+/* When an epoll wait @sc times out, as poll_deadline(). */
 static int64_t epoll_deadline(const struct kvm_x86_syscall *sc, uint64_t root)
 {
-	struct timespec ts;
-
-	if (sc->nr != RSYS_NR_epoll_pwait2)
-		return (int)sc->args[3] < 0 ? INT64_MAX : now_ns() + (int64_t)(int)sc->args[3] * 1000000;
-	if (!sc->args[3])
-		return INT64_MAX;
-	if (gmem_read(kf.gm, root, sc->args[3], &ts, sizeof(ts)) || ts.tv_sec < 0 ||
-	    ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L)
-		return -1;
-	if (ts.tv_sec > INT32_MAX)
-		return INT64_MAX;
-	return now_ns() + ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return sc->nr == RSYS_NR_epoll_pwait2 ? timespec_deadline(root, sc->args[3]) :
+	       ms_deadline((int)sc->args[3]);
 }
 
 /*
@@ -1776,7 +1809,6 @@ static int split_epoll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t 
 {
 	int epfd = (int)sc->args[0], maxevents = (int)sc->args[2], count = 0;
 	struct kf_call *k = kv->call;
-	struct kvm_x86_syscall probe;
 	struct pollfd pf[KF_POLL_MAX];
 	struct kf_epreg reg[KF_POLL_MAX];
 	uint64_t fault, end;
@@ -1812,29 +1844,9 @@ static int split_epoll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t 
 	if (fault)
 		return -1;	/* EFAULT: the guest kernel's */
 	kv->fault_va = 0;
-	if (!same_call(sc, &kv->wait_call)) {
-		kv->wait_call = *sc;
-		kv->wait_deadline = epoll_deadline(sc, root);
-		kv->wait_slice_ms = 1;
-	}
-	if (kv->wait_deadline < 0) {
-		kv->wait_call.nr = 0;
-		complete(sc, -EINVAL);
+	/* the remote half, now */
+	if (!wait_start(kv, sc, root, epoll_deadline) || !remote_half(kv, sc, root, id, pf, n))
 		return 1;
-	}
-
-	/* The remote half, now: a poll of the remote entries (made up, in scratch) that does not wait. */
-	probe = *sc;
-	probe.nr = RSYS_NR_poll;
-	probe.args[0] = KF_SCRATCH_VA;
-	probe.args[1] = n;
-	probe.args[2] = 0;
-	core_ask(k, &probe, id, root, pf, n * sizeof(pf[0]), 0);
-	if (!k->cont && k->ret < 0) {
-		kv->wait_call.nr = 0;
-		complete(sc, k->ret);
-		return 1;
-	}
 	for (i = 0; !k->cont && k->ret > 0 && i < n && count < maxevents; i++) {
 		uint32_t re = (uint16_t)pf[i].revents & (reg[i].events | POLLERR | POLLHUP);
 
@@ -1925,16 +1937,9 @@ static int split_poll(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t r
 	if (!nl)
 		goto whole;
 	free(pf);
-	if (!same_call(sc, &kv->wait_call)) {
-		kv->wait_call = *sc;
-		kv->wait_deadline = poll_deadline(sc, root);
-		kv->wait_slice_ms = 1;
-	}
-	if (kv->wait_deadline < 0) {
-		kv->wait_call.nr = 0;
+	if (!wait_start(kv, sc, root, poll_deadline)) {
 		free(loc);
 		free(rem);
-		complete(sc, -EINVAL);
 		return 1;
 	}
 
@@ -2013,14 +2018,12 @@ struct kf_out {
 		(r).r9 = (out).args[5];		\
 	} while (0)
 
-/* The kf_call for a new call of @kv: its own, a spare one, or a new one; NULL without memory. */
-static struct kf_call *call_get(struct kf_vcpu *kv)
+/* A kf_call: a spare one, or a new one; NULL without memory. call_get(): @kv's own. */
+static struct kf_call *call_new(void)
 {
 	pthread_condattr_t ca;
-	struct kf_call *k = kv->call;
+	struct kf_call *k;
 
-	if (k)
-		return k;
 	pthread_mutex_lock(&kf.lock);
 	k = kf.spare;
 	if (k)
@@ -2036,8 +2039,14 @@ static struct kf_call *call_get(struct kf_vcpu *kv)
 		pthread_condattr_destroy(&ca);
 		k->inst_fd = -1;
 	}
-	kv->call = k;
 	return k;
+}
+
+static struct kf_call *call_get(struct kf_vcpu *kv)
+{
+	if (!kv->call)
+		kv->call = call_new();
+	return kv->call;
 }
 
 /* The parked call (gone or not) of the thread with stack pointer @rsp in @root, or NULL. Under kf.lock. */
@@ -2632,9 +2641,8 @@ static enum kf_verdict exec_start(struct kf_vcpu *kv, struct kvm_x86_syscall *sc
 	k = call_get(kv);
 	if (k)
 		core_ask(k, sc, id, root, NULL, 0, 0);	/* sock_exec: the answer is "run it" */
-	arm(kv, sc, id);
+	run_returning(kv, sc, id, rsp, arg);
 	kv->pend.exec = true;
-	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
 	return KF_DECIDED;
 }
 
@@ -2746,11 +2754,8 @@ static enum kf_verdict vfork_start(struct kf_vcpu *kv, struct kvm_x86_syscall *s
 	pthread_mutex_unlock(&kf.lock);
 	if (!id)
 		return KF_PASS;
-	if (!kv->cur_rsp)
-		kv->cur_rsp = rsp(arg);
-	arm(kv, sc, id);
+	run_returning(kv, sc, id, rsp, arg);
 	kv->pend.vfork = true;
-	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE | KVM_X86_SYSCALL_FLAG_RETURN;
 	return KF_DECIDED;
 }
 
@@ -2870,6 +2875,31 @@ static bool restarts(pid_t id, int sig)
 }
 
 /*
+ * A guest file took remote vfd @vfd's place (@pd: a dup2 of one onto it
+ * worked): the core closes the socket as for a close() of @vfd, if that
+ * was its last vfd, before the thread goes on (a listener's port is free
+ * at once, as in Linux); the shadow lets it go in any case.
+ */
+static void replaced(const struct kf_pend *pd, int vfd)
+{
+	struct kvm_x86_syscall c = pd->orig;
+	struct kf_call *k = call_new();
+	struct kf_proc *p;
+
+	c.nr = RSYS_NR_close;
+	c.args[0] = (uint64_t)vfd;
+	if (k && !core_ask(k, &c, pd->id, gmem_root(pd->orig.cr3), NULL, 0, 0))
+		k = NULL;	/* not answered: cannot be (no time limit) */
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_id(pd->id);
+	if (p)
+		shadow_drop(p, vfd);
+	if (k)
+		recycle(k);
+	pthread_mutex_unlock(&kf.lock);
+}
+
+/*
  * Resolve @pd, whose call returned @ret, into @out: the program's memory
  * and arguments as they were, the call made again (a fault-in, the next
  * slice of a wait, a parked call's answer) or its result standing. @sig
@@ -2923,12 +2953,7 @@ static void resolve(struct kf_pend *pd, int64_t ret, int sig, struct kf_out *out
 	} else if (pd->epctl && ret == 0) {
 		ep_apply(pd);
 	} else if (pd->replace && ret >= 0) {
-		/* a guest file in place of a remote socket (closed at the delegate if this was its last vfd) */
-		pthread_mutex_lock(&kf.lock);
-		p = proc_by_id(pd->id);
-		if (p)
-			shadow_drop(p, (int)ret);
-		pthread_mutex_unlock(&kf.lock);
+		replaced(pd, (int)ret);
 	}
 	disarm(pd);
 }
