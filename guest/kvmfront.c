@@ -59,8 +59,9 @@
  * close-on-exec vfds (kept per vfd: the flags a placeholder was made with,
  * then F_SETFD, FIOCLEX, close_range as the core sees them), found by a
  * lineage written next to the token (exec_start, exec_adopt). A vfork
- * child runs in its parent's address space: its exec or exit leaves the
- * parent's table (its other calls are the parent's: not yet told apart).
+ * child runs in its parent's address space, told apart by its stack
+ * pointer: its fd-table calls act on its own copy, which its exec hands on,
+ * and its exit leaves the parent's table (vfork_start, vfork_child).
  *
  * A signal the core raises with an answer (SIGPIPE with EPIPE) is sent by
  * the guest kernel: the call becomes gettid, is made again as tkill(tid,
@@ -152,6 +153,9 @@ struct kf_proc {
 	int64_t exec_when;
 	uint64_t lineage;		/* 0: the new image cannot take it (no token digits to write) */
 	unsigned int vforks;		/* vfork children sharing the address space until they exec or exit */
+	/* the first of them: its own copy of the table, and its calls' stack pointers */
+	struct kf_table vft;
+	uint64_t vf_lo, vf_hi;
 	uint64_t token_va;		/* where it holds the VM's token (0: not known yet) */
 	struct kf_epreg *ep;		/* remote interest of its epoll instances */
 	unsigned int nep;
@@ -251,6 +255,7 @@ static unsigned int raises_next;
 #define KF_CLONE_VM	0x100
 #define KF_CLONE_VFORK	0x4000
 #define KF_NO_PROC	(-1)		/* the parent of a fork: a process without a table */
+#define KF_VFORK_STACK	(1ULL << 20)	/* a vfork child on its parent's stack stays this close to it */
 static struct kf_fork {
 	pid_t parent;			/* 0: free */
 	uint64_t gpa;			/* the token's page (a fork) */
@@ -318,6 +323,7 @@ static struct kf_proc *proc_get(uint64_t root)
 	p->exec_when = 0;
 	p->lineage = 0;
 	p->vforks = 0;
+	p->vft = (struct kf_table){ 0 };
 	p->token_va = 0;
 	p->ep = NULL;
 	p->nep = 0;
@@ -830,6 +836,7 @@ void kf_stop(struct sv *sv)
 		if (!kf.procs[i].root)
 			continue;
 		table_free(&kf.procs[i].t);
+		table_free(&kf.procs[i].vft);
 		free(kf.procs[i].ep);
 		close(kf.procs[i].exit_fd);
 		kf.procs[i].root = 0;
@@ -892,6 +899,7 @@ static void proc_end(struct kf_proc *p)
 
 	root_clear(p->root);
 	table_free(&p->t);
+	table_free(&p->vft);
 	free(p->ep);
 	p->ep = NULL;
 	p->nep = 0;
@@ -2439,15 +2447,20 @@ static bool is_fork(const struct kvm_x86_syscall *sc, uint64_t root)
 	return false;
 }
 
-/* Keep a copy of @p's table (without its close-on-exec vfds if @exec) for a child found by @gpa or @lineage. Under kf.lock. */
-static void fork_keep(const struct kf_proc *p, uint64_t gpa, uint64_t lineage, bool exec)
+/*
+ * Keep a copy of @p's table (or of @t: a vfork child's), without its
+ * close-on-exec vfds if @exec, for a child found by @gpa or @lineage.
+ * Under kf.lock.
+ */
+static void fork_keep(const struct kf_proc *p, const struct kf_table *t, uint64_t gpa,
+		      uint64_t lineage, bool exec)
 {
 	static const struct kf_proc none = { .id = KF_NO_PROC };
 	struct kf_fork *f = fork_slot(now_ns());
 
 	if (!p)
 		p = &none;
-	if (table_copy(&f->t, &p->t, exec))
+	if (table_copy(&f->t, t ? t : &p->t, exec))
 		return;
 	f->parent = p->id;
 	f->gpa = gpa;
@@ -2469,7 +2482,7 @@ static void fork_note(struct kf_vcpu *kv, const struct kvm_x86_syscall *sc, uint
 		return;
 	/* even with nothing to inherit: the child is then known to be new (fork_adopt) */
 	pthread_mutex_lock(&kf.lock);
-	fork_keep(proc_by_root(root), gpa, 0, false);
+	fork_keep(proc_by_root(root), NULL, gpa, 0, false);
 	pthread_mutex_unlock(&kf.lock);
 }
 
@@ -2589,22 +2602,21 @@ static uint64_t lineage_new(void)
  * (fork_keep). KF_PASS when there is nothing to carry.
  */
 static enum kf_verdict exec_start(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root,
-				  uint64_t (*rsp)(void *arg), void *arg)
+				  bool vfork, uint64_t (*rsp)(void *arg), void *arg)
 {
 	char hex[RSYS_VM_LINEAGE_LEN + 1];
 	uint64_t va, lineage = 0, fault = 0, end;
 	struct kf_range r;
 	struct kf_proc *p;
 	struct kf_call *k;
-	bool vfork, write;
+	bool write;
 	pid_t id;
 
 	if (kv->fault_va && !same_call(sc, &kv->fault_call))
 		kv->fault_va = 0;
 	pthread_mutex_lock(&kf.lock);
 	p = proc_by_root(root);
-	id = p && table_used(&p->t) ? p->id : 0;
-	vfork = p && p->vforks;
+	id = p && table_used(vfork ? &p->vft : &p->t) ? p->id : 0;
 	pthread_mutex_unlock(&kf.lock);
 	if (!id || !kv->token)
 		return KF_PASS;
@@ -2626,7 +2638,7 @@ static enum kf_verdict exec_start(struct kf_vcpu *kv, struct kvm_x86_syscall *sc
 	pthread_mutex_lock(&kf.lock);
 	p = proc_by_id(id);
 	if (p && vfork && lineage)
-		fork_keep(p, 0, lineage, true);
+		fork_keep(p, &p->vft, 0, lineage, true);
 	if (p && !vfork) {
 		if (!p->exec_when)
 			kf_execs++;
@@ -2693,6 +2705,7 @@ static void exec_adopt(struct kf_vcpu *kv, uint64_t root)
 		p->exec_when = 0;
 		p->lineage = 0;
 		p->vforks = 0;
+		table_free(&p->vft);
 		free(p->ep);		/* epoll instances are close-on-exec, nearly always */
 		p->ep = NULL;
 		p->nep = 0;
@@ -2738,16 +2751,36 @@ static bool is_vfork(const struct kvm_x86_syscall *sc, uint64_t root)
 	return false;
 }
 
-/* Trusted vfork @sc: until it returns, an exec or exit in this address space is the child's. */
+/*
+ * Trusted vfork @sc: until it returns, the child runs in this address
+ * space, on its own stack (clone's, clone3's) or below the parent's
+ * (vfork), with its own copy of the fd table: its calls there are told
+ * apart by their stack pointer and act on that copy (vfork_child).
+ */
 static enum kf_verdict vfork_start(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root,
 				   uint64_t (*rsp)(void *arg), void *arg)
 {
+	uint64_t lo, hi, ca[7];		/* struct clone_args up to stack_size */
 	struct kf_proc *p;
 	pid_t id = 0;
 
+	if (!kv->cur_rsp)
+		kv->cur_rsp = rsp(arg);
+	hi = kv->cur_rsp;
+	if (sc->nr == RSYS_NR_clone && sc->args[1])
+		hi = sc->args[1];
+	lo = hi - KF_VFORK_STACK;
+	if (sc->nr == RSYS_NR_clone3 && !gmem_read(kf.gm, root, sc->args[0], ca, sizeof(ca)) && ca[5]) {
+		lo = ca[5];
+		hi = ca[5] + ca[6];
+	}
 	pthread_mutex_lock(&kf.lock);
 	p = proc_by_root(root);
 	if (p && table_used(&p->t)) {
+		if (!p->vforks && !table_copy(&p->vft, &p->t, false)) {
+			p->vf_lo = lo;
+			p->vf_hi = hi;
+		}
 		p->vforks++;
 		id = p->id;
 	}
@@ -2765,9 +2798,99 @@ static void vfork_back(const struct kf_pend *pd)
 
 	pthread_mutex_lock(&kf.lock);
 	p = proc_by_id(pd->id);
-	if (p && p->vforks)
-		p->vforks--;
+	if (p && p->vforks && !--p->vforks)
+		table_free(&p->vft);
 	pthread_mutex_unlock(&kf.lock);
+}
+
+/* Is the call with stack pointer @sp in @root a vfork child's? */
+static bool vfork_child_calls(uint64_t root, uint64_t sp)
+{
+	struct kf_proc *p;
+	bool ret;
+
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	ret = p && p->vforks && p->vft.n && sp >= p->vf_lo && sp <= p->vf_hi;
+	pthread_mutex_unlock(&kf.lock);
+	return ret;
+}
+
+/* Set or clear close-on-exec on the remote vfds among [@lo, @hi] of @t. */
+static void table_cloexec(struct kf_table *t, uint64_t lo, uint64_t hi, bool on)
+{
+	uint64_t i;
+
+	for (i = lo; i < t->n && i <= hi; i++)
+		if (t->v[i].fd >= 0)
+			t->v[i].cloexec = on;
+}
+
+/* Forget the remote vfds among [@lo, @hi] of @t. */
+static void table_drop(struct kf_table *t, uint64_t lo, uint64_t hi)
+{
+	uint64_t i;
+
+	for (i = lo; i < t->n && i <= hi; i++) {
+		if (t->v[i].fd >= 0)
+			close(t->v[i].fd);
+		t->v[i] = (struct kf_shadow){ .fd = -1 };
+	}
+}
+
+/*
+ * Call @sc of a vfork child: the guest kernel runs it on the child's own
+ * fd table (placeholders closed or dup'ed there leave the parent's alone),
+ * and the front end follows on the child's copy what its exec will hand
+ * on (posix_spawn's file actions, a close_range of subprocess's
+ * close_fds). Nothing of it goes to the core: the parent's sockets stay.
+ */
+static enum kf_verdict vfork_child(struct kf_vcpu *kv, struct kvm_x86_syscall *sc, uint64_t root,
+				   uint64_t (*rsp)(void *arg), void *arg)
+{
+	uint64_t a0 = sc->args[0], a1 = sc->args[1], a2 = sc->args[2];
+	struct kf_table *t;
+	struct kf_proc *p;
+	int fd;
+
+	if (sc->nr == RSYS_NR_execve || sc->nr == RSYS_NR_execveat)
+		return exec_start(kv, sc, root, true, rsp, arg);
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	t = p ? &p->vft : NULL;
+	switch (t ? sc->nr : 0) {
+	case RSYS_NR_close:
+		table_drop(t, a0, a0);
+		break;
+	case RSYS_NR_close_range:
+		if (a0 <= a1 && (a2 & CLOSE_RANGE_CLOEXEC))
+			table_cloexec(t, a0, a1, true);
+		else if (a0 <= a1)
+			table_drop(t, a0, a1);
+		break;
+	case RSYS_NR_dup2:
+	case RSYS_NR_dup3:
+		if (a0 == a1 || a1 >= KF_VFD_MAX)
+			break;
+		fd = a0 < t->n && t->v[a0].fd >= 0 ? fcntl(t->v[a0].fd, F_DUPFD_CLOEXEC, 0) : -1;
+		table_drop(t, a1, a1);
+		if (fd >= 0 && a1 < t->n)
+			t->v[a1] = (struct kf_shadow){ .fd = fd, .cloexec = sc->nr == RSYS_NR_dup3 &&
+								       (a2 & O_CLOEXEC) };
+		else if (fd >= 0)
+			close(fd);	/* beyond the parent's table: not followed */
+		break;
+	case RSYS_NR_fcntl:
+		if (a1 == F_SETFD)
+			table_cloexec(t, a0, a0, a2 & FD_CLOEXEC);
+		break;
+	case RSYS_NR_ioctl:
+		if (a1 == FIOCLEX || a1 == FIONCLEX)
+			table_cloexec(t, a0, a0, a1 == FIOCLEX);
+		break;
+	}
+	pthread_mutex_unlock(&kf.lock);
+	return KF_PASS;
 }
 
 /* Is a vfork child running in address space @root? */
@@ -3006,6 +3129,7 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	enum kf_verdict v;
 	struct kf_call *k;
 	struct kf_wait *w;
+	bool child;
 
 	/* A new call of a thread whose call waits for its SYSRET: that one came back by IRET. */
 	kv->cur_rsp = 0;
@@ -3019,8 +3143,11 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 	}
 	if (__atomic_load_n(&kf_execs, __ATOMIC_RELAXED))
 		exec_reap();
-	fork_note(kv, sc, root);
-	if (sc->nr == RSYS_NR_rt_sigaction)
+	/* a vfork child's calls are its own: not its parent's forks or handlers */
+	child = vforked(root) && vfork_child_calls(root, kv->cur_rsp = rsp(arg));
+	if (!child)
+		fork_note(kv, sc, root);
+	if (sc->nr == RSYS_NR_rt_sigaction && !child)
 		note_sigaction(sc, root);
 	if (root_waits(root)) {
 		kv->cur_rsp = rsp(arg);
@@ -3052,8 +3179,10 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 		}
 		pthread_mutex_unlock(&kf.lock);
 	}
-	if (sc->nr == RSYS_NR_execve || sc->nr == RSYS_NR_execveat)
-		v = exec_start(kv, sc, root, rsp, arg);
+	if (child)
+		v = vfork_child(kv, sc, root, rsp, arg);
+	else if (sc->nr == RSYS_NR_execve || sc->nr == RSYS_NR_execveat)
+		v = exec_start(kv, sc, root, false, rsp, arg);
 	else if (is_vfork(sc, root))
 		v = vfork_start(kv, sc, root, rsp, arg);
 	else if ((sc->nr == RSYS_NR_exit_group || sc->nr == RSYS_NR_exit) && vforked(root))

@@ -1429,8 +1429,10 @@ static void sc_bigio(void)
 static void sc_spawn(void)
 {
 	char *argv[] = { (char *)self_exe, "spawn-child", NULL };
+	char *fa_argv[] = { (char *)self_exe, "spawn-child-fa", NULL };
+	posix_spawn_file_actions_t fa;
 	extern char **environ;
-	int s, err, status = 0;
+	int s, t, err, status = 0;
 	pid_t pid;
 
 	s = tcp_connect(ECHO_PORT);
@@ -1443,6 +1445,32 @@ static void sc_spawn(void)
 	printf("posix_spawn(spawn-child) = %s\n", err ? strerrorname_np(err) : "0");
 	printf("child exit = %d\n", !err && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	echo(s, s, "parent after spawn");
+
+	/* File actions run in the child on its own table: the parent's fds stay as they were. */
+	t = tcp_connect(ECHO_PORT);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, s, 10);
+	posix_spawn_file_actions_addclose(&fa, t);
+	fflush(stdout);
+	err = posix_spawn(&pid, self_exe, &fa, NULL, fa_argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (!err)
+		waitpid(pid, &status, 0);
+	printf("posix_spawn(spawn-child-fa, dup2 %d to 10, close %d) = %s\n", s, t,
+	       err ? strerrorname_np(err) : "0");
+	printf("child exit = %d\n", !err && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	T(fcntl(10, F_GETFD), "fcntl(10, F_GETFD)");
+	echo(t, t, "parent's fd the child closed");
+	echo(s, s, "parent's fd the child dup'ed");
+	lowest_free();
+}
+
+static void spawn_child_fa(void)
+{
+	printf("-- spawned child, file actions\n");
+	T(fcntl(10, F_GETFD), "fcntl(10, F_GETFD)");
+	T(fcntl(5, F_GETFD), "fcntl(5, F_GETFD)");
+	echo(10, 10, "spawned child, fd 10");
 	lowest_free();
 }
 
@@ -1509,6 +1537,10 @@ int main(int argc, char **argv)
 	}
 	if (argc == 2 && !strcmp(argv[1], "spawn-child")) {
 		spawn_child();
+		return failed ? KSFT_FAIL : KSFT_PASS;
+	}
+	if (argc == 2 && !strcmp(argv[1], "spawn-child-fa")) {
+		spawn_child_fa();
 		return failed ? KSFT_FAIL : KSFT_PASS;
 	}
 	if (argc == 6 && !strcmp(argv[1], "closeport-exec")) {
