@@ -35,9 +35,9 @@ ALL_LDFLAGS := $(CFLAGS) $(LDFLAGS)
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -Iinclude -I$(O) \
 	-I$(dir $(VMLINUX_H))
 
-# KVM-tier programs (bpf/kvm_*.bpf.c) attach to the patched kernel's hook and
-# are built against its BTF by kvm-patch/vmtest.sh, not here.
-BPF_SRCS := $(filter-out bpf/kvm_%,$(wildcard bpf/*.bpf.c))
+# The KVM tier's program (bpf/kvm_rsys.bpf.c) relocates the patched kernel's types by name:
+# it builds against this machine's BTF and loads where the hook is (rsys-load vm).
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(O)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(O)/%.skel.h,$(BPF_SRCS))
 

@@ -55,15 +55,15 @@ _rsys_load()
 			[[ ${words[i]} == -- ]] && return
 		done
 		case $prev in
-		--kernel | --initrd)
+		--kernel | --initrd | --policy)
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return
 			;;
-		--mem | --cpus | --append)
+		--mem | --cpus | --append | --delegate)
 			return
 			;;
 		esac
-		COMPREPLY=($(compgen -W '--kernel --initrd --mem --cpus --append -i --interactive -s --syscalls -v --verbose -h --help --' -- "$cur"))
+		COMPREPLY=($(compgen -W '--kernel --initrd --mem --cpus --append -i --interactive -s --syscalls --trap-all --policy --delegate --no-fast-path -v --verbose -h --help --' -- "$cur"))
 		;;
 	run | learn)
 		# After "--" comes PROG and its arguments.

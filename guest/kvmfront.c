@@ -96,6 +96,7 @@
 #include <rsys/vm.h>
 
 #include "fdcache.h"
+#include "kvmbpf.h"
 #include "kvmfront.h"
 #include "log.h"
 #include "supervisor.h"
@@ -159,6 +160,9 @@ struct kf_proc {
 	uint64_t token_va;		/* where it holds the VM's token (0: not known yet) */
 	struct kf_epreg *ep;		/* remote interest of its epoll instances */
 	unsigned int nep;
+	uint64_t kb_root;		/* the fast path decides its calls there (0: it does not) */
+	bool kb_copied;			/* ... its table's entries are there */
+	bool kb_off;			/* ... never again: its table could not be mirrored */
 };
 
 /*
@@ -327,7 +331,144 @@ static struct kf_proc *proc_get(uint64_t root)
 	p->token_va = 0;
 	p->ep = NULL;
 	p->nep = 0;
+	p->kb_root = 0;
+	p->kb_copied = false;
+	p->kb_off = false;
 	return p;
+}
+
+/*
+ * --- the fast path's copy of the tables (guest/kvmbpf.c) ---
+ *
+ * A trusted process's calls are decided in KVM while it is registered
+ * there: with its table (a process), or with table 0, empty (a trusted
+ * process the front end has no table for). Its remote vfds and the epoll
+ * instances watching them are entries there (kb_copied), put before it is
+ * first registered and kept as they change. While the front end keeps
+ * something of its for a thread's next call or return (a SYSRET awaited, a
+ * split wait, a parked call) or is about to hand its table on or share it
+ * (an execve, a vfork), it is not registered: all its calls exit, as
+ * without the fast path, until one finds it idle again. Should an entry
+ * fail, the process is let go for good. Under kf.lock.
+ */
+static int mirror_entry(const struct kf_proc *p, int vfd)
+{
+	unsigned int i;
+
+	if (vfd >= 0 && (unsigned int)vfd < p->t.n && p->t.v[vfd].fd >= 0)
+		return kb_fd_set((uint32_t)p->id, vfd, RSYS_DOM_REMOTE,
+				 p->t.v[vfd].cloexec ? RSYS_FD_CLOEXEC : 0);
+	for (i = 0; i < p->nep; i++)
+		if (p->ep[i].epfd == vfd)
+			return kb_fd_set((uint32_t)p->id, vfd, RSYS_DOM_LOCAL, RSYS_FD_SPLIT);
+	return kb_fd_del((uint32_t)p->id, vfd);
+}
+
+/* Its calls exit from now on. */
+static void mirror_hold(struct kf_proc *p)
+{
+	if (p->kb_root && kb_proc_del(p->kb_root))
+		pr_warn_few("vm: the fast path keeps guest process %d: its calls on local fds run in the guest kernel\n",
+			    (int)p->id);
+	p->kb_root = 0;
+}
+
+/* ... and its entries go (it ended, or cannot be mirrored). */
+static void mirror_end(struct kf_proc *p)
+{
+	unsigned int i;
+
+	mirror_hold(p);
+	if (!p->kb_copied)
+		return;
+	p->kb_copied = false;
+	for (i = 0; i < p->t.n; i++)
+		if (p->t.v[i].fd >= 0)
+			kb_fd_del((uint32_t)p->id, (int)i);
+	for (i = 0; i < p->nep; i++)
+		kb_fd_del((uint32_t)p->id, p->ep[i].epfd);
+}
+
+static void mirror_fail(struct kf_proc *p, int err)
+{
+	pr_warn_few("vm: the fast path cannot hold guest process %d's table (%s): all its calls exit to the VMM\n",
+		    (int)p->id, err_str(err));
+	p->kb_copied = true;	/* what was put goes */
+	mirror_end(p);
+	p->kb_off = true;
+}
+
+/* @vfd of @p changed. */
+static void mirror_fd(struct kf_proc *p, int vfd)
+{
+	int err;
+
+	if (p->kb_copied && (err = mirror_entry(p, vfd)))
+		mirror_fail(p, err);
+}
+
+/* Does the front end keep a call of @root's for a thread's next call or return? */
+static bool root_busy(uint64_t root)
+{
+	struct kf_call *k;
+	unsigned int i;
+
+	for (i = 0; i < KF_PENDS; i++)
+		if ((pends[i].armed && gmem_root(pends[i].orig.cr3) == root) || waits[i].root == root)
+			return true;
+	for (k = kf.parked; k; k = k->pnext)
+		if (k->root == root)
+			return true;
+	return false;
+}
+
+/* Register @p (its entries first), or hold it. */
+static void mirror_start(struct kf_proc *p)
+{
+	unsigned int i;
+	int err = 0;
+
+	if (p->vforks || p->exec_when || p->kb_off || root_busy(p->root)) {
+		mirror_hold(p);
+		return;
+	}
+	if (p->kb_root == p->root)
+		return;
+	mirror_hold(p);
+	for (i = 0; i < p->t.n && !err && !p->kb_copied; i++)
+		if (p->t.v[i].fd >= 0)
+			err = mirror_entry(p, (int)i);
+	for (i = 0; i < p->nep && !err && !p->kb_copied; i++)
+		err = mirror_entry(p, p->ep[i].epfd);
+	if (!err) {
+		p->kb_copied = true;
+		err = kb_proc_add(p->root, (uint32_t)p->id);
+	}
+	if (err) {
+		mirror_fail(p, err);
+		return;
+	}
+	p->kb_root = p->root;
+}
+
+/*
+ * A trusted process of @root made a call that exited, or a call of its
+ * returned: let its next ones be decided in KVM if the front end keeps
+ * nothing of its.
+ */
+static void mirror_root(uint64_t root)
+{
+	struct kf_proc *p;
+
+	if (!kb_on())
+		return;
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	if (p)
+		mirror_start(p);
+	else if (root_busy(root) || kb_proc_add(root, 0))
+		kb_proc_del(root);
+	pthread_mutex_unlock(&kf.lock);
 }
 
 /* @vfd of @p is closed or replaced: epoll interest in its socket goes (as Linux does once its last fd is closed). */
@@ -374,6 +515,7 @@ static int shadow_set(struct kf_proc *p, int vfd, int fd, bool cloexec)
 		ep_drop_vfd(p, vfd);
 	}
 	p->t.v[vfd] = (struct kf_shadow){ .fd = fd, .cloexec = cloexec };
+	mirror_fd(p, vfd);
 	return 0;
 }
 
@@ -383,6 +525,7 @@ static void shadow_drop(struct kf_proc *p, int vfd)
 		close(p->t.v[vfd].fd);
 		p->t.v[vfd] = (struct kf_shadow){ .fd = -1 };
 		ep_drop_vfd(p, vfd);
+		mirror_fd(p, vfd);
 	}
 }
 
@@ -533,8 +676,10 @@ static void kt_set_flags(pid_t tgid, unsigned int lo, unsigned int hi, int set, 
 	pthread_mutex_lock(&kf.lock);
 	p = proc_by_id(tgid);
 	for (vfd = lo; p && vfd < p->t.n && vfd <= hi; vfd++)
-		if (p->t.v[vfd].fd >= 0)
+		if (p->t.v[vfd].fd >= 0) {
 			p->t.v[vfd].cloexec = set & O_CLOEXEC;
+			mirror_fd(p, (int)vfd);
+		}
 	pthread_mutex_unlock(&kf.lock);
 }
 
@@ -897,6 +1042,7 @@ static void proc_end(struct kf_proc *p)
 {
 	uint64_t one = 1;
 
+	mirror_end(p);
 	root_clear(p->root);
 	table_free(&p->t);
 	table_free(&p->vft);
@@ -911,6 +1057,22 @@ static void proc_end(struct kf_proc *p)
 		pr_debug("vm: exit event: %s\n", err_str(errno));
 	close(p->exit_fd);
 	p->root = 0;
+}
+
+void kf_untrusted(uint64_t cr3)
+{
+	uint64_t root = gmem_root(cr3);
+	struct kf_proc *p;
+
+	if (kf.qfd < 0 || !kb_on())
+		return;
+	pthread_mutex_lock(&kf.lock);
+	p = proc_by_root(root);
+	if (p)
+		mirror_hold(p);
+	else
+		kb_proc_del(root);
+	pthread_mutex_unlock(&kf.lock);
 }
 
 void kf_mm_gone(uint64_t cr3)
@@ -928,6 +1090,7 @@ void kf_mm_gone(uint64_t cr3)
 			proc_end(p);
 		else
 			root_clear(root);
+		kb_proc_del(root);
 	}
 	pthread_mutex_unlock(&kf.lock);
 }
@@ -1735,6 +1898,7 @@ static bool ep_forget(uint64_t root, int fd)
 	if (p && n < p->nep) {
 		i = p->nep;
 		p->nep = n;
+		mirror_fd(p, fd);
 	}
 	pthread_mutex_unlock(&kf.lock);
 	return p && n < i;
@@ -1793,6 +1957,8 @@ static void ep_apply(const struct kf_pend *pd)
 	if (r && op != EPOLL_CTL_DEL)
 		*r = (struct kf_epreg){ .epfd = epfd, .vfd = vfd, .data = pd->ep_data,
 				       .events = pd->ep_events | POLLERR | POLLHUP };
+	if (p)
+		mirror_fd(p, epfd);
 	pthread_mutex_unlock(&kf.lock);
 }
 
@@ -2617,6 +2783,11 @@ static enum kf_verdict exec_start(struct kf_vcpu *kv, struct kvm_x86_syscall *sc
 	pthread_mutex_lock(&kf.lock);
 	p = proc_by_root(root);
 	id = p && table_used(vfork ? &p->vft : &p->t) ? p->id : 0;
+	/* the image goes (if the call works): its calls are not decided in KVM meanwhile */
+	if (p && !vfork)
+		mirror_hold(p);
+	else if (!vfork)
+		kb_proc_del(root);
 	pthread_mutex_unlock(&kf.lock);
 	if (!id || !kv->token)
 		return KF_PASS;
@@ -2782,6 +2953,7 @@ static enum kf_verdict vfork_start(struct kf_vcpu *kv, struct kvm_x86_syscall *s
 			p->vf_hi = hi;
 		}
 		p->vforks++;
+		mirror_hold(p);
 		id = p->id;
 	}
 	pthread_mutex_unlock(&kf.lock);
@@ -3125,7 +3297,7 @@ static void frame_resolve(struct kf_vcpu *kv, uint64_t root)
 enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 			uint64_t (*rsp)(void *arg), void *arg)
 {
-	uint64_t root = gmem_root(sc->cr3);
+	uint64_t root = gmem_root(sc->cr3), nr = sc->nr;
 	enum kf_verdict v;
 	struct kf_call *k;
 	struct kf_wait *w;
@@ -3197,6 +3369,10 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 		commit(kv);
 	if (kv->token)
 		proc_token(root, kv->token);
+	/* (not as it ends or hands its table on) */
+	if (!child && nr != RSYS_NR_exit && nr != RSYS_NR_exit_group &&
+	    nr != RSYS_NR_execve && nr != RSYS_NR_execveat)
+		mirror_root(root);
 	return v;
 }
 
@@ -3212,6 +3388,7 @@ int kf_return(int vcpu_fd, struct kvm_x86_syscall *sc)
 	if (!take(root, sc->rip, regs.rsp, &pd))
 		return 0;	/* not the front end's (--syscalls printing its own) */
 	resolve(&pd, sc->ret, -1, &out);
+	mirror_root(root);
 	/* the answer KVM gives this SYSRET's RAX */
 	sc->ret = out.rax;
 	if (out.rip != sc->rip + 2 || memcmp(out.args, sc->args, sizeof(out.args))) {

@@ -107,4 +107,7 @@ int kf_return(int vcpu_fd, struct kvm_x86_syscall *sc);
 /* The address space @cr3 ends (exit_group, execve): its remote fds are let go. */
 void kf_mm_gone(uint64_t cr3);
 
+/* A process found untrusted runs in @cr3: the fast path stops deciding there as for a trusted one. */
+void kf_untrusted(uint64_t cr3);
+
 #endif

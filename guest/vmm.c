@@ -44,6 +44,7 @@
 #include <rsys/vm.h>
 
 #include "gmem.h"
+#include "kvmbpf.h"
 #include "kvmfront.h"
 #include "remote.h"
 #include "supervisor.h"
@@ -596,6 +597,8 @@ static int vm_exit_syscall(struct vcpu *v)
 	if (!trusted) {
 		if (__atomic_load_n(&vm->untrap, __ATOMIC_ACQUIRE))
 			sc->flags |= KVM_X86_SYSCALL_FLAG_UNTRAP;
+		if (vm->front)
+			kf_untrusted(sc->cr3);	/* a trusted process's root it may have been, ended unseen */
 		return 0;
 	}
 	__atomic_add_fetch(&vm->trapped_trusted, 1, __ATOMIC_RELAXED);
@@ -974,9 +977,13 @@ int vmm_run(const struct vmm_opts *o)
 			sv.remote = NULL;
 		}
 		vm.front = !err;
+		/* the fast path: not with -s, which prints every call of theirs */
+		if (vm.front && !vm.print && !o->no_fast_path)
+			kb_open(vm.fd);
 	}
 	if (!err)
 		err = vm_run(&vm, o->interactive);
+	kb_close();
 	if (vm.front)
 		kf_stop(&sv);
 	if (sv.remote)

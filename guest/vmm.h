@@ -25,6 +25,7 @@ struct vmm_opts {
 	bool trap_all;		/* ... every process's, not only until it is known untrusted (--trap-all) */
 	const char *delegate;	/* trusted processes' remote sockets go to rsys-delegate there (--delegate) */
 	const struct policy *policy;	/* ... as this policy says (its families, egress rules) */
+	bool no_fast_path;	/* ... every call of theirs exits to the VMM (no bpf/kvm_rsys.bpf.c) */
 };
 
 /*

@@ -210,6 +210,7 @@ make_initramfs() {
 		-f "$OUT/guest.cpio.gz:/guest/image.cpio.gz" -f "$HERE/vm_test.sh:/guest/vm_test.sh" \
 		-f "$ROOT/policy/net.policy:/guest/net.policy" \
 		"$RSYS_O/rsys-load:/bin/rsys-load" "$RSYS_O/rsys-delegate:/bin/rsys-delegate" \
+		"$(readlink -f "$(command -v bpftool)"):/bin/bpftool" \
 		"$RSYS_O/guest-splitwait:/bin/splitwait" "$RSYS_O/guest-callrate:/bin/callrate" \
 		"$RSYS_O/guest-sigrecv:/bin/sigrecv" "$RSYS_O/guest-forkfd:/bin/forkfd" \
 		"$RSYS_O/guest-fdsem:/bin/fdsem" "$RSYS_O/guest-world-server:/bin/world_server" \

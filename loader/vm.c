@@ -17,7 +17,8 @@ static void vm_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: rsys-load vm --kernel BZIMAGE --initrd FILE [--mem MIB] [--cpus N]\n"
-		"                    [--policy FILE [--delegate ADDR]] [--append ARGS]\n"
+		"                    [--policy FILE [--delegate ADDR] [--no-fast-path]]\n"
+		"                    [--append ARGS]\n"
 		"                    [-i] [-s] [-v] -- PROG [ARGS...]\n"
 		"\n"
 		"Boot a compute VM (no network, its serial console on stdout) with\n"
@@ -38,9 +39,14 @@ static void vm_usage(FILE *f)
 		"      --trap-all    with -s: trap every process's calls all the time\n"
 		"  --policy FILE     the trusted processes' sockets of the policy's remote\n"
 		"                    families are rsys-delegate's (its egress rules apply);\n"
-		"                    the guest kernel runs their other calls\n"
+		"                    the guest kernel runs their other calls, decided in KVM\n"
+		"                    by bpf/kvm_rsys.bpf.c (the fast path: its fd tables\n"
+		"                    pinned in /sys/fs/bpf/rsys-vm/PID/) where it loads\n"
 		"  --delegate ADDR   where rsys-delegate listens (default: the policy's\n"
 		"                    'delegate' line), e.g. unix:/run/rsys/delegate.sock\n"
+		"      --no-fast-path with --policy: every call of a trusted process exits\n"
+		"                    to the VMM, which decides it (as with -s, which has no\n"
+		"                    fast path: it prints every call)\n"
 		"  -v, --verbose     the guest kernel's messages too, and the VM's layout\n"
 		"  -h, --help        this text\n"
 		"\n"
@@ -72,6 +78,7 @@ int do_vm(int argc, char **argv)
 		{ "trap-all", no_argument, NULL, 'T' },
 		{ "policy", required_argument, NULL, 'p' },
 		{ "delegate", required_argument, NULL, 'd' },
+		{ "no-fast-path", no_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -120,6 +127,9 @@ int do_vm(int argc, char **argv)
 		case 'a':
 			o.append = optarg;
 			break;
+		case 'F':
+			o.no_fast_path = true;
+			break;
 		case 'v':
 			log_level++;
 			break;
@@ -142,6 +152,10 @@ int do_vm(int argc, char **argv)
 	}
 	if (delegate && !policy_file) {
 		pr_err("--delegate goes with --policy\n");
+		return 2;
+	}
+	if (o.no_fast_path && !policy_file) {
+		pr_err("--no-fast-path goes with --policy\n");
 		return 2;
 	}
 	if (policy_file) {

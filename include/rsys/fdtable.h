@@ -25,12 +25,14 @@ enum rsys_domain {
 
 #define RSYS_FD_CLOEXEC		0x1	/* FD_CLOEXEC on this vfd */
 #define RSYS_FD_NONBLOCK	0x2	/* O_NONBLOCK on the remote resource */
+#define RSYS_FD_SPLIT		0x4	/* KVM tier, a local vfd: an epoll instance watching remote ones (the VMM splits its waits) */
 
 struct rsys_fd_val {
 	__u32 domain;		/* enum rsys_domain */
 	__u32 flags;		/* RSYS_FD_* */
 	/*
-	 * RSYS_DOM_REMOTE: the delegate's handle of the remote resource.
+	 * RSYS_DOM_REMOTE: the delegate's handle of the remote resource
+	 * (host tier; the KVM tier's front end leaves 0: its core holds it).
 	 * RSYS_DOM_LOCAL (KVM tier): the guest fd that the vfd stands for,
 	 * to which bpf/kvm_rsys.bpf.c renumbers the call.
 	 */
