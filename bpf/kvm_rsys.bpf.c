@@ -192,7 +192,9 @@ static bool front_sees(__u64 nr)
 /*
  * vm_procs gives the fd table of a guest process; trusted and fdtable are
  * keyed by it. A remote vfd goes to the VMM, which runs it through the
- * delegate, except fcntl(F_GETFD) for rsys-kvm-load, answered here from the table; a local vfd
+ * delegate, except fcntl(F_GETFD), answered here from the table (rsys-load
+ * vm registers no process while it vforks: a vfork child's flags are its
+ * own copy's, which only the VMM knows); a local vfd
  * whose handle differs from it is renumbered to the guest fd @handle.
  */
 SEC("fmod_ret/kvm_x86_syscall_verdict")
@@ -263,8 +265,7 @@ int BPF_PROG(kvm_x86_syscall_verdict_rsys, void *vcpu,
 	val = lookup_fd(*table, sc->args[0]);
 	val2 = n > 0 ? lookup_fd(*table, fd2) : NULL;
 	if (vmm_fd(val) || vmm_fd(val2)) {
-		/* (not for rsys-load vm: a vfork child's flags are its own copy's) */
-		if (!rsys_vm_id && nr == RSYS_NR_fcntl && arg1 == F_GETFD && val &&
+		if (nr == RSYS_NR_fcntl && arg1 == F_GETFD && val &&
 		    val->domain == RSYS_DOM_REMOTE) {
 			bpf_kvm_syscall_set_ret(sc, val->flags & RSYS_FD_CLOEXEC ?
 						FD_CLOEXEC : 0);

@@ -452,22 +452,24 @@ static void mirror_start(struct kf_proc *p)
 }
 
 /*
- * A trusted process of @root made a call that exited, or a call of its
- * returned: let its next ones be decided in KVM if the front end keeps
- * nothing of its.
+ * A trusted process of @root made a call that exited (holding the token at
+ * @token_va if not 0), or a call of its returned: if @mirror, let its next
+ * ones be decided in KVM when the front end keeps nothing of its.
  */
-static void mirror_root(uint64_t root)
+static void proc_seen(uint64_t root, uint64_t token_va, bool mirror)
 {
 	struct kf_proc *p;
 
-	if (!kb_on())
-		return;
 	pthread_mutex_lock(&kf.lock);
 	p = proc_by_root(root);
-	if (p)
-		mirror_start(p);
-	else if (root_busy(root) || kb_proc_add(root, 0))
-		kb_proc_del(root);
+	if (p && token_va)
+		p->token_va = token_va;
+	if (mirror && kb_on()) {
+		if (p)
+			mirror_start(p);
+		else if (root_busy(root) || kb_proc_add(root, 0))
+			kb_proc_del(root);
+	}
 	pthread_mutex_unlock(&kf.lock);
 }
 
@@ -3101,18 +3103,6 @@ static void proc_stale(uint64_t root, uint64_t token_va)
 	pthread_mutex_unlock(&kf.lock);
 }
 
-/* The process of @root holds the token at @token_va. */
-static void proc_token(uint64_t root, uint64_t token_va)
-{
-	struct kf_proc *p;
-
-	pthread_mutex_lock(&kf.lock);
-	p = proc_by_root(root);
-	if (p)
-		p->token_va = token_va;
-	pthread_mutex_unlock(&kf.lock);
-}
-
 /* Note the handler rt_sigaction @sc gives its signal, and its SA_RESTART and SA_SIGINFO (for restarts()). */
 static void note_sigaction(const struct kvm_x86_syscall *sc, uint64_t root)
 {
@@ -3367,12 +3357,9 @@ enum kf_verdict kf_call(struct kf_vcpu *kv, struct kvm_x86_syscall *sc,
 		v = decide(kv, sc, rsp, arg);
 	if (kv->pend.armed)
 		commit(kv);
-	if (kv->token)
-		proc_token(root, kv->token);
-	/* (not as it ends or hands its table on) */
-	if (!child && nr != RSYS_NR_exit && nr != RSYS_NR_exit_group &&
-	    nr != RSYS_NR_execve && nr != RSYS_NR_execveat)
-		mirror_root(root);
+	/* the fast path: not as it ends or hands its table on */
+	proc_seen(root, kv->token, !child && nr != RSYS_NR_exit && nr != RSYS_NR_exit_group &&
+		  nr != RSYS_NR_execve && nr != RSYS_NR_execveat);
 	return v;
 }
 
@@ -3388,7 +3375,7 @@ int kf_return(int vcpu_fd, struct kvm_x86_syscall *sc)
 	if (!take(root, sc->rip, regs.rsp, &pd))
 		return 0;	/* not the front end's (--syscalls printing its own) */
 	resolve(&pd, sc->ret, -1, &out);
-	mirror_root(root);
+	proc_seen(root, 0, true);
 	/* the answer KVM gives this SYSRET's RAX */
 	sc->ret = out.rax;
 	if (out.rip != sc->rip + 2 || memcmp(out.args, sc->args, sizeof(out.args))) {

@@ -572,8 +572,8 @@ static int vm_exit_syscall(struct vcpu *v)
 	bool compat = sc->flags & KVM_X86_SYSCALL_FLAG_COMPAT;
 	struct kvm_x86_syscall call = *sc;
 	struct vm *vm = v->vm;
-	uint64_t found, token;
-	bool trusted;
+	bool trusted, fresh;
+	uint64_t token;
 	int err = 0;
 
 	if (sc->flags & KVM_X86_SYSCALL_FLAG_RETURN) {
@@ -588,9 +588,9 @@ static int vm_exit_syscall(struct vcpu *v)
 		return err;	/* the SYSRET completes with sc->ret */
 	}
 	__atomic_add_fetch(&vm->trapped, 1, __ATOMIC_RELAXED);
-	trusted = vt_trusted(&vm->trust, &vm->gm, sc->cr3, vcpu_rsp, v, &found);
 	/* where the caller holds its token (for the front end: forks, execs, a root reused) */
-	token = found ? found : trusted ? vt_token(&vm->trust, sc->cr3) : 0;
+	token = vt_trusted(&vm->trust, &vm->gm, sc->cr3, vcpu_rsp, v, &fresh);
+	trusted = token != 0;
 	if (call_ends_mm(sc->nr, compat))
 		vt_forget(&vm->trust, sc->cr3);	/* its address space ends (if the call works) */
 	sc->flags = KVM_X86_SYSCALL_FLAG_NATIVE;
@@ -615,7 +615,7 @@ static int vm_exit_syscall(struct vcpu *v)
 		enum kf_verdict verdict;
 
 		/* a fork's child (an exec's image), seen anew, inherits its table; a fork (an exec) notes it */
-		v->kf.fresh_token = found != 0;
+		v->kf.fresh_token = fresh;
 		v->kf.token = token;
 		verdict = kf_call(&v->kf, sc, vcpu_rsp, v);
 

@@ -155,48 +155,34 @@ static uint64_t search(struct vt *t, const struct gmem *m, uint64_t cr3, uint64_
 	return va;
 }
 
-bool vt_trusted(struct vt *t, const struct gmem *m, uint64_t cr3,
-		uint64_t (*rsp)(void *arg), void *arg, uint64_t *found)
+uint64_t vt_trusted(struct vt *t, const struct gmem *m, uint64_t cr3,
+		    uint64_t (*rsp)(void *arg), void *arg, bool *fresh)
 {
 	uint64_t root = gmem_root(cr3), va, print;
 	struct vt_mm *e;
-	bool trusted;
 
-	if (found)
-		*found = 0;
+	if (fresh)
+		*fresh = false;
 	pthread_mutex_lock(&t->lock);
 	if (!t->announced) {
 		pthread_mutex_unlock(&t->lock);
-		return false;
+		return 0;
 	}
 	e = find(t, root);
 	print = e && !e->trusted ? vt_print(m, root) : 0;
 	if (e && !e->trusted && print == e->print) {
 		pthread_mutex_unlock(&t->lock);
-		return false;
+		return 0;
 	}
 	if (e && e->trusted && holds(t, m, cr3, e->token_va)) {
+		va = e->token_va;
 		pthread_mutex_unlock(&t->lock);
-		return true;
+		return va;
 	}
 	va = search(t, m, cr3, rsp(arg));
-	trusted = va != 0;
-	if (found)
-		*found = va;
-	remember(t, root, trusted, va, trusted ? 0 : vt_print(m, root));
-	pthread_mutex_unlock(&t->lock);
-	return trusted;
-}
-
-uint64_t vt_token(struct vt *t, uint64_t cr3)
-{
-	struct vt_mm *e;
-	uint64_t va = 0;
-
-	pthread_mutex_lock(&t->lock);
-	e = find(t, gmem_root(cr3));
-	if (e && e->trusted)
-		va = e->token_va;
+	if (fresh)
+		*fresh = va != 0;
+	remember(t, root, va != 0, va, va ? 0 : vt_print(m, root));
 	pthread_mutex_unlock(&t->lock);
 	return va;
 }

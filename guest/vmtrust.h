@@ -55,15 +55,13 @@ int vt_announce(struct vt *t, const struct gmem *m, uint64_t cr3, uint64_t va);
  * copies it. A remembered untrusted one is searched again when its top
  * page table changed (vt_print: most likely another process's now, one
  * that ended without exit_group). @rsp is read only for a search: pass a
- * function. *@found (if not NULL): where a search found the token (a
- * trusted process seen anew: its first call, or the first since its exec
- * or since its root was another's), else 0.
+ * function. Returns where the process holds the token (0: not trusted);
+ * *@fresh (if not NULL): whether a search found it there (a trusted process
+ * seen anew: its first call, or the first since its exec or since its root
+ * was another's).
  */
-bool vt_trusted(struct vt *t, const struct gmem *m, uint64_t cr3,
-		uint64_t (*rsp)(void *arg), void *arg, uint64_t *found);
-
-/* Where the trusted process of @cr3 holds the token, as last found; 0 if not known trusted. */
-uint64_t vt_token(struct vt *t, uint64_t cr3);
+uint64_t vt_trusted(struct vt *t, const struct gmem *m, uint64_t cr3,
+		    uint64_t (*rsp)(void *arg), void *arg, bool *fresh);
 
 /* The address space @cr3 ended or is being replaced (exit_group, execve): forget it. */
 void vt_forget(struct vt *t, uint64_t cr3);

@@ -436,6 +436,7 @@ TEST(vmtrust_follows_the_token)
 {
 	const char zeros[] = RSYS_VM_TOKEN_ENV "00000000000000000000000000000000" "0000000000000000";
 	uint64_t prog, child, other, found, stack = 0x7ffffff00000ULL;
+	bool fresh;
 	char tok[VT_NEEDLE_LEN + 1];
 	static struct vt t, t2;
 
@@ -467,12 +468,13 @@ TEST(vmtrust_follows_the_token)
 	memcpy(g_ram + 0x300ff0, tok, VT_NEEDLE_LEN);
 	memcpy(g_ram + 0x301000, tok + 16, VT_NEEDLE_LEN - 16);
 	g_sp = stack + 0x100;
-	CHECK(vt_trusted(&t, &g_mem, child, g_rsp, NULL, &found) && found == stack + 0xff0,
+	found = vt_trusted(&t, &g_mem, child, g_rsp, NULL, &fresh);
+	CHECK(found == stack + 0xff0 && fresh,
 	      "a process whose stack holds the token (fork, exec with the environment) is trusted, found at %#llx",
 	      (unsigned long long)found);
-	CHECK(vt_trusted(&t, &g_mem, child, g_rsp, NULL, &found) && !found &&
-	      vt_token(&t, child) == stack + 0xff0,
-	      "... and at its next call it is known (not found anew: a fork's child takes its table once)");
+	found = vt_trusted(&t, &g_mem, child, g_rsp, NULL, &fresh);
+	CHECK(found == stack + 0xff0 && !fresh,
+	      "... and at its next call it is known there (not found anew: a fork's child takes its table once)");
 	g_sp = stack;
 	CHECK(!vt_trusted(&t, &g_mem, other, g_rsp, NULL, NULL), "a process without the token is not");
 	memcpy(g_ram + 0x310080, zeros, sizeof(zeros));
