@@ -29,6 +29,7 @@
 #include <rsys/fdtable.h>
 #include <rsys/kvm_syscall.h>
 
+#include "bpfmaps.h"
 #include "kvmbpf.h"
 #include "kvm_rsys.skel.h"
 #include "log.h"
@@ -41,9 +42,10 @@ struct kb_key {
 
 static struct {
 	struct kvm_rsys_bpf *skel;	/* NULL: off */
+	struct rsys_maps maps;		/* its fdtable for maps_fd_set(); maps_none() while off */
 	uint32_t vm_id;
 	char dir[64];			/* pinned there ("": not pinned) */
-} kb;
+} kb = { .maps.fdtable = -1 };
 
 static int kb_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -129,12 +131,19 @@ static int kb_err(int ret)
 	return ret < 0 ? -errno : 0;
 }
 
-/* The program decides the calls of table @table's processes. */
-static int kb_trust(uint32_t table)
+int kb_table(uint32_t table, bool on)
 {
 	struct rsys_trusted t = { .monitor = (uint32_t)getpid() };
+	int fd;
 
-	return kb_err(bpf_map_update_elem(bpf_map__fd(kb.skel->maps.trusted), &table, &t, BPF_ANY));
+	if (!kb.skel)
+		return 0;
+	fd = bpf_map__fd(kb.skel->maps.trusted);
+	if (on)
+		return kb_err(bpf_map_update_elem(fd, &table, &t, BPF_ANY));
+	if (bpf_map_delete_elem(fd, &table) && errno != ENOENT)
+		return -errno;
+	return 0;
 }
 
 int kb_open(int vm_fd)
@@ -154,7 +163,8 @@ int kb_open(int vm_fd)
 	err = kb.skel ? 0 : -errno;
 	if (!err) {
 		kb.skel->rodata->rsys_vm_id = id;
-		err = kvm_rsys_bpf__load(kb.skel) ?: kvm_rsys_bpf__attach(kb.skel);
+		err = kvm_rsys_bpf__load(kb.skel) ?: kvm_rsys_bpf__attach(kb.skel) ?:
+		      kb_table(0, true);	/* the empty table */
 	}
 	libbpf_set_print(old);
 	if (err) {
@@ -165,14 +175,8 @@ int kb_open(int vm_fd)
 		return err;
 	}
 	kb.vm_id = id;
-	err = kb_trust(0);
-	if (err) {
-		pr_warn("vm: the fast path's maps: %s; every call of a trusted process exits to the VMM\n",
-			err_str(err));
-		kvm_rsys_bpf__destroy(kb.skel);
-		kb.skel = NULL;
-		return err;
-	}
+	maps_none(&kb.maps);
+	kb.maps.fdtable = bpf_map__fd(kb.skel->maps.fdtable);
 	kb_pin();
 	return 0;
 }
@@ -182,8 +186,14 @@ void kb_close(void)
 	if (!kb.skel)
 		return;
 	kb_unpin();
+	maps_none(&kb.maps);
 	kvm_rsys_bpf__destroy(kb.skel);
 	kb.skel = NULL;
+}
+
+struct rsys_maps *kb_maps(void)
+{
+	return &kb.maps;
 }
 
 bool kb_on(void)
@@ -197,51 +207,22 @@ static struct kb_key kb_key(uint64_t root)
 	return (struct kb_key){ .vm_id = kb.vm_id, .cr3_tag = (uint32_t)(root >> 12) };
 }
 
-/* @table 0: the empty table of every trusted process the front end keeps none for (kb_open). */
 int kb_proc_add(uint64_t root, uint32_t table)
 {
 	struct kb_key k = kb_key(root);
 
 	if (!kb.skel)
 		return 0;
-	return (table ? kb_trust(table) : 0) ?:
-	       kb_err(bpf_map_update_elem(bpf_map__fd(kb.skel->maps.vm_procs), &k, &table, BPF_ANY));
+	return kb_err(bpf_map_update_elem(bpf_map__fd(kb.skel->maps.vm_procs), &k, &table, BPF_ANY));
 }
 
 int kb_proc_del(uint64_t root)
 {
 	struct kb_key k = kb_key(root);
-	uint32_t table;
-	int err;
 
 	if (!kb.skel)
 		return 0;
-	if (bpf_map_lookup_elem(bpf_map__fd(kb.skel->maps.vm_procs), &k, &table))
-		return errno == ENOENT ? 0 : -errno;
-	err = kb_err(bpf_map_delete_elem(bpf_map__fd(kb.skel->maps.vm_procs), &k));
-	if (table)
-		bpf_map_delete_elem(bpf_map__fd(kb.skel->maps.trusted), &table);
-	return err;
-}
-
-int kb_fd_set(uint32_t table, int vfd, uint32_t domain, uint32_t flags)
-{
-	struct rsys_fd_key k = { .table = table, .vfd = (uint32_t)vfd };
-	struct rsys_fd_val v = { .domain = domain, .flags = flags,
-				 .handle = domain == RSYS_DOM_LOCAL ? (uint64_t)vfd : 0 };
-
-	if (!kb.skel)
-		return 0;
-	return kb_err(bpf_map_update_elem(bpf_map__fd(kb.skel->maps.fdtable), &k, &v, BPF_ANY));
-}
-
-int kb_fd_del(uint32_t table, int vfd)
-{
-	struct rsys_fd_key k = { .table = table, .vfd = (uint32_t)vfd };
-
-	if (!kb.skel)
-		return 0;
-	if (bpf_map_delete_elem(bpf_map__fd(kb.skel->maps.fdtable), &k) && errno != ENOENT)
+	if (bpf_map_delete_elem(bpf_map__fd(kb.skel->maps.vm_procs), &k) && errno != ENOENT)
 		return -errno;
 	return 0;
 }

@@ -21,12 +21,15 @@ bool kb_on(void);
 
 /*
  * Mirror the front end's tables (each returns 0 or -errno; a no-op while
- * off). A process registered with kb_proc_add() has its calls decided in
- * KVM: its fd entries must be there first.
+ * off). A table's fd entries go through maps_fd_set() and maps_fd_del() on
+ * kb_maps(); the program decides the calls of a table made known with
+ * kb_table() (0, the empty table of every trusted process the front end
+ * keeps none for, is known from kb_open()), for the process of a root
+ * registered with kb_proc_add(): its entries must be there first.
  */
+struct rsys_maps *kb_maps(void);
+int kb_table(uint32_t table, bool on);
 int kb_proc_add(uint64_t root, uint32_t table);
 int kb_proc_del(uint64_t root);
-int kb_fd_set(uint32_t table, int vfd, uint32_t domain, uint32_t flags);
-int kb_fd_del(uint32_t table, int vfd);
 
 #endif

@@ -95,6 +95,7 @@
 #include <rsys/syscalls.h>
 #include <rsys/vm.h>
 
+#include "bpfmaps.h"
 #include "fdcache.h"
 #include "kvmbpf.h"
 #include "kvmfront.h"
@@ -161,7 +162,7 @@ struct kf_proc {
 	struct kf_epreg *ep;		/* remote interest of its epoll instances */
 	unsigned int nep;
 	uint64_t kb_root;		/* the fast path decides its calls there (0: it does not) */
-	bool kb_copied;			/* ... its table's entries are there */
+	bool kb_copied;			/* ... its table and entries are there */
 	bool kb_off;			/* ... never again: its table could not be mirrored */
 };
 
@@ -353,15 +354,22 @@ static struct kf_proc *proc_get(uint64_t root)
  */
 static int mirror_entry(const struct kf_proc *p, int vfd)
 {
+	struct rsys_fd_val v = { .domain = RSYS_DOM_REMOTE };
 	unsigned int i;
 
-	if (vfd >= 0 && (unsigned int)vfd < p->t.n && p->t.v[vfd].fd >= 0)
-		return kb_fd_set((uint32_t)p->id, vfd, RSYS_DOM_REMOTE,
-				 p->t.v[vfd].cloexec ? RSYS_FD_CLOEXEC : 0);
-	for (i = 0; i < p->nep; i++)
-		if (p->ep[i].epfd == vfd)
-			return kb_fd_set((uint32_t)p->id, vfd, RSYS_DOM_LOCAL, RSYS_FD_SPLIT);
-	return kb_fd_del((uint32_t)p->id, vfd);
+	if (vfd >= 0 && (unsigned int)vfd < p->t.n && p->t.v[vfd].fd >= 0) {
+		v.flags = p->t.v[vfd].cloexec ? RSYS_FD_CLOEXEC : 0;
+		return maps_fd_set(kb_maps(), (uint32_t)p->id, (uint32_t)vfd, &v);
+	}
+	for (i = 0; i < p->nep; i++) {
+		if (p->ep[i].epfd == vfd) {
+			/* a local entry's handle is the guest fd it stands for: itself */
+			v = (struct rsys_fd_val){ .domain = RSYS_DOM_LOCAL, .flags = RSYS_FD_SPLIT,
+						  .handle = (uint64_t)vfd };
+			return maps_fd_set(kb_maps(), (uint32_t)p->id, (uint32_t)vfd, &v);
+		}
+	}
+	return maps_fd_del(kb_maps(), (uint32_t)p->id, (uint32_t)vfd);
 }
 
 /* Its calls exit from now on. */
@@ -382,11 +390,12 @@ static void mirror_end(struct kf_proc *p)
 	if (!p->kb_copied)
 		return;
 	p->kb_copied = false;
+	kb_table((uint32_t)p->id, false);
 	for (i = 0; i < p->t.n; i++)
 		if (p->t.v[i].fd >= 0)
-			kb_fd_del((uint32_t)p->id, (int)i);
+			maps_fd_del(kb_maps(), (uint32_t)p->id, i);
 	for (i = 0; i < p->nep; i++)
-		kb_fd_del((uint32_t)p->id, p->ep[i].epfd);
+		maps_fd_del(kb_maps(), (uint32_t)p->id, (uint32_t)p->ep[i].epfd);
 }
 
 static void mirror_fail(struct kf_proc *p, int err)
@@ -440,10 +449,12 @@ static void mirror_start(struct kf_proc *p)
 			err = mirror_entry(p, (int)i);
 	for (i = 0; i < p->nep && !err && !p->kb_copied; i++)
 		err = mirror_entry(p, p->ep[i].epfd);
-	if (!err) {
+	if (!err && !p->kb_copied) {
 		p->kb_copied = true;
-		err = kb_proc_add(p->root, (uint32_t)p->id);
+		err = kb_table((uint32_t)p->id, true);
 	}
+	if (!err)
+		err = kb_proc_add(p->root, (uint32_t)p->id);
 	if (err) {
 		mirror_fail(p, err);
 		return;
