@@ -54,6 +54,7 @@ struct handle {
 	bool nonblock;		/* O_NONBLOCK on fd */
 	bool linger;		/* SO_LINGER on: close may block */
 	bool rcvlowat;		/* SO_RCVLOWAT > 1: a blocking recv waits for more than is queued */
+	bool sndtimeo;		/* SO_SNDTIMEO was set: a blocking send may end early */
 	int family;		/* AF_INET, AF_INET6 */
 	int proto;		/* IPPROTO_TCP, IPPROTO_UDP, ... for the egress check */
 	uint32_t next_free;

@@ -441,6 +441,9 @@ static int64_t op_accept(struct session *s, struct handle *hd, const struct rsys
 		return err;
 	}
 	handle_publish(s, nhd, fd, hd->family, hd->proto, f->a[1] & SOCK_NONBLOCK);
+	pthread_mutex_lock(&s->lock);
+	nhd->sndtimeo = hd->sndtimeo;	/* the kernel copies the listener's timeout */
+	pthread_mutex_unlock(&s->lock);
 	r->f.len = len < ADDR_MAX ? len : ADDR_MAX;
 	return h;
 }
@@ -526,7 +529,16 @@ static int64_t op_send(struct session *s, struct handle *hd, const struct rsys_f
 	if (alen && egress_check(s, RSYS_EV_SENDTO, hd, p, alen, r))
 		return -EPERM;
 	n = sendmsg(hd->fd, &msg, (int)f->a[1] | MSG_NOSIGNAL);
-	return n < 0 ? -errno : n;
+	if (n < 0)
+		return -errno;
+	/* A TCP send that went out is on a connected stream (proto.h, RSYS_SEND_STREAM). */
+	if (n > 0 && hd->proto == IPPROTO_TCP && !(f->a[1] & MSG_FASTOPEN)) {
+		pthread_mutex_lock(&s->lock);
+		if (!hd->nonblock && !hd->sndtimeo)
+			r->f.a[4] = RSYS_SEND_STREAM;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return n;
 }
 
 static int64_t op_recv(struct handle *hd, const struct rsys_frame *f, struct reply *r)
@@ -617,6 +629,12 @@ static int64_t op_setsockopt(struct session *s, struct handle *hd, const struct 
 		memcpy(&v, p, sizeof(v));
 		pthread_mutex_lock(&s->lock);
 		hd->rcvlowat = v > 1;
+		pthread_mutex_unlock(&s->lock);
+	}
+	/* Whatever its value: a send that may time out is never a write-behind one. */
+	if (level == SOL_SOCKET && (name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW)) {
+		pthread_mutex_lock(&s->lock);
+		hd->sndtimeo = true;
 		pthread_mutex_unlock(&s->lock);
 	}
 	return 0;

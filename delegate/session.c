@@ -56,6 +56,7 @@ struct handle *handle_reserve(struct session *s, uint64_t *h, int *err)
 	hd->fd = -1;
 	hd->linger = false;
 	hd->rcvlowat = false;
+	hd->sndtimeo = false;
 	/* 31 bits: a handle must read as a non-negative result in a[0]. */
 	hd->gen = (hd->gen + 1) & INT32_MAX;
 	if (!hd->gen)

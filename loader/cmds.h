@@ -29,6 +29,7 @@ struct run_args {
 	struct tls_files tls;
 	struct guest_opts go;		/* --netns, --uid, --no-sandbox */
 	const char *mode;		/* --mode direct|remote, or NULL */
+	bool no_write_behind;		/* --no-write-behind */
 	char **argv;			/* PROG ARGS... */
 };
 

@@ -35,7 +35,7 @@ static void run_usage(FILE *f)
 	fprintf(f,
 		"Usage: rsys-load run --policy FILE [--delegate ADDR [--tls-cert FILE --tls-key FILE\n"
 		"                     --tls-ca FILE]] [--netns NAME] [--uid UID | --no-sandbox]\n"
-		"                     [--mode direct|remote] [-v] -- PROG [ARGS...]\n"
+		"                     [--mode direct|remote] [--no-write-behind] [-v] -- PROG [ARGS...]\n"
 		"\n"
 		"Run PROG trusted in a compute domain: a sandbox (user, mount and pid namespaces,\n"
 		"no capabilities, no_new_privs) around a fresh network namespace holding only lo,\n"
@@ -54,6 +54,8 @@ static void run_usage(FILE *f)
 		"                    delegate; direct: the program holds the delegate's real sockets\n"
 		"                    and only calls that decide where packets go are trapped (unix:\n"
 		"                    delegates and the sandbox only; otherwise remote mode is used)\n"
+		"  --no-write-behind remote mode: every blocking TCP send waits for the delegate's\n"
+		"                    reply (by default most are answered once their bytes are copied)\n"
 		"  -v, --verbose     more messages (repeat for debug messages)\n"
 		"  -h, --help        this text\n");
 }
@@ -216,6 +218,7 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 		{ "uid", required_argument, NULL, 'u' },
 		{ "no-sandbox", no_argument, NULL, 'N' },
 		{ "mode", required_argument, NULL, 'M' },
+		{ "no-write-behind", no_argument, NULL, 'W' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -257,6 +260,9 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 				return 1;
 			}
 			ra->mode = optarg;
+			break;
+		case 'W':
+			ra->no_write_behind = true;
 			break;
 		case 'v':
 			log_level++;
@@ -437,6 +443,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	sv.maps = &maps;
 	sv.guard = guard;
 	sv.killable = go.killable;
+	sv.no_write_behind = ra->no_write_behind;
 	sv.direct = go.direct;
 	ret = sv_start(&sv);
 	if (ret) {

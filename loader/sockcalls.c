@@ -43,7 +43,8 @@ struct shash {
 /* One remote call in flight: the delegate request and what is needed to answer. */
 struct sop {
 	struct remote_req r;
-	struct sv_call *c;
+	struct sv_call *c;		/* NULL once a write-behind send is answered */
+	struct sv *sv;
 	int lost_err;			/* result when the session dies */
 	bool nonblock, cloexec;		/* socket/accept: the new placeholder */
 	int flags;			/* send/recv msg flags; F_SETFL/FIONBIO: the new O_NONBLOCK */
@@ -67,6 +68,9 @@ struct sop {
 	bool is_accept;			/* a "take" call: accept (else recv) */
 	bool orphan;			/* its caller was interrupted: the result goes to the stash */
 	bool counted;			/* in the REMOTE class counter already (one per call, not per chunk) */
+	bool wb;			/* send: answered before it was made (write-behind) */
+	bool stream;			/* send: the last reply said RSYS_SEND_STREAM */
+	uint32_t wb_gen;		/* send: hstate.wb_gen at its start */
 	int domain, stype;		/* socket: its family and type, for trace events */
 	int64_t rule;			/* the delegate's egress verdict (reply a5, RSYS_RULE_*) */
 	struct shash sh;		/* send: of the o->done bytes sent */
@@ -108,14 +112,27 @@ struct sent {
 	uint64_t hash;			/* shash_final() of them */
 };
 
+#define WB_MAX		(64 * 1024)	/* the largest send answered before it is made */
+#define WB_ADDR_MAX	28		/* sizeof(struct sockaddr_in6) */
+
 struct hstate {
 	uint64_t handle;
 	struct sop *inflight;		/* take requests at the delegate */
 	struct sop *waitq;		/* take calls waiting for orphans, in arrival order */
 	struct stash *stash;
 	struct sop *sending;		/* send calls at the delegate */
-	struct sop *sendq;		/* send calls waiting for interrupted ones, in arrival order */
+	struct sop *sendq;		/* send calls waiting for interrupted or write-behind ones, in arrival order */
 	struct sent *sent;
+	/* Write-behind (wb_fits): */
+	bool wb_ok;			/* the last send said RSYS_SEND_STREAM, nothing changed it since */
+	bool wb_close;			/* the last placeholder went with @wb in flight: CLOSE after it */
+	uint32_t wb_gen;		/* moves whenever @wb_ok is cleared */
+	int wb_err;			/* what a write-behind send failed with, for the next call */
+	struct sop *wb;			/* the write-behind send in flight, answered already */
+	struct sop *opq;		/* other calls waiting for it, in arrival order */
+	int64_t wb_rule;		/* the delegate's verdict on @wb_addr (trace events) */
+	socklen_t wb_alen;
+	char wb_addr[WB_ADDR_MAX];	/* the destination the sends that set @wb_ok named */
 	struct hstate *next;
 };
 
@@ -123,6 +140,9 @@ struct hstate {
 
 static pthread_mutex_t hs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hstate *hs_tab[HS_BUCKETS];
+static unsigned int wb_inflight;	/* write-behind sends in flight, all sockets (under hs_lock) */
+static unsigned long long wb_total;	/* ... made since the start */
+static pthread_cond_t wb_cond = PTHREAD_COND_INITIALIZER;	/* wb_inflight went down */
 
 /*
  * The readiness that a call @op may end (epoll.h, ep_used): a receive's, a
@@ -149,6 +169,7 @@ static struct sop *sop_new(struct sv_call *c, uint16_t op, uint64_t h, int lost_
 	if (!o)
 		return NULL;
 	o->c = c;
+	o->sv = c->sv;
 	o->h = h;
 	o->infd = -1;
 	o->lost_err = lost_err;
@@ -187,7 +208,7 @@ static int64_t sop_result(struct sop *o)
  */
 static int sop_send(struct sop *o)
 {
-	struct sv *sv = o->c->sv;
+	struct sv *sv = o->sv;
 	bool first = !o->counted;
 	int ret;
 
@@ -198,12 +219,16 @@ static int sop_send(struct sop *o)
 	return ret;
 }
 
+static bool wb_hold(struct sop *o);
+
 /* Send @o's request; the call is answered from @done. */
 static enum sv_verdict sop_submit(struct sop *o, remote_done_fn done)
 {
 	struct sv_call *c = o->c;
 
 	o->r.done = done;
+	if (wb_hold(o))
+		return SV_PENDING;
 	if (sop_send(o)) {
 		c->ret = o->lost_err;
 		sop_free(o);
@@ -694,7 +719,8 @@ static void hs_put(struct hstate *hs)
 {
 	struct hstate **pp;
 
-	if (hs->inflight || hs->waitq || hs->stash || hs->sending || hs->sendq || hs->sent)
+	if (hs->inflight || hs->waitq || hs->stash || hs->sending || hs->sendq || hs->sent ||
+	    hs->wb_ok || hs->wb || hs->wb_err || hs->opq)
 		return;
 	for (pp = &hs_tab[hs->handle % HS_BUCKETS]; *pp; pp = &(*pp)->next) {
 		if (*pp == hs) {
@@ -713,6 +739,84 @@ static void sop_unlink(struct sop **list, struct sop *o)
 			return;
 		}
 	}
+}
+
+static void sop_append(struct sop **list, struct sop *o)
+{
+	while (*list)
+		list = &(*list)->hnext;
+	o->hnext = NULL;
+	*list = o;
+}
+
+/*
+ * Write-behind. A blocking send on a connected TCP stream (the delegate
+ * says so in the reply of a send that went out: RSYS_SEND_STREAM) can only
+ * send everything or fail on the connection. The socket's next such send of
+ * up to WB_MAX bytes is answered with its length once its bytes are copied,
+ * and made at the delegate meanwhile, as the kernel answers a send once the
+ * bytes are in the socket's buffer: a request and its response cost one
+ * delegate round trip, not two. One is in flight per socket at most; the
+ * socket's next send, and any other call on it but a receive, waits for it,
+ * and every call but a look (options, names, FIONREAD) ends write-behind
+ * until a send says RSYS_SEND_STREAM again. What it failed with goes to the
+ * socket's next send, or to its next receive that finds nothing (end of
+ * file or an error): as Linux reports a connection error that comes just
+ * after a send. The socket's CLOSE waits for it, and so does the monitor's
+ * end (sock_drain).
+ */
+static bool wb_fits(const struct hstate *hs, const struct sop *o)
+{
+	/* the socket's only send: @o, at the head of hs->sending */
+	return hs->wb_ok && !o->sv->no_write_behind && hs->sending == o && !o->hnext && !hs->sendq && !hs->sent && !hs->wb_err &&
+	       !o->clen && !o->mmsg_len && !(o->flags & ~(MSG_NOSIGNAL | MSG_MORE)) &&
+	       o->total && o->total <= WB_MAX &&
+	       (!o->alen || (o->alen == hs->wb_alen && !memcmp(o->buf, hs->wb_addr, o->alen)));
+}
+
+/* Called with hs_lock held. */
+static void wb_end(struct hstate *hs)
+{
+	hs->wb_ok = false;
+	hs->wb_gen++;
+}
+
+/* Does call @o on a socket only look? Then it keeps write-behind. */
+static bool op_looks(const struct sop *o)
+{
+	switch (o->r.f.op) {
+	case RSYS_OP_GETSOCKOPT:
+	case RSYS_OP_GETSOCKNAME:
+	case RSYS_OP_GETPEERNAME:
+		return true;
+	case RSYS_OP_IOCTL:
+		return o->r.f.a[1] == FIONREAD;
+	default:
+		return false;
+	}
+}
+
+/* A call (not a send or receive) on a socket with a write-behind send in flight waits for it: true. */
+static bool wb_hold(struct sop *o)
+{
+	struct hstate *hs;
+	bool held = false;
+
+	if (o->r.f.op == RSYS_OP_SOCKET)
+		return false;
+	pthread_mutex_lock(&hs_lock);
+	hs = hs_get(o->h, false);
+	if (hs) {
+		if (!op_looks(o))
+			wb_end(hs);
+		if (hs->wb) {
+			sop_append(&hs->opq, o);
+			held = true;
+		}
+		hs_put(hs);
+	}
+	pthread_mutex_unlock(&hs_lock);
+	return held;
 }
 
 /* A stash entry of @dlen bytes of @data from @addr (@alen bytes), or NULL. */
@@ -845,6 +949,12 @@ static void take_done(struct remote_req *r)
 	pthread_mutex_lock(&hs_lock);
 	hs = hs_get(o->h, false);
 	orphan = o->orphan || !sv_call_valid(o->c);
+	/* A connection error a write-behind send met, for a receive that finds nothing (wb_fits). */
+	if (hs && hs->wb_err && hs->wb_err != -EPIPE && !orphan && !o->is_accept && !r->lost &&
+	    n <= 0) {
+		n = hs->wb_err;
+		hs->wb_err = 0;
+	}
 	/* a take call stays in flight while it is answered (take_answered) */
 	answering = hs && !orphan;
 	if (answering) {
@@ -1047,12 +1157,16 @@ static enum sv_verdict take_start(struct sop *o)
 	return SV_PENDING;
 }
 
-/* The last placeholder of @h is closed: drop what was stashed for it. */
-void sock_handle_gone(struct sv *sv, uint64_t h)
+/*
+ * The last placeholder of @h is closed: drop what was stashed for it. False
+ * when the CLOSE must wait for a write-behind send, which then sends it.
+ */
+bool sock_handle_gone(struct sv *sv, uint64_t h)
 {
 	struct stash *s, *list = NULL;
 	struct sent *sent = NULL, *t;
 	struct hstate *hs;
+	bool close_now = true;
 
 	pthread_mutex_lock(&hs_lock);
 	hs = hs_get(h, false);
@@ -1061,6 +1175,12 @@ void sock_handle_gone(struct sv *sv, uint64_t h)
 		hs->stash = NULL;
 		sent = hs->sent;
 		hs->sent = NULL;
+		wb_end(hs);
+		hs->wb_err = 0;
+		if (hs->wb) {
+			hs->wb_close = true;
+			close_now = false;
+		}
 		hs_put(hs);
 	}
 	pthread_mutex_unlock(&hs_lock);
@@ -1075,6 +1195,30 @@ void sock_handle_gone(struct sv *sv, uint64_t h)
 			remote_post(sv->remote, RSYS_OP_CLOSE, s->n, 0);
 		free(s);
 	}
+	return close_now;
+}
+
+void sock_drain(int ms)
+{
+	struct timespec ts;
+	unsigned int left;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&hs_lock);
+	while (wb_inflight && !pthread_cond_timedwait(&wb_cond, &hs_lock, &ts))
+		;
+	left = wb_inflight;
+	pthread_mutex_unlock(&hs_lock);
+	pr_info("%llu sends answered before the delegate made them (write-behind)\n", wb_total);
+	if (left)
+		pr_warn("%u sends the program made were still at the delegate after %d ms: they may not all go out\n",
+			left, ms);
 }
 
 static enum sv_verdict recv_submit(struct sop *o)
@@ -1390,6 +1534,14 @@ static void send_finish(struct sop *o, int64_t ret)
 		sop_unlink(&hs->sending, o);
 		if (!answered && o->done)
 			sent_push(hs, tid, o);
+		/* All went out on a stream nothing changed since it started: the next may be behind. */
+		if (answered && ret == (int64_t)o->total && o->total && o->stream && !o->mmsg_len &&
+		    o->wb_gen == hs->wb_gen && o->alen <= WB_ADDR_MAX) {
+			hs->wb_ok = true;
+			hs->wb_alen = o->alen;
+			memcpy(hs->wb_addr, o->buf, o->alen);
+			hs->wb_rule = o->rule;
+		}
 		if (!orphans_in(hs->sending)) {
 			waiting = hs->sendq;
 			hs->sendq = NULL;
@@ -1442,13 +1594,21 @@ static void send_next(struct sop *o)
 		send_finish(o, o->lost_err);
 }
 
+static void wb_finish(struct sop *o, int64_t n, bool made);
+
 static void send_done(struct remote_req *r)
 {
 	struct sop *o = r->arg;
 	int64_t n = sop_result(o);
 
-	if (!r->lost)
+	if (o->wb) {
+		wb_finish(o, n, true);
+		return;
+	}
+	if (!r->lost) {
 		o->rule = r->f.a[5];
+		o->stream = r->f.a[4] & RSYS_SEND_STREAM;
+	}
 	if (n < 0) {
 		send_finish(o, n);
 		return;
@@ -1466,6 +1626,104 @@ static void send_done(struct remote_req *r)
 		return;
 	}
 	send_next(o);
+}
+
+/*
+ * Write-behind send @o (wb_fits, now @hs->wb): copy its bytes, answer it,
+ * then send them. A send that cannot be copied is answered as any; one
+ * whose answer a signal came before (it fails or restarts) is not made.
+ */
+static void wb_start(struct sop *o, struct hstate *hs)
+{
+	struct sv_call *c = o->c;
+	int64_t rule;
+	bool answered;
+	int ret;
+
+	ret = iov_copy(o, o->buf + o->alen, 0, o->total, false);
+	if (ret) {
+		pthread_mutex_lock(&hs_lock);
+		hs->wb = NULL;
+		wb_inflight--;
+		pthread_cond_broadcast(&wb_cond);
+		pthread_mutex_unlock(&hs_lock);
+		send_finish(o, ret);
+		return;
+	}
+	pthread_mutex_lock(&hs_lock);
+	rule = hs->wb_rule;
+	pthread_mutex_unlock(&hs_lock);
+	memset(&o->r.f, 0, sizeof(o->r.f));
+	o->r.f.op = RSYS_OP_SEND;
+	o->r.f.a[0] = o->h;
+	o->r.f.a[1] = o->flags;
+	o->r.f.a[2] = o->alen;
+	o->r.f.len = o->alen + o->total;
+	o->r.payload = o->buf;
+	o->r.done = send_done;
+	o->r.call = NULL;	/* answered: no signal cancels it */
+	o->wb = true;
+	if (o->alen)
+		mon_event_call(c, RSYS_EV_SENDTO, o->h, o->buf, o->alen, o->total, rule, false);
+	o->c = NULL;
+	answered = sv_reply(c, o->total);
+	if (!answered)
+		wb_finish(o, 0, false);
+	else if (sop_send(o))
+		wb_finish(o, o->lost_err, true);
+}
+
+/*
+ * Write-behind send @o ended: @n bytes went out (or -errno), or it was not
+ * @made. Bytes it did not get out are the socket's next error; the calls
+ * that waited for it go on, then the CLOSE that did.
+ */
+static void wb_finish(struct sop *o, int64_t n, bool made)
+{
+	struct sop *sends = NULL, *ops = NULL, *w;
+	struct hstate *hs;
+	bool close_h = false;
+
+	pthread_mutex_lock(&hs_lock);
+	hs = hs_get(o->h, false);
+	if (hs) {
+		sop_unlink(&hs->sending, o);
+		hs->wb = NULL;
+		if (made && n < (int64_t)o->total) {
+			hs->wb_err = n < 0 ? n : -EPIPE;
+			wb_end(hs);
+		}
+		if (!orphans_in(hs->sending)) {
+			sends = hs->sendq;
+			hs->sendq = NULL;
+		}
+		ops = hs->opq;
+		hs->opq = NULL;
+		close_h = hs->wb_close;
+		hs->wb_close = false;
+		if (close_h)
+			hs->wb_err = 0;
+		hs_put(hs);
+	}
+	wb_inflight--;
+	pthread_cond_broadcast(&wb_cond);
+	pthread_mutex_unlock(&hs_lock);
+	if (made && n > 0)
+		mon_sock_bytes(o->h, 0, n);
+	while ((w = ops)) {
+		ops = w->hnext;
+		if (sop_send(w))
+			sop_finish(w, w->lost_err);
+	}
+	while ((w = sends)) {
+		struct sv_call *c = w->c;
+
+		sends = w->hnext;
+		sv_verdict_do(c, send_begin(w));
+	}
+	if (close_h)
+		remote_post(o->sv->remote, RSYS_OP_CLOSE, o->h, 0);
+	sop_free(o);
 }
 
 /*
@@ -1488,16 +1746,39 @@ static enum sv_verdict send_begin(struct sop *o)
 		pthread_mutex_unlock(&hs_lock);
 		return sop_answer(o, -ENOMEM);
 	}
+	if (hs->wb) {
+		sop_append(&hs->sendq, o);
+		pthread_mutex_unlock(&hs_lock);
+		return SV_PENDING;
+	}
 	if (queue_behind_orphans(rc, hs->sending, &hs->sendq, o, &cs)) {
 		pthread_mutex_unlock(&hs_lock);
 		cancels_send(rc, &cs);
 		return SV_PENDING;
 	}
-	tp = sent_find(hs, tid);
-	if (tp)
-		t = **tp;
 	o->hnext = hs->sending;
 	hs->sending = o;
+	o->wb_gen = hs->wb_gen;
+	if (hs->wb_err) {
+		/* what the send answered before it was made failed with */
+		int err = hs->wb_err;
+
+		hs->wb_err = 0;
+		pthread_mutex_unlock(&hs_lock);
+		send_finish(o, err);
+		return SV_PENDING;
+	}
+	tp = sent_find(hs, tid);
+	if (tp) {
+		t = **tp;
+	} else if (wb_fits(hs, o)) {
+		hs->wb = o;
+		wb_inflight++;
+		wb_total++;
+		pthread_mutex_unlock(&hs_lock);
+		wb_start(o, hs);
+		return SV_PENDING;
+	}
 	pthread_mutex_unlock(&hs_lock);
 
 	if (t.n) {

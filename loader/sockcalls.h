@@ -52,8 +52,14 @@ enum sv_verdict sys_execve(struct sv_call *c);
 void sock_exec(struct sv_call *c);
 void sock_exec_done(struct sv_call *c);
 
-/* The last placeholder of remote socket @h was closed (called before RSYS_OP_CLOSE is sent). */
-void sock_handle_gone(struct sv *sv, uint64_t h);
+/* The last placeholder of remote socket @h was closed: RSYS_OP_CLOSE is to be sent now (true) or by a write-behind send. */
+bool sock_handle_gone(struct sv *sv, uint64_t h);
+
+/*
+ * Wait up to @ms for the write-behind sends still at the delegate (the
+ * program answered already): before the session ends with the program.
+ */
+void sock_drain(int ms);
 /*
  * True if held call @c is a socket call that cannot block: MSG_DONTWAIT,
  * or its socket (argument 0) O_NONBLOCK. Linux never ends such a call for

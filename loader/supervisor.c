@@ -139,6 +139,7 @@
 
 #define SV_CHECK_MS	20	/* how often blocked remote calls are checked for a signal */
 #define SV_LINGER_MS	1000	/* ... and for how long after the last one was seen */
+#define SV_DRAIN_MS	5000	/* sv_stop: how long sends answered before they were made may take */
 
 /* Tags in the low bits of epoll data (pointers are 8-byte aligned). */
 enum { EV_ANCHOR = 0, EV_PROC = 1, EV_CTL = 2, EV_TAG = 3 };
@@ -834,8 +835,8 @@ static bool sv_holding(void)
 void sv_remote_gone(struct sv *sv, uint64_t h)
 {
 	pr_debug("handle %llu: last placeholder closed\n", (unsigned long long)h);
-	sock_handle_gone(sv, h);
-	remote_post(sv->remote, RSYS_OP_CLOSE, h, 0);
+	if (sock_handle_gone(sv, h))
+		remote_post(sv->remote, RSYS_OP_CLOSE, h, 0);
 }
 
 static void ev_anchor_hup(struct anchor *a)
@@ -990,6 +991,8 @@ void sv_stop(struct sv *sv)
 		usleep(1000);
 	}
 	pthread_join(st.sv_thread, NULL);
+	/* The event thread takes their replies: before it stops. */
+	sock_drain(SV_DRAIN_MS);
 	if (write(st.stopfd, &one, sizeof(one)) != sizeof(one))
 		pr_debug("stop event: %s\n", err_str(errno));
 	pthread_join(st.ev_thread, NULL);

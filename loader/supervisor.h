@@ -79,6 +79,7 @@ struct sv {
 	unsigned int execs;		/* execve calls judged without a guard */
 	bool direct;			/* direct mode: the program holds real service sockets (direct.c) */
 	bool killable;			/* the filter has WAIT_KILLABLE_RECV: signals end held calls here */
+	bool no_write_behind;		/* every send waits for the delegate's reply (sockcalls.c, wb_fits) */
 };
 
 /*

@@ -1425,6 +1425,49 @@ static void sc_bigio(void)
 	lowest_free();
 }
 
+#define BEHIND_ROUNDS	300
+#define BEHIND_LEN	61000
+
+/*
+ * Blocking sends on a connected TCP stream, which rsys answers once their
+ * bytes are copied and makes at the delegate meanwhile (write-behind):
+ * round trips, sends back to back and a shutdown right after them lose and
+ * reorder nothing.
+ */
+static void sc_behind(void)
+{
+	unsigned char *out = malloc(BEHIND_LEN), *in = malloc(BEHIND_LEN);
+	char msg[16], buf[16];
+	int s, i, echoed = 0;
+	ssize_t r;
+
+	for (i = 0; i < BEHIND_LEN; i++)
+		out[i] = (unsigned char)(i * 7 + (i >> 9));
+	s = tcp_connect(ECHO_PORT);
+	for (i = 0; i < BEHIND_ROUNDS; i++) {
+		snprintf(msg, sizeof(msg), "ping %08d", i);
+		if (send(s, msg, 13, MSG_NOSIGNAL) == 13 && recv_exact(s, buf, 13) == 13 &&
+		    !memcmp(buf, msg, 13))
+			echoed++;
+	}
+	printf("%d round trips: %d echoed\n", BEHIND_ROUNDS, echoed);
+	check(echoed == BEHIND_ROUNDS, "round trips");
+	T(send(s, out, 1000, 0), "send(%d, 1000)", s);
+	T(send(s, out + 1000, 20000, 0), "send(%d, 20000)", s);
+	T(send(s, out + 21000, BEHIND_LEN - 21000, 0), "send(%d, %d)", s, BEHIND_LEN - 21000);
+	T(shutdown(s, SHUT_WR), "shutdown(%d, SHUT_WR)", s);
+	T(send(s, out, 1, MSG_NOSIGNAL), "send(%d, 1) after shutdown", s);
+	r = recv_exact(s, in, BEHIND_LEN);
+	printf("echoed %zd bytes, %s\n", r, r == BEHIND_LEN && !memcmp(in, out, BEHIND_LEN) ?
+	       "match" : "MISMATCH");
+	check(r == BEHIND_LEN && !memcmp(in, out, BEHIND_LEN), "sends then shutdown");
+	T(recv(s, in, 1, 0), "recv(%d, 1) at the end", s);
+	T(close(s), "close(%d)", s);
+	free(out);
+	free(in);
+	lowest_free();
+}
+
 /* posix_spawn (clone with CLONE_VM|CLONE_VFORK) inherits remote fds except close-on-exec ones. */
 static void sc_spawn(void)
 {
@@ -1515,6 +1558,7 @@ static const struct scenario {
 	{ "rcvtimeo", sc_rcvtimeo },
 	{ "bigio", sc_bigio },
 	{ "spawn", sc_spawn },
+	{ "behind", sc_behind },
 };
 
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))

@@ -92,6 +92,15 @@ enum rsys_op {
 #define RSYS_RULE_NOPOLICY	(-1)	/* the delegate has no policy: everything is allowed */
 #define RSYS_RULE_DENIED	(-2)	/* refused by the egress policy */
 
+/*
+ * a4 of a SEND reply that sent bytes: the socket is a connected TCP stream,
+ * blocking, without a send timeout. Until the client changes it (options,
+ * fcntl, ioctl, shutdown), a blocking send of it can only send everything
+ * or fail on the connection: the client may answer such sends before their
+ * reply (write-behind, rsys-load(8)).
+ */
+#define RSYS_SEND_STREAM	0x1
+
 struct rsys_pollfd {
 	uint64_t handle;
 	int16_t events;
