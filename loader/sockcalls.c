@@ -768,8 +768,9 @@ static void sop_append(struct sop **list, struct sop *o)
 static bool wb_fits(const struct hstate *hs, const struct sop *o)
 {
 	/* the socket's only send: @o, at the head of hs->sending */
-	return hs->wb_ok && !o->sv->no_write_behind && hs->sending == o && !o->hnext && !hs->sendq && !hs->sent && !hs->wb_err &&
-	       !o->clen && !o->mmsg_len && !(o->flags & ~(MSG_NOSIGNAL | MSG_MORE)) &&
+	return hs->wb_ok && !o->sv->no_write_behind && hs->sending == o && !o->hnext &&
+	       !hs->sendq && !hs->sent && !hs->wb_err && !o->clen && !o->mmsg_len &&
+	       !(o->flags & ~(MSG_NOSIGNAL | MSG_MORE)) &&
 	       o->total && o->total <= WB_MAX &&
 	       (!o->alen || (o->alen == hs->wb_alen && !memcmp(o->buf, hs->wb_addr, o->alen)));
 }
@@ -796,7 +797,7 @@ static bool op_looks(const struct sop *o)
 	}
 }
 
-/* A call (not a send or receive) on a socket with a write-behind send in flight waits for it: true. */
+/* A call (not a send or receive) on a socket with a write-behind send in flight waits: true. */
 static bool wb_hold(struct sop *o)
 {
 	struct hstate *hs;
@@ -1217,7 +1218,7 @@ void sock_drain(int ms)
 	pthread_mutex_unlock(&hs_lock);
 	pr_info("%llu sends answered before the delegate made them (write-behind)\n", wb_total);
 	if (left)
-		pr_warn("%u sends the program made were still at the delegate after %d ms: they may not all go out\n",
+		pr_warn("%u sends were still at the delegate %d ms after the program: they may not all go out\n",
 			left, ms);
 }
 

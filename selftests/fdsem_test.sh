@@ -16,7 +16,7 @@ fi
 
 scenarios=${*:-$("$FDSEM" --list)}
 behind=0	# write-behind's two lines (below): remote mode's
-[[ " $scenarios " == *" behind "* ]] && [ "${RSYS_MODE:-remote}" = remote ] && behind=2
+[[ " $(echo $scenarios) " == *" behind "* ]] && [ "${RSYS_MODE:-remote}" = remote ] && behind=2
 tap_plan "$(($(echo $scenarios | wc -w) + behind))"
 for sc in $scenarios; do
 	n=$RSYS_TMP/$sc.native
