@@ -1427,6 +1427,37 @@ static void sc_bigio(void)
 
 #define BEHIND_ROUNDS	300
 #define BEHIND_LEN	61000
+#define SLOW_TOTAL	(512 * 1024)	/* sent to a slow reader, in SLOW_CHUNK sends */
+#define SLOW_CHUNK	(16 * 1024)
+#define SLOW_READ	4096		/* the reader's bites, one a millisecond */
+
+static unsigned char slow_byte(size_t p)
+{
+	return (unsigned char)(p * 131 + (p >> 16));
+}
+
+/* Reads its socket slowly until EOF: the bytes that came, and whether each was the one sent. */
+struct slow_reader {
+	int fd;
+	size_t got;
+	bool match;
+};
+
+static void *slow_read(void *arg)
+{
+	struct slow_reader *sr = arg;
+	unsigned char buf[SLOW_READ];
+	ssize_t r, i;
+
+	sr->match = true;
+	while ((r = recv(sr->fd, buf, sizeof(buf), 0)) > 0) {
+		for (i = 0; i < r; i++)
+			sr->match &= buf[i] == slow_byte(sr->got + i);
+		sr->got += r;
+		usleep(1000);
+	}
+	return NULL;
+}
 
 /*
  * Blocking sends on a connected TCP stream, which rsys answers once their
@@ -1465,6 +1496,46 @@ static void sc_behind(void)
 	T(close(s), "close(%d)", s);
 	free(out);
 	free(in);
+
+	/*
+	 * A peer that reads slowly through small buffers: every send waits for
+	 * room, so the last one is still at the delegate when shutdown comes.
+	 */
+	{
+		struct sockaddr_in sin = sin_of(service_ip, SERVICE_PORT + 5);
+		struct slow_reader sr = { .fd = -1 };
+		int l, c, one = 1, small = 16 * 1024;
+		unsigned char chunk[SLOW_CHUNK];
+		size_t sent = 0;
+		pthread_t th;
+
+		l = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		T(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), "setsockopt(%d, SO_RCVBUF)", l);
+		T(bind(l, (struct sockaddr *)&sin, sizeof(sin)), "bind(%d, %s:%d)", l, service_ip,
+		  SERVICE_PORT + 5);
+		T(listen(l, 1), "listen(%d, 1)", l);
+		c = socket(AF_INET, SOCK_STREAM, 0);
+		T(setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), "setsockopt(%d, SO_SNDBUF)", c);
+		T(connect(c, (struct sockaddr *)&sin, sizeof(sin)), "connect(%d)", c);
+		sr.fd = T(accept(l, NULL, NULL), "accept(%d)", l);
+		pthread_create(&th, NULL, slow_read, &sr);
+		while (sent < SLOW_TOTAL) {
+			for (i = 0; i < SLOW_CHUNK; i++)
+				chunk[i] = slow_byte(sent + i);
+			if (send(c, chunk, SLOW_CHUNK, 0) != SLOW_CHUNK)
+				break;
+			sent += SLOW_CHUNK;
+		}
+		printf("sent %zu bytes in %d-byte sends\n", sent, SLOW_CHUNK);
+		T(shutdown(c, SHUT_WR), "shutdown(%d, SHUT_WR)", c);
+		pthread_join(th, NULL);
+		printf("the slow reader got %zu bytes then EOF, %s\n", sr.got, sr.match ? "match" : "MISMATCH");
+		check(sent == SLOW_TOTAL && sr.got == SLOW_TOTAL && sr.match, "sends to a slow reader");
+		T(close(sr.fd), "close(%d)", sr.fd);
+		T(close(c), "close(%d)", c);
+		T(close(l), "close(%d)", l);
+	}
 	lowest_free();
 }
 
