@@ -146,9 +146,7 @@ world_up()
 	chmod 0644 "$d/www/"*
 	BIG_SHA=$(sha256sum <"$d/www/big" | cut -d' ' -f1)
 
-	if command -v sockperf >/dev/null; then
-		rsys_bg "$RSYS_NS_WORLD" sockperf server --tcp -i "$WORLD" -p 11111 >"$d/sockperf.log" 2>&1
-	fi
+	command -v sockperf >/dev/null && sockperf_up
 	if command -v nginx >/dev/null; then
 		nginx_conf "$d/ngx-world" "$WORLD:8080"
 		rsys_bg "$RSYS_NS_WORLD" nginx -p "$d/ngx-world" -c "$d/ngx-world/nginx.conf" -e stderr \
@@ -346,10 +344,25 @@ else:
 EOF
 }
 
+# The world's sockperf server; it may exit on a client's error: started again, saying so.
+SOCKPERF_PID=
+sockperf_up()
+{
+	[ -n "$SOCKPERF_PID" ] && kill -0 "$SOCKPERF_PID" 2>/dev/null && return 0
+	if [ -n "$SOCKPERF_PID" ]; then
+		log "the world's sockperf server had exited: starting it again"
+		log_file "$RSYS_TMP/sockperf.log"
+	fi
+	rsys_bg "$RSYS_NS_WORLD" sockperf server --tcp -i "$WORLD" -p 11111 >>"$RSYS_TMP/sockperf.log" 2>&1
+	SOCKPERF_PID=$!
+	sleep 0.5
+}
+
 m_rtt()
 {
 	local out=$RSYS_TMP/rtt.log v
 
+	sockperf_up
 	on "$1" sockperf ping-pong --tcp --full-rtt -i "$WORLD" -p 11111 -t "$SECS" >"$out" 2>&1
 	v=$(sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' "$out")
 	[ -n "$v" ] && echo "ok $v" ||
