@@ -1539,6 +1539,32 @@ static void sc_behind(void)
 	lowest_free();
 }
 
+/*
+ * fdsem sendexit TOKEN BYTES: BYTES to the hold service under TOKEN in
+ * SLOW_CHUNK sends through a small send buffer, then exit at once, the
+ * socket open: the kernel sends what it took after the program is gone, and
+ * so must rsys (fdsem_test.sh asks the world how many bytes came).
+ */
+static void send_exit(const char *token, size_t total)
+{
+	unsigned char chunk[SLOW_CHUNK];
+	int fd, small = 16 * 1024;
+	size_t sent = 0, i, n;
+
+	fd = hold_connect(token, 0);
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	while (sent < total) {
+		n = total - sent < SLOW_CHUNK ? total - sent : SLOW_CHUNK;
+		for (i = 0; i < n; i++)
+			chunk[i] = slow_byte(sent + i);
+		if (send(fd, chunk, n, 0) != (ssize_t)n)
+			break;
+		sent += n;
+	}
+	printf("sent %zu bytes\n", sent);
+	_exit(sent == total ? KSFT_PASS : KSFT_FAIL);
+}
+
 /* posix_spawn (clone with CLONE_VM|CLONE_VFORK) inherits remote fds except close-on-exec ones. */
 static void sc_spawn(void)
 {
@@ -1665,6 +1691,10 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "cloexec-child")) {
 		cloexec_child(argv[2]);
 		return failed ? KSFT_FAIL : KSFT_PASS;
+	}
+	if (argc == 4 && !strcmp(argv[1], "sendexit")) {
+		send_exit(argv[2], strtoul(argv[3], NULL, 0));
+		return KSFT_FAIL;	/* not reached */
 	}
 	if (argc != 2) {
 		fprintf(stderr, "Usage: %s SCENARIO | --list (run by selftests/fdsem_test.sh)\n", argv[0]);

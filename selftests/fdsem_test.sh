@@ -16,7 +16,7 @@ fi
 
 scenarios=${*:-$("$FDSEM" --list)}
 behind=0	# write-behind's two lines (below): remote mode's
-[[ " $(echo $scenarios) " == *" behind "* ]] && [ "${RSYS_MODE:-remote}" = remote ] && behind=2
+[[ " $(echo $scenarios) " == *" behind "* ]] && [ "${RSYS_MODE:-remote}" = remote ] && behind=3
 tap_plan "$(($(echo $scenarios | wc -w) + behind))"
 for sc in $scenarios; do
 	n=$RSYS_TMP/$sc.native
@@ -60,6 +60,7 @@ if [ "$behind" -gt 0 ]; then
 	if [ -n "$RSYS_MISSING" ]; then
 		tap_skip "behind: write-behind counted; $RSYS_MISSING"
 		tap_skip "behind: --no-write-behind; $RSYS_MISSING"
+		tap_skip "behind: sends then exit; $RSYS_MISSING"
 	else
 		for opt in "" --no-write-behind; do
 			behind_run $opt
@@ -79,6 +80,28 @@ if [ "$behind" -gt 0 ]; then
 				tap_not_ok "behind ${opt:-(write-behind on)}: ${count:-no} sends answered early (want $want), exit $rrc"
 			fi
 		done
+		# A program that exits right after its sends to a slow reader: the last ones are
+		# still at the delegate, and the monitor waits for them (sock_drain).
+		bytes=$((256 << 10))
+		for how in native rsys; do
+			token=slow-sendexit-$how-$$
+			if [ $how = native ]; then
+				rsys_native "$FDSEM" sendexit "$token" $bytes >"$r.exit" 2>&1
+			else
+				RSYS_RUN_TIMEOUT=40 RSYS_RUN_OPTS=-v rsys_run "$FDSEM" sendexit "$token" $bytes \
+					>"$r.exit" 2>&1
+			fi
+			rrc=$?
+			got=$(rsys_native bash -c 'exec 3<>"/dev/tcp/$1/7003" && echo "$2 10000 bytes" >&3 &&
+				read -r a <&3 && echo "$a"' _ "$RSYS_WORLD_IP" "$token")
+			[ $rrc -eq 0 ] && [ "$got" = "closed $bytes" ] || break
+		done
+		if [ $rrc -eq 0 ] && [ "$got" = "closed $bytes" ]; then
+			tap_ok "behind: a program that exits right after its sends: the world got all $bytes bytes, natively and under rsys"
+		else
+			tap_diag_file "$r.exit"
+			tap_not_ok "behind: sends then exit, $how: exit $rrc, the world says \"$got\" (want \"closed $bytes\")"
+		fi
 	fi
 fi
 tap_finish

@@ -7,8 +7,9 @@
  *   tcp ADDR:7     echo every byte back until the client's EOF, then close
  *   udp ADDR:7     echo every datagram to its sender
  *   tcp ADDR:7002  read a token line, then read (never write) until EOF; remember the token
- *                  as closed
+ *                  as closed (a token that starts "slow-": 1 KiB each 5 ms)
  *   tcp ADDR:7003  read "TOKEN WAIT_MS"; answer "closed" once TOKEN's connection saw EOF,
+ *                  ("TOKEN WAIT_MS bytes": "closed N", N the bytes it read after the token line)
  *                  else "open"
  * READY_FILE is created once every port listens.
  *
@@ -47,6 +48,7 @@
 struct token {
 	size_t len;
 	char s[LINE_MAX_LEN + 1];	/* room for query_conn()'s NUL */
+	unsigned long long bytes;	/* a closed hold connection: read after the token line */
 };
 
 /* Ring of the tokens whose hold connection saw EOF, newest at closed[closed_next - 1]. */
@@ -148,15 +150,20 @@ static int read_line(int fd, struct token *t)
 	return 0;
 }
 
-/* Under closed_lock. */
-static bool closed_has(const struct token *t)
+/* Under closed_lock: the closed token @t names, or NULL. */
+static const struct token *closed_find(const struct token *t)
 {
 	unsigned int i;
 
 	for (i = 0; i < closed_n; i++)
 		if (closed[i].len == t->len && !memcmp(closed[i].s, t->s, t->len))
-			return true;
-	return false;
+			return &closed[i];
+	return NULL;
+}
+
+static bool closed_has(const struct token *t)
+{
+	return closed_find(t) != NULL;
 }
 
 static void closed_add(const struct token *t)
@@ -172,8 +179,8 @@ static void closed_add(const struct token *t)
 	pthread_mutex_unlock(&closed_lock);
 }
 
-/* Wait up to @wait_ms for @t to be closed; true if it is. */
-static bool closed_wait(const struct token *t, long long wait_ms)
+/* Wait up to @wait_ms for @t to be closed; true if it is, with its byte count in *@bytes. */
+static bool closed_wait(const struct token *t, long long wait_ms, unsigned long long *bytes)
 {
 	struct timespec deadline;
 	bool found;
@@ -196,6 +203,8 @@ static bool closed_wait(const struct token *t, long long wait_ms)
 			found = closed_has(t);
 			break;
 		}
+	if (found)
+		*bytes = closed_find(t)->bytes;
 	pthread_mutex_unlock(&closed_lock);
 	return found;
 }
@@ -231,14 +240,20 @@ static void *hold_conn(void *arg)
 	int fd = (int)(intptr_t)arg;
 	char buf[BUF_SIZE];
 	struct token t;
+	bool slow;
 	ssize_t n;
 
 	if (read_line(fd, &t) < 0) {
 		conn_error("hold", HOLD_PORT, "recv", errno);
 		goto out;
 	}
-	while ((n = recv_retry(fd, buf, sizeof(buf))) > 0)
-		;
+	slow = !strncmp(t.s, "slow-", 5);
+	t.bytes = 0;
+	while ((n = recv_retry(fd, buf, slow ? 1024 : sizeof(buf))) > 0) {
+		t.bytes += n;
+		if (slow)
+			usleep(5000);
+	}
 	if (n < 0)
 		conn_error("hold", HOLD_PORT, "recv", errno);
 	else
@@ -248,14 +263,15 @@ out:
 	return NULL;
 }
 
-/* "TOKEN WAIT_MS" (WAIT_MS optional, 0): answers "closed\n" or "open\n". */
+/* "TOKEN WAIT_MS [bytes]" (WAIT_MS optional, 0): answers "closed[ N]\n" or "open\n". */
 static void *query_conn(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
-	const char *answer;
+	unsigned long long bytes = 0;
 	long long wait_ms = 0;
+	bool with_bytes = false;
+	char answer[40], *sp, *end;
 	struct token t;
-	char *sp, *end;
 
 	if (read_line(fd, &t) < 0) {
 		conn_error("query", QUERY_PORT, "recv", errno);
@@ -267,14 +283,20 @@ static void *query_conn(void *arg)
 		*sp = '\0';
 		errno = 0;
 		wait_ms = strtoll(sp + 1, &end, 10);
-		if (end == sp + 1 || *end || errno) {
+		with_bytes = !strcmp(end, " bytes");
+		if (end == sp + 1 || (*end && !with_bytes) || errno) {
 			fprintf(stderr, "world_server: query %s:%d: bad WAIT_MS \"%s\"\n", addr_str,
 				QUERY_PORT, sp + 1);
 			goto out;
 		}
 		t.len = sp - t.s;
 	}
-	answer = closed_wait(&t, wait_ms) ? "closed\n" : "open\n";
+	if (!closed_wait(&t, wait_ms, &bytes))
+		snprintf(answer, sizeof(answer), "open\n");
+	else if (with_bytes)
+		snprintf(answer, sizeof(answer), "closed %llu\n", bytes);
+	else
+		snprintf(answer, sizeof(answer), "closed\n");
 	if (send_all(fd, answer, strlen(answer)) < 0)
 		conn_error("query", QUERY_PORT, "send", errno);
 out:
