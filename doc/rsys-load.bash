@@ -63,7 +63,7 @@ _rsys_load()
 			return
 			;;
 		esac
-		COMPREPLY=($(compgen -W '--kernel --initrd --mem --cpus --append -i --interactive -s --syscalls --trap-all --policy --delegate --no-fast-path -v --verbose -h --help --' -- "$cur"))
+		COMPREPLY=($(compgen -W '--kernel --initrd --mem --cpus --append -i --interactive -s --syscalls --trap-all --policy --delegate --no-fast-path --no-write-behind -v --verbose -h --help --' -- "$cur"))
 		;;
 	run | learn)
 		# After "--" comes PROG and its arguments.

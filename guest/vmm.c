@@ -930,7 +930,7 @@ int vmm_run(const struct vmm_opts *o)
 			 .syscalls = o->syscalls || o->delegate, .print = o->syscalls,
 			 .untrap = (o->syscalls || o->delegate) && !o->trap_all };
 	struct rsys_maps maps;
-	struct sv sv = { .policy = o->policy, .maps = &maps };
+	struct sv sv = { .policy = o->policy, .maps = &maps, .no_write_behind = o->no_write_behind };
 	struct tls_files tls = { 0 };
 	struct termios tty;
 	unsigned int i;

@@ -26,6 +26,7 @@ struct vmm_opts {
 	const char *delegate;	/* trusted processes' remote sockets go to rsys-delegate there (--delegate) */
 	const struct policy *policy;	/* ... as this policy says (its families, egress rules) */
 	bool no_fast_path;	/* ... every call of theirs exits to the VMM (no bpf/kvm_rsys.bpf.c) */
+	bool no_write_behind;	/* ... every send of theirs waits for the delegate (sv.no_write_behind) */
 };
 
 /*

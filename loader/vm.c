@@ -17,7 +17,8 @@ static void vm_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: rsys-load vm --kernel BZIMAGE --initrd FILE [--mem MIB] [--cpus N]\n"
-		"                    [--policy FILE [--delegate ADDR] [--no-fast-path]]\n"
+		"                    [--policy FILE [--delegate ADDR] [--no-fast-path]\n"
+		"                    [--no-write-behind]]\n"
 		"                    [--append ARGS]\n"
 		"                    [-i] [-s] [-v] -- PROG [ARGS...]\n"
 		"\n"
@@ -47,6 +48,8 @@ static void vm_usage(FILE *f)
 		"      --no-fast-path with --policy: every call of a trusted process exits\n"
 		"                    to the VMM, which decides it (as with -s, which has no\n"
 		"                    fast path: it prints every call)\n"
+		"      --no-write-behind with --policy: every blocking TCP send waits for the\n"
+		"                    delegate's reply (as rsys-load run's)\n"
 		"  -v, --verbose     the guest kernel's messages too, and the VM's layout\n"
 		"  -h, --help        this text\n"
 		"\n"
@@ -79,6 +82,7 @@ int do_vm(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "delegate", required_argument, NULL, 'd' },
 		{ "no-fast-path", no_argument, NULL, 'F' },
+		{ "no-write-behind", no_argument, NULL, 'W' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -130,6 +134,9 @@ int do_vm(int argc, char **argv)
 		case 'F':
 			o.no_fast_path = true;
 			break;
+		case 'W':
+			o.no_write_behind = true;
+			break;
 		case 'v':
 			log_level++;
 			break;
@@ -154,8 +161,8 @@ int do_vm(int argc, char **argv)
 		pr_err("--delegate goes with --policy\n");
 		return 2;
 	}
-	if (o.no_fast_path && !policy_file) {
-		pr_err("--no-fast-path goes with --policy\n");
+	if ((o.no_fast_path || o.no_write_behind) && !policy_file) {
+		pr_err("--no-fast-path and --no-write-behind go with --policy\n");
 		return 2;
 	}
 	if (policy_file) {
