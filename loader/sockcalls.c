@@ -58,6 +58,7 @@ struct sop {
 	socklen_t alen;			/* send: destination address at the start of buf */
 	size_t clen;			/* send: control messages after it (first chunk); recv: room for them */
 	size_t doff;			/* send: where the data of the chunk in flight starts in buf */
+	size_t pre;			/* send: data bytes read with the address (send_start) */
 	bool want_addr;			/* recv: the reply carries the peer address */
 	size_t chunk;			/* recv: bytes asked for in the request in flight */
 	char *buf;			/* request payload */
@@ -639,6 +640,34 @@ static int iov_copy(struct sop *o, char *buf, size_t off, size_t len, bool to_ca
 }
 
 /*
+ * Write @dlen bytes of @data to recv @o's one buffer (after the o->done
+ * bytes there), then the peer @addr (@alen bytes) and its length to the
+ * caller's (name, namelen) if it gave them: in that order, as Linux, with
+ * one check and one system call. 0, -EFAULT or -ENOENT (sv_write_memv).
+ */
+static int recv_put(struct sop *o, const char *data, size_t dlen, const void *addr,
+		    socklen_t alen)
+{
+	socklen_t len = alen;
+	struct iovec l[3], r[3];
+	int n = 0, failed;
+
+	if (dlen) {
+		l[n] = (struct iovec){ (void *)data, dlen };
+		r[n++] = (struct iovec){ (char *)o->iov[0].iov_base + o->done, dlen };
+	}
+	if (o->namelen) {
+		size_t put = alen < o->namecap ? alen : o->namecap;
+
+		l[n] = (struct iovec){ (void *)addr, put };
+		r[n++] = (struct iovec){ (void *)(uintptr_t)o->name, put };
+		l[n] = (struct iovec){ &len, sizeof(len) };
+		r[n++] = (struct iovec){ (void *)(uintptr_t)o->namelen, sizeof(len) };
+	}
+	return n ? sv_write_memv(o->c, l, r, n, &failed) : 0;
+}
+
+/*
  * Answer recv @o: @n (or -errno), @dlen bytes of @data, the peer @addr
  * (@alen bytes), @msg_flags and recvmsg's control messages (@clen bytes at
  * @ctl, which the delegate received with the caller's own room). @o's call
@@ -658,6 +687,14 @@ static bool recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 	}
 	if (dlen > o->total - o->done)
 		dlen = o->total - o->done;
+	if (o->niov == 1 && !o->msg && !o->mmsg_len) {
+		/* read, recv, recvfrom: the data, the address and its length in one write */
+		ret = recv_put(o, data, dlen, addr, alen);
+		n += o->done;
+		if (n > 0 && !peek)
+			mon_sock_bytes(o->h, n, 0);
+		goto answer;
+	}
 	ret = iov_copy(o, (char *)data, o->done, dlen, true);
 	n += o->done;
 	if (n > 0 && !(o->flags & MSG_PEEK))
@@ -689,6 +726,7 @@ static bool recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 		ret = sv_write_mem(o->c, o->mmsg_len, &len, sizeof(len));
 		n = 1;
 	}
+answer:
 	if (ret == -ENOENT) {
 		sv_call_free(o->c);
 		return !peek;
@@ -949,7 +987,8 @@ static void take_done(struct remote_req *r)
 
 	pthread_mutex_lock(&hs_lock);
 	hs = hs_get(o->h, false);
-	orphan = o->orphan || !sv_call_valid(o->c);
+	/* A call that is gone shows when it is answered (recv_answer): its data stay the socket's. */
+	orphan = o->orphan;
 	/* A connection error a write-behind send met, for a receive that finds nothing (wb_fits). */
 	if (hs && hs->wb_err && hs->wb_err != -EPIPE && !orphan && !o->is_accept && !r->lost &&
 	    n <= 0) {
@@ -1575,7 +1614,7 @@ static void send_next(struct sop *o)
 		return;
 	}
 	o->doff = o->alen + o->clen;
-	ret = iov_copy(o, o->buf + o->doff, o->done, n, false);
+	ret = !o->done && o->pre == n ? 0 : iov_copy(o, o->buf + o->doff, o->done, n, false);
 	if (ret) {
 		send_finish(o, ret);
 		return;
@@ -1641,7 +1680,7 @@ static void wb_start(struct sop *o, struct hstate *hs)
 	bool answered;
 	int ret;
 
-	ret = iov_copy(o, o->buf + o->alen, 0, o->total, false);
+	ret = o->pre == o->total ? 0 : iov_copy(o, o->buf + o->alen, 0, o->total, false);
 	if (ret) {
 		pthread_mutex_lock(&hs_lock);
 		hs->wb = NULL;
@@ -1667,6 +1706,21 @@ static void wb_start(struct sop *o, struct hstate *hs)
 	if (o->alen)
 		mon_event_call(c, RSYS_EV_SENDTO, o->h, o->buf, o->alen, o->total, rule, false);
 	o->c = NULL;
+	if (c->sv->killable) {
+		/*
+		 * Only the thread's death ends the call now (a signal leaves
+		 * a send to its owner, SV_INTR_OWNER, and here it is not
+		 * looked at): the bytes go first, so the delegate makes the
+		 * send while the program goes on. @o may be gone after.
+		 */
+		int64_t total = o->total;
+
+		if (sop_send(o))
+			wb_finish(o, o->lost_err, true);
+		sv_reply(c, total);
+		return;
+	}
+	/* Else a signal may end the call before the answer: then no send. */
 	answered = sv_reply(c, o->total);
 	if (!answered)
 		wb_finish(o, 0, false);
@@ -1825,6 +1879,17 @@ static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen, u
 	o->buf = malloc(o->alen + o->clen + (o->total < max ? o->total : max));
 	if (!o->buf)
 		return sop_answer(o, -ENOMEM);
+	/* sendto's address and all of its data in one read and one check, if they can be */
+	if (o->alen && !o->clen && o->niov == 1 && o->total <= max) {
+		struct iovec l[2] = { { o->buf, o->alen }, { o->buf + o->alen, o->total } };
+		struct iovec r[2] = { { (void *)(uintptr_t)addr, o->alen }, o->iov[0] };
+
+		if (sv_peek_memv(o->c, l, r, 2) == (ssize_t)(o->alen + o->total) &&
+		    sv_call_valid(o->c)) {
+			o->pre = o->total;
+			return send_begin(o);
+		}
+	}
 	ret = sv_read_mem(o->c, o->buf, addr, o->alen);
 	if (!ret)
 		ret = sv_read_mem(o->c, o->buf + o->alen, ctl, o->clen);
