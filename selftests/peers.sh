@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Benchmarks rsys against native networking and its peers (pasta, slirp4netns) on this machine.
 #
-# Usage: selftests/peers.sh [--quick] [--runs N] [--only TEST,...] [-o FILE.png] [-j]
+# Usage: selftests/peers.sh [--quick] [--runs N] [--only TEST,...] [--with ARR,...] [-o FILE.png] [-j]
 #
 # It builds its own namespaces (names end in the script's pid; all removed on exit):
 #   world    198.18.0.1/24: iperf3 -s, sockperf server, nginx (1 KiB and big file), sshd
@@ -12,6 +12,7 @@
 #   slirp    a netns given its connectivity by slirp4netns (tap0) running in the service netns
 #   rsys     "rsys-load run" compute domains (lo only), sockets executed by the delegate
 # Tests (--only takes these names): iperf1 iperf4 rtt curl wrk_out wrk_in scp.
+# Arrangements (--with takes these names): native direct rsys pasta slirp.
 # Runs are interleaved: run 1 of every test on every arrangement, then run 2, ...
 # Prints the median, min-max and ratio to native of every cell; -j prints JSON instead.
 # It asserts nothing about time; a cell whose runs all failed (timeout, wrong bytes) says so.
@@ -22,6 +23,7 @@
 
 ALL_TESTS=(iperf1 iperf4 rtt curl wrk_out wrk_in scp)
 ALL_ARRS=(native direct rsys pasta slirp)
+WITH=
 RUNS=5
 QUICK=0
 HAVE_SSHD=
@@ -42,6 +44,7 @@ while [ $# -gt 0 ]; do
 	--quick) QUICK=1; RUNS=1 ;;
 	--runs) RUNS=$2; shift ;;
 	--only) ONLY=$2; shift ;;
+	--with) WITH=$2; shift ;;
 	-o) PNG=$2; shift ;;
 	-j) JSON=1 ;;
 	-h|--help) usage ;;
@@ -60,6 +63,16 @@ done
 for t in ${ONLY//,/ }; do
 	[[ " ${ALL_TESTS[*]} " == *" $t "* ]] || { echo "peers.sh: unknown test $t (${ALL_TESTS[*]})" >&2; exit 2; }
 done
+if [ -n "$WITH" ]; then
+	for a in ${WITH//,/ }; do
+		[[ " ${ALL_ARRS[*]} " == *" $a "* ]] || { echo "peers.sh: unknown arrangement $a (${ALL_ARRS[*]})" >&2; exit 2; }
+	done
+	ARRS=()
+	for a in "${ALL_ARRS[@]}"; do
+		[[ ,$WITH, == *,$a,* ]] && ARRS+=("$a")
+	done
+	ALL_ARRS=("${ARRS[@]}")
+fi
 [ "$(id -u)" -eq 0 ] || { echo "peers.sh: needs root (network namespaces)" >&2; exit 4; }
 
 # Sizes and durations: the quick run only proves that the bytes move.
@@ -206,6 +219,8 @@ rsys_up()
 	fi
 	# lib.sh's test policy: egress to 198.18.0.0/24, binding in the service netns.
 	rsys_delegate_start >/dev/null || { NA[rsys]="rsys-delegate did not start"; return; }
+	# Attached, as rsys is used (README): BPF's signal events let held calls wait killably.
+	rsys_attach_once || log "rsys-load attach failed: rsys runs unattached"
 	HAVE[rsys]=1
 	# Direct mode comes with another change: detected from the loader's own help.
 	if "$RSYS_LOAD" run --help 2>&1 | grep -q -- '--mode.*direct'; then
