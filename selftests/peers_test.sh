@@ -37,7 +37,7 @@ for r in d["tests"]:
         print("\t".join([c["status"], r["test"], a, detail.replace("\t", " ").replace("\n", " ")]))
 EOF
 n=$(wc -l <"$RSYS_TMP/cells")
-tap_plan $((n + 2))
+tap_plan $((n + 3))
 while IFS=$'\t' read -r st t a detail; do
 	case $st in
 	ok) tap_ok "$a $t: moved the bytes ($detail)" ;;
@@ -61,5 +61,15 @@ if [ -n "$left" ]; then
 	tap_not_ok "peers.sh left namespaces or directories behind: $left"
 else
 	tap_ok "peers.sh leaves no namespace or directory behind"
+fi
+
+# --with takes only the arrangements it knows, and says which they are.
+"$RSYS_SRC/selftests/peers.sh" --quick --with native,bogus >"$RSYS_TMP/with.out" 2>&1
+rc=$?
+if [ "$rc" -eq 2 ] && grep -q 'unknown arrangement bogus (native direct rsys pasta slirp)' "$RSYS_TMP/with.out"; then
+	tap_ok "peers.sh --with native,bogus: usage error (exit 2) naming the arrangements"
+else
+	tap_diag_file "$RSYS_TMP/with.out"
+	tap_not_ok "peers.sh --with native,bogus: exit $rc, not a usage error naming the arrangements"
 fi
 tap_finish
