@@ -446,28 +446,51 @@ enum sv_verdict sys_shutdown(struct sv_call *c)
 }
 
 /*
- * The result of a call that fills a buffer and says its length (names,
- * options): @n bytes of @src at @buf, then @len at @lenp, as Linux writes
- * them (a fault in the buffer leaves the length unwritten); one check and
- * one write.
+ * The pieces of a result that fills a buffer and says its length (names,
+ * options): @n bytes of @src at @buf, then *@len at @lenp, as Linux writes
+ * them (a fault in the buffer leaves the length unwritten). Two, at @l/@r.
  */
+static int with_len_pieces(struct iovec *l, struct iovec *r, uint64_t buf, const void *src,
+			   size_t n, uint64_t lenp, const socklen_t *len)
+{
+	l[0] = (struct iovec){ (void *)src, n };
+	r[0] = (struct iovec){ (void *)(uintptr_t)buf, n };
+	l[1] = (struct iovec){ (void *)len, sizeof(*len) };
+	r[1] = (struct iovec){ (void *)(uintptr_t)lenp, sizeof(*len) };
+	return 2;
+}
+
+/* Such a result (with_len_pieces) with one check and one write. */
 static int put_with_len(struct sv_call *c, uint64_t buf, const void *src, size_t n,
 			uint64_t lenp, socklen_t len)
 {
-	struct iovec l[2] = { { (void *)src, n }, { &len, sizeof(len) } };
-	struct iovec r[2] = { { (void *)(uintptr_t)buf, n }, { (void *)(uintptr_t)lenp, sizeof(len) } };
+	struct iovec l[2], r[2];
 	int failed;
 
+	with_len_pieces(l, r, buf, src, n, lenp, &len);
 	return sv_write_memv(c, l, r, 2, &failed);
+}
+
+/*
+ * The pieces of writing a reply's address (@addr, *@len bytes) to the
+ * caller's (name, namelen) pair, at @l/@r: two, or none without the pair.
+ */
+static int name_pieces(const struct sop *o, struct iovec *l, struct iovec *r, const void *addr,
+		       const socklen_t *len)
+{
+	if (!o->namelen)
+		return 0;
+	return with_len_pieces(l, r, o->name, addr, *len < o->namecap ? *len : o->namecap,
+			       o->namelen, len);
 }
 
 /* Write the address of a reply (@addr, @len bytes) to the caller's (name, namelen) pair. */
 static int put_name(struct sop *o, const void *addr, socklen_t len)
 {
-	if (!o->namelen)
-		return 0;
-	return put_with_len(o->c, o->name, addr, len < o->namecap ? len : o->namecap, o->namelen,
-			    len);
+	struct iovec l[2], r[2];
+	int n = name_pieces(o, l, r, addr, &len), failed;
+
+	return n ? sv_write_memv(o->c, l, r, n, &failed) : 0;
 }
 
 /* Read the caller's address buffer size *(socklen_t *)@lenp for a later put_name. */
@@ -648,7 +671,6 @@ static int iov_copy(struct sop *o, char *buf, size_t off, size_t len, bool to_ca
 static int recv_put(struct sop *o, const char *data, size_t dlen, const void *addr,
 		    socklen_t alen)
 {
-	socklen_t len = alen;
 	struct iovec l[3], r[3];
 	int n = 0, failed;
 
@@ -656,14 +678,7 @@ static int recv_put(struct sop *o, const char *data, size_t dlen, const void *ad
 		l[n] = (struct iovec){ (void *)data, dlen };
 		r[n++] = (struct iovec){ (char *)o->iov[0].iov_base + o->done, dlen };
 	}
-	if (o->namelen) {
-		size_t put = alen < o->namecap ? alen : o->namecap;
-
-		l[n] = (struct iovec){ (void *)addr, put };
-		r[n++] = (struct iovec){ (void *)(uintptr_t)o->name, put };
-		l[n] = (struct iovec){ &len, sizeof(len) };
-		r[n++] = (struct iovec){ (void *)(uintptr_t)o->namelen, sizeof(len) };
-	}
+	n += name_pieces(o, l + n, r + n, addr, &alen);
 	return n ? sv_write_memv(o->c, l, r, n, &failed) : 0;
 }
 
@@ -679,6 +694,8 @@ static bool recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 			const void *addr, socklen_t alen, int msg_flags, const void *ctl, size_t clen)
 {
 	bool peek = o->flags & MSG_PEEK;
+	/* read, recv, recvfrom: the data, the address and its length in one write */
+	bool one = o->niov == 1 && !o->msg && !o->mmsg_len;
 	int ret;
 
 	if (n < 0) {
@@ -687,17 +704,12 @@ static bool recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 	}
 	if (dlen > o->total - o->done)
 		dlen = o->total - o->done;
-	if (o->niov == 1 && !o->msg && !o->mmsg_len) {
-		/* read, recv, recvfrom: the data, the address and its length in one write */
+	if (one)
 		ret = recv_put(o, data, dlen, addr, alen);
-		n += o->done;
-		if (n > 0 && !peek)
-			mon_sock_bytes(o->h, n, 0);
-		goto answer;
-	}
-	ret = iov_copy(o, (char *)data, o->done, dlen, true);
+	else
+		ret = iov_copy(o, (char *)data, o->done, dlen, true);
 	n += o->done;
-	if (n > 0 && !(o->flags & MSG_PEEK))
+	if (n > 0 && !peek)
 		mon_sock_bytes(o->h, n, 0);
 	if (!ret && o->msg) {
 		struct msghdr m;
@@ -717,7 +729,7 @@ static bool recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 		m.msg_controllen = clen;
 		if (!ret)
 			ret = sv_write_mem(o->c, o->msg, &m, sizeof(m));
-	} else if (!ret && o->namelen) {
+	} else if (!ret && !one) {
 		ret = put_name(o, addr, alen);
 	}
 	if (!ret && o->mmsg_len) {
@@ -726,7 +738,6 @@ static bool recv_answer(struct sop *o, int64_t n, const char *data, size_t dlen,
 		ret = sv_write_mem(o->c, o->mmsg_len, &len, sizeof(len));
 		n = 1;
 	}
-answer:
 	if (ret == -ENOENT) {
 		sv_call_free(o->c);
 		return !peek;
@@ -1884,8 +1895,7 @@ static enum sv_verdict send_start(struct sop *o, uint64_t addr, uint64_t alen, u
 		struct iovec l[2] = { { o->buf, o->alen }, { o->buf + o->alen, o->total } };
 		struct iovec r[2] = { { (void *)(uintptr_t)addr, o->alen }, o->iov[0] };
 
-		if (sv_peek_memv(o->c, l, r, 2) == (ssize_t)(o->alen + o->total) &&
-		    sv_call_valid(o->c)) {
+		if (!sv_read_memv(o->c, l, r, 2)) {
 			o->pre = o->total;
 			return send_begin(o);
 		}

@@ -489,14 +489,24 @@ bool sv_call_valid(const struct sv_call *c)
 int sv_read_mem(struct sv_call *c, void *dst, uint64_t addr, size_t len)
 {
 	struct iovec local = { dst, len }, remote = { (void *)(uintptr_t)addr, len };
-	ssize_t n;
 
-	if (!len)
+	return sv_read_memv(c, &local, &remote, 1);
+}
+
+int sv_read_memv(struct sv_call *c, const struct iovec *local, const struct iovec *remote, int n)
+{
+	size_t total = 0;
+	ssize_t got;
+	int i;
+
+	for (i = 0; i < n; i++)
+		total += local[i].iov_len;
+	if (!total)
 		return 0;
-	n = c->sv->front->mem(c, &local, &remote, 1, false);
+	got = c->sv->front->mem(c, local, remote, n, false);
 	if (!sv_call_valid(c))
 		return -ENOENT;
-	return n == (ssize_t)len ? 0 : -EFAULT;
+	return got == (ssize_t)total ? 0 : -EFAULT;
 }
 
 int sv_write_mem(struct sv_call *c, uint64_t addr, const void *src, size_t len)

@@ -179,6 +179,9 @@ static inline void sv_on_signal(struct sv_call *c, enum sv_intr how)
 int sv_read_mem(struct sv_call *c, void *dst, uint64_t addr, size_t len);
 int sv_write_mem(struct sv_call *c, uint64_t addr, const void *src, size_t len);
 
+/* Read @n pieces (process_vm_readv iovecs) with one system call and one check after them: as sv_read_mem. */
+int sv_read_memv(struct sv_call *c, const struct iovec *local, const struct iovec *remote, int n);
+
 /*
  * Read @n pieces of the caller's memory without checking that the call is
  * still waiting: for hot paths that mostly end in SV_CONTINUE, where stale
