@@ -71,6 +71,7 @@ struct sop {
 	bool counted;			/* in the REMOTE class counter already (one per call, not per chunk) */
 	bool wb;			/* send: answered before it was made (write-behind) */
 	bool stream;			/* send: the last reply said RSYS_SEND_STREAM */
+	bool so_error;			/* getsockopt(SOL_SOCKET, SO_ERROR) */
 	uint32_t wb_gen;		/* send: hstate.wb_gen at its start */
 	int domain, stype;		/* socket: its family and type, for trace events */
 	int64_t rule;			/* the delegate's egress verdict (reply a5, RSYS_RULE_*) */
@@ -809,9 +810,9 @@ static void sop_append(struct sop **list, struct sop *o)
  * socket's next send, and any other call on it but a receive, waits for it,
  * and every call but a look (options, names, FIONREAD) ends write-behind
  * until a send says RSYS_SEND_STREAM again. What it failed with goes to the
- * socket's next send, or to its next receive that finds nothing (end of
- * file or an error): as Linux reports a connection error that comes just
- * after a send. The socket's CLOSE waits for it, and so does the monitor's
+ * socket's next send, to its next receive that finds nothing (end of
+ * file or an error), or to SO_ERROR (so_error_behind): as Linux reports a
+ * connection error that comes just after a send. The socket's CLOSE waits for it, and so does the monitor's
  * end (sock_drain).
  */
 static bool wb_fits(const struct hstate *hs, const struct sop *o)
@@ -2174,17 +2175,51 @@ enum sv_verdict sys_sendfile(struct sv_call *c)
 	return sop_submit(o, sendfile_done);
 }
 
+/*
+ * A connection error that a write-behind send met is what Linux keeps as
+ * the socket's error for SO_ERROR when no call of the program reported it:
+ * the delegate's send took it from the delegate's socket, so the answer of
+ * a SO_ERROR that found none there carries it instead (once, as SO_ERROR
+ * clears it). EPIPE is not a kept error: a short send leaves it to the next.
+ */
+static bool so_error_behind(struct sop *o, int *val)
+{
+	struct hstate *hs;
+	bool took = false;
+
+	if (*val)
+		return false;
+	pthread_mutex_lock(&hs_lock);
+	hs = hs_get(o->h, false);
+	if (hs && hs->wb_err && hs->wb_err != -EPIPE) {
+		*val = -hs->wb_err;
+		hs->wb_err = 0;
+		took = true;
+	}
+	if (hs)
+		hs_put(hs);
+	pthread_mutex_unlock(&hs_lock);
+	return took;
+}
+
 static void getsockopt_done(struct remote_req *r)
 {
 	struct sop *o = r->arg;
 	int64_t ret = sop_result(o);
+	const void *val = r->rpayload;
+	size_t n = r->f.len;
+	int so_error;
 	socklen_t len;
 	int err;
 
 	if (ret >= 0) {
 		len = r->f.a[1];
-		err = put_with_len(o->c, o->out, r->rpayload, r->f.len < len ? r->f.len : len,
-				   o->outlen, len);
+		if (o->so_error && n == sizeof(so_error)) {
+			memcpy(&so_error, val, n);
+			if (so_error_behind(o, &so_error))
+				val = &so_error;
+		}
+		err = put_with_len(o->c, o->out, val, n < len ? n : len, o->outlen, len);
 		if (err)
 			ret = err;
 	}
@@ -2210,6 +2245,7 @@ enum sv_verdict sys_getsockopt(struct sv_call *c)
 	o->r.f.a[1] = (int)c->sys.args[1];
 	o->r.f.a[2] = (int)c->sys.args[2];
 	o->r.f.a[3] = len < SOP_MAX_OPT ? len : SOP_MAX_OPT;
+	o->so_error = (int)c->sys.args[1] == SOL_SOCKET && (int)c->sys.args[2] == SO_ERROR;
 	o->out = c->sys.args[3];
 	o->outlen = c->sys.args[4];
 	return sop_submit(o, getsockopt_done);

@@ -1536,6 +1536,45 @@ static void sc_behind(void)
 		T(close(c), "close(%d)", c);
 		T(close(l), "close(%d)", l);
 	}
+
+	/*
+	 * The peer resets the connection after a send got through; the next
+	 * send meets the reset. Linux reports it to that send, or to SO_ERROR
+	 * when the send went out first: once either way, then EPIPE.
+	 */
+	{
+		struct sockaddr_in sin = sin_of(service_ip, SERVICE_PORT + 6);
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		socklen_t len = sizeof(int);
+		struct pollfd p;
+		int l, c, a, one = 1, err = 0, send_err = 0, seen;
+		char b;
+
+		l = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		T(bind(l, (struct sockaddr *)&sin, sizeof(sin)), "bind(%d, %s:%d)", l, service_ip,
+		  SERVICE_PORT + 6);
+		T(listen(l, 1), "listen(%d, 1)", l);
+		c = T(socket(AF_INET, SOCK_STREAM, 0), "socket(AF_INET, SOCK_STREAM)");
+		T(connect(c, (struct sockaddr *)&sin, sizeof(sin)), "connect(%d)", c);
+		a = T(accept(l, NULL, NULL), "accept(%d)", l);
+		T(send(c, "x", 1, MSG_NOSIGNAL), "send(%d, 1)", c);
+		T(recv(a, &b, 1, 0), "recv(%d, 1)", a);
+		T(setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), "setsockopt(%d, SO_LINGER 0)", a);
+		T(close(a), "close(%d): reset", a);
+		p = (struct pollfd){ .fd = c, .events = POLLIN };
+		T(poll(&p, 1, 5000), "poll(%d) for the reset", c);
+		if (send(c, "y", 1, MSG_NOSIGNAL) < 0)
+			send_err = errno;
+		getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len);
+		seen = !!send_err + !!err;
+		printf("the reset was reported %d time(s): %s\n", seen,
+		       strerror(send_err ? send_err : err));
+		check(seen == 1 && (send_err ? send_err : err) == ECONNRESET, "a reset after a send");
+		T(send(c, "z", 1, MSG_NOSIGNAL), "send(%d, 1) after the reset", c);
+		T(close(c), "close(%d)", c);
+		T(close(l), "close(%d)", l);
+	}
 	lowest_free();
 }
 
