@@ -16,6 +16,7 @@
 
 /* How often a cancelled request that is still running is signalled again. */
 #define KICK_INTERVAL_MS	2
+#define BEHIND_LINGER_S		60	/* session_end: how long answered sends may still take */
 
 static unsigned int session_ids;
 
@@ -694,11 +695,68 @@ static void session_free(struct session *s)
 	free(s);
 }
 
-/* End every request, wait for the delegate threads, close every socket. */
+/* A send the client answered before it was made (RSYS_SEND_BEHIND): its end is ours. */
+static bool answered_send(const struct request *req)
+{
+	return req->f.op == RSYS_OP_SEND && (req->f.a[4] & RSYS_SEND_BEHIND);
+}
+
+/*
+ * Drop the queued requests and cancel the running ones, but with @keep_sends
+ * the answered sends, which stay queued and run. Returns how many of those
+ * are left. Called with s->lock held.
+ */
+static unsigned int end_requests(struct session *s, bool keep_sends)
+{
+	struct request *req, **pp, *last = NULL;
+	unsigned int kept = 0;
+
+	for (pp = &s->queue; (req = *pp);) {
+		if (keep_sends && answered_send(req)) {
+			kept++;
+			last = req;
+			pp = &req->next;
+			continue;
+		}
+		*pp = req->next;
+		s->queued--;
+		s->outstanding--;
+		request_free(req);
+	}
+	s->queue_tail = last;
+	for (req = s->running; req; req = req->next) {
+		if (keep_sends && answered_send(req)) {
+			kept++;
+			continue;
+		}
+		if (!req->cancelled)
+			s->kicks++;
+		req->cancelled = true;
+	}
+	return kept;
+}
+
+static void deadline_ms(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * End every request, wait for the delegate threads, close every socket.
+ * Sends the client answered before they were made (write-behind) still go
+ * out, for up to BEHIND_LINGER_S, as the kernel still sends what a closed
+ * socket's buffer holds: their sockets close after them.
+ */
 static void session_end(struct session *s)
 {
-	struct request *req;
-	struct timespec ts;
+	struct timespec ts, linger_end;
+	unsigned int kept;
 	uint32_t i;
 
 	/*
@@ -709,26 +767,21 @@ static void session_end(struct session *s)
 	shutdown(s->fd, SHUT_RDWR);
 	pthread_mutex_lock(&s->lock);
 	s->closing = true;
-	while ((req = s->queue)) {
-		s->queue = req->next;
-		request_free(req);
-	}
-	s->queue_tail = NULL;
-	s->outstanding -= s->queued;
-	s->queued = 0;
-	for (req = s->running; req; req = req->next) {
-		if (!req->cancelled)
-			s->kicks++;
-		req->cancelled = true;
-	}
+	kept = end_requests(s, true);
+	if (kept)
+		pr_info("session %u: %u answered sends still going out (up to %d s)\n", s->id, kept,
+			BEHIND_LINGER_S);
 	pthread_cond_broadcast(&s->work);
+	deadline_ms(&linger_end, BEHIND_LINGER_S * 1000L);
 	while (s->workers) {
 		kick_locked(s);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += KICK_INTERVAL_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		deadline_ms(&ts, s->kicks ? KICK_INTERVAL_MS : 100);
+		if (kept && (ts.tv_sec > linger_end.tv_sec ||
+			     (ts.tv_sec == linger_end.tv_sec && ts.tv_nsec >= linger_end.tv_nsec))) {
+			kept = end_requests(s, true);
+			pr_warn("session %u: answered sends still not out after %d s: cancelled\n",
+				s->id, BEHIND_LINGER_S);
+			continue;
 		}
 		pthread_cond_timedwait(&s->idle, &s->lock, &ts);
 	}

@@ -143,8 +143,9 @@ struct hstate {
 static pthread_mutex_t hs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hstate *hs_tab[HS_BUCKETS];
 static unsigned int wb_inflight;	/* write-behind sends in flight, all sockets (under hs_lock) */
+static unsigned int wb_unsent;		/* ... whose request is not queued for the delegate yet */
 static unsigned long long wb_total;	/* ... made since the start */
-static pthread_cond_t wb_cond = PTHREAD_COND_INITIALIZER;	/* wb_inflight went down */
+static pthread_cond_t wb_cond = PTHREAD_COND_INITIALIZER;	/* wb_unsent went down */
 
 /*
  * The readiness that a call @op may end (epoll.h, ep_used): a receive's, a
@@ -1253,7 +1254,7 @@ bool sock_handle_gone(struct sv *sv, uint64_t h)
 void sock_drain(int ms)
 {
 	struct timespec ts;
-	unsigned int left;
+	unsigned int unsent, left;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += ms / 1000;
@@ -1263,14 +1264,27 @@ void sock_drain(int ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&hs_lock);
-	while (wb_inflight && !pthread_cond_timedwait(&wb_cond, &hs_lock, &ts))
+	while (wb_unsent && !pthread_cond_timedwait(&wb_cond, &hs_lock, &ts))
 		;
+	unsent = wb_unsent;
 	left = wb_inflight;
 	pthread_mutex_unlock(&hs_lock);
 	pr_info("%llu sends answered before the delegate made them (write-behind)\n", wb_total);
-	if (left)
-		pr_warn("%u sends were still at the delegate %d ms after the program: they may not all go out\n",
-			left, ms);
+	if (left > unsent)
+		pr_info("%u of them still at the delegate, which makes them after the session (rsys-delegate(8))\n",
+			left - unsent);
+	if (unsent)
+		pr_warn("%u answered sends were not handed to the delegate within %d ms: they are lost\n",
+			unsent, ms);
+}
+
+/* The request of an answered write-behind send is queued for the delegate, or is never made. */
+static void wb_handed(void)
+{
+	pthread_mutex_lock(&hs_lock);
+	wb_unsent--;
+	pthread_cond_broadcast(&wb_cond);
+	pthread_mutex_unlock(&hs_lock);
 }
 
 static enum sv_verdict recv_submit(struct sop *o)
@@ -1697,6 +1711,7 @@ static void wb_start(struct sop *o, struct hstate *hs)
 		pthread_mutex_lock(&hs_lock);
 		hs->wb = NULL;
 		wb_inflight--;
+		wb_unsent--;
 		pthread_cond_broadcast(&wb_cond);
 		pthread_mutex_unlock(&hs_lock);
 		send_finish(o, ret);
@@ -1710,6 +1725,7 @@ static void wb_start(struct sop *o, struct hstate *hs)
 	o->r.f.a[0] = o->h;
 	o->r.f.a[1] = o->flags;
 	o->r.f.a[2] = o->alen;
+	o->r.f.a[4] = RSYS_SEND_BEHIND;	/* the session's end does not cancel it */
 	o->r.f.len = o->alen + o->total;
 	o->r.payload = o->buf;
 	o->r.done = send_done;
@@ -1729,6 +1745,7 @@ static void wb_start(struct sop *o, struct hstate *hs)
 
 		if (sop_send(o))
 			wb_finish(o, o->lost_err, true);
+		wb_handed();
 		sv_reply(c, total);
 		return;
 	}
@@ -1738,6 +1755,7 @@ static void wb_start(struct sop *o, struct hstate *hs)
 		wb_finish(o, 0, false);
 	else if (sop_send(o))
 		wb_finish(o, o->lost_err, true);
+	wb_handed();
 }
 
 /*
@@ -1773,7 +1791,6 @@ static void wb_finish(struct sop *o, int64_t n, bool made)
 		hs_put(hs);
 	}
 	wb_inflight--;
-	pthread_cond_broadcast(&wb_cond);
 	pthread_mutex_unlock(&hs_lock);
 	if (made && n > 0)
 		mon_sock_bytes(o->h, 0, n);
@@ -1841,6 +1858,7 @@ static enum sv_verdict send_begin(struct sop *o)
 	} else if (wb_fits(hs, o)) {
 		hs->wb = o;
 		wb_inflight++;
+		wb_unsent++;
 		wb_total++;
 		pthread_mutex_unlock(&hs_lock);
 		wb_start(o, hs);

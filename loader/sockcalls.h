@@ -56,8 +56,9 @@ void sock_exec_done(struct sv_call *c);
 bool sock_handle_gone(struct sv *sv, uint64_t h);
 
 /*
- * Wait up to @ms for the write-behind sends still at the delegate (the
- * program answered already): before the session ends with the program.
+ * Before the session ends with the program: wait up to @ms until every
+ * write-behind send (the program answered already) is handed to the
+ * delegate, which makes those still running after the session's end.
  */
 void sock_drain(int ms);
 /*

@@ -139,7 +139,7 @@
 
 #define SV_CHECK_MS	20	/* how often blocked remote calls are checked for a signal */
 #define SV_LINGER_MS	1000	/* ... and for how long after the last one was seen */
-#define SV_DRAIN_MS	5000	/* sv_stop: how long sends answered before they were made may take */
+#define SV_DRAIN_MS	2000	/* sv_stop: how long answered sends may take to reach the writer */
 
 /* Tags in the low bits of epoll data (pointers are 8-byte aligned). */
 enum { EV_ANCHOR = 0, EV_PROC = 1, EV_CTL = 2, EV_TAG = 3 };

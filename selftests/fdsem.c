@@ -1578,22 +1578,27 @@ static void sc_behind(void)
 	lowest_free();
 }
 
+#define EXIT_LAST	(64 * 1024)	/* send_exit's last send */
+
 /*
  * fdsem sendexit TOKEN BYTES: BYTES to the hold service under TOKEN in
- * SLOW_CHUNK sends through a small send buffer, then exit at once, the
- * socket open: the kernel sends what it took after the program is gone, and
- * so must rsys (fdsem_test.sh asks the world how many bytes came).
+ * SLOW_CHUNK sends, the last EXIT_LAST bytes in one, through a small send
+ * buffer, then exit at once, the socket open: the kernel sends what it took
+ * after the program is gone, and so must rsys (fdsem_test.sh asks the world
+ * how many bytes came). The last send outlasts the program at the delegate.
  */
 static void send_exit(const char *token, size_t total)
 {
-	unsigned char chunk[SLOW_CHUNK];
+	static unsigned char chunk[EXIT_LAST];
 	int fd, small = 16 * 1024;
 	size_t sent = 0, i, n;
 
 	fd = hold_connect(token, 0);
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 	while (sent < total) {
-		n = total - sent < SLOW_CHUNK ? total - sent : SLOW_CHUNK;
+		n = total - sent;	/* the last EXIT_LAST bytes in one send */
+		if (n > EXIT_LAST)
+			n = n - EXIT_LAST < SLOW_CHUNK ? n - EXIT_LAST : SLOW_CHUNK;
 		for (i = 0; i < n; i++)
 			chunk[i] = slow_byte(sent + i);
 		if (send(fd, chunk, n, 0) != (ssize_t)n)

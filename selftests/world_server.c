@@ -7,7 +7,7 @@
  *   tcp ADDR:7     echo every byte back until the client's EOF, then close
  *   udp ADDR:7     echo every datagram to its sender
  *   tcp ADDR:7002  read a token line, then read (never write) until EOF; remember the token
- *                  as closed (a token that starts "slow-": 1 KiB each 5 ms)
+ *                  as closed (a token that starts "slow-": 1 KiB each 20 ms)
  *   tcp ADDR:7003  read "TOKEN WAIT_MS"; answer "closed" once TOKEN's connection saw EOF,
  *                  ("TOKEN WAIT_MS bytes": "closed N", N the bytes it read after the token line)
  *                  else "open"
@@ -252,7 +252,7 @@ static void *hold_conn(void *arg)
 	while ((n = recv_retry(fd, buf, slow ? 1024 : sizeof(buf))) > 0) {
 		t.bytes += n;
 		if (slow)
-			usleep(5000);
+			usleep(20000);
 	}
 	if (n < 0)
 		conn_error("hold", HOLD_PORT, "recv", errno);

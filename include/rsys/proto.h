@@ -65,7 +65,7 @@ enum rsys_op {
 	RSYS_OP_BIND,		/* a0 h; payload sockaddr */
 	RSYS_OP_LISTEN,		/* a0 h, a1 backlog */
 	RSYS_OP_ACCEPT,		/* a0 h, a1 flags (SOCK_NONBLOCK) -> a0 new handle; payload peer sockaddr */
-	RSYS_OP_SEND,		/* a0 h, a1 flags, a2 addrlen, a3 controllen; payload addr (a2 bytes), control (a3 bytes), data -> a0 bytes sent */
+	RSYS_OP_SEND,		/* a0 h, a1 flags, a2 addrlen, a3 controllen, a4 RSYS_SEND_BEHIND; payload addr (a2 bytes), control (a3 bytes), data -> a0 bytes sent */
 	RSYS_OP_RECV,		/* a0 h, a1 len, a2 flags, a3 want addr, a4 control room -> a0 bytes, a1 addrlen, a2 msg_flags, a4 controllen; payload data, addr, control */
 	RSYS_OP_SHUTDOWN,	/* a0 h, a1 how */
 	RSYS_OP_GETSOCKOPT,	/* a0 h, a1 level, a2 optname, a3 optlen -> a1 optlen; payload value */
@@ -100,6 +100,13 @@ enum rsys_op {
  * reply (write-behind, rsys-load(8)).
  */
 #define RSYS_SEND_STREAM	0x1
+
+/*
+ * a4 of a SEND request: the client answered this send already (write-behind).
+ * When the session ends the delegate still makes it, for a while, before it
+ * closes the socket, as the kernel sends a closed socket's buffer.
+ */
+#define RSYS_SEND_BEHIND	0x1
 
 struct rsys_pollfd {
 	uint64_t handle;
