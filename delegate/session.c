@@ -851,7 +851,7 @@ static void *session_main(void *arg)
 	uint8_t *buf = malloc(RSYS_MAX_PAYLOAD), *payload;
 	struct frame_reader rd;
 	struct rsys_frame f;
-	int err, fd;
+	int err, fd, client;
 
 	/* Only a unix client can pass a socket (direct mode); from others an fd is an error. */
 	err = frame_reader_init(&rd, s->fd, s->client != CLIENT_TLS);
@@ -894,8 +894,10 @@ out:
 	pr_info("session %u: ended\n", s->id);
 	free(buf);
 	free(r.buf);
-	__atomic_sub_fetch(&dlg.client_sessions[s->client], 1, __ATOMIC_RELAXED);
+	client = s->client;
+	/* answered sends may keep it a while: it counts against its client until then */
 	session_end(s);
+	__atomic_sub_fetch(&dlg.client_sessions[client], 1, __ATOMIC_RELAXED);
 	stat_sub(sessions, 1);
 	stat_sub(threads, 1);
 	return NULL;
