@@ -421,6 +421,56 @@ static int cmd_threads(char **av)
 }
 
 /*
+ * linger ADDR N HOST PORT BEHIND: N sessions that each listen on HOST:PORT+i
+ * (never accepting), connect to it and leave 1 MiB of sends blocked on that
+ * connection, marked RSYS_SEND_BEHIND when BEHIND is 1, and disconnect; then
+ * whether a new session is served. The sessions of answered sends outlive
+ * their connection (up to 60 s): they must still count against "limit
+ * sessions".
+ */
+static int cmd_linger(char **av)
+{
+	static uint8_t data[RSYS_MAX_PAYLOAD];
+	int n = atoi(av[1]), i, j, fd, small = 4096;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int64_t l, h, ret;
+	char port[16];
+
+	for (i = 0; i < n; i++) {
+		snprintf(port, sizeof(port), "%d", atoi(av[3]) + i);
+		len = sockaddr_of(av[2], port, &ss);
+		fd = session_connect(av[0]);
+		if (fd < 0 || !len)
+			return 2;
+		l = d_socket(fd, ss.ss_family, SOCK_STREAM);
+		h = d_socket(fd, ss.ss_family, SOCK_STREAM);
+		if (call(fd, RSYS_OP_BIND, &ss, len, l, 0, 0, 0, NULL) ||
+		    call(fd, RSYS_OP_LISTEN, NULL, 0, l, 1, 0, 0, NULL) ||
+		    call(fd, RSYS_OP_SETSOCKOPT, &small, sizeof(small), h, SOL_SOCKET, SO_SNDBUF, 0,
+			 NULL) ||
+		    call(fd, RSYS_OP_CONNECT, &ss, len, h, 0, 0, 0, NULL)) {
+			printf("session %d: cannot set up the connection\n", i);
+			return 2;
+		}
+		for (j = 0; j < 4; j++) {
+			struct rsys_frame f = { .op = RSYS_OP_SEND, .id = next_id++, .len = sizeof(data),
+						.a = { h, 0, 0, 0, atoi(av[4]) ? RSYS_SEND_BEHIND : 0 } };
+
+			if (frame_send(fd, &f, data))
+				return 2;
+		}
+		usleep(200000);	/* the sends are running, blocked */
+		close(fd);
+	}
+	usleep(200000);
+	fd = addr_connect(av[0], NULL);
+	ret = fd < 0 ? INT64_MIN : call(fd, RSYS_OP_HELLO, NULL, 0, RSYS_VERSION, 0, 0, 0, NULL);
+	printf("a new session is %s\n", ret == RSYS_VERSION ? "served" : res(ret));
+	return 0;
+}
+
+/*
  * sockfd ADDR UID HOST PORT: as UID, ask for a socket of the delegate's own
  * (direct mode's SOCKFD) and reach HOST:PORT with it, past every egress rule.
  */
@@ -479,6 +529,7 @@ static const struct {
 	{ "sessions", 2, cmd_sessions },
 	{ "handles", 2, cmd_handles },
 	{ "threads", 4, cmd_threads },
+	{ "linger", 5, cmd_linger },
 };
 
 int main(int argc, char **argv)

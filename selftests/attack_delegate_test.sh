@@ -141,7 +141,7 @@ RSYS_PIDS+=($!)
 rsys_wait_file "$RSYS_TMP/lo4.ready" && rsys_wait_file "$RSYS_TMP/lo6.ready" ||
 	ksft_skip "loopback servers in the service netns did not start"
 
-tap_plan 36
+tap_plan 39
 
 # 1. Who may connect: SO_PEERCRED against 'client uid', from another netns, not under rsys.
 check "peer credentials: uid 65534 from another netns gets no session, nothing fetched" \
@@ -271,5 +271,20 @@ else
 	tap_not_ok "global socket cap: $(echo $out)"
 fi
 check "  the cap is logged" grep -q "sockets open in all sessions" "$RSYS_TMP/b.log"
+
+# 7. Sessions outliving their connection: the sends a client marks as answered already
+# (write-behind) still go out after it disconnects, for up to 60 s; until then the session
+# counts against the client's limit, or disconnecting would open sessions without bound. The
+# sends block on a connection to a listener of the same session that never accepts.
+SOCK_C=$RSYS_SOCKDIR/c.sock
+attack_policy "$RSYS_TMP/c.policy" "$SOCK_C" "0" "limit sessions 2" "allow bind tcp 127.0.0.1 *" \
+	"allow tcp 127.0.0.1 *"
+delegate_up c "$SOCK_C" "$RSYS_TMP/c.policy"
+expect "  control: 2 sessions leave plain sends blocked and disconnect: they end, a new one is served" \
+	"a new session is served" atk linger "unix:$SOCK_C" 2 127.0.0.1 8100 0
+expect "limit sessions 2: 2 sessions leave answered sends blocked and disconnect: a 3rd is refused" \
+	"a new session is EUSERS" atk linger "unix:$SOCK_C" 2 127.0.0.1 8110 1
+check "  the delegate says the sends still go out" \
+	grep -q "answered sends still going out (up to 60 s)" "$RSYS_TMP/c.log"
 
 tap_finish
