@@ -9,6 +9,11 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define AF_INET		2
 #define AF_INET6	10
+#define ETH_P_IP	0x0800
+#define ETH_P_IPV6	0x86DD
+#define SOCK_DGRAM	2
+#define IPPROTO_ICMP	1
+#define IPPROTO_ICMPV6	58
 
 /* Set by the delegate before it loads the object; read-only to the programs. */
 const volatile __u32 n_rules = 0;
@@ -62,4 +67,74 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 		return judge(AF_INET, (__u32[4]){ a[3], 0, 0, 0 }, bpf_ntohs(ctx->user_port),
 			     ctx->protocol);
 	return judge(AF_INET6, a, bpf_ntohs(ctx->user_port), ctx->protocol);
+}
+
+/*
+ * May an echo from a ping socket go to @a? Its port is not the program's
+ * (the kernel puts its own identifier there), so "allow icmp CIDR" rules
+ * match, and "allow any CIDR *" ones: lib/policy.c judges the same way.
+ */
+static __always_inline int judge_icmp(__u16 family, const __u32 *a, __u16 proto)
+{
+	__u32 i, n = n_rules;
+
+	for (i = 0; i < RSYS_EGRESS_MAX_RULES && i < n; i++) {
+		const volatile struct rsys_egress_rule *r = &rules[i];
+
+		if (r->family != family)
+			continue;
+		if (r->proto ? r->proto != proto : r->port_lo != 0 || r->port_hi != 65535)
+			continue;
+		if ((a[0] & r->mask[0]) != r->addr[0] || (a[1] & r->mask[1]) != r->addr[1] ||
+		    (a[2] & r->mask[2]) != r->addr[2] || (a[3] & r->mask[3]) != r->addr[3])
+			continue;
+		return 1;
+	}
+	__sync_fetch_and_add(&denied, 1);
+	return 0;
+}
+
+/*
+ * Every packet that a socket of ours sends, as the kernel is about to hand
+ * it to the device (after routing, before fragmentation): a ping socket has
+ * no sendmsg hook, so its echoes are judged here by their destination. The
+ * kernel lets a ping socket send echo requests only; one that is not
+ * plainly one (IPv4 options, IPv6 extension headers) is dropped. Other sockets' packets
+ * pass: their destinations were judged at connect() or sendmsg. 1 sends, 0
+ * drops (the send fails with EPERM).
+ */
+SEC("cgroup_skb/egress")
+int egress_skb(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	__u32 a[4] = {};
+
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	if (sk->type != SOCK_DGRAM || (sk->protocol != IPPROTO_ICMP && sk->protocol != IPPROTO_ICMPV6))
+		return 1;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		/* with options (a source route) the header's destination is not the last */
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) || ip.ihl != 5 ||
+		    ip.protocol != IPPROTO_ICMP)
+			goto drop;
+		a[0] = ip.daddr;
+		return judge_icmp(AF_INET, a, IPPROTO_ICMP);
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) || ip6.nexthdr != IPPROTO_ICMPV6)
+			goto drop;
+		__builtin_memcpy(a, &ip6.daddr, sizeof(a));
+		return judge_icmp(AF_INET6, a, IPPROTO_ICMPV6);
+	}
+drop:
+	__sync_fetch_and_add(&denied, 1);
+	return 0;
 }

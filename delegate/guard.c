@@ -35,8 +35,10 @@
  * detach them (no capability over our namespaces).
  *
  * TCP ignores the address of a send (but with MSG_FASTOPEN, which stays
- * trapped); ping (ICMP datagram) sockets have no such hook: direct mode
- * hands them out only without the guard (egress_guard_covers()).
+ * trapped). Ping (ICMP datagram) sockets have no such hook: a cgroup_skb
+ * egress program judges their echoes by destination as they leave. Other
+ * protocols direct mode hands out only without the guard
+ * (egress_guard_covers()).
  */
 
 #define CG_PREFIX	"rsys-delegate."
@@ -159,7 +161,9 @@ static int guard_attach(struct egress_guard_bpf *skel, int cg)
 	if (bpf_prog_attach(bpf_program__fd(skel->progs.egress_sendmsg4), cg,
 			    BPF_CGROUP_UDP4_SENDMSG, BPF_F_ALLOW_MULTI) ||
 	    bpf_prog_attach(bpf_program__fd(skel->progs.egress_sendmsg6), cg,
-			    BPF_CGROUP_UDP6_SENDMSG, BPF_F_ALLOW_MULTI))
+			    BPF_CGROUP_UDP6_SENDMSG, BPF_F_ALLOW_MULTI) ||
+	    bpf_prog_attach(bpf_program__fd(skel->progs.egress_skb), cg,
+			    BPF_CGROUP_INET_EGRESS, BPF_F_ALLOW_MULTI))
 		return -errno;
 	return 0;
 }
@@ -214,8 +218,10 @@ bool egress_guard_covers(int type, int proto)
 	/* The address of a TCP send is ignored (MSG_FASTOPEN stays trapped); UDP's the programs judge. */
 	if (type == SOCK_STREAM)
 		return !proto || proto == IPPROTO_TCP;
+	/* Ping sockets' echoes are judged as they leave (egress_skb). */
 	if (type == SOCK_DGRAM)
-		return !proto || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE;
+		return !proto || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
+		       proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
 	return false;
 }
 

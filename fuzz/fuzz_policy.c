@@ -25,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* a policy that parses is used: its rules must be well-formed */
 	sin.sin_addr.s_addr = htonl(0xc6120001);
 	policy_allows(p, POLICY_ALLOW_CONNECT, IPPROTO_TCP, (struct sockaddr *)&sin, sizeof(sin));
+	policy_allows(p, POLICY_ALLOW_CONNECT, IPPROTO_ICMP, (struct sockaddr *)&sin, sizeof(sin));
 	policy_is_remote_family(p, AF_INET6);
 	if (p->n_rules > POLICY_MAX_RULES || p->n_trusted > POLICY_MAX_TRUSTED)
 		abort();

@@ -243,6 +243,7 @@ bad:
 static int do_allow(struct parser *ps, char **w, int n)
 {
 	struct policy_rule *r;
+	bool icmp = false;
 	int i = 1, ret;
 
 	if (ps->p->n_rules >= POLICY_MAX_RULES)
@@ -267,15 +268,27 @@ static int do_allow(struct parser *ps, char **w, int n)
 		i++;
 	} else if (i < n && !strcmp(w[i], "any")) {
 		i++;
+	} else if (i < n && !strcmp(w[i], "icmp")) {
+		if (r->kind == POLICY_ALLOW_BIND)
+			return perr(ps, "no 'allow bind icmp': a ping socket's bind is judged by 'allow bind any' rules");
+		icmp = true;
+		i++;
 	}
-	if (n - i != 2)
-		return perr(ps, "usage: allow [bind] [tcp|udp|udplite|any] CIDR PORTS");
+	if (n - i != (icmp ? 1 : 2))
+		return perr(ps, "usage: allow [bind] [tcp|udp|udplite|any] CIDR PORTS | allow icmp CIDR");
 	ret = parse_cidr(ps, w[i], r);
 	if (ret)
 		return ret;
-	ret = parse_ports(ps, w[i + 1], r);
-	if (ret)
-		return ret;
+	if (icmp) {
+		/* A ping socket's echoes; the kernel chooses their identifier (the "port"). */
+		r->proto = r->family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+		r->port_lo = 0;
+		r->port_hi = 65535;
+	} else {
+		ret = parse_ports(ps, w[i + 1], r);
+		if (ret)
+			return ret;
+	}
 	ps->p->n_rules++;
 	return 0;
 }
@@ -541,6 +554,7 @@ int policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
 	const uint8_t *addr;
 	uint16_t port;
 	int family, i;
+	bool icmp;
 
 	if (!sa || len < sizeof(sa->sa_family))
 		return 0;
@@ -563,15 +577,23 @@ int policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
 	} else {
 		return 0;
 	}
+	/*
+	 * The destination port of a ping socket's echo is not the caller's to
+	 * choose (the kernel ignores it): "allow icmp" rules, and "any" rules
+	 * for every port, match it, by address alone.
+	 */
+	icmp = kind == POLICY_ALLOW_CONNECT && (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6);
 	for (i = 0; i < p->n_rules; i++) {
 		const struct policy_rule *r = &p->rules[i];
 
 		if (r->kind != kind || r->family != family)
 			continue;
-		if (r->proto && r->proto != proto)
+		if (icmp) {
+			if (r->proto ? r->proto != proto : r->port_lo != 0 || r->port_hi != 65535)
+				continue;
+		} else if ((r->proto && r->proto != proto) || port < r->port_lo || port > r->port_hi) {
 			continue;
-		if (port < r->port_lo || port > r->port_hi)
-			continue;
+		}
 		if (prefix_match(addr, r->addr, r->prefix))
 			return r->line;
 	}

@@ -38,6 +38,7 @@ allow any 172.16.0.0/12 53
 allow udp 2001:db8:1:2::/64 *
 allow udp 2001:db8:1:3:8000::/65 5000-5001
 allow any 2001:db8:ff::1/128 9
+allow icmp $RSYS_SERVICE_IP/32
 allow bind tcp 0.0.0.0/0 *
 allow bind udp 0.0.0.0/0 *
 EOF
@@ -80,7 +81,7 @@ grep -q "mode: direct (no egress guard" "$RSYS_TMP/v.err" && {
 
 MODES="direct direct-trap remote"
 CASES=16
-tap_plan $((CASES * 3 + 7))
+tap_plan $((CASES * 3 + 9))
 
 # in_mode MODE CMD...: the attacker under rsys-load run --mode MODE (direct-trap: direct,
 # with the delegate that has no egress guard).
@@ -223,6 +224,19 @@ else
 	tap_not_ok "rsys-load run -v --mode direct does not say 'mode: direct' with the egress guard's state"
 fi
 
+# What "allow icmp" allows works in every mode (the guard's egress_skb judges it in direct
+# mode): an echo to the service address gets its reply, as natively.
+bad=
+for mode in $MODES; do
+	in_mode "$mode" icmp-sendto "$RSYS_SERVICE_IP" 0 >"$RSYS_TMP/icmp.out" 2>&1 ||
+		{ bad="$bad $mode"; tap_diag_file "$RSYS_TMP/icmp.out"; }
+done
+if [ -z "$bad" ]; then
+	tap_ok "an ICMP echo from a ping socket to a destination of 'allow icmp' is answered in modes $MODES"
+else
+	tap_not_ok "an ICMP echo to an 'allow icmp' destination got no answer in:$bad"
+fi
+
 # The positive control of the egress guard: its programs detached from the delegate's cgroup
 # (the monitor still trusts them, so sendto() with an address is not trapped), the denied
 # datagram goes out; attached again, it is refused.
@@ -251,6 +265,25 @@ else
 		tap_diag_file "$RSYS_TMP/g0.out"
 		tap_diag_file "$RSYS_TMP/g1.out"
 		tap_not_ok "direct: egress guard control: exit $rc0 detached (want 0), $rc1 attached (want 1)"
+	fi
+fi
+# The same for ping sockets' echoes, which egress_skb judges as they leave.
+ID=$([ -n "$CG" ] && bpftool cgroup show "$CG" 2>/dev/null | awk '$NF == "egress_skb" { print $1 }')
+if [ -z "$ID" ]; then
+	tap_skip "the egress guard's ICMP control: no cgroup2 mount or no egress_skb at '$CG'"
+else
+	bpftool cgroup detach "$CG" egress id "$ID"
+	in_mode direct icmp-sendto "$W" "$DENIED" >"$RSYS_TMP/g0.out" 2>&1
+	rc0=$?
+	bpftool cgroup attach "$CG" egress id "$ID" multi
+	in_mode direct icmp-sendto "$W" "$DENIED" >"$RSYS_TMP/g1.out" 2>&1
+	rc1=$?
+	if [ $rc0 -eq 0 ] && [ $rc1 -eq 1 ]; then
+		tap_ok "direct: egress_skb is what refuses echoes: detached, the denied destination answered ($(tail -n1 "$RSYS_TMP/g0.out")); attached again: $(tail -n1 "$RSYS_TMP/g1.out")"
+	else
+		tap_diag_file "$RSYS_TMP/g0.out"
+		tap_diag_file "$RSYS_TMP/g1.out"
+		tap_not_ok "direct: egress_skb control: exit $rc0 detached (want 0), $rc1 attached (want 1)"
 	fi
 fi
 

@@ -884,6 +884,15 @@ TEST(cli)
 	snprintf(want, sizeof(want), "%s:3: bad CIDR '10.1.2.3/8'", policy_path);
 	ret = run_capture(delegate_bin, bad, 2, out, sizeof(out));
 	CHECK(ret == 1 && strstr(out, want), "bad policy: exit %d, message '%s'", ret, want);
+	f = fopen(policy_path, "w");
+	if (f) {
+		fputs("allow icmp 10.0.0.0/8\nallow icmp 10.0.0.0/8 *\n", f);
+		fclose(f);
+	}
+	snprintf(want, sizeof(want), "%s:2: usage: allow [bind]", policy_path);
+	ret = run_capture(delegate_bin, bad, 2, out, sizeof(out));
+	CHECK(ret == 1 && strstr(out, want) && !strstr(out, ":1:"),
+	      "'allow icmp CIDR' parses, with PORTS it is refused: exit %d, message '%s'", ret, want);
 }
 
 TEST(sigterm)
