@@ -778,7 +778,7 @@ static void session_end(struct session *s)
 		deadline_ms(&ts, s->kicks ? KICK_INTERVAL_MS : 100);
 		if (kept && (ts.tv_sec > linger_end.tv_sec ||
 			     (ts.tv_sec == linger_end.tv_sec && ts.tv_nsec >= linger_end.tv_nsec))) {
-			kept = end_requests(s, true);
+			kept = end_requests(s, false);
 			pr_warn("session %u: answered sends still not out after %d s: cancelled\n",
 				s->id, BEHIND_LINGER_S);
 			continue;

@@ -813,8 +813,9 @@ static void sop_append(struct sop **list, struct sop *o)
  * until a send says RSYS_SEND_STREAM again. What it failed with goes to the
  * socket's next send, to its next receive that finds nothing (end of
  * file or an error), or to SO_ERROR (so_error_behind): as Linux reports a
- * connection error that comes just after a send. The socket's CLOSE waits for it, and so does the monitor's
- * end (sock_drain).
+ * connection error that comes just after a send. The socket's CLOSE waits
+ * for it; one still at the delegate when the program ends is made there
+ * all the same (RSYS_SEND_BEHIND, sock_drain).
  */
 static bool wb_fits(const struct hstate *hs, const struct sop *o)
 {
