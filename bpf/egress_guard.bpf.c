@@ -23,22 +23,27 @@ const volatile struct rsys_egress_rule rules[RSYS_EGRESS_MAX_RULES] = {};
 __u64 denied = 0;
 
 /*
- * The kernel runs these programs on a UDP (or UDP-Lite) send that carries
- * an address, on the address it copied from the caller: a program cannot
- * change it afterwards. Connected sends without an address went where
- * connect() said, and connect() is the delegate's to judge. 1 sends, 0
- * fails the call with EPERM.
+ * May a send to @a (port @port) from a socket of protocol @proto go? The
+ * sendmsg programs judge a UDP (or UDP-Lite) send that carries an address,
+ * on the address the kernel copied from the caller: a program cannot change
+ * it afterwards. Connected sends without an address went where connect()
+ * said, and connect() is the delegate's to judge. A ping socket's @echo has
+ * no port of the program's (the kernel puts its own identifier there), so
+ * "allow icmp CIDR" rules match it, and "allow any CIDR *" ones, by address
+ * alone: lib/policy.c judges the same way. 1 sends, 0 fails the call with
+ * EPERM.
  */
-static __always_inline int judge(__u16 family, const __u32 *a, __u16 port, __u16 proto)
+static __always_inline int judge(__u16 family, const __u32 *a, __u16 port, __u16 proto, bool echo)
 {
 	__u32 i, n = n_rules;
 
 	for (i = 0; i < RSYS_EGRESS_MAX_RULES && i < n; i++) {
 		const volatile struct rsys_egress_rule *r = &rules[i];
 
-		if (r->family != family || (r->proto && r->proto != proto))
+		if (r->family != family)
 			continue;
-		if (port < r->port_lo || port > r->port_hi)
+		if (echo ? (r->proto ? r->proto != proto : r->port_lo != 0 || r->port_hi != 65535) :
+			   (r->proto && r->proto != proto) || port < r->port_lo || port > r->port_hi)
 			continue;
 		if ((a[0] & r->mask[0]) != r->addr[0] || (a[1] & r->mask[1]) != r->addr[1] ||
 		    (a[2] & r->mask[2]) != r->addr[2] || (a[3] & r->mask[3]) != r->addr[3])
@@ -54,7 +59,7 @@ int egress_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	__u32 a[4] = { ctx->user_ip4, 0, 0, 0 };
 
-	return judge(AF_INET, a, bpf_ntohs(ctx->user_port), ctx->protocol);
+	return judge(AF_INET, a, bpf_ntohs(ctx->user_port), ctx->protocol, false);
 }
 
 SEC("cgroup/sendmsg6")
@@ -65,33 +70,8 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 	/* The kernel sends a v4-mapped destination as IPv4 (sendmsg4); judged as such should one come. */
 	if (!a[0] && !a[1] && a[2] == bpf_htonl(0xffff))
 		return judge(AF_INET, (__u32[4]){ a[3], 0, 0, 0 }, bpf_ntohs(ctx->user_port),
-			     ctx->protocol);
-	return judge(AF_INET6, a, bpf_ntohs(ctx->user_port), ctx->protocol);
-}
-
-/*
- * May an echo from a ping socket go to @a? Its port is not the program's
- * (the kernel puts its own identifier there), so "allow icmp CIDR" rules
- * match, and "allow any CIDR *" ones: lib/policy.c judges the same way.
- */
-static __always_inline int judge_icmp(__u16 family, const __u32 *a, __u16 proto)
-{
-	__u32 i, n = n_rules;
-
-	for (i = 0; i < RSYS_EGRESS_MAX_RULES && i < n; i++) {
-		const volatile struct rsys_egress_rule *r = &rules[i];
-
-		if (r->family != family)
-			continue;
-		if (r->proto ? r->proto != proto : r->port_lo != 0 || r->port_hi != 65535)
-			continue;
-		if ((a[0] & r->mask[0]) != r->addr[0] || (a[1] & r->mask[1]) != r->addr[1] ||
-		    (a[2] & r->mask[2]) != r->addr[2] || (a[3] & r->mask[3]) != r->addr[3])
-			continue;
-		return 1;
-	}
-	__sync_fetch_and_add(&denied, 1);
-	return 0;
+			     ctx->protocol, false);
+	return judge(AF_INET6, a, bpf_ntohs(ctx->user_port), ctx->protocol, false);
 }
 
 /*
@@ -124,7 +104,7 @@ int egress_skb(struct __sk_buff *skb)
 		    ip.protocol != IPPROTO_ICMP)
 			goto drop;
 		a[0] = ip.daddr;
-		return judge_icmp(AF_INET, a, IPPROTO_ICMP);
+		return judge(AF_INET, a, 0, IPPROTO_ICMP, true);
 	}
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
@@ -132,7 +112,7 @@ int egress_skb(struct __sk_buff *skb)
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) || ip6.nexthdr != IPPROTO_ICMPV6)
 			goto drop;
 		__builtin_memcpy(a, &ip6.daddr, sizeof(a));
-		return judge_icmp(AF_INET6, a, IPPROTO_ICMPV6);
+		return judge(AF_INET6, a, 0, IPPROTO_ICMPV6, true);
 	}
 drop:
 	__sync_fetch_and_add(&denied, 1);

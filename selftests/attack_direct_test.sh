@@ -249,43 +249,34 @@ guard_cg()
 	[ -n "$mnt" ] && echo "$mnt$(sed -n 's/^0:://p' "/proc/$RSYS_DELEGATE_PID/cgroup")"
 }
 CG=$(guard_cg)
-ID=$([ -n "$CG" ] && bpftool cgroup show "$CG" 2>/dev/null | awk '$NF == "egress_sendmsg4" { print $1 }')
-if [ -z "$ID" ]; then
-	tap_skip "the egress guard's control: no cgroup2 mount or no egress_sendmsg4 at '$CG'"
-else
-	bpftool cgroup detach "$CG" sendmsg4 id "$ID"
-	in_mode direct udp-sendto "$W" "$DENIED" >"$RSYS_TMP/g0.out" 2>&1
+# guard_control PROG ATTACH_TYPE CMD WHAT: PROG detached, CMD reaches the denied destination;
+# attached again, it is refused.
+guard_control()
+{
+	local prog=$1 type=$2 cmd=$3 what=$4 id rc0 rc1
+
+	id=$([ -n "$CG" ] && bpftool cgroup show "$CG" 2>/dev/null | awk -v p="$prog" '$NF == p { print $1 }')
+	if [ -z "$id" ]; then
+		tap_skip "the egress guard's control: no cgroup2 mount or no $prog at '$CG'"
+		return
+	fi
+	bpftool cgroup detach "$CG" "$type" id "$id"
+	in_mode direct "$cmd" "$W" "$DENIED" >"$RSYS_TMP/g0.out" 2>&1
 	rc0=$?
-	bpftool cgroup attach "$CG" sendmsg4 id "$ID" multi
-	in_mode direct udp-sendto "$W" "$DENIED" >"$RSYS_TMP/g1.out" 2>&1
+	bpftool cgroup attach "$CG" "$type" id "$id" multi
+	in_mode direct "$cmd" "$W" "$DENIED" >"$RSYS_TMP/g1.out" 2>&1
 	rc1=$?
 	if [ $rc0 -eq 0 ] && [ $rc1 -eq 1 ]; then
-		tap_ok "direct: the egress guard is what refuses: detached, the datagram reached the denied port ($(tail -n1 "$RSYS_TMP/g0.out")); attached again: $(tail -n1 "$RSYS_TMP/g1.out")"
+		tap_ok "direct: $prog is what refuses: detached, $what reached the denied destination ($(tail -n1 "$RSYS_TMP/g0.out")); attached again: $(tail -n1 "$RSYS_TMP/g1.out")"
 	else
 		tap_diag_file "$RSYS_TMP/g0.out"
 		tap_diag_file "$RSYS_TMP/g1.out"
-		tap_not_ok "direct: egress guard control: exit $rc0 detached (want 0), $rc1 attached (want 1)"
+		tap_not_ok "direct: $prog control: exit $rc0 detached (want 0), $rc1 attached (want 1)"
 	fi
-fi
-# The same for ping sockets' echoes, which egress_skb judges as they leave.
-ID=$([ -n "$CG" ] && bpftool cgroup show "$CG" 2>/dev/null | awk '$NF == "egress_skb" { print $1 }')
-if [ -z "$ID" ]; then
-	tap_skip "the egress guard's ICMP control: no cgroup2 mount or no egress_skb at '$CG'"
-else
-	bpftool cgroup detach "$CG" egress id "$ID"
-	in_mode direct icmp-sendto "$W" "$DENIED" >"$RSYS_TMP/g0.out" 2>&1
-	rc0=$?
-	bpftool cgroup attach "$CG" egress id "$ID" multi
-	in_mode direct icmp-sendto "$W" "$DENIED" >"$RSYS_TMP/g1.out" 2>&1
-	rc1=$?
-	if [ $rc0 -eq 0 ] && [ $rc1 -eq 1 ]; then
-		tap_ok "direct: egress_skb is what refuses echoes: detached, the denied destination answered ($(tail -n1 "$RSYS_TMP/g0.out")); attached again: $(tail -n1 "$RSYS_TMP/g1.out")"
-	else
-		tap_diag_file "$RSYS_TMP/g0.out"
-		tap_diag_file "$RSYS_TMP/g1.out"
-		tap_not_ok "direct: egress_skb control: exit $rc0 detached (want 0), $rc1 attached (want 1)"
-	fi
-fi
+}
+guard_control egress_sendmsg4 sendmsg4 udp-sendto "the datagram"
+# ping sockets' echoes, which egress_skb judges as they leave
+guard_control egress_skb egress icmp-sendto "the echo"
 
 # The guard's programs (direct), the delegate's own check (direct-trap) and both (remote)
 # judge the same edges as the policy says; natively every datagram goes.

@@ -862,13 +862,26 @@ TEST(tcp_listen)
 	      "--listen %s without TLS: refused, exit %d, says why (TLS)", addr, ret);
 }
 
+/* rsys-delegate --policy with @text as its policy: exits 1 saying @want (FILE:LINE: ...)? */
+static bool policy_refused(const char *text, int line, const char *want, char *out, size_t n)
+{
+	const char *args[] = { "--listen", "unix:/nonexistent/x.sock", "--policy", policy_path, NULL };
+	char msg[300];
+	FILE *f = fopen(policy_path, "w");
+
+	if (!f)
+		return false;
+	fputs(text, f);
+	fclose(f);
+	snprintf(msg, sizeof(msg), "%s:%d: %s", policy_path, line, want);
+	return run_capture(delegate_bin, args, 2, out, n) == 1 && strstr(out, msg);
+}
+
 TEST(cli)
 {
 	const char *help[] = { "--help", NULL };
 	const char *none[] = { NULL };
-	const char *bad[] = { "--listen", "unix:/nonexistent/x.sock", "--policy", policy_path, NULL };
-	char out[4096], want[300];
-	FILE *f;
+	char out[4096];
 	int ret;
 
 	ret = run_capture(delegate_bin, help, 1, out, sizeof(out));
@@ -876,23 +889,12 @@ TEST(cli)
 	      "--help: usage on stdout, exit %d", ret);
 	ret = run_capture(delegate_bin, none, 2, out, sizeof(out));
 	CHECK(ret == 1 && strstr(out, "Usage:"), "no address: usage on stderr, exit %d", ret);
-	f = fopen(policy_path, "w");
-	if (f) {
-		fputs("# broken\nremote inet\nallow tcp 10.1.2.3/8 *\n", f);
-		fclose(f);
-	}
-	snprintf(want, sizeof(want), "%s:3: bad CIDR '10.1.2.3/8'", policy_path);
-	ret = run_capture(delegate_bin, bad, 2, out, sizeof(out));
-	CHECK(ret == 1 && strstr(out, want), "bad policy: exit %d, message '%s'", ret, want);
-	f = fopen(policy_path, "w");
-	if (f) {
-		fputs("allow icmp 10.0.0.0/8\nallow icmp 10.0.0.0/8 *\n", f);
-		fclose(f);
-	}
-	snprintf(want, sizeof(want), "%s:2: usage: allow [bind]", policy_path);
-	ret = run_capture(delegate_bin, bad, 2, out, sizeof(out));
-	CHECK(ret == 1 && strstr(out, want) && !strstr(out, ":1:"),
-	      "'allow icmp CIDR' parses, with PORTS it is refused: exit %d, message '%s'", ret, want);
+	CHECK(policy_refused("# broken\nremote inet\nallow tcp 10.1.2.3/8 *\n", 3,
+			     "bad CIDR '10.1.2.3/8'", out, sizeof(out)),
+	      "bad policy: exit 1, FILE:3: bad CIDR '10.1.2.3/8'");
+	CHECK(policy_refused("allow icmp 10.0.0.0/8\nallow icmp 10.0.0.0/8 *\n", 2,
+			     "usage: allow [bind]", out, sizeof(out)) && !strstr(out, ":1:"),
+	      "'allow icmp CIDR' parses, with PORTS it is refused: FILE:2: usage");
 }
 
 TEST(sigterm)
