@@ -186,7 +186,7 @@ void mon_event_call(struct sv_call *c, int call, uint64_t h, const void *addr, s
 	mon_event_emit(&ev);
 }
 
-void mon_sock_new(uint64_t h, pid_t pid, int family, int type, uint64_t parent)
+void mon_sock_new(uint64_t h, pid_t pid, int family, int type, int proto, uint64_t parent)
 {
 	struct sockinfo *si = calloc(1, sizeof(*si)), *p;
 
@@ -198,6 +198,8 @@ void mon_sock_new(uint64_t h, pid_t pid, int family, int type, uint64_t parent)
 	p = family ? NULL : sock_find(parent);
 	if (p) {
 		si->proto = p->proto;
+	} else if (proto) {
+		si->proto = proto;	/* UDP-Lite, ping sockets: judged by their own rules */
 	} else {
 		type &= 0xf;
 		si->proto = type == SOCK_STREAM ? IPPROTO_TCP : type == SOCK_DGRAM ? IPPROTO_UDP : 0;

@@ -44,8 +44,11 @@ void mon_event_exec(pid_t pid, pid_t tid, const char *path, const char *open_pat
 void mon_event_call(struct sv_call *c, int call, uint64_t h, const void *addr, socklen_t len,
 		    int64_t ret, int64_t rule, bool lost);
 
-/* Remote socket @h of process @pid is new: of @family and @type, or like the listener @parent (accept). */
-void mon_sock_new(uint64_t h, pid_t pid, int family, int type, uint64_t parent);
+/*
+ * Remote socket @h of process @pid is new: of @family, @type and @proto (0:
+ * the type's own), or like the listener @parent (accept).
+ */
+void mon_sock_new(uint64_t h, pid_t pid, int family, int type, int proto, uint64_t parent);
 /* Data moved on @h: @in bytes received, @out sent. */
 void mon_sock_bytes(uint64_t h, uint64_t in, uint64_t out);
 /* The last placeholder of @h is closed: its close event, with the bytes moved. */

@@ -60,13 +60,21 @@ static void learn_usage(FILE *f)
 		"  other options     as for rsys-load run\n");
 }
 
+/* A ping socket's send or connect: judged by "allow icmp CIDR" (lib/policy.c). */
+static bool learn_echo(int proto, int call)
+{
+	return call != RSYS_EV_BIND && (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6);
+}
+
 static bool same(const struct learned *l, const struct rsys_event *ev, int call)
 {
 	if (l->call != call)
 		return false;
 	if (call == RSYS_EV_EXECVE)
 		return !strcmp(l->prog, ev->prog);
-	return l->proto == ev->proto && l->family == ev->family && l->port == ev->port &&
+	/* an echo's destination port is not the program's: "allow icmp" has none */
+	return l->proto == ev->proto && l->family == ev->family &&
+	       (l->port == ev->port || learn_echo(l->proto, call)) &&
 	       !memcmp(l->addr, ev->addr, sizeof(l->addr));
 }
 
@@ -179,6 +187,10 @@ static void put_rules(FILE *f, int call)
 			continue;
 		put_calls(f, l);
 		inet_ntop(l->family, l->addr, ip, sizeof(ip));
+		if (learn_echo(l->proto, call)) {
+			fprintf(f, "allow icmp %s/%d\n", ip, l->family == AF_INET ? 32 : 128);
+			continue;
+		}
 		fprintf(f, "allow %s%s %s/%d %u\n", call == RSYS_EV_BIND ? "bind " : "",
 			l->proto == IPPROTO_TCP ? "tcp" : l->proto == IPPROTO_UDP ? "udp" :
 			l->proto == IPPROTO_UDPLITE ? "udplite" : "any",

@@ -73,7 +73,7 @@ struct sop {
 	bool stream;			/* send: the last reply said RSYS_SEND_STREAM */
 	bool so_error;			/* getsockopt(SOL_SOCKET, SO_ERROR) */
 	uint32_t wb_gen;		/* send: hstate.wb_gen at its start */
-	int domain, stype;		/* socket: its family and type, for trace events */
+	int domain, stype, proto;	/* socket: its family, type and protocol, for trace events */
 	int64_t rule;			/* the delegate's egress verdict (reply a5, RSYS_RULE_*) */
 	struct shash sh;		/* send: of the o->done bytes sent */
 	struct sop *hnext;		/* in hstate.inflight / waitq / sending / sendq */
@@ -303,7 +303,7 @@ static int sop_install_fd(struct sop *o, uint64_t h, bool keep, bool *kept)
 	vfd = sv_addfd(c, fd, -1, o->cloexec ? O_CLOEXEC : 0, true);
 	if (vfd >= 0 || vfd == SV_ADDFD_LATER) {
 		/* accept: o->h is the listener, o->domain 0 */
-		mon_sock_new(h, c->tgid, o->domain, o->stype, o->h);
+		mon_sock_new(h, c->tgid, o->domain, o->stype, o->proto, o->h);
 		if (vfd >= 0)
 			fdc_set_remote(c->proc, vfd, a, (o->cloexec ? O_CLOEXEC : 0) |
 				       (o->nonblock ? O_NONBLOCK : 0));
@@ -368,6 +368,7 @@ enum sv_verdict sys_socket(struct sv_call *c)
 	o->r.f.a[2] = (int)c->sys.args[2];
 	o->domain = domain;
 	o->stype = type;
+	o->proto = (int)c->sys.args[2];
 	o->nonblock = type & SOCK_NONBLOCK;
 	o->cloexec = type & SOCK_CLOEXEC;
 	return sop_submit(o, socket_done);

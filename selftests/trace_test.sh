@@ -75,7 +75,7 @@ trace_stop() {
 	wait "$READER" 2>/dev/null
 }
 
-tap_plan 24
+tap_plan 27
 
 if trace_start; then
 	tap_ok "trace listens on \$RSYS_TRACE_SOCK"
@@ -202,8 +202,8 @@ else
 	tap_not_ok "flood: delivered + lost != $FLOOD"
 fi
 
-# learn NAME DEST OK_CMD... -- DENIED_CMD...: learn from OK_CMD through a delegate without a
-# policy (it allows exactly "allow tcp DEST"), then under a delegate enforcing what was
+# learn NAME RULE OK_CMD... -- DENIED_CMD...: learn from OK_CMD through a delegate without a
+# policy (it allows exactly "allow RULE"), then under a delegate enforcing what was
 # learned OK_CMD passes and DENIED_CMD (another destination) is refused.
 learn_check() {
 	local name=$1 dest=$2 pol=$RSYS_TMP/$1.policy ok=() bad=() lsock=unix:$RSYS_SOCKDIR/learn.sock
@@ -223,9 +223,9 @@ learn_check() {
 	rc=$?
 	kill "$pid"; wait "$pid" 2>/dev/null
 	if [ $rc -eq 0 ] && grep -q "^trusted /.* sha256 [0-9a-f]\{64\}$" "$pol" &&
-	   [ "$(grep '^allow ' "$pol")" = "allow tcp $dest" ]; then
+	   [ "$(grep '^allow ' "$pol")" = "allow $dest" ]; then
 		tap_diag_file "$pol"
-		tap_ok "learn $name: its passport and exactly allow tcp $dest"
+		tap_ok "learn $name: its passport and exactly allow $dest"
 	else
 		tap_diag_file "$RSYS_TMP/$name.learn.err"
 		[ -f "$pol" ] && tap_diag_file "$pol"
@@ -259,12 +259,12 @@ learn_check() {
 }
 
 echo "hello from nc $$" >"$RSYS_TMP/stdin"
-learn_check curl "$RSYS_WORLD_IP/32 $HTTP_PORT" curl -s "$URL" -- curl -s --connect-timeout 5 "http://$RSYS_WORLD_IP:$ECHO_PORT/"
-learn_check python3 "$RSYS_WORLD_IP/32 $HTTP_PORT" "$PYTHON3" -c "$FETCH_PY" "$URL" -- "$PYTHON3" -c "$FETCH_PY" \
+learn_check curl "tcp $RSYS_WORLD_IP/32 $HTTP_PORT" curl -s "$URL" -- curl -s --connect-timeout 5 "http://$RSYS_WORLD_IP:$ECHO_PORT/"
+learn_check python3 "tcp $RSYS_WORLD_IP/32 $HTTP_PORT" "$PYTHON3" -c "$FETCH_PY" "$URL" -- "$PYTHON3" -c "$FETCH_PY" \
 	"http://$RSYS_WORLD_IP:$ECHO_PORT/"
-learn_check nc "$RSYS_WORLD_IP/32 $ECHO_PORT" nc -N -w 5 "$RSYS_WORLD_IP" "$ECHO_PORT" -- nc -N -w 5 "$RSYS_WORLD_IP" "$HTTP_PORT"
+learn_check nc "tcp $RSYS_WORLD_IP/32 $ECHO_PORT" nc -N -w 5 "$RSYS_WORLD_IP" "$ECHO_PORT" -- nc -N -w 5 "$RSYS_WORLD_IP" "$HTTP_PORT"
 # A program that executes another: both are learned (the passport is checked at every execve).
-learn_check sh-curl "$RSYS_WORLD_IP/32 $HTTP_PORT" sh -c "curl -s $URL" -- \
+learn_check sh-curl "tcp $RSYS_WORLD_IP/32 $HTTP_PORT" sh -c "curl -s $URL" -- \
 	sh -c "curl -s --connect-timeout 5 http://$RSYS_WORLD_IP:$ECHO_PORT/"
 if [ "$(grep -c '^trusted /' "$RSYS_TMP/sh-curl.policy")" = 2 ] &&
    grep -q "^trusted $(readlink -f "$(command -v curl)") sha256 $(sha256sum <"$(command -v curl)" | cut -d' ' -f1)$" \
@@ -274,5 +274,16 @@ if [ "$(grep -c '^trusted /' "$RSYS_TMP/sh-curl.policy")" = 2 ] &&
 	tap_ok "learn sh-curl: the shell and the curl it executes, each with its sha256"
 else
 	tap_not_ok "learn sh-curl: want two trusted lines, sh and curl with its sha256"
+fi
+# A ping socket's echo: its destination port is not the program's, so it is learned as
+# "allow icmp ADDR/32" (policy/README.md); an echo to another address is then refused.
+PINGER=$RSYS_O/selftests/direct_attack
+if ! ip netns exec "$RSYS_NS_SERVICE" sysctl -qw net.ipv4.ping_group_range="0 0"; then
+	for t in "learn ping" "ping passes again" "ping elsewhere refused"; do
+		tap_skip "$t: cannot allow ping sockets in the service netns"
+	done
+else
+	learn_check ping "icmp $RSYS_WORLD_IP/32" "$PINGER" icmp-sendto "$RSYS_WORLD_IP" 0 -- \
+		"$PINGER" icmp-sendto "$RSYS_SERVICE_IP" 0
 fi
 tap_finish
