@@ -221,7 +221,7 @@ bool egress_guard_covers(int type, int proto)
 	/* Ping sockets' echoes are judged as they leave (egress_skb). */
 	if (type == SOCK_DGRAM)
 		return !proto || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
-		       proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
+		       policy_proto_is_echo(proto);
 	return false;
 }
 

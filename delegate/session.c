@@ -423,6 +423,18 @@ static void send_reply(struct session *s, struct rsys_frame *f, const void *payl
 		outq_flush(s);
 }
 
+/* @ms from now on CLOCK_REALTIME, for pthread_cond_timedwait(). */
+static void deadline_ms(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 /*
  * The reader stops reading while too many replies wait for the client to
  * read them, or while the sessions together buffer too much and this one
@@ -441,12 +453,7 @@ static void outq_wait(struct session *s)
 				s->id, s->outq_bytes);
 		said = true;
 		/* Other sessions' queues shrinking do not signal us: look again soon. */
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		deadline_ms(&ts, 100);
 		pthread_cond_timedwait(&s->out_cond, &s->out_lock, &ts);
 	}
 	pthread_mutex_unlock(&s->out_lock);
@@ -734,17 +741,6 @@ static unsigned int end_requests(struct session *s, bool keep_sends)
 		req->cancelled = true;
 	}
 	return kept;
-}
-
-static void deadline_ms(struct timespec *ts, long ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
 }
 
 /*

@@ -582,7 +582,7 @@ int policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
 	 * choose (the kernel ignores it): "allow icmp" rules, and "any" rules
 	 * for every port, match it, by address alone.
 	 */
-	icmp = kind == POLICY_ALLOW_CONNECT && (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6);
+	icmp = kind == POLICY_ALLOW_CONNECT && policy_proto_is_echo(proto);
 	for (i = 0; i < p->n_rules; i++) {
 		const struct policy_rule *r = &p->rules[i];
 

@@ -63,7 +63,7 @@ static void learn_usage(FILE *f)
 /* A ping socket's send or connect: judged by "allow icmp CIDR" (lib/policy.c). */
 static bool learn_echo(int proto, int call)
 {
-	return call != RSYS_EV_BIND && (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6);
+	return call != RSYS_EV_BIND && policy_proto_is_echo(proto);
 }
 
 static bool same(const struct learned *l, const struct rsys_event *ev, int call)

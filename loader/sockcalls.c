@@ -850,6 +850,26 @@ static bool op_looks(const struct sop *o)
 	}
 }
 
+/*
+ * The connection error (a positive errno) a write-behind send met and no
+ * call reported yet, or 0. EPIPE is not one the socket keeps: a short send
+ * leaves it to the next send. Called with hs_lock held.
+ */
+static int wb_conn_err(const struct hstate *hs)
+{
+	return hs->wb_err && hs->wb_err != -EPIPE ? -hs->wb_err : 0;
+}
+
+/* wb_conn_err(), reported now: the socket no longer has it. Called with hs_lock held. */
+static int wb_conn_err_take(struct hstate *hs)
+{
+	int err = wb_conn_err(hs);
+
+	if (err)
+		hs->wb_err = 0;
+	return err;
+}
+
 /* A call (not a send or receive) on a socket with a write-behind send in flight waits: true. */
 static bool wb_hold(struct sop *o)
 {
@@ -1005,11 +1025,8 @@ static void take_done(struct remote_req *r)
 	/* A call that is gone shows when it is answered (recv_answer): its data stay the socket's. */
 	orphan = o->orphan;
 	/* A connection error a write-behind send met, for a receive that finds nothing (wb_fits). */
-	if (hs && hs->wb_err && hs->wb_err != -EPIPE && !orphan && !o->is_accept && !r->lost &&
-	    n <= 0) {
-		n = hs->wb_err;
-		hs->wb_err = 0;
-	}
+	if (hs && !orphan && !o->is_accept && !r->lost && n <= 0 && wb_conn_err(hs))
+		n = -wb_conn_err_take(hs);
 	/* a take call stays in flight while it is answered (take_answered) */
 	answering = hs && !orphan;
 	if (answering) {
@@ -2200,7 +2217,7 @@ enum sv_verdict sys_sendfile(struct sv_call *c)
  * the socket's error for SO_ERROR when no call of the program reported it:
  * the delegate's send took it from the delegate's socket, so the answer of
  * a SO_ERROR that found none there carries it instead (once, as SO_ERROR
- * clears it). EPIPE is not a kept error: a short send leaves it to the next.
+ * clears it).
  */
 static bool so_error_behind(struct sop *o, int *val)
 {
@@ -2211,9 +2228,8 @@ static bool so_error_behind(struct sop *o, int *val)
 		return false;
 	pthread_mutex_lock(&hs_lock);
 	hs = hs_get(o->h, false);
-	if (hs && hs->wb_err && hs->wb_err != -EPIPE) {
-		*val = -hs->wb_err;
-		hs->wb_err = 0;
+	if (hs && wb_conn_err(hs)) {
+		*val = wb_conn_err_take(hs);
 		took = true;
 	}
 	if (hs)

@@ -82,6 +82,15 @@ bool policy_is_remote_family(const struct policy *p, int family);
 int policy_allows(const struct policy *p, enum policy_rule_kind kind, int proto,
 		   const struct sockaddr *sa, socklen_t len);
 
+/*
+ * A ping socket's protocol? Its echoes are judged by "allow icmp CIDR"
+ * rules, by address alone: the kernel chooses their identifier (the port).
+ */
+static inline bool policy_proto_is_echo(int proto)
+{
+	return proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
+}
+
 /* Does @p trust every program, whatever its digest ("trusted *")? */
 bool policy_trusts_all(const struct policy *p);
 /*
