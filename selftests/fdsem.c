@@ -1585,12 +1585,14 @@ static void sc_behind(void)
  * SLOW_CHUNK sends, the last EXIT_LAST bytes in one, through a small send
  * buffer, then exit at once, the socket open: the kernel sends what it took
  * after the program is gone, and so must rsys (fdsem_test.sh asks the world
- * how many bytes came). The last send outlasts the program at the delegate.
+ * how many bytes came). Under a "held-" TOKEN the world reads nothing until
+ * the test releases it, so the last send, more than both ends' buffers
+ * hold, outlasts the program at the delegate (natively: in its send()).
  */
 static void send_exit(const char *token, size_t total)
 {
 	static unsigned char chunk[EXIT_LAST];
-	int fd, small = 16 * 1024;
+	int fd, small = 4 * 1024;
 	size_t sent = 0, i, n;
 
 	fd = hold_connect(token, 0);

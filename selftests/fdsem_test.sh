@@ -48,6 +48,11 @@ done
 # Write-behind (rsys-load(8)): in remote mode the behind scenario's sends are answered before
 # the delegate makes them, as "rsys-load run -v" counts; with --no-write-behind (the control)
 # none is, and either way the transcript is the native one.
+world_query()	# world_query LINE: the world's query port's answer to LINE (world_server.c)
+{
+	rsys_native bash -c 'exec 3<>"/dev/tcp/$1/7003" && echo "$2" >&3 && read -r a <&3 && echo "$a"' \
+		_ "$RSYS_WORLD_IP" "$1"
+}
 behind_run()	# behind_run [OPTION]: $rrc, and $count of the sends answered before they were made
 {
 	RSYS_RUN_TIMEOUT=40 RSYS_RUN_OPTS="-v $*" rsys_run "$FDSEM" behind >"$r" 2>"$r.err"
@@ -80,29 +85,32 @@ if [ "$behind" -gt 0 ]; then
 				tap_not_ok "behind ${opt:-(write-behind on)}: ${count:-no} sends answered early (want $want), exit $rrc"
 			fi
 		done
-		# A program that exits right after its sends to a slow reader: the last ones are
-		# still at the delegate when the session ends (rsys-load -v counts them), and the
-		# delegate still makes them before it closes the socket (rsys-delegate(8)).
-		bytes=$((256 << 10))
+		# A program that exits right after its last send, which the world does not read yet (a
+		# "held-" token): under rsys that send is still at the delegate when the session ends
+		# (rsys-load -v counts it), and the delegate still makes it, once the world reads, before
+		# it closes the socket (rsys-delegate(8)). Natively the send waits in the program's kernel.
+		bytes=$(((64 << 10) + 1024))	# fdsem's EXIT_LAST, and one 1 KiB send before it
 		for how in native rsys; do
-			token=slow-sendexit-$how-$$
+			token=held-sendexit-$how-$$
 			if [ $how = native ]; then
-				rsys_native "$FDSEM" sendexit "$token" $bytes >"$r.exit" 2>&1
+				rsys_native timeout 40 "$FDSEM" sendexit "$token" $bytes >"$r.exit" 2>&1 &
+				going=$(world_query "$token go")
+				wait $!
 			else
 				RSYS_RUN_TIMEOUT=40 RSYS_RUN_OPTS=-v rsys_run "$FDSEM" sendexit "$token" $bytes \
 					>"$r.exit" 2>&1
 			fi
 			rrc=$?
-			got=$(rsys_native bash -c 'exec 3<>"/dev/tcp/$1/7003" && echo "$2 10000 bytes" >&3 &&
-				read -r a <&3 && echo "$a"' _ "$RSYS_WORLD_IP" "$token")
-			[ $rrc -eq 0 ] && [ "$got" = "closed $bytes" ] || break
+			[ $how = native ] || going=$(world_query "$token go")
+			got=$(world_query "$token 10000 bytes")
+			[ $rrc -eq 0 ] && [ "$going" = going ] && [ "$got" = "closed $bytes" ] || break
 		done
 		left=$(sed -n 's/.* \([0-9]*\) of them still at the delegate.*/\1/p' "$r.exit")
 		if [ $rrc -eq 0 ] && [ "$got" = "closed $bytes" ] && [ "${left:-0}" -gt 0 ]; then
 			tap_ok "behind: a program that exits right after its sends: the world got all $bytes bytes, natively and under rsys ($left sent by the delegate after the session)"
 		else
 			tap_diag_file "$r.exit"
-			tap_not_ok "behind: sends then exit, $how: exit $rrc, the world says \"$got\" (want \"closed $bytes\"), ${left:-no} sends left to the delegate (want 1 or more)"
+			tap_not_ok "behind: sends then exit, $how: exit $rrc, go: \"$going\", the world says \"$got\" (want \"closed $bytes\"), ${left:-no} sends left to the delegate (want 1 or more)"
 		fi
 	fi
 fi

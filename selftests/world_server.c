@@ -7,10 +7,12 @@
  *   tcp ADDR:7     echo every byte back until the client's EOF, then close
  *   udp ADDR:7     echo every datagram to its sender
  *   tcp ADDR:7002  read a token line, then read (never write) until EOF; remember the token
- *                  as closed (a token that starts "slow-": 1 KiB each 20 ms)
+ *                  as closed. A token that starts "held-": read nothing more, through a
+ *                  HELD_RCVBUF receive buffer, until the query port releases it (at most
+ *                  HELD_MAX_MS), so that what its sender sends waits at the sender's end
  *   tcp ADDR:7003  read "TOKEN WAIT_MS"; answer "closed" once TOKEN's connection saw EOF,
  *                  ("TOKEN WAIT_MS bytes": "closed N", N the bytes it read after the token line)
- *                  else "open"
+ *                  else "open"; "TOKEN go": release TOKEN's hold connection, answer "going"
  * READY_FILE is created once every port listens.
  *
  * Plain C with pthreads only, so that it also runs linked statically in a minimal initramfs.
@@ -37,6 +39,8 @@
 #define ECHO_PORT	7
 #define HOLD_PORT	7002
 #define QUERY_PORT	7003
+#define HELD_RCVBUF	4096		/* a held connection's receive buffer (the kernel doubles it) */
+#define HELD_MAX_MS	60000		/* ... and how long it waits for its "go" */
 
 #define BACKLOG		64
 #define BUF_SIZE	65536
@@ -51,11 +55,16 @@ struct token {
 	unsigned long long bytes;	/* a closed hold connection: read after the token line */
 };
 
-/* Ring of the tokens whose hold connection saw EOF, newest at closed[closed_next - 1]. */
-static struct token closed[CLOSED_MAX];
-static unsigned int closed_n, closed_next;
-static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t closed_cond;	/* on CLOCK_MONOTONIC, set up in main() */
+/* A ring of tokens, the newest at t[next - 1]; CLOSED_MAX of them, the oldest forgotten. */
+struct ring {
+	struct token t[CLOSED_MAX];
+	unsigned int n, next;
+};
+
+/* The tokens whose hold connection saw EOF, and the held ones a query released. */
+static struct ring closed, released;
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ring_cond;	/* on CLOCK_MONOTONIC, set up in main() */
 
 static const char *addr_str;
 static struct in_addr addr;
@@ -150,37 +159,33 @@ static int read_line(int fd, struct token *t)
 	return 0;
 }
 
-/* Under closed_lock: the closed token @t names, or NULL. */
-static const struct token *closed_find(const struct token *t)
+/* Under ring_lock: the token of @r that @t names, or NULL. */
+static const struct token *ring_find(const struct ring *r, const struct token *t)
 {
 	unsigned int i;
 
-	for (i = 0; i < closed_n; i++)
-		if (closed[i].len == t->len && !memcmp(closed[i].s, t->s, t->len))
-			return &closed[i];
+	for (i = 0; i < r->n; i++)
+		if (r->t[i].len == t->len && !memcmp(r->t[i].s, t->s, t->len))
+			return &r->t[i];
 	return NULL;
 }
 
-static bool closed_has(const struct token *t)
+static void ring_add(struct ring *r, const struct token *t)
 {
-	return closed_find(t) != NULL;
-}
-
-static void closed_add(const struct token *t)
-{
-	pthread_mutex_lock(&closed_lock);
-	if (!closed_has(t)) {
-		closed[closed_next] = *t;
-		closed_next = (closed_next + 1) % CLOSED_MAX;
-		if (closed_n < CLOSED_MAX)
-			closed_n++;
+	pthread_mutex_lock(&ring_lock);
+	if (!ring_find(r, t)) {
+		r->t[r->next] = *t;
+		r->next = (r->next + 1) % CLOSED_MAX;
+		if (r->n < CLOSED_MAX)
+			r->n++;
 	}
-	pthread_cond_broadcast(&closed_cond);
-	pthread_mutex_unlock(&closed_lock);
+	pthread_cond_broadcast(&ring_cond);
+	pthread_mutex_unlock(&ring_lock);
 }
 
-/* Wait up to @wait_ms for @t to be closed; true if it is, with its byte count in *@bytes. */
-static bool closed_wait(const struct token *t, long long wait_ms, unsigned long long *bytes)
+/* Wait up to @wait_ms for @t to be in @r; true if it is, with its byte count in *@bytes. */
+static bool ring_wait(const struct ring *r, const struct token *t, long long wait_ms,
+		      unsigned long long *bytes)
 {
 	struct timespec deadline;
 	bool found;
@@ -197,15 +202,15 @@ static bool closed_wait(const struct token *t, long long wait_ms, unsigned long 
 		}
 	}
 
-	pthread_mutex_lock(&closed_lock);
-	while (!(found = closed_has(t)) && wait_ms > 0)
-		if (pthread_cond_timedwait(&closed_cond, &closed_lock, &deadline) == ETIMEDOUT) {
-			found = closed_has(t);
+	pthread_mutex_lock(&ring_lock);
+	while (!(found = ring_find(r, t)) && wait_ms > 0)
+		if (pthread_cond_timedwait(&ring_cond, &ring_lock, &deadline) == ETIMEDOUT) {
+			found = ring_find(r, t);
 			break;
 		}
 	if (found)
-		*bytes = closed_find(t)->bytes;
-	pthread_mutex_unlock(&closed_lock);
+		*bytes = ring_find(r, t)->bytes;
+	pthread_mutex_unlock(&ring_lock);
 	return found;
 }
 
@@ -239,31 +244,32 @@ static void *hold_conn(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
 	char buf[BUF_SIZE];
+	unsigned long long unused;
 	struct token t;
-	bool slow;
 	ssize_t n;
 
 	if (read_line(fd, &t) < 0) {
 		conn_error("hold", HOLD_PORT, "recv", errno);
 		goto out;
 	}
-	slow = !strncmp(t.s, "slow-", 5);
-	t.bytes = 0;
-	while ((n = recv_retry(fd, buf, slow ? 1024 : sizeof(buf))) > 0) {
-		t.bytes += n;
-		if (slow)
-			usleep(20000);
+	if (t.len > 5 && !memcmp(t.s, "held-", 5)) {
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ HELD_RCVBUF }, sizeof(int)) < 0)
+			conn_error("hold", HOLD_PORT, "setsockopt(SO_RCVBUF)", errno);
+		ring_wait(&released, &t, HELD_MAX_MS, &unused);
 	}
+	t.bytes = 0;
+	while ((n = recv_retry(fd, buf, sizeof(buf))) > 0)
+		t.bytes += n;
 	if (n < 0)
 		conn_error("hold", HOLD_PORT, "recv", errno);
 	else
-		closed_add(&t);
+		ring_add(&closed, &t);
 out:
 	conn_close(fd);
 	return NULL;
 }
 
-/* "TOKEN WAIT_MS [bytes]" (WAIT_MS optional, 0): answers "closed[ N]\n" or "open\n". */
+/* "TOKEN WAIT_MS [bytes]" (WAIT_MS optional, 0): answers "closed[ N]\n" or "open\n"; "TOKEN go". */
 static void *query_conn(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
@@ -279,6 +285,13 @@ static void *query_conn(void *arg)
 	}
 	t.s[t.len] = '\0';
 	sp = memchr(t.s, ' ', t.len);
+	if (sp && !strcmp(sp + 1, "go")) {
+		t.len = sp - t.s;
+		t.bytes = 0;
+		ring_add(&released, &t);
+		snprintf(answer, sizeof(answer), "going\n");
+		goto answer;
+	}
 	if (sp) {
 		*sp = '\0';
 		errno = 0;
@@ -291,12 +304,13 @@ static void *query_conn(void *arg)
 		}
 		t.len = sp - t.s;
 	}
-	if (!closed_wait(&t, wait_ms, &bytes))
+	if (!ring_wait(&closed, &t, wait_ms, &bytes))
 		snprintf(answer, sizeof(answer), "open\n");
 	else if (with_bytes)
 		snprintf(answer, sizeof(answer), "closed %llu\n", bytes);
 	else
 		snprintf(answer, sizeof(answer), "closed\n");
+answer:
 	if (send_all(fd, answer, strlen(answer)) < 0)
 		conn_error("query", QUERY_PORT, "send", errno);
 out:
@@ -423,7 +437,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	pthread_condattr_init(&cattr);
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-	pthread_cond_init(&closed_cond, &cattr);
+	pthread_cond_init(&ring_cond, &cattr);
 	pthread_condattr_destroy(&cattr);
 	pthread_attr_init(&conn_attr);
 	pthread_attr_setdetachstate(&conn_attr, PTHREAD_CREATE_DETACHED);
