@@ -39,13 +39,17 @@ allow udp 2001:db8:1:2::/64 *
 allow udp 2001:db8:1:3:8000::/65 5000-5001
 allow any 2001:db8:ff::1/128 9
 allow icmp $RSYS_SERVICE_IP/32
+allow icmp 10.60.0.0/14
+allow any 10.80.0.0/16 *
+allow icmp 2001:db8:5::/48
 allow bind tcp 0.0.0.0/0 *
 allow bind udp 0.0.0.0/0 *
 EOF
 }
 
-# The egress rules above at their edges (prefix bits, port ranges, protocols, v4-mapped):
-# DEST=VERDICT as the policy says, for selftests/egress_probe.
+# The egress rules above at their edges (prefix bits, port ranges, protocols, v4-mapped; an
+# echo matches "allow icmp" or "allow any CIDR *" by address alone): DEST=VERDICT as the policy
+# says, for selftests/egress_probe.
 PROBES="udp:$RSYS_WORLD_IP:$ALLOWED_UDP=allowed udp:$RSYS_WORLD_IP:$DENIED=denied
 udp:10.20.0.1:1000=allowed udp:10.20.127.255:2000=allowed udp:10.20.128.0:1500=denied
 udp:10.20.0.1:999=denied udp:10.20.0.1:2001=denied udplite:10.20.0.1:1500=denied
@@ -59,12 +63,25 @@ udp:[2001:db8:1:3:8000::1]:5000=allowed udp:[2001:db8:1:3:ffff::]:5001=allowed
 udp:[2001:db8:1:3:7fff:ffff:ffff:ffff]:5000=denied udp:[2001:db8:1:3:8000::1]:5002=denied
 udplite:[2001:db8:ff::1]:9=allowed udp:[2001:db8:ff::2]:9=denied udp:[2001:db8:ff::1]:8=denied
 udp:[::ffff:$RSYS_WORLD_IP]:$ALLOWED_UDP=allowed udp:[::ffff:$RSYS_WORLD_IP]:$DENIED=denied
-udp:[::ffff:10.20.0.1]:1000=allowed udp:[::ffff:10.20.128.0]:1000=denied"
+udp:[::ffff:10.20.0.1]:1000=allowed udp:[::ffff:10.20.128.0]:1000=denied
+icmp:10.60.0.1=allowed icmp:10.63.255.255=allowed icmp:10.64.0.0=denied icmp:10.59.255.255=denied
+icmp:10.80.3.4=allowed icmp:10.81.0.1=denied icmp:172.16.0.1=denied icmp:10.20.0.1=denied
+icmp:[2001:db8:5::1]=allowed icmp:[2001:db8:5:ffff:ffff:ffff:ffff:ffff]=allowed
+icmp:[2001:db8:6::]=denied icmp:[2001:db8:4:ffff::1]=denied icmp:[2001:db8:ff::1]=denied"
 
 rsys_topology_up
 # Ping sockets, for root (the delegate, and the native controls) in the service netns.
 ip netns exec "$RSYS_NS_SERVICE" sysctl -qw net.ipv4.ping_group_range="0 0" ||
 	ksft_skip "cannot allow ping sockets in the service netns"
+# Routes for the probes' destinations (below): the guard judges an echo once it is routed,
+# and an echo no route takes fails with ENETUNREACH, refused or not. They lead to the world
+# netns, which forwards nothing.
+dev=$(ip -n "$RSYS_NS_SERVICE" -o route get "$RSYS_WORLD_IP" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
+{ [ -n "$dev" ] && ip -n "$RSYS_NS_SERVICE" route add 10.0.0.0/8 dev "$dev" &&
+  ip -n "$RSYS_NS_SERVICE" route add 172.16.0.0/12 dev "$dev" &&
+  ip -n "$RSYS_NS_SERVICE" -6 addr add 2001:db8:9::2/64 dev "$dev" nodad &&
+  ip -n "$RSYS_NS_SERVICE" -6 route add 2001:db8::/32 dev "$dev"; } ||
+	ksft_skip "cannot route the probes' destinations in the service netns"
 rsys_delegate_start
 TRAP_DELEGATE=unix:$RSYS_SOCKDIR/trap.sock
 rsys_bg "$RSYS_NS_SERVICE" "$RSYS_DELEGATE_BIN" --listen "$TRAP_DELEGATE" --policy "$RSYS_POLICY" \
@@ -278,6 +295,38 @@ guard_control egress_sendmsg4 sendmsg4 udp-sendto "the datagram"
 # ping sockets' echoes, which egress_skb judges as they leave
 guard_control egress_skb egress icmp-sendto "the echo"
 
+# guard_denied: the guard's count of the sends it refused ("denied" in egress_skb's .bss).
+guard_denied()
+{
+	local prog map
+
+	prog=$([ -n "$CG" ] && bpftool cgroup show "$CG" 2>/dev/null | awk '$NF == "egress_skb" { print $1 }')
+	[ -n "$prog" ] || return 1
+	for map in $(bpftool prog show id "$prog" | sed -n 's/.*map_ids \([0-9,]*\).*/\1/p' | tr , ' '); do
+		bpftool map dump id "$map" 2>/dev/null | sed -n 's/.*"denied": \([0-9]*\).*/\1/p'
+	done | grep . || return 1
+}
+
+# egress_probe_in MODE DEST...: egress_probe's lines under MODE. An IPv6 echo the guard drops
+# leaves its send without an error (Linux's ICMPv6 sends do not report what happens as the
+# packet leaves: icmpv6_push_pending_frames), so in direct mode each such echo is probed on
+# its own and the guard's count says whether it was refused.
+egress_probe_in()
+{
+	local mode=$1 d n0 n1
+
+	shift
+	# shellcheck disable=SC2046 # one word per destination
+	in_mode_prog "$mode" "$PROBE" $(for d in "$@"; do [[ "$mode:$d" == direct:icmp:\[* ]] || echo "$d"; done)
+	[ "$mode" = direct ] || return 0
+	for d in "$@"; do
+		[[ "$d" == icmp:\[* ]] || continue
+		n0=$(guard_denied) && in_mode_prog "$mode" "$PROBE" "$d" >/dev/null && n1=$(guard_denied) ||
+			{ echo "$d no-count"; continue; }
+		echo "$d $([ "$n1" -gt "$n0" ] && echo denied || echo allowed)"
+	done
+}
+
 # The guard's programs (direct), the delegate's own check (direct-trap) and both (remote)
 # judge the same edges as the policy says; natively every datagram goes.
 PROBE=$RSYS_O/selftests/egress_probe
@@ -286,7 +335,7 @@ dests=$(for p in $PROBES; do echo "${p%=*}"; done)
 bad=
 for mode in $MODES; do
 	# shellcheck disable=SC2086 # one word per destination
-	got=$(in_mode_prog "$mode" "$PROBE" $dests 2>"$RSYS_TMP/probe.err")
+	got=$(egress_probe_in "$mode" $dests 2>"$RSYS_TMP/probe.err")
 	if [ "$got" != "$want" ]; then
 		bad="$bad $mode"
 		diff <(echo "$want") <(echo "$got") | sed 's/^/# /'
@@ -298,7 +347,7 @@ native=$(rsys_native "$PROBE" $dests)
 nden=$(echo "$want" | grep -c ' denied$')
 if [ -z "$bad" ] && [ "$nden" -gt 0 ] && ! echo "$native" | grep -q ' denied$' &&
    [ "$(echo "$native" | wc -l)" = "$(echo "$want" | wc -l)" ]; then
-	tap_ok "egress rules at their edges (prefix bits, ports, protocols, v4-mapped): $(echo "$want" | wc -l) datagrams, $nden refused alike by the egress guard, the delegate's check and remote mode; natively none"
+	tap_ok "egress rules at their edges (prefix bits, ports, protocols, v4-mapped): $(echo "$want" | wc -l) datagrams and echoes, $nden refused alike by the egress guard, the delegate's check and remote mode; natively none"
 else
 	echo "$native" | sed 's/^/# native: /'
 	tap_not_ok "egress rules at their edges: modes that disagree with the policy:${bad:- none}; natively refused: $(echo "$native" | grep -c ' denied$')"

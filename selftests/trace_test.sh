@@ -75,7 +75,7 @@ trace_stop() {
 	wait "$READER" 2>/dev/null
 }
 
-tap_plan 27
+tap_plan 30
 
 if trace_start; then
 	tap_ok "trace listens on \$RSYS_TRACE_SOCK"
@@ -286,4 +286,8 @@ else
 	learn_check ping "icmp $RSYS_WORLD_IP/32" "$PINGER" icmp-sendto "$RSYS_WORLD_IP" 0 -- \
 		"$PINGER" icmp-sendto "$RSYS_SERVICE_IP" 0
 fi
+# A UDP-Lite datagram is learned as UDP-Lite (the protocol socket() named), not as UDP.
+PROBE=$RSYS_O/selftests/egress_probe
+learn_check udplite "udplite $RSYS_WORLD_IP/32 9" "$PROBE" "udplite:$RSYS_WORLD_IP:9" -- \
+	"$PROBE" "udplite:$RSYS_WORLD_IP:10"
 tap_finish
