@@ -78,10 +78,13 @@ ip netns exec "$RSYS_NS_SERVICE" sysctl -qw net.ipv4.ping_group_range="0 0" ||
 # netns, which forwards nothing.
 dev=$(ip -n "$RSYS_NS_SERVICE" -o route get "$RSYS_WORLD_IP" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
 { [ -n "$dev" ] && ip -n "$RSYS_NS_SERVICE" route add 10.0.0.0/8 dev "$dev" &&
-  ip -n "$RSYS_NS_SERVICE" route add 172.16.0.0/12 dev "$dev" &&
-  ip -n "$RSYS_NS_SERVICE" -6 addr add 2001:db8:9::2/64 dev "$dev" nodad &&
-  ip -n "$RSYS_NS_SERVICE" -6 route add 2001:db8::/32 dev "$dev"; } ||
+  ip -n "$RSYS_NS_SERVICE" route add 172.16.0.0/12 dev "$dev"; } ||
 	ksft_skip "cannot route the probes' destinations in the service netns"
+if ! { ip -n "$RSYS_NS_SERVICE" -6 addr add 2001:db8:9::2/64 dev "$dev" nodad &&
+       ip -n "$RSYS_NS_SERVICE" -6 route add 2001:db8::/32 dev "$dev"; }; then
+	echo "# no IPv6 route in the service netns: the IPv6 echoes are left out of the edges"
+	PROBES=$(for p in $PROBES; do [[ "$p" == icmp:\[* ]] || echo "$p"; done)
+fi
 rsys_delegate_start
 TRAP_DELEGATE=unix:$RSYS_SOCKDIR/trap.sock
 rsys_bg "$RSYS_NS_SERVICE" "$RSYS_DELEGATE_BIN" --listen "$TRAP_DELEGATE" --policy "$RSYS_POLICY" \
