@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "deadline.h"
 #include "delegate.h"
 #include "frame.h"
 #include "log.h"
@@ -421,18 +422,6 @@ static void send_reply(struct session *s, struct rsys_frame *f, const void *payl
 	/* No thread to spare: this session's reader writes, blocking, instead. */
 	if (err)
 		outq_flush(s);
-}
-
-/* @ms from now on CLOCK_REALTIME, for pthread_cond_timedwait(). */
-static void deadline_ms(struct timespec *ts, long ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
 }
 
 /*

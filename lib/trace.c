@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "trace.h"
+#include <rsys/policy.h>
 
 #define TRACE_RETRY_NS	1000000000ull	/* no reader: try again after a second */
 
@@ -304,7 +305,7 @@ int trace_format(const struct rsys_event *ev, bool json, char *buf, size_t len)
 	if (ev->proto)
 		put_str(&o, "proto", ev->proto == IPPROTO_TCP ? "tcp" :
 			ev->proto == IPPROTO_UDP ? "udp" : ev->proto == IPPROTO_UDPLITE ? "udplite" :
-			ev->proto == IPPROTO_ICMP || ev->proto == IPPROTO_ICMPV6 ? "icmp" : "other");
+			policy_proto_is_echo(ev->proto) ? "icmp" : "other");
 	if (ev->family == AF_INET || ev->family == AF_INET6) {
 		inet_ntop(ev->family, ev->addr, ip, sizeof(ip));
 		snprintf(abuf, sizeof(abuf), ev->family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, ev->port);

@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <rsys/limits.h>
 
+#include "deadline.h"
 #include "epoll.h"
 #include "events.h"
 #include "log.h"
@@ -852,18 +853,13 @@ static bool op_looks(const struct sop *o)
 
 /*
  * The connection error (a positive errno) a write-behind send met and no
- * call reported yet, or 0. EPIPE is not one the socket keeps: a short send
- * leaves it to the next send. Called with hs_lock held.
+ * call reported yet, or 0, reported now: the socket no longer has it.
+ * EPIPE is not one the socket keeps: a short send leaves it to the next
+ * send. Called with hs_lock held.
  */
-static int wb_conn_err(const struct hstate *hs)
-{
-	return hs->wb_err && hs->wb_err != -EPIPE ? -hs->wb_err : 0;
-}
-
-/* wb_conn_err(), reported now: the socket no longer has it. Called with hs_lock held. */
 static int wb_conn_err_take(struct hstate *hs)
 {
-	int err = wb_conn_err(hs);
+	int err = hs->wb_err && hs->wb_err != -EPIPE ? -hs->wb_err : 0;
 
 	if (err)
 		hs->wb_err = 0;
@@ -1019,14 +1015,15 @@ static void take_done(struct remote_req *r)
 	int64_t n = sop_result(o);
 	struct hstate *hs;
 	bool orphan, answering;
+	int err;
 
 	pthread_mutex_lock(&hs_lock);
 	hs = hs_get(o->h, false);
 	/* A call that is gone shows when it is answered (recv_answer): its data stay the socket's. */
 	orphan = o->orphan;
 	/* A connection error a write-behind send met, for a receive that finds nothing (wb_fits). */
-	if (hs && !orphan && !o->is_accept && !r->lost && n <= 0 && wb_conn_err(hs))
-		n = -wb_conn_err_take(hs);
+	if (hs && !orphan && !o->is_accept && !r->lost && n <= 0 && (err = wb_conn_err_take(hs)))
+		n = -err;
 	/* a take call stays in flight while it is answered (take_answered) */
 	answering = hs && !orphan;
 	if (answering) {
@@ -1275,13 +1272,7 @@ void sock_drain(int ms)
 	struct timespec ts;
 	unsigned int unsent, left;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_ms(&ts, ms);
 	pthread_mutex_lock(&hs_lock);
 	while (wb_unsent && !pthread_cond_timedwait(&wb_cond, &hs_lock, &ts))
 		;
@@ -2223,13 +2214,14 @@ static bool so_error_behind(struct sop *o, int *val)
 {
 	struct hstate *hs;
 	bool took = false;
+	int err;
 
 	if (*val)
 		return false;
 	pthread_mutex_lock(&hs_lock);
 	hs = hs_get(o->h, false);
-	if (hs && wb_conn_err(hs)) {
-		*val = wb_conn_err_take(hs);
+	if (hs && (err = wb_conn_err_take(hs))) {
+		*val = err;
 		took = true;
 	}
 	if (hs)

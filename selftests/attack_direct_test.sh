@@ -269,13 +269,18 @@ guard_cg()
 	[ -n "$mnt" ] && echo "$mnt$(sed -n 's/^0:://p' "/proc/$RSYS_DELEGATE_PID/cgroup")"
 }
 CG=$(guard_cg)
+# guard_prog PROG: the id of the guard's program PROG in the delegate's cgroup, or nothing.
+guard_prog()
+{
+	[ -n "$CG" ] && bpftool cgroup show "$CG" 2>/dev/null | awk -v p="$1" '$NF == p { print $1 }'
+}
 # guard_control PROG ATTACH_TYPE CMD WHAT: PROG detached, CMD reaches the denied destination;
 # attached again, it is refused.
 guard_control()
 {
 	local prog=$1 type=$2 cmd=$3 what=$4 id rc0 rc1
 
-	id=$([ -n "$CG" ] && bpftool cgroup show "$CG" 2>/dev/null | awk -v p="$prog" '$NF == p { print $1 }')
+	id=$(guard_prog "$prog")
 	if [ -z "$id" ]; then
 		tap_skip "the egress guard's control: no cgroup2 mount or no $prog at '$CG'"
 		return
@@ -303,7 +308,7 @@ guard_denied()
 {
 	local prog map
 
-	prog=$([ -n "$CG" ] && bpftool cgroup show "$CG" 2>/dev/null | awk '$NF == "egress_skb" { print $1 }')
+	prog=$(guard_prog egress_skb)
 	[ -n "$prog" ] || return 1
 	for map in $(bpftool prog show id "$prog" | sed -n 's/.*map_ids \([0-9,]*\).*/\1/p' | tr , ' '); do
 		bpftool map dump id "$map" 2>/dev/null | sed -n 's/.*"denied": \([0-9]*\).*/\1/p'
