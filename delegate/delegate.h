@@ -4,6 +4,7 @@
 #define RSYS_DELEGATE_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -92,6 +93,8 @@ struct session {
 	unsigned int workers, idle_workers;
 	unsigned int kicks;		/* cancelled requests still running */
 	bool closing;
+	bool pinned;			/* its threads run on @cpus, its client's (session_cpus) */
+	cpu_set_t cpus;
 };
 
 /* Reply buffer of one executing request. */

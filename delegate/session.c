@@ -280,11 +280,64 @@ static void outq_flush(struct session *s)
 	pthread_mutex_unlock(&s->out_lock);
 }
 
-/* Start a detached thread of @s running @fn, within the global thread cap; s->lock held. */
-static int thread_spawn(struct session *s, void *(*fn)(void *), size_t stack)
+/*
+ * A session runs on its client's CPUs: those a unix client's process may
+ * use when the session starts, within the delegate's own. Every remote call
+ * is a wake-up from rsys-load to the delegate and one back; on another CPU
+ * each is an inter-processor interrupt, which a virtual machine pays with
+ * an exit to its hypervisor. "taskset -c 0 rsys-load run" then keeps the
+ * program, its monitor and the session on one CPU, and no one pays that.
+ * Only the session's own threads follow: the listener and other clients'
+ * sessions keep the delegate's affinity. A TLS client's CPUs are not ours
+ * to know (its end here is the relay's).
+ */
+static void session_cpus(struct session *s)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	cpu_set_t mine, theirs;
+
+	if (s->client == CLIENT_TLS || getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) ||
+	    cr.pid <= 0 || sched_getaffinity(cr.pid, sizeof(theirs), &theirs) ||
+	    sched_getaffinity(0, sizeof(mine), &mine))
+		return;
+	CPU_AND(&theirs, &theirs, &mine);
+	if (!CPU_COUNT(&theirs) || CPU_EQUAL(&theirs, &mine))
+		return;
+	s->cpus = theirs;
+	s->pinned = true;
+	pr_info("session %u: on the %d CPU(s) of its client (pid %d)\n", s->id, CPU_COUNT(&theirs),
+		cr.pid);
+}
+
+/* A detached thread of @s running @fn, on the session's CPUs (session_cpus) if it can. */
+static int session_thread(struct session *s, void *(*fn)(void *), size_t stack)
 {
 	pthread_attr_t attr;
 	pthread_t t;
+	int err;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (stack)
+		pthread_attr_setstacksize(&attr, stack);
+	if (s->pinned)
+		pthread_attr_setaffinity_np(&attr, sizeof(s->cpus), &s->cpus);
+	err = pthread_create(&t, &attr, fn, s);
+	if (err == EINVAL && s->pinned) {
+		/* Its CPUs went offline since: anywhere, then. */
+		pr_info("session %u: its client's CPUs are gone, running anywhere\n", s->id);
+		s->pinned = false;
+		pthread_attr_destroy(&attr);
+		return session_thread(s, fn, stack);
+	}
+	pthread_attr_destroy(&attr);
+	return err;
+}
+
+/* Start a detached thread of @s running @fn, within the global thread cap; s->lock held. */
+static int thread_spawn(struct session *s, void *(*fn)(void *), size_t stack)
+{
 	int err;
 
 	if (__atomic_add_fetch(&dlg.workers, 1, __ATOMIC_RELAXED) > dlg.max_workers) {
@@ -293,11 +346,7 @@ static int thread_spawn(struct session *s, void *(*fn)(void *), size_t stack)
 			s->id, dlg.max_workers);
 		return -EAGAIN;
 	}
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, stack);
-	err = pthread_create(&t, &attr, fn, s);
-	pthread_attr_destroy(&attr);
+	err = session_thread(s, fn, stack);
 	if (err) {
 		__atomic_sub_fetch(&dlg.workers, 1, __ATOMIC_RELAXED);
 		return -err;
@@ -891,8 +940,6 @@ out:
 int session_start(int fd, int client, const struct rsys_frame *hello)
 {
 	struct session *s;
-	pthread_attr_t attr;
-	pthread_t t;
 	uint32_t i;
 	int err;
 
@@ -935,10 +982,8 @@ int session_start(int fd, int client, const struct rsys_frame *hello)
 	stat_add(sessions, 1);
 	stat_add(threads, 1);
 	__atomic_add_fetch(&dlg.client_sessions[client], 1, __ATOMIC_RELAXED);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	err = pthread_create(&t, &attr, session_main, s);
-	pthread_attr_destroy(&attr);
+	session_cpus(s);
+	err = session_thread(s, session_main, 0);
 	if (err) {
 		stat_sub(sessions, 1);
 		stat_sub(threads, 1);

@@ -471,6 +471,29 @@ static int cmd_linger(char **av)
 }
 
 /*
+ * hold ADDR HOST PORT SECONDS: a session with a connection to HOST:PORT and
+ * a recv on it that nothing answers (a delegate thread waits in it), for
+ * SECONDS; says "holding" once the recv is at the delegate.
+ */
+static int cmd_hold(char **av)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sockaddr_of(av[1], av[2], &ss);
+	int fd = session_connect(av[0]);
+	int64_t h;
+
+	if (fd < 0 || !len)
+		return 2;
+	h = d_socket(fd, ss.ss_family, SOCK_STREAM);
+	if (h < 0 || call(fd, RSYS_OP_CONNECT, &ss, len, h, 0, 0, 0, NULL) ||
+	    !req_send(fd, RSYS_OP_RECV, NULL, 0, h, 16, 0, 0))
+		return 2;
+	printf("holding\n");
+	sleep(atoi(av[3]));
+	return 0;
+}
+
+/*
  * sockfd ADDR UID HOST PORT: as UID, ask for a socket of the delegate's own
  * (direct mode's SOCKFD) and reach HOST:PORT with it, past every egress rule.
  */
@@ -530,6 +553,7 @@ static const struct {
 	{ "handles", 2, cmd_handles },
 	{ "threads", 4, cmd_threads },
 	{ "linger", 5, cmd_linger },
+	{ "hold", 4, cmd_hold },
 };
 
 int main(int argc, char **argv)

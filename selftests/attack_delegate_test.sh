@@ -141,7 +141,7 @@ RSYS_PIDS+=($!)
 rsys_wait_file "$RSYS_TMP/lo4.ready" && rsys_wait_file "$RSYS_TMP/lo6.ready" ||
 	ksft_skip "loopback servers in the service netns did not start"
 
-tap_plan 39
+tap_plan 43
 
 # 1. Who may connect: SO_PEERCRED against 'client uid', from another netns, not under rsys.
 check "peer credentials: uid 65534 from another netns gets no session, nothing fetched" \
@@ -286,5 +286,66 @@ expect "limit sessions 2: 2 sessions leave answered sends blocked and disconnect
 	"a new session is EUSERS" atk linger "unix:$SOCK_C" 2 127.0.0.1 8110 1
 check "  the delegate says the sends still go out" \
 	grep -q "answered sends still going out (up to 60 s)" "$RSYS_TMP/c.log"
+
+# 8. A session runs on its client's CPUs ("taskset -c 0 rsys-load run" keeps the whole
+# exchange on one CPU): only that session's threads follow. A client must not move the
+# delegate's listener or another client's session. The control is an unpinned client, whose
+# session runs wherever the delegate may.
+# cpu_threads PID LIST: how many threads of PID may run exactly on the CPUs LIST.
+cpu_threads()
+{
+	grep -h '^Cpus_allowed_list:' /proc/"$1"/task/*/status 2>/dev/null | awk -v l="$2" '$2 == l' | wc -l
+}
+
+# until_threads PID LIST N: wait (bounded, 5 s) until at least N threads of PID run on LIST.
+until_threads()
+{
+	local i
+
+	for ((i = 0; i < 50; i++)); do
+		[ "$(cpu_threads "$1" "$2")" -ge "$3" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+all_cpus=$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/$$/status)
+if [ "$(taskset -c "$all_cpus" nproc)" -lt 2 ]; then
+	for t in "unpinned client" "pinned client" "listener and other session" "log"; do
+		tap_skip "session CPUs ($t): needs 2 CPUs, this process may use $all_cpus"
+	done
+else
+	last_cpu=${all_cpus##*[,-]}
+	SOCK_D=$RSYS_SOCKDIR/d.sock
+	attack_policy "$RSYS_TMP/d.policy" "$SOCK_D" "0"
+	delegate_up d "$SOCK_D" "$RSYS_TMP/d.policy"
+	dpid=${RSYS_PIDS[-1]}
+	base=$(cpu_threads "$dpid" "$all_cpus")
+	atk hold "unix:$SOCK_D" $RSYS_WORLD_IP $ECHO_PORT 20 >"$RSYS_TMP/hold-u.out" &
+	hold_u=$!
+	if until_threads "$dpid" "$all_cpus" $((base + 2)) && [ "$(cpu_threads "$dpid" "$last_cpu")" -eq 0 ]; then
+		tap_ok "  control: an unpinned client's session (reader, recv thread) runs on every CPU ($all_cpus)"
+	else
+		tap_not_ok "  control: unpinned client: $(cpu_threads "$dpid" "$all_cpus") threads on $all_cpus (want $((base + 2)))"
+	fi
+	unpinned=$(cpu_threads "$dpid" "$all_cpus")
+	taskset -c "$last_cpu" ip netns exec "$NS_ATK" "$ATK" hold "unix:$SOCK_D" $RSYS_WORLD_IP $ECHO_PORT 20 \
+		>"$RSYS_TMP/hold-p.out" &
+	hold_p=$!
+	if until_threads "$dpid" "$last_cpu" 2; then
+		tap_ok "a client on CPU $last_cpu: its session's reader and recv thread run on CPU $last_cpu"
+	else
+		tap_not_ok "a client on CPU $last_cpu: $(cpu_threads "$dpid" "$last_cpu") of its session's threads there (want 2)"
+	fi
+	now=$(cpu_threads "$dpid" "$all_cpus")
+	if [ "$now" -eq "$unpinned" ] && [ "$now" -gt "$base" ]; then
+		tap_ok "  the listener and the other client's session still run on $all_cpus ($now threads)"
+	else
+		tap_not_ok "  the pinned client moved other threads: $now on $all_cpus, $unpinned before"
+	fi
+	check "  the delegate says so" grep -q "on the 1 CPU(s) of its client" "$RSYS_TMP/d.log"
+	kill "$hold_u" "$hold_p" 2>/dev/null
+	wait "$hold_u" "$hold_p" 2>/dev/null
+fi
 
 tap_finish

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Benchmarks rsys against native networking and its peers (pasta, slirp4netns) on this machine.
 #
-# Usage: selftests/peers.sh [--quick] [--runs N] [--only TEST,...] [--with ARR,...] [-o FILE.png] [-j]
+# Usage: selftests/peers.sh [--quick] [--runs N] [--only TEST,...] [--with ARR,...] [--pin CPU] [-o FILE.png] [-j]
 #
 # It builds its own namespaces (names end in the script's pid; all removed on exit):
 #   world    198.18.0.1/24: iperf3 -s, sockperf server, nginx (1 KiB and big file), sshd
@@ -14,6 +14,11 @@
 # Tests (--only takes these names): iperf1 iperf4 rtt curl wrk_out wrk_in scp.
 # Arrangements (--with takes these names): native direct rsys pasta slirp.
 # Runs are interleaved: run 1 of every test on every arrangement, then run 2, ...
+# --pin CPU runs every arrangement's program and its helpers on that CPU: pasta, slirp4netns,
+# "rsys-load run" (the delegate's session follows its client's CPUs by itself); the world's
+# servers and the delegate's listener stay where the scheduler puts them. On a virtual
+# machine a wake-up on another CPU costs an exit to the hypervisor: this shows each
+# arrangement without that cost, all alike.
 # Prints the median, min-max and ratio to native of every cell; -j prints JSON instead.
 # It asserts nothing about time; a cell whose runs all failed (timeout, wrong bytes) says so.
 # Exit status: 0 when the table was printed (whatever its cells say), 1 when the namespaces
@@ -32,6 +37,7 @@ SLIRP_NOFWD=
 JSON=0
 PNG=
 ONLY=
+PIN=
 
 usage()
 {
@@ -45,6 +51,7 @@ while [ $# -gt 0 ]; do
 	--runs) RUNS=$2; shift ;;
 	--only) ONLY=$2; shift ;;
 	--with) WITH=$2; shift ;;
+	--pin) PIN=$2; shift ;;
 	-o) PNG=$2; shift ;;
 	-j) JSON=1 ;;
 	-h|--help) usage ;;
@@ -73,6 +80,13 @@ if [ -n "$WITH" ]; then
 	done
 	ALL_ARRS=("${ARRS[@]}")
 fi
+if [ -n "$PIN" ] && { ! [[ $PIN =~ ^[0-9]+$ ]] || ! taskset -c "$PIN" true 2>/dev/null; }; then
+	echo "peers.sh: --pin wants the number of a CPU this process may use ($(taskset -cp $$ | sed 's/.*: //'))" >&2
+	exit 2
+fi
+# The prefix that runs a command on the pinned CPU, if any.
+PIN_CMD=()
+[ -n "$PIN" ] && PIN_CMD=(taskset -c "$PIN")
 [ "$(id -u)" -eq 0 ] || { echo "peers.sh: needs root (network namespaces)" >&2; exit 4; }
 
 # Sizes and durations: the quick run only proves that the bytes move.
@@ -236,7 +250,7 @@ pasta_up()
 	rsys_netns_add "$NS_PASTA" || { NA[pasta]="cannot create its netns"; return; }
 	# As root pasta would drop to nobody and then fail to enter the netns: --runas 0.
 	# --no-map-gw: the world's address is the gateway; it must not mean the host's loopback.
-	rsys_bg "$RSYS_NS_SERVICE" pasta -f -q --runas 0 -4 --config-net --no-map-gw \
+	rsys_bg "$RSYS_NS_SERVICE" "${PIN_CMD[@]}" pasta -f -q --runas 0 -4 --config-net --no-map-gw \
 		-t "${IN_PORT[pasta]}" -T none -u none -U none --netns "$NS_PASTA" 2>"$RSYS_TMP/pasta.log"
 	if wait_port "$NS_PASTA" "$WORLD" 8080 2>/dev/null || wait_port "$NS_PASTA" "$WORLD" 11111 2>/dev/null; then
 		HAVE[pasta]=1
@@ -252,7 +266,7 @@ slirp_up()
 
 	command -v slirp4netns >/dev/null || { NA[slirp]="slirp4netns not installed"; return; }
 	rsys_netns_add "$NS_SLIRP" || { NA[slirp]="cannot create its netns"; return; }
-	rsys_bg "$RSYS_NS_SERVICE" slirp4netns --configure --mtu=65520 --disable-host-loopback \
+	rsys_bg "$RSYS_NS_SERVICE" "${PIN_CMD[@]}" slirp4netns --configure --mtu=65520 --disable-host-loopback \
 		--api-socket "$sock" --netns-type=path "/run/netns/$NS_SLIRP" tap0 2>"$RSYS_TMP/slirp.log"
 	if ! rsys_wait_file "$sock" || ! wait_port "$NS_SLIRP" "$WORLD" 11111 2>/dev/null &&
 	   ! wait_port "$NS_SLIRP" "$WORLD" 8080 2>/dev/null; then
@@ -282,12 +296,22 @@ on()
 
 	shift
 	case $arr in
-	native) timeout -k 5 "$TMO" ip netns exec "$RSYS_NS_SERVICE" "$@" ;;
-	pasta) timeout -k 5 "$TMO" ip netns exec "$NS_PASTA" "$@" ;;
-	slirp) timeout -k 5 "$TMO" ip netns exec "$NS_SLIRP" "$@" ;;
-	rsys) RSYS_RUN_TIMEOUT=$TMO rsys_run "$@" ;;
-	direct) RSYS_RUN_TIMEOUT=$TMO RSYS_RUN_OPTS="--mode direct" rsys_run "$@" ;;
+	native) timeout -k 5 "$TMO" ip netns exec "$RSYS_NS_SERVICE" "${PIN_CMD[@]}" "$@" ;;
+	pasta) timeout -k 5 "$TMO" ip netns exec "$NS_PASTA" "${PIN_CMD[@]}" "$@" ;;
+	slirp) timeout -k 5 "$TMO" ip netns exec "$NS_SLIRP" "${PIN_CMD[@]}" "$@" ;;
+	rsys) RSYS_RUN_TIMEOUT=$TMO pinned rsys_run "$@" ;;
+	direct) RSYS_RUN_TIMEOUT=$TMO RSYS_RUN_OPTS="--mode direct" pinned rsys_run "$@" ;;
 	esac
+}
+
+# pinned CMD...: CMD (a shell function too) on the --pin CPU, in a subshell; else as is.
+pinned()
+{
+	if [ -n "$PIN" ]; then
+		( taskset -p -c "$PIN" "$BASHPID" >/dev/null && "$@" )
+	else
+		"$@"
+	fi
 }
 
 # on_bg ARR CMD...: like on, in the background for the whole benchmark (nginx for wrk_in).
@@ -297,12 +321,12 @@ on_bg()
 
 	shift
 	case $arr in
-	native) rsys_bg "$RSYS_NS_SERVICE" "$@" ;;
-	pasta) rsys_bg "$NS_PASTA" "$@" ;;
-	slirp) rsys_bg "$NS_SLIRP" "$@" ;;
+	native) rsys_bg "$RSYS_NS_SERVICE" "${PIN_CMD[@]}" "$@" ;;
+	pasta) rsys_bg "$NS_PASTA" "${PIN_CMD[@]}" "$@" ;;
+	slirp) rsys_bg "$NS_SLIRP" "${PIN_CMD[@]}" "$@" ;;
 	rsys|direct)
 		# shellcheck disable=SC2046 # the option is one word or none
-		"$RSYS_LOAD" run $([ "$arr" = direct ] && echo --mode direct) --policy "$RSYS_POLICY" \
+		"${PIN_CMD[@]}" "$RSYS_LOAD" run $([ "$arr" = direct ] && echo --mode direct) --policy "$RSYS_POLICY" \
 			--delegate "$RSYS_DELEGATE" -- "$@" &
 		RSYS_PIDS+=($!) ;;
 	esac
@@ -523,10 +547,10 @@ for k in "${!NA[@]}"; do
 	[[ $k == *" "* ]] && printf '%s\t%s\n' "$k" "${NA[$k]}" >>"$NAFILE"
 done
 
-"$PYTHON3" - "$RESULTS" "$NAFILE" "$JSON" "$RUNS" "$QUICK" "${PNG:-}" "${TESTS[*]}" "${ALL_ARRS[*]}" <<'EOF'
+"$PYTHON3" - "$RESULTS" "$NAFILE" "$JSON" "$RUNS" "$QUICK" "${PNG:-}" "${TESTS[*]}" "${ALL_ARRS[*]}" "$PIN" <<'EOF'
 import json, os, statistics, subprocess, sys
 
-res, nafile, as_json, runs, quick, png, tests, arrs = sys.argv[1:9]
+res, nafile, as_json, runs, quick, png, tests, arrs, pin = sys.argv[1:10]
 tests, arrs = tests.split(), arrs.split()
 TITLE = {
     "iperf1": ("iperf3 1 stream", "Gbit/s", "higher"),
@@ -552,7 +576,8 @@ for line in open(nafile):
     t, a = k.split(" ")
     na[(t, a)] = why
 
-out = {"runs": int(runs), "quick": quick == "1", "arrangements": arrs, "tests": []}
+out = {"runs": int(runs), "quick": quick == "1", "pin": int(pin) if pin else None,
+       "arrangements": arrs, "tests": []}
 for t in tests:
     title, unit, better = TITLE[t]
     row = {"test": t, "title": title, "unit": unit, "better": better, "cells": {}}
@@ -635,7 +660,8 @@ if as_json == "1":
 hdr = ["test"] + [ANAME[a] for a in arrs]
 rows = [["%s, %s" % (r["title"], r["unit"])] + [cell(r["cells"][a]) for a in arrs] for r in out["tests"]]
 w = [max(len(x[i]) for x in [hdr] + rows) for i in range(len(hdr))]
-print("medians of %s run(s)%s, [min-max], xRATIO to native veth" % (runs, " (--quick sizes)" if quick == "1" else ""))
+print("medians of %s run(s)%s%s, [min-max], xRATIO to native veth" % (runs, " (--quick sizes)" if quick == "1" else "",
+      ", each arrangement on CPU %s" % pin if pin else ""))
 for r in [hdr] + rows:
     print(" | ".join(x.ljust(w[i]) for i, x in enumerate(r)).rstrip())
 for i, n in enumerate(notes):

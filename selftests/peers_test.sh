@@ -37,7 +37,7 @@ for r in d["tests"]:
         print("\t".join([c["status"], r["test"], a, detail.replace("\t", " ").replace("\n", " ")]))
 EOF
 n=$(wc -l <"$RSYS_TMP/cells")
-tap_plan $((n + 3))
+tap_plan $((n + 4))
 while IFS=$'\t' read -r st t a detail; do
 	case $st in
 	ok) tap_ok "$a $t: moved the bytes ($detail)" ;;
@@ -71,5 +71,16 @@ if [ "$rc" -eq 2 ] && grep -q 'unknown arrangement bogus (native direct rsys pas
 else
 	tap_diag_file "$RSYS_TMP/with.out"
 	tap_not_ok "peers.sh --with native,bogus: exit $rc, not a usage error naming the arrangements"
+fi
+
+# --pin takes only a CPU this process may use, and says which those are.
+"$RSYS_SRC/selftests/peers.sh" --quick --pin 4096 >"$RSYS_TMP/pin.out" 2>&1
+rc=$?
+cpus=$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)
+if [ "$rc" -eq 2 ] && grep -q -- "--pin wants the number of a CPU this process may use" "$RSYS_TMP/pin.out"; then
+	tap_ok "peers.sh --pin 4096: usage error (exit 2) naming the CPUs ($cpus)"
+else
+	tap_diag_file "$RSYS_TMP/pin.out"
+	tap_not_ok "peers.sh --pin 4096: exit $rc, not a usage error"
 fi
 tap_finish
