@@ -23,6 +23,7 @@ struct delegate {
 	unsigned int limit_fds;
 	unsigned int limit_inflight;
 	unsigned int limit_sessions;	/* per client uid */
+	unsigned int limit_linger;	/* s: answered sends of an ended session (session_end) */
 	uint32_t client_uids[POLICY_MAX_CLIENTS];	/* peers served on unix: */
 	int n_client_uids;
 	unsigned int client_sessions[CLIENT_TLS + 1];	/* open, per client; atomic */

@@ -464,6 +464,7 @@ int main(int argc, char **argv)
 	dlg.limit_fds = RSYS_DEF_LIMIT_FDS;
 	dlg.limit_inflight = RSYS_DEF_LIMIT_INFLIGHT;
 	dlg.limit_sessions = RSYS_DEF_LIMIT_SESSIONS;
+	dlg.limit_linger = RSYS_DEF_LIMIT_LINGER;
 	dlg.n_client_uids = 1;		/* root only */
 	if (policy_file) {
 		if (policy_load(&policy, policy_file, stderr))
@@ -472,6 +473,7 @@ int main(int argc, char **argv)
 		dlg.limit_fds = policy.limit_fds;
 		dlg.limit_inflight = policy.limit_inflight;
 		dlg.limit_sessions = policy.limit_sessions;
+		dlg.limit_linger = policy.limit_linger;
 		dlg.n_client_uids = policy.n_client_uids;
 		memcpy(dlg.client_uids, policy.client_uids, sizeof(dlg.client_uids));
 		if (!listen_addr && policy.delegate[0])
@@ -532,9 +534,9 @@ int main(int argc, char **argv)
 		  dlg.n_client_uids == 1 && !dlg.client_uids[0] ? 0600 : 0666) < 0)
 		pr_warn("cannot chmod %s: %s\n", listen_addr, err_str(errno));
 	fcntl(lfd, F_SETFL, O_NONBLOCK);
-	pr_info("listening on %s (limits: %u handles, %u in flight per session, %u sessions per uid; %u handles, %u delegate threads in all)\n",
-		listen_addr, dlg.limit_fds, dlg.limit_inflight, dlg.limit_sessions, dlg.max_handles,
-		dlg.max_workers);
+	pr_info("listening on %s (limits: %u handles, %u in flight per session, %u sessions per uid, answered sends %u s after a session; %u handles, %u delegate threads in all)\n",
+		listen_addr, dlg.limit_fds, dlg.limit_inflight, dlg.limit_sessions, dlg.limit_linger,
+		dlg.max_handles, dlg.max_workers);
 
 	serve(lfd, sfd);
 

@@ -17,7 +17,6 @@
 
 /* How often a cancelled request that is still running is signalled again. */
 #define KICK_INTERVAL_MS	2
-#define BEHIND_LINGER_S		60	/* session_end: how long answered sends may still take */
 
 static unsigned int session_ids;
 
@@ -784,7 +783,7 @@ static unsigned int end_requests(struct session *s, bool keep_sends)
 /*
  * End every request, wait for the delegate threads, close every socket.
  * Sends the client answered before they were made (write-behind) still go
- * out, for up to BEHIND_LINGER_S, as the kernel still sends what a closed
+ * out, for up to "limit linger" seconds, as the kernel still sends what a closed
  * socket's buffer holds: their sockets close after them.
  */
 static void session_end(struct session *s)
@@ -803,18 +802,18 @@ static void session_end(struct session *s)
 	s->closing = true;
 	kept = end_requests(s, true);
 	if (kept)
-		pr_info("session %u: %u answered sends still going out (up to %d s)\n", s->id, kept,
-			BEHIND_LINGER_S);
+		pr_info("session %u: %u answered sends still going out (up to %u s)\n", s->id, kept,
+			dlg.limit_linger);
 	pthread_cond_broadcast(&s->work);
-	deadline_ms(&linger_end, BEHIND_LINGER_S * 1000L);
+	deadline_ms(&linger_end, dlg.limit_linger * 1000L);
 	while (s->workers) {
 		kick_locked(s);
 		deadline_ms(&ts, s->kicks ? KICK_INTERVAL_MS : 100);
 		if (kept && (ts.tv_sec > linger_end.tv_sec ||
 			     (ts.tv_sec == linger_end.tv_sec && ts.tv_nsec >= linger_end.tv_nsec))) {
 			kept = end_requests(s, false);
-			pr_warn("session %u: answered sends still not out after %d s: cancelled\n",
-				s->id, BEHIND_LINGER_S);
+			pr_warn("session %u: answered sends still not out after %u s: cancelled\n",
+				s->id, dlg.limit_linger);
 			continue;
 		}
 		pthread_cond_timedwait(&s->idle, &s->lock, &ts);

@@ -22,6 +22,7 @@
 #define POLICY_CAP_FDS		65536
 #define POLICY_CAP_INFLIGHT	1024
 #define POLICY_CAP_SESSIONS	1024
+#define POLICY_CAP_LINGER	3600
 
 struct parser {
 	struct policy *p;
@@ -29,7 +30,7 @@ struct parser {
 	int line;
 	FILE *err;
 	bool has_remote;
-	bool has_fds, has_inflight, has_sessions, has_client;
+	bool has_fds, has_inflight, has_sessions, has_linger, has_client;
 };
 
 static int __attribute__((format(printf, 2, 3))) perr(struct parser *ps, const char *fmt, ...)
@@ -320,7 +321,7 @@ static int do_limit(struct parser *ps, char **w, int n)
 	unsigned long v;
 
 	if (n != 3)
-		return perr(ps, "usage: limit fds N | limit inflight N | limit sessions N");
+		return perr(ps, "usage: limit fds N | limit inflight N | limit sessions N | limit linger SECONDS");
 	if (!strcmp(w[1], "fds")) {
 		if (ps->has_fds)
 			return perr(ps, "duplicate 'limit fds' line");
@@ -344,8 +345,16 @@ static int do_limit(struct parser *ps, char **w, int n)
 				    POLICY_CAP_SESSIONS);
 		ps->p->limit_sessions = v;
 		ps->has_sessions = true;
+	} else if (!strcmp(w[1], "linger")) {
+		if (ps->has_linger)
+			return perr(ps, "duplicate 'limit linger' line");
+		if (parse_uint(w[2], POLICY_CAP_LINGER, &v) || !v)
+			return perr(ps, "bad limit linger '%s': expected 1..%d seconds", w[2],
+				    POLICY_CAP_LINGER);
+		ps->p->limit_linger = v;
+		ps->has_linger = true;
 	} else {
-		return perr(ps, "unknown limit '%s' (expected fds, inflight or sessions)", w[1]);
+		return perr(ps, "unknown limit '%s' (expected fds, inflight, sessions or linger)", w[1]);
 	}
 	return 0;
 }
@@ -465,6 +474,8 @@ int policy_parse_buf(struct policy *p, const char *buf, size_t len, const char *
 		p->limit_inflight = RSYS_DEF_LIMIT_INFLIGHT;
 	if (!ps.has_sessions)
 		p->limit_sessions = RSYS_DEF_LIMIT_SESSIONS;
+	if (!ps.has_linger)
+		p->limit_linger = RSYS_DEF_LIMIT_LINGER;
 	if (!ps.has_client)
 		p->n_client_uids = 1;	/* client_uids[0] is 0: root only */
 out_free:

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include "deadline.h"
 #include "frame.h"
 #include "lockdebug.h"
 #include "log.h"
@@ -18,7 +19,7 @@
 #include "tls.h"
 
 #define REMOTE_BUCKETS	256
-#define REMOTE_FLUSH_S	2	/* remote_close: how long queued frames may take to leave */
+#define REMOTE_FLUSH_MS	2000	/* remote_close: how long queued frames may take to leave */
 
 /* A frame queued by the event thread for the writer thread. */
 struct wq_item {
@@ -278,8 +279,7 @@ void remote_close(struct remote *rc)
 		 * delegate that no longer reads must not hang the monitor:
 		 * then the session is shut down under it.
 		 */
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += REMOTE_FLUSH_S;
+		deadline_ms(&ts, REMOTE_FLUSH_MS);
 		if (pthread_timedjoin_np(rc->writer, NULL, &ts)) {
 			pr_warn("delegate does not read: dropping the requests still queued\n");
 			shutdown(rc->fd, SHUT_RDWR);

@@ -141,7 +141,7 @@ RSYS_PIDS+=($!)
 rsys_wait_file "$RSYS_TMP/lo4.ready" && rsys_wait_file "$RSYS_TMP/lo6.ready" ||
 	ksft_skip "loopback servers in the service netns did not start"
 
-tap_plan 43
+tap_plan 46
 
 # 1. Who may connect: SO_PEERCRED against 'client uid', from another netns, not under rsys.
 check "peer credentials: uid 65534 from another netns gets no session, nothing fetched" \
@@ -286,6 +286,17 @@ expect "limit sessions 2: 2 sessions leave answered sends blocked and disconnect
 	"a new session is EUSERS" atk linger "unix:$SOCK_C" 2 127.0.0.1 8110 1
 check "  the delegate says the sends still go out" \
 	grep -q "answered sends still going out (up to 60 s)" "$RSYS_TMP/c.log"
+# "limit linger 1": the same sessions are cancelled after 1 s, and free their places.
+SOCK_E=$RSYS_SOCKDIR/e.sock
+attack_policy "$RSYS_TMP/e.policy" "$SOCK_E" "0" "limit sessions 2" "limit linger 1" \
+	"allow bind tcp 127.0.0.1 *" "allow tcp 127.0.0.1 *"
+delegate_up e "$SOCK_E" "$RSYS_TMP/e.policy"
+expect "limit linger 1: the same, the 3rd session 0.2 s later is still refused" \
+	"a new session is EUSERS" atk linger "unix:$SOCK_E" 2 127.0.0.1 8120 1
+sleep 2
+expect "  2 s later a new session is served: the answered sends were cancelled after 1 s" \
+	"1 served, first refusal none" atk sessions "unix:$SOCK_E" 1
+check "  the delegate says so" grep -q "answered sends still not out after 1 s: cancelled" "$RSYS_TMP/e.log"
 
 # 8. A session runs on its client's CPUs ("taskset -c 0 rsys-load run" keeps the whole
 # exchange on one CPU): only that session's threads follow. A client must not move the

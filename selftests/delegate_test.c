@@ -895,6 +895,13 @@ TEST(cli)
 	CHECK(policy_refused("allow icmp 10.0.0.0/8\nallow icmp 10.0.0.0/8 *\n", 2,
 			     "usage: allow [bind]", out, sizeof(out)) && !strstr(out, ":1:"),
 	      "'allow icmp CIDR' parses, with PORTS it is refused: FILE:2: usage");
+	CHECK(policy_refused("limit linger 3600\nlimit linger 5\n", 2, "duplicate 'limit linger' line",
+			     out, sizeof(out)) && !strstr(out, ":1:"),
+	      "'limit linger 3600' parses, a second one is refused: FILE:2: duplicate");
+	CHECK(policy_refused("limit linger 0\n", 1, "bad limit linger '0': expected 1..3600 seconds",
+			     out, sizeof(out)) &&
+	      policy_refused("limit linger 3601\n", 1, "bad limit linger '3601'", out, sizeof(out)),
+	      "'limit linger 0' and '3601' are refused: FILE:1: bad limit linger");
 }
 
 TEST(sigterm)

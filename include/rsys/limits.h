@@ -18,5 +18,6 @@
 #define RSYS_DEF_LIMIT_FDS	256	/* remote handles per session */
 #define RSYS_DEF_LIMIT_INFLIGHT	64	/* requests executing per session */
 #define RSYS_DEF_LIMIT_SESSIONS	256	/* sessions per client uid */
+#define RSYS_DEF_LIMIT_LINGER	60	/* s an ended session's answered sends may still take */
 
 #endif

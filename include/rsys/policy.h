@@ -51,6 +51,7 @@ struct policy {
 	unsigned int limit_fds;		/* max remote handles per session */
 	unsigned int limit_inflight;	/* max requests executing per session */
 	unsigned int limit_sessions;	/* max sessions per client uid */
+	unsigned int limit_linger;	/* s an ended session's answered sends may take */
 	uint32_t client_uids[POLICY_MAX_CLIENTS];	/* uids the delegate serves on unix: */
 	int n_client_uids;		/* default: 1, root only */
 };
