@@ -12,10 +12,12 @@
 
 #include "procfs.h"
 
-/* Signal and capability sets are printed in hexadecimal, everything else in decimal. */
-static bool proc_field_hex(const char *name)
+/* Signal and capability sets are printed in hexadecimal, the umask in octal, the rest in decimal. */
+static int proc_field_base(const char *name)
 {
-	return !strncmp(name, "Sig", 3) || !strncmp(name, "Shd", 3) || !strncmp(name, "Cap", 3);
+	if (!strncmp(name, "Sig", 3) || !strncmp(name, "Shd", 3) || !strncmp(name, "Cap", 3))
+		return 16;
+	return strcmp(name, "Umask") ? 10 : 8;
 }
 
 int proc_status(pid_t tgid, pid_t tid, const char *const *names, uint64_t *vals, int n)
@@ -39,7 +41,7 @@ int proc_status(pid_t tgid, pid_t tid, const char *const *names, uint64_t *vals,
 		for (i = 0; i < n; i++) {
 			if (strcmp(line, names[i]))
 				continue;
-			vals[i] = strtoull(colon + 1, NULL, proc_field_hex(names[i]) ? 16 : 10);
+			vals[i] = strtoull(colon + 1, NULL, proc_field_base(names[i]));
 			found++;
 			break;
 		}

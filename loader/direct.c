@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -12,9 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
 #include <linux/sockios.h>
 
 #include <rsys/sockopt.h>
@@ -44,7 +49,10 @@
  *    (netlink, and connect, bind, listen, options of unix ones) continue only
  *    where the fd number cannot change under them: the process has one
  *    thread, and no other process shares its fd table (the filter refuses
- *    clone(CLONE_FILES) without CLONE_THREAD).
+ *    clone(CLONE_FILES) without CLONE_THREAD). With more threads, connect,
+ *    bind and listen go to a helper that makes them on the monitor's copy in
+ *    the program's place, with its ids and none of the monitor's privileges
+ *    (local_call).
  *  - register arguments cannot change: an option or ioctl on the allowlist
  *    continues whatever socket the number names by then.
  */
@@ -514,7 +522,8 @@ static void lsend_free(struct lsend *l)
 
 	for (i = 0; i < l->nmine; i++)
 		close(l->mine[i]);
-	close(l->fd);
+	if (l->fd >= 0)
+		close(l->fd);
 	free(l);
 }
 
@@ -560,6 +569,277 @@ static void *lsend_thread(void *arg)
 }
 
 /*
+ * connect, bind and listen on a local socket (unix or netlink) of a
+ * process with more than one thread. The kernel cannot make them on the
+ * program's fd number: another thread could make it name a service socket
+ * first (a dup2 after the check). So they are made on the monitor's copy of
+ * the file, by a helper process in the caller's place; so is a unix send to
+ * a path name, which the monitor's own send (local_sendmsg) would resolve
+ * in the wrong root with the wrong rights. Forked from the
+ * monitor, it leaves every fd but its own, enters the sandbox's user and
+ * mount namespaces, takes the caller's root, working directory and umask
+ * and becomes root of the sandbox without a capability, as the program is.
+ * A path then resolves, and a socket file is created and checked, as for
+ * the program (an abstract address is looked up in the socket's own network
+ * namespace). The one difference: a peer's SO_PEERCRED says the helper's
+ * pid, with the program's uid and gid, and so do a send's credentials
+ * (SCM_CREDENTIALS, with SO_PASSCRED). A blocking call waits in the helper;
+ * once the call is gone (a signal ended it) the helper is killed.
+ */
+enum { LC_SOCK = 3, LC_ROOT, LC_CWD, LC_USERNS, LC_MNTNS, LC_RES, LC_NFDS };
+
+/* What the helper writes: LC_DONE and the call's result, or LC_BROKEN, the step that failed and its errno. */
+enum { LC_DONE, LC_BROKEN };
+
+struct lcall {
+	struct sv_call *c;
+	int fd[LC_NFDS];		/* the helper's, by its numbers (LC_RES: the pipe's write end) */
+	int res;			/* the pipe's read end */
+	struct lsend *send;		/* a send (its fds passed, from LC_NFDS on), else: */
+	int nr;
+	int backlog;			/* listen; setsockopt: the level */
+	int name;			/* setsockopt */
+	unsigned int umask;
+	socklen_t alen;			/* connect, bind: the address; setsockopt: the value */
+	union {
+		struct sockaddr_storage addr;
+		char opt[D_MAX_OPT];
+	};
+};
+
+static void lcall_free(struct lcall *l)
+{
+	int i;
+
+	for (i = LC_SOCK; i < LC_NFDS; i++)
+		if (l->fd[i] >= 0)
+			close(l->fd[i]);
+	if (l->res >= 0)
+		close(l->res);
+	if (l->send)
+		lsend_free(l->send);
+	free(l);
+}
+
+/* The helper's send: local_fds() put the monitor's copies in SCM_RIGHTS, in order; ours follow LC_NFDS. */
+static int lcall_sendmsg(struct lsend *ls)
+{
+	struct cmsghdr *cm;
+	int k = LC_NFDS;
+	size_t i;
+
+	for (cm = CMSG_FIRSTHDR(&ls->msg); cm; cm = CMSG_NXTHDR(&ls->msg, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			for (i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+				((int *)CMSG_DATA(cm))[i] = k++;
+	return sendmsg(LC_SOCK, &ls->msg, ls->flags | MSG_NOSIGNAL);
+}
+
+/* The helper, after fork(): system calls only. */
+static void __attribute__((noreturn)) lcall_child(const struct lcall *l)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct none[2] = { { 0 } };
+	int nmine = l->send ? l->send->nmine : 0, n = LC_NFDS + nmine;
+	int tmp[LC_NFDS + D_MAX_FDS], i, msg[3] = { LC_BROKEN }, step = 0;
+	long ret;
+
+	/*
+	 * Our fds at our numbers (a send's passed fds from LC_NFDS on), the
+	 * monitor's closed: first out of the way, then in place.
+	 */
+	for (i = LC_SOCK; i < n; i++) {
+		tmp[i] = fcntl(i < LC_NFDS ? l->fd[i] : l->send->mine[i - LC_NFDS], F_DUPFD, n);
+		if (tmp[i] < 0)
+			_exit(1);
+	}
+	for (i = LC_SOCK; i < n; i++)
+		if (dup2(tmp[i], i) != i)
+			_exit(1);
+	if (syscall(SYS_close_range, n, ~0U, 0))
+		_exit(1);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* The host's groups (root's) would still open files by group: dropped while we may. */
+	if ((++step, !syscall(SYS_setgroups, 0, NULL)) && (++step, !setns(LC_USERNS, CLONE_NEWUSER)) &&
+	    (++step, !setns(LC_MNTNS, CLONE_NEWNS)) && (++step, !fchdir(LC_ROOT)) &&
+	    (++step, !chroot(".")) && (++step, !fchdir(LC_CWD)) &&
+	    (++step, !syscall(SYS_setresgid, 0, 0, 0)) && (++step, !syscall(SYS_setresuid, 0, 0, 0)) &&
+	    (++step, !syscall(SYS_capset, &h, none)) && (++step, !prctl(PR_SET_DUMPABLE, 0))) {
+		close(LC_ROOT);
+		close(LC_CWD);
+		close(LC_USERNS);
+		close(LC_MNTNS);
+		umask(l->umask);
+		if (l->send)
+			ret = lcall_sendmsg(l->send);
+		else if (l->nr == SYS_connect)
+			ret = connect(LC_SOCK, (const struct sockaddr *)&l->addr, l->alen);
+		else if (l->nr == SYS_bind)
+			ret = bind(LC_SOCK, (const struct sockaddr *)&l->addr, l->alen);
+		else if (l->nr == SYS_setsockopt)
+			ret = setsockopt(LC_SOCK, l->backlog, l->name, l->opt, l->alen);
+		else
+			ret = listen(LC_SOCK, l->backlog);
+		msg[0] = LC_DONE;
+		msg[1] = ret < 0 ? -errno : ret;
+	} else {
+		msg[1] = step;
+		msg[2] = errno;
+	}
+	if (write(LC_RES, msg, sizeof(msg)) != sizeof(msg))
+		_exit(1);
+	_exit(0);
+}
+
+/* Wait for the helper's answer here, not in the supervisor; kill it once the call is gone. */
+static void *lcall_thread(void *arg)
+{
+	struct lcall *l = arg;
+	struct pollfd p = { .fd = l->res, .events = POLLIN };
+	int ret = -EINTR, n = 0, i, msg[3] = { LC_BROKEN, 0, EPIPE };
+	pid_t pid;
+
+	pid = fork();
+	if (pid == 0)
+		lcall_child(l);
+	if (pid < 0) {
+		ret = -errno;
+		pr_warn("direct mode: cannot fork a helper for a local socket's call: %s\n", err_str(errno));
+		goto out;
+	}
+	/* The helper's fds are its own now: its copy of the socket is the one the call is made on. */
+	for (i = LC_SOCK; i < LC_NFDS; i++) {
+		close(l->fd[i]);
+		l->fd[i] = -1;
+	}
+	while ((n = poll(&p, 1, D_POLL_MS)) == 0 && sv_call_valid(l->c))
+		;
+	if (n <= 0) {
+		kill(pid, SIGKILL);
+	} else if (read(l->res, msg, sizeof(msg)) != sizeof(msg)) {
+		msg[0] = LC_BROKEN;	/* EOF: it died before it answered */
+	} else if (msg[0] == LC_DONE) {
+		ret = msg[1];
+	}
+	waitpid(pid, NULL, 0);
+	if (n > 0 && msg[0] != LC_DONE) {
+		pr_warn("direct mode: the helper of a local socket's call could not take pid %d's place (step %d: %s): refused\n",
+			l->c->tgid, msg[1], err_str(msg[2]));
+		ret = -EPERM;
+	}
+out:
+	if (l->send) {
+		lsend_answer(l->send, ret);	/* frees it */
+		l->send = NULL;
+	} else {
+		sv_reply(l->c, ret);
+	}
+	lcall_free(l);
+	return NULL;
+}
+
+/* /proc/@tid/@what opened with @flags as fd @i of @l. */
+static int lcall_open(struct lcall *l, int i, pid_t tid, const char *what, int flags)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", tid, what);
+	l->fd[i] = open(path, flags | O_CLOEXEC);
+	return l->fd[i] < 0 ? -errno : 0;
+}
+
+/* A helper's call of @c on the local socket @fd (our copy, which this takes), or NULL with *@err. */
+static struct lcall *lcall_new(struct sv_call *c, int fd, int *err)
+{
+	const char *const names[] = { "Umask" };
+	struct lcall *l = calloc(1, sizeof(*l));
+	uint64_t umask_v;
+	int i, ret = 0;
+
+	if (!l) {
+		close(fd);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < LC_NFDS; i++)
+		l->fd[i] = -1;
+	l->res = -1;
+	l->c = c;
+	l->fd[LC_SOCK] = fd;
+	l->nr = c->sys.nr;
+	if (proc_status(0, c->tid, names, &umask_v, 1) != 1)
+		ret = -ESRCH;
+	l->umask = umask_v & 0777;
+	if (!ret)
+		ret = lcall_open(l, LC_ROOT, c->tid, "root", O_PATH | O_DIRECTORY);
+	if (!ret)
+		ret = lcall_open(l, LC_CWD, c->tid, "cwd", O_PATH | O_DIRECTORY);
+	if (!ret)
+		ret = lcall_open(l, LC_USERNS, c->tid, "ns/user", O_RDONLY);
+	if (!ret)
+		ret = lcall_open(l, LC_MNTNS, c->tid, "ns/mnt", O_RDONLY);
+	if (ret) {
+		lcall_free(l);
+		*err = ret;
+		return NULL;
+	}
+	return l;
+}
+
+/* Start @l's helper; the call's answer is the helper thread's from here. 0 or -errno (@l freed). */
+static int lcall_start(struct lcall *l)
+{
+	pthread_t t;
+	int p[2], ret;
+
+	if (pipe2(p, O_CLOEXEC)) {
+		ret = -errno;
+		lcall_free(l);
+		return ret;
+	}
+	l->res = p[0];
+	l->fd[LC_RES] = p[1];
+	ret = pthread_create(&t, NULL, lcall_thread, l);
+	if (ret) {
+		lcall_free(l);
+		return -ret;
+	}
+	pthread_detach(t);
+	return 0;
+}
+
+/* connect/bind/listen/setsockopt of @c on the local socket @fd (our copy, which this takes). */
+static enum sv_verdict local_call(struct sv_call *c, int fd)
+{
+	const __u64 *a = c->sys.args;
+	int ret = 0, len = (int)a[2];
+	struct lcall *l = lcall_new(c, fd, &ret);
+
+	if (!l)
+		return sv_error(c, ret);
+	l->backlog = (int)a[1];
+	if (l->nr == SYS_setsockopt) {
+		/* At most D_MAX_OPT bytes of value, as for a service socket (svc_setsockopt). */
+		len = (int)a[4];
+		l->name = (int)a[2];
+		ret = len < 0 || len > D_MAX_OPT ? -EINVAL : 0;
+		if (!ret)
+			ret = sv_read_mem(c, l->opt, a[3], len);
+		l->alen = len;
+	} else if (l->nr != SYS_listen) {
+		ret = -EINVAL;
+		if (len >= 0 && len <= (int)sizeof(l->addr))
+			ret = sv_read_mem(c, &l->addr, a[1], len);
+		l->alen = len;
+	}
+	if (!ret)
+		ret = lcall_start(l);
+	else
+		lcall_free(l);
+	return ret ? sv_error(c, ret) : SV_PENDING;
+}
+
+/*
  * The message goes out with the program's credentials, not the monitor's:
  * a receiver (SO_PASSCRED) sees the pid, uid and gid it would see natively,
  * never root. Appended to the control messages at @clen; their new length.
@@ -595,7 +875,8 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 	size_t clen;
 	ssize_t n;
 	pthread_t t;
-	int fl;
+	int fl, err = 0;
+	bool path;
 
 	if (!l) {
 		close(fd);
@@ -612,18 +893,14 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 						   .total = m->total }, l->data, max);
 	if (!ret && n < 0)
 		ret = n;
-	/* A path name is resolved in the caller's root and with its rights: not ours to do. */
+	/* A path name is resolved in the caller's root and with its rights: the helper's to do. */
 	sun = (const struct sockaddr_un *)&l->addr;
-	if (!ret && m->alen > offsetof(struct sockaddr_un, sun_path) &&
-	    sun->sun_family == AF_UNIX && sun->sun_path[0]) {
-		pr_warn("direct mode: sendmsg to the unix path %.*s refused (pid %d)\n",
-			(int)(m->alen - offsetof(struct sockaddr_un, sun_path)), sun->sun_path, c->tgid);
-		ret = -EPERM;
-	}
+	path = m->alen > offsetof(struct sockaddr_un, sun_path) && sun->sun_family == AF_UNIX &&
+	       sun->sun_path[0];
 	if (!ret)
 		ret = local_fds(c, l->ctl.buf, m->clen, l->mine, &l->nmine);
 	clen = m->clen;
-	if (!ret && creds) {
+	if (!ret && creds && !path) {
 		clen = local_creds(c, l, m->clen);
 		if (!clen)
 			ret = -ESRCH;
@@ -638,6 +915,20 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 		.msg_iov = &l->iov, .msg_iovlen = 1,
 		.msg_control = clen ? l->ctl.buf : NULL, .msg_controllen = clen,
 	};
+	if (path) {
+		struct lcall *lc = lcall_new(c, fd, &err);
+
+		l->fd = -1;	/* the helper's now */
+		if (lc) {
+			lc->send = l;
+			err = lcall_start(lc);	/* frees @l on failure */
+			if (!err)
+				return SV_PENDING;
+			return sv_error(c, err);
+		}
+		lsend_free(l);
+		return sv_error(c, err);
+	}
 	ret = lsend_once(l);
 	fl = fcntl(fd, F_GETFL);
 	if (ret != -EAGAIN || (flags & MSG_DONTWAIT) || fl < 0 || (fl & O_NONBLOCK) ||
@@ -692,16 +983,30 @@ static bool remote_family(struct sv_call *c, int fam)
 	return policy_is_remote_family(c->sv->policy, fam);
 }
 
-/* fd_call() of a call the delegate makes on a service socket; a local socket's is local_continue()'s. */
+/*
+ * fd_call() of a call the delegate makes on a service socket: SV_PENDING
+ * with the socket in *@fdp to go on with. On a local socket the kernel
+ * makes it (local_continue), but connect, bind and listen of a unix or
+ * netlink socket in a multithreaded process go to a helper (local_call:
+ * SV_PENDING with *@fdp -1, the call is the helper's).
+ */
 static enum sv_verdict svc_fd_call(struct sv_call *c, int *fdp)
 {
 	enum sv_verdict v;
 	int fam;
 
 	v = fd_call(c, fdp, &fam);
-	if (v == SV_PENDING && !remote_family(c, fam))
+	if (v != SV_PENDING || remote_family(c, fam))
+		return v;
+	if (fam != AF_UNIX && fam != AF_NETLINK)
 		return local_continue(c, *fdp);
-	return v;
+	if (sv_threads(c) != 1) {
+		v = local_call(c, *fdp);
+		*fdp = -1;
+		return v;
+	}
+	close(*fdp);
+	return SV_CONTINUE;
 }
 
 /* The submit sends a copy of @fd: ours is closed once it is on the wire. */
@@ -717,7 +1022,7 @@ enum sv_verdict direct_connect(struct sv_call *c)
 	int fd;
 
 	v = svc_fd_call(c, &fd);
-	if (v != SV_PENDING)
+	if (v != SV_PENDING || fd < 0)
 		return v;
 	return svc_done_with(fd, c->sys.nr == SYS_connect ?
 			     svc_addr_call(c, fd, RSYS_OP_CONNECT, RSYS_EV_CONNECT) :
@@ -730,7 +1035,7 @@ enum sv_verdict direct_listen(struct sv_call *c)
 	int fd;
 
 	v = svc_fd_call(c, &fd);
-	if (v != SV_PENDING)
+	if (v != SV_PENDING || fd < 0)
 		return v;
 	return svc_done_with(fd, svc_listen(c, fd));
 }
@@ -753,7 +1058,7 @@ enum sv_verdict direct_setsockopt(struct sv_call *c)
 	if (direct_sockopt_ok((int)c->sys.args[1], (int)c->sys.args[2]))
 		return SV_CONTINUE;
 	v = svc_fd_call(c, &fd);
-	if (v != SV_PENDING)
+	if (v != SV_PENDING || fd < 0)
 		return v;
 	return svc_done_with(fd, svc_setsockopt(c, fd));
 }

@@ -100,7 +100,7 @@ grep -q "mode: direct (no egress guard" "$RSYS_TMP/v.err" && {
 }
 
 MODES="direct direct-trap remote"
-CASES=16
+CASES=18
 tap_plan $((CASES * 3 + 9))
 
 # in_mode MODE CMD...: the attacker under rsys-load run --mode MODE (direct-trap: direct,
@@ -180,6 +180,25 @@ pass()
 	fi
 }
 
+# works MODE NAME CMD: not an attack; the program's transcript under rsys is the native one.
+works()
+{
+	local mode=$1 name=$2 out=$RSYS_TMP/w.out nout=$RSYS_TMP/wn.out rc nrc
+
+	shift 2
+	in_mode "$mode" "$@" >"$out" 2>&1
+	rc=$?
+	rsys_native timeout 30 "$ATTACKER" "$@" >"$nout" 2>&1
+	nrc=$?
+	if [ $rc -eq 0 ] && [ $nrc -eq 0 ] && diff -q <(grep -v '^rsys-load' "$out") "$nout" >/dev/null; then
+		tap_ok "$mode: $name: as natively ($(tr '\n' ';' <"$nout"))"
+	else
+		tap_diag_file "$out"
+		tap_diag_file "$nout"
+		tap_not_ok "$mode: $name: rsys exit $rc, native exit $nrc (want 0 and the same output)"
+	fi
+}
+
 W=$RSYS_WORLD_IP
 for mode in $MODES; do
 	attack "$mode" "TCP connect to a denied destination" connect "$W" "$DENIED"
@@ -199,6 +218,9 @@ for mode in $MODES; do
 		swap-sendto "$W" "$DENIED" "$ALLOWED_TCP"
 	pass "$mode" "SCM_RIGHTS of a socket to an untrusted process" pass-fd
 	pass "$mode" "TOCTOU: a thread puts the socket into sendmsg's SCM_RIGHTS" race-cmsg-fd
+	works "$mode" "a threaded program binds, listens on, connects and sends to unix sockets (by path, abstract) and binds a netlink one" \
+		unix-threads "$W" "$DENIED"
+	attack "$mode" "a threaded program sets SO_MARK (CAP_NET_ADMIN) on a unix socket" local-opt "$W" "$DENIED"
 done
 # CASES above, per mode; the direct-only cases follow.
 

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,8 @@ static void usage(void)
 		"                    TCP one (connected to ALLOWED_TCP_PORT) that sendto()s PORT\n"
 		"  icmp-sendto ADDR PORT    an ICMP echo from a ping socket (SOCK_DGRAM)\n"
 		"  clone-files ADDR PORT    clone(CLONE_FILES) without CLONE_THREAD\n"
+		"  unix-threads ADDR PORT   (not an attack) unix and netlink sockets in a threaded process\n"
+		"  local-opt ADDR PORT      a threaded process sets SO_MARK on a unix socket\n"
 		"  receive ADDR PORT PATH   (untrusted) take fds on PATH; reach ADDR:PORT with them\n"
 		"  hold ADDR PORT SECS      hold a UDP socket for SECS seconds\n"
 		"  steal ADDR PORT PID FD UID   (untrusted, as UID) pidfd_getfd FD of PID, reach ADDR:PORT\n");
@@ -87,6 +90,170 @@ static int fail(const char *what)
 	printf("%s: %s (%s)\n", what, strerror(errno), errno == EPERM ? "EPERM" :
 	       errno == ENOPROTOOPT ? "ENOPROTOOPT" : "errno");
 	return 1;
+}
+
+static void *park(void *arg)
+{
+	(void)arg;
+	pause();
+	return NULL;
+}
+
+/* SO_PEERCRED of @fd as "uid U gid G", or the error. */
+static const char *peer_ids(int fd, char *buf, size_t len)
+{
+	struct ucred uc;
+	socklen_t ul = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul))
+		snprintf(buf, len, "SO_PEERCRED: %s", strerror(errno));
+	else
+		snprintf(buf, len, "uid %u gid %u", uc.uid, uc.gid);
+	return buf;
+}
+
+/*
+ * A threaded program sets SO_MARK (CAP_NET_ADMIN) on a unix socket: under
+ * rsys the call is made for it (direct mode: by a helper), which must have
+ * no more privilege than the program.
+ */
+static int do_local_opt(void)
+{
+	int s = socket(AF_UNIX, SOCK_DGRAM, 0), mark = 1;
+	pthread_t t;
+
+	pthread_create(&t, NULL, park, NULL);
+	if (setsockopt(s, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)))
+		return fail("SO_MARK on a unix socket, from a threaded process");
+	printf("reached: SO_MARK set on a unix socket, from a threaded process\n");
+	return 0;
+}
+
+/*
+ * Datagrams to a unix path in @dir: sendto, and sendmsg passing a pipe's
+ * read end; the receiver (SO_PASSCRED) reads both, the sender's ids and
+ * the data through the fd.
+ */
+static int unix_dgram_path(const char *dir)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))]; } ctl;
+	char data[16] = "", got[16] = "";
+	struct iovec iov = { data, sizeof(data) };
+	struct msghdr msg = { .msg_name = &sun, .msg_namelen = sizeof(sun), .msg_iov = &iov,
+			      .msg_iovlen = 1 };
+	int r = socket(AF_UNIX, SOCK_DGRAM, 0), d = socket(AF_UNIX, SOCK_DGRAM, 0), one = 1, p[2], fd = -1;
+	struct cmsghdr *cm;
+	struct ucred uc = { 0 };
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/d1", dir);
+	if (bind(r, (struct sockaddr *)&sun, sizeof(sun)) ||
+	    setsockopt(r, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
+		return fail("bind d1");
+	if (sendto(d, "by sendto", 10, 0, (struct sockaddr *)&sun, sizeof(sun)) != 10)
+		return fail("sendto the path");
+	if (pipe(p) || write(p[1], "via fd", 7) != 7)
+		return fail("pipe");
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = CMSG_SPACE(sizeof(int));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &p[0], sizeof(int));
+	strcpy(data, "by sendmsg");
+	if (sendmsg(d, &msg, 0) != sizeof(data))
+		return fail("sendmsg to the path with SCM_RIGHTS");
+	if (recv(r, got, sizeof(got), 0) != 10)
+		return fail("recv");
+	printf("unix datagram to a path: got '%s'", got);
+	msg = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			       .msg_controllen = sizeof(ctl.buf) };
+	if (recvmsg(r, &msg, 0) != sizeof(data))
+		return fail("recvmsg");
+	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		if (cm->cmsg_type == SCM_CREDENTIALS)
+			memcpy(&uc, CMSG_DATA(cm), sizeof(uc));
+	}
+	memset(got, 0, sizeof(got));
+	if (fd < 0 || read(fd, got, sizeof(got)) != 7)
+		return fail("an fd with the sendmsg");
+	printf(", then '%s' with an fd that reads '%s'; the sender: uid %u gid %u\n", data, got, uc.uid,
+	       uc.gid);
+	close(fd);
+	close(p[0]);
+	close(p[1]);
+	close(d);
+	close(r);
+	unlink(sun.sun_path);
+	return 0;
+}
+
+/*
+ * Not an attack: what a threaded program does with local sockets (Go's net
+ * package, Python's logging handlers, glibc's getaddrinfo). In a new
+ * directory of /tmp with umask 077: bind a unix socket by a relative path,
+ * listen, connect by the absolute one, accept; the same by an abstract
+ * address; bind a netlink socket. Prints what happened; exit 0 when all
+ * worked. Socket file mode and peer ids, as Linux gives them, are printed.
+ */
+static int do_unix_threads(void)
+{
+	char dir[] = "/tmp/rsys-unix.XXXXXX", path[128], a[64], b[64];
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_nl { sa_family_t family; unsigned short pad; unsigned int pid, groups; }
+		nl = { .family = AF_NETLINK };
+	socklen_t nll = sizeof(nl), alen;
+	int l, c, s;
+	struct stat st;
+	pthread_t t;
+
+	pthread_create(&t, NULL, park, NULL);
+	if (!mkdtemp(dir) || chdir(dir))
+		return fail("mkdtemp");
+	umask(077);
+	l = socket(AF_UNIX, SOCK_STREAM, 0);
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	strcpy(sun.sun_path, "s1");
+	if (bind(l, (struct sockaddr *)&sun, sizeof(sun)) || listen(l, 4))
+		return fail("bind s1 and listen");
+	if (stat(sun.sun_path, &st))
+		return fail("stat s1");
+	snprintf(path, sizeof(path), "%s/s1", dir);
+	strcpy(sun.sun_path, path);
+	if (connect(c, (struct sockaddr *)&sun, sizeof(sun)))
+		return fail("connect to the absolute path");
+	s = accept(l, NULL, NULL);
+	if (s < 0)
+		return fail("accept");
+	printf("unix by path: bound (socket file mode %o), listening, connected, accepted; the server's peer: %s, the client's: %s\n",
+	       st.st_mode & 07777, peer_ids(s, a, sizeof(a)), peer_ids(c, b, sizeof(b)));
+	close(s);
+	close(c);
+	close(l);
+	unlink(path);
+	if (unix_dgram_path(dir))
+		return 1;
+	rmdir(dir);
+
+	l = socket(AF_UNIX, SOCK_STREAM, 0);
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	memset(sun.sun_path, 0, sizeof(sun.sun_path));
+	alen = offsetof(struct sockaddr_un, sun_path) + 1 +
+	       snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "rsys-unix-threads-%d", getpid());
+	if (bind(l, (struct sockaddr *)&sun, alen) || listen(l, 4) ||
+	    connect(c, (struct sockaddr *)&sun, alen) || (s = accept(l, NULL, NULL)) < 0)
+		return fail("abstract bind, listen, connect, accept");
+	printf("unix abstract: bound, listening, connected, accepted\n");
+
+	s = socket(AF_NETLINK, SOCK_RAW, 0);
+	if (s < 0 || bind(s, (struct sockaddr *)&nl, sizeof(nl)) ||
+	    getsockname(s, (struct sockaddr *)&nl, &nll))
+		return fail("netlink bind");
+	printf("netlink: bound (port id %s)\n", nl.pid ? "given" : "0");
+	return 0;
 }
 
 /* Did the echo server at the denied destination answer on @fd within ECHO_WAIT_MS? */
@@ -532,6 +699,10 @@ int main(int argc, char **argv)
 		return do_swap_connect();
 	if (!strcmp(cmd, "clone-files"))
 		return do_clone_files();
+	if (!strcmp(cmd, "unix-threads"))
+		return do_unix_threads();
+	if (!strcmp(cmd, "local-opt"))
+		return do_local_opt();
 	if (argc < 5)
 		usage();
 	if (!strcmp(cmd, "setsockopt"))

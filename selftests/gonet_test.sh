@@ -44,9 +44,6 @@ rsys_delegate_start
 # Left out (ids matching this extended regexp, and their parents): raw IP sockets, which
 # rsys refuses (rsys-load(8)); the tests see uid 0 under rsys, as natively, and try them.
 GONET_EXCLUDE='^TestIPConn(LocalName|RemoteName|SpecificMethods)$'
-# Direct mode refuses connect, bind and listen on unix sockets and netlink requests in a
-# process with more than one thread (rsys-load(8), BUGS): Go's always has several.
-[ "${RSYS_MODE:-}" = direct ] && GONET_EXCLUDE+='|^TestUnix|^TestSplice|^TestInterface|^TestFile(Conn|Listener|PacketConn)$|^TestPacketConn$|^TestConnAndPacketConn$|^TestConnAndListener$|^TestReadUnixgram|^Test(DialerControl|ListenConfigControl)$|/(Stream|Packet)(Dial|Listen)$|/unix(gram|packet)?$'
 
 # go_passed LOG: "pass ID" for each passing test not left out (GONET_EXCLUDE): a test with
 # a left-out subtest fails with it, so the ids above a left-out one go too. A run that Go's

@@ -42,11 +42,6 @@ ORDER="waits socket http protocols asyncio ssl aioloop aiossl servers handlers"
 # natively too (the same connects run in the tests next to them).
 EXCLUDE=(-x VSOCK -x test_sethostname -x test_imaplib_timeout_test
 	-x NewIMAPSSLTests.test_ssl_verified -x NewIMAPSSLTests.test_ssl_raises)
-# Direct mode refuses connect, bind and listen on a unix socket in a process with more than
-# one thread (rsys-load(8), BUGS): these make them while their server thread runs (and the
-# logging handlers' then wait forever for a message that never went out).
-[ "${RSYS_MODE:-}" = direct ] && EXCLUDE+=(-x UnixSocketHandlerTest -x UnixDatagramHandlerTest
-	-x UnixSysLogHandlerTest -x test_start_unix_server_1)
 
 rsys_require
 "$PYTHON3" -c 'import test.test_socket' 2>/dev/null ||
