@@ -129,8 +129,10 @@ else
 	echo "(attach failed: the run below still works, without the BPF fd table and counters)"
 fi
 
-step "4. curl as a trusted program: a fresh compute domain (a sandbox, only lo), sockets run by the delegate"
-show "$LOAD" run --policy "$POLICY" --delegate "$DELEGATE" -- curl -sS --max-time 20 "http://$WORLD_IP/"
+step "4. curl as a trusted program: a fresh compute domain (a sandbox, only lo), sockets from the delegate"
+echo "(direct mode, the default with a unix: delegate: the delegate creates each socket and the"
+echo " program holds it; only the calls that decide where packets go reach the monitor)"
+show "$LOAD" run -v --policy "$POLICY" --delegate "$DELEGATE" -- curl -sS --max-time 20 "http://$WORLD_IP/"
 trusted_rc=$?
 echo "(curl exit status $trusted_rc)"
 
@@ -140,8 +142,9 @@ show ip netns exec "$NS_PLAIN" curl -sS --max-time 5 "http://$WORLD_IP/"
 plain_rc=$?
 echo "(curl exit status $plain_rc)"
 
-step "6. The fd table while a trusted python3 holds a connection (fd 3) and a dup of it (fd 10)"
-"$LOAD" run --policy "$POLICY" --delegate "$DELEGATE" -- "$PYTHON3" -c '
+step "6. Remote mode: the fd table while a trusted python3 holds a connection (fd 3) and a dup of it (fd 10)"
+echo "(--mode remote: the program holds placeholders and the delegate makes every call on them)"
+"$LOAD" run --mode remote --policy "$POLICY" --delegate "$DELEGATE" -- "$PYTHON3" -c '
 import os, socket, time
 s = socket.create_connection(("'$WORLD_IP'", 80))
 os.dup2(s.fileno(), 10)

@@ -28,7 +28,7 @@ struct run_args {
 	const char *delegate;		/* --delegate, or NULL */
 	struct tls_files tls;
 	struct guest_opts go;		/* --netns, --uid, --no-sandbox */
-	const char *mode;		/* --mode direct|remote, or NULL */
+	const char *mode;		/* --mode direct|remote, or NULL: direct where it can be */
 	bool no_write_behind;		/* --no-write-behind */
 	char **argv;			/* PROG ARGS... */
 };

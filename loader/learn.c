@@ -57,7 +57,7 @@ static void learn_usage(FILE *f)
 		"  --policy OUT      the policy to write (replaced if it exists)\n"
 		"  --delegate ADDR   the learning delegate (unix:PATH, tcp:HOST:PORT); also the\n"
 		"                    'delegate' line of OUT\n"
-		"  other options     as for rsys-load run\n");
+		"  other options     as for rsys-load run (always in remote mode)\n");
 }
 
 /* A ping socket's send or connect: judged by "allow icmp CIDR" (lib/policy.c). */
@@ -299,6 +299,13 @@ int do_learn(int argc, char **argv)
 		pr_err("learn needs --delegate ADDR: a delegate that allows what the program does\n");
 		return 1;
 	}
+	/* Direct mode's datagrams with an address and data calls pass unseen: learn sees all in remote mode. */
+	if (ra.mode && strcmp(ra.mode, "remote")) {
+		pr_err("learn runs the program in remote mode, where the monitor sees every destination: not --mode %s\n",
+		       ra.mode);
+		return 1;
+	}
+	ra.mode = "remote";
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return 1;

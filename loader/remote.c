@@ -205,6 +205,8 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 		return ret;
 	}
 	guarded = f.a[3] & RSYS_HELLO_EGRESS_GUARD;
+	pr_info("delegate %s: max handles %lld, max in flight %lld\n", addr, (long long)f.a[1],
+		(long long)f.a[2]);
 	rc = calloc(1, sizeof(*rc));
 	if (!rc) {
 		close(fd);
@@ -242,8 +244,6 @@ int remote_open(struct remote **rcp, const char *addr, const struct tls_files *t
 	pthread_mutex_init(&rc->wq_lock, NULL);
 	pthread_cond_init(&rc->wq_cond, NULL);
 	pthread_cond_init(&rc->wq_sent_cond, NULL);
-	pr_info("delegate %s: max handles %lld, max in flight %lld\n", addr,
-		(long long)f.a[1], (long long)f.a[2]);
 	*rcp = rc;
 	return 0;
 }

@@ -50,10 +50,10 @@ static void run_usage(FILE *f)
 		"  --uid UID         the host uid and gid that root in the sandbox is (default 65534, never 0)\n"
 		"  --no-sandbox      only the network namespace: PROG runs as root in the host's other\n"
 		"                    namespaces (the compute domain is then no boundary for root)\n"
-		"  --mode MODE       remote (default): every call on a remote socket goes to the\n"
-		"                    delegate; direct: the program holds the delegate's real sockets\n"
-		"                    and only calls that decide where packets go are trapped (unix:\n"
-		"                    delegates and the sandbox only; otherwise remote mode is used)\n"
+		"  --mode MODE       direct (the default with a unix: delegate and the sandbox): the\n"
+		"                    program holds the delegate's real sockets and only calls that\n"
+		"                    decide where packets go are trapped; remote (the default\n"
+		"                    otherwise): every call on a remote socket goes to the delegate\n"
 		"  --no-write-behind remote mode: every blocking TCP send waits for the delegate's\n"
 		"                    reply (by default most are answered once their bytes are copied)\n"
 		"  -v, --verbose     more messages (repeat for debug messages)\n"
@@ -298,21 +298,24 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 }
 
 /*
- * Direct mode if asked for and safe: the delegate must share our kernel
- * (unix:, an fd can be passed) and the program must run in the sandbox:
- * without it, root would hold capabilities over the service namespace and a
- * real socket there (SO_BINDTODEVICE, IP_TRANSPARENT, SO_MARK, raw).
+ * Direct mode unless remote mode is asked for, where it is safe: the
+ * delegate must share our kernel (unix:, an fd can be passed) and the
+ * program must run in the sandbox: without it, root would hold
+ * capabilities over the service namespace and a real socket there
+ * (SO_BINDTODEVICE, IP_TRANSPARENT, SO_MARK, raw).
  */
 static bool run_direct(const struct run_args *ra, const struct remote *rc)
 {
-	if (!ra->mode || strcmp(ra->mode, "direct"))
+	const char *asked = ra->mode && !strcmp(ra->mode, "direct") ? "" : " (the default)";
+
+	if (ra->mode && !strcmp(ra->mode, "remote"))
 		return false;
 	if (!remote_passes_fds(rc)) {
-		pr_info("direct mode needs a unix: delegate: using remote mode\n");
+		pr_info("direct mode%s needs a unix: delegate: using remote mode\n", asked);
 		return false;
 	}
 	if (!ra->go.sandbox) {
-		pr_info("direct mode needs the sandbox (not --no-sandbox): using remote mode\n");
+		pr_info("direct mode%s needs the sandbox (not --no-sandbox): using remote mode\n", asked);
 		return false;
 	}
 	return true;

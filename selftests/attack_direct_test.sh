@@ -101,7 +101,7 @@ grep -q "mode: direct (no egress guard" "$RSYS_TMP/v.err" && {
 
 MODES="direct direct-trap remote"
 CASES=18
-tap_plan $((CASES * 3 + 9))
+tap_plan $((CASES * 3 + 10))
 
 # in_mode MODE CMD...: the attacker under rsys-load run --mode MODE (direct-trap: direct,
 # with the delegate that has no egress guard).
@@ -264,6 +264,26 @@ else
 	tap_diag_file "$RSYS_TMP/v.err"
 	tap_diag_file "$RSYS_TMP/vt.err"
 	tap_not_ok "rsys-load run -v --mode direct does not say 'mode: direct' with the egress guard's state"
+fi
+
+# Direct mode is the default where it can be: a unix: delegate and the sandbox; without the
+# sandbox the default is remote mode, and --mode remote asks for it.
+timeout 60 "$RSYS_LOAD" run -v --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" \
+	-- true 2>"$RSYS_TMP/d0.err"
+timeout 60 "$RSYS_LOAD" run -v --no-sandbox --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" \
+	-- true 2>"$RSYS_TMP/d1.err"
+timeout 60 "$RSYS_LOAD" run -v --mode remote --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" \
+	-- true 2>"$RSYS_TMP/d2.err"
+if grep -q "mode: direct (the delegate's egress guard" "$RSYS_TMP/d0.err" &&
+   grep -q "direct mode (the default) needs the sandbox" "$RSYS_TMP/d1.err" &&
+   grep -q "mode: remote" "$RSYS_TMP/d1.err" && grep -q "mode: remote" "$RSYS_TMP/d2.err" &&
+   ! grep -q "needs" "$RSYS_TMP/d2.err"; then
+	tap_ok "without --mode: direct with a unix: delegate and the sandbox, remote with --no-sandbox (-v says why); --mode remote is remote"
+else
+	tap_diag_file "$RSYS_TMP/d0.err"
+	tap_diag_file "$RSYS_TMP/d1.err"
+	tap_diag_file "$RSYS_TMP/d2.err"
+	tap_not_ok "the default mode: not direct with a unix: delegate and the sandbox, or not remote otherwise"
 fi
 
 # What "allow icmp" allows works in every mode (the guard's egress_skb judges it in direct

@@ -220,7 +220,7 @@ if ! command -v strace >/dev/null; then
 	tap_skip "without the exec guard: strace not found (to make bpf() fail)"
 else
 	got=$(timeout 120 strace -o /dev/null -e inject=bpf:error=EPERM \
-		"$RSYS_LOAD" run --policy "$PINNED" --delegate "$RSYS_DELEGATE" -- "$TRUSTED" \
+		"$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$PINNED" --delegate "$RSYS_DELEGATE" -- "$TRUSTED" \
 		race "$TRUSTED" "$PAYLOAD" "$RSYS_TMP/work" 50 "${REACH[@]}" 2>"$RSYS_TMP/noguard.err" |
 		tr '\n' ' ')
 	if [[ "$got" == *REACHED* ]]; then

@@ -325,8 +325,8 @@ on_bg()
 	pasta) rsys_bg "$NS_PASTA" "${PIN_CMD[@]}" "$@" ;;
 	slirp) rsys_bg "$NS_SLIRP" "${PIN_CMD[@]}" "$@" ;;
 	rsys|direct)
-		# shellcheck disable=SC2046 # the option is one word or none
-		"${PIN_CMD[@]}" "$RSYS_LOAD" run $([ "$arr" = direct ] && echo --mode direct) --policy "$RSYS_POLICY" \
+		"${PIN_CMD[@]}" "$RSYS_LOAD" run --mode "$([ "$arr" = direct ] && echo direct || echo remote)" \
+			--policy "$RSYS_POLICY" \
 			--delegate "$RSYS_DELEGATE" -- "$@" &
 		RSYS_PIDS+=($!) ;;
 	esac

@@ -70,7 +70,7 @@ stop()
 	shift 3
 
 	t0=$(date +%s%N)
-	timeout --kill-after=20 1 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" \
+	timeout --kill-after=20 1 "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" \
 		-- "$@" >"$RSYS_TMP/stop.log" 2>&1
 	rc=$?
 	t=$((($(date +%s%N) - t0) / 1000000))

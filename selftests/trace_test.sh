@@ -75,7 +75,7 @@ trace_stop() {
 	wait "$READER" 2>/dev/null
 }
 
-tap_plan 30
+tap_plan 31
 
 if trace_start; then
 	tap_ok "trace listens on \$RSYS_TRACE_SOCK"
@@ -236,7 +236,7 @@ learn_check() {
 	pid=$!
 	RSYS_PIDS+=("$pid")
 	rsys_wait_file "$RSYS_SOCKDIR/enforce.sock"
-	timeout 60 "$RSYS_LOAD" run --policy "$pol" --delegate "$esock" -- "${ok[@]}" \
+	timeout 60 "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$pol" --delegate "$esock" -- "${ok[@]}" \
 		<"$RSYS_TMP/stdin" >"$RSYS_TMP/$name.again" 2>"$RSYS_TMP/$name.again.err"
 	rc=$?
 	if [ $rc -eq 0 ] && cmp -s "$RSYS_TMP/$name.learn" "$RSYS_TMP/$name.again"; then
@@ -245,7 +245,7 @@ learn_check() {
 		tap_diag_file "$RSYS_TMP/$name.again.err"
 		tap_not_ok "$name under the learned policy: exit $rc or other output"
 	fi
-	timeout 60 "$RSYS_LOAD" run --policy "$pol" --delegate "$esock" -- "${bad[@]}" \
+	timeout 60 "$RSYS_LOAD" run $RSYS_MODE_OPT --policy "$pol" --delegate "$esock" -- "${bad[@]}" \
 		<"$RSYS_TMP/stdin" >/dev/null 2>"$RSYS_TMP/$name.bad.err"
 	rc=$?
 	if [ $rc -ne 0 ] && events text "$RSYS_TMP/$name.edlg" verdict=denied >"$RSYS_TMP/m"; then
@@ -290,4 +290,15 @@ fi
 PROBE=$RSYS_O/selftests/egress_probe
 learn_check udplite "udplite $RSYS_WORLD_IP/32 9" "$PROBE" "udplite:$RSYS_WORLD_IP:9" -- \
 	"$PROBE" "udplite:$RSYS_WORLD_IP:10"
+# learn always runs in remote mode (direct mode's untrapped datagrams would go unlearned).
+timeout 30 "$RSYS_LOAD" learn --mode direct --policy "$RSYS_TMP/direct.policy" \
+	--delegate "$RSYS_DELEGATE" -- true 2>"$RSYS_TMP/learn-direct.err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "learn runs the program in remote mode" "$RSYS_TMP/learn-direct.err" &&
+   [ ! -e "$RSYS_TMP/direct.policy" ]; then
+	tap_ok "learn --mode direct: refused (exit 1), learn runs in remote mode; no policy written"
+else
+	tap_diag_file "$RSYS_TMP/learn-direct.err"
+	tap_not_ok "learn --mode direct: exit $rc, want 1 with a message and no policy"
+fi
 tap_finish

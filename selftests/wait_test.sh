@@ -27,17 +27,19 @@ else
 	tap_report "ctl_restart under rsys without the BPF objects (SA_RESTART signal storm)" $? \
 		"$RSYS_TMP/restart.rsys"
 fi
+# wait_select, wait_epoll, wait_leak and asyncio test the split waits of remote mode (WAIT_RSYS=1
+# expects its answers where they differ from Linux's): remote mode in every pass.
 # BPF tells the monitor which handlers had SA_RESTART (rsys_signal_deliver)
 rsys_attach_once || echo "# rsys-load attach failed: SA_RESTART cases will differ"
 
 WAIT_RSYS=0 rsys_native timeout 120 "$SELECT" >"$RSYS_TMP/native" 2>&1
 tap_report "wait_select natively" $? "$RSYS_TMP/native"
-WAIT_RSYS=1 timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+WAIT_RSYS=1 timeout 120 "$RSYS_LOAD" run --mode remote --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$SELECT" >"$RSYS_TMP/rsys" 2>&1
 tap_report "wait_select under rsys" $? "$RSYS_TMP/rsys"
 rsys_native timeout 120 "$EPOLL" >"$RSYS_TMP/ep.native" 2>&1
 tap_report "wait_epoll natively" $? "$RSYS_TMP/ep.native"
-timeout 120 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+timeout 120 "$RSYS_LOAD" run --mode remote --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$EPOLL" >"$RSYS_TMP/ep.rsys" 2>&1
 tap_report "wait_epoll under rsys" $? "$RSYS_TMP/ep.rsys"
 # threads DELEGATE_PID: how many threads the delegate has now
@@ -51,7 +53,7 @@ before=$(threads "$dpid")
 # wait_leak reads the delegate's counters and /proc itself, which the sandbox
 # forbids (attack_sandbox_test.sh): this observation runs without it.
 WAIT_DELEGATE=$RSYS_DELEGATE WAIT_DELEGATE_PID=$dpid \
-	timeout 120 "$RSYS_LOAD" run --no-sandbox --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+	timeout 120 "$RSYS_LOAD" run --mode remote --no-sandbox --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$LEAK" >"$RSYS_TMP/leak" 2>&1
 rc=$?
 # once the session is over, every delegate thread it had must be gone (bounded wait)
@@ -67,7 +69,7 @@ tap_report "wait_leak under rsys (and no delegate thread left after it)" $rc "$R
 # Python's asyncio and selectors (epoll) on remote sockets: same transcript as natively.
 AIO=$RSYS_SRC/selftests/wait_asyncio.py
 rsys_native timeout 60 "$PYTHON3" "$AIO" "$RSYS_WORLD_IP" >"$RSYS_TMP/aio.native" 2>&1
-timeout 60 "$RSYS_LOAD" run --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
+timeout 60 "$RSYS_LOAD" run --mode remote --policy "$RSYS_POLICY" --delegate "$RSYS_DELEGATE" -- \
 	"$PYTHON3" "$AIO" "$RSYS_WORLD_IP" >"$RSYS_TMP/aio.rsys" 2>&1
 if diff -u "$RSYS_TMP/aio.native" "$RSYS_TMP/aio.rsys" >"$RSYS_TMP/aio.diff" &&
    grep -q "^writable" "$RSYS_TMP/aio.rsys"; then
