@@ -357,8 +357,15 @@ static ssize_t dmsg_copy(struct sv_call *c, const struct dmsg *m, char *buf, siz
 	return ret ? ret : (ssize_t)done;
 }
 
+/* Who makes a local_sendmsg, and how. */
+enum ls_kind {
+	LS_TCP,		/* the monitor, a TCP send on its copy (the address ignored) */
+	LS_UNIX,	/* the monitor with the program's SCM_CREDENTIALS; the helper to a path name */
+	LS_HELPER,	/* the helper (a netlink socket's: its rights must be the program's) */
+};
+
 static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, int flags,
-				     uint64_t mmsg_len, bool creds);
+				     uint64_t mmsg_len, enum ls_kind kind);
 
 static int sock_int(int fd, int name)
 {
@@ -415,7 +422,7 @@ static enum sv_verdict svc_send(struct sv_call *c, int fd, struct dmsg *m, int f
 
 		if (copy < 0)
 			return sv_error(c, -errno);
-		return local_sendmsg(c, copy, &data, flags, mmsg_len, false);	/* owns copy */
+		return local_sendmsg(c, copy, &data, flags, mmsg_len, LS_TCP);	/* owns copy */
 	}
 	/* A datagram goes whole or not at all; a stream send may be short. */
 	if (stype != SOCK_STREAM && m->total > max)
@@ -573,9 +580,10 @@ static void *lsend_thread(void *arg)
  * process with more than one thread. The kernel cannot make them on the
  * program's fd number: another thread could make it name a service socket
  * first (a dup2 after the check). So they are made on the monitor's copy of
- * the file, by a helper process in the caller's place; so is a unix send to
- * a path name, which the monitor's own send (local_sendmsg) would resolve
- * in the wrong root with the wrong rights. Forked from the
+ * the file, by a helper process in the caller's place; so are a unix send
+ * to a path name, which the monitor's own send (local_sendmsg) would
+ * resolve in the wrong root with the wrong rights, and a netlink send of a
+ * threaded process, whose rights must be the program's. Forked from the
  * monitor, it leaves every fd but its own, enters the sandbox's user and
  * mount namespaces, takes the caller's root, working directory and umask
  * and becomes root of the sandbox without a capability, as the program is.
@@ -861,12 +869,14 @@ static size_t local_creds(struct sv_call *c, struct lsend *l, size_t clen)
 }
 
 /*
- * sendmsg on the unix socket @fd (the monitor's copy, which it owns now),
- * made by the monitor on what it copied and checked; with @creds the
- * program's credentials go along (see local_creds).
+ * sendmsg on the local socket @fd (the monitor's copy, which it owns now)
+ * of what the monitor copied and checked: made by the monitor (LS_TCP; a
+ * unix socket's, LS_UNIX, with the program's credentials, see local_creds)
+ * or by the helper in the program's place (local_call: LS_HELPER, and a
+ * unix send to a path name).
  */
 static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, int flags,
-				     uint64_t mmsg_len, bool creds)
+				     uint64_t mmsg_len, enum ls_kind kind)
 {
 	size_t max = m->total < D_MAX_LOCAL ? m->total : D_MAX_LOCAL;
 	struct lsend *l = calloc(1, sizeof(*l) + (max ? max : 1));
@@ -895,12 +905,12 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 		ret = n;
 	/* A path name is resolved in the caller's root and with its rights: the helper's to do. */
 	sun = (const struct sockaddr_un *)&l->addr;
-	path = m->alen > offsetof(struct sockaddr_un, sun_path) && sun->sun_family == AF_UNIX &&
-	       sun->sun_path[0];
+	path = kind == LS_HELPER || (kind == LS_UNIX && m->alen > offsetof(struct sockaddr_un, sun_path) &&
+				     sun->sun_family == AF_UNIX && sun->sun_path[0]);
 	if (!ret)
 		ret = local_fds(c, l->ctl.buf, m->clen, l->mine, &l->nmine);
 	clen = m->clen;
-	if (!ret && creds && !path) {
+	if (!ret && kind == LS_UNIX && !path) {
 		clen = local_creds(c, l, m->clen);
 		if (!clen)
 			ret = -ESRCH;
@@ -1080,10 +1090,11 @@ enum sv_verdict direct_sendto(struct sv_call *c)
 	if (v != SV_PENDING)
 		return v;
 	/* No control messages, so no fd can leave: the monitor only needs a stable fd number. */
-	if (fam == AF_UNIX && sv_threads(c) != 1 && (uint32_t)a[5] <= D_MAX_ADDR) {
+	if ((fam == AF_UNIX || fam == AF_NETLINK) && sv_threads(c) != 1 &&
+	    (uint32_t)a[5] <= D_MAX_ADDR) {
 		m.addr = a[4];
 		m.alen = a[4] ? (uint32_t)a[5] : 0;
-		return local_sendmsg(c, fd, &m, (int)a[3], 0, true);
+		return local_sendmsg(c, fd, &m, (int)a[3], 0, fam == AF_UNIX ? LS_UNIX : LS_HELPER);
 	}
 	if (!remote_family(c, fam))
 		return local_continue(c, fd);
@@ -1115,9 +1126,11 @@ static enum sv_verdict direct_msghdr(struct sv_call *c, uint64_t msg, int flags,
 		return sv_error(c, ret);
 	}
 	if (fam == AF_UNIX)
-		v = local_sendmsg(c, fd, &m, flags, mmsg_len, true);	/* owns fd */
+		v = local_sendmsg(c, fd, &m, flags, mmsg_len, LS_UNIX);	/* owns fd */
+	else if (fam == AF_NETLINK && sv_threads(c) != 1)
+		/* its rights must be the program's: the helper's (its SCM_RIGHTS are checked too) */
+		v = local_sendmsg(c, fd, &m, flags, mmsg_len, LS_HELPER);
 	else if (!remote_family(c, fam))
-		/* netlink: its control messages carry no fd anywhere; its creds must be the program's */
 		v = local_continue(c, fd);
 	else
 		v = svc_done_with(fd, svc_send(c, fd, &m, flags, mmsg_len, sock_type(fd)));

@@ -218,7 +218,7 @@ for mode in $MODES; do
 		swap-sendto "$W" "$DENIED" "$ALLOWED_TCP"
 	pass "$mode" "SCM_RIGHTS of a socket to an untrusted process" pass-fd
 	pass "$mode" "TOCTOU: a thread puts the socket into sendmsg's SCM_RIGHTS" race-cmsg-fd
-	works "$mode" "a threaded program binds, listens on, connects and sends to unix sockets (by path, abstract) and binds a netlink one" \
+	works "$mode" "a threaded program binds, listens on, connects and sends to unix sockets (by path, abstract) and binds a netlink one and asks it for a dump by sendmsg" \
 		unix-threads "$W" "$DENIED"
 	attack "$mode" "a threaded program sets SO_MARK (CAP_NET_ADMIN) on a unix socket" local-opt "$W" "$DENIED"
 done

@@ -22,6 +22,8 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <time.h>
 
 /*
@@ -203,8 +205,15 @@ static int do_unix_threads(void)
 {
 	char dir[] = "/tmp/rsys-unix.XXXXXX", path[128], a[64], b[64];
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct sockaddr_nl { sa_family_t family; unsigned short pad; unsigned int pid, groups; }
-		nl = { .family = AF_NETLINK };
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+	struct { struct nlmsghdr h; struct ifinfomsg i; } req = {
+		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK,
+		       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
+		.i = { .ifi_family = AF_UNSPEC },
+	};
+	struct iovec iov = { &req, sizeof(req) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	char reply[8192];
 	socklen_t nll = sizeof(nl), alen;
 	int l, c, s;
 	struct stat st;
@@ -248,11 +257,21 @@ static int do_unix_threads(void)
 		return fail("abstract bind, listen, connect, accept");
 	printf("unix abstract: bound, listening, connected, accepted\n");
 
-	s = socket(AF_NETLINK, SOCK_RAW, 0);
+	s = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
 	if (s < 0 || bind(s, (struct sockaddr *)&nl, sizeof(nl)) ||
 	    getsockname(s, (struct sockaddr *)&nl, &nll))
 		return fail("netlink bind");
-	printf("netlink: bound (port id %s)\n", nl.pid ? "given" : "0");
+	printf("netlink: bound (port id %s)", nl.nl_pid ? "given" : "0");
+	memset(&nl, 0, sizeof(nl));
+	nl.nl_family = AF_NETLINK;
+	msg.msg_name = &nl;
+	msg.msg_namelen = sizeof(nl);
+	if (sendmsg(s, &msg, 0) != sizeof(req))
+		return fail(", a link dump by sendmsg");
+	if (recv(s, reply, sizeof(reply), 0) < (ssize_t)sizeof(struct nlmsghdr))
+		return fail(", the dump's answer");
+	printf(", a link dump asked by sendmsg answered (%s)\n",
+	       ((struct nlmsghdr *)reply)->nlmsg_type == RTM_NEWLINK ? "RTM_NEWLINK" : "other");
 	return 0;
 }
 
