@@ -50,9 +50,10 @@
  *    where the fd number cannot change under them: the process has one
  *    thread, and no other process shares its fd table (the filter refuses
  *    clone(CLONE_FILES) without CLONE_THREAD). With more threads, connect,
- *    bind and listen go to a helper that makes them on the monitor's copy in
- *    the program's place, with its ids and none of the monitor's privileges
- *    (local_call).
+ *    bind, listen and options of unix and netlink sockets, and their sends
+ *    that the monitor cannot make, go to a helper that makes them on the
+ *    monitor's copy in the program's place, with its ids and none of the
+ *    monitor's privileges (local_call).
  *  - register arguments cannot change: an option or ioctl on the allowlist
  *    continues whatever socket the number names by then.
  */
@@ -761,7 +762,7 @@ static struct lcall *lcall_new(struct sv_call *c, int fd, int *err)
 {
 	const char *const names[] = { "Umask" };
 	struct lcall *l = calloc(1, sizeof(*l));
-	uint64_t umask_v;
+	uint64_t umask_v = 0;
 	int i, ret = 0;
 
 	if (!l) {
@@ -959,17 +960,34 @@ static int arg_file(struct sv_call *c)
 }
 
 /*
- * A call on a local socket (or another file) that the kernel may run:
- * only where the fd number cannot change before it does.
+ * A call on a local socket (or another file) that the kernel may run only
+ * where the fd number cannot change before it does: SV_CONTINUE (@fd
+ * closed) in a single-threaded process, else SV_PENDING: the caller goes on
+ * with @fd (the helper's, local_call or local_sendmsg, or local_refuse).
  */
-static enum sv_verdict local_continue(struct sv_call *c, int fd)
+static enum sv_verdict local_single(struct sv_call *c, int fd)
+{
+	if (sv_threads(c) != 1)
+		return SV_PENDING;
+	close(fd);
+	return SV_CONTINUE;
+}
+
+/* A call of a multithreaded process on a local socket that no one may make for it. */
+static enum sv_verdict local_refuse(struct sv_call *c, int fd)
 {
 	close(fd);
-	if (sv_threads(c) == 1)
-		return SV_CONTINUE;
 	pr_warn_few("direct mode: system call %d on a local socket refused in a multithreaded process (pid %d): another thread could swap the fd\n",
 		    c->sys.nr, c->tgid);
 	return sv_error(c, -EPERM);
+}
+
+/* local_single(), else local_refuse(). */
+static enum sv_verdict local_continue(struct sv_call *c, int fd)
+{
+	enum sv_verdict v = local_single(c, fd);
+
+	return v == SV_PENDING ? local_refuse(c, fd) : v;
 }
 
 /* The start of every trapped fd call: the file, and its family if a socket. */
@@ -996,9 +1014,9 @@ static bool remote_family(struct sv_call *c, int fam)
 /*
  * fd_call() of a call the delegate makes on a service socket: SV_PENDING
  * with the socket in *@fdp to go on with. On a local socket the kernel
- * makes it (local_continue), but connect, bind and listen of a unix or
- * netlink socket in a multithreaded process go to a helper (local_call:
- * SV_PENDING with *@fdp -1, the call is the helper's).
+ * makes it (local_continue), but connect, bind, listen and options of a
+ * unix or netlink socket in a multithreaded process go to a helper
+ * (local_call: SV_PENDING with *@fdp -1, the call is the helper's).
  */
 static enum sv_verdict svc_fd_call(struct sv_call *c, int *fdp)
 {
@@ -1010,13 +1028,12 @@ static enum sv_verdict svc_fd_call(struct sv_call *c, int *fdp)
 		return v;
 	if (fam != AF_UNIX && fam != AF_NETLINK)
 		return local_continue(c, *fdp);
-	if (sv_threads(c) != 1) {
-		v = local_call(c, *fdp);
-		*fdp = -1;
+	v = local_single(c, *fdp);
+	if (v != SV_PENDING)
 		return v;
-	}
-	close(*fdp);
-	return SV_CONTINUE;
+	v = local_call(c, *fdp);
+	*fdp = -1;
+	return v;
 }
 
 /* The submit sends a copy of @fd: ours is closed once it is on the wire. */
@@ -1089,15 +1106,17 @@ enum sv_verdict direct_sendto(struct sv_call *c)
 	v = fd_call(c, &fd, &fam);
 	if (v != SV_PENDING)
 		return v;
-	/* No control messages, so no fd can leave: the monitor only needs a stable fd number. */
-	if ((fam == AF_UNIX || fam == AF_NETLINK) && sv_threads(c) != 1 &&
-	    (uint32_t)a[5] <= D_MAX_ADDR) {
+	if (!remote_family(c, fam)) {
+		v = local_single(c, fd);
+		if (v != SV_PENDING)
+			return v;
+		/* No control messages, so no fd can leave: the monitor only needs a stable fd number. */
+		if ((fam != AF_UNIX && fam != AF_NETLINK) || (uint32_t)a[5] > D_MAX_ADDR)
+			return local_refuse(c, fd);
 		m.addr = a[4];
 		m.alen = a[4] ? (uint32_t)a[5] : 0;
 		return local_sendmsg(c, fd, &m, (int)a[3], 0, fam == AF_UNIX ? LS_UNIX : LS_HELPER);
 	}
-	if (!remote_family(c, fam))
-		return local_continue(c, fd);
 	if ((ssize_t)a[2] < 0 || (uint32_t)a[5] > D_MAX_ADDR) {
 		close(fd);
 		return sv_error(c, -EINVAL);
@@ -1125,14 +1144,15 @@ static enum sv_verdict direct_msghdr(struct sv_call *c, uint64_t msg, int flags,
 		close(fd);
 		return sv_error(c, ret);
 	}
-	if (fam == AF_UNIX)
+	if (fam == AF_UNIX) {
 		v = local_sendmsg(c, fd, &m, flags, mmsg_len, LS_UNIX);	/* owns fd */
-	else if (fam == AF_NETLINK && sv_threads(c) != 1)
-		/* its rights must be the program's: the helper's (its SCM_RIGHTS are checked too) */
-		v = local_sendmsg(c, fd, &m, flags, mmsg_len, LS_HELPER);
-	else if (!remote_family(c, fam))
-		v = local_continue(c, fd);
-	else
+	} else if (!remote_family(c, fam)) {
+		v = local_single(c, fd);
+		/* netlink's rights must be the program's: the helper's (its SCM_RIGHTS are checked too) */
+		if (v == SV_PENDING)
+			v = fam == AF_NETLINK ? local_sendmsg(c, fd, &m, flags, mmsg_len, LS_HELPER) :
+						local_refuse(c, fd);
+	} else
 		v = svc_done_with(fd, svc_send(c, fd, &m, flags, mmsg_len, sock_type(fd)));
 	free(m.iov);
 	return v;
