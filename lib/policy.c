@@ -19,10 +19,25 @@
 
 #define POLICY_LINE_MAX		8192
 #define POLICY_MAX_WORDS	16
-#define POLICY_CAP_FDS		65536
-#define POLICY_CAP_INFLIGHT	1024
-#define POLICY_CAP_SESSIONS	1024
-#define POLICY_CAP_LINGER	3600
+/* The "limit" lines: each at most once, 1..cap, the default when absent. */
+static const struct policy_limit {
+	const char *name;
+	size_t off;			/* of its unsigned int in struct policy */
+	unsigned int cap, def;
+	const char *unit;		/* after the range in the error */
+} policy_limits[] = {
+	{ "fds", offsetof(struct policy, limit_fds), 65536, RSYS_DEF_LIMIT_FDS, "" },
+	{ "inflight", offsetof(struct policy, limit_inflight), 1024, RSYS_DEF_LIMIT_INFLIGHT, "" },
+	{ "sessions", offsetof(struct policy, limit_sessions), 1024, RSYS_DEF_LIMIT_SESSIONS, "" },
+	{ "linger", offsetof(struct policy, limit_linger), 3600, RSYS_DEF_LIMIT_LINGER, " seconds" },
+};
+
+#define POLICY_N_LIMITS	(sizeof(policy_limits) / sizeof(policy_limits[0]))
+
+static unsigned int *policy_limit(struct policy *p, size_t i)
+{
+	return (unsigned int *)((char *)p + policy_limits[i].off);
+}
 
 struct parser {
 	struct policy *p;
@@ -30,7 +45,7 @@ struct parser {
 	int line;
 	FILE *err;
 	bool has_remote;
-	bool has_fds, has_inflight, has_sessions, has_linger, has_client;
+	bool has_limit[POLICY_N_LIMITS], has_client;
 };
 
 static int __attribute__((format(printf, 2, 3))) perr(struct parser *ps, const char *fmt, ...)
@@ -319,43 +334,21 @@ static int do_client(struct parser *ps, char **w, int n)
 static int do_limit(struct parser *ps, char **w, int n)
 {
 	unsigned long v;
+	size_t i;
 
 	if (n != 3)
 		return perr(ps, "usage: limit fds N | limit inflight N | limit sessions N | limit linger SECONDS");
-	if (!strcmp(w[1], "fds")) {
-		if (ps->has_fds)
-			return perr(ps, "duplicate 'limit fds' line");
-		if (parse_uint(w[2], POLICY_CAP_FDS, &v) || !v)
-			return perr(ps, "bad limit fds '%s': expected 1..%d", w[2], POLICY_CAP_FDS);
-		ps->p->limit_fds = v;
-		ps->has_fds = true;
-	} else if (!strcmp(w[1], "inflight")) {
-		if (ps->has_inflight)
-			return perr(ps, "duplicate 'limit inflight' line");
-		if (parse_uint(w[2], POLICY_CAP_INFLIGHT, &v) || !v)
-			return perr(ps, "bad limit inflight '%s': expected 1..%d", w[2],
-				    POLICY_CAP_INFLIGHT);
-		ps->p->limit_inflight = v;
-		ps->has_inflight = true;
-	} else if (!strcmp(w[1], "sessions")) {
-		if (ps->has_sessions)
-			return perr(ps, "duplicate 'limit sessions' line");
-		if (parse_uint(w[2], POLICY_CAP_SESSIONS, &v) || !v)
-			return perr(ps, "bad limit sessions '%s': expected 1..%d", w[2],
-				    POLICY_CAP_SESSIONS);
-		ps->p->limit_sessions = v;
-		ps->has_sessions = true;
-	} else if (!strcmp(w[1], "linger")) {
-		if (ps->has_linger)
-			return perr(ps, "duplicate 'limit linger' line");
-		if (parse_uint(w[2], POLICY_CAP_LINGER, &v) || !v)
-			return perr(ps, "bad limit linger '%s': expected 1..%d seconds", w[2],
-				    POLICY_CAP_LINGER);
-		ps->p->limit_linger = v;
-		ps->has_linger = true;
-	} else {
+	for (i = 0; i < POLICY_N_LIMITS && strcmp(w[1], policy_limits[i].name); i++)
+		;
+	if (i == POLICY_N_LIMITS)
 		return perr(ps, "unknown limit '%s' (expected fds, inflight, sessions or linger)", w[1]);
-	}
+	if (ps->has_limit[i])
+		return perr(ps, "duplicate 'limit %s' line", w[1]);
+	if (parse_uint(w[2], policy_limits[i].cap, &v) || !v)
+		return perr(ps, "bad limit %s '%s': expected 1..%u%s", w[1], w[2], policy_limits[i].cap,
+			    policy_limits[i].unit);
+	*policy_limit(ps->p, i) = v;
+	ps->has_limit[i] = true;
 	return 0;
 }
 
@@ -433,6 +426,7 @@ int policy_parse_buf(struct policy *p, const char *buf, size_t len, const char *
 	const char *s = buf, *end = buf + len, *nl;
 	char *line;
 	int ret = 0;
+	size_t i;
 
 	memset(p, 0, sizeof(*p));
 	if (strlen(name) >= sizeof(p->file)) {
@@ -468,14 +462,9 @@ int policy_parse_buf(struct policy *p, const char *buf, size_t len, const char *
 	}
 	if (!ps.has_remote)
 		p->remote_families = 1ull << AF_INET | 1ull << AF_INET6;
-	if (!ps.has_fds)
-		p->limit_fds = RSYS_DEF_LIMIT_FDS;
-	if (!ps.has_inflight)
-		p->limit_inflight = RSYS_DEF_LIMIT_INFLIGHT;
-	if (!ps.has_sessions)
-		p->limit_sessions = RSYS_DEF_LIMIT_SESSIONS;
-	if (!ps.has_linger)
-		p->limit_linger = RSYS_DEF_LIMIT_LINGER;
+	for (i = 0; i < POLICY_N_LIMITS; i++)
+		if (!ps.has_limit[i])
+			*policy_limit(p, i) = policy_limits[i].def;
 	if (!ps.has_client)
 		p->n_client_uids = 1;	/* client_uids[0] is 0: root only */
 out_free:

@@ -63,6 +63,14 @@ static int64_t d_socket(int fd, int family, int type)
 	return call(fd, RSYS_OP_SOCKET, NULL, 0, family, type, 0, 0, NULL);
 }
 
+/* A TCP socket of session @fd connected to @ss: its handle, or -1. */
+static int64_t d_connected(int fd, const struct sockaddr_storage *ss, socklen_t len)
+{
+	int64_t h = d_socket(fd, ss->ss_family, SOCK_STREAM);
+
+	return h < 0 || call(fd, RSYS_OP_CONNECT, ss, len, h, 0, 0, 0, NULL) ? -1 : h;
+}
+
 /* Through the delegate: connect to HOST:PORT, send TOKEN, read the echo. 0 when it came back. */
 static int fetch(int fd, const char *host, const char *port)
 {
@@ -395,10 +403,8 @@ static int cmd_threads(char **av)
 		int64_t h;
 
 		fds[i] = session_connect(av[0]);
-		if (fds[i] < 0)
-			return 2;
-		h = d_socket(fds[i], ss.ss_family, SOCK_STREAM);
-		if (call(fds[i], RSYS_OP_CONNECT, &ss, len, h, 0, 0, 0, NULL))
+		h = fds[i] < 0 ? -1 : d_connected(fds[i], &ss, len);
+		if (h < 0)
 			return 2;
 		for (j = 0; j < 64; j++)
 			sent += req_send(fds[i], RSYS_OP_RECV, NULL, 0, h, 16, 0, 0) != 0;
@@ -484,9 +490,8 @@ static int cmd_hold(char **av)
 
 	if (fd < 0 || !len)
 		return 2;
-	h = d_socket(fd, ss.ss_family, SOCK_STREAM);
-	if (h < 0 || call(fd, RSYS_OP_CONNECT, &ss, len, h, 0, 0, 0, NULL) ||
-	    !req_send(fd, RSYS_OP_RECV, NULL, 0, h, 16, 0, 0))
+	h = d_connected(fd, &ss, len);
+	if (h < 0 || !req_send(fd, RSYS_OP_RECV, NULL, 0, h, 16, 0, 0))
 		return 2;
 	printf("holding\n");
 	sleep(atoi(av[3]));

@@ -127,16 +127,26 @@ in_mode_prog()
 		--delegate "$dlg" -- "$@"
 }
 
+# both MODE OUT NOUT ARGS...: the attacker under rsys-load run as in_mode into OUT, and
+# natively into NOUT; their exit statuses in the caller's rc and nrc.
+both()
+{
+	local mode=$1 out=$2 nout=$3
+
+	shift 3
+	in_mode "$mode" "$@" >"$out" 2>&1
+	rc=$?
+	rsys_native timeout 30 "$ATTACKER" "$@" >"$nout" 2>&1
+	nrc=$?
+}
+
 # attack MODE NAME ARGS...: refused under rsys (exit 1), reached natively (exit 0).
 attack()
 {
 	local mode=$1 name=$2 out=$RSYS_TMP/a.out nout=$RSYS_TMP/n.out rc nrc
 
 	shift 2
-	in_mode "$mode" "$@" >"$out" 2>&1
-	rc=$?
-	rsys_native timeout 30 "$ATTACKER" "$@" >"$nout" 2>&1
-	nrc=$?
+	both "$mode" "$out" "$nout" "$@"
 	if [ $rc -eq 1 ] && [ $nrc -eq 0 ]; then
 		tap_ok "$mode: $name: refused ($(grep -v '^rsys-load' "$out" | tail -n1)); natively: $(tail -n1 "$nout")"
 	else
@@ -186,10 +196,7 @@ works()
 	local mode=$1 name=$2 out=$RSYS_TMP/w.out nout=$RSYS_TMP/wn.out rc nrc
 
 	shift 2
-	in_mode "$mode" "$@" >"$out" 2>&1
-	rc=$?
-	rsys_native timeout 30 "$ATTACKER" "$@" >"$nout" 2>&1
-	nrc=$?
+	both "$mode" "$out" "$nout" "$@"
 	if [ $rc -eq 0 ] && [ $nrc -eq 0 ] && diff -q <(grep -v '^rsys-load' "$out") "$nout" >/dev/null; then
 		tap_ok "$mode: $name: as natively ($(tr '\n' ';' <"$nout"))"
 	else

@@ -299,8 +299,8 @@ on()
 	native) timeout -k 5 "$TMO" ip netns exec "$RSYS_NS_SERVICE" "${PIN_CMD[@]}" "$@" ;;
 	pasta) timeout -k 5 "$TMO" ip netns exec "$NS_PASTA" "${PIN_CMD[@]}" "$@" ;;
 	slirp) timeout -k 5 "$TMO" ip netns exec "$NS_SLIRP" "${PIN_CMD[@]}" "$@" ;;
-	rsys) RSYS_RUN_TIMEOUT=$TMO pinned rsys_run "$@" ;;
-	direct) RSYS_RUN_TIMEOUT=$TMO RSYS_RUN_OPTS="--mode direct" pinned rsys_run "$@" ;;
+	rsys) RSYS_RUN_TIMEOUT=$TMO RSYS_MODE_OPT="--mode remote" pinned rsys_run "$@" ;;
+	direct) RSYS_RUN_TIMEOUT=$TMO RSYS_MODE_OPT="--mode direct" pinned rsys_run "$@" ;;
 	esac
 }
 
