@@ -11,8 +11,12 @@
 #   pasta    a netns given its connectivity by pasta (tap) running in the service netns
 #   slirp    a netns given its connectivity by slirp4netns (tap0) running in the service netns
 #   rsys     "rsys-load run" compute domains (lo only), sockets executed by the delegate
+#   floor    the program in the service netns under selftests/trapfloor: every call remote
+#            mode traps goes to a supervisor that only answers CONTINUE (no delegate, no
+#            copy): the ceiling of any mechanism that traps each call, rsys's remote mode
+#            included
 # Tests (--only takes these names): iperf1 iperf4 rtt curl wrk_out wrk_in scp.
-# Arrangements (--with takes these names): native direct rsys pasta slirp.
+# Arrangements (--with takes these names): native direct rsys floor pasta slirp.
 # Runs are interleaved: run 1 of every test on every arrangement, then run 2, ...
 # --pin CPU runs every arrangement's program and its helpers on that CPU: pasta, slirp4netns,
 # "rsys-load run" (the delegate's session follows its client's CPUs by itself); the world's
@@ -27,7 +31,7 @@
 . "$(dirname "$0")/lib.sh"
 
 ALL_TESTS=(iperf1 iperf4 rtt curl wrk_out wrk_in scp)
-ALL_ARRS=(native direct rsys pasta slirp)
+ALL_ARRS=(native direct rsys floor pasta slirp)
 WITH=
 RUNS=5
 QUICK=0
@@ -103,7 +107,7 @@ NS_SLIRP=rsys-slirp-$$
 WORLD=$RSYS_WORLD_IP
 SVC=$RSYS_SERVICE_IP
 # Ports of the nginx run under each arrangement, as seen from the world (wrk_in).
-declare -A IN_PORT=([native]=8101 [rsys]=8102 [pasta]=8103 [slirp]=8104 [direct]=8105)
+declare -A IN_PORT=([native]=8101 [rsys]=8102 [pasta]=8103 [slirp]=8104 [direct]=8105 [floor]=8106)
 declare -A NA=()	# "test arr" or "arr" -> why the cell is n/a
 declare -A HAVE=()	# arrangement -> 1 when it is up
 
@@ -244,6 +248,16 @@ rsys_up()
 	fi
 }
 
+floor_up()
+{
+	TRAPFLOOR=$RSYS_O/selftests/trapfloor
+	if [ -x "$TRAPFLOOR" ]; then
+		HAVE[floor]=1
+	else
+		NA[floor]="$TRAPFLOOR not built (make -C selftests)"
+	fi
+}
+
 pasta_up()
 {
 	command -v pasta >/dev/null || { NA[pasta]="pasta not installed (Debian package passt)"; return; }
@@ -297,6 +311,7 @@ on()
 	shift
 	case $arr in
 	native) timeout -k 5 "$TMO" ip netns exec "$RSYS_NS_SERVICE" "${PIN_CMD[@]}" "$@" ;;
+	floor) timeout -k 5 "$TMO" ip netns exec "$RSYS_NS_SERVICE" "${PIN_CMD[@]}" "$TRAPFLOOR" "$@" ;;
 	pasta) timeout -k 5 "$TMO" ip netns exec "$NS_PASTA" "${PIN_CMD[@]}" "$@" ;;
 	slirp) timeout -k 5 "$TMO" ip netns exec "$NS_SLIRP" "${PIN_CMD[@]}" "$@" ;;
 	rsys) RSYS_RUN_TIMEOUT=$TMO RSYS_MODE_OPT="--mode remote" pinned rsys_run "$@" ;;
@@ -322,6 +337,7 @@ on_bg()
 	shift
 	case $arr in
 	native) rsys_bg "$RSYS_NS_SERVICE" "${PIN_CMD[@]}" "$@" ;;
+	floor) rsys_bg "$RSYS_NS_SERVICE" "${PIN_CMD[@]}" "$TRAPFLOOR" "$@" ;;
 	pasta) rsys_bg "$NS_PASTA" "${PIN_CMD[@]}" "$@" ;;
 	slirp) rsys_bg "$NS_SLIRP" "${PIN_CMD[@]}" "$@" ;;
 	rsys|direct)
@@ -333,14 +349,14 @@ on_bg()
 }
 
 # The nginx that wrk_in measures, run under each arrangement, reachable from the world at
-# the service netns' address: directly (native), through the delegate's listening socket
+# the service netns' address: directly (native, floor), through the delegate's listening socket
 # (rsys), through pasta's or slirp4netns' port forwarding.
 nginx_in_up()
 {
 	local arr=$1 port=${IN_PORT[$1]} d=$RSYS_TMP/ngx-$1 listen
 
 	listen=0.0.0.0:$port
-	[ "$arr" = native ] && listen=$SVC:$port
+	[ "$arr" = native ] || [ "$arr" = floor ] && listen=$SVC:$port
 	nginx_conf "$d" "$listen"
 	on_bg "$arr" nginx -p "$d" -c "$d/nginx.conf" -e stderr -g 'daemon off;' 2>"$d.log"
 	if [ "$arr" = slirp ] && [ -n "$SLIRP_NOFWD" ]; then
@@ -511,6 +527,7 @@ log "building the namespaces (world $WORLD, service $SVC)"
 world_up || { log "cannot create the network namespaces"; exit 1; }
 native_up
 rsys_up
+floor_up
 pasta_up
 slirp_up
 for t in "${TESTS[@]}"; do
@@ -561,7 +578,7 @@ TITLE = {
     "wrk_in": ("nginx under the arrangement, wrk from outside", "req/s", "higher"),
     "scp": ("scp big file", "s", "lower"),
 }
-ANAME = {"native": "native veth", "direct": "rsys direct", "rsys": "rsys",
+ANAME = {"native": "native veth", "direct": "rsys direct", "rsys": "rsys", "floor": "trap floor",
          "pasta": "pasta", "slirp": "slirp4netns"}
 vals, fails, na = {}, {}, {}
 for line in open(res):

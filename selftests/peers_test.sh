@@ -37,7 +37,7 @@ for r in d["tests"]:
         print("\t".join([c["status"], r["test"], a, detail.replace("\t", " ").replace("\n", " ")]))
 EOF
 n=$(wc -l <"$RSYS_TMP/cells")
-tap_plan $((n + 4))
+tap_plan $((n + 6))
 while IFS=$'\t' read -r st t a detail; do
 	case $st in
 	ok) tap_ok "$a $t: moved the bytes ($detail)" ;;
@@ -66,11 +66,38 @@ fi
 # --with takes only the arrangements it knows, and says which they are.
 "$RSYS_SRC/selftests/peers.sh" --quick --with native,bogus >"$RSYS_TMP/with.out" 2>&1
 rc=$?
-if [ "$rc" -eq 2 ] && grep -q 'unknown arrangement bogus (native direct rsys pasta slirp)' "$RSYS_TMP/with.out"; then
+if [ "$rc" -eq 2 ] && grep -q 'unknown arrangement bogus (native direct rsys floor pasta slirp)' "$RSYS_TMP/with.out"; then
 	tap_ok "peers.sh --with native,bogus: usage error (exit 2) naming the arrangements"
 else
 	tap_diag_file "$RSYS_TMP/with.out"
 	tap_not_ok "peers.sh --with native,bogus: exit $rc, not a usage error naming the arrangements"
+fi
+
+# The trap floor is remote mode's: trapfloor traps the calls the monitor has a handler for
+# (loader/supervisor.c's sv_table), fcntl and ioctl included (by command, as the filter).
+T=$RSYS_O/selftests/trapfloor
+mine=$(sed -n '/^static const int trapped\[\]/,/^};/p' "$RSYS_SRC/selftests/trapfloor.c" |
+	grep -o 'SYS_[a-z0-9_]*' | sort -u)
+mine=$(printf '%s\n' $mine SYS_fcntl SYS_ioctl | sort -u)
+theirs=$(sed -n '/^static const sv_handler_fn sv_table\[\]/,/^};/p' "$RSYS_SRC/loader/supervisor.c" |
+	grep -o '^\s*\[SYS_[a-z0-9_]*\]' | grep -o 'SYS_[a-z0-9_]*' | sort -u)
+if [ -n "$theirs" ] && [ "$mine" = "$theirs" ]; then
+	tap_ok "trapfloor traps the $(echo "$theirs" | wc -l) calls the monitor handles in remote mode"
+else
+	tap_diag "only trapfloor: $(comm -23 <(echo "$mine") <(echo "$theirs") | tr '\n' ' ')"
+	tap_diag "only sv_table: $(comm -13 <(echo "$mine") <(echo "$theirs") | tr '\n' ' ')"
+	tap_not_ok "trapfloor and remote mode's sv_table trap different calls"
+fi
+
+# It traps them for real and gives the program's exit status.
+"$T" -v sh -c 'read -r x </dev/null; exit 3' >/dev/null 2>"$RSYS_TMP/floor.err"
+rc=$?
+calls=$(sed -n 's/^trapfloor: \([0-9]*\) calls trapped$/\1/p' "$RSYS_TMP/floor.err")
+if [ "$rc" -eq 3 ] && [ "${calls:-0}" -gt 0 ]; then
+	tap_ok "trapfloor: sh's exit status 3, $calls of its calls trapped"
+else
+	tap_diag_file "$RSYS_TMP/floor.err"
+	tap_not_ok "trapfloor: exit $rc (want 3), ${calls:-no} calls trapped"
 fi
 
 # --pin takes only a CPU this process may use, and says which those are.
