@@ -17,6 +17,7 @@
 #include <rsys/limits.h>
 
 #include "delegate.h"
+#include "busypoll.h"
 #include "frame.h"
 #include "log.h"
 #include "tls.h"
@@ -46,7 +47,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: rsys-delegate [--listen ADDR] [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
-		"                     [--policy FILE] [--trace] [-v]... [--help]\n"
+		"                     [--policy FILE] [--trace] [--busy-poll US] [-v]... [--help]\n"
 		"Execute the socket calls that rsys monitors forward from compute domains.\n"
 		"\n"
 		"  -l, --listen ADDR   listen on unix:PATH, tcp:HOST:PORT or vsock:CID:PORT\n"
@@ -59,6 +60,8 @@ static void usage(FILE *f)
 		"      --no-egress-guard\n"
 		"                      do not judge datagrams in the kernel (cgroup BPF):\n"
 		"                      direct-mode programs' sends with an address are trapped\n"
+		"      --busy-poll US  a session's reader polls for the next request this many\n"
+		"                      microseconds before it sleeps (default 300, 0: never)\n"
 		"  -t, --trace         send every egress decision to the trace reader\n"
 		"                      (rsys-load trace); -v logs them in the same format\n"
 		"  -v, --verbose       more messages (each decision); repeat for debug messages\n"
@@ -406,6 +409,7 @@ int main(int argc, char **argv)
 		{ "tls-ca", required_argument, NULL, 'A' },
 		{ "trace", no_argument, NULL, 't' },
 		{ "no-egress-guard", no_argument, NULL, 'G' },
+		{ "busy-poll", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -421,6 +425,7 @@ int main(int argc, char **argv)
 
 	log_prog = "rsys-delegate";
 	trace_init(RSYS_SRC_DELEGATE);
+	dlg.busy_poll_us = BUSY_POLL_US_DEFAULT;
 	while ((c = getopt_long(argc, argv, "l:p:tvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -443,6 +448,13 @@ int main(int argc, char **argv)
 			break;
 		case 'G':
 			egress_guard = false;
+			break;
+		case 'B':
+			if (busy_poll_parse(optarg, &dlg.busy_poll_us)) {
+				pr_err("--busy-poll %s: not a number of microseconds (0 to %d)\n", optarg,
+				       BUSY_POLL_US_MAX);
+				return 1;
+			}
 			break;
 		case 'v':
 			log_level++;

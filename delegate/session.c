@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "busypoll.h"
 #include "deadline.h"
 #include "delegate.h"
 #include "frame.h"
@@ -863,6 +864,7 @@ static void request_handle(struct session *s, struct rsys_frame *f, uint8_t *buf
 static int request_next(struct session *s, struct frame_reader *rd, struct rsys_frame *f,
 			uint8_t **payload, int *fd)
 {
+	struct busy_poll bp;
 	int ret;
 
 	for (;;) {
@@ -871,7 +873,12 @@ static int request_next(struct session *s, struct frame_reader *rd, struct rsys_
 		if (ret)
 			return ret < 0 ? ret : 0;
 		wait_input(s);
-		ret = frame_reader_fill(rd, true);
+		ret = -EAGAIN;
+		busy_poll_start(&bp, dlg.busy_poll_us);
+		while (ret == -EAGAIN && busy_poll_more(&bp))
+			ret = frame_reader_fill(rd, false);
+		if (ret == -EAGAIN)
+			ret = frame_reader_fill(rd, true);
 		if (ret < 0)
 			return ret;
 	}

@@ -96,7 +96,7 @@ _rsys_load()
 			return
 			;;
 		esac
-		COMPREPLY=($(compgen -W '--policy --delegate --tls-cert --tls-key --tls-ca --netns --uid --no-sandbox --mode --no-write-behind -v --verbose -h --help --' -- "$cur"))
+		COMPREPLY=($(compgen -W '--policy --delegate --tls-cert --tls-key --tls-ca --netns --uid --no-sandbox --mode --no-write-behind --busy-poll -v --verbose -h --help --' -- "$cur"))
 		;;
 	esac
 }

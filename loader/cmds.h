@@ -30,6 +30,7 @@ struct run_args {
 	struct guest_opts go;		/* --netns, --uid, --no-sandbox */
 	const char *mode;		/* --mode direct|remote, or NULL: direct where it can be */
 	bool no_write_behind;		/* --no-write-behind */
+	unsigned int busy_poll_us;	/* --busy-poll */
 	char **argv;			/* PROG ARGS... */
 };
 

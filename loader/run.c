@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "busypoll.h"
 #include "cmds.h"
 #include "events.h"
 #include "execguard.h"
@@ -35,7 +36,8 @@ static void run_usage(FILE *f)
 	fprintf(f,
 		"Usage: rsys-load run --policy FILE [--delegate ADDR [--tls-cert FILE --tls-key FILE\n"
 		"                     --tls-ca FILE]] [--netns NAME] [--uid UID | --no-sandbox]\n"
-		"                     [--mode direct|remote] [--no-write-behind] [-v] -- PROG [ARGS...]\n"
+		"                     [--mode direct|remote] [--no-write-behind] [--busy-poll US] [-v]\n"
+		"                     -- PROG [ARGS...]\n"
 		"\n"
 		"Run PROG trusted in a compute domain: a sandbox (user, mount and pid namespaces,\n"
 		"no capabilities, no_new_privs) around a fresh network namespace holding only lo,\n"
@@ -56,6 +58,8 @@ static void run_usage(FILE *f)
 		"                    otherwise): every call on a remote socket goes to the delegate\n"
 		"  --no-write-behind remote mode: every blocking TCP send waits for the delegate's\n"
 		"                    reply (by default most are answered once their bytes are copied)\n"
+		"  --busy-poll US    the monitor polls for the delegate's next reply this many\n"
+		"                    microseconds before it sleeps (default 300, 0: never)\n"
 		"  -v, --verbose     more messages (repeat for debug messages)\n"
 		"  -h, --help        this text\n");
 }
@@ -219,6 +223,7 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 		{ "no-sandbox", no_argument, NULL, 'N' },
 		{ "mode", required_argument, NULL, 'M' },
 		{ "no-write-behind", no_argument, NULL, 'W' },
+		{ "busy-poll", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -228,6 +233,7 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 
 	ra->go.sandbox = true;
 	ra->go.uid = GUEST_UID_DEFAULT;
+	ra->busy_poll_us = BUSY_POLL_US_DEFAULT;
 	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
@@ -263,6 +269,13 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 			break;
 		case 'W':
 			ra->no_write_behind = true;
+			break;
+		case 'B':
+			if (busy_poll_parse(optarg, &ra->busy_poll_us)) {
+				pr_err("--busy-poll %s: not a number of microseconds (0 to %d)\n", optarg,
+				       BUSY_POLL_US_MAX);
+				return 1;
+			}
 			break;
 		case 'v':
 			log_level++;
@@ -447,6 +460,7 @@ int run_main(struct run_args *ra, struct policy *p)
 	sv.guard = guard;
 	sv.killable = go.killable;
 	sv.no_write_behind = ra->no_write_behind;
+	sv.busy_poll_us = ra->busy_poll_us;
 	sv.direct = go.direct;
 	ret = sv_start(&sv);
 	if (ret) {

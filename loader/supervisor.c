@@ -130,6 +130,7 @@
 #include <sys/uio.h>
 #include <bpf/libbpf.h>
 
+#include "busypoll.h"
 #include "direct.h"
 #include "log.h"
 #include "procfs.h"
@@ -865,11 +866,21 @@ static void *ev_thread_fn(void *arg)
 	struct epoll_event evs[32];
 	int timeout = -1, n, i;
 	int64_t now, busy = -SV_LINGER_MS, checked = 0;
-	bool signalled, waiting = false;
+	bool signalled, waiting = false, worked = false;
+	struct busy_poll bp;
 
 	remote_set_event_thread(sv->remote);
 	for (;;) {
-		n = epoll_wait(st.epfd, evs, 32, timeout);
+		/* After work, not after a timeout: an idle monitor does not poll. */
+		n = 0;
+		if (worked) {
+			busy_poll_start(&bp, sv->busy_poll_us);
+			while (!n && busy_poll_more(&bp))
+				n = epoll_wait(st.epfd, evs, 32, 0);
+		}
+		if (!n)
+			n = epoll_wait(st.epfd, evs, 32, timeout);
+		worked = n > 0;
 		if (n < 0 && errno != EINTR) {
 			pr_err("event loop: %s\n", err_str(errno));
 			break;
@@ -987,6 +998,9 @@ int sv_start(struct sv *sv)
 	ret = pthread_create(&st.sv_thread, NULL, sv_thread_fn, sv);
 	if (ret)
 		return -ret;
+	/* Names for top -H and /proc/PID/task/TID/comm (busypoll_test finds the event thread so). */
+	pthread_setname_np(st.ev_thread, "rsys-event");
+	pthread_setname_np(st.sv_thread, "rsys-supervisor");
 	return 0;
 }
 

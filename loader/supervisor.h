@@ -80,6 +80,7 @@ struct sv {
 	bool direct;			/* direct mode: the program holds real service sockets (direct.c) */
 	bool killable;			/* the filter has WAIT_KILLABLE_RECV: signals end held calls here */
 	bool no_write_behind;		/* every send waits for the delegate's reply (sockcalls.c, wb_fits) */
+	unsigned int busy_poll_us;	/* the event thread polls this long before it sleeps (busypoll.h) */
 };
 
 /*

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* kselftest for rsys-delegate over the wire: ops, errno passthrough, policy, isolation, limits, cancel, bad frames. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -74,8 +75,10 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static pid_t delegate_start(const char *bin, const char *sock, const char *policy)
+/* rsys-delegate listening on @sock, with --policy @policy and --busy-poll @busy where not NULL. */
+static pid_t delegate_start(const char *bin, const char *sock, const char *policy, const char *busy)
 {
+	const char *argv[10];
 	char listen[300], log[300];
 	pid_t pid;
 	int i, fd;
@@ -89,10 +92,21 @@ static pid_t delegate_start(const char *bin, const char *sock, const char *polic
 		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (fd >= 0)
 			dup2(fd, 2);
-		if (policy)
-			execl(bin, bin, "--listen", listen, "--policy", policy, "-vv", NULL);
-		else
-			execl(bin, bin, "--listen", listen, "-vv", NULL);
+		i = 0;
+		argv[i++] = bin;
+		argv[i++] = "--listen";
+		argv[i++] = listen;
+		if (policy) {
+			argv[i++] = "--policy";
+			argv[i++] = policy;
+		}
+		if (busy) {
+			argv[i++] = "--busy-poll";
+			argv[i++] = busy;
+		}
+		argv[i++] = "-vv";
+		argv[i] = NULL;
+		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 	for (i = 0; i < 200; i++) {
@@ -904,6 +918,91 @@ TEST(cli)
 	      "'limit linger 0' and '3601' are refused: FILE:1: bad limit linger");
 }
 
+/* The sleeps (voluntary context switches) of all the threads of @pid, or -1. */
+static long sleeps_of(pid_t pid)
+{
+	char path[64 + sizeof(((struct dirent *)0)->d_name)], line[256];
+	long total = 0, v;
+	struct dirent *d;
+	DIR *dir;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/status", pid, d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+				total += v;
+		fclose(f);
+	}
+	closedir(dir);
+	return total;
+}
+
+/*
+ * How often a delegate started with --busy-poll @busy sleeps while one
+ * session sends 50 requests 1 ms apart (each answered at once by the
+ * session's reader): -1 when it could not be measured.
+ */
+static long sleeps_per_50(const char *busy)
+{
+	char sock[300];
+	struct rsys_delegate_stats st;
+	long before, after = -1;
+	pid_t pid;
+	int fd, i;
+
+	snprintf(sock, sizeof(sock), "%s/busy-%s.sock", tmpdir, busy);
+	pid = delegate_start(delegate_bin, sock, NULL, busy);
+	if (pid <= 0)
+		return -1;
+	fd = session_open(sock);
+	if (fd >= 0 && !stats_get(fd, &st)) {
+		before = sleeps_of(pid);
+		for (i = 0; i < 50 && !stats_get(fd, &st); i++)
+			usleep(1000);
+		if (i == 50 && before >= 0)
+			after = sleeps_of(pid) - before;
+	}
+	if (fd >= 0)
+		close(fd);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	return after;
+}
+
+/*
+ * A session's reader polls for the next request before it sleeps
+ * (--busy-poll): requests 1 ms apart find it awake with a 10 ms window;
+ * with 0 (the control) it sleeps for each one.
+ */
+TEST(busy_poll)
+{
+	const char *bad[] = { "--listen", "unix:/nonexistent/x.sock", "--busy-poll", "10001", NULL };
+	long polled = sleeps_per_50("10000"), slept = sleeps_per_50("0");
+	char out[4096];
+	int ret;
+
+	CHECK(polled >= 0 && polled < 10 && slept >= 40,
+	      "--busy-poll 10000: %ld sleeps for 50 requests 1 ms apart (want < 10); "
+	      "--busy-poll 0: %ld (want 40 or more)", polled, slept);
+	ret = run_capture(delegate_bin, bad, 2, out, sizeof(out));
+	CHECK(ret == 1 && strstr(out, "--busy-poll 10001: not a number of microseconds (0 to 10000)"),
+	      "--busy-poll 10001: refused, exit %d", ret);
+	bad[3] = "1x";
+	ret = run_capture(delegate_bin, bad, 2, out, sizeof(out));
+	CHECK(ret == 1 && strstr(out, "--busy-poll 1x: not a number"), "--busy-poll 1x: refused, exit %d",
+	      ret);
+}
+
 TEST(sigterm)
 {
 	int status;
@@ -936,8 +1035,8 @@ int main(void)
 		ktap_exit_skip("no loopback TCP: %s", strerror(errno));
 	if (write_policy(ntohs(server.sin_port)))
 		ktap_exit_fail("write the test policy");
-	pid_open = delegate_start(delegate_bin, sock_open, NULL);
-	pid_pol = delegate_start(delegate_bin, sock_pol, policy_path);
+	pid_open = delegate_start(delegate_bin, sock_open, NULL, NULL);
+	pid_pol = delegate_start(delegate_bin, sock_pol, policy_path, NULL);
 	if (pid_open <= 0 || pid_pol <= 0)
 		ktap_exit_fail("start %s without and with --policy", delegate_bin);
 	ret = ktap_run();
