@@ -29,7 +29,7 @@ struct delegate {
 	unsigned int client_sessions[CLIENT_TLS + 1];	/* open, per client; atomic */
 	struct ssl_ctx_st *tls;		/* tcp:/vsock: (mutual TLS), else NULL */
 	bool trace;			/* --trace: decisions go to the trace reader too */
-	unsigned int busy_poll_us;	/* --busy-poll: a session reader's poll before it sleeps */
+	unsigned int busy_poll_us;	/* --busy-poll: a session reader's poll before it sleeps (busy_poll_cpus) */
 	bool egress_guard;		/* guard.c's programs judge our sockets' addressed datagrams */
 	unsigned int max_handles;	/* sockets, all sessions (fits RLIMIT_NOFILE) */
 	unsigned int max_workers;	/* delegate and flusher threads, all sessions */

@@ -859,10 +859,11 @@ static void request_handle(struct session *s, struct rsys_frame *f, uint8_t *buf
 /*
  * The next request of @s into @f and *@payload (in @rd's buffer, valid
  * until the next call), its fd into *@fd: 0 or -errno. Requests already
- * read are served before the reader waits for the client again.
+ * read are served before the reader waits for the client again, polling
+ * for @poll_us microseconds first (busypoll.h).
  */
 static int request_next(struct session *s, struct frame_reader *rd, struct rsys_frame *f,
-			uint8_t **payload, int *fd)
+			uint8_t **payload, int *fd, unsigned int poll_us)
 {
 	struct busy_poll bp;
 	int ret;
@@ -874,7 +875,7 @@ static int request_next(struct session *s, struct frame_reader *rd, struct rsys_
 			return ret < 0 ? ret : 0;
 		wait_input(s);
 		ret = -EAGAIN;
-		busy_poll_start(&bp, dlg.busy_poll_us);
+		busy_poll_start(&bp, poll_us);
 		while (ret == -EAGAIN && busy_poll_more(&bp))
 			ret = frame_reader_fill(rd, false);
 		if (ret == -EAGAIN)
@@ -891,6 +892,8 @@ static void *session_main(void *arg)
 	uint8_t *buf = malloc(RSYS_MAX_PAYLOAD), *payload;
 	struct frame_reader rd;
 	struct rsys_frame f;
+	/* on its client's single CPU (session_cpus) the reader does not poll */
+	unsigned int poll_us = busy_poll_cpus(dlg.busy_poll_us);
 	int err, fd, client;
 
 	/* Only a unix client can pass a socket (direct mode); from others an fd is an error. */
@@ -903,7 +906,7 @@ static void *session_main(void *arg)
 	}
 	request_handle(s, &s->hello, buf, &r);
 	for (;;) {
-		err = request_next(s, &rd, &f, &payload, &fd);
+		err = request_next(s, &rd, &f, &payload, &fd, poll_us);
 		if (!err && fd >= 0) {
 			err = op_adopt(s, &f, fd);
 			if (err) {

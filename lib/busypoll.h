@@ -47,6 +47,20 @@ static inline int busy_poll_parse(const char *s, unsigned int *us)
 	return 0;
 }
 
+/*
+ * The window @us for the calling thread: 0 where it may run on one CPU only
+ * (taskset, or a delegate session following its client there). Whoever
+ * it polls for needs that CPU: polling would only delay them.
+ */
+static inline unsigned int busy_poll_cpus(unsigned int us)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) || CPU_COUNT(&set) < 2)
+		return 0;
+	return us;
+}
+
 /* Out of input: a poll of @us microseconds (0: none) starts. */
 static inline void busy_poll_start(struct busy_poll *bp, unsigned int us)
 {

@@ -867,6 +867,7 @@ static void *ev_thread_fn(void *arg)
 	int timeout = -1, n, i;
 	int64_t now, busy = -SV_LINGER_MS, checked = 0;
 	bool signalled, waiting = false, worked = false;
+	unsigned int poll_us = busy_poll_cpus(sv->busy_poll_us);
 	struct busy_poll bp;
 
 	remote_set_event_thread(sv->remote);
@@ -874,7 +875,7 @@ static void *ev_thread_fn(void *arg)
 		/* After work, not after a timeout: an idle monitor does not poll. */
 		n = 0;
 		if (worked) {
-			busy_poll_start(&bp, sv->busy_poll_us);
+			busy_poll_start(&bp, poll_us);
 			while (!n && busy_poll_more(&bp))
 				n = epoll_wait(st.epfd, evs, 32, 0);
 		}

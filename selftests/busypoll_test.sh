@@ -5,7 +5,8 @@
 #
 # A program under rsys makes 50 echo round trips 1 ms apart with the world. The test counts the
 # sleeps (voluntary context switches) of rsys-load's event thread (named rsys-event) over them:
-# with --busy-poll 10000 it stays awake between replies, with --busy-poll 0 it sleeps for each.
+# with --busy-poll 10000 it stays awake between replies, with --busy-poll 0 it sleeps for each,
+# and so it does on one CPU (taskset -c 0), where it does not poll.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -13,7 +14,8 @@ rsys_have_bins || ksft_skip "$RSYS_MISSING"
 rsys_topology_up
 rsys_delegate_start
 
-tap_plan 3
+tap_plan 4
+cpus=$(nproc)
 
 # The program: connect, say "ready", wait for a line, 50 round trips, say "done", wait for a line.
 cat >"$RSYS_TMP/echo50.py" <<'EOF'
@@ -43,14 +45,16 @@ event_sleeps()
 	done
 }
 
-# sleeps_over US: the event thread's sleeps over the 50 round trips with --busy-poll US.
+# sleeps_over US [PREFIX...]: the event thread's sleeps over the 50 round trips with
+# --busy-poll US, rsys-load run started by PREFIX (taskset).
 sleeps_over()
 {
-	local pid before after line
+	local us=$1 pid before after line
 
-	coproc RUN { exec "$RSYS_LOAD" run --mode remote --busy-poll "$1" --policy "$RSYS_POLICY" \
+	shift
+	coproc RUN { exec "$@" "$RSYS_LOAD" run --mode remote --busy-poll "$us" --policy "$RSYS_POLICY" \
 		--delegate "$RSYS_DELEGATE" -- "$PYTHON3" "$RSYS_TMP/echo50.py" "$RSYS_WORLD_IP" \
-		2>"$RSYS_TMP/busy-$1.log"; }
+		2>"$RSYS_TMP/busy-$us.log"; }
 	pid=$RUN_PID
 	if read -r -t 30 line <&"${RUN[0]}" && [ "$line" = ready ]; then
 		before=$(event_sleeps "$pid")
@@ -65,6 +69,10 @@ sleeps_over()
 	[ -n "$before" ] && [ -n "$after" ] && echo $((after - before))
 }
 
+if [ "$cpus" -lt 2 ]; then
+	tap_skip "busy polling needs two CPUs; this test may use $cpus"
+	tap_skip "busy polling needs two CPUs; this test may use $cpus"
+else
 polled=$(sleeps_over 10000)
 slept=$(sleeps_over 0)
 if [ -n "$polled" ] && [ -n "$slept" ] && [ "$polled" -lt 10 ] && [ "$slept" -ge 40 ]; then
@@ -73,6 +81,14 @@ else
 	tap_diag_file "$RSYS_TMP/busy-10000.log"
 	tap_diag_file "$RSYS_TMP/busy-0.log"
 	tap_not_ok "--busy-poll 10000: ${polled:-no count} sleeps (want < 10); --busy-poll 0: ${slept:-no count} (want 40 or more)"
+fi
+pinned=$(sleeps_over 10000 taskset -c "$(taskset -cp $$ | sed 's/.*: //; s/[-,].*//')")
+if [ -n "$pinned" ] && [ "$pinned" -ge 40 ]; then
+	tap_ok "on one CPU (taskset) rsys-load does not poll: the event thread slept $pinned times"
+else
+	tap_diag_file "$RSYS_TMP/busy-10000.log"
+	tap_not_ok "on one CPU (taskset): ${pinned:-no count} sleeps (want 40 or more: no polling)"
+fi
 fi
 
 # Bad windows are refused before anything runs.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* kselftest for rsys-delegate over the wire: ops, errno passthrough, policy, isolation, limits, cancel, bad frames. */
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -982,18 +983,34 @@ static long sleeps_per_50(const char *busy)
 /*
  * A session's reader polls for the next request before it sleeps
  * (--busy-poll): requests 1 ms apart find it awake with a 10 ms window;
- * with 0 (the control) it sleeps for each one.
+ * with 0 (the control) it sleeps for each one. A reader that may use one
+ * CPU only does not poll (busy_poll_cpus): that is checked with the
+ * delegate on CPU 0.
  */
 TEST(busy_poll)
 {
 	const char *bad[] = { "--listen", "unix:/nonexistent/x.sock", "--busy-poll", "10001", NULL };
-	long polled = sleeps_per_50("10000"), slept = sleeps_per_50("0");
+	long polled, slept, pinned;
 	char out[4096];
+	cpu_set_t all, one;
 	int ret;
+
+	if (sched_getaffinity(0, sizeof(all), &all) || CPU_COUNT(&all) < 2 || !CPU_ISSET(0, &all))
+		SKIP_CASE("busy polling needs two CPUs (CPU 0 among them); this test may use %d",
+			  CPU_COUNT(&all));
+	polled = sleeps_per_50("10000");
+	slept = sleeps_per_50("0");
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	sched_setaffinity(0, sizeof(one), &one);	/* the delegate started next inherits it */
+	pinned = sleeps_per_50("10000");
+	sched_setaffinity(0, sizeof(all), &all);
 
 	CHECK(polled >= 0 && polled < 10 && slept >= 40,
 	      "--busy-poll 10000: %ld sleeps for 50 requests 1 ms apart (want < 10); "
 	      "--busy-poll 0: %ld (want 40 or more)", polled, slept);
+	CHECK(pinned >= 40, "--busy-poll 10000 on one CPU: %ld sleeps (want 40 or more: no polling)",
+	      pinned);
 	ret = run_capture(delegate_bin, bad, 2, out, sizeof(out));
 	CHECK(ret == 1 && strstr(out, "--busy-poll 10001: not a number of microseconds (0 to 10000)"),
 	      "--busy-poll 10001: refused, exit %d", ret);
