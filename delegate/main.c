@@ -450,11 +450,8 @@ int main(int argc, char **argv)
 			egress_guard = false;
 			break;
 		case 'B':
-			if (busy_poll_parse(optarg, &dlg.busy_poll_us)) {
-				pr_err("--busy-poll %s: not a number of microseconds (0 to %d)\n", optarg,
-				       BUSY_POLL_US_MAX);
+			if (busy_poll_parse(optarg, &dlg.busy_poll_us))
 				return 1;
-			}
 			break;
 		case 'v':
 			log_level++;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "log.h"
+
 /*
  * In remote mode every call of the program is a chain of wake-ups: the
  * program's trap wakes the monitor, the monitor's request the delegate,
@@ -31,18 +33,20 @@ struct busy_poll {
 	bool polling;
 };
 
-/* --busy-poll US: 0 to BUSY_POLL_US_MAX microseconds into *@us; 0 or -EINVAL. */
+/* --busy-poll US: 0 to BUSY_POLL_US_MAX microseconds into *@us; 0, or -EINVAL after a message. */
 static inline int busy_poll_parse(const char *s, unsigned int *us)
 {
-	unsigned long v;
-	char *end;
+	unsigned long v = 0;
+	char *end = NULL;
 
-	if (*s < '0' || *s > '9')
+	if (*s >= '0' && *s <= '9') {
+		errno = 0;
+		v = strtoul(s, &end, 10);
+	}
+	if (!end || errno || *end || v > BUSY_POLL_US_MAX) {
+		pr_err("--busy-poll %s: not a number of microseconds (0 to %d)\n", s, BUSY_POLL_US_MAX);
 		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v > BUSY_POLL_US_MAX)
-		return -EINVAL;
+	}
 	*us = v;
 	return 0;
 }

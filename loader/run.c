@@ -271,11 +271,8 @@ int run_parse(int argc, char **argv, struct run_args *ra, void (*usage)(FILE *f)
 			ra->no_write_behind = true;
 			break;
 		case 'B':
-			if (busy_poll_parse(optarg, &ra->busy_poll_us)) {
-				pr_err("--busy-poll %s: not a number of microseconds (0 to %d)\n", optarg,
-				       BUSY_POLL_US_MAX);
+			if (busy_poll_parse(optarg, &ra->busy_poll_us))
 				return 1;
-			}
 			break;
 		case 'v':
 			log_level++;
