@@ -887,7 +887,7 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 	ssize_t n;
 	pthread_t t;
 	int fl, err = 0;
-	bool path;
+	bool helper;
 
 	if (!l) {
 		close(fd);
@@ -906,12 +906,12 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 		ret = n;
 	/* A path name is resolved in the caller's root and with its rights: the helper's to do. */
 	sun = (const struct sockaddr_un *)&l->addr;
-	path = kind == LS_HELPER || (kind == LS_UNIX && m->alen > offsetof(struct sockaddr_un, sun_path) &&
-				     sun->sun_family == AF_UNIX && sun->sun_path[0]);
+	helper = kind == LS_HELPER || (kind == LS_UNIX && m->alen > offsetof(struct sockaddr_un, sun_path) &&
+				       sun->sun_family == AF_UNIX && sun->sun_path[0]);
 	if (!ret)
 		ret = local_fds(c, l->ctl.buf, m->clen, l->mine, &l->nmine);
 	clen = m->clen;
-	if (!ret && kind == LS_UNIX && !path) {
+	if (!ret && kind == LS_UNIX && !helper) {
 		clen = local_creds(c, l, m->clen);
 		if (!clen)
 			ret = -ESRCH;
@@ -926,7 +926,7 @@ static enum sv_verdict local_sendmsg(struct sv_call *c, int fd, struct dmsg *m, 
 		.msg_iov = &l->iov, .msg_iovlen = 1,
 		.msg_control = clen ? l->ctl.buf : NULL, .msg_controllen = clen,
 	};
-	if (path) {
+	if (helper) {
 		struct lcall *lc = lcall_new(c, fd, &err);
 
 		l->fd = -1;	/* the helper's now */
